@@ -1,0 +1,53 @@
+# Two commands on a fresh machine:
+#   make lab    set up (if needed) and open the course in JupyterLab
+#   make test   set up (if needed) and run every test
+# Options: make lab PORT=8899 NO_BROWSER=1     make test PYTEST_ARGS="-k lifecycle"
+
+VENV        ?= .venv
+PORT        ?= 8888
+NO_BROWSER  ?=
+PYTEST_ARGS ?=
+# The first Python >= 3.11 on the PATH (pandas 3, scikit-learn 1.9 and numpy 2.4 need it).
+PYTHON      ?= $(shell for candidate in python3.13 python3.12 python3.11 python3; do \
+                 command -v $$candidate >/dev/null 2>&1 && $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+                 && { echo $$candidate; break; }; done)
+
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+LAB_FLAGS   := --ServerApp.ip=127.0.0.1 --port=$(PORT) \
+               $(if $(NO_BROWSER),--no-browser) \
+               $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: lab test install export clean-nbs check-sync bench help
+
+help:
+	@echo "make lab     set up if needed, then open the course (PORT=8888, NO_BROWSER=1 for a headless machine)"
+	@echo "make test    set up if needed, then run every test (PYTEST_ARGS='...' to pass options to pytest)"
+	@echo "make export  regenerate mlops_kit/ from nbs/ (nbdev-export) and clean the notebooks (nbdev-clean)"
+	@echo "make bench   run the benchmarks in bench/"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "mlops-kit needs Python >= 3.11: install it, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/nbs/index.ipynb
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n auto --durations=25 $(PYTEST_ARGS)
+
+export: $(STAMP)
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+
+check-sync: export
+	@git diff --exit-code --stat -- nbs mlops_kit || { echo "nbs/ and mlops_kit/ were out of sync or unclean: run 'make export' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- nbs mlops_kit)" || { git status --short -- nbs mlops_kit; echo "nbdev-export created untracked files: commit them"; exit 1; }
+
+bench: $(STAMP)
+	$(BIN)/python bench/import_time.py

@@ -1,0 +1,75 @@
+"""Shared fixtures and the test tiers.
+
+Tier 1 runs anywhere the project is installed. Tier 2 needs a service that a learner's laptop may lack
+(a PostgreSQL server, a Chromium browser). Tier-2 tests ask for the service through a fixture below: without
+it they are *skipped* with the reason, unless `MLOPS_KIT_REQUIRE_SERVICES=1` is set (as `.ci/run` does), in
+which case the missing service is a *failure*: CI always runs every tier.
+"""
+import os, shutil, socket, subprocess, uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES_VARIABLE = "MLOPS_KIT_REQUIRE_SERVICES"
+POSTGRES_URL_VARIABLE = "MLOPS_KIT_POSTGRES_URL"
+CHROMIUM_VARIABLE = "MLOPS_KIT_CHROMIUM"
+
+
+def services_required() -> bool:
+    "True when a missing service must fail the test run instead of skipping (CI)"
+    return os.environ.get(REQUIRE_SERVICES_VARIABLE, "").strip().lower() in {"1", "true", "yes"}
+
+
+def skip_or_fail(reason: str):
+    "Skip the current test for `reason`, or fail it when services are required"
+    if services_required():
+        pytest.fail(f"{reason} ({REQUIRE_SERVICES_VARIABLE} is set, so this test must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    "A free TCP port on the loopback interface"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    "Path of a Chromium browser for headless tests (tier 2)"
+    candidates = [os.environ.get(CHROMIUM_VARIABLE), shutil.which("chromium"), shutil.which("chromium-browser")]
+    found = next((path for path in candidates if path and os.access(path, os.X_OK)), None)
+    if found is None:
+        skip_or_fail(f"no Chromium browser: install Debian's `chromium` package or set {CHROMIUM_VARIABLE}")
+    return found
+
+
+def _postgres_server_url() -> str:
+    return os.environ.get(POSTGRES_URL_VARIABLE, "")
+
+
+@pytest.fixture
+def postgres_url():
+    "URL of a fresh, empty PostgreSQL database, dropped after the test (tier 2)"
+    server_url = _postgres_server_url()
+    if not server_url:
+        skip_or_fail(f"no PostgreSQL server: set {POSTGRES_URL_VARIABLE}=postgresql://user:password@host:port/dbname")
+    try:
+        import psycopg
+    except ImportError:
+        skip_or_fail("psycopg is not installed: `pip install -e '.[dev]'`")
+    database = f"mlops_kit_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f'CREATE DATABASE "{database}"')
+    except psycopg.OperationalError as error:
+        skip_or_fail(f"cannot reach the PostgreSQL server at {POSTGRES_URL_VARIABLE}: {error}")
+    yield server_url.rsplit("/", 1)[0] + "/" + database
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

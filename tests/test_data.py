@@ -1,0 +1,438 @@
+"""Tests of `mlops_kit.data`: the case study, the real dataset and the data-quality checks.
+
+The generator and the checks were written together, so finding the case study's own planted problems proves little.
+These tests therefore also plant problems themselves, at random columns, periods and sizes, in clean case-study data
+and in the breast cancer data, for ten seeds each, and require the checks to find exactly those problems.
+"""
+import json, subprocess, sys, time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_kit.data import (CASE_STUDY_COSTS, PROBLEM_KINDS, REAL_DATASETS, VIOLATION_KINDS, Dataset, PlantedProblem,
+                            Schema, case_study_ground_truth, check_by_period, find_duplicates, infer_schema,
+                            load_case_study, load_real_dataset, quality_report, screen_leakage, single_feature_scores,
+                            validate)
+
+SEEDS = range(10)
+CLEAN_END = "2024-09-01"  # the first planted problem that changes rows (the CRM migration)
+
+
+@pytest.fixture(scope="module")
+def case():
+    return load_case_study(seed=42)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    return load_real_dataset("breast_cancer")
+
+
+def fingerprint(frame):
+    return int(pd.util.hash_pandas_object(frame).sum())
+
+
+def findings(violations):
+    "The set of (period, column, kind), or (column, kind) without periods, of a violations table"
+    names = ["period", "column", "kind"] if "period" in violations else ["column", "kind"]
+    return set(violations[names].itertuples(index=False, name=None))
+
+
+def expected_violations(dataset):
+    "What the planted missing values and incidents of `dataset` should cause: {(month, column, kind)}"
+    months = pd.Series(dataset.frame[dataset.time_column].unique())
+    kinds = {"missing_values": "null_rate", "quality_incident": "out_of_range"}
+    return {(month.strftime("%Y-%m"), column, kinds[problem.kind])
+            for problem in dataset.ground_truth if problem.kind in kinds
+            for month in months[problem.affects(months)] for column in problem.columns}
+
+
+# --- the case study --------------------------------------------------------------------------------------------------
+
+def test_same_seed_same_data_other_seed_other_data(case):
+    again = load_case_study(seed=42)
+    assert fingerprint(again.frame) == fingerprint(case.frame)
+    assert again.frame.to_csv().encode() == case.frame.to_csv().encode()
+    assert again.ground_truth == case.ground_truth == case_study_ground_truth()
+    assert fingerprint(load_case_study(seed=43).frame) != fingerprint(case.frame)
+
+
+def test_case_study_shape_roles_and_speed(case):
+    started = time.perf_counter()
+    load_case_study(seed=1)
+    assert time.perf_counter() - started < 1.5
+    frame = case.frame
+    assert frame.shape == (36_000, 15)
+    assert frame.month.min() == pd.Timestamp("2024-01-01") and frame.month.max() == pd.Timestamp("2025-12-01")
+    assert (frame.groupby("month").size() == 1_500).all()
+    assert (case.target, case.time_column, case.id_column) == ("churned", "month", "customer_id")
+    assert case.categorical == ["region", "plan", "contract_type", "payment_method", "paperless_billing"]
+    assert case.numerical == ["tenure_months", "monthly_charges", "support_calls", "usage_hours", "inactive_days",
+                              "customer_age", "cancel_page_visits"]
+    assert 0.10 < case.y.mean() < 0.25
+    assert case.costs == CASE_STUDY_COSTS == {"false_positive": 50.0, "false_negative": 500.0}
+    assert frame.customer_id.is_unique
+    assert "<h4>Lumen churn case study</h4>" in case._repr_html_()
+    assert len(load_case_study(n_rows=2_410).frame) == 2_400  # rounded down to a multiple of 24 months
+    with pytest.raises(ValueError, match="at least 2,400"):
+        load_case_study(n_rows=1_000)
+
+
+def test_ground_truth_names_every_kind_with_dates(case):
+    truth = case.ground_truth
+    assert [problem.kind for problem in truth] == list(PROBLEM_KINDS)
+    assert truth.columns("leakage") == ["cancel_page_visits"]
+    assert truth.clean_until == pd.Timestamp(CLEAN_END)
+    assert {problem.kind: (str(problem.start.date()), problem.end and str(problem.end.date())) for problem in truth} == {
+        "leakage": ("2024-01-01", None), "missing_values": ("2024-09-01", None),
+        "quality_incident": ("2025-02-01", "2025-03-01"), "covariate_drift": ("2025-04-01", "2025-07-01"),
+        "concept_drift": ("2025-09-01", None)}
+    assert json.loads(json.dumps([problem.magnitude for problem in truth]))  # plain data
+    assert list(truth.table().columns) == ["kind", "columns", "start", "end", "magnitude", "description"]
+
+
+def test_clean_sample_is_before_every_planted_problem_and_without_the_leak(case):
+    clean = case.clean_sample()
+    assert clean.frame.month.max() < pd.Timestamp(CLEAN_END) and len(clean.frame) == 12_000
+    assert "cancel_page_visits" not in clean.frame and "cancel_page_visits" not in clean.features + clean.numerical
+    assert clean.frame.notna().all().all() and len(clean.ground_truth) == 0
+    sample = case.clean_sample(n=500, seed=3)
+    assert len(sample.frame) == 500 and fingerprint(sample.frame) == fingerprint(case.clean_sample(n=500, seed=3).frame)
+    with pytest.raises(ValueError, match="between 1 and 12000"):
+        case.clean_sample(n=20_000)
+
+
+def test_missing_values_and_incident_are_where_the_ground_truth_says(case):
+    frame = case.frame
+    null_share = frame.drop(columns="month").isna().groupby(frame.month).mean()
+    after = null_share.index >= pd.Timestamp(CLEAN_END)
+    assert (null_share[~after] == 0).all().all()
+    assert null_share.loc[after, "usage_hours"].between(0.07, 0.13).all()
+    assert null_share.loc[after, "payment_method"].between(0.035, 0.085).all()
+    assert (null_share.drop(columns=["usage_hours", "payment_method"]) == 0).all().all()
+    charges = frame.groupby("month").monthly_charges
+    assert charges.min()["2025-02-01"] >= 1_800 and charges.max().drop(pd.Timestamp("2025-02-01")).max() <= 120
+
+
+def test_covariate_drift_is_large_in_its_columns_and_months_only(case):
+    "Mean shifts (in reference std) and category shares per month, against the first half of 2024"
+    from scipy.stats import ks_2samp
+    frame = case.frame.drop(columns=["customer_id", "churned", "cancel_page_visits"])  # the leak follows the target
+    reference = frame[frame.month < "2024-07-01"]
+    episode = case.ground_truth.of_kind("covariate_drift")[0]
+    for month, rows in frame.groupby("month"):
+        drifting = bool(episode.affects(month)[0])
+        for column in case.numerical[:-1]:
+            if column == "monthly_charges" and month == pd.Timestamp("2025-02-01"): continue  # the incident
+            shift = (rows[column].mean() - reference[column].mean()) / reference[column].std()
+            if drifting and column == "tenure_months":
+                assert shift < -0.5 and ks_2samp(rows[column], reference[column]).pvalue < 1e-10, (month, shift)
+            else: assert abs(shift) < 0.2, (month, column, shift)
+        for column in case.categorical:
+            change = rows[column].value_counts(normalize=True) - reference[column].value_counts(normalize=True)
+            if drifting and column == "contract_type": assert change["month-to-month"] > 0.15, (month, change)
+            else: assert change.abs().max() < 0.06, (month, column, change)
+
+
+def churn_model(dataset):
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    encode = make_column_transformer((OneHotEncoder(handle_unknown="ignore"), dataset.categorical), (numbers, dataset.numerical))
+    return make_pipeline(encode, LogisticRegression(max_iter=1_000)).fit(dataset.X, dataset.y)
+
+
+def test_target_is_learnable_the_leak_too_good_and_concept_drift_hurts(case):
+    from sklearn.metrics import roc_auc_score
+    clean = case.clean_sample()
+    train, test = clean.between(end="2024-07-01"), clean.between(start="2024-07-01")
+    honest = roc_auc_score(test.y, churn_model(train).predict_proba(test.X)[:, 1])
+    assert 0.75 <= honest <= 0.85, honest
+    leaky = case.between(end="2024-07-01"), case.between("2024-07-01", CLEAN_END)
+    assert roc_auc_score(leaky[1].y, churn_model(leaky[0]).predict_proba(leaky[1].X)[:, 1]) > 0.98
+    model, threshold = churn_model(clean), 50 / 550
+
+    def scores(data):
+        probability, churned = model.predict_proba(data.frame[clean.features])[:, 1], data.y.to_numpy() == 1
+        offered = probability > threshold
+        cost = 50 * (offered & ~churned).sum() + 500 * (~offered & churned).sum()
+        return roc_auc_score(churned, probability), (offered & churned).sum() / churned.sum(), cost / len(churned)
+    auc_before, recall_before, cost_before = scores(case.between("2025-07-01", "2025-09-01"))
+    auc_after, recall_after, cost_after = scores(case.between("2025-09-01"))
+    assert auc_before - auc_after > 0.1 and recall_before - recall_after > 0.1 and cost_after > 1.3 * cost_before
+
+
+@pytest.mark.parametrize("seed", [42, 7, 2024])
+def test_checks_find_exactly_the_planted_problems_of_the_case_study(seed):
+    case = load_case_study(seed=seed)
+    report = quality_report(case, reference=case.between(end="2024-07-01"))
+    assert findings(report.violations) == expected_violations(case)
+    assert report.leakage.feature.tolist() == case.ground_truth.columns("leakage")
+    assert report.duplicates.empty
+
+
+@pytest.mark.parametrize("seed", [42, 7, 2024])
+def test_checks_report_nothing_on_a_clean_sample(seed):
+    clean = load_case_study(seed=seed).clean_sample()
+    assert quality_report(clean, reference=clean.between(end="2024-04-01")).ok
+    sample = clean.clean_sample(n=3_000, seed=seed)
+    assert quality_report(sample.frame, reference=clean.frame, target="churned", id_column="customer_id").ok
+
+
+def test_null_tolerance_absorbs_sampling_noise_around_a_nonzero_reference_rate(case):
+    "With a reference that has nulls (~10% and ~6%), monthly null rates vary by sampling alone: nothing to report"
+    reference = case.between(CLEAN_END, "2024-12-01").frame
+    later = case.between("2024-12-01").frame
+    assert findings(check_by_period(later, reference, "month")) == {("2025-02", "monthly_charges", "out_of_range")}
+
+
+# --- problems planted by the tests -----------------------------------------------------------------------------------
+
+def leak_of(target, rng, flip_share):
+    "A column equal to the 0/1 `target` except in `flip_share` of each class, dressed as numbers or as categories"
+    leak = target.to_numpy().copy()
+    for label in (0, 1):
+        rows = np.flatnonzero(leak == label)
+        flipped = rng.choice(rows, size=int(flip_share * len(rows)), replace=False)
+        leak[flipped] = 1 - label
+    if rng.random() < 0.5: return leak * rng.uniform(2, 10) + rng.uniform(0, 1, len(leak))
+    return np.where(leak == 1, "yes", "no")
+
+
+def plant_rows(frame, rng, share, within=None):
+    "Index labels of `share` of the rows of `frame` (of those in `within`, if given), at least one"
+    pool = frame.index if within is None else frame.index[within]
+    return rng.choice(pool, size=max(1, int(np.ceil(share * len(pool)))), replace=False)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_quality_report_finds_problems_planted_in_clean_case_study_data(case, seed):
+    """Planted at random columns and months of the clean period (reference: its first three months), detectable range:
+    missing values in >= 2% (up to 50%) of one month's rows of any column; a unit change multiplying >= 5% (up to all)
+    of one month's rows of a numeric column by a whole factor in [10, 1000]; an unseen category in >= 1% (up to 30%)
+    of one month's rows of a categorical column; 1 to 20 duplicated rows (with new ids); a leak, present in the
+    reference too, equal to the target except in <= 1% of each class, as numbers or as categories."""
+    rng = np.random.default_rng(seed)
+    clean = case.clean_sample()
+    frame = clean.frame.copy()
+    numeric = [name for name in clean.numerical]
+    categories = [name for name in clean.categorical if name != "paperless_billing"]
+    unit_column, category_column = rng.choice(numeric), rng.choice(categories)
+    missing_column = rng.choice([name for name in clean.features if name not in (unit_column, category_column)])
+    leak_column = rng.choice([name for name in clean.features if name not in (unit_column, category_column, missing_column)])
+    frame[leak_column] = leak_of(frame.churned, rng, rng.uniform(0, 0.01))
+    reference, current = frame[frame.month < "2024-04-01"], frame[frame.month >= "2024-04-01"].copy()
+    months = current.month.unique()
+    planted_months = rng.choice(months, size=3)
+    in_month = lambda index: (current.month == planted_months[index]).to_numpy()
+    current[missing_column] = current[missing_column].mask(current.index.isin(plant_rows(current, rng, rng.uniform(0.02, 0.5), in_month(0))))
+    unit_rows = plant_rows(current, rng, rng.uniform(0.05, 1.0), in_month(1))
+    current.loc[unit_rows, unit_column] = current.loc[unit_rows, unit_column] * int(rng.integers(10, 1_001))
+    current.loc[plant_rows(current, rng, rng.uniform(0.01, 0.3), in_month(2)), category_column] = f"unknown-{seed}"
+    copies = rng.choice(current.index, size=int(rng.integers(1, 21)), replace=False)
+    duplicated = current.loc[copies].assign(customer_id=[f"D{number}" for number in range(len(copies))])
+    current = pd.concat([current, duplicated.set_axis(range(100_000, 100_000 + len(copies)))])
+
+    report = quality_report(current, reference=reference, target="churned", time_column="month", id_column="customer_id")
+    month_text = lambda index: pd.Timestamp(planted_months[index]).strftime("%Y-%m")
+    assert findings(report.violations) == {(month_text(0), missing_column, "null_rate"),
+                                           (month_text(1), unit_column, "out_of_range"),
+                                           (month_text(2), category_column, "unseen_category")}
+    assert report.leakage.feature.tolist() == [leak_column]
+    assert report.duplicates.values.tolist() == [[100_000 + number, source] for number, source in enumerate(copies)]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_validation_finds_problems_planted_in_real_data(cancer, seed):
+    """Breast cancer data (no dates, no categorical column, so no period and no unseen category). Reference: the whole
+    dataset; current: a random 50-100% of its rows. Detectable range: missing values in >= 2% (up to 50%) of the rows
+    of any column; a unit change multiplying >= 5% (up to all) of the rows of another column by a whole factor in
+    [100, 1000]. (A factor of 10 is not always detectable by a range check here: 'area error' has a maximum 22 times
+    its median, so most of its values times 10 stay inside the reference range.)"""
+    rng = np.random.default_rng(seed)
+    current = cancer.frame.sample(frac=rng.uniform(0.5, 1.0), random_state=seed)
+    missing_column, unit_column = rng.choice(cancer.features, size=2, replace=False)
+    current[missing_column] = current[missing_column].mask(current.index.isin(plant_rows(current, rng, rng.uniform(0.02, 0.5))))
+    unit_rows = plant_rows(current, rng, rng.uniform(0.05, 1.0))
+    current.loc[unit_rows, unit_column] = current.loc[unit_rows, unit_column] * int(rng.integers(100, 1_001))
+    assert findings(validate(current, cancer.frame)) == {(missing_column, "null_rate"), (unit_column, "out_of_range")}
+    assert findings(validate(cancer.frame.sample(frac=0.7, random_state=seed), cancer.frame)) == set()
+
+
+@pytest.mark.parametrize("dataset", ["case_study", "breast_cancer"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_leakage_screen_finds_a_planted_leak_and_only_it(case, cancer, dataset, seed):
+    """A random feature replaced by a leak equal to the target except in <= 1% of each class (ROC AUC >= 0.99, the
+    threshold is 0.98); breast cancer's best honest feature reaches 0.975 and must not be flagged."""
+    rng = np.random.default_rng(seed)
+    data = case.clean_sample() if dataset == "case_study" else cancer
+    frame = data.frame.copy()
+    leak_column = rng.choice(data.features)
+    frame[leak_column] = leak_of(frame[data.target], rng, rng.uniform(0, 0.01))
+    suspicious = screen_leakage(frame, data.target, features=data.features)
+    assert suspicious.feature.tolist() == [leak_column]
+    assert suspicious.score[0] >= 0.98 and "check that its value is known before the outcome" in suspicious.message[0]
+
+
+@pytest.mark.parametrize("dataset", ["case_study", "breast_cancer"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_duplicates_found_exactly(case, cancer, dataset, seed):
+    "1 to 20 random rows copied at the end (with a new id in the case study): each copy found, with its original"
+    rng = np.random.default_rng(seed)
+    data = case.clean_sample() if dataset == "case_study" else cancer
+    sources = rng.choice(data.frame.index, size=int(rng.integers(1, 21)), replace=False)
+    copies = data.frame.loc[sources].set_axis(range(-1, -len(sources) - 1, -1))
+    if data.id_column: copies[data.id_column] = [f"copy-{number}" for number in range(len(sources))]
+    found = find_duplicates(pd.concat([data.frame, copies]), ignore=data.id_column)
+    assert found.values.tolist() == [[-1 - number, source] for number, source in enumerate(sources)]
+    assert find_duplicates(data.frame, ignore=data.id_column).empty
+
+
+# --- every kind of schema violation, with its message ----------------------------------------------------------------
+
+REFERENCE = pd.DataFrame({"plan": ["basic", "premium"] * 50, "charges": np.linspace(20, 100, 100), "calls": [0, 1, 2, 3] * 25,
+                          "paperless": [True, False] * 50, "since": pd.date_range("2024-01-01", periods=100, freq="D")})
+GOOD = pd.DataFrame({"plan": ["basic"] * 10, "charges": [50.0] * 10, "calls": [1] * 10, "paperless": [True] * 10,
+                     "since": pd.Timestamp("2026-01-01")})  # a later date is fine: dates are not range-checked
+
+VIOLATIONS = {
+    "missing_column": (lambda frame: frame.drop(columns="calls"), "calls", 10,
+                       "column 'calls' is missing; the schema expects whole numbers in it"),
+    "unexpected_column": (lambda frame: frame.assign(coupon=1.0), "coupon", 10,
+                          "column 'coupon' is not in the schema; drop it, or infer the schema from a reference that has it"),
+    "wrong_dtype": (lambda frame: frame.assign(charges=["50"] * 10), "charges", 10,
+                    "column 'charges' should hold numbers but holds text categories (dtype str); convert it, e.g. with pd.to_numeric(...)"),
+    "all_null": (lambda frame: frame.assign(plan=None), "plan", 10,
+                 "every value of 'plan' is null (10 rows); the reference had 0.0% nulls"),
+    "null_rate": (lambda frame: frame.assign(plan=["basic"] * 8 + [None] * 2), "plan", 2,
+                  "null rate 20.0% (2 of 10 rows) is above the reference's 0.0%; at most 1.0% expected (tolerance 1.0% plus sampling noise)"),
+    "out_of_range": (lambda frame: frame.assign(charges=[50.0] * 8 + [5000.0, 2.0]), "charges", 2,
+                     "2 of 10 values (20.0%) are outside the reference range [20, 100] widened by 10% to [12, 108], e.g. 5000, 2"),
+    "unseen_category": (lambda frame: frame.assign(plan=["basic"] * 9 + ["gold"]), "plan", 1,
+                        "1 of 10 values (10.0%) are categories the reference never had, e.g. 'gold'; known: 'basic', 'premium'"),
+}
+
+
+def test_every_violation_kind_is_tested():
+    assert set(VIOLATIONS) == set(VIOLATION_KINDS)
+
+
+@pytest.mark.parametrize("kind", list(VIOLATIONS))
+def test_violation_kind_and_message(kind):
+    change, column, rows, message = VIOLATIONS[kind]
+    found = validate(change(GOOD), infer_schema(REFERENCE))
+    assert found.to_dict("records") == [{"column": column, "kind": kind, "rows": rows, "message": message}]
+
+
+def test_valid_data_gives_an_empty_table_with_the_usual_columns():
+    found = validate(GOOD, REFERENCE)
+    assert found.empty and list(found.columns) == ["column", "kind", "rows", "message"]
+
+
+@pytest.mark.parametrize("values, message", [
+    ([1.5] * 10, "column 'calls' should hold whole numbers but 10 of 10 values (100.0%) are not whole, e.g. 1.5"),
+    (["a"] * 10, "column 'calls' should hold whole numbers but holds text categories (dtype str); convert it, e.g. with pd.to_numeric(...)"),
+    ([True] * 10, "column 'calls' should hold whole numbers but holds true/false values (dtype bool); convert it, e.g. with pd.to_numeric(...)")])
+def test_wrong_dtype_variants(values, message):
+    assert validate(GOOD.assign(calls=values), REFERENCE).message.tolist() == [message]
+
+
+def test_integers_as_floats_and_booleans_with_nulls_are_not_wrong_dtypes():
+    frame = GOOD.assign(calls=[1.0] * 10, paperless=pd.Series([True] * 10, dtype=object))
+    assert validate(frame, REFERENCE).empty
+    with_nulls = GOOD.assign(calls=[1.0] * 9 + [None], paperless=[True] * 9 + [None])
+    assert findings(validate(with_nulls, REFERENCE)) == {("calls", "null_rate"), ("paperless", "null_rate")}
+
+
+def test_wrong_dtype_for_booleans_and_dates():
+    found = validate(GOOD.assign(paperless=["yes"] * 10, since=["2026-01-01"] * 10), REFERENCE)
+    assert found.message.tolist() == [
+        "column 'paperless' should hold true/false values but holds text categories (dtype str); convert it, e.g. with .astype(bool)",
+        "column 'since' should hold dates but holds text categories (dtype str); convert it, e.g. with pd.to_datetime(...)"]
+
+
+def test_check_by_period_puts_a_one_week_incident_in_its_week():
+    days = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=70, freq="D"), "amount": np.tile(np.linspace(1, 10, 7), 10)})
+    days.loc[days.day.between("2024-01-22", "2024-01-28"), "amount"] *= 100
+    found = check_by_period(days, days.iloc[:14], "day", freq="W")
+    assert found[["period", "column", "kind", "rows"]].values.tolist() == [["2024-01-22/2024-01-28", "amount", "out_of_range", 7]]
+
+
+# --- the schema as plain data ----------------------------------------------------------------------------------------
+
+def test_schema_round_trips_through_json(case):
+    schema = infer_schema(case.frame)
+    data = json.loads(json.dumps(schema.to_dict()))
+    assert Schema.from_dict(data) == schema
+    assert data["columns"]["tenure_months"] == {"kind": "integer", "null_rate": 0.0, "minimum": 1, "maximum": 72, "categories": None}
+    assert data["columns"]["customer_id"]["kind"] == "text" and data["columns"]["month"]["kind"] == "datetime"
+    assert data["columns"]["payment_method"]["categories"] == ["bank transfer", "credit card", "electronic check", "mailed check"]
+    assert validate(case.frame, data).empty  # a dict is accepted where a Schema is
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"rows": 3}, "needs a 'columns' entry"),
+    ({"columns": {"a": {"kind": "float"}}}, "unknown column kind 'float'"),
+    ({"columns": {"a": {"kind": "numeric", "mean": 3}}}, "column 'a' of the schema dict has unknown entries ['mean']")])
+def test_bad_schema_dicts(data, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        Schema.from_dict(data)
+
+
+# --- the real datasets -----------------------------------------------------------------------------------------------
+
+def test_real_datasets(cancer):
+    assert cancer.frame.shape == (569, 31) and cancer.target == "malignant" and cancer.y.sum() == 212
+    assert cancer.time_column is None and cancer.categorical == [] and len(cancer.numerical) == 30
+    assert fingerprint(load_real_dataset("breast_cancer").frame) == fingerprint(cancer.frame)
+    wine = load_real_dataset("wine")
+    assert wine.frame.shape == (178, 14) and sorted(wine.y.unique()) == [0, 1, 2]
+    assert set(REAL_DATASETS) == {"breast_cancer", "wine"}
+    assert quality_report(wine).skipped == {"schema": "no reference given", "leakage": "target 'cultivar' is not binary"}
+
+
+def test_single_feature_scores_on_real_data(cancer):
+    scores = single_feature_scores(cancer.frame, "malignant")
+    assert scores.feature[0] == "worst perimeter" and 0.97 < scores.score[0] < 0.98
+    assert screen_leakage(cancer.frame, "malignant").empty
+
+
+# --- bad input gets a clear error ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: validate([1, 2], REFERENCE), TypeError, "`frame` must be a pandas DataFrame, got list"),
+    (lambda: validate(GOOD.iloc[:0], REFERENCE), ValueError, "`frame` has no rows"),
+    (lambda: validate(GOOD, "schema.json"), TypeError, "must be a Schema, a dict from Schema.to_dict(), a DataFrame or a Dataset; got str"),
+    (lambda: infer_schema(pd.DataFrame()), ValueError, "`reference` has no columns"),
+    (lambda: infer_schema(pd.DataFrame([[1, 2]])), TypeError, "column names of `reference` must be text"),
+    (lambda: infer_schema(REFERENCE, range_tolerance=-1), ValueError, "tolerances must be zero or positive"),
+    (lambda: check_by_period(GOOD, REFERENCE, "when"), ValueError, "unknown column(s) 'when' in `time_column`"),
+    (lambda: check_by_period(GOOD, REFERENCE, "plan"), TypeError, "time column 'plan' holds str, not dates; convert it with pd.to_datetime"),
+    (lambda: screen_leakage(REFERENCE, "plans"), ValueError, "unknown column(s) 'plans' in `target`"),
+    (lambda: screen_leakage(REFERENCE, "calls"), ValueError, "needs a binary target; 'calls' has 4 distinct values"),
+    (lambda: screen_leakage(REFERENCE.head(5), "plan"), ValueError, "needs at least 10 rows with a target; got 5"),
+    (lambda: screen_leakage(REFERENCE, "plan", threshold=1.5), ValueError, "`threshold` is a ROC AUC between 0.5 and 1, got 1.5"),
+    (lambda: find_duplicates(REFERENCE, ignore=list(REFERENCE.columns)), ValueError, "`ignore` lists every column"),
+    (lambda: find_duplicates(REFERENCE, ignore="id"), ValueError, "unknown column(s) 'id' in `ignore`"),
+    (lambda: quality_report(REFERENCE, target="churn"), ValueError, "unknown column(s) 'churn' in `target`"),
+    (lambda: quality_report(None), TypeError, "`data` must be a pandas DataFrame, got NoneType"),
+    (lambda: load_real_dataset("iris"), ValueError, "unknown dataset 'iris'; the available ones are: breast_cancer, wine"),
+    (lambda: Dataset(REFERENCE, target="churned", features=["plan"]), ValueError, "unknown column(s) 'churned'"),
+    (lambda: Dataset(REFERENCE, target="plan", features=["plan", "calls"]), ValueError, "cannot be both a feature and"),
+    (lambda: Dataset(REFERENCE, target="plan", features=["calls"]).between("2024-01-01"), ValueError, "has no time column"),
+    (lambda: PlantedProblem("typo", "plan", "2024-01-01"), ValueError, "unknown problem kind 'typo'"),
+])
+def test_bad_input_gets_a_clear_error(call, error, message):
+    with pytest.raises(error) as raised:
+        call()
+    assert message in str(raised.value)
+
+
+def test_import_is_light():
+    "`import mlops_kit.data` must not load scikit-learn (it is imported inside the functions that need it)"
+    code = "import sys, mlops_kit.data; assert 'sklearn' not in sys.modules, 'sklearn was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

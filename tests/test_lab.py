@@ -1,0 +1,78 @@
+"""`make lab` serves the course: JupyterLab starts headless on loopback and opens the course home."""
+import os, secrets, signal, subprocess, sys, time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import REPO_ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, seconds: float = 90) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"`make lab` exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            response = httpx.get(url, timeout=5)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"JupyterLab did not answer {url} within {seconds}s:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def running_lab(tmp_path):
+    "Run `make lab` headless on a free loopback port with a known token; stop it afterwards"
+    port, token = free_port(), secrets.token_hex(16)
+    venv = Path(sys.prefix)
+    environment = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    log_path = tmp_path / "lab.log"
+    with open(log_path, "w") as log:
+        # `-o` tells make the environment is installed already: the test suite runs inside it.
+        process = subprocess.Popen(
+            ["make", "-o", f"{venv}/.installed", "lab", f"VENV={venv}", f"PORT={port}", "NO_BROWSER=1"],
+            cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield f"http://127.0.0.1:{port}", token, process, log_path
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_make_lab_serves_the_course_home(running_lab):
+    base_url, token, process, log_path = running_lab
+    page = _wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
+    assert "JupyterLab" in page.text
+    # The token protects the server: without it the API refuses.
+    assert httpx.get(f"{base_url}/api/contents/nbs").status_code == 403
+    contents = httpx.get(f"{base_url}/api/contents/nbs/index.ipynb", params={"token": token}).json()
+    assert contents["type"] == "notebook"
+    titles = [cell["source"] for cell in contents["content"]["cells"] if cell["cell_type"] == "markdown"]
+    assert titles and titles[0].startswith("# mlops-kit")
+    # Its front door opens the course home.
+    home = httpx.get(f"{base_url}/", params={"token": token})
+    assert home.status_code == 302 and "/lab/tree/nbs/index.ipynb" in home.headers["location"]
+    assert f"http://127.0.0.1:{base_url.rsplit(':', 1)[1]}/lab/tree/nbs/index.ipynb" in log_path.read_text()
+    assert process.poll() is None
+
+
+@pytest.mark.service("chromium")
+def test_course_home_renders_in_a_browser(running_lab, chromium_executable, tmp_path):
+    base_url, token, process, log_path = running_lab
+    _wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
+    command = [chromium_executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=30000",
+               "--dump-dom", f"{base_url}/lab/tree/nbs/index.ipynb?token={token}"]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=180).stdout
+    assert "jp-LabShell" in dom, dom[-2000:]
+    assert "jp-Notebook" in dom

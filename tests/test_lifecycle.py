@@ -1,0 +1,520 @@
+"""The lifecycle contract: metric registry, criteria, decisions and the project journal on disk."""
+import json, math, subprocess, sys, textwrap, time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_kit import lifecycle
+from mlops_kit.lifecycle import (Criteria, Criterion, Decision, JournalError, Metric, MetricRegistry,
+                                 MissingMetricError, Phase, Project, UnknownMetricError, Verdict, cost_metric,
+                                 metric_registry)
+
+# Ten cases, four positives: TP=3, FN=1, FP=1, TN=5.
+Y_TRUE = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+Y_PRED = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0])
+Y_SCORE = np.array([0.9, 0.8, 0.7, 0.4, 0.6, 0.3, 0.2, 0.2, 0.1, 0.1])
+
+
+@pytest.fixture
+def registry():
+    "A fresh registry with a cost metric, so tests do not touch the shared one"
+    registry = MetricRegistry.default()
+    registry.register(cost_metric("cost_per_1000", false_positive_cost=10, false_negative_cost=100))
+    return registry
+
+
+@pytest.fixture
+def criteria(registry):
+    return Criteria("cost_per_1000 <= 12000", ["recall >= 0.8", "latency_p95_ms <= 50"], registry=registry)
+
+
+# --- import cost ------------------------------------------------------------------------------------------------
+
+def test_import_loads_no_heavy_dependency():
+    code = ("import sys, mlops_kit.lifecycle\n"
+            "heavy = ('optuna', 'matplotlib', 'fastapi', 'sklearn')\n"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] in heavy))")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
+
+
+# --- bad input is refused with a message that says what was wrong --------------------------------------------------
+
+def test_unknown_comparison_names_it_and_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="Unknown comparison '>>': use one of '>=', '<=', '>', '<'"):
+        Criterion("recall", ">>", 0.8)
+    with pytest.raises(ValueError, match="Unknown comparison '=>'"):
+        Criterion.from_string("recall => 0.8")
+
+
+def test_non_numeric_threshold_names_the_value():
+    with pytest.raises(TypeError, match="threshold of 'recall' must be a number, got '0.8'"):
+        Criterion("recall", ">=", "0.8")
+    with pytest.raises(TypeError, match="must be a number, got '4,000'"):
+        Criterion.from_string("latency_p95_ms <= 4,000")
+
+
+def test_nan_threshold_is_refused():
+    with pytest.raises(ValueError, match="threshold of 'recall' must be a finite number, got nan"):
+        Criterion("recall", ">=", float("nan"))
+
+
+def test_unknown_metric_lists_known_ones_and_how_to_register():
+    with pytest.raises(UnknownMetricError) as raised:
+        Criterion("recal", ">=", 0.8)
+    message = str(raised.value)
+    assert "Unknown metric 'recal'. Did you mean 'recall'?" in message
+    assert "accuracy, balanced_accuracy, precision, recall" in message
+    assert "metric_registry.register(Metric('recal', 'higher', compute))" in message
+    assert isinstance(raised.value, KeyError) and isinstance(raised.value, ValueError)
+
+
+def test_comparison_against_the_metric_direction_is_refused():
+    with pytest.raises(ValueError, match="'recall <= 0.8' contradicts 'recall', for which higher is better.*use '>=' or '>'"):
+        Criterion("recall", "<=", 0.8)
+    with pytest.raises(ValueError, match="for which lower is better.*use '<=' or '<'"):
+        Criterion("log_loss", ">=", 0.3)
+
+
+def test_unreadable_criterion_string_shows_the_expected_form():
+    with pytest.raises(ValueError, match="write '<metric> <comparison> <threshold>', e.g. 'recall >= 0.8'"):
+        Criterion.from_string("recall should be high")
+
+
+def test_missing_measured_metric_names_missing_and_given(criteria):
+    with pytest.raises(MissingMetricError) as raised:
+        criteria.evaluate({"recall": 0.9, "accuracy": 0.8})
+    message = str(raised.value)
+    assert "No measured value for 'cost_per_1000', 'latency_p95_ms'" in message
+    assert "measured metrics given are 'recall', 'accuracy'" in message
+    assert isinstance(raised.value, KeyError)
+
+
+def test_iterate_needs_a_phase_to_return_to():
+    with pytest.raises(ValueError, match="An 'iterate' decision goes back to a phase: pass return_to, one of 'design', 'development'"):
+        Decision("development", "iterate")
+
+
+def test_go_and_stop_take_no_return_phase():
+    with pytest.raises(ValueError, match="A 'go' decision takes no return_to \\(got 'design'\\)"):
+        Decision("development", "go", return_to="design")
+    with pytest.raises(ValueError, match="A 'stop' decision takes no return_to"):
+        Decision("design", "stop", return_to="design")
+
+
+def test_iterate_cannot_go_forward():
+    with pytest.raises(ValueError, match="from design it returns to one of 'design', not to 'deployment'"):
+        Decision("design", "iterate", return_to="deployment")
+
+
+def test_unknown_phase_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="Unknown phase 'production': use one of 'design', 'development', 'deployment'"):
+        Phase("production")
+    with pytest.raises(ValueError, match="Unknown phase 'testing'"):
+        Decision("testing", "go")
+    assert Phase(" Design ") is Phase.design and Decision("DEPLOYMENT", "go").phase is Phase.deployment
+
+
+def test_unknown_verdict_and_recommendation():
+    with pytest.raises(ValueError, match="Unknown verdict 'maybe': use one of 'go', 'iterate', 'stop'"):
+        Decision("design", "maybe")
+    with pytest.raises(ValueError, match="Unknown recommendation 'panic': use one of 'keep', 'retrain', 'rethink', 'retire'"):
+        Decision.from_recommendation("panic")
+
+
+def test_negative_cost_is_refused():
+    with pytest.raises(ValueError, match="false_positive_cost must be >= 0 \\(a cost, in your currency\\), got -5"):
+        cost_metric("cost", -5, 100)
+    with pytest.raises(ValueError, match="false_negative_cost must be >= 0"):
+        cost_metric("cost", 5, -1)
+    with pytest.raises(TypeError, match="false_negative_cost must be a number, got 'a lot'"):
+        cost_metric("cost", 5, "a lot")
+
+
+def test_metric_inputs_are_checked(registry):
+    with pytest.raises(ValueError, match="'roc_auc' is computed from scores: pass `y_score`"):
+        registry.compute("roc_auc", Y_TRUE, Y_PRED)
+    with pytest.raises(ValueError, match="'recall' is computed from predicted labels: pass `y_pred`"):
+        registry.compute("recall", Y_TRUE, y_score=Y_SCORE)
+    with pytest.raises(ValueError, match="`y_true` has 10 values but `y_pred` has 9"):
+        registry.compute("accuracy", Y_TRUE, Y_PRED[:9])
+    with pytest.raises(ValueError, match="`y_score` must be one-dimensional.*\\[:, 1\\]"):
+        registry.compute("roc_auc", Y_TRUE, y_score=np.column_stack([1 - Y_SCORE, Y_SCORE]))
+    with pytest.raises(ValueError, match="'latency_p95_ms' is a system metric measured outside the model"):
+        registry.compute("latency_p95_ms", Y_TRUE, Y_PRED)
+    with pytest.raises(ValueError, match="Did you pass scores\\? Threshold them first"):
+        registry.compute("cost_per_1000", Y_TRUE, Y_SCORE)
+    with pytest.raises(ValueError, match="`y_true` is empty"):
+        registry.compute("accuracy", [], [])
+
+
+# --- the metric registry ------------------------------------------------------------------------------------------
+
+def test_label_metrics_match_hand_computed_values(registry):
+    values = registry.compute_all(["accuracy", "precision", "recall", "f1", "balanced_accuracy"], Y_TRUE, Y_PRED)
+    assert values == pytest.approx({"accuracy": 0.8, "precision": 0.75, "recall": 0.75, "f1": 0.75,
+                                    "balanced_accuracy": (3 / 4 + 5 / 6) / 2})
+    assert all(type(value) is float for value in values.values())
+
+
+def test_score_metrics_match_hand_computed_values_and_sklearn(registry):
+    from sklearn import metrics as sk
+    assert registry.compute("roc_auc", Y_TRUE, y_score=Y_SCORE) == pytest.approx(23 / 24)  # 23 of 24 pairs ranked right
+    assert registry.compute("brier", Y_TRUE, y_score=Y_SCORE) == pytest.approx(np.mean((Y_SCORE - Y_TRUE) ** 2))
+    expected_log_loss = -np.mean(Y_TRUE * np.log(Y_SCORE) + (1 - Y_TRUE) * np.log(1 - Y_SCORE))
+    assert registry.compute("log_loss", Y_TRUE, y_score=Y_SCORE) == pytest.approx(expected_log_loss)
+    assert registry.compute("average_precision", Y_TRUE, y_score=Y_SCORE) == pytest.approx(
+        sk.average_precision_score(Y_TRUE, Y_SCORE))
+
+
+def test_cost_metric_from_a_hand_counted_confusion_matrix(registry):
+    # FP=1 at 10, FN=1 at 100, over 10 cases: 110 / 10 * 1000
+    assert registry.compute("cost_per_1000", Y_TRUE, Y_PRED) == pytest.approx(11_000)
+    assert registry.get("cost_per_1000").direction == "lower" and registry.get("cost_per_1000").kind == "business"
+    # two false negatives, no false positive, among 4 cases, labels given as text
+    churn_cost = cost_metric("churn_cost", 30, 200, positive_label="churn")
+    assert churn_cost(["churn", "churn", "stay", "churn"], ["stay", "stay", "stay", "churn"]) == pytest.approx(100_000)
+    with pytest.raises(ValueError, match="The positive label 1 is not among the labels 'churn', 'stay'"):
+        cost_metric("cost", 1, 1)(["churn", "stay"], ["stay", "stay"])
+
+
+def test_default_registry_has_the_agreed_metrics():
+    assert {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "log_loss",
+            "brier", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_rps"} <= set(metric_registry.names())
+    assert metric_registry.names("system") == ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_rps"]
+    directions = {name: metric_registry[name].direction for name in ("brier", "log_loss", "latency_p95_ms", "throughput_rps", "roc_auc")}
+    assert directions == {"brier": "lower", "log_loss": "lower", "latency_p95_ms": "lower", "throughput_rps": "higher",
+                          "roc_auc": "higher"}
+    assert MetricRegistry.default() is not metric_registry
+
+
+def test_custom_metric_registration(registry):
+    def specificity(y_true, y_pred): return np.mean(y_pred[y_true == 0] == 0)
+    registry.register(Metric("specificity", "higher", specificity, description="negatives predicted negative"))
+    assert registry.compute("specificity", Y_TRUE, Y_PRED) == pytest.approx(5 / 6)
+    assert Criterion("specificity", ">=", 0.9, registry=registry).kind == "ml"
+    registry.register(Metric("specificity", "higher", specificity, description="negatives predicted negative"))  # same: fine
+    with pytest.raises(ValueError, match="Metric 'specificity' is already registered with another definition.*replace=True"):
+        registry.register(Metric("specificity", "lower", specificity))
+    registry.register(Metric("specificity", "lower", specificity), replace=True)
+    assert registry["specificity"].direction == "lower"
+    assert "specificity" not in metric_registry  # the shared registry is untouched
+    with pytest.raises(ValueError, match="Unknown direction 'up': use one of 'higher', 'lower'"):
+        Metric("speed", "up")
+
+
+def test_registry_table_and_reprs(registry):
+    table = registry.to_frame()
+    assert list(table.columns) == ["name", "direction", "needs", "kind", "description"]
+    assert table.set_index("name").loc["latency_p95_ms", "needs"] == "(measured)"
+    assert "<table" in registry._repr_html_() and "cost_per_1000" in registry._repr_html_()
+    assert repr(registry).startswith("MetricRegistry(14 metrics: accuracy,")
+
+
+# --- criteria -----------------------------------------------------------------------------------------------------
+
+def test_criterion_margin_pass_and_constraint_signs():
+    recall = Criterion("recall", ">=", 0.8)
+    latency = Criterion.from_string("latency_p95_ms <= 50")
+    assert recall.evaluate(0.85) == (True, pytest.approx(0.05))
+    assert recall.evaluate(0.75) == (False, pytest.approx(-0.05))
+    assert recall.constraint(0.75) == pytest.approx(0.05)        # Optuna: > 0 violated
+    assert latency.margin(35) == 15 and latency.constraint(35) == -15
+    assert latency.passes(50) and not Criterion("latency_p95_ms", "<", 50).passes(50)
+    assert not recall.passes(float("nan")) and recall.constraint(float("nan")) == math.inf
+    assert str(latency) == "latency_p95_ms <= 50" and latency.kind == "system"
+    with pytest.raises(TypeError, match="measured value of 'recall' must be a number, got 'high'"):
+        recall.evaluate("high")
+
+
+def test_criteria_evaluation_table(criteria, registry):
+    measured = criteria.compute_metrics(Y_TRUE, Y_PRED) | {"latency_p95_ms": np.float64(35.0), "accuracy": 0.8}
+    assert measured["cost_per_1000"] == pytest.approx(11_000) and measured["recall"] == pytest.approx(0.75)
+    table = criteria.evaluate(measured)
+    assert list(table.columns) == ["metric", "comparison", "threshold", "measured", "passed", "margin", "primary",
+                                   "kind", "description"]
+    assert list(table.metric) == ["cost_per_1000", "recall", "latency_p95_ms"]       # extra 'accuracy' ignored
+    assert list(table.passed) == [True, False, True]
+    assert list(table.margin) == pytest.approx([1000, -0.05, 15])
+    assert list(table.primary) == [True, False, False]
+    assert list(table.kind) == ["business", "ml", "system"]
+    assert not criteria.all_passed(measured)
+    assert criteria.all_passed(measured | {"recall": 0.8})
+
+
+def test_direction_objective_and_constraints_follow_optuna(criteria, registry):
+    assert criteria.direction == "minimize"
+    assert Criteria("recall >= 0.8", registry=registry).direction == "maximize"
+    measured = {"cost_per_1000": 11_000.0, "recall": 0.75, "latency_p95_ms": 35.0}
+    assert criteria.objective(measured) == 11_000.0
+    assert criteria.constraints(measured) == pytest.approx([0.8 - 0.75, 35 - 50])  # t - x for >=, x - t for <=
+
+
+def test_criteria_refuse_a_repeated_metric_and_bad_items(registry):
+    with pytest.raises(ValueError, match="repeated: 'recall'"):
+        Criteria("recall >= 0.8", ["recall >= 0.9"], registry=registry)
+    with pytest.raises(TypeError, match="A criterion is a Criterion or a string like 'recall >= 0.8', got 0.8"):
+        Criteria(0.8, registry=registry)
+
+
+def test_criteria_round_trip_restores_cost_metrics_in_a_fresh_registry(criteria):
+    saved = json.loads(json.dumps(criteria.to_dict()))
+    assert saved["cost_metrics"] == [{"name": "cost_per_1000", "description": criteria.registry["cost_per_1000"].description,
+                                      "false_positive_cost": 10.0, "false_negative_cost": 100.0, "positive_label": 1}]
+    fresh = MetricRegistry.default()
+    restored = Criteria.from_dict(saved, registry=fresh)
+    assert restored == criteria and restored.others[1].kind == "system"
+    assert fresh.compute("cost_per_1000", Y_TRUE, Y_PRED) == pytest.approx(11_000)
+    conflicting = MetricRegistry.default()
+    conflicting.register(cost_metric("cost_per_1000", 1, 1))
+    with pytest.raises(ValueError, match="'cost_per_1000' is already registered with another definition"):
+        Criteria.from_dict(saved, registry=conflicting)
+    with pytest.raises(ValueError, match="the primary criterion of criteria is missing the field 'threshold'"):
+        Criteria.from_dict({"primary": {"metric": "recall", "comparison": ">="}, "others": []})
+
+
+def test_criteria_reprs(criteria):
+    assert repr(criteria) == "Criteria(primary='cost_per_1000 <= 12000', others=['recall >= 0.8', 'latency_p95_ms <= 50'])"
+    assert "minimize cost_per_1000" in criteria._repr_html_() and "<table" in criteria._repr_html_()
+
+
+# --- decisions ----------------------------------------------------------------------------------------------------
+
+def test_recommendations_map_to_verdicts():
+    keep, retrain, rethink, retire = (Decision.from_recommendation(name) for name in ("keep", "retrain", "rethink", "retire"))
+    assert (keep.verdict, keep.return_to, keep.next_phase) == (Verdict.go, None, Phase.deployment)
+    assert (retrain.verdict, retrain.return_to) == (Verdict.iterate, Phase.development)
+    assert (rethink.verdict, rethink.return_to) == (Verdict.iterate, Phase.design)
+    assert (retire.verdict, retire.next_phase) == (Verdict.stop, None)
+    assert Decision("design", "go").next_phase is Phase.development
+
+
+def test_decision_round_trip_with_numpy_evidence():
+    decision = Decision("development", "iterate", "design", evidence="no candidate beats the baseline",
+                        metrics={"recall": np.float32(0.5), "trials": np.int64(40), "curve": np.array([0.1, 0.2])},
+                        author="ana", timestamp="2025-03-01T10:30:00+01:00")
+    assert decision.metrics == {"recall": 0.5, "trials": 40, "curve": [0.1, 0.2]}
+    assert decision.timestamp.isoformat() == "2025-03-01T09:30:00+00:00"
+    saved = json.loads(json.dumps(decision.to_dict()))
+    assert Decision.from_dict(saved) == decision
+    assert "development: iterate -> design" in repr(decision) and "<b>" in decision._repr_html_()
+    with pytest.raises(ValueError, match="decision has the unknown field 'verdit'"):
+        Decision.from_dict({"phase": "design", "verdit": "go"} | {"verdict": "go"})
+    with pytest.raises(TypeError, match="Cannot store metrics\\['model'\\]"):
+        Decision("design", "go", metrics={"model": object()})
+
+
+# --- the project journal ------------------------------------------------------------------------------------------
+
+def test_journal_round_trip(tmp_path, criteria, registry):
+    path = tmp_path / "churn.journal.json"
+    project = Project(path, name="churn", registry=registry)
+    project.set_criteria(criteria)
+    project.decide("go", evidence="beats the baseline", metrics={"baseline_cost": np.float64(15_000)}, author="ana")
+    project.add_record("checklist", "design", {"answers": {"data_available": True}, "score": np.int64(7)})
+    reopened = Project.open(path, registry=registry)
+    assert reopened.name == "churn"
+    assert reopened.criteria == criteria
+    assert reopened.decisions == project.decisions and reopened.decisions[0].metrics == {"baseline_cost": 15000.0}
+    assert reopened.phase is Phase.development and not reopened.stopped
+    assert reopened.latest("checklist", "design").data == {"answers": {"data_available": True}, "score": 7}
+    assert [record.kind for record in reopened.records()] == ["criteria", "decision", "checklist"]
+    assert [record.id for record in reopened.records()] == [1, 2, 3]
+    frame = reopened.records(as_frame=True)
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["id", "kind", "name", "timestamp", "data"]
+    assert reopened.latest("alert") is None
+    document = json.loads(path.read_text())
+    assert (document["format"], document["format_version"], document["name"]) == ("mlops-kit journal", 1, "churn")
+
+
+def test_criteria_history_is_append_only(tmp_path, criteria, registry):
+    project = Project(tmp_path / "journal.json", registry=registry)
+    assert project.criteria is None and project.criteria_history == []
+    project.set_criteria(criteria)
+    project.set_criteria(criteria)                      # unchanged: no new version
+    stricter = Criteria("cost_per_1000 <= 9000", criteria.others, registry=registry)
+    project.set_criteria(stricter)
+    assert project.criteria_history == [criteria, stricter]
+    assert project.criteria == stricter
+    assert len(project.records("criteria")) == 2
+
+
+def test_journal_restores_cost_metrics_for_a_new_kernel(tmp_path, criteria):
+    path = tmp_path / "journal.json"
+    Project(path, registry=criteria.registry).set_criteria(criteria)
+    fresh = MetricRegistry.default()
+    assert Project.open(path, registry=fresh).criteria == criteria
+    assert "cost_per_1000" in fresh
+
+
+def test_phase_status_follows_decisions(tmp_path):
+    project = Project(tmp_path / "journal.json")
+    assert project.phase is Phase.design
+    project.decide("go")
+    project.decide("go")
+    assert project.phase is Phase.deployment
+    project.add_decision(Decision.from_recommendation("rethink", evidence="the business changed"))
+    assert project.phase is Phase.design
+    project.decide("stop", evidence="not viable")
+    assert project.stopped and project.phase is Phase.design
+    assert "design → development → deployment" not in project._repr_html_()
+    assert "[design] → development → deployment (stopped)" in project._repr_html_()
+    assert repr(project) == "Project('journal', path='%s', phase='design', decision: 4)" % project.path
+
+
+def test_create_and_open_are_explicit(tmp_path):
+    path = tmp_path / "sub" / "journal.json"
+    with pytest.raises(FileNotFoundError, match="No journal at '.*journal.json': create one with Project.create"):
+        Project.open(path)
+    assert not path.exists()
+    Project.create(path, name="churn")
+    with pytest.raises(FileExistsError, match="A journal already exists at"):
+        Project.create(path)
+    with pytest.raises(ValueError, match="belongs to project 'churn', not 'fraud'"):
+        Project(path, name="fraud")
+    assert Project(path).name == "churn"
+
+
+def test_records_are_checked(tmp_path):
+    project = Project(tmp_path / "journal.json")
+    with pytest.raises(ValueError, match="Records of kind 'decision' are written by project.decide"):
+        project.add_record("decision", "design", {})
+    with pytest.raises(ValueError, match="A record kind is a lowercase word"):
+        project.add_record("Model Version", "churn", {})
+    with pytest.raises(ValueError, match="A record name is non-empty text"):
+        project.add_record("model", "", {})
+
+
+def test_unserialisable_value_fails_before_anything_is_written(tmp_path):
+    path = tmp_path / "journal.json"
+    project = Project(path)
+    project.add_record("model", "churn", {"version": 1})
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="Cannot store data\\['estimator'\\] = .*object.*Store a summary"):
+        project.add_record("model", "churn", {"version": 2, "estimator": object()})
+    with pytest.raises(TypeError, match="Cannot store data\\['table'\\].*df.to_dict\\('records'\\)"):
+        project.add_record("study", "grid", {"table": pd.DataFrame({"a": [1]})})
+    assert path.read_bytes() == before
+
+
+def test_failed_write_leaves_the_previous_file_byte_identical(tmp_path, monkeypatch):
+    path = tmp_path / "journal.json"
+    project = Project(path)
+    project.add_record("model", "churn", {"version": 1})
+    before = path.read_bytes()
+    def failing_fsync(descriptor): raise OSError("disk full")
+    monkeypatch.setattr(lifecycle.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        project.add_record("model", "churn", {"version": 2})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(entry.name for entry in tmp_path.iterdir() if not entry.name.endswith(".lock")) == ["journal.json"]
+    assert [record.data for record in project.records("model")] == [{"version": 1}]
+
+
+def _journal_with_one_record(path):
+    Project(path).add_record("alert", "drift", {"share": 0.4})
+    return json.loads(path.read_text())
+
+
+def _drop_name(document): del document["entries"][0]["name"]; return json.dumps(document, indent=2)
+def _text_id(document): document["entries"][0]["id"] = "1"; return json.dumps(document, indent=2)
+def _wrong_version(document): document["format_version"] = 2; return json.dumps(document, indent=2)
+def _other_format(document): document["format"] = "model card"; return json.dumps(document, indent=2)
+def _newer_version_with_new_field(document):
+    document.update(format_version=2, owners=["ana"]); return json.dumps(document, indent=2)
+def _no_version(document): del document["format_version"]; return json.dumps(document, indent=2)
+def _bad_decision(document):
+    document["entries"].append({"id": 2, "kind": "decision", "name": "design", "timestamp": "2025-01-01T00:00:00+00:00",
+                                "data": {"phase": "design", "verdict": "iterate"}})
+    return json.dumps(document, indent=2)
+def _bad_criteria(document):
+    document["entries"].append({"id": 2, "kind": "criteria", "name": "criteria", "timestamp": "2025-01-01T00:00:00+00:00",
+                                "data": {"primary": {"metric": "recall", "comparison": "=>", "threshold": 0.8}, "others": []}})
+    return json.dumps(document, indent=2)
+def _truncated(document): return json.dumps(document, indent=2)[:-40]
+
+
+@pytest.mark.parametrize("corrupt, problem", [
+    (_truncated, "not valid JSON: .* at line \\d+, column \\d+"),
+    (lambda document: "", "not valid JSON: Expecting value at line 1, column 1"),
+    (_wrong_version, "its format version is 2, this mlops-kit reads version 1 \\(written by a newer mlops-kit: upgrade it\\)"),
+    (_no_version, "the journal is missing the field 'format_version'"),
+    (_other_format, "its format is 'model card', not 'mlops-kit journal'"),
+    (_newer_version_with_new_field, "its format version is 2, this mlops-kit reads version 1"),
+    (_drop_name, "entry 1 is missing the field 'name'"),
+    (_text_id, "entry 1: the field 'id' must be an integer, got '1'"),
+    (_bad_decision, "entry 2 \\(decision\\): An 'iterate' decision goes back to a phase"),
+    (_bad_criteria, "entry 2 \\(criteria\\): the primary criterion of criteria: Unknown comparison '=>'"),
+    (lambda document: "[1, 2]", "the journal must be an object"),
+])
+def test_corrupt_journal_raises_naming_file_and_problem_and_is_never_overwritten(tmp_path, corrupt, problem):
+    path = tmp_path / "churn.journal.json"
+    path.write_text(corrupt(_journal_with_one_record(path)))
+    before = path.read_bytes()
+    with pytest.raises(JournalError, match="Journal '.*churn.journal.json': " + problem) as raised:
+        Project(path)
+    assert "The file was left unchanged" in str(raised.value) and raised.value.path == path
+    with pytest.raises(JournalError):
+        Project.open(path)
+    assert path.read_bytes() == before
+
+
+def test_a_file_broken_while_open_is_not_overwritten(tmp_path):
+    path = tmp_path / "journal.json"
+    project = Project(path)
+    path.write_text('{"format": "mlops-kit journal", "format_version": 1,')
+    before = path.read_bytes()
+    with pytest.raises(JournalError, match="not valid JSON.*line 1, column 53"):
+        project.add_record("alert", "drift", {})
+    with pytest.raises(JournalError):
+        project.set_criteria(Criteria("recall >= 0.8"))
+    assert path.read_bytes() == before
+    assert "unreadable" in repr(project)
+
+
+def test_two_objects_on_one_file_lose_nothing(tmp_path):
+    path = tmp_path / "journal.json"
+    first, second = Project(path), Project(path)
+    for number in range(10):
+        first.add_record("alert", "first", {"number": number})
+        second.add_record("alert", "second", {"number": number})
+    first.decide("go")
+    assert [record.data["number"] for record in second.records("alert", "first")] == list(range(10))
+    assert [record.data["number"] for record in first.records("alert", "second")] == list(range(10))
+    assert second.phase is Phase.development and len(second.records()) == 21
+
+
+_WORKER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from mlops_kit.lifecycle import Project
+    path, worker, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    project = Project.open(path)
+    Path(f"{go}.ready-{worker}").touch()
+    while not go.exists(): time.sleep(0.005)
+    for number in range(count): project.add_record("alert", worker, {"number": number})
+""")
+
+
+def test_processes_appending_concurrently_lose_nothing(tmp_path):
+    path, go, workers, count = tmp_path / "journal.json", tmp_path / "go", 4, 50
+    Project.create(path, name="shared")
+    processes = [subprocess.Popen([sys.executable, "-c", _WORKER, str(path), f"worker{index}", str(count), str(go)])
+                 for index in range(workers)]
+    try:
+        while len(list(tmp_path.glob("go.ready-*"))) < workers and all(process.poll() is None for process in processes):
+            time.sleep(0.01)
+        go.touch()
+        return_codes = [process.wait(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None: process.kill()
+    assert return_codes == [0] * workers
+    project = Project.open(path)
+    records = project.records("alert")
+    assert len(records) == workers * count
+    for index in range(workers):
+        assert [record.data["number"] for record in project.records("alert", f"worker{index}")] == list(range(count))
+    assert [record.id for record in records] == list(range(1, workers * count + 1))
