@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['build_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #d8078919
+# %% ../nbs/09_cli.ipynb #7e9e18d2
 import argparse, sys
 from pathlib import Path
 
 from . import __version__
 
-# %% ../nbs/09_cli.ipynb #ebf60517
+# %% ../nbs/09_cli.ipynb #96d2c587
 def _add_case_study_command(subcommands):
     "`mlops-kit case-study`: write the course's case study to a CSV file"
     parser = subcommands.add_parser("case-study", help="write the case study (and its planted problems) to CSV files",
@@ -23,55 +23,63 @@ def _add_case_study_command(subcommands):
 
 def _run_case_study(args) -> int:
     from mlops_kit.data import load_case_study
+    for path in filter(None, [args.output, args.ground_truth]): _refuse_existing(path)
     case_study = load_case_study(seed=args.seed)
-    _refuse_existing(args.output)
     case_study.frame.to_csv(args.output, index=False)
     print(f"wrote {len(case_study.frame):,} rows x {case_study.frame.shape[1]} columns to {args.output}")
     if args.ground_truth:
-        _refuse_existing(args.ground_truth)
-        case_study.ground_truth.to_csv(args.ground_truth, index=False)
+        case_study.ground_truth.table().to_csv(args.ground_truth, index=False)
         print(f"wrote {len(case_study.ground_truth)} planted problems to {args.ground_truth}")
     return 0
 
-# %% ../nbs/09_cli.ipynb #d032953c
+# %% ../nbs/09_cli.ipynb #dc4d5904
 def _refuse_existing(path: Path):
     "Raise `FileExistsError` if `path` exists, so nothing saved is overwritten"
     if path.exists(): raise FileExistsError(f"{path} exists already: choose another file name or remove it first")
 
-# %% ../nbs/09_cli.ipynb #ddedc5b0
+# %% ../nbs/09_cli.ipynb #96596cf1
 def _add_check_data_command(subcommands):
-    "`mlops-kit check-data`: validate a CSV file against a schema learned from a reference CSV file"
+    "`mlops-kit check-data`: check a CSV file's quality against a reference CSV file"
     parser = subcommands.add_parser("check-data", help="check a CSV file's quality against a reference CSV file",
-        description="Learn a schema from REFERENCE, validate CURRENT against it, and report the violations. "
-                    "Exit code 0: no violation; 1: violations found.")
+        description="Learn a schema from REFERENCE and check CURRENT against it; screen for leakage and duplicates. "
+                    "Exit code 0: no problem found; 1: problems found; 2: the command could not run.")
     parser.add_argument("reference", type=Path, help="CSV file of data you trust (e.g. the training data)")
     parser.add_argument("current", type=Path, help="CSV file to check (e.g. this month's extract)")
-    parser.add_argument("--target", help="target column: also screen the features for leakage")
-    parser.add_argument("--time-column", help="column of dates: parse it as dates")
+    parser.add_argument("--target", help="binary target column: screen the features for leakage")
+    parser.add_argument("--time-column", help="column of dates: check the data period by period")
+    parser.add_argument("--id-column", help="identifier column, left out of the duplicate and leakage checks")
     parser.set_defaults(run=_run_check_data)
 
-def _read_csv(path: Path, time_column: str|None):
-    "Read the CSV at `path`, parsing `time_column` as dates"
+# %% ../nbs/09_cli.ipynb #41929383
+def _parse_iso_dates(frame):
+    "`frame` with every text column that holds only ISO dates converted to datetimes"
+    import pandas as pd
+    for name in frame.columns[frame.dtypes.map(pd.api.types.is_string_dtype)]:
+        try: frame[name] = pd.to_datetime(frame[name], format="ISO8601")
+        except (ValueError, TypeError): pass
+    return frame
+
+def _read_csv(path:Path):
+    "The CSV file at `path` as a DataFrame, with ISO dates parsed"
     import pandas as pd
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
-    frame = pd.read_csv(path)
-    if time_column is None: return frame
-    if time_column not in frame: raise ValueError(f"{path} has no column {time_column!r}: its columns are {list(frame.columns)}")
-    return frame.assign(**{time_column: pd.to_datetime(frame[time_column])})
+    try: return _parse_iso_dates(pd.read_csv(path))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a readable CSV file: {error}") from None
 
-# %% ../nbs/09_cli.ipynb #2e8f9853
+# %% ../nbs/09_cli.ipynb #75ac472c
 def _run_check_data(args) -> int:
-    from mlops_kit.data import infer_schema, screen_leakage
-    reference, current = (_read_csv(path, args.time_column) for path in (args.reference, args.current))
-    violations = infer_schema(reference).validate(current)
-    print("no schema violations" if violations.empty else violations.to_string(index=False))
-    suspects = []
-    if args.target:
-        suspects = screen_leakage(current, target=args.target)
-        if len(suspects): print("possible leakage:\n" + suspects.to_string(index=False))
-    return int(not violations.empty or len(suspects) > 0)
+    from mlops_kit.data import quality_report
+    reference, current = _read_csv(args.reference), _read_csv(args.current)
+    report = quality_report(current, reference=reference, target=args.target,
+                            time_column=args.time_column, id_column=args.id_column)
+    print(report.summary().to_string(index=False))
+    for title, table in [("schema violations", report.violations), ("possible leakage", report.leakage),
+                         ("duplicated rows", report.duplicates)]:
+        if not table.empty: print(f"\n{title}:\n{table.to_string(index=False)}")
+    return 0 if report.ok else 1
 
-# %% ../nbs/09_cli.ipynb #351d076c
+# %% ../nbs/09_cli.ipynb #a6960e91
 _SUBCOMMANDS = [_add_case_study_command, _add_check_data_command]
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add_command in _SUBCOMMANDS: add_command(subcommands)
     return parser
 
-# %% ../nbs/09_cli.ipynb #09ba0a6d
+# %% ../nbs/09_cli.ipynb #a6fc7210
 def main(argv:list[str]|None=None, # arguments; `None` reads them from the command line
         )->int: # exit code: 0 for success
     "Run the `mlops-kit` command with `argv`"

@@ -362,6 +362,17 @@ def test_check_by_period_puts_a_one_week_incident_in_its_week():
     assert found[["period", "column", "kind", "rows"]].values.tolist() == [["2024-01-22/2024-01-28", "amount", "out_of_range", 7]]
 
 
+@pytest.mark.parametrize("seed", [7, 42])
+def test_a_dataset_stands_for_its_frame(seed):
+    case = load_case_study(seed=seed)
+    clean = case.clean_sample(2_000, seed=0)
+    schema = infer_schema(clean)
+    assert schema == infer_schema(clean.frame)
+    assert schema.validate(case.clean_sample(1_000, seed=1)).empty and validate(clean, schema).empty
+    assert check_by_period(clean, schema, "month").empty and find_duplicates(clean, ignore="customer_id").empty
+    assert single_feature_scores(clean, "churned").feature.tolist() == single_feature_scores(clean.frame, "churned").feature.tolist()
+
+
 # --- the schema as plain data ----------------------------------------------------------------------------------------
 
 def test_schema_round_trips_through_json(case):
