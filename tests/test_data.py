@@ -4,7 +4,7 @@ The generator and the checks were written together, so finding the case study's 
 These tests therefore also plant problems themselves, at random columns, periods and sizes, in clean case-study data
 and in the breast cancer data, for ten seeds each, and require the checks to find exactly those problems.
 """
-import json, subprocess, sys, time
+import json
 
 import numpy as np
 import pandas as pd
@@ -58,10 +58,7 @@ def test_same_seed_same_data_other_seed_other_data(case):
     assert fingerprint(load_case_study(seed=43).frame) != fingerprint(case.frame)
 
 
-def test_case_study_shape_roles_and_speed(case):
-    started = time.perf_counter()
-    load_case_study(seed=1)
-    assert time.perf_counter() - started < 1.5
+def test_case_study_shape_and_roles(case):
     frame = case.frame
     assert frame.shape == (36_000, 15)
     assert frame.month.min() == pd.Timestamp("2024-01-01") and frame.month.max() == pd.Timestamp("2025-12-01")
@@ -441,9 +438,3 @@ def test_bad_input_gets_a_clear_error(call, error, message):
     with pytest.raises(error) as raised:
         call()
     assert message in str(raised.value)
-
-
-def test_import_is_light():
-    "`import mlops_kit.data` must not load scikit-learn (it is imported inside the functions that need it)"
-    code = "import sys, mlops_kit.data; assert 'sklearn' not in sys.modules, 'sklearn was imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)

@@ -29,16 +29,6 @@ def criteria(registry):
     return Criteria("cost_per_1000 <= 12000", ["recall >= 0.8", "latency_p95_ms <= 50"], registry=registry)
 
 
-# --- import cost ------------------------------------------------------------------------------------------------
-
-def test_import_loads_no_heavy_dependency():
-    code = ("import sys, mlops_kit.lifecycle\n"
-            "heavy = ('optuna', 'matplotlib', 'fastapi', 'sklearn')\n"
-            "print(sorted(name for name in sys.modules if name.split('.')[0] in heavy))")
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert output.strip() == "[]"
-
-
 # --- bad input is refused with a message that says what was wrong --------------------------------------------------
 
 def test_unknown_comparison_names_it_and_lists_the_valid_ones():
