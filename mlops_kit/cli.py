@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['build_parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #7e9e18d2
+# %% ../nbs/09_cli.ipynb #51550550
 import argparse, sys
 from pathlib import Path
 
 from . import __version__
 
-# %% ../nbs/09_cli.ipynb #96d2c587
+# %% ../nbs/09_cli.ipynb #2d8bc6ee
 def _add_case_study_command(subcommands):
     "`mlops-kit case-study`: write the course's case study to a CSV file"
     parser = subcommands.add_parser("case-study", help="write the case study (and its planted problems) to CSV files",
@@ -32,12 +32,12 @@ def _run_case_study(args) -> int:
         print(f"wrote {len(case_study.ground_truth)} planted problems to {args.ground_truth}")
     return 0
 
-# %% ../nbs/09_cli.ipynb #dc4d5904
+# %% ../nbs/09_cli.ipynb #144cdb40
 def _refuse_existing(path: Path):
     "Raise `FileExistsError` if `path` exists, so nothing saved is overwritten"
     if path.exists(): raise FileExistsError(f"{path} exists already: choose another file name or remove it first")
 
-# %% ../nbs/09_cli.ipynb #96596cf1
+# %% ../nbs/09_cli.ipynb #fdce030f
 def _add_check_data_command(subcommands):
     "`mlops-kit check-data`: check a CSV file's quality against a reference CSV file"
     parser = subcommands.add_parser("check-data", help="check a CSV file's quality against a reference CSV file",
@@ -50,7 +50,7 @@ def _add_check_data_command(subcommands):
     parser.add_argument("--id-column", help="identifier column, left out of the duplicate and leakage checks")
     parser.set_defaults(run=_run_check_data)
 
-# %% ../nbs/09_cli.ipynb #41929383
+# %% ../nbs/09_cli.ipynb #a18b1942
 def _parse_iso_dates(frame):
     "`frame` with every text column that holds only ISO dates converted to datetimes"
     import pandas as pd
@@ -67,7 +67,7 @@ def _read_csv(path:Path):
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a readable CSV file: {error}") from None
 
-# %% ../nbs/09_cli.ipynb #75ac472c
+# %% ../nbs/09_cli.ipynb #7abf7d71
 def _run_check_data(args) -> int:
     from mlops_kit.data import quality_report
     reference, current = _read_csv(args.reference), _read_csv(args.current)
@@ -79,8 +79,32 @@ def _run_check_data(args) -> int:
         if not table.empty: print(f"\n{title}:\n{table.to_string(index=False)}")
     return 0 if report.ok else 1
 
-# %% ../nbs/09_cli.ipynb #a6960e91
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command]
+# %% ../nbs/09_cli.ipynb #91316fc6
+def _add_report_command(subcommands):
+    "`mlops-kit report`: a project's phase report from its journal"
+    parser = subcommands.add_parser("report", help="print or save a project's phase report from its journal",
+        description="Report a project's phase, checklists, criteria and decisions, read from its journal file.")
+    parser.add_argument("journal", type=Path, help="the project's journal file (JSON)")
+    parser.add_argument("--phase", action="append", choices=["design", "development", "deployment"],
+                        help="include this phase's checklist (repeatable; default: the current phase's)")
+    parser.add_argument("--ml-test-score", action="store_true", help="include the ML Test Score checklist")
+    parser.add_argument("--output", type=Path, help="write the report to this .md or .html file instead of printing it")
+    parser.set_defaults(run=_run_report)
+
+def _run_report(args) -> int:
+    from mlops_kit.lifecycle import Project
+    from mlops_kit.checklists import ml_test_score, phase_checklist, phase_report
+    if not args.journal.is_file(): raise FileNotFoundError(f"{args.journal}: no such journal file")
+    project = Project.open(args.journal)
+    checklists = [phase_checklist(phase, project) for phase in args.phase or [project.phase]]
+    if args.ml_test_score: checklists.append(ml_test_score(project))
+    report = phase_report(project, checklists)
+    if args.output is None: print(report.to_markdown())
+    else: print(f"wrote the phase report to {report.save(args.output)}")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #08a4f98b
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"
@@ -92,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add_command in _SUBCOMMANDS: add_command(subcommands)
     return parser
 
-# %% ../nbs/09_cli.ipynb #a6fc7210
+# %% ../nbs/09_cli.ipynb #401cdcc1
 def main(argv:list[str]|None=None, # arguments; `None` reads them from the command line
         )->int: # exit code: 0 for success
     "Run the `mlops-kit` command with `argv`"

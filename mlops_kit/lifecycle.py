@@ -274,6 +274,10 @@ class MetricRegistry:
                      kind=metric.kind, description=metric.description) for metric in self._metrics.values()]
         return pd.DataFrame(rows, columns=["name", "direction", "needs", "kind", "description"])
 
+    def copy(self)->MetricRegistry:
+        "A new registry with the same metrics, to change without touching this one"
+        return MetricRegistry(self._metrics.values())
+
     def __contains__(self, name): return name in self._metrics
     def __iter__(self): return iter(self._metrics)
     def __len__(self): return len(self._metrics)
@@ -431,6 +435,17 @@ def _check_criteria_dict(data, what:str="criteria"):
         _check_fields(spec, {"name": str, "false_positive_cost": numbers.Real, "false_negative_cost": numbers.Real},
                       {"positive_label": (int, str, bool), "description": (str, type(None))}, f"a cost metric of {what}")
 
+# %% ../nbs/00_lifecycle.ipynb #0ee52a75
+def _with_saved_costs(registry:MetricRegistry, # where the saved criteria's metrics are looked up
+                      cost_specs:list, # the cost metrics saved with the criteria
+                     )->MetricRegistry:
+    "`registry`, with each saved cost metric registered; a copy when a saved cost differs from the registered one"
+    saved = [cost_metric(**spec) for spec in cost_specs]
+    conflicting = [metric for metric in saved if metric.name in registry and not _same_definition(registry[metric.name], metric)]
+    if conflicting: registry = registry.copy()
+    for metric in saved: registry.register(metric, replace=True)
+    return registry
+
 # %% ../nbs/00_lifecycle.ipynb #3c414dcf
 class Criteria:
     "A project's success criteria: a `primary` one to optimise and `others` to meet as constraints"
@@ -515,10 +530,9 @@ class Criteria:
 
     @classmethod
     def from_dict(cls, data:dict, registry:MetricRegistry|None=None)->Criteria:
-        "Rebuild criteria saved with `to_dict`, registering their cost metrics; raises ValueError if `data` is wrong"
+        "Rebuild criteria saved with `to_dict`, with the cost metrics they were saved with; raises ValueError if `data` is wrong"
         _check_criteria_dict(data)
-        registry = registry if registry is not None else metric_registry
-        for spec in data.get("cost_metrics", []): registry.register(cost_metric(**spec))
+        registry = _with_saved_costs(registry if registry is not None else metric_registry, data.get("cost_metrics", []))
         return cls(Criterion.from_dict(data["primary"], registry),
                    [Criterion.from_dict(other, registry) for other in data["others"]], registry)
 
@@ -789,6 +803,19 @@ def _phase_after(decisions:list[Decision])->Phase:
     if not decisions: return Phase.design
     return decisions[-1].next_phase or decisions[-1].phase
 
+def _check_decision_follows(decision:Decision, # the decision about to be recorded
+                            earlier:list[Decision], # the decisions already in the journal
+                           ):
+    "Raise ValueError unless `decision` is taken in the phase the `earlier` decisions left the project in"
+    if earlier and earlier[-1].verdict is Verdict.stop:
+        raise ValueError("The project was stopped: no decision can follow a stop. To begin again, start a new project "
+                         "(a new journal file) that refers to this one")
+    current = _phase_after(earlier)
+    if decision.phase != current:
+        raise ValueError(f"The project is in its {current} phase, so a decision of the {decision.phase} phase is out of "
+                         f"date: gates are passed in order. Decide in the {current} phase, e.g. "
+                         f"project.decide('iterate', return_to='{decision.phase}') to go back")
+
 def _journal_summary(document:dict)->dict:
     "Phase status, entry counts by kind, decisions and current criteria data of a journal `document`"
     entries = document["entries"]
@@ -879,8 +906,9 @@ class Project:
         return [Criteria.from_dict(record.data, self.registry) for record in self.records("criteria")]
 
     def add_decision(self, decision:Decision)->Decision:
-        "Append `decision` to the journal"
+        "Append `decision`; raises ValueError if the project is in another phase or was stopped"
         if not isinstance(decision, Decision): raise TypeError(f"add_decision takes a Decision, got {decision!r}")
+        _check_decision_follows(decision, self.decisions)
         self._append("decision", str(decision.phase), decision.to_dict())
         return decision
 

@@ -96,3 +96,43 @@ def test_check_data_explains_an_unknown_column(extracts):
     result = run("check-data", "reference.csv", "clean.csv", "--target", "churn", cwd=extracts)
     assert result.returncode == 2
     assert "churn" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def journal(tmp_path) -> Path:
+    "A churn project whose design checklist is partly answered"
+    from mlops_kit.checklists import phase_checklist
+    from mlops_kit.lifecycle import Project
+    project = Project(tmp_path / "churn.journal.json", name="churn")
+    phase_checklist("design", project).set("problem-context", "manual", evidence="interviews with the retention team")
+    return project.path
+
+
+def test_report_prints_the_phase_report_from_a_journal(journal):
+    result = run("report", str(journal), "--ml-test-score")
+    assert result.returncode == 0, result.stderr
+    assert "# Phase report: churn" in result.stdout and "Current phase: design" in result.stdout
+    assert "interviews with the retention team" in result.stdout
+    assert "ML Test Score 0:" in result.stdout
+
+
+def test_report_saves_html_and_never_overwrites(journal, tmp_path):
+    target = tmp_path / "report.html"
+    assert run("report", str(journal), "--output", str(target)).returncode == 0
+    assert target.read_text().startswith("<!DOCTYPE html>") and "problem-context" in target.read_text()
+    target.write_text("my edited report")
+    result = run("report", str(journal), "--output", str(target))
+    assert result.returncode == 2 and "exists" in result.stderr
+    assert target.read_text() == "my edited report"
+
+
+def test_report_explains_a_corrupt_or_missing_journal_and_leaves_it_alone(tmp_path):
+    corrupt = tmp_path / "broken.json"
+    corrupt.write_text('{"format": "mlops-kit journal", "format_version": 1, "entries": [')
+    before = corrupt.read_bytes()
+    result = run("report", str(corrupt))
+    assert result.returncode == 2 and "broken.json" in result.stderr and "Traceback" not in result.stderr
+    assert corrupt.read_bytes() == before
+    result = run("report", str(tmp_path / "absent.json"))
+    assert result.returncode == 2 and "absent.json: no such journal file" in result.stderr
+    assert not (tmp_path / "absent.json").exists()

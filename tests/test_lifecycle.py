@@ -256,10 +256,11 @@ def test_criteria_round_trip_restores_cost_metrics_in_a_fresh_registry(criteria)
     restored = Criteria.from_dict(saved, registry=fresh)
     assert restored == criteria and restored.others[1].kind == "system"
     assert fresh.compute("cost_per_1000", Y_TRUE, Y_PRED) == pytest.approx(11_000)
-    conflicting = MetricRegistry.default()
-    conflicting.register(cost_metric("cost_per_1000", 1, 1))
-    with pytest.raises(ValueError, match="'cost_per_1000' is already registered with another definition"):
-        Criteria.from_dict(saved, registry=conflicting)
+    changed = MetricRegistry.default()
+    changed.register(cost_metric("cost_per_1000", 1, 1))
+    restored = Criteria.from_dict(saved, registry=changed)  # saved criteria keep the costs they were saved with
+    assert restored.registry.compute("cost_per_1000", Y_TRUE, Y_PRED) == pytest.approx(11_000)
+    assert changed.compute("cost_per_1000", Y_TRUE, Y_PRED) != pytest.approx(11_000)  # the user's registry is untouched
     with pytest.raises(ValueError, match="the primary criterion of criteria is missing the field 'threshold'"):
         Criteria.from_dict({"primary": {"metric": "recall", "comparison": ">="}, "others": []})
 
@@ -336,6 +337,21 @@ def test_journal_restores_cost_metrics_for_a_new_kernel(tmp_path, criteria):
     fresh = MetricRegistry.default()
     assert Project.open(path, registry=fresh).criteria == criteria
     assert "cost_per_1000" in fresh
+
+
+def test_criteria_history_survives_a_changed_cost(tmp_path):
+    "The business changes a cost but keeps the metric's name: every version of the criteria still reads back"
+    path, registry = tmp_path / "journal.json", MetricRegistry.default()
+    registry.register(cost_metric("cost", 50, 500))
+    project = Project(path, registry=registry)
+    project.set_criteria(Criteria("cost <= 30000", registry=registry))
+    registry.register(cost_metric("cost", 60, 500), replace=True)
+    project.set_criteria(Criteria("cost <= 31000", registry=registry))
+    reopened = Project.open(path, registry=MetricRegistry.default())
+    first, second = reopened.criteria_history
+    assert first.registry["cost"].compute.false_positive_cost == 50.0
+    assert second.registry["cost"].compute.false_positive_cost == 60.0
+    assert reopened.criteria == second
 
 
 def test_phase_status_follows_decisions(tmp_path):
@@ -508,3 +524,17 @@ def test_processes_appending_concurrently_lose_nothing(tmp_path):
     for index in range(workers):
         assert [record.data["number"] for record in project.records("alert", f"worker{index}")] == list(range(count))
     assert [record.id for record in records] == list(range(1, workers * count + 1))
+
+
+def test_a_decision_out_of_phase_or_after_a_stop_is_refused_and_nothing_is_written(tmp_path):
+    project = Project(tmp_path / "journal.json")
+    project.decide("go")  # design -> development
+    before = project.path.read_bytes()
+    with pytest.raises(ValueError, match="in its development phase, so a decision of the design phase is out of date"):
+        project.add_decision(Decision("design", "go"))
+    assert project.path.read_bytes() == before
+    project.decide("stop", evidence="the business case is gone")
+    before = project.path.read_bytes()
+    with pytest.raises(ValueError, match="The project was stopped: no decision can follow a stop"):
+        project.decide("go")
+    assert project.path.read_bytes() == before

@@ -1,0 +1,500 @@
+"""Design-phase tools: phase checklists, the ML Test Score, viability gates, the added-value check, the widget form
+and phase reports."""
+import json, subprocess, sys, warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_kit.checklists import (DESIGN_ITEMS, DEPLOYMENT_ITEMS, DEVELOPMENT_ITEMS, ML_TEST_SCORE_ITEMS, AddedValue,
+                                  Checklist, ChecklistItem, ChecklistView, GateRefused, MLTestScore, Status,
+                                  UnknownItemError, assess_added_value, gate, ml_test_score, ml_test_score_band,
+                                  phase_checklist, phase_report)
+from mlops_kit.data import load_case_study
+from mlops_kit.lifecycle import Criteria, MetricRegistry, Phase, Project, Verdict, cost_metric
+
+
+@pytest.fixture
+def journal(tmp_path):
+    return tmp_path / "churn.journal.json"
+
+
+@pytest.fixture
+def project(journal):
+    return Project(journal, name="churn")
+
+
+@pytest.fixture
+def registry():
+    "A fresh registry with the case study's cost metric, so tests do not touch the shared one"
+    registry = MetricRegistry.default()
+    registry.register(cost_metric("churn_cost_per_1000", false_positive_cost=50, false_negative_cost=500))
+    return registry
+
+
+@pytest.fixture
+def criteria(registry):
+    return Criteria("churn_cost_per_1000 <= 32000", ["recall >= 0.8"], registry=registry)
+
+
+def close_required(checklist, status="manual"):
+    for item in checklist.open_required(): checklist.set(item.id, status)
+    return checklist
+
+
+# --- the checklists as data --------------------------------------------------------------------------------------
+
+def test_ml_test_score_has_the_papers_28_tests_with_its_numbering():
+    ids = [item.id for item in ML_TEST_SCORE_ITEMS]
+    assert ids == [f"{prefix}-{number}" for prefix in ("data", "model", "infra", "monitor") for number in range(1, 8)]
+    assert [item.section for item in ML_TEST_SCORE_ITEMS[::7]] == ["Data", "Model", "Infrastructure", "Monitoring"]
+    assert all("Breck et al., 2017" in item.source for item in ML_TEST_SCORE_ITEMS)
+    assert "simpler model is not better" in ML_TEST_SCORE_ITEMS[11].text      # model-5
+    assert "rolled back" in ML_TEST_SCORE_ITEMS[20].text                       # infra-7
+
+
+def test_every_phase_item_names_its_source_and_the_cited_rules_are_there():
+    sources = " ".join(item.source for items in (DESIGN_ITEMS, DEVELOPMENT_ITEMS, DEPLOYMENT_ITEMS) for item in items)
+    for rule in ("#1 ", "#2 ", "#3 ", "#13 ", "#39 ", "#4 ", "#14 ", "#24 ", "#33 ", "#8 ", "#9 ", "#10 ", "#32 ", "#37 "):
+        assert f"Rules of ML {rule}" in sources or f", {rule}" in sources or f"; {rule}" in sources, rule
+    for source in ("course", "CRISP-ML(Q)", "TDSP", "ml-ops.org Phase Zero", "ML Test Score"):
+        assert source in sources, source
+    assert [item.id for item in DESIGN_ITEMS if item.required] == [
+        "problem-context", "ml-added-value", "success-criteria", "key-metrics", "data-quality", "stakeholders-decision"]
+
+
+def test_status_accepts_strings_and_lists_the_valid_ones():
+    assert Status("Not applicable") is Status.not_applicable and Status("automated") is Status.automated
+    with pytest.raises(ValueError, match="Unknown status 'complete': use one of 'not_done', 'manual', 'automated', 'not_applicable'"):
+        Status("complete")
+
+
+# --- ML Test Score scoring ---------------------------------------------------------------------------------------
+
+def rubric_with(section_points: dict) -> MLTestScore:
+    "A rubric whose sections score `section_points` (section -> points, in halves): automated tests, then one manual"
+    rubric = ml_test_score()
+    for section, points in section_points.items():
+        ids = [item.id for item in ML_TEST_SCORE_ITEMS if item.section == section]
+        automated, half = int(points), points % 1 == 0.5
+        for item_id in ids[:automated]: rubric.set(item_id, "automated")
+        if half: rubric.set(ids[automated], "manual")
+    return rubric
+
+
+BANDS = [  # final score, the start of the band's words
+    (0, "more a research project"), (0.5, "not wholly untested"), (1, "not wholly untested"),
+    (1.5, "a first pass at basic productionization"), (2, "a first pass at basic productionization"),
+    (2.5, "reasonably tested"), (3, "reasonably tested"), (3.5, "strong automated testing"),
+    (5, "strong automated testing"), (5.5, "exceptional"), (7, "exceptional")]
+
+
+@pytest.mark.parametrize("final, band", BANDS)
+def test_final_score_is_the_minimum_over_sections_and_falls_in_the_papers_band(final, band):
+    others = min(final + 1.5, 7)
+    rubric = rubric_with({"Data": others, "Model": final, "Infrastructure": others, "Monitoring": 7})
+    assert rubric.section_scores().score.to_dict() == {"Data": others, "Model": final, "Infrastructure": others, "Monitoring": 7}
+    assert rubric.final_score == rubric.score == final
+    assert rubric.interpretation.startswith(band) and ml_test_score_band(final).startswith(band)
+
+
+def test_manual_counts_half_and_one_weak_section_caps_the_score():
+    rubric = rubric_with({"Data": 7, "Model": 7, "Infrastructure": 7, "Monitoring": 0})
+    assert rubric.final_score == 0 and rubric.interpretation.startswith("more a research project")
+    for item_id in ("monitor-1", "monitor-2", "monitor-3"): rubric.set(item_id, "manual")
+    assert rubric.section_scores().loc["Monitoring"].to_dict() == {"not_done": 4, "manual": 3, "automated": 0, "score": 1.5}
+    assert rubric.final_score == 1.5
+    assert rubric.progress == pytest.approx(24 / 28)
+
+
+def test_band_boundaries_are_included_in_the_lower_band():
+    assert ml_test_score_band(1.0) == ml_test_score_band(0.5) != ml_test_score_band(1.5)
+    assert ml_test_score_band(3.0) != ml_test_score_band(3.5) == ml_test_score_band(5.0) != ml_test_score_band(5.5)
+    with pytest.raises(ValueError, match="between 0 and 7"): ml_test_score_band(7.5)
+
+
+def test_ml_test_score_has_no_not_applicable(project, journal):
+    rubric = ml_test_score(project)
+    rubric.set("data-5", "manual")
+    before, table = journal.read_bytes(), rubric.table()
+    with pytest.raises(ValueError, match="The ML Test Score has no 'not applicable' \\(the paper has none\\)"):
+        rubric.set("data-6", "not_applicable", reason="we never add features")
+    assert journal.read_bytes() == before
+    pd.testing.assert_frame_equal(rubric.table(), table)
+
+
+# --- bad input: a clear error, and nothing recorded before is lost ---------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda checklist: checklist.set("ml-value", "manual"), "Checklist 'design' has no item 'ml-value'. Did you mean 'ml-added-value'?"),
+    (lambda checklist: checklist.set("risks", "finished"), "Unknown status 'finished': use one of"),
+    (lambda checklist: checklist.set("risks", "not_applicable"), "Item 'risks': 'not_applicable' needs a reason"),
+    (lambda checklist: checklist.set("risks", "not_applicable", reason="  "), "needs a reason"),
+    (lambda checklist: checklist.set("risks", "manual", reason="no time"), "a reason is only for 'not_applicable'"),
+    (lambda checklist: checklist.set("risks", "manual", evidence=42), "evidence must be text, got 42"),
+    (lambda checklist: checklist.item("nope"), "has no item 'nope'"),
+])
+def test_bad_input_is_refused_clearly_and_changes_nothing(project, journal, call, message):
+    checklist = phase_checklist("design", project)
+    checklist.set("problem-context", "manual", notes="kept")
+    checklist.set("data-quality", "not_applicable", reason="data owned by the partner")
+    before, table = journal.read_bytes(), checklist.table()
+    with pytest.raises((ValueError, TypeError)) as raised: call(checklist)
+    assert message in str(raised.value)
+    assert journal.read_bytes() == before
+    pd.testing.assert_frame_equal(checklist.table(), table)
+    pd.testing.assert_frame_equal(phase_checklist("design", Project(journal)).table(), table)
+
+
+def test_unknown_item_error_is_both_key_and_value_error():
+    with pytest.raises(UnknownItemError) as raised: phase_checklist("design").status("nope")
+    assert isinstance(raised.value, KeyError) and isinstance(raised.value, ValueError)
+
+
+def test_bad_items_and_checklists_are_refused():
+    with pytest.raises(ValueError, match="like 'data-1'; got 'Data 1'"): ChecklistItem("Data 1", "Data", "x", "y")
+    with pytest.raises(ValueError, match="repeated: 'problem-context'"): Checklist("x", [DESIGN_ITEMS[0], DESIGN_ITEMS[0]])
+    with pytest.raises(ValueError, match="at least one ChecklistItem"): Checklist("x", [])
+    with pytest.raises(ValueError, match="Unknown phase 'testing'"): phase_checklist("testing")
+    with pytest.raises(TypeError, match="project must be a mlops_kit.lifecycle.Project"): phase_checklist("design", "churn.json")
+
+
+# --- persistence through the journal -----------------------------------------------------------------------------
+
+def test_answers_survive_a_new_project_object_and_a_new_checklist(project, journal):
+    design = phase_checklist("design", project)
+    design.set("problem-context", "manual", notes="retention team", evidence="docs/context.md")
+    design.set("risks", "not_applicable", reason="internal pilot")
+    design.set("problem-context", "automated")             # history: two records for one item, the last wins
+    reopened = phase_checklist("design", Project.open(journal))
+    pd.testing.assert_frame_equal(reopened.table(), design.table())
+    assert reopened.answer("problem-context").notes == "retention team" and reopened.status("problem-context") is Status.automated
+    assert reopened.answer("risks").reason == "internal pilot"
+    records = Project(journal).records("checklist", "design")
+    assert [record.data["item"] for record in records] == ["problem-context", "risks", "problem-context"]
+    assert records[1].data == {"item": "risks", "status": "not_applicable", "notes": "", "evidence": "", "reason": "internal pilot"}
+    assert phase_checklist("development", Project(journal)).closed_count == 0     # another checklist's name
+
+
+def test_two_checklists_on_one_journal_keep_each_others_answers(journal):
+    first, second = phase_checklist("design", Project(journal)), phase_checklist("design", Project(journal))
+    first.set("problem-context", "manual")
+    second.set("data-quality", "automated")
+    first.set("key-metrics", "manual", notes="from the first notebook")
+    assert first.status("data-quality") is Status.automated       # read back from the journal before writing
+    second.refresh()
+    assert second.status("key-metrics") is Status.manual
+    third = phase_checklist("design", Project(journal))
+    assert {item.id for item in third if third.answer(item.id).closed} == {"problem-context", "data-quality", "key-metrics"}
+
+
+def test_ml_test_score_round_trips_and_separate_names_stay_apart(project, journal):
+    ml_test_score(project).set("infra-1", "automated")
+    ml_test_score(project, name="ml-test-score-v2").set("infra-1", "manual")
+    assert ml_test_score(Project(journal)).status("infra-1") is Status.automated
+    assert ml_test_score(Project(journal), name="ml-test-score-v2").section_scores().score["Infrastructure"] == 0.5
+
+
+def test_a_broken_record_is_a_clear_error_and_an_unknown_item_a_warning(project, journal):
+    project.add_record("checklist", "design", {"item": "problem-context", "status": "finished"})
+    before = journal.read_bytes()
+    with pytest.raises(ValueError, match="Journal record 1 \\(checklist 'design'.*Unknown status 'finished'"):
+        phase_checklist("design", project)
+    assert journal.read_bytes() == before
+    other = Project(journal.parent / "other.journal.json")
+    other.add_record("checklist", "design", {"item": "retired-item", "status": "manual"})
+    with pytest.warns(UserWarning, match="answers item 'retired-item'"):
+        assert phase_checklist("design", other).closed_count == 0
+
+
+# --- gates -------------------------------------------------------------------------------------------------------
+
+def test_go_is_refused_while_required_items_are_open_and_the_message_lists_them(project, journal):
+    design = phase_checklist("design", project)
+    close_required(design)
+    design.set("ml-added-value", "not_done")
+    design.set("stakeholders-decision", "not_done")
+    before = journal.read_bytes()
+    with pytest.raises(GateRefused) as raised: gate(project, "design", "go", design)
+    message = str(raised.value)
+    assert "Cannot record 'go' for the design phase" in message and "2 required checklist item(s) still open" in message
+    assert "- ml-added-value: ML adds value over a non-ML baseline" in message
+    assert "- stakeholders-decision: The stakeholders are named" in message
+    assert "problem-context" not in message and "risks" not in message      # closed, and not required
+    assert [item.id for item in raised.value.open_items] == ["ml-added-value", "stakeholders-decision"]
+    assert isinstance(raised.value, ValueError) and journal.read_bytes() == before and project.decisions == []
+
+
+def test_go_is_recorded_with_its_evidence_once_the_items_are_closed(project):
+    design = close_required(phase_checklist("design", project))
+    decision = gate(project, "design", "go", design, evidence="ML beats the rule", author="lead")
+    assert project.decisions == [decision] and project.phase is Phase.development
+    assert (decision.verdict, decision.evidence, decision.author) == (Verdict.go, "ML beats the rule", "lead")
+    assert decision.metrics == {"checklist.design.progress": 6 / 7, "checklist.design.score": 6 / 7, "checklist.design.open_required": 0}
+
+
+def test_not_applicable_with_a_reason_closes_an_item_for_the_gate(project):
+    design = close_required(phase_checklist("design", project))
+    design.set("data-quality", "not_applicable", reason="the partner certifies the data")
+    assert gate(project, "design", "go", design).verdict is Verdict.go
+
+
+def test_failing_criteria_refuse_a_go_and_passing_ones_are_recorded(project, journal, criteria):
+    project.decide("go", evidence="the design gate was passed")
+    development = close_required(phase_checklist("development", project))
+    before = journal.read_bytes()
+    with pytest.raises(GateRefused, match="1 success criterion\\(s\\) not met:\n    - recall >= 0.8 \\(measured 0.71\\)") as raised:
+        gate(project, "development", "go", development, criteria=criteria, measured={"churn_cost_per_1000": 29_000, "recall": 0.71})
+    assert raised.value.failed_criteria == ["recall"] and journal.read_bytes() == before
+    rubric = ml_test_score(project)
+    rubric.set("data-1", "automated")
+    decision = gate(project, "development", "go", [development, rubric], criteria=criteria,
+                    measured={"churn_cost_per_1000": 29_000, "recall": 0.91})
+    assert decision.metrics["recall"] == 0.91 and decision.metrics["recall.passed"] is True
+    assert decision.metrics["criteria.passed"] is True and decision.metrics["checklist.ml-test-score.data"] == 1.0
+    assert decision.metrics["checklist.ml-test-score.score"] == 0.0
+    assert "criteria: 2 of 2 met" in decision.evidence and "ml-test-score checklist: final score 0" in decision.evidence
+
+
+def test_open_items_and_failing_criteria_are_listed_together(project, criteria):
+    with pytest.raises(GateRefused) as raised:
+        gate(project, "design", "go", phase_checklist("design", project), criteria=criteria,
+             measured={"churn_cost_per_1000": 40_000, "recall": 0.9})
+    assert "6 required checklist item(s)" in str(raised.value) and "churn_cost_per_1000 <= 32000 (measured 40000)" in str(raised.value)
+
+
+def test_iterate_and_stop_are_always_allowed(project):
+    empty = phase_checklist("design", project)
+    back = gate(project, "design", "iterate", empty, return_to="design", evidence="collect more data")
+    assert back.return_to is Phase.design and project.phase is Phase.design
+    assert gate(project, "design", "stop", evidence="not worth it").next_phase is None
+    assert project.stopped and [decision.verdict for decision in project.decisions] == [Verdict.iterate, Verdict.stop]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(phase="desing", verdict="go"), "Unknown phase 'desing': use one of 'design', 'development', 'deployment'"),
+    (dict(phase="design", verdict="maybe"), "Unknown verdict 'maybe'"),
+    (dict(phase="design", verdict="go", checklist=None), "A 'go' needs its evidence: pass the phase's checklist"),
+    (dict(phase="development", verdict="go"), "is for the design phase, but this gate is for development"),
+    (dict(phase="design", verdict="iterate"), "pass return_to"),
+    (dict(phase="design", verdict="go", measured={"recall": 0.9}), "no criteria to check them against"),
+])
+def test_gate_mistakes_are_clear_errors_and_write_nothing(project, journal, arguments, message):
+    design = close_required(phase_checklist("design", project))
+    arguments = {"checklist": design, **arguments}
+    before = journal.read_bytes()
+    with pytest.raises(ValueError, match=message.replace("(", "\\(").replace(")", "\\)")): gate(project, **arguments)
+    assert journal.read_bytes() == before
+
+
+def test_gate_reads_the_journal_so_another_notebooks_answers_count(journal):
+    stale = phase_checklist("design", Project(journal))
+    close_required(phase_checklist("design", Project(journal)))
+    assert gate(Project(journal), "design", "go", stale).verdict is Verdict.go
+
+
+# --- the widget form ---------------------------------------------------------------------------------------------
+
+def test_widget_changes_reach_the_checklist_and_the_journal(project, journal):
+    view = ChecklistView(phase_checklist("design", project))
+    view.status_controls["problem-context"].value = "automated"
+    view.notes_inputs["problem-context"].value = "nightly job"
+    view.reason_inputs["risks"].value = "internal pilot"
+    view.status_controls["risks"].value = "not_applicable"
+    reopened = phase_checklist("design", Project(journal))
+    assert reopened.status("problem-context") is Status.automated and reopened.answer("problem-context").notes == "nightly job"
+    assert reopened.answer("risks") == view.checklist.answer("risks") and reopened.answer("risks").reason == "internal pilot"
+    view.reason_inputs["risks"].value = "internal pilot, no personal data"
+    assert phase_checklist("design", Project(journal)).answer("risks").reason == "internal pilot, no personal data"
+    assert view.progress_bar.value == pytest.approx(2 / 7) and "2 of 7 items closed" in view.score_label.value
+
+
+def test_an_invalid_widget_action_shows_the_error_reverts_and_changes_nothing(project, journal):
+    view = ChecklistView(phase_checklist("design", project))
+    view.status_controls["risks"].value = "manual"
+    before, table = journal.read_bytes(), view.checklist.table()
+    view.status_controls["risks"].value = "not_applicable"          # no reason: refused, and no exception
+    assert view.status_controls["risks"].value == "manual"
+    assert "Not saved: Item 'risks': 'not_applicable' needs a reason" in view.message.value
+    assert journal.read_bytes() == before
+    pd.testing.assert_frame_equal(view.checklist.table(), table)
+    pd.testing.assert_frame_equal(phase_checklist("design", Project(journal)).table(), table)
+
+
+def test_an_emptied_reason_is_refused_and_the_box_reverts(project, journal):
+    view = ChecklistView(phase_checklist("design", project))
+    view.reason_inputs["risks"].value = "internal pilot"            # not applicable yet: held in the box only
+    assert Project(journal).records("checklist") == []
+    view.status_controls["risks"].value = "not_applicable"
+    before, table = journal.read_bytes(), view.checklist.table()
+    view.reason_inputs["risks"].value = ""
+    assert view.reason_inputs["risks"].value == "internal pilot" and "needs a reason" in view.message.value
+    assert journal.read_bytes() == before
+    pd.testing.assert_frame_equal(view.checklist.table(), table)
+
+
+def test_the_gate_button_refuses_then_records(project):
+    view = ChecklistView(phase_checklist("design", project))
+    view.verdict.value = "go"
+    view.gate_button.click()
+    assert "Cannot record 'go' for the design phase" in view.message.value and "ml-added-value: ML adds value" in view.message.value
+    assert project.decisions == [] and view.last_decision is None
+    for item in view.checklist.open_required(): view.status_controls[item.id].value = "manual"
+    assert view.progress_bar.value == pytest.approx(6 / 7) and view.progress_bar.bar_style == "success"
+    view.evidence_input.value = "stakeholders agree"
+    view.gate_button.click()
+    assert "Recorded: Decision(design: go" in view.message.value and project.phase is Phase.development
+    assert project.decisions[-1].evidence == "stakeholders agree" and view.last_decision == project.decisions[-1]
+
+
+def test_the_gate_button_records_an_iterate_with_its_return_phase(project):
+    project.decide("go", evidence="the design gate was passed")
+    development = phase_checklist("development", project)
+    view = ChecklistView(development)
+    view.verdict.value = "iterate"
+    view.gate_button.click()
+    assert "pass return_to" in view.message.value and len(project.decisions) == 1
+    view.return_to.value = "design"
+    view.gate_button.click()
+    assert project.decisions[-1].return_to is Phase.design and "Recorded" in view.message.value
+    before = project.path.read_bytes()
+    view.gate_button.click()  # a second click: the project is back in design, so a development decision is out of date
+    assert "out of date" in view.message.value and project.path.read_bytes() == before
+
+
+def test_the_view_of_the_ml_test_score_offers_no_not_applicable(project):
+    view = ChecklistView(ml_test_score(project))
+    assert [value for _, value in view.status_controls["data-1"].options] == ["not_done", "manual", "automated"]
+    assert view.reason_inputs == {} and len(view.status_controls) == 28
+    view.status_controls["data-1"].value = "automated"
+    assert ml_test_score(project).status("data-1") is Status.automated and "ML Test Score" in view.score_label.value
+    view.gate_button.click()                                        # no phase: a message, no exception
+    assert "No gate here" in view.message.value
+
+
+def test_the_view_refreshes_from_another_notebook_and_displays_as_its_widget(project, journal):
+    view = ChecklistView(phase_checklist("design", project))
+    phase_checklist("design", Project(journal)).set("key-metrics", "automated", notes="from elsewhere")
+    view.refresh()
+    assert view.status_controls["key-metrics"].value == "automated" and view.notes_inputs["key-metrics"].value == "from elsewhere"
+    assert "application/vnd.jupyter.widget-view+json" in view._repr_mimebundle_()
+    with pytest.raises(ValueError, match="not saved in a journal"): ChecklistView(phase_checklist("design"), project=project)
+
+
+# --- reports -----------------------------------------------------------------------------------------------------
+
+def test_report_shows_items_scores_criteria_and_decisions(registry, criteria, tmp_path):
+    project = Project(tmp_path / "report.journal.json", name="churn", registry=registry)   # keeps the shared registry untouched
+    project.set_criteria(criteria)
+    design = close_required(phase_checklist("design", project))
+    design.set("risks", "not_applicable", reason="pilot | internal")
+    gate(project, "design", "go", design, evidence="all closed")
+    rubric = rubric_with({"Data": 2, "Model": 1.5, "Infrastructure": 3, "Monitoring": 2})
+    report = phase_report(project, [design, rubric], measured={"churn_cost_per_1000": 29_000, "recall": 0.91})
+    markdown, page = report.to_markdown(), report.to_html()
+    for expected in ("# Phase report: churn", "Current phase: development", "## Checklist design (design phase)",
+                     "| ml-added-value | Value | ML adds value", "reason: pilot \\| internal", "Progress 100%",
+                     "ML Test Score 1.5: a first pass at basic productionization", "| Model | 5 | 1 | 1 | 1.5 |",
+                     "## Success criteria, evaluated", "| recall | >= | 0.8 | 0.91 | True |", "| design | go |  | all closed |"):
+        assert expected in markdown, expected
+    for expected in ("<td>stakeholders-decision</td>", "<td>Infrastructure</td>", "<td>churn_cost_per_1000</td>",
+                     "<td>all closed</td>", "reason: pilot | internal", "<h3>Decisions</h3>"):
+        assert expected in page, expected
+    assert page.startswith("<!DOCTYPE html>") and report._repr_html_() in page
+    saved = report.save(tmp_path / "gate.md")
+    assert saved.read_text() == markdown
+    with pytest.raises(FileExistsError, match="pass overwrite=True"): report.save(saved)
+    report.save(tmp_path / "gate.html")
+    with pytest.raises(ValueError, match="name it '.md'"): report.save(tmp_path / "gate.pdf")
+
+
+def test_report_defaults_to_the_current_phase_checklist_and_says_what_is_missing(project):
+    phase_checklist("design", project).set("problem-context", "manual")
+    markdown = phase_report(project).to_markdown()
+    assert "## Checklist design (design phase)" in markdown and "1 of 7 items closed" in markdown
+    assert "No success criteria set yet." in markdown and "No decision recorded yet." in markdown
+
+
+# --- does ML add value? ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def case_study():
+    return load_case_study()
+
+
+@pytest.fixture(scope="module")
+def assessment(case_study):
+    return assess_added_value(case_study)
+
+
+def test_the_model_beats_the_rule_and_both_naive_baselines_on_cost(assessment):
+    costs = assessment.table.set_index("approach").cost_per_1000
+    assert list(costs.index) == ["flag nobody", "flag everybody", "rule", "model"]
+    assert costs["model"] < costs["rule"] < costs["flag everybody"] < costs["flag nobody"]
+    assert costs["flag nobody"] == pytest.approx(75_000) and costs["flag everybody"] == pytest.approx(42_500)
+    assert costs["rule"] == pytest.approx(35_650) and costs["model"] == pytest.approx(29_083.33, abs=1)
+    assert assessment.ml_adds_value and assessment.best_baseline == "rule"
+    assert assessment.saving_interval[0] > 0.1 * costs["rule"]
+    assert "so ML adds value" in assessment.statement and "35,650" in assessment.statement
+
+
+def test_the_assessment_is_honest_in_time_and_leaves_out_the_leak(assessment):
+    assert assessment.train_period[1] < assessment.test_period[0]
+    assert (str(assessment.train_period[0].date()), str(assessment.test_period[1].date())) == ("2024-01-01", "2024-08-01")
+    assert assessment.dropped == ["cancel_page_visits"] and "cancel_page_visits" not in assessment.features
+    assert not {"customer_id", "month", "churned"} & set(assessment.features)
+    assert 0 < assessment.threshold < 0.5 and assessment.test_rows == 3_000
+
+
+def test_the_assessment_reproduces_with_the_same_seed(case_study, assessment):
+    again = assess_added_value(case_study, resamples=1000)
+    pd.testing.assert_frame_equal(again.table, assessment.table)
+    assert again.saving_interval == assessment.saving_interval
+
+
+def test_a_rule_as_good_as_the_model_means_ml_adds_no_value(case_study, assessment):
+    model, threshold, features = assessment.model, assessment.threshold, assessment.features
+    def model_as_rule(frame):
+        "The model itself, as a rule"
+        return model.predict_proba(frame[features])[:, 1] >= threshold
+    result = assess_added_value(case_study, rule=model_as_rule, resamples=200)
+    assert not result.ml_adds_value and result.saving == 0 and result.best_baseline == "rule"
+    assert "does not clearly add value" in result.statement and "The model itself, as a rule" in result.table.description.tolist()
+
+
+@pytest.mark.parametrize("shuffle_seed", [1, 2, 3])
+def test_features_without_signal_mean_ml_adds_no_value(case_study, shuffle_seed):
+    shuffled = case_study.between(end="2024-09-01")
+    target = shuffled.frame[shuffled.target].to_numpy()
+    shuffled.frame[shuffled.target] = np.random.default_rng(shuffle_seed).permutation(target)
+    assert not assess_added_value(shuffled, resamples=200).ml_adds_value
+
+
+def test_criteria_pick_the_cost_metric_and_are_checked_per_approach(case_study, criteria, project):
+    result = assess_added_value(case_study, criteria=criteria, resamples=200)
+    assert result.metric == "churn_cost_per_1000" and result.table.meets_criteria.tolist() == [False, False, False, True]
+    assert set(result.measured) == {"churn_cost_per_1000", "recall", "precision"}
+    assert criteria.all_passed(result.measured)
+    design = close_required(phase_checklist("design", project))
+    decision = gate(project, "design", "go", design, criteria=criteria, measured=result.measured)
+    assert decision.metrics["criteria.passed"] is True
+    assert isinstance(result, AddedValue) and "Added value of ML: yes" in result._repr_html_()
+
+
+def test_assessment_mistakes_are_clear_errors(case_study, criteria):
+    with pytest.raises(ValueError, match="must come before test_end"):
+        assess_added_value(case_study, train_end="2024-09-01", test_end="2024-03-01")
+    with pytest.raises(ValueError, match="have no business cost metric"): assess_added_value(case_study, criteria=Criteria("recall >= 0.8"))
+    with pytest.raises(TypeError, match="must be a mlops_kit.data.Dataset"): assess_added_value(case_study.frame)
+    with pytest.raises(ValueError, match="no rows between"): assess_added_value(case_study, train_end="2020-01-01", test_end="2021-01-01")
+    with pytest.warns(UserWarning, match="reaches planted problems"):
+        assess_added_value(case_study, test_end="2024-10-01", resamples=50)
+
+
+# --- imports stay light ------------------------------------------------------------------------------------------
+
+def test_importing_checklists_loads_neither_sklearn_nor_ipywidgets():
+    probe = ("import sys, json, mlops_kit.checklists; "
+             "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'sklearn', 'ipywidgets', 'matplotlib'})))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == []
