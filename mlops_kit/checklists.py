@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import difflib, html, math, numbers, re, warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -551,17 +552,28 @@ def _gate_checklists(project:Project, phase:Phase, checklist)->list[Checklist]:
         each.refresh()
     return checklists
 
-def _gate_evaluation(project:Project, criteria:Criteria|None, measured:dict|None)->pd.DataFrame|None:
-    "The criteria checked against `measured` (the project's criteria if none given); None if nothing was measured"
+def _not_measurable_yet(criteria:Criteria, measured, phase:Phase)->list:
+    "Before deployment, the system criteria (latency...) with no measured value: only a running service measures them"
+    if phase is Phase.deployment or not isinstance(measured, Mapping): return []
+    return [criterion for criterion in criteria if criterion.kind == "system" and criterion.metric not in measured]
+
+def _measurable_criteria(criteria:Criteria, measured, phase:Phase)->tuple[Criteria, list]:
+    "`criteria` without the ones `phase` cannot measure yet, and those"
+    waiting = _not_measurable_yet(criteria, measured, phase)
+    return criteria.select([criterion.metric for criterion in criteria if criterion not in waiting]), waiting
+
+def _gate_evaluation(project:Project, criteria:Criteria|None, measured:dict|None, phase:Phase)->tuple[pd.DataFrame|None, list]:
+    "The criteria checked against `measured` (the project's criteria if none given), and the ones waiting for deployment"
     if measured is None:
         if criteria is not None:
             raise ValueError("criteria were given without `measured` values: pass measured={metric: value, ...}, or leave out criteria")
-        return None
+        return None, []
     criteria = criteria if criteria is not None else project.criteria
     if criteria is None: raise ValueError("measured values were given but there are no criteria to check them against: "
                                           "pass criteria=, or project.set_criteria(...) first")
     if not isinstance(criteria, Criteria): raise TypeError(f"criteria must be a Criteria object, got {criteria!r}")
-    return criteria.evaluate(measured)
+    measurable, waiting = _measurable_criteria(criteria, measured, phase)
+    return measurable.evaluate(measured), waiting
 
 # %% ../nbs/02_checklists.ipynb #chk-gate-messages
 def _refusal_message(phase:Phase, open_items:list, failed:pd.DataFrame|None)->str:
@@ -578,13 +590,14 @@ def _refusal_message(phase:Phase, open_items:list, failed:pd.DataFrame|None)->st
                  "which are always allowed.")
     return "\n".join(lines)
 
-def _evidence_summary(checklists:list, evaluation:pd.DataFrame|None)->str:
-    "Default evidence text: each checklist's summary and the criteria met"
+def _evidence_summary(checklists:list, evaluation:pd.DataFrame|None, waiting:list)->str:
+    "Default evidence text: each checklist's summary, the criteria met, and those to be measured in deployment"
     parts = [f"{checklist.name} checklist: {checklist.summary()}" for checklist in checklists]
     if evaluation is not None: parts.append(f"criteria: {int(evaluation.passed.sum())} of {len(evaluation)} met")
+    if waiting: parts.append(f"to be measured in deployment: {', '.join(map(str, waiting))}")
     return "; ".join(parts)
 
-def _gate_metrics(checklists:list, evaluation:pd.DataFrame|None)->dict:
+def _gate_metrics(checklists:list, evaluation:pd.DataFrame|None, waiting:list)->dict:
     "The decision's metrics: each checklist's numbers, each criterion's measured value and whether it passed"
     metrics = {}
     for checklist in checklists: metrics.update(checklist.as_metrics())
@@ -592,6 +605,7 @@ def _gate_metrics(checklists:list, evaluation:pd.DataFrame|None)->dict:
         for row in evaluation.itertuples():
             metrics[row.metric], metrics[f"{row.metric}.passed"] = row.measured, bool(row.passed)
         metrics["criteria.passed"] = bool(evaluation.passed.all())
+    if waiting: metrics["criteria.measured_in_deployment"] = [str(criterion) for criterion in waiting]
     return metrics
 
 # %% ../nbs/02_checklists.ipynb #chk-gate
@@ -609,7 +623,7 @@ def gate(project:Project, # the journal where the decision is recorded
     if not isinstance(project, Project): raise TypeError(f"project must be a mlops_kit.lifecycle.Project, got {project!r}")
     phase, verdict = Phase(phase), Verdict(verdict)
     checklists = _gate_checklists(project, phase, checklist)
-    evaluation = _gate_evaluation(project, criteria, measured)
+    evaluation, waiting = _gate_evaluation(project, criteria, measured, phase)
     if verdict is Verdict.go:
         if not checklists: raise ValueError(f"A 'go' needs its evidence: pass the phase's checklist, "
                                             f"e.g. gate(project, '{phase}', 'go', phase_checklist('{phase}', project))")
@@ -617,8 +631,8 @@ def gate(project:Project, # the journal where the decision is recorded
         failed = None if evaluation is None else evaluation[~evaluation.passed]
         if open_items or (failed is not None and len(failed)):
             raise GateRefused(_refusal_message(phase, open_items, failed), open_items, [] if failed is None else failed.metric.tolist())
-    decision = Decision(phase, verdict, return_to, evidence or _evidence_summary(checklists, evaluation),
-                        _gate_metrics(checklists, evaluation), author)
+    decision = Decision(phase, verdict, return_to, evidence or _evidence_summary(checklists, evaluation, waiting),
+                        _gate_metrics(checklists, evaluation, waiting), author)
     return project.add_decision(decision)
 
 # %% ../nbs/02_checklists.ipynb #chk-rule
@@ -989,6 +1003,7 @@ class PhaseReport:
     checklists:list # one dict per checklist: name, phase, summary, progress, score, items, sections, band
     criteria:pd.DataFrame|None # the criteria, evaluated when measured values were given
     criteria_evaluated:bool # whether `criteria` holds measured values
+    criteria_waiting:list # criteria left out because only deployment can measure them (latency...)
     decisions:pd.DataFrame # every decision so far
     created:str # when the report was made (UTC)
 
@@ -1003,6 +1018,8 @@ class PhaseReport:
             blocks.append(("table", part["items"]))
         title = "Success criteria, evaluated" if self.criteria_evaluated else "Success criteria"
         blocks += [("h2", title), ("table", self.criteria) if self.criteria is not None else ("p", "No success criteria set yet.")]
+        if self.criteria_waiting:
+            blocks.append(("p", f"Measured in deployment, once the model is served: {', '.join(map(str, self.criteria_waiting))}."))
         blocks += [("h2", "Decisions"), ("table", self.decisions) if len(self.decisions) else ("p", "No decision recorded yet.")]
         return blocks
 
@@ -1049,7 +1066,9 @@ def phase_report(project:Project, # the project to report on
     wrong = [each for each in checklists if not isinstance(each, Checklist)]
     if wrong: raise TypeError(f"checklists must be Checklist objects, got {wrong[0]!r}")
     criteria = criteria if criteria is not None else project.criteria
+    waiting = []
+    if criteria is not None and measured is not None: criteria, waiting = _measurable_criteria(criteria, measured, project.phase)
     table = None if criteria is None else criteria.evaluate(measured) if measured is not None else criteria.to_frame()
     return PhaseReport(project.name, str(project.phase), project.stopped, [_checklist_part(each.refresh()) for each in checklists],
-                       table, criteria is not None and measured is not None, _decisions_frame(project.decisions),
+                       table, criteria is not None and measured is not None, waiting, _decisions_frame(project.decisions),
                        datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -515,6 +515,12 @@ class Criteria:
         measured = self._checked(measured)
         return [criterion.constraint(measured[criterion.metric]) for criterion in self.others]
 
+    def select(self, metrics:list[str])->Criteria:
+        "The criteria on `metrics` only, with the same primary; raises ValueError if the primary's metric is left out"
+        if self.primary.metric not in metrics:
+            raise ValueError(f"The primary criterion ({self.primary}) must stay in a selection: add {self.primary.metric!r}")
+        return Criteria(self.primary, [other for other in self.others if other.metric in metrics], self.registry)
+
     def compute_metrics(self, y_true, y_pred=None, y_score=None)->dict[str, float]:
         "Compute every criterion metric the registry can compute from `y_true` and `y_pred` or `y_score`"
         computable = [name for name in self.metrics if self.registry.get(name).compute is not None]

@@ -498,3 +498,32 @@ def test_importing_checklists_loads_neither_sklearn_nor_ipywidgets():
              "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'sklearn', 'ipywidgets', 'matplotlib'})))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == []
+
+
+def test_before_deployment_a_latency_criterion_waits_for_the_service(project, registry):
+    "Design and development cannot measure latency: the gate checks the rest and says what deployment must measure"
+    criteria = Criteria("churn_cost_per_1000 <= 32000", ["recall >= 0.8", "latency_p95_ms <= 50"], registry=registry)
+    measured = {"churn_cost_per_1000": 29_000, "recall": 0.91}
+    decision = gate(project, "design", "go", close_required(phase_checklist("design", project)),
+                    criteria=criteria, measured=measured)
+    assert "criteria: 2 of 2 met" in decision.evidence
+    assert "to be measured in deployment: latency_p95_ms <= 50" in decision.evidence
+    assert "latency_p95_ms" not in decision.metrics
+    assert decision.metrics["criteria.measured_in_deployment"] == ["latency_p95_ms <= 50"]
+    report = phase_report(project, phase_checklist("design", project), criteria=criteria, measured=measured)
+    assert "Measured in deployment, once the model is served: latency_p95_ms <= 50." in report.to_markdown()
+    with pytest.raises(GateRefused, match="recall >= 0.8 \\(measured 0.5\\)"):  # the measurable ones still count
+        gate(project, "development", "go", close_required(phase_checklist("development", project)),
+             criteria=criteria, measured={"churn_cost_per_1000": 29_000, "recall": 0.5})
+
+
+def test_in_deployment_every_criterion_must_be_measured(project, registry):
+    criteria = Criteria("churn_cost_per_1000 <= 32000", ["latency_p95_ms <= 50"], registry=registry)
+    project.decide("go")
+    project.decide("go")
+    assert project.phase is Phase.deployment
+    deployment = close_required(phase_checklist("deployment", project))
+    before = project.path.read_bytes()
+    with pytest.raises(ValueError, match="No measured value for 'latency_p95_ms'"):
+        gate(project, "deployment", "go", deployment, criteria=criteria, measured={"churn_cost_per_1000": 29_000})
+    assert project.path.read_bytes() == before
