@@ -103,8 +103,49 @@ def _run_report(args) -> int:
     else: print(f"wrote the phase report to {report.save(args.output)}")
     return 0
 
+# %% ../nbs/09_cli.ipynb #cli-exp-code
+_JOURNAL_NOTE = ("A journal file has no heartbeat: if a worker is killed, its trial stays RUNNING; once every worker is stopped, "
+                 "run `mlops-kit experiment cleanup`. Database storages detect a dead worker by its heartbeat and retry its trial.")
+
+def _add_experiment_command(subcommands):
+    "`mlops-kit experiment worker|cleanup`: work on an experiment grid's study from a terminal"
+    parser = subcommands.add_parser("experiment", help="run or clean up the trials of an experiment grid's study",
+                                    description="Work on a study made by mlops_kit.experiments.ExperimentGrid.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    worker = actions.add_parser("worker", help="join a study and run its trials up to a budget",
+        description="Join the study NAME in the storage URL, rebuild its grid and data from the study, and run trials until "
+                    "the study holds --trials finished ones (every worker counted). Start several workers to share the work. "
+                    + _JOURNAL_NOTE)
+    worker.add_argument("--storage", required=True, help="journal:PATH, a .journal file, sqlite:///PATH or postgresql://user:password@host:port/db")
+    worker.add_argument("--study", required=True, help="the study's name")
+    worker.add_argument("--trials", type=int, required=True, help="the study's budget of finished (complete or pruned) trials")
+    worker.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between heartbeats on a database (default: 10)")
+    worker.add_argument("--grace-period", type=int, help="seconds without heartbeat before a trial counts as dead (default: 2 x interval)")
+    worker.add_argument("--n-jobs", type=int, default=1, help="threads each trial may use (default: 1)")
+    worker.set_defaults(run=_run_experiment_worker)
+    cleanup = actions.add_parser("cleanup", help="fail (and retry) RUNNING trials of stopped workers",
+        description="Mark RUNNING trials older than --older-than minutes as FAIL and queue them again. Only do this when every "
+                    "worker that could own them is stopped: a running trial would be failed under its worker's feet.")
+    cleanup.add_argument("--storage", required=True, help="the study storage URL")
+    cleanup.add_argument("--study", required=True, help="the study's name")
+    cleanup.add_argument("--older-than", type=float, required=True, help="minutes since the trial started")
+    cleanup.add_argument("--no-retry", action="store_true", help="do not queue the failed trials again")
+    cleanup.set_defaults(run=_run_experiment_cleanup)
+
+def _run_experiment_worker(args) -> int:
+    from mlops_kit.experiments import run_worker
+    grid = run_worker(args.storage, args.study, args.trials, args.heartbeat_interval, args.grace_period, args.n_jobs)
+    print(repr(grid))
+    return 0
+
+def _run_experiment_cleanup(args) -> int:
+    from mlops_kit.experiments import fail_stale_trials
+    failed = fail_stale_trials(args.storage, args.study, args.older_than * 60, retry=not args.no_retry)
+    print(f"failed {len(failed)} stale trial(s): {', '.join(map(str, failed)) or 'none'}" + ("" if args.no_retry or not failed else "; queued again"))
+    return 0
+
 # %% ../nbs/09_cli.ipynb #08a4f98b
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command]
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"
