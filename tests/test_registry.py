@@ -365,3 +365,30 @@ def test_concurrent_registrations_from_two_processes_get_distinct_versions(tmp_p
     versions = ModelRegistry(tmp_path / "models").versions("churn")
     assert versions.version.tolist() == list(range(1, 13)) and sorted(versions.author.value_counts()) == [6, 6]
     assert not [path for path in (tmp_path / "models" / "churn").iterdir() if path.name.startswith(".staging")]
+
+
+# ---- the pipelines the experiment grid itself builds ------------------------------------------------------------
+
+def _space_corner(algorithm, corner: int) -> dict:
+    "Parameters at one corner of `algorithm`'s space: every range at its low (0) or high (1) end, the first or last choice"
+    from mlops_kit.experiments import Choice
+    return {name: space.options[-corner] if isinstance(space, Choice) else (space.low, space.high)[corner]
+            for name, space in algorithm.space.items()}
+
+
+@pytest.mark.parametrize("numeric", ["standard", "minmax", "bins", "none"])
+def test_every_pipeline_the_experiment_grid_builds_loads_with_the_allow_list(numeric, tmp_path):
+    "Built by `mlops_kit.experiments` itself, so a new algorithm or variant in the grid is covered automatically"
+    from mlops_kit.experiments import DataVariant, _pipeline, default_algorithms
+    sample = training_sample()
+    variant = DataVariant(f"{numeric}_variant", sample.numerical, sample.categorical, numeric)
+    for algorithm in default_algorithms():
+        for corner in (0, 1):
+            pipeline = _pipeline(variant, algorithm, _space_corner(algorithm, corner), seed=0, n_jobs=1)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Bins whose width are too small", UserWarning)
+                pipeline.fit(sample.X, sample.y)
+            path = tmp_path / f"{algorithm.name}-{corner}.skops"
+            save_pipeline(pipeline, path)
+            assert untrusted_types(path) == [], f"{algorithm.name} on {numeric}: {untrusted_types(path)}"
+            np.testing.assert_array_equal(load_pipeline(path).predict_proba(sample.X), pipeline.predict_proba(sample.X))
