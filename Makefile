@@ -51,3 +51,4 @@ check-sync: export
 
 bench: $(STAMP)
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/experiments.py
