@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_experiments.ipynb #exp-imports
 from __future__ import annotations
-import html, json, math, numbers, os, re, time, warnings
+import contextlib, html, json, math, numbers, os, re, time, warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -140,12 +140,11 @@ class Algorithm:
             raise ValueError(f"{self.name}: {self.estimator_name} has no parameter {_quoted(unknown)}; check the list of "
                              f"available parameters with `{self.estimator_name}().get_params().keys()`")
 
-    def build(self, params:dict, seed:int=0, n_jobs:int=1):
-        "An unfitted estimator with `params` (names without the prefix), seeded and limited to `n_jobs` threads"
+    def build(self, params:dict, seed:int=0):
+        "An unfitted estimator with `params` (names without the prefix), seeded; its threads are set where it is fitted"
         estimator_class = _import_estimator(self.estimator)
         defaults, options = estimator_class().get_params(), {**self.fixed, **params}
         if "random_state" in defaults: options.setdefault("random_state", seed)
-        if "n_jobs" in defaults: options.setdefault("n_jobs", n_jobs)
         return estimator_class(**options)
 
     def to_dict(self)->dict:
@@ -434,17 +433,23 @@ def _prepare_data(data, y, variants:dict)->_Data:
 _GRID_ATTR = "mlops_kit_grid"
 _VIOLATED = 1e9  # the constraint value of a metric that could not be computed (NaN): violated, and finite so any storage keeps it
 
-def _pipeline(variant:DataVariant, algorithm:Algorithm, params:dict, seed:int, n_jobs:int):
+def _pipeline(variant:DataVariant, algorithm:Algorithm, params:dict, seed:int):
     "An unfitted scikit-learn Pipeline: the variant's preparation, then the algorithm with `params`"
     from sklearn.pipeline import Pipeline
-    return Pipeline([("prepare", variant.build()), ("model", algorithm.build(params, seed, n_jobs))])
+    return Pipeline([("prepare", variant.build()), ("model", algorithm.build(params, seed))])
+
+@contextlib.contextmanager
+def _limited_threads(n_jobs:int):
+    "Fit with at most `n_jobs` threads: joblib workers (estimators' `n_jobs=None`) and BLAS/OpenMP pools alike"
+    import joblib
+    from threadpoolctl import threadpool_limits
+    with joblib.parallel_config(n_jobs=n_jobs), threadpool_limits(n_jobs), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # convergence, and bins merged by KBinsDiscretizer
+        yield
 
 def _fit_and_score(model, data:_Data, train, test, n_jobs:int)->np.ndarray:
     "Fit `model` on the `train` rows and return its probability of the positive class on the `test` rows"
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(n_jobs), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # convergence, and bins merged by KBinsDiscretizer
-        warnings.simplefilter("ignore", FutureWarning)
+    with _limited_threads(n_jobs):
         model.fit(data.frame.iloc[train], data.y[train])
         return model.predict_proba(data.frame.iloc[test])[:, 1]
 
@@ -485,7 +490,7 @@ class _Objective:
         criteria, fold_metrics, fit_seconds = self.setup.criteria, [], 0.0
         for step, (train, test) in enumerate(self.folds):
             started = time.perf_counter()
-            scores = _fit_and_score(_pipeline(variant, algorithm, params, self.seed, self.n_jobs), self.data, train, test, self.n_jobs)
+            scores = _fit_and_score(_pipeline(variant, algorithm, params, self.seed), self.data, train, test, self.n_jobs)
             fit_seconds += time.perf_counter() - started
             fold_metrics.append(_fold_metrics(criteria, self.data.y[test], scores, self.setup.threshold))
             running_mean = float(np.mean([fold[criteria.primary.metric] for fold in fold_metrics]))
@@ -869,7 +874,7 @@ def _rescore(grid:ExperimentGrid, trial, repeat:int)->list[tuple]:
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
     rows = []
     for fold, (train, test) in enumerate(cv_folds(grid.cv, data.y, data.times, grid.seed, repeat=repeat)):
-        model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed + repeat, grid.n_jobs_per_trial)
+        model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed + repeat)
         scores = _fit_and_score(model, data, train, test, grid.n_jobs_per_trial)
         value = _fold_metrics(setup.criteria, data.y[test], scores, setup.threshold)[setup.criteria.primary.metric]
         rows.append((fold, value, len(test) / len(train)))
@@ -1042,7 +1047,7 @@ def fit_best(grid:ExperimentGrid, # a grid that has run
     setup = grid._setup_
     data = grid._data_ if data is None else _prepare_data(data, y, setup.variants)
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
-    model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed, grid.n_jobs_per_trial)
+    model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed)
     _fit_all(model, data, grid.n_jobs_per_trial)
     best = grid.best()
     means = {name: values["mean"] for name, values in best["metrics"].items()}
@@ -1052,11 +1057,7 @@ def fit_best(grid:ExperimentGrid, # a grid that has run
 
 def _fit_all(model, data:_Data, n_jobs:int):
     "Fit `model` on every row of `data`"
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(n_jobs), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        return model.fit(data.frame, data.y)
+    with _limited_threads(n_jobs): return model.fit(data.frame, data.y)
 
 # %% ../nbs/03_experiments.ipynb #exp-worker
 def run_worker(storage:str, # the study storage URL (see make_storage)

@@ -384,7 +384,7 @@ def test_every_pipeline_the_experiment_grid_builds_loads_with_the_allow_list(num
     variant = DataVariant(f"{numeric}_variant", sample.numerical, sample.categorical, numeric)
     for algorithm in default_algorithms():
         for corner in (0, 1):
-            pipeline = _pipeline(variant, algorithm, _space_corner(algorithm, corner), seed=0, n_jobs=1)
+            pipeline = _pipeline(variant, algorithm, _space_corner(algorithm, corner), seed=0)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Bins whose width are too small", UserWarning)
                 pipeline.fit(sample.X, sample.y)
