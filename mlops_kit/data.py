@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #data-003
 from __future__ import annotations
-import html
+import hashlib, html, json
 from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import pandas as pd
@@ -13,7 +13,8 @@ import pandas as pd
 __all__ = ['COLUMN_KINDS', 'PROBLEM_KINDS', 'CASE_STUDY_COSTS', 'REAL_DATASETS', 'VIOLATION_KINDS', 'column_kind',
            'PlantedProblem', 'GroundTruth', 'Dataset', 'case_study_ground_truth', 'load_case_study',
            'load_real_dataset', 'ColumnSchema', 'Schema', 'infer_schema', 'validate', 'check_by_period',
-           'single_feature_scores', 'screen_leakage', 'find_duplicates', 'QualityReport', 'quality_report']
+           'single_feature_scores', 'screen_leakage', 'find_duplicates', 'data_fingerprint', 'QualityReport',
+           'quality_report']
 
 # %% ../nbs/01_data.ipynb #data-006
 def _shorten(items:list, limit:int=8)->str:
@@ -644,6 +645,13 @@ def find_duplicates(frame:pd.DataFrame, # the data to check (a DataFrame or a `D
     first_rows = keys[~repeats]
     first_of = pd.Series(first_rows.index, index=first_rows.to_numpy())
     return pd.DataFrame({"row": keys.index[repeats], "duplicate_of": first_of.loc[keys[repeats].to_numpy()].to_numpy()})
+
+# %% ../nbs/01_data.ipynb #data-fingerprint
+def data_fingerprint(frame:pd.DataFrame)->str:
+    "A sha256 of `frame`'s values, column names and dtypes (not its index): equal data, equal fingerprint"
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(json.dumps([[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]).encode())
+    return "sha256:" + digest.hexdigest()
 
 # %% ../nbs/01_data.ipynb #data-069
 @dataclass(eq=False, repr=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset, load_case_study, screen_leakage
+from .data import Dataset, data_fingerprint, load_case_study, screen_leakage
 from .lifecycle import Criteria, Project
 
 # %% auto #0
@@ -403,10 +403,8 @@ class _Data:
     fingerprint:str
 
 def _fingerprint(frame:pd.DataFrame, y:np.ndarray)->str:
-    "A short hash of the values of `frame` and `y`: the same data gives the same fingerprint"
-    import hashlib
-    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(hashes.tobytes() + np.asarray(y, np.int64).tobytes()).hexdigest()[:16]
+    "The fingerprint of `frame` and its target `y`: the same data gives the same fingerprint"
+    return data_fingerprint(frame.assign(_target=np.asarray(y, np.int64)))
 
 def _prepare_data(data, y, variants:dict)->_Data:
     "`data` (a Dataset, a CaseStudySample, or a DataFrame with `y`) ready for the grid; raises TypeError, ValueError"

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from .data import Dataset, Schema, infer_schema
+from .data import Dataset, Schema, data_fingerprint, infer_schema
 from .lifecycle import Criteria, Project
 
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'REFERENCE_ROWS', 'CARD_FORMAT', 'BUNDLE_FILES', 'ALIASES_FORMAT', 'RegistryError',
            'UntrustedTypesError', 'IntegrityError', 'PromotionError', 'UnknownVersionError', 'untrusted_types',
-           'save_pipeline', 'load_pipeline', 'reference_sample', 'frame_to_json', 'frame_from_json', 'data_fingerprint',
-           'library_versions', 'criteria_results', 'card_markdown', 'ModelBundle', 'ModelVersion', 'ModelRegistry']
+           'save_pipeline', 'load_pipeline', 'reference_sample', 'frame_to_json', 'frame_from_json', 'library_versions',
+           'criteria_results', 'card_markdown', 'ModelBundle', 'ModelVersion', 'ModelRegistry']
 
 # %% ../nbs/04_registry.ipynb #reg-errors
 class RegistryError(ValueError):
@@ -173,12 +173,6 @@ def frame_from_json(data:dict)->pd.DataFrame:
     return frame
 
 # %% ../nbs/04_registry.ipynb #reg-card
-def data_fingerprint(frame:pd.DataFrame)->str:
-    "A sha256 of `frame`'s values, column names and dtypes (not its index): equal data, equal fingerprint"
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    digest.update(json.dumps([[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]).encode())
-    return "sha256:" + digest.hexdigest()
-
 def library_versions()->dict:
     "The versions of python and the libraries a saved model depends on"
     from importlib.metadata import version, PackageNotFoundError
