@@ -866,21 +866,30 @@ def _candidates(grid:ExperimentGrid, top:int)->tuple[list, object]:
     simple_trials = grid._ranked([trial for trial in feasible if trial.params["algorithm"] in simple]) or                     grid._ranked([trial for trial in complete if trial.params["algorithm"] in simple])
     return grid._ranked(feasible)[:top], (simple_trials[0] if simple_trials else None)
 
-def _rescore(grid:ExperimentGrid, trial, repeat:int)->list[tuple]:
-    "The primary metric of `trial`'s candidate on the folds of `repeat`: (fold, value, test/train ratio) each"
+def _rescoring_folds(grid:ExperimentGrid, repeats:int)->list[tuple]:
+    "(repeat, fold, train, test) of `repeats` new cross-validations, each distinct fold once"
+    data, seen, folds = grid._data_, set(), []
+    for repeat in range(1, repeats + 1):
+        for fold, (train, test) in enumerate(cv_folds(grid.cv, data.y, data.times, grid.seed, repeat=repeat)):
+            key = (len(train), test.tobytes())  # forward-chaining folds of time data recur across repeats
+            if key not in seen: seen.add(key); folds.append((repeat, fold, train, test))
+    return folds
+
+def _rescore(grid:ExperimentGrid, trial, folds:list)->list[tuple]:
+    "The primary metric of `trial`'s candidate on each of `folds`: (repeat, fold, value, test/train ratio) each"
     setup, data = grid._setup_, grid._data_
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
     rows = []
-    for fold, (train, test) in enumerate(cv_folds(grid.cv, data.y, data.times, grid.seed, repeat=repeat)):
+    for repeat, fold, train, test in folds:
         model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed + repeat)
         scores = _fit_and_score(model, data, train, test, grid.n_jobs_per_trial)
         value = _fold_metrics(setup.criteria, data.y[test], scores, setup.threshold)[setup.criteria.primary.metric]
-        rows.append((fold, value, len(test) / len(train)))
+        rows.append((repeat, fold, value, len(test) / len(train)))
     return rows
 
 def check_winner(grid:ExperimentGrid, # a grid that has run
                  top:int=3, # how many of the best candidates to re-score
-                 repeats:int=3, # repetitions of the cross-validation, each on new folds
+                 repeats:int=3, # repetitions of the cross-validation on new folds (time data: the folds no earlier repetition had)
                  confidence:float=0.95, # of the intervals
                 )->WinnerCheck:
     "Re-score the top candidates and the best simple model on repeated new folds; compare the best with each; raises ValueError"
@@ -891,8 +900,9 @@ def check_winner(grid:ExperimentGrid, # a grid that has run
     if not top_trials: raise ValueError("No complete trial to check: run the grid with more trials")
     candidates = top_trials + ([simple_trial] if simple_trial is not None and simple_trial not in top_trials else [])
     metric, sign = grid.criteria_.primary.metric, 1 if grid.criteria_.direction == "maximize" else -1
+    folds = _rescoring_folds(grid, repeats)
     scores = pd.DataFrame([dict(trial=trial.number, candidate=_trial_label(trial), repeat=repeat, fold=fold, value=value, test_train_ratio=ratio)
-                           for trial in candidates for repeat in range(1, repeats + 1) for fold, value, ratio in _rescore(grid, trial, repeat)])
+                           for trial in candidates for repeat, fold, value, ratio in _rescore(grid, trial, folds)])
     means = scores.groupby("trial").value.mean()
     best, challengers = top_trials[0].number, [trial.number for trial in top_trials[1:]]
     others = {"runner-up": max(challengers, key=lambda number: sign * means[number]) if challengers else None,

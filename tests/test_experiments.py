@@ -8,7 +8,8 @@ import pytest
 
 from mlops_kit.experiments import (Algorithm, CaseStudySample, check_winner, compare_baselines, parameter_importances, plot_history,
                                    plot_importances, plot_scores, ExperimentGrid, FloatRange, IntRange, StorageConnectionError,
-                                   default_algorithms, default_data_variants, fail_stale_trials, fit_best, make_storage, run_worker)
+                                   cv_folds, default_algorithms, default_data_variants, fail_stale_trials, fit_best, make_storage,
+                                   run_worker)
 from mlops_kit.lifecycle import Criteria, Project, cost_metric, metric_registry
 
 COMMAND = [sys.executable, "-c", "import sys; from mlops_kit.cli import main; sys.exit(main())"]
@@ -244,3 +245,18 @@ def test_cleanup_fails_and_requeues_a_dead_workers_trial_on_a_journal(tmp_path, 
     trials = finished.study_.trials
     assert trials[2].state == optuna.trial.TrialState.FAIL and trials[3].system_attrs["retry_history"] == [2]
     assert trials[3].state in FINISHED and trials[3].params["decision_tree__max_depth"] == 3
+
+
+def test_the_winner_check_scores_each_distinct_time_fold_once(sequential):
+    "Forward-chaining folds recur across repeats; a fold counted twice would narrow the t-test's interval falsely"
+    check = check_winner(sequential, top=2, repeats=3)
+    data = sequential._data_
+    windows = {}
+    for repeat in (1, 2, 3):
+        for fold, (train, test) in enumerate(cv_folds(sequential.cv, data.y, data.times, sequential.seed, repeat=repeat)):
+            windows[(repeat, fold)] = (len(train), test.tobytes())
+    distinct = len(set(windows.values()))
+    assert distinct < len(windows)  # the case study's months do repeat folds across repeats
+    for _, scored in check.scores.groupby("trial"):
+        used = [windows[(row.repeat, row.fold)] for row in scored.itertuples()]
+        assert len(used) == len(set(used)) == distinct
