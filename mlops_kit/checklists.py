@@ -5,7 +5,7 @@
 # %% ../nbs/02_checklists.ipynb #chk-imports
 from __future__ import annotations
 
-import difflib, html, math, numbers, re, warnings
+import html, math, numbers, re, warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,6 +18,7 @@ import pandas as pd
 
 from .data import Dataset, screen_leakage
 from .lifecycle import Criteria, Decision, Metric, Phase, Project, Verdict, cost_metric
+from .lifecycle import _did_you_mean, _quoted  # the same wording for every message
 
 # %% auto #0
 __all__ = ['SOURCES', 'DESIGN_ITEMS', 'DEVELOPMENT_ITEMS', 'DEPLOYMENT_ITEMS', 'PHASE_ITEMS', 'ML_TEST_SCORE_SECTIONS',
@@ -27,10 +28,6 @@ __all__ = ['SOURCES', 'DESIGN_ITEMS', 'DEVELOPMENT_ITEMS', 'DEPLOYMENT_ITEMS', '
            'phase_report']
 
 # %% ../nbs/02_checklists.ipynb #chk-status
-def _quoted(values)->str:
-    "`values` as a readable list: 'a', 'b', 'c'"
-    return ", ".join(repr(str(value)) for value in values)
-
 _STATUS_ALIASES = {"n/a": "not_applicable", "na": "not_applicable"}
 
 class Status(StrEnum):
@@ -378,8 +375,7 @@ class Checklist:
     def item(self, item_id:str)->ChecklistItem:
         "The item called `item_id`; raises UnknownItemError (a KeyError and ValueError) listing the ids"
         if isinstance(item_id, str) and item_id in self._by_id: return self._by_id[item_id]
-        close = difflib.get_close_matches(str(item_id), self._by_id, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = _did_you_mean(item_id, self._by_id)
         raise UnknownItemError(f"Checklist {self.name!r} has no item {item_id!r}.{hint} Its items are: {_quoted(self._by_id)}")
 
     def answer(self, item_id:str)->Answer:

@@ -28,6 +28,11 @@ def _quoted(values)->str:
     "`values` as a readable list: 'a', 'b', 'c'"
     return ", ".join(repr(str(value)) for value in values)
 
+def _did_you_mean(name, known)->str:
+    "A hint naming the entry of `known` closest to `name`, or '' if none is close"
+    close = difflib.get_close_matches(str(name), known, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
 def _check_choice(value, # the value given by the user
                   choices, # the allowed values
                   what:str, # what the value is, for the message
@@ -244,8 +249,7 @@ class MetricRegistry:
     def get(self, name:str)->Metric:
         "The metric called `name`; raises `UnknownMetricError` (a KeyError) listing the known names"
         if isinstance(name, str) and name in self._metrics: return self._metrics[name]
-        close = difflib.get_close_matches(str(name), self._metrics, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = _did_you_mean(name, self._metrics)
         raise UnknownMetricError(
             f"Unknown metric {name!r}.{hint} Known metrics: {', '.join(self._metrics)}. To use your own, register it "
             f"first: `metric_registry.register(Metric({str(name)!r}, 'higher', compute))`, or `cost_metric(...)` for a cost")
