@@ -144,8 +144,30 @@ def _run_experiment_cleanup(args) -> int:
     print(f"failed {len(failed)} stale trial(s): {', '.join(map(str, failed)) or 'none'}" + ("" if args.no_retry or not failed else "; queued again"))
     return 0
 
+# %% ../nbs/09_cli.ipynb #cli-serve-code
+def _add_serve_command(subcommands):
+    "`mlops-kit serve`: serve a registered model over HTTP"
+    parser = subcommands.add_parser("serve", help="serve a registered model: Open Inference Protocol, /predict, /feedback, /metrics",
+        description="Serve a model from the registry until Ctrl-C, logging every prediction. Loopback only unless --host says otherwise.")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="the model registry's folder (default: models)")
+    parser.add_argument("--name", default="churn", help="the model's name (default: churn)")
+    parser.add_argument("--version", type=int, help="the version to serve (default: the champion)")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="the port (default: 8000)")
+    parser.add_argument("--log", default="predictions.db", help="prediction log: a SQLite path or postgresql://... (default: predictions.db)")
+    parser.add_argument("--max-batch-rows", type=int, default=10_000, help="records per request (default: 10000)")
+    parser.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="bytes per request body (default: 16 MiB)")
+    parser.set_defaults(run=_run_serve)
+
+def _run_serve(args) -> int:
+    from mlops_kit.serving import ServiceSettings, serve
+    if not args.models.is_dir(): raise FileNotFoundError(f"{args.models}: no model registry folder here; give --models")
+    settings = ServiceSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes)
+    serve(args.models, args.name, args.version, args.host, args.port, args.log, settings, echo=lambda text: print(text, flush=True))
+    return 0
+
 # %% ../nbs/09_cli.ipynb #08a4f98b
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command]
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"

@@ -5,7 +5,7 @@
 # %% ../nbs/04_registry.ipynb #reg-imports
 from __future__ import annotations
 
-import contextlib, getpass, hashlib, html, json, math, os, platform, re, shutil, tempfile
+import contextlib, getpass, hashlib, html, json, math, numbers, os, platform, re, shutil, tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -201,12 +201,16 @@ BUNDLE_FILES = ("model.skops", "schema.json", "reference.json", "criteria.json")
 
 def _number(value)->str: return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
+def _threshold_text(threshold)->str:
+    return "the pipeline's own `predict`" if threshold is None else f"flag when the probability of the positive class is >= {threshold:.4g}"
+
 def card_markdown(card:dict)->str:
     "The model `card` as Markdown, for people: what the model is, how it did, on which data"
     lines = [f"# Model card: {card['name']} v{card['version']}", "",
              f"{card['description'] or 'No description.'}", "",
              f"- **Algorithm:** {card['algorithm']} (data variant: {card['variant'] or '-'}, seed: {card['seed']})",
              f"- **Created:** {card['created']} by {card['author']}",
+             f"- **Decision threshold:** {_threshold_text(card.get('threshold'))}",
              f"- **Accepted on its criteria:** {'yes' if card['accepted'] else 'no'}",
              f"- **Training data:** {card['training_data']['rows']:,} rows, fingerprint `{card['training_data']['fingerprint']}`",
              "", "## Success criteria", "", "| criterion | kind | measured | status |", "|---|---|---|---|"]
@@ -246,9 +250,18 @@ class ModelBundle:
         "The pipeline's class probabilities for the feature columns of `frame`"
         return self.pipeline.predict_proba(self._features_of(frame))
 
+    @property
+    def threshold(self)->float|None: return self.card.get("threshold")
+
     def predict(self, frame:pd.DataFrame)->np.ndarray:
-        "The pipeline's predicted labels for the feature columns of `frame`"
-        return self.pipeline.predict(self._features_of(frame))
+        "Predicted labels for the feature columns of `frame`: probability >= the card's `threshold`, or the pipeline's own predict"
+        return self.labels_from(self.predict_proba(frame)) if self.threshold is not None else self.pipeline.predict(self._features_of(frame))
+
+    def labels_from(self, probabilities:np.ndarray)->np.ndarray:
+        "The labels `predict` gives for `probabilities` from `predict_proba` (no second pass through the pipeline)"
+        classes = self.pipeline.classes_
+        if self.threshold is None: return classes[np.argmax(probabilities, axis=1)]
+        return classes[(probabilities[:, 1] >= self.threshold).astype(int)]
 
     def __repr__(self):
         return (f"ModelBundle({self.name!r} v{self.version}: {self.card['algorithm']}, {len(self.features)} features, "
@@ -275,6 +288,10 @@ class ModelVersion:
 
     @property
     def accepted(self)->bool: return self.card["accepted"]
+
+    def input_schema(self)->Schema:
+        "The schema of the features this version reads, without loading the model (a service validates requests with it)"
+        return Schema.from_dict(_read_json(self.path / "schema.json", f"Model {self.name!r} v{self.version}"))
 
     def __repr__(self):
         primary = next(row for row in self.card["criteria_results"] if row["primary"])
@@ -376,10 +393,17 @@ def _new_card(name, pipeline, features, training, target, criteria, metrics, fie
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "author": fields["author"] or _login_name(),
             "description": fields["description"], "variant": fields["variant"],
             "algorithm": fields["algorithm"] or type(final_step).__name__, "params": json.loads(_to_json(params)),
-            "seed": fields["seed"], "metrics": metrics, "criteria_results": json.loads(results.to_json(orient="records")),
+            "seed": fields["seed"], "threshold": fields["threshold"], "metrics": metrics, "criteria_results": json.loads(results.to_json(orient="records")),
             "accepted": not results.blocks.any(), "features": list(features.columns), "target": target,
             "training_data": {"rows": len(training), "fingerprint": data_fingerprint(training)},
             "library_versions": library_versions(), "files": {}}
+
+def _check_threshold(threshold)->float|None:
+    "`threshold` as a float strictly between 0 and 1, or None; raises ValueError"
+    if threshold is None: return None
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a probability strictly between 0 and 1 (or None for the pipeline's own predict), got {threshold!r}")
+    return float(threshold)
 
 def _card_summary(card:dict)->dict:
     "What the journal keeps of a card"
@@ -463,6 +487,7 @@ class ModelRegistry:
                  seed:int|None=None, # the seed the model was trained with
                  author:str|None=None, # default: the login name
                  description:str="", # one paragraph for the card
+                 threshold:float|None=None, # flag a case when predict_proba(...)[:, 1] >= threshold; None: the pipeline's own predict
                  max_reference_rows:int=REFERENCE_ROWS, # size of the reference sample
                  trusted_extra=(), # types outside `TRUSTED_TYPES` that the pipeline needs, trusted on purpose
                 )->ModelVersion:
@@ -471,7 +496,8 @@ class ModelRegistry:
         folder = self._model_folder(name)
         features, training, target = _training_parts(training_data, target)
         _check_pipeline(pipeline, features)
-        fields = dict(variant=variant, algorithm=algorithm, params=params, seed=seed, author=author, description=description)
+        fields = dict(variant=variant, algorithm=algorithm, params=params, seed=seed, author=author, description=description,
+                      threshold=_check_threshold(threshold))
         card = _new_card(name, pipeline, features, training, target, criteria, _check_metrics(metrics), fields)
         reference = reference_sample(training, max_reference_rows, seed or 0)
         with self._lock(name):
@@ -505,6 +531,14 @@ class ModelRegistry:
         number = self._resolve(name, version, alias)
         folder = self._model_folder(name) / f"v{number}"
         return ModelVersion(name, number, folder, _read_card(folder, name, number))
+
+    def verify(self, name:str="churn", version:int|None=None, alias:str|None=None, trusted_extra=())->ModelVersion:
+        "Check a version's files against its card and its model's types against the allow-list, without loading it"
+        handle = self.version(name, version, alias)
+        _verify_files(handle.path, handle.card, f"Model {name!r} v{handle.version}")
+        refused = untrusted_types(handle.path / "model.skops", trusted_extra)
+        if refused: raise UntrustedTypesError(f"Model {name!r} v{handle.version}", refused)
+        return handle
 
     def load(self, name:str="churn", version:int|None=None, alias:str|None=None, trusted_extra=())->ModelBundle:
         "The bundle of a version (see `version`); raises UnknownVersionError, IntegrityError, UntrustedTypesError"
