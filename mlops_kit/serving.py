@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_LOG', 'PROTOCOL_OUTPUTS', 'ServingError', 'PredictionLog', '
            'BackgroundServer', 'ServiceError', 'ServiceClient', 'serve']
 
 # %% ../nbs/05_serving.ipynb #srv-003
-import asyncio, concurrent.futures, contextlib, json, math, queue, re, sqlite3, threading, time, uuid
+import asyncio, concurrent.futures, contextlib, json, math, queue, re, sqlite3, threading, time, uuid, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,18 +36,20 @@ class _RequestRecord:
     endpoint: str # 'predict' or 'infer'
     model_name: str
     model_version: int
-    inputs: dict # column -> list of values
+    inputs: dict|bytes # column -> list of values, or the JSON body of a /predict request, {"records": [...]}
     predictions: list # one label per row
-    probabilities: list # one list of class probabilities per row
+    probabilities: np.ndarray # one row of class probabilities per case
     latency_ms: float # validation and model time, before the commit
 
     @property
     def ids(self)->list[str]: return [f"{self.request_id}-{row}" for row in range(len(self.predictions))]
 
     def as_row(self)->tuple:
+        "The row of the requests table (the writer thread calls this, off the request's path)"
+        inputs = self.inputs if isinstance(self.inputs, bytes) else json.dumps(self.inputs).encode()
+        probabilities = np.ascontiguousarray(self.probabilities, dtype="<f8").tobytes()
         return (self.request_id, self.client_request_id, self.received_at, self.endpoint, self.model_name, self.model_version,
-                len(self.predictions), json.dumps(self.inputs), json.dumps(self.predictions), json.dumps(self.probabilities),
-                self.latency_ms)
+                len(self.predictions), zlib.compress(inputs, 1), json.dumps(self.predictions), probabilities, self.latency_ms)
 
 # %% ../nbs/05_serving.ipynb #srv-011
 _REQUEST_COLUMNS = ["request_id", "client_request_id", "received_at", "endpoint", "model_name", "model_version", "n_rows",
@@ -58,18 +60,21 @@ class _SQLite:
     kind, placeholder = "sqlite", "?"
     def __init__(self, path:Path, synchronous:str): self.path, self.synchronous = path, synchronous
 
-    def connect(self):
+    def connect(self, writer:bool=False):
+        "A connection in autocommit mode (transactions are explicit); the writer's also sets WAL and the sync level"
         connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self.synchronous}")
+        if writer:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            connection.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the requests' path
         return connection
 
     def create_tables(self, connection):
         connection.execute("BEGIN")
         connection.execute("CREATE TABLE IF NOT EXISTS requests (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, "
                            "client_request_id TEXT, received_at REAL NOT NULL, endpoint TEXT NOT NULL, model_name TEXT NOT NULL, "
-                           "model_version INTEGER NOT NULL, n_rows INTEGER NOT NULL, inputs TEXT NOT NULL, predictions TEXT NOT NULL, "
-                           "probabilities TEXT NOT NULL, latency_ms REAL NOT NULL)")
+                           "model_version INTEGER NOT NULL, n_rows INTEGER NOT NULL, inputs BLOB NOT NULL, predictions TEXT NOT NULL, "
+                           "probabilities BLOB NOT NULL, latency_ms REAL NOT NULL)")
         connection.execute("CREATE TABLE IF NOT EXISTS feedback (prediction_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, "
                            "row_number INTEGER NOT NULL, label TEXT NOT NULL, received_at REAL NOT NULL)")
         connection.execute("CREATE INDEX IF NOT EXISTS requests_by_time ON requests (received_at)")
@@ -86,7 +91,7 @@ class _PostgreSQL:
     kind, placeholder = "postgresql", "%s"
     def __init__(self, url:str): self.url = url
 
-    def connect(self):
+    def connect(self, writer:bool=False):
         try: import psycopg
         except ImportError: raise ServingError("A PostgreSQL prediction log needs psycopg: pip install 'mlops-kit[postgres]'") from None
         try: return psycopg.connect(self.url, connect_timeout=10)
@@ -99,8 +104,8 @@ class _PostgreSQL:
             cursor.execute("SELECT pg_advisory_xact_lock(4242)")  # two services creating the tables at once
             cursor.execute("CREATE TABLE IF NOT EXISTS requests (seq BIGSERIAL PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, "
                            "client_request_id TEXT, received_at DOUBLE PRECISION NOT NULL, endpoint TEXT NOT NULL, "
-                           "model_name TEXT NOT NULL, model_version INTEGER NOT NULL, n_rows INTEGER NOT NULL, inputs TEXT NOT NULL, "
-                           "predictions TEXT NOT NULL, probabilities TEXT NOT NULL, latency_ms DOUBLE PRECISION NOT NULL)")
+                           "model_name TEXT NOT NULL, model_version INTEGER NOT NULL, n_rows INTEGER NOT NULL, inputs BYTEA NOT NULL, "
+                           "predictions TEXT NOT NULL, probabilities BYTEA NOT NULL, latency_ms DOUBLE PRECISION NOT NULL)")
             cursor.execute("CREATE TABLE IF NOT EXISTS feedback (prediction_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, "
                            "row_number INTEGER NOT NULL, label TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL)")
             cursor.execute("CREATE INDEX IF NOT EXISTS requests_by_time ON requests (received_at)")
@@ -124,7 +129,7 @@ def _backend(url, sqlite_synchronous:str):
 
 # %% ../nbs/05_serving.ipynb #srv-013
 class _Submission:
-    "What the writer thread commits: (SQL, rows of parameters) pairs, and the future to complete"
+    "What the writer thread commits: (SQL, function giving the rows of parameters) pairs, and the future to complete"
     def __init__(self, statements:list): self.statements, self.future = statements, concurrent.futures.Future()
 
 _STOP = object()
@@ -135,7 +140,7 @@ def _write_group(backend, connection, group:list)->bool:
         backend.begin(connection)
         cursor = connection.cursor()
         for submission in group:
-            for sql, rows in submission.statements: cursor.executemany(sql.replace("?", backend.placeholder), rows)
+            for sql, make_rows in submission.statements: cursor.executemany(sql.replace("?", backend.placeholder), make_rows())
         backend.commit(connection)
     except Exception as error:
         with contextlib.suppress(Exception): backend.rollback(connection)
@@ -189,29 +194,47 @@ def _window_query(last, since, until)->tuple[str, list]:
 
 _CASE_COLUMNS = ["id", "request_id", "client_request_id", "received_at", "endpoint", "model_name", "model_version"]
 
+def _input_columns(blob:bytes)->dict:
+    "The logged inputs of one request as column -> values, from the JSON of a /predict body or of columns"
+    inputs = json.loads(zlib.decompress(blob))
+    if "records" not in inputs: return inputs
+    records = inputs["records"]
+    return {name: [record[name] for record in records] for name in records[0]}
+
 def _cases(requests:list)->pd.DataFrame:
     "One row per predicted case of `requests` (rows of the requests table)"
-    columns = {name: [] for name in _CASE_COLUMNS + ["prediction", "probabilities", "latency_ms"]}
-    inputs = {}
-    for request_id, client_id, received_at, endpoint, name, version, n_rows, inputs_json, labels, probabilities, latency in requests:
+    columns = {name: [] for name in _CASE_COLUMNS + ["prediction", "latency_ms"]}
+    inputs, probabilities = {}, []
+    for request_id, client_id, received_at, endpoint, name, version, n_rows, inputs_blob, labels, probability_bytes, latency in requests:
         columns["id"] += [f"{request_id}-{row}" for row in range(n_rows)]
         for column, value in zip(_CASE_COLUMNS[1:], [request_id, client_id, received_at, endpoint, name, int(version)]):
             columns[column] += [value] * n_rows
-        for column, values in json.loads(inputs_json).items(): inputs.setdefault(column, []).extend(values)
+        for column, values in _input_columns(bytes(inputs_blob)).items(): inputs.setdefault(column, []).extend(values)
         columns["prediction"] += json.loads(labels)
-        columns["probabilities"] += json.loads(probabilities)
+        probabilities.append(np.frombuffer(bytes(probability_bytes), dtype="<f8").reshape(n_rows, -1))
         columns["latency_ms"] += [latency] * n_rows
-    frame = pd.DataFrame({**{name: columns[name] for name in _CASE_COLUMNS}, **inputs,
-                          **{name: columns[name] for name in ["prediction", "probabilities", "latency_ms"]}})
+    frame = pd.DataFrame({**{name: columns[name] for name in _CASE_COLUMNS}, **inputs, "prediction": columns["prediction"]})
+    frame["probability"] = _probability_column(probabilities)
+    frame["probabilities"] = [row for part in probabilities for row in part.tolist()]
+    frame["latency_ms"] = columns["latency_ms"]
     frame["received_at"] = pd.to_datetime(frame["received_at"].astype(float), unit="s", utc=True)
     return frame
+
+def _probability_column(probabilities:list)->np.ndarray:
+    "The probability of the positive class (two classes) or of the most likely class, for each case"
+    if not probabilities: return np.empty(0)
+    stacked = np.concatenate(probabilities) if len({part.shape[1] for part in probabilities}) == 1 else None
+    if stacked is not None and stacked.shape[1] == 2: return stacked[:, 1]
+    return np.concatenate([part.max(axis=1) for part in probabilities])
 
 def _with_labels(frame:pd.DataFrame, feedback:list)->pd.DataFrame:
     "`frame` with the `label` and `label_received_at` of each case (missing where no feedback arrived)"
     labels = pd.DataFrame(feedback, columns=["id", "label", "label_received_at"])
     labels["label"] = pd.Series([json.loads(text) for text in labels["label"]], index=labels.index, dtype=object)
     labels["label_received_at"] = pd.to_datetime(labels["label_received_at"].astype(float), unit="s", utc=True)
-    return frame.merge(labels, on="id", how="left")
+    merged = frame.merge(labels, on="id", how="left")
+    merged["label"] = merged["label"].infer_objects()  # 0/1 labels become numbers (NaN where none arrived yet)
+    return merged
 
 # %% ../nbs/05_serving.ipynb #srv-018
 class PredictionLog:
@@ -225,13 +248,13 @@ class PredictionLog:
         if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
             raise ServingError(f"max_group must be a positive integer, got {max_group!r}")
         self.url, self.max_group, self._backend = url, max_group, _backend(url, sqlite_synchronous)
-        self._work, self._writer, self._lock = queue.SimpleQueue(), None, threading.Lock()
+        self._work, self._writer, self._checkpointer, self._lock = queue.SimpleQueue(), None, None, threading.Lock()
         self.commits = self.committed_requests = 0 # group commit statistics: committed requests / commits = group size
-        with contextlib.closing(self._backend.connect()) as connection: self._backend.create_tables(connection)
+        with contextlib.closing(self._backend.connect(writer=True)) as connection: self._backend.create_tables(connection)
 
     def record(self, record:_RequestRecord)->concurrent.futures.Future:
         "Queue a served request for the next group commit; the future is done once it is committed"
-        return self._submit([(_INSERT_REQUEST, [record.as_row()])])
+        return self._submit([(_INSERT_REQUEST, lambda: [record.as_row()])])
 
     def add_feedback(self, labels:dict, # prediction id -> true label
                     )->int:
@@ -241,9 +264,14 @@ class PredictionLog:
         if unknown:
             raise ServingError(f"No prediction has the id(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: send ids that "
                                "/predict or /infer returned. Nothing was saved")
-        rows = [(prediction_id, *_parse_prediction_id(prediction_id), json.dumps(label), time.time()) for prediction_id, label in labels.items()]
-        self._submit([(_UPSERT_FEEDBACK, rows)]).result()
-        return len(rows)
+        self.record_feedback(labels).result()
+        return len(labels)
+
+    def record_feedback(self, labels:dict)->concurrent.futures.Future:
+        "Queue checked `labels` (prediction id -> label) for the next group commit; the future is done once committed"
+        received_at = time.time()
+        rows = [(key, *_parse_prediction_id(key), json.dumps(label), received_at) for key, label in labels.items()]
+        return self._submit([(_UPSERT_FEEDBACK, lambda: rows)])
 
     def unknown_ids(self, ids:list)->list:
         "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
@@ -272,11 +300,14 @@ class PredictionLog:
         return dict(requests=int(requests), cases=int(cases), labels=int(labels))
 
     def close(self):
-        "Commit what is queued, then stop the writer thread"
-        with self._lock: writer, self._writer = self._writer, None
+        "Commit what is queued, then stop the writer and checkpoint threads"
+        with self._lock: writer, checkpointer, self._writer, self._checkpointer = self._writer, self._checkpointer, None, None
         if writer is not None:
             self._work.put(_STOP)
             writer.join()
+        if checkpointer is not None:
+            checkpointer.stop.set()
+            checkpointer.join()
 
     def __enter__(self): return self
     def __exit__(self, *exception): self.close()
@@ -285,13 +316,31 @@ class PredictionLog:
     def _submit(self, statements:list)->concurrent.futures.Future:
         "Queue (SQL, rows) `statements` for the next group commit, starting the writer thread if needed"
         with self._lock:
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, args=(self._backend.connect(),), daemon=True,
-                                                name="prediction-log-writer")
-                self._writer.start()
+            if self._writer is None: self._start_threads()
             submission = _Submission(statements)
             self._work.put(submission)
         return submission.future
+
+    def _start_threads(self):
+        "Start the writer thread and, for SQLite, the checkpoint thread"
+        self._writer = threading.Thread(target=self._write_loop, args=(self._backend.connect(writer=True),), daemon=True,
+                                        name="prediction-log-writer")
+        self._writer.start()
+        if self._backend.kind == "sqlite":
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(self._backend.connect(),), daemon=True,
+                                                  name="prediction-log-checkpoint")
+            self._checkpointer.stop = threading.Event()
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self, connection, every:float=0.5):
+        "The checkpoint thread (SQLite): copy the write-ahead log into the database file when there were commits"
+        stop, checkpointed = threading.current_thread().stop, 0
+        with contextlib.closing(connection):
+            while not stop.wait(every):
+                if self.commits != checkpointed:
+                    checkpointed = self.commits
+                    with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _write_loop(self, connection):
         "The writer thread: commit what arrives, in groups, until _STOP"
@@ -670,17 +719,18 @@ class _Service:
 # %% ../nbs/05_serving.ipynb #srv-043
 def _nullable_features(model)->set:
     "The features `model` can score when they are missing: try a few reference rows with each set to null"
-    rows = model.reference[model.features].head(5).astype(object)
+    rows = model.reference[model.features].head(5)
+    columns = {name: rows[name].tolist() for name in model.features}  # as a request's columns arrive
     nullable = set()
     for name in model.features:
-        trial = rows.copy()
-        trial[name] = None
         with contextlib.suppress(Exception), np.errstate(all="ignore"):
-            if np.isfinite(model.predict_proba(trial)).all(): nullable.add(name)
+            if np.isfinite(model.predict_proba(pd.DataFrame({**columns, name: [None] * len(rows)}))).all(): nullable.add(name)
     return nullable
 
 # %% ../nbs/05_serving.ipynb #srv-045
-async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None)->tuple:
+async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
+                         body:bytes|None=None, # the request's JSON body, logged as it came when given
+                        )->tuple:
     "Score the feature `columns`, log the request and wait for its commit; the record and the probabilities"
     from fastapi import HTTPException
     started = time.perf_counter()
@@ -695,8 +745,8 @@ async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_re
     except Exception as error:
         raise HTTPException(422, f"The model could not score these records ({type(error).__name__}: {error}); check the values "
                                  f"against GET /v2/models/{service.name}") from None
-    record = _RequestRecord(uuid.uuid4().hex, client_request_id, time.time(), endpoint, service.name, service.version, columns,
-                            labels.tolist(), probabilities.tolist(), (time.perf_counter() - started) * 1000)
+    record = _RequestRecord(uuid.uuid4().hex, client_request_id, time.time(), endpoint, service.name, service.version,
+                            columns if body is None else body, labels.tolist(), probabilities, (time.perf_counter() - started) * 1000)
     try: await asyncio.wrap_future(service.log.record(record))
     except Exception as error:
         raise HTTPException(503, f"The prediction could not be saved in the prediction log ({type(error).__name__}: {error}), "
@@ -830,7 +880,7 @@ def _add_protocol_routes(app, service:_Service):
 # %% ../nbs/05_serving.ipynb #srv-052
 def _add_learner_routes(app, service:_Service):
     "POST /predict, POST /feedback and GET /metrics"
-    from fastapi import HTTPException
+    from fastapi import HTTPException, Request
     from fastapi.responses import Response
     bodies = _learner_models(service.name, service.schema, service.settings.max_batch_rows)
     PredictRequest, FeedbackRequest = bodies["PredictRequest"], bodies["FeedbackRequest"]
@@ -838,9 +888,9 @@ def _add_learner_routes(app, service:_Service):
 
     @app.post("/predict", response_model=bodies["PredictResponse"], responses={s: _ERROR_RESPONSES[s] for s in (400, 413, 422, 503)},
               tags=["Learners"], summary="Predict for a list of records (column -> value)")
-    async def predict(body:PredictRequest):
+    async def predict(body:PredictRequest, request:Request):
         columns = {name: [record[name] for record in body.records] for name in features}
-        record, probabilities = await _score_and_log(service, columns, "predict")
+        record, probabilities = await _score_and_log(service, columns, "predict", body=await request.body())
         scores = _scores(probabilities, np.asarray(record.predictions), service.model)
         return dict(model_name=service.name, model_version=service.version, request_id=record.request_id, ids=record.ids,
                     predictions=record.predictions, probabilities=scores.tolist(), threshold=service.model.threshold)
@@ -853,8 +903,7 @@ def _add_learner_routes(app, service:_Service):
         try: unknown = await asyncio.to_thread(service.log.unknown_ids, list(labels))
         except ServingError as error: raise HTTPException(422, str(error)) from None
         if unknown: raise HTTPException(404, f"No prediction has the id(s) {unknown[:5]}: send ids that /predict or /infer returned. Nothing was saved")
-        rows = [(key, *_parse_prediction_id(key), json.dumps(label), time.time()) for key, label in labels.items()]
-        await asyncio.wrap_future(service.log._submit([(_UPSERT_FEEDBACK, rows)]))
+        await asyncio.wrap_future(service.log.record_feedback(labels))
         for label in labels.values(): service.metrics.feedback.labels(str(label)).inc()
         return dict(received=len(labels))
 
@@ -1030,7 +1079,11 @@ class ServiceClient:
                )->pd.DataFrame:
         "One row per case: `id` (for feedback), `prediction`, `probability`, and the `model_version`"
         metadata = self.metadata()
-        if isinstance(data, pd.DataFrame): records = _records_of(data[[spec["name"] for spec in metadata["inputs"]]])
+        features = [spec["name"] for spec in metadata["inputs"]]
+        if isinstance(data, pd.DataFrame):
+            missing = [name for name in features if name not in data.columns]
+            if missing: raise ValueError(f"The frame lacks the model's feature column(s) {missing}; it needs {features}")
+            records = _records_of(data[features])
         elif isinstance(data, list): records = data
         else: raise TypeError(f"predict takes a DataFrame or a list of records (dicts), got {type(data).__name__}")
         size, parts = metadata["parameters"]["max_batch_rows"], []

@@ -33,7 +33,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_holds_the_generated_library_and_its_command(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ["__init__", "_modidx", "lifecycle", "data", "cli"]:
+    for module in ["__init__", "_modidx", "lifecycle", "data", "checklists", "experiments", "registry", "serving", "cli"]:
         assert f"mlops_kit/{module}.py" in names
     assert not [name for name in names if name.startswith(("nbs/", "tests/", "bench/"))]
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))

@@ -39,3 +39,31 @@ def test_readme_command_line_examples_run(tmp_path):
     Project(tmp_path / commands[2][2], name="churn")
     assert subprocess.run([executable, *commands[2][1:]], cwd=tmp_path).returncode == 0
     assert "Phase report: churn" in (tmp_path / "report.html").read_text()
+
+
+def test_readme_serve_command_serves_the_model_the_example_registered(tmp_path):
+    "The serving example registers a champion; `mlops-kit serve` as the README writes it (on a free port) serves it"
+    import httpx, os, signal, time
+    from conftest import free_port
+    example = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "BackgroundServer" in block)
+    assert subprocess.run([sys.executable, "-c", example], cwd=tmp_path, timeout=300).returncode == 0
+    serve_block = re.findall(r"```sh\n(.*?)```", README, re.S)[2]
+    command = next(line.split() for line in serve_block.splitlines() if line.startswith("mlops-kit serve"))
+    port = free_port()
+    command[command.index("--port") + 1] = str(port)
+    executable = str(Path(sys.executable).parent / "mlops-kit")
+    server = subprocess.Popen([executable, *command[1:]], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(600):
+                if server.poll() is not None: raise AssertionError(f"mlops-kit serve stopped: {server.stdout.read()}")
+                try:
+                    if http.get("/v2/health/ready").status_code == 200: break
+                except httpx.TransportError: pass
+                time.sleep(0.1)
+            metadata = http.get("/v2/models/churn").json()
+            assert metadata["parameters"]["threshold"] == 0.2
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert "Serving 'churn' v1 on http://127.0.0.1" in output
