@@ -431,11 +431,17 @@ def _problem_text(problem:dict, features:list, max_rows:int)->str:
     return f"{where}: {problem.get('msg', 'invalid')} (got {str(problem.get('input'))[:40]!r})"
 
 def _problems_text(problems:list, features:list, max_rows:int)->str:
-    texts = [_problem_text(problem, features, max_rows) for problem in problems]
+    "All `problems` in one message; the missing fields of one record are named together"
+    missing = {}
+    for problem in problems:
+        if problem.get("type") == "missing": missing.setdefault(_location(problem["loc"][:-1]), []).append(str(problem["loc"][-1]))
+    texts = [f"{where} lacks {', '.join(names)}; send every feature the model reads: {features}" if where.startswith("records")
+             else f"{where} lacks {', '.join(names)}" for where, names in missing.items()]
+    texts += [_problem_text(problem, features, max_rows) for problem in problems if problem.get("type") != "missing"]
     more = f"; and {len(texts) - 10} more problem(s)" if len(texts) > 10 else ""
     return "; ".join(texts[:10]) + more
 
-# %% ../nbs/05_serving.ipynb #srv-027
+# %% ../nbs/05_serving.ipynb #srv-028
 PROTOCOL_OUTPUTS = {"predict": "the predicted label of each case, after the decision threshold",
                     "predict_proba": "the probability of each class, one row per case",
                     "prediction_id": "the id of each case's prediction, for POST /feedback"}
@@ -480,7 +486,7 @@ def _protocol_models()->dict:
     return {model.__name__: model for model in [RequestInput, RequestOutput, InferenceRequest, ResponseOutput, InferenceResponse,
                                                  TensorMetadata, ModelMetadata, ServerMetadata, Liveness, Readiness, ModelReadiness]}
 
-# %% ../nbs/05_serving.ipynb #srv-029
+# %% ../nbs/05_serving.ipynb #srv-030
 def _flat_values(data:list, tensor:str)->list:
     "The values of a (possibly nested) `data` list, row-major; raises _ProtocolError for objects inside"
     values, pending = [], [iter(data)]
@@ -514,7 +520,7 @@ def _tensor_values(tensor, rows_columns:tuple|None=None)->list:
     for value in values: _check_value(value, tensor.datatype, tensor.name)
     return values
 
-# %% ../nbs/05_serving.ipynb #srv-030
+# %% ../nbs/05_serving.ipynb #srv-031
 def _text_to_kind(value, kind:str, where:str):
     "A value of a BYTES matrix as the feature's kind: standard clients send every value of a BYTES tensor as text"
     if value is None or not isinstance(value, str): return value
@@ -559,7 +565,7 @@ def _check_rows(rows:int, max_rows:int):
     if rows < 1: raise _ProtocolError("the request holds no rows: send at least one")
     if rows > max_rows: raise _ProtocolError(f"the request holds {rows} rows, over this server's limit of {max_rows}; split it into smaller batches")
 
-# %% ../nbs/05_serving.ipynb #srv-031
+# %% ../nbs/05_serving.ipynb #srv-032
 def _named_columns(inputs:list, kinds:dict, max_rows:int)->dict:
     "The columns of one tensor per feature, each of shape [rows] or [rows, 1]"
     names = [tensor.name for tensor in inputs]
@@ -586,7 +592,7 @@ def _columns_from_tensors(inputs:list, kinds:dict, max_rows:int)->dict:
     if len(inputs) == 1 and inputs[0].name not in kinds and len(kinds) > 1: return _matrix_columns(inputs[0], kinds, max_rows)
     return _named_columns(inputs, kinds, max_rows)
 
-# %% ../nbs/05_serving.ipynb #srv-035
+# %% ../nbs/05_serving.ipynb #srv-036
 class _BatchHistogram:
     "A Prometheus histogram that takes a whole array of observations at once"
     def __init__(self, name:str, documentation:str, bounds):
@@ -605,7 +611,7 @@ class _BatchHistogram:
         buckets = [(f"{bound:g}", int(count)) for bound, count in zip(self.bounds, cumulative[:-1])] + [("+Inf", int(cumulative[-1]))]
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
 
-# %% ../nbs/05_serving.ipynb #srv-036
+# %% ../nbs/05_serving.ipynb #srv-037
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 class _Metrics:
@@ -613,7 +619,7 @@ class _Metrics:
     def __init__(self, model_name:str, model_version:int, log:PredictionLog):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("mlops_kit_requests", "HTTP requests by endpoint and outcome (ok, client_error, server_error)",
+        self.requests = Counter("mlops_kit_requests", "HTTP requests by endpoint and outcome (ok, client_error, not_ready, server_error)",
                                 ["endpoint", "outcome"], registry=self.registry)
         self.latency = Histogram("mlops_kit_request_duration_seconds", "Time to answer a request, commit included", ["endpoint"],
                                  buckets=_LATENCY_BUCKETS, registry=self.registry)
@@ -630,7 +636,7 @@ class _Metrics:
               registry=self.registry).set_function(lambda: log.committed_requests)
 
     def observe_request(self, endpoint:str, status:int, seconds:float):
-        outcome = "ok" if status < 400 else "client_error" if status < 500 else "server_error"
+        outcome = "ok" if status < 400 else "client_error" if status < 500 else "not_ready" if status == 503 else "server_error"
         self.requests.labels(endpoint, outcome).inc()
         self.latency.labels(endpoint).observe(seconds)
 
@@ -643,7 +649,7 @@ class _Metrics:
         from prometheus_client import generate_latest
         return generate_latest(self.registry)
 
-# %% ../nbs/05_serving.ipynb #srv-038
+# %% ../nbs/05_serving.ipynb #srv-039
 class _RequestMetricsMiddleware:
     "Observe each HTTP request's route, status and duration in `metrics`"
     def __init__(self, app, metrics:_Metrics): self.app, self.metrics = app, metrics
@@ -660,7 +666,7 @@ class _RequestMetricsMiddleware:
             route = scope.get("route")
             self.metrics.observe_request(getattr(route, "path", "unmatched"), status, time.perf_counter() - started)
 
-# %% ../nbs/05_serving.ipynb #srv-040
+# %% ../nbs/05_serving.ipynb #srv-041
 @dataclass
 class ServiceSettings:
     "What an operator may tune: request limits, the prediction log's commit grouping"
@@ -675,7 +681,7 @@ class ServiceSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServingError(f"{name} must be a positive integer, got {value!r}")
 
-# %% ../nbs/05_serving.ipynb #srv-042
+# %% ../nbs/05_serving.ipynb #srv-043
 class _Service:
     "What the routes share: the model version, its schema, the log, the metrics and, once loaded, the model"
     def __init__(self, registry, name:str, version:int|None, alias:str|None, log:PredictionLog, settings:ServiceSettings):
@@ -716,7 +722,7 @@ class _Service:
         if version is not None and version != str(self.version):
             raise HTTPException(404, f"Unknown version {version!r} of model {name!r}: this server serves version {self.version}")
 
-# %% ../nbs/05_serving.ipynb #srv-043
+# %% ../nbs/05_serving.ipynb #srv-044
 def _nullable_features(model)->set:
     "The features `model` can score when they are missing: try a few reference rows with each set to null"
     rows = model.reference[model.features].head(5)
@@ -727,7 +733,7 @@ def _nullable_features(model)->set:
             if np.isfinite(model.predict_proba(pd.DataFrame({**columns, name: [None] * len(rows)}))).all(): nullable.add(name)
     return nullable
 
-# %% ../nbs/05_serving.ipynb #srv-045
+# %% ../nbs/05_serving.ipynb #srv-046
 async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
                          body:bytes|None=None, # the request's JSON body, logged as it came when given
                         )->tuple:
@@ -749,7 +755,7 @@ async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_re
                             columns if body is None else body, labels.tolist(), probabilities, (time.perf_counter() - started) * 1000)
     try: await asyncio.wrap_future(service.log.record(record))
     except Exception as error:
-        raise HTTPException(503, f"The prediction could not be saved in the prediction log ({type(error).__name__}: {error}), "
+        raise HTTPException(500, f"The prediction could not be saved in the prediction log ({type(error).__name__}: {error}), "
                                  "so it is not given; retry later") from None
     service.metrics.observe_predictions(labels, _scores(probabilities, labels, model))
     return record, probabilities
@@ -759,12 +765,12 @@ def _scores(probabilities:np.ndarray, labels:np.ndarray, model)->np.ndarray:
     if probabilities.shape[1] == 2: return probabilities[:, 1]
     return probabilities[np.arange(len(labels)), np.searchsorted(model.pipeline.classes_, labels)]
 
-# %% ../nbs/05_serving.ipynb #srv-047
+# %% ../nbs/05_serving.ipynb #srv-048
 _ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
     for status, text in [(400, "Bad request (the protocol's errors, malformed JSON)"), (404, "Unknown model or version"),
                          (413, "Request body over the size limit"), (422, "Records that do not fit the model's schema"),
-                         (503, "The model is loading, or the prediction log cannot commit")]}
+                         (503, "The model is loading (or failed to load)")]}
 
 def _error_response(status:int, message:str, headers=None):
     from fastapi.responses import JSONResponse
@@ -797,7 +803,7 @@ def _add_error_handlers(app, service:_Service):
     @app.exception_handler(_ProtocolError)
     async def protocol_error(request, error): return _error_response(400, str(error))
 
-# %% ../nbs/05_serving.ipynb #srv-049
+# %% ../nbs/05_serving.ipynb #srv-050
 def _model_metadata(service:_Service)->dict:
     inputs = [dict(name=name, datatype=_KIND_DATATYPES[kind], shape=[-1]) for name, kind in service.kinds.items()]
     outputs = [dict(name="predict", datatype=_label_datatype(service), shape=[-1]),
@@ -830,7 +836,7 @@ def _output_tensors(names:list, record:_RequestRecord, probabilities:np.ndarray,
                "prediction_id": dict(name="prediction_id", shape=[rows], datatype="BYTES", data=record.ids)}
     return [tensors[name] for name in names]
 
-# %% ../nbs/05_serving.ipynb #srv-050
+# %% ../nbs/05_serving.ipynb #srv-051
 def _add_protocol_routes(app, service:_Service):
     "The Open Inference Protocol (v2) REST routes"
     from mlops_kit import __version__
@@ -877,7 +883,7 @@ def _add_protocol_routes(app, service:_Service):
         return dict(model_name=service.name, model_version=str(service.version), id=request.id,
                     outputs=_output_tensors(names, record, probabilities, _label_datatype(service)))
 
-# %% ../nbs/05_serving.ipynb #srv-052
+# %% ../nbs/05_serving.ipynb #srv-053
 def _add_learner_routes(app, service:_Service):
     "POST /predict, POST /feedback and GET /metrics"
     from fastapi import HTTPException, Request
@@ -924,7 +930,7 @@ def _checked_labels(items:list, classes:list)->dict:
         labels[item.id] = item.label
     return labels
 
-# %% ../nbs/05_serving.ipynb #srv-053
+# %% ../nbs/05_serving.ipynb #srv-054
 def create_app(registry, # a `ModelRegistry`, or the folder of one
                name:str="churn", # the model to serve
                version:int|None=None, # its version; None: the one `alias` points to
@@ -963,7 +969,7 @@ def create_app(registry, # a `ModelRegistry`, or the folder of one
     app.add_middleware(_RequestMetricsMiddleware, metrics=service.metrics)
     return app
 
-# %% ../nbs/05_serving.ipynb #srv-055
+# %% ../nbs/05_serving.ipynb #srv-056
 def _loopback_socket(host:str, port:int):
     "A listening TCP socket on `host`:`port` (port 0: a free one)"
     import socket
@@ -1023,7 +1029,7 @@ class BackgroundServer:
     def __exit__(self, *exception): self.stop()
     def __repr__(self): return f"BackgroundServer({self.url}, {'running' if self._thread else 'stopped'})"
 
-# %% ../nbs/05_serving.ipynb #srv-057
+# %% ../nbs/05_serving.ipynb #srv-058
 class ServiceError(RuntimeError):
     "An error answer of the service: `status` and the server's `message`"
     def __init__(self, status:int, message:str):
@@ -1120,7 +1126,7 @@ class ServiceClient:
     def __exit__(self, *exception): self.close()
     def __repr__(self): return f"ServiceClient({self.url!r})"
 
-# %% ../nbs/05_serving.ipynb #srv-061
+# %% ../nbs/05_serving.ipynb #srv-062
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 def serve(models="models", # the model registry's folder
