@@ -667,6 +667,37 @@ class _RequestMetricsMiddleware:
             self.metrics.observe_request(getattr(route, "path", "unmatched"), status, time.perf_counter() - started)
 
 # %% ../nbs/05_serving.ipynb #srv-041
+class _BodyTooLarge(Exception): pass
+
+class _BodySizeLimitMiddleware:
+    "Answer 413 with a JSON error when a request body exceeds `max_bytes`"
+    def __init__(self, app, max_bytes:int): self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http": return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes: return await self._refuse(scope, receive, send)
+        received, started = 0, False
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes: raise _BodyTooLarge()
+            return message
+        async def watching_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+        try: await self.app(scope, counting_receive, watching_send)
+        except _BodyTooLarge:
+            if not started: await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        response = _error_response(413, f"The request body is over this server's limit of {self.max_bytes:,} bytes "
+                                        "(max_body_bytes); send smaller batches")
+        await response(scope, receive, send)
+
+# %% ../nbs/05_serving.ipynb #srv-043
 @dataclass
 class ServiceSettings:
     "What an operator may tune: request limits, the prediction log's commit grouping"
@@ -681,7 +712,7 @@ class ServiceSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServingError(f"{name} must be a positive integer, got {value!r}")
 
-# %% ../nbs/05_serving.ipynb #srv-043
+# %% ../nbs/05_serving.ipynb #srv-045
 class _Service:
     "What the routes share: the model version, its schema, the log, the metrics and, once loaded, the model"
     def __init__(self, registry, name:str, version:int|None, alias:str|None, log:PredictionLog, settings:ServiceSettings):
@@ -722,7 +753,7 @@ class _Service:
         if version is not None and version != str(self.version):
             raise HTTPException(404, f"Unknown version {version!r} of model {name!r}: this server serves version {self.version}")
 
-# %% ../nbs/05_serving.ipynb #srv-044
+# %% ../nbs/05_serving.ipynb #srv-046
 def _nullable_features(model)->set:
     "The features `model` can score when they are missing: try a few reference rows with each set to null"
     rows = model.reference[model.features].head(5)
@@ -733,7 +764,7 @@ def _nullable_features(model)->set:
             if np.isfinite(model.predict_proba(pd.DataFrame({**columns, name: [None] * len(rows)}))).all(): nullable.add(name)
     return nullable
 
-# %% ../nbs/05_serving.ipynb #srv-046
+# %% ../nbs/05_serving.ipynb #srv-048
 async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
                          body:bytes|None=None, # the request's JSON body, logged as it came when given
                         )->tuple:
@@ -765,7 +796,7 @@ def _scores(probabilities:np.ndarray, labels:np.ndarray, model)->np.ndarray:
     if probabilities.shape[1] == 2: return probabilities[:, 1]
     return probabilities[np.arange(len(labels)), np.searchsorted(model.pipeline.classes_, labels)]
 
-# %% ../nbs/05_serving.ipynb #srv-048
+# %% ../nbs/05_serving.ipynb #srv-050
 _ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
     for status, text in [(400, "Bad request (the protocol's errors, malformed JSON)"), (404, "Unknown model or version"),
@@ -797,13 +828,16 @@ def _add_error_handlers(app, service:_Service):
     @app.exception_handler(HTTPException)
     async def http_error(request, error):
         message = error.detail
-        if error.status_code == 413: message = f"The request body is over this server's limit of {service.settings.max_body_bytes:,} bytes; send smaller batches"
+        if error.status_code == 400 and request.headers.get("inference-header-content-length"):
+            message = "The binary tensor extension is not supported: send JSON tensors (binary_data=False)"
+        elif error.status_code == 400 and message == "There was an error parsing the body":
+            message = "The request body cannot be read as JSON text (UTF-8): send a JSON object"
         return _error_response(error.status_code, str(message), getattr(error, "headers", None))
 
     @app.exception_handler(_ProtocolError)
     async def protocol_error(request, error): return _error_response(400, str(error))
 
-# %% ../nbs/05_serving.ipynb #srv-050
+# %% ../nbs/05_serving.ipynb #srv-052
 def _model_metadata(service:_Service)->dict:
     inputs = [dict(name=name, datatype=_KIND_DATATYPES[kind], shape=[-1]) for name, kind in service.kinds.items()]
     outputs = [dict(name="predict", datatype=_label_datatype(service), shape=[-1]),
@@ -836,7 +870,7 @@ def _output_tensors(names:list, record:_RequestRecord, probabilities:np.ndarray,
                "prediction_id": dict(name="prediction_id", shape=[rows], datatype="BYTES", data=record.ids)}
     return [tensors[name] for name in names]
 
-# %% ../nbs/05_serving.ipynb #srv-051
+# %% ../nbs/05_serving.ipynb #srv-053
 def _add_protocol_routes(app, service:_Service):
     "The Open Inference Protocol (v2) REST routes"
     from mlops_kit import __version__
@@ -883,7 +917,7 @@ def _add_protocol_routes(app, service:_Service):
         return dict(model_name=service.name, model_version=str(service.version), id=request.id,
                     outputs=_output_tensors(names, record, probabilities, _label_datatype(service)))
 
-# %% ../nbs/05_serving.ipynb #srv-053
+# %% ../nbs/05_serving.ipynb #srv-055
 def _add_learner_routes(app, service:_Service):
     "POST /predict, POST /feedback and GET /metrics"
     from fastapi import HTTPException, Request
@@ -930,7 +964,7 @@ def _checked_labels(items:list, classes:list)->dict:
         labels[item.id] = item.label
     return labels
 
-# %% ../nbs/05_serving.ipynb #srv-054
+# %% ../nbs/05_serving.ipynb #srv-056
 def create_app(registry, # a `ModelRegistry`, or the folder of one
                name:str="churn", # the model to serve
                version:int|None=None, # its version; None: the one `alias` points to
@@ -959,17 +993,17 @@ def create_app(registry, # a `ModelRegistry`, or the folder of one
             with contextlib.suppress(Exception): await loading
             await asyncio.to_thread(log.close)
 
-    app = FastAPI(title=f"mlops-kit: {service.name} v{service.version}", lifespan=lifespan, max_body_size=settings.max_body_bytes,
-                  strict_content_type=False, version=str(service.version),
+    app = FastAPI(title=f"mlops-kit: {service.name} v{service.version}", lifespan=lifespan, strict_content_type=False, version=str(service.version),
                   description="A model served by mlops-kit: the Open Inference Protocol (v2), /predict, /feedback and /metrics.")
     app.state.service = service
     _add_error_handlers(app, service)
     _add_protocol_routes(app, service)
     _add_learner_routes(app, service)
-    app.add_middleware(_RequestMetricsMiddleware, metrics=service.metrics)
+    app.add_middleware(_BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(_RequestMetricsMiddleware, metrics=service.metrics)  # added last: outermost, it also sees the 413s
     return app
 
-# %% ../nbs/05_serving.ipynb #srv-056
+# %% ../nbs/05_serving.ipynb #srv-058
 def _loopback_socket(host:str, port:int):
     "A listening TCP socket on `host`:`port` (port 0: a free one)"
     import socket
@@ -981,6 +1015,16 @@ def _loopback_socket(host:str, port:int):
         listener.close()
         raise ServingError(f"Cannot listen on {host}:{port} ({error.strerror}); choose another port") from None
     return listener
+
+def _verify_before_serving(app):
+    "Refuse, with a ServingError, a model whose files changed or whose artifact holds untrusted types"
+    from mlops_kit.registry import RegistryError
+    try: app.state.service.verify()
+    except RegistryError as error: raise ServingError(f"The server did not start: {type(error).__name__}: {error}") from None
+
+def _run_quietly(server, listener):
+    "Run a uvicorn `server` on `listener`; a startup failure ends the thread (uvicorn exits with SystemExit)"
+    with contextlib.suppress(SystemExit): server.run(sockets=[listener])
 
 class BackgroundServer:
     "A uvicorn server for `app` in a background thread, on loopback; `with BackgroundServer(app) as client:`"
@@ -999,10 +1043,11 @@ class BackgroundServer:
         "Start serving; with `wait_ready`, wait until the model is loaded. Raises ServingError if the server cannot start"
         import uvicorn
         if self._thread is not None: raise ServingError("This server is already running; stop() it first")
+        _verify_before_serving(self.app)
         listener = _loopback_socket(self.host, self.port)
         self.port = listener.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False))
-        self._thread = threading.Thread(target=self._server.run, kwargs=dict(sockets=[listener]), daemon=True, name=f"uvicorn-{self.port}")
+        self._thread = threading.Thread(target=_run_quietly, args=(self._server, listener), daemon=True, name=f"uvicorn-{self.port}")
         self._thread.start()
         self._wait_started(listener)
         client = ServiceClient(self.url, self.app.state.service.name)
@@ -1029,7 +1074,7 @@ class BackgroundServer:
     def __exit__(self, *exception): self.stop()
     def __repr__(self): return f"BackgroundServer({self.url}, {'running' if self._thread else 'stopped'})"
 
-# %% ../nbs/05_serving.ipynb #srv-058
+# %% ../nbs/05_serving.ipynb #srv-060
 class ServiceError(RuntimeError):
     "An error answer of the service: `status` and the server's `message`"
     def __init__(self, status:int, message:str):
@@ -1126,7 +1171,7 @@ class ServiceClient:
     def __exit__(self, *exception): self.close()
     def __repr__(self): return f"ServiceClient({self.url!r})"
 
-# %% ../nbs/05_serving.ipynb #srv-062
+# %% ../nbs/05_serving.ipynb #srv-064
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 def serve(models="models", # the model registry's folder
@@ -1142,6 +1187,7 @@ def serve(models="models", # the model registry's folder
     import uvicorn
     app = create_app(models, name, version, log=log, settings=settings)
     service = app.state.service
+    _verify_before_serving(app)
     if host not in _LOOPBACK_HOSTS:
         echo(f"Warning: serving on {host} lets other machines call the model. The service has no authentication; "
              "put it behind a proxy that authenticates, or serve on 127.0.0.1")
@@ -1149,5 +1195,5 @@ def serve(models="models", # the model registry's folder
     echo(f"Serving {service.name!r} v{service.version} on http://{host}:{listener.getsockname()[1]} "
          f"(docs at /docs); logging predictions to {service.log!r}. Stop with Ctrl-C")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
-    server.run(sockets=[listener])
+    _run_quietly(server, listener)
     if not server.started: raise ServingError(f"The server did not start: {service.startup_error or 'see the messages above'}")

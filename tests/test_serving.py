@@ -1,0 +1,724 @@
+"""The model microservice, tested against a real server: uvicorn on a free loopback port, in a background thread.
+
+Covers the Open Inference Protocol (v2) routes and shapes, an unmodified standard client of the protocol
+(`tritonclient` in JSON mode), readiness while the model loads, `/predict` and `/feedback` with the prediction log
+(SQLite and PostgreSQL), bad input (always a 4xx naming the problem, and nothing logged), Prometheus `/metrics`,
+the security defaults (loopback, untrusted or tampered model artifacts refused at startup), the registry's decision
+threshold and the errors of the public entry points.
+
+Most tests share one running server per test module (`server`); tests that need their own model or settings
+start their own.
+"""
+import json, math, subprocess, sys, threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.ensemble import ExtraTreesClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from mlops_kit import __version__
+from mlops_kit.checklists import simple_model
+from mlops_kit.data import load_case_study
+from mlops_kit.lifecycle import Criteria
+from mlops_kit.registry import ModelRegistry, UnknownVersionError
+from mlops_kit.serving import (BackgroundServer, PredictionLog, ServiceClient, ServiceError, ServiceSettings, ServingError,
+                               create_app, serve)
+
+CRITERIA = Criteria("recall >= 0.6", ["precision >= 0.2"])
+PASSING = {"recall": 0.7, "precision": 0.3}
+THRESHOLD = 0.2
+MAX_BATCH_ROWS = 5  # the shared server's limit, small so that a batch over it is cheap to send
+MAX_BODY_BYTES = 20_000
+EXPECTED_DATATYPES = {"region": "BYTES", "plan": "BYTES", "contract_type": "BYTES", "payment_method": "BYTES",
+                      "paperless_billing": "BOOL", "tenure_months": "INT64", "monthly_charges": "FP64", "support_calls": "INT64",
+                      "usage_hours": "FP64", "inactive_days": "INT64", "customer_age": "INT64"}
+MLOPS_KIT_COMMAND = str(Path(sys.executable).parent / "mlops-kit")  # the console script of the installed package
+
+
+# ---- the data, the model and the shared server ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def case_study():
+    return load_case_study(seed=42).clean_sample()
+
+
+@pytest.fixture(scope="module")
+def training(case_study):
+    "The first half-year of the case study: what the model learns from"
+    return case_study.between(end="2024-07-01")
+
+
+@pytest.fixture(scope="module")
+def new_customers(case_study):
+    "Feature rows the model has not seen (the second half-year), to send to the service"
+    return case_study.between(start="2024-07-01").X.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def fitted_model(training):
+    "The course's simple pipeline, fitted once and registered in several registries"
+    return simple_model(training.categorical, training.numerical).fit(training.X, training.y)
+
+
+def register_champion(folder, pipeline, training, **fields):
+    "A registry in `folder` whose champion 'churn' is `pipeline`"
+    registry = ModelRegistry(folder)
+    version = registry.register(pipeline, training, CRITERIA, PASSING, **fields)
+    registry.promote("churn", version.version)
+    return registry
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, fitted_model, training):
+    "A registry with one model, 'churn' v1, promoted to champion, flagging churn at probability >= 0.2"
+    return register_champion(tmp_path_factory.mktemp("models"), fitted_model, training, threshold=THRESHOLD)
+
+
+@pytest.fixture(scope="module")
+def bundle(registry):
+    "The registered model, loaded directly: what the service's answers must agree with"
+    return registry.load("churn")
+
+
+@pytest.fixture(scope="module")
+def log_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("log") / "predictions.db"
+
+
+@pytest.fixture(scope="module")
+def server(registry, log_path):
+    "One running server shared by the tests of this module, with small request limits"
+    settings = ServiceSettings(max_batch_rows=MAX_BATCH_ROWS, max_body_bytes=MAX_BODY_BYTES)
+    background = BackgroundServer(create_app(registry, log=log_path, settings=settings))
+    background.start()
+    yield background
+    background.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    "A plain HTTP client of the shared server"
+    with httpx.Client(base_url=server.url, timeout=30) as client: yield client
+
+
+@pytest.fixture(scope="module")
+def log_reader(server, log_path):
+    "A second handle on the shared server's prediction log, as an analyst would open it"
+    with PredictionLog(log_path) as reader: yield reader
+
+
+def records_of(frame: pd.DataFrame) -> list:
+    "JSON-ready records (plain Python values) of a DataFrame"
+    return frame.astype(object).to_dict(orient="records")
+
+
+def column_tensors(frame: pd.DataFrame, two_dimensional: bool = False) -> list:
+    "One Open Inference Protocol tensor per column, of shape [rows] or [rows, 1]"
+    rows = len(frame)
+    return [dict(name=name, datatype=EXPECTED_DATATYPES[name], shape=[rows, 1] if two_dimensional else [rows],
+                 data=[[value] for value in values] if two_dimensional else values)
+            for name, values in frame.astype(object).to_dict(orient="list").items()]
+
+
+def text_matrix(frame: pd.DataFrame) -> dict:
+    "The whole frame as one 2-D BYTES tensor, every value as text (what generic clients send)"
+    return dict(name="features", datatype="BYTES", shape=list(frame.shape),
+                data=[[str(value) for value in row] for row in frame.astype(object).itertuples(index=False)])
+
+
+def outputs_by_name(answer: dict) -> dict:
+    return {output["name"]: output for output in answer["outputs"]}
+
+
+def error_of(response: httpx.Response) -> str:
+    "The error message of an error answer: every error body is {'error': message}"
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return body["error"]
+
+
+# ---- 1. the Open Inference Protocol --------------------------------------------------------------------------
+
+def test_server_metadata_and_health(http):
+    assert http.get("/v2").json() == {"name": "mlops-kit", "version": __version__, "extensions": []}
+    live, ready = http.get("/v2/health/live"), http.get("/v2/health/ready")
+    assert (live.status_code, live.json()) == (200, {"live": True})
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
+
+
+@pytest.mark.parametrize("path", ["/v2/models/churn", "/v2/models/churn/versions/1"])
+def test_model_metadata_describes_inputs_outputs_and_parameters(http, path):
+    metadata = http.get(path).json()
+    assert (metadata["name"], metadata["versions"], metadata["platform"]) == ("churn", ["1"], "scikit-learn")
+    assert {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]} == EXPECTED_DATATYPES
+    assert all(tensor["shape"] == [-1] for tensor in metadata["inputs"])
+    outputs = {tensor["name"]: tensor for tensor in metadata["outputs"]}
+    assert list(outputs) == ["predict", "predict_proba", "prediction_id"]
+    assert outputs["predict"]["datatype"] == "INT64"  # the target is 0/1
+    assert (outputs["predict_proba"]["datatype"], outputs["predict_proba"]["shape"]) == ("FP64", [-1, -1])
+    assert outputs["prediction_id"]["datatype"] == "BYTES"
+    assert metadata["parameters"]["max_batch_rows"] == MAX_BATCH_ROWS
+    assert metadata["parameters"]["threshold"] == THRESHOLD
+
+
+@pytest.mark.parametrize("path", ["/v2/models/churn/ready", "/v2/models/churn/versions/1/ready"])
+def test_model_readiness(http, path):
+    response = http.get(path)
+    assert (response.status_code, response.json()) == (200, {"name": "churn", "ready": True})
+
+
+def assert_matches_pipeline(outputs: dict, frame: pd.DataFrame, bundle):
+    "The protocol's outputs for `frame` agree with the registered pipeline on the same rows"
+    rows, expected = len(frame), bundle.predict_proba(frame)
+    probabilities = outputs["predict_proba"]
+    assert (probabilities["shape"], probabilities["datatype"]) == ([rows, 2], "FP64")
+    served = np.asarray(probabilities["data"]).reshape(rows, 2)
+    np.testing.assert_allclose(served.sum(axis=1), 1.0)
+    np.testing.assert_allclose(served, expected)
+    assert outputs["predict"]["shape"] == [rows]
+    assert outputs["predict"]["data"] == (served[:, 1] >= THRESHOLD).astype(int).tolist()
+    assert outputs["predict"]["data"] == bundle.predict(frame).tolist()
+    ids = outputs["prediction_id"]
+    assert (ids["shape"], ids["datatype"], len(set(ids["data"]))) == ([rows], "BYTES", rows)
+
+
+@pytest.mark.parametrize("two_dimensional", [False, True], ids=["shape [n]", "shape [n, 1]"])
+def test_infer_with_one_tensor_per_feature(http, new_customers, bundle, two_dimensional):
+    frame = new_customers.head(4)
+    body = {"id": "request-42", "inputs": column_tensors(frame, two_dimensional)}
+    answer = http.post("/v2/models/churn/infer", json=body).json()
+    assert (answer["model_name"], answer["model_version"], answer["id"]) == ("churn", "1", "request-42")
+    assert_matches_pipeline(outputs_by_name(answer), frame, bundle)
+
+
+def test_infer_with_one_bytes_matrix_on_the_versioned_route(http, new_customers, bundle):
+    frame = new_customers.iloc[10:15]
+    answer = http.post("/v2/models/churn/versions/1/infer", json={"id": "matrix", "inputs": [text_matrix(frame)]}).json()
+    assert answer["id"] == "matrix"
+    assert_matches_pipeline(outputs_by_name(answer), frame, bundle)
+
+
+def test_infer_returns_only_the_outputs_asked_for(http, new_customers, bundle):
+    frame = new_customers.head(3)
+    body = {"inputs": column_tensors(frame), "outputs": [{"name": "predict_proba"}, {"name": "prediction_id"}]}
+    answer = http.post("/v2/models/churn/infer", json=body).json()
+    assert [output["name"] for output in answer["outputs"]] == ["predict_proba", "prediction_id"]
+    assert answer["id"] is None  # no id sent, none echoed
+    np.testing.assert_allclose(np.reshape(answer["outputs"][0]["data"], (3, 2)), bundle.predict_proba(frame))
+
+
+# ---- 2. an unmodified standard client: tritonclient over HTTP, JSON tensors -----------------------------------
+
+TRITON_NUMPY_TYPES = {"BYTES": object, "BOOL": bool, "INT64": np.int64, "FP64": np.float64}
+
+
+@pytest.fixture(scope="module")
+def triton(server):
+    import tritonclient.http as triton_http
+    client = triton_http.InferenceServerClient(url=server.url.removeprefix("http://"))
+    yield client
+    client.close()
+
+
+def triton_outputs(names=("predict", "predict_proba", "prediction_id"), binary_data=False):
+    import tritonclient.http as triton_http
+    return [triton_http.InferRequestedOutput(name, binary_data=binary_data) for name in names]
+
+
+def triton_column_inputs(frame: pd.DataFrame, binary_data=False) -> list:
+    "One tritonclient input per feature, from numpy arrays"
+    import tritonclient.http as triton_http
+    inputs = []
+    for name, datatype in EXPECTED_DATATYPES.items():
+        values = frame[name].to_numpy().astype(TRITON_NUMPY_TYPES[datatype])
+        tensor = triton_http.InferInput(name, [len(frame)], datatype)
+        tensor.set_data_from_numpy(values, binary_data=binary_data)
+        inputs.append(tensor)
+    return inputs
+
+
+def assert_triton_result_matches_pipeline(result, frame, bundle):
+    probabilities = result.as_numpy("predict_proba")
+    np.testing.assert_allclose(probabilities, bundle.predict_proba(frame))
+    np.testing.assert_array_equal(result.as_numpy("predict"), bundle.predict(frame))
+    assert len(set(result.as_numpy("prediction_id").tolist())) == len(frame)
+
+
+def test_tritonclient_health_and_metadata(triton):
+    assert triton.is_server_live() and triton.is_server_ready() and triton.is_model_ready("churn")
+    metadata = triton.get_model_metadata("churn")
+    assert {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]} == EXPECTED_DATATYPES
+    assert triton.get_server_metadata()["name"] == "mlops-kit"
+
+
+def test_tritonclient_infers_with_one_tensor_per_feature(triton, new_customers, bundle):
+    frame = new_customers.head(5)
+    result = triton.infer("churn", triton_column_inputs(frame), outputs=triton_outputs(), request_id="triton-1")
+    assert result.get_response()["id"] == "triton-1"
+    assert_triton_result_matches_pipeline(result, frame, bundle)
+
+
+def test_tritonclient_infers_with_a_bytes_matrix(triton, new_customers, bundle):
+    import tritonclient.http as triton_http
+    frame = new_customers.iloc[20:24]
+    matrix = triton_http.InferInput("features", list(frame.shape), "BYTES")
+    matrix.set_data_from_numpy(frame.astype(str).to_numpy(dtype=object), binary_data=False)
+    result = triton.infer("churn", [matrix], outputs=triton_outputs(), request_id="triton-2")
+    assert result.get_response()["id"] == "triton-2"
+    assert_triton_result_matches_pipeline(result, frame, bundle)
+
+
+@pytest.mark.parametrize("binary_inputs, binary_outputs", [(False, True), (True, False)],
+                         ids=["binary outputs", "binary inputs"])
+def test_tritonclient_binary_tensors_are_refused_with_a_clear_message(triton, new_customers, log_reader,
+                                                                       binary_inputs, binary_outputs):
+    from tritonclient.utils import InferenceServerException
+    before = log_reader.counts()
+    with pytest.raises(InferenceServerException, match="binary tensor extension is not supported") as raised:
+        triton.infer("churn", triton_column_inputs(new_customers.head(2), binary_data=binary_inputs),
+                     outputs=triton_outputs(binary_data=binary_outputs))
+    assert raised.value.status() == "400"
+    assert log_reader.counts() == before
+
+
+# ---- 3. readiness while the model loads --------------------------------------------------------------------------
+
+@pytest.fixture
+def slowly_loading_registry(tmp_path, training):
+    """A registry whose champion takes seconds to load: hundreds of fully grown extremely randomized trees.
+
+    Extra trees grow big trees fast, so the model is cheap to train but slow to deserialize and check."""
+    pipeline = simple_model(training.categorical, training.numerical)
+    pipeline.steps[-1] = ("trees", ExtraTreesClassifier(n_estimators=200, random_state=0, n_jobs=2))
+    pipeline.fit(training.X, training.y)
+    return register_champion(tmp_path / "models", pipeline, training)
+
+
+def test_ready_only_once_the_model_is_loaded(slowly_loading_registry, tmp_path, new_customers):
+    background = BackgroundServer(create_app(slowly_loading_registry, log=tmp_path / "log.db"))
+    client = background.start(wait_ready=False)
+    try:
+        with httpx.Client(base_url=background.url, timeout=30) as http:
+            assert http.get("/v2/health/live").status_code == 200
+            for path in ["/v2/health/ready", "/v2/models/churn/ready"]:
+                response = http.get(path)
+                assert response.status_code == 503, f"{path} answered before the model loaded"
+                assert "loading" in error_of(response)
+            predict = http.post("/predict", json={"records": records_of(new_customers.head(2))})
+            assert predict.status_code == 503 and "loading" in error_of(predict)
+            assert predict.headers["Retry-After"] == "1"
+            assert not client.ready()
+            client.wait_until_ready(timeout=120)
+            assert http.get("/v2/health/ready").status_code == 200
+            assert http.get("/v2/models/churn/ready").json() == {"name": "churn", "ready": True}
+            assert http.post("/predict", json={"records": records_of(new_customers.head(2))}).status_code == 200
+            metrics = scrape(http)
+    finally:
+        background.stop()
+    assert metrics[("mlops_kit_requests_total", (("endpoint", "/predict"), ("outcome", "not_ready")))] == 1
+    assert metrics[("mlops_kit_requests_total", (("endpoint", "/predict"), ("outcome", "ok")))] == 1
+    assert metrics[("mlops_kit_requests_total", (("endpoint", "/v2/health/live"), ("outcome", "ok")))] == 1
+
+
+# ---- 4. /predict, /feedback and the prediction log ----------------------------------------------------------
+
+def test_predict_returns_ids_probabilities_and_the_threshold(http, new_customers, bundle):
+    frame = new_customers.iloc[30:34]
+    answer = http.post("/predict", json={"records": records_of(frame)}).json()
+    assert (answer["model_name"], answer["model_version"], answer["threshold"]) == ("churn", 1, THRESHOLD)
+    assert answer["ids"] == [f"{answer['request_id']}-{row}" for row in range(4)]
+    np.testing.assert_allclose(answer["probabilities"], bundle.predict_proba(frame)[:, 1])
+    assert answer["predictions"] == (np.asarray(answer["probabilities"]) >= THRESHOLD).astype(int).tolist()
+
+
+def test_the_log_keeps_each_case_and_the_feedback_for_it(http, new_customers, log_reader):
+    frame = new_customers.iloc[40:43].reset_index(drop=True)
+    answer = http.post("/predict", json={"records": records_of(frame)}).json()
+    first, second, third = answer["ids"]
+    feedback = http.post("/feedback", json={"labels": [{"id": first, "label": 1}, {"id": second, "label": 0}]})
+    assert feedback.json() == {"received": 2}
+    cases = log_reader.window(last=3)
+    assert cases["id"].tolist() == answer["ids"]
+    assert (cases["model_name"] == "churn").all() and (cases["model_version"] == 1).all()
+    assert (cases["endpoint"] == "predict").all()
+    assert cases["prediction"].tolist() == answer["predictions"]
+    np.testing.assert_allclose([row[1] for row in cases["probabilities"]], answer["probabilities"])
+    pd.testing.assert_frame_equal(cases[list(frame.columns)], frame, check_dtype=False)
+    assert cases["label"].tolist()[:2] == [1, 0] and pd.isna(cases["label"].iloc[2])
+
+
+def test_infer_predictions_are_logged_and_take_feedback(http, new_customers, log_reader):
+    body = {"id": "client-7", "inputs": column_tensors(new_customers.head(2)), "outputs": [{"name": "prediction_id"}]}
+    ids = http.post("/v2/models/churn/infer", json=body).json()["outputs"][0]["data"]
+    assert http.post("/feedback", json={"labels": [{"id": ids[1], "label": 1}]}).json() == {"received": 1}
+    cases = log_reader.window(last=2)
+    assert cases["id"].tolist() == ids and (cases["endpoint"] == "infer").all()
+    assert (cases["client_request_id"] == "client-7").all()
+    assert pd.isna(cases["label"].iloc[0]) and cases["label"].iloc[1] == 1
+
+
+def test_the_python_client_splits_big_frames_into_batches(server, new_customers, bundle):
+    frame = new_customers.iloc[100:112]  # more rows than the server takes per request
+    with ServiceClient(server.url) as client: served = client.predict(frame)
+    assert served.index.equals(frame.index) and served["id"].is_unique
+    np.testing.assert_allclose(served["probability"], bundle.predict_proba(frame)[:, 1])
+    assert (served["model_version"] == 1).all()
+
+
+def test_feedback_can_correct_a_label(http, new_customers, log_reader):
+    prediction_id = http.post("/predict", json={"records": records_of(new_customers.head(1))}).json()["ids"][0]
+    for label in [1, 0]: http.post("/feedback", json={"labels": [{"id": prediction_id, "label": label}]})
+    assert log_reader.window(last=1)["label"].tolist() == [0]
+
+
+def test_feedback_for_an_unknown_id_is_404_and_saves_nothing(http, new_customers, log_reader):
+    answer = http.post("/predict", json={"records": records_of(new_customers.head(1))}).json()
+    known, unknown, past_the_rows = answer["ids"][0], "0" * 32 + "-0", f"{answer['request_id']}-7"
+    before = log_reader.counts()
+    for missing in [unknown, past_the_rows]:
+        response = http.post("/feedback", json={"labels": [{"id": known, "label": 1}, {"id": missing, "label": 0}]})
+        assert response.status_code == 404
+        assert missing in error_of(response) and "Nothing was saved" in error_of(response)
+    assert log_reader.counts() == before
+    assert pd.isna(log_reader.window(last=1)["label"].iloc[0])
+
+
+@pytest.mark.parametrize("labels, words", [
+    ([{"id": "not-an-id", "label": 1}], ["'not-an-id'", "not a prediction id"]),
+    ([{"id": "{known}", "label": 2}], ["2", "not one of the model's classes"]),
+    ([{"id": "{known}", "label": "1"}], ["'1'", "not one of the model's classes"]),
+    ([{"id": "{known}", "label": 1}, {"id": "{known}", "label": 0}], ["appears twice"]),
+    ([], ["empty"]),
+], ids=["malformed id", "label not a class", "label as text", "id repeated", "no labels"])
+def test_bad_feedback_is_422_and_saves_nothing(http, new_customers, log_reader, labels, words):
+    known = http.post("/predict", json={"records": records_of(new_customers.head(1))}).json()["ids"][0]
+    before = log_reader.counts()
+    response = http.post("/feedback", json={"labels": [{**item, "id": item["id"].format(known=known)} for item in labels]})
+    assert response.status_code == 422
+    assert all(word in error_of(response) for word in words), error_of(response)
+    assert log_reader.counts() == before
+
+
+def test_window_by_count_and_by_time(http, new_customers, log_reader):
+    since = pd.Timestamp.now(tz="UTC")
+    earlier = http.post("/predict", json={"records": records_of(new_customers.head(3))}).json()["ids"]
+    later = http.post("/predict", json={"records": records_of(new_customers.iloc[3:5])}).json()["ids"]
+    until = pd.Timestamp.now(tz="UTC")
+    assert log_reader.window(last=4)["id"].tolist() == earlier[1:] + later
+    assert log_reader.window(last=2)["id"].tolist() == later
+    assert log_reader.window(since=since, until=until)["id"].tolist() == earlier + later
+    assert log_reader.window(until=since)["id"].isin(earlier + later).sum() == 0
+    with pytest.raises(ServingError, match="last must be a positive number"): log_reader.window(last=0)
+    with pytest.raises(ServingError, match="since must be a time"): log_reader.window(since="yesterday-ish")
+
+
+# ---- 5. bad input: a 4xx naming the problem, and nothing logged ----------------------------------------------
+
+def one_record(new_customers, **changes) -> dict:
+    "The first new customer as a record, with `changes` (a value of None there removes the field)"
+    record = {**records_of(new_customers.head(1))[0], **changes}
+    return {name: value for name, value in record.items() if value is not None}
+
+
+def raw_json_with(record: dict, field: str, literal: str) -> str:
+    "A /predict body as JSON text whose `field` holds `literal` verbatim (e.g. NaN, which json.dumps would not write)"
+    text = json.dumps({"records": [{**record, field: "PLACEHOLDER"}]})
+    return text.replace('"PLACEHOLDER"', literal)
+
+
+BAD_PREDICT_REQUESTS = {  # name -> (how to build the body from a good record, expected status, words in the message)
+    "misspelt column": (lambda good: {"records": [{**{k: v for k, v in good.items() if k != "monthly_charges"},
+                                                  "monthly_charge": 61.5}]},
+                        422, ["monthly_charge", "not a feature", "Did you mean 'monthly_charges'"]),
+    "text for a number": (lambda good: {"records": [{**good, "monthly_charges": "cheap"}]}, 422, ["monthly_charges"]),
+    "number given as text": (lambda good: {"records": [{**good, "tenure_months": "12"}]}, 422, ["tenure_months"]),
+    "missing field": (lambda good: {"records": [{k: v for k, v in good.items() if k != "plan"}]}, 422,
+                      ["records[0]", "plan", "send every feature"]),
+    "number for a category": (lambda good: {"records": [{**good, "region": 3}]}, 422, ["region"]),
+    "empty batch": (lambda good: {"records": []}, 422, ["records", "empty"]),
+    "batch over the limit": (lambda good: {"records": [good] * (MAX_BATCH_ROWS + 1)}, 422, ["limit of 5", "smaller batches"]),
+    "no records key": (lambda good: {"rows": [good]}, 422, ["lacks records", "rows is not a feature"]),
+    "NaN": (lambda good: raw_json_with(good, "monthly_charges", "NaN"), 422, ["monthly_charges", "NaN"]),
+    "Infinity": (lambda good: raw_json_with(good, "usage_hours", "Infinity"), 422, ["usage_hours", "infinity"]),
+    "malformed JSON": (lambda good: '{"records": [', 400, ["Malformed JSON"]),
+    "body over the size limit": (lambda good: {"records": [good], "padding": "x" * MAX_BODY_BYTES}, 413, ["limit", "20,000 bytes"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_PREDICT_REQUESTS)
+def test_bad_predict_requests_are_refused_with_the_reason(http, new_customers, log_reader, case):
+    build, status, words = BAD_PREDICT_REQUESTS[case]
+    body, before = build(one_record(new_customers)), log_reader.counts()
+    if isinstance(body, str): response = http.post("/predict", content=body, headers={"content-type": "application/json"})
+    else: response = http.post("/predict", json=body)
+    assert response.status_code == status, response.text
+    message = error_of(response)
+    assert all(word in message for word in words), message
+    assert log_reader.counts() == before
+
+
+def tensors_with(new_customers, feature: str, **changes) -> list:
+    "The column tensors of two new customers, with `changes` made to the tensor of `feature`"
+    return [{**tensor, **changes} if tensor["name"] == feature else tensor for tensor in column_tensors(new_customers.head(2))]
+
+
+BAD_INFER_REQUESTS = {  # name -> (path, body from the new customers, status, words in the message)
+    "shape does not hold the data": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(rows, "tenure_months", shape=[3])},
+                                     400, ["tenure_months", "[3]", "holds 3 values"]),
+    "feature tensor not a column": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(
+        rows, "tenure_months", shape=[1, 2], data=[[1, 2]])}, 400, ["tenure_months", "[rows] or [rows, 1]"]),
+    "datatype not the feature's": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(
+        rows, "region", datatype="FP64", data=[1.0, 2.0])}, 400, ["region", "FP64", "BYTES"]),
+    "unknown datatype": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(rows, "tenure_months", datatype="INTEGER")},
+                         400, ["tenure_months", "unknown datatype", "INTEGER"]),
+    "value not of the datatype": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(
+        rows, "tenure_months", data=[12, "twelve"])}, 400, ["tenure_months", "INT64", "twelve"]),
+    "text in a BOOL tensor": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(
+        rows, "paperless_billing", data=["yes", True])}, 400, ["paperless_billing", "BOOL", "yes"]),
+    "different row counts": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(
+        rows, "tenure_months", shape=[1], data=[12])}, 400, ["different numbers of rows"]),
+    "misspelt input": ("/v2/models/churn/infer", lambda rows: {"inputs": tensors_with(rows, "tenure_months", name="tenure")},
+                       400, ["'tenure'", "Did you mean 'tenure_months'"]),
+    "unknown output": ("/v2/models/churn/infer", lambda rows: {"inputs": column_tensors(rows.head(2)),
+                                                                "outputs": [{"name": "probability"}]},
+                       400, ["'probability'", "predict_proba"]),
+    "matrix of the wrong width": ("/v2/models/churn/infer", lambda rows: {"inputs": [{**text_matrix(rows.head(2).iloc[:, :3])}]},
+                                  400, ["features", "[rows, 11]", "[2, 3]"]),
+    "matrix value not a number": ("/v2/models/churn/infer", lambda rows: {"inputs": [text_matrix(
+        rows.head(1).assign(monthly_charges="lots"))]}, 400, ["monthly_charges", "'lots'"]),
+    "rows over the limit": ("/v2/models/churn/infer", lambda rows: {"inputs": column_tensors(rows.head(MAX_BATCH_ROWS + 1))},
+                            400, ["6 rows", "limit of 5"]),
+    "no inputs": ("/v2/models/churn/infer", lambda rows: {"inputs": []}, 400, ["inputs"]),
+    "unknown model": ("/v2/models/churm/infer", lambda rows: {"inputs": column_tensors(rows.head(2))}, 404, ["'churm'", "'churn'"]),
+    "unknown version": ("/v2/models/churn/versions/2/infer", lambda rows: {"inputs": column_tensors(rows.head(2))},
+                        404, ["version '2'", "serves version 1"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INFER_REQUESTS)
+def test_bad_infer_requests_are_refused_with_the_reason(http, new_customers, log_reader, case):
+    path, build, status, words = BAD_INFER_REQUESTS[case]
+    before = log_reader.counts()
+    response = http.post(path, json=build(new_customers))
+    assert response.status_code == status, response.text
+    message = error_of(response)
+    assert all(word in message for word in words), message
+    assert log_reader.counts() == before
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_infer_refuses_nan_and_infinity(http, new_customers, log_reader, literal):
+    body = json.dumps({"inputs": tensors_with(new_customers, "monthly_charges", data=["PLACEHOLDER", 50.0])})
+    before = log_reader.counts()
+    response = http.post("/v2/models/churn/infer", content=body.replace('"PLACEHOLDER"', literal),
+                         headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert "monthly_charges" in error_of(response) and "NaN and infinity are not allowed" in error_of(response)
+    assert log_reader.counts() == before
+
+
+def test_infer_malformed_json_is_400(http):
+    response = http.post("/v2/models/churn/infer", content=b"{inputs:", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "Malformed JSON" in error_of(response)
+
+
+@pytest.mark.parametrize("path, words", [("/v2/models/churm", ["'churm'"]), ("/v2/models/churn/versions/9", ["'9'"]),
+                                         ("/v2/models/churm/ready", ["'churm'"]), ("/v2/models/churn/versions/9/ready", ["'9'"])])
+def test_unknown_model_or_version_is_404(http, path, words):
+    response = http.get(path)
+    assert response.status_code == 404 and all(word in error_of(response) for word in words)
+
+
+# ---- 6. Prometheus metrics -------------------------------------------------------------------------------------
+
+def scrape(http) -> dict:
+    "The server's metrics as {(sample name, sorted labels): value}, parsed by prometheus_client"
+    response = http.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def test_metrics_count_requests_predictions_and_commits(http, new_customers):
+    before = scrape(http)
+    answer = http.post("/predict", json={"records": records_of(new_customers.iloc[50:55])}).json()
+    assert http.post("/predict", json={"records": []}).status_code == 422
+    after = scrape(http)
+
+    def change(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert change("mlops_kit_requests_total", endpoint="/predict", outcome="ok") == 1
+    assert change("mlops_kit_requests_total", endpoint="/predict", outcome="client_error") == 1
+    assert change("mlops_kit_request_duration_seconds_count", endpoint="/predict") == 2
+    assert change("mlops_kit_request_duration_seconds_bucket", endpoint="/predict", le="+Inf") == 2
+    assert change("mlops_kit_request_duration_seconds_sum", endpoint="/predict") > 0
+    for label, count in Counter(answer["predictions"]).items():
+        assert change("mlops_kit_predictions_total", label=str(label)) == count
+    assert change("mlops_kit_predicted_probability_count") == 5
+    assert change("mlops_kit_predicted_probability_sum") == pytest.approx(sum(answer["probabilities"]))
+    assert change("mlops_kit_log_committed_requests") == 1 and change("mlops_kit_log_commits") == 1
+    assert after[("mlops_kit_model_info", (("name", "churn"), ("version", "1")))] == 1
+    assert after[("mlops_kit_model_ready", ())] == 1
+
+
+def test_metrics_count_feedback_labels(http, new_customers):
+    prediction_id = http.post("/predict", json={"records": records_of(new_customers.head(1))}).json()["ids"][0]
+    before = scrape(http)
+    http.post("/feedback", json={"labels": [{"id": prediction_id, "label": 1}]})
+    after = scrape(http)
+    key = ("mlops_kit_feedback_labels_total", (("label", "1"),))
+    assert after[key] - before.get(key, 0) == 1
+
+
+# ---- 7. security --------------------------------------------------------------------------------------------
+
+def test_the_service_listens_on_loopback_by_default(server, http):
+    import inspect
+    assert server.url.startswith("http://127.0.0.1:")
+    assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+    assert inspect.signature(BackgroundServer).parameters["host"].default == "127.0.0.1"
+    assert http.get("/v2/health/live").status_code == 200
+
+
+def select_numbers(frame):
+    "A custom step: the untrusted function a model artifact may smuggle in"
+    return frame[["tenure_months", "support_calls"]]
+
+
+@pytest.fixture
+def registry_with_custom_code(tmp_path, training):
+    "A registry whose champion calls `select_numbers`, trusted on purpose when registering"
+    pipeline = make_pipeline(FunctionTransformer(select_numbers), LogisticRegression()).fit(training.X, training.y)
+    return register_champion(tmp_path / "models", pipeline, training, trusted_extra=[select_numbers])
+
+
+def test_a_model_with_untrusted_types_is_refused_at_startup(registry_with_custom_code, tmp_path, new_customers):
+    background = BackgroundServer(create_app(registry_with_custom_code, log=tmp_path / "log.db"))
+    with pytest.raises(ServingError, match=r"(?s)UntrustedTypesError.*select_numbers.*trusted_extra"):
+        background.start()
+    trusted = ServiceSettings(trusted_extra=(select_numbers,))  # trusting it on purpose serves it
+    with BackgroundServer(create_app(registry_with_custom_code, log=tmp_path / "trusted.db", settings=trusted)) as client:
+        assert len(client.predict(new_customers.head(2))) == 2
+
+
+def test_serve_raises_serving_error_for_a_model_with_untrusted_types(registry_with_custom_code, tmp_path):
+    "`serve` promises a ServingError when the server cannot start"
+    messages = []
+    with pytest.raises(ServingError, match=r"(?s)select_numbers.*trusted_extra"):
+        serve(registry_with_custom_code.folder, port=0, log=tmp_path / "log.db", echo=messages.append)
+
+
+def test_the_cli_refuses_a_model_with_untrusted_types(registry_with_custom_code, tmp_path):
+    finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(registry_with_custom_code.folder), "--port", "0",
+                               "--log", str(tmp_path / "log.db")], capture_output=True, text=True, timeout=120)
+    assert finished.returncode != 0
+    output = finished.stdout + finished.stderr
+    assert "select_numbers" in output and "trusted_extra" in output, output
+
+
+def test_a_tampered_model_file_is_refused_at_startup(tmp_path, fitted_model, training):
+    registry = register_champion(tmp_path / "models", fitted_model, training)
+    with open(registry.version("churn").path / "model.skops", "ab") as model_file: model_file.write(b"\0")
+    with pytest.raises(ServingError, match=r"IntegrityError.*model\.skops.*changed since it was registered"):
+        BackgroundServer(create_app(registry, log=tmp_path / "log.db")).start()
+
+
+def first_lines(command: list, count: int, timeout: float = 60) -> list:
+    "The first `count` lines a long-running `command` prints, then stop it"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(timeout, process.kill)  # never hang the test run
+    watchdog.start()
+    try: return [process.stdout.readline() for _ in range(count)]
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+def test_serving_beyond_loopback_prints_a_warning(registry, tmp_path):
+    lines = first_lines([MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--host", "0.0.0.0", "--port", "0",
+                         "--log", str(tmp_path / "log.db")], count=2)
+    assert lines[0].startswith("Warning: serving on 0.0.0.0") and "no authentication" in lines[0], lines
+    assert lines[1].startswith("Serving 'churn' v1 on http://0.0.0.0:"), lines
+
+
+# ---- 8. the prediction log in PostgreSQL -----------------------------------------------------------------------
+
+@pytest.mark.service("postgresql")
+def test_a_postgresql_prediction_log(postgres_url, registry, new_customers):
+    frame = new_customers.head(4)
+    with BackgroundServer(create_app(registry, log=postgres_url)) as client:
+        served = client.predict(frame)
+        assert client.feedback({served["id"][0]: 1, served["id"][3]: 0}) == 2
+    with PredictionLog(postgres_url) as log:
+        assert log.counts() == {"requests": 1, "cases": 4, "labels": 2}
+        cases = log.window()
+    assert cases["id"].tolist() == served["id"].tolist()
+    assert cases["prediction"].tolist() == served["prediction"].tolist()
+    pd.testing.assert_frame_equal(cases[list(frame.columns)], frame, check_dtype=False)
+    assert cases["label"].iloc[0] == 1 and cases["label"].iloc[3] == 0 and cases["label"].iloc[1:3].isna().all()
+
+
+# ---- 9. the registry's decision threshold ----------------------------------------------------------------------
+
+def test_the_threshold_decides_the_predicted_label(tmp_path, fitted_model, training, new_customers):
+    registry = ModelRegistry(tmp_path / "models")
+    with_threshold = registry.register(fitted_model, training, CRITERIA, PASSING, threshold=0.3)
+    without = registry.register(fitted_model, training, CRITERIA, PASSING)
+    flagged, own = registry.load("churn", with_threshold.version), registry.load("churn", without.version)
+    probabilities = flagged.predict_proba(new_customers)
+    assert flagged.threshold == 0.3 and own.threshold is None
+    np.testing.assert_array_equal(flagged.predict(new_customers), (probabilities[:, 1] >= 0.3).astype(int))
+    np.testing.assert_array_equal(own.predict(new_customers), fitted_model.predict(new_customers))
+    assert (flagged.predict(new_customers) != own.predict(new_customers)).any()  # 0.3 is not the pipeline's 0.5
+    card = (with_threshold.path / "card.md").read_text()
+    assert "Decision threshold:** flag when the probability of the positive class is >= 0.3" in card
+    assert "pipeline's own `predict`" in (without.path / "card.md").read_text()
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 1.5, -0.1, True, "0.5", math.nan])
+def test_a_bad_threshold_is_refused(tmp_path, fitted_model, training, threshold):
+    registry = ModelRegistry(tmp_path / "models")
+    with pytest.raises(ValueError, match="threshold must be a probability strictly between 0 and 1"):
+        registry.register(fitted_model, training, CRITERIA, PASSING, threshold=threshold)
+    assert registry.names() == []
+
+
+# ---- 10. bad arguments to the public entry points -------------------------------------------------------------
+
+def test_bad_prediction_log_arguments(tmp_path):
+    with pytest.raises(ServingError, match="Unknown prediction log URL 'mysql://x'"): PredictionLog("mysql://x")
+    with pytest.raises(ServingError, match="sqlite_synchronous is 'NORMAL' or 'FULL', got 'OFF'"):
+        PredictionLog(tmp_path / "log.db", sqlite_synchronous="OFF")
+    with pytest.raises(ServingError, match="max_group must be a positive integer"): PredictionLog(tmp_path / "log.db", max_group=0)
+
+
+@pytest.mark.parametrize("limit", ["max_batch_rows", "max_body_bytes", "max_group"])
+@pytest.mark.parametrize("value", [0, -1, True, 2.5])
+def test_bad_service_settings(limit, value):
+    with pytest.raises(ServingError, match=f"{limit} must be a positive integer"): ServiceSettings(**{limit: value})
+
+
+@pytest.mark.parametrize("arguments", [dict(name="churm"), dict(version=7)], ids=["unknown name", "unknown version"])
+def test_create_app_for_an_unknown_model(registry, tmp_path, arguments):
+    with pytest.raises(UnknownVersionError): create_app(registry, log=tmp_path / "log.db", **arguments)
+
+
+def test_a_client_without_a_service_says_it_cannot_reach_it():
+    import socket
+    with socket.socket() as bound_but_not_listening:  # connections to it are refused
+        bound_but_not_listening.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound_but_not_listening.getsockname()[1]}"
+        with ServiceClient(url, timeout=5) as client:
+            with pytest.raises(ServiceError, match="Cannot reach the service at .* is it running"): client.metadata()
+            assert not client.ready()
