@@ -52,3 +52,4 @@ check-sync: export
 bench: $(STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/experiments.py
+	$(BIN)/python bench/serving.py

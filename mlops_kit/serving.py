@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_LOG', 'PROTOCOL_OUTPUTS', 'ServingError', 'PredictionLog', '
            'BackgroundServer', 'ServiceError', 'ServiceClient', 'serve']
 
 # %% ../nbs/05_serving.ipynb #srv-003
-import asyncio, concurrent.futures, contextlib, json, math, queue, re, sqlite3, threading, time, uuid, zlib
+import asyncio, collections, concurrent.futures, contextlib, json, math, queue, re, sqlite3, threading, time, uuid, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,16 +40,17 @@ class _RequestRecord:
     predictions: list # one label per row
     probabilities: np.ndarray # one row of class probabilities per case
     latency_ms: float # validation and model time, before the commit
+    compressed_inputs: bytes|None = None # the inputs already compressed (a large body is, while the model scores it)
 
     @property
     def ids(self)->list[str]: return [f"{self.request_id}-{row}" for row in range(len(self.predictions))]
 
     def as_row(self)->tuple:
         "The row of the requests table (the writer thread calls this, off the request's path)"
-        inputs = self.inputs if isinstance(self.inputs, bytes) else json.dumps(self.inputs).encode()
+        inputs = self.compressed_inputs or zlib.compress(self.inputs if isinstance(self.inputs, bytes) else json.dumps(self.inputs).encode(), 1)
         probabilities = np.ascontiguousarray(self.probabilities, dtype="<f8").tobytes()
         return (self.request_id, self.client_request_id, self.received_at, self.endpoint, self.model_name, self.model_version,
-                len(self.predictions), zlib.compress(inputs, 1), json.dumps(self.predictions), probabilities, self.latency_ms)
+                len(self.predictions), inputs, json.dumps(self.predictions), probabilities, self.latency_ms)
 
 # %% ../nbs/05_serving.ipynb #srv-011
 _REQUEST_COLUMNS = ["request_id", "client_request_id", "received_at", "endpoint", "model_name", "model_version", "n_rows",
@@ -59,6 +60,9 @@ class _SQLite:
     "The prediction log in a SQLite file (WAL)"
     kind, placeholder = "sqlite", "?"
     def __init__(self, path:Path, synchronous:str): self.path, self.synchronous = path, synchronous
+
+    @property
+    def commits_cheaply(self)->bool: return self.synchronous == "NORMAL"  # no disk flush per commit
 
     def connect(self, writer:bool=False):
         "A connection in autocommit mode (transactions are explicit); the writer's also sets WAL and the sync level"
@@ -88,7 +92,7 @@ class _SQLite:
 
 class _PostgreSQL:
     "The prediction log in a PostgreSQL database"
-    kind, placeholder = "postgresql", "%s"
+    kind, placeholder, commits_cheaply = "postgresql", "%s", False  # a commit is a round trip to the server
     def __init__(self, url:str): self.url = url
 
     def connect(self, writer:bool=False):
@@ -129,10 +133,8 @@ def _backend(url, sqlite_synchronous:str):
 
 # %% ../nbs/05_serving.ipynb #srv-013
 class _Submission:
-    "What the writer thread commits: (SQL, function giving the rows of parameters) pairs, and the future to complete"
+    "What to commit: (SQL, function giving the rows of parameters) pairs, and the future completed once committed"
     def __init__(self, statements:list): self.statements, self.future = statements, concurrent.futures.Future()
-
-_STOP = object()
 
 def _write_group(backend, connection, group:list)->bool:
     "Run every submission of `group` in one transaction, then complete their futures; True if it committed"
@@ -149,14 +151,6 @@ def _write_group(backend, connection, group:list)->bool:
     for submission in group: submission.future.set_result(None)
     return True
 
-def _next_group(work:queue.SimpleQueue, max_group:int)->tuple[list, bool]:
-    "Block for one submission, then take what else is waiting (up to `max_group`); also whether _STOP came"
-    group = [work.get()]
-    while len(group) < max_group:
-        try: group.append(work.get_nowait())
-        except queue.Empty: break
-    return [item for item in group if item is not _STOP], _STOP in group
-
 # %% ../nbs/05_serving.ipynb #srv-014
 _INSERT_REQUEST = f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
 _UPSERT_FEEDBACK = ("INSERT INTO feedback (prediction_id, request_id, row_number, label, received_at) VALUES (?, ?, ?, ?, ?) "
@@ -172,6 +166,16 @@ def _parse_prediction_id(prediction_id)->tuple[str, int]:
     return match["request"], int(match["row"])
 
 def _placeholders(values)->str: return ", ".join("?" * len(values))
+
+def _record_statements(record:_RequestRecord)->list:
+    "The SQL that logs a served request (its row is built when written)"
+    return [(_INSERT_REQUEST, lambda: [record.as_row()])]
+
+def _feedback_statements(labels:dict)->list:
+    "The SQL that saves checked feedback `labels` (prediction id -> label)"
+    received_at = time.time()
+    rows = [(key, *_parse_prediction_id(key), json.dumps(label), received_at) for key, label in labels.items()]
+    return [(_UPSERT_FEEDBACK, lambda: rows)]
 
 # %% ../nbs/05_serving.ipynb #srv-016
 def _utc_seconds(value, argument:str)->float:
@@ -248,13 +252,25 @@ class PredictionLog:
         if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
             raise ServingError(f"max_group must be a positive integer, got {max_group!r}")
         self.url, self.max_group, self._backend = url, max_group, _backend(url, sqlite_synchronous)
-        self._work, self._writer, self._checkpointer, self._lock = queue.SimpleQueue(), None, None, threading.Lock()
+        self._connection, self._write_lock, self._checkpointer = None, threading.Lock(), None
+        self._waiting, self._flushing, self._flush_thread = [], False, None
         self.commits = self.committed_requests = 0 # group commit statistics: committed requests / commits = group size
         with contextlib.closing(self._backend.connect(writer=True)) as connection: self._backend.create_tables(connection)
 
-    def record(self, record:_RequestRecord)->concurrent.futures.Future:
-        "Queue a served request for the next group commit; the future is done once it is committed"
-        return self._submit([(_INSERT_REQUEST, lambda: [record.as_row()])])
+    def record(self, record:_RequestRecord):
+        "Commit one served request now (a server uses `commit`, which groups requests)"
+        self._write_now([submission := _Submission(_record_statements(record))])
+        submission.future.result()
+
+    async def commit(self, statements:list):
+        "Commit (SQL, function giving rows) `statements`, at once if commits are cheap, else with a group; returns once committed"
+        submission = _Submission(statements)
+        if self._backend.commits_cheaply:
+            self._write_now([submission])
+            return submission.future.result()
+        self._waiting.append(submission)
+        if not self._flushing: self._flush()
+        await asyncio.wrap_future(submission.future)
 
     def add_feedback(self, labels:dict, # prediction id -> true label
                     )->int:
@@ -264,14 +280,9 @@ class PredictionLog:
         if unknown:
             raise ServingError(f"No prediction has the id(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: send ids that "
                                "/predict or /infer returned. Nothing was saved")
-        self.record_feedback(labels).result()
+        self._write_now([submission := _Submission(_feedback_statements(labels))])
+        submission.future.result()
         return len(labels)
-
-    def record_feedback(self, labels:dict)->concurrent.futures.Future:
-        "Queue checked `labels` (prediction id -> label) for the next group commit; the future is done once committed"
-        received_at = time.time()
-        rows = [(key, *_parse_prediction_id(key), json.dumps(label), received_at) for key, label in labels.items()]
-        return self._submit([(_UPSERT_FEEDBACK, lambda: rows)])
 
     def unknown_ids(self, ids:list)->list:
         "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
@@ -300,32 +311,47 @@ class PredictionLog:
         return dict(requests=int(requests), cases=int(cases), labels=int(labels))
 
     def close(self):
-        "Commit what is queued, then stop the writer and checkpoint threads"
-        with self._lock: writer, checkpointer, self._writer, self._checkpointer = self._writer, self._checkpointer, None, None
-        if writer is not None:
-            self._work.put(_STOP)
-            writer.join()
+        "Close the write connection and stop the checkpoint thread (after a last checkpoint)"
+        with self._write_lock:
+            connection, checkpointer, self._connection, self._checkpointer = self._connection, self._checkpointer, None, None
+            if connection is not None: connection.close()
         if checkpointer is not None:
             checkpointer.stop.set()
             checkpointer.join()
+        if self._flush_thread is not None: self._flush_thread.shutdown(wait=True)
+        self._flush_thread = None
 
     def __enter__(self): return self
     def __exit__(self, *exception): self.close()
     def __repr__(self): return f"PredictionLog({self._backend.describe()})"
 
-    def _submit(self, statements:list)->concurrent.futures.Future:
-        "Queue (SQL, rows) `statements` for the next group commit, starting the writer thread if needed"
-        with self._lock:
-            if self._writer is None: self._start_threads()
-            submission = _Submission(statements)
-            self._work.put(submission)
-        return submission.future
+    def _flush(self):
+        "Commit what is waiting as one group, on the flush thread; when done, the next group"
+        if self._flushing or not self._waiting: return
+        group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
+        self._flushing = True
+        if self._flush_thread is None: self._flush_thread = concurrent.futures.ThreadPoolExecutor(1, "prediction-log-flush")
+        written = asyncio.get_running_loop().run_in_executor(self._flush_thread, self._write_now, group)
+        written.add_done_callback(self._flushed)
 
-    def _start_threads(self):
-        "Start the writer thread and, for SQLite, the checkpoint thread"
-        self._writer = threading.Thread(target=self._write_loop, args=(self._backend.connect(writer=True),), daemon=True,
-                                        name="prediction-log-writer")
-        self._writer.start()
+    def _flushed(self, written):
+        self._flushing = False
+        self._flush()
+
+    def _write_now(self, group:list):
+        "Write `group` in one transaction on the log's connection; an error goes to the submissions' futures"
+        with self._write_lock:
+            try:
+                if self._connection is None: self._open_for_writing()
+            except Exception as error:
+                for submission in group: submission.future.set_exception(error)
+                return
+            if _write_group(self._backend, self._connection, group):
+                self.commits, self.committed_requests = self.commits + 1, self.committed_requests + len(group)
+
+    def _open_for_writing(self):
+        "The write connection and, for SQLite, the checkpoint thread"
+        self._connection = self._backend.connect(writer=True)
         if self._backend.kind == "sqlite":
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(self._backend.connect(),), daemon=True,
                                                   name="prediction-log-checkpoint")
@@ -341,15 +367,6 @@ class PredictionLog:
                     checkpointed = self.commits
                     with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _write_loop(self, connection):
-        "The writer thread: commit what arrives, in groups, until _STOP"
-        with contextlib.closing(connection):
-            while True:
-                group, stop = _next_group(self._work, self.max_group)
-                if group and _write_group(self._backend, connection, group):
-                    self.commits, self.committed_requests = self.commits + 1, self.committed_requests + len(group)
-                if stop: return
 
     def _query(self, sql:str, parameters:list)->list:
         "Rows of one read-only query, on a connection of its own"
@@ -368,7 +385,7 @@ class PredictionLog:
             rows += self._query(sql.format(_placeholders(chunk)), [*parameters, *chunk])
         return rows
 
-# %% ../nbs/05_serving.ipynb #srv-022
+# %% ../nbs/05_serving.ipynb #srv-024
 _KIND_TYPES = {"boolean": bool, "integer": int, "numeric": float, "categorical": str, "text": str, "datetime": str}
 _KIND_DATATYPES = {"boolean": "BOOL", "integer": "INT64", "numeric": "FP64", "categorical": "BYTES", "text": "BYTES", "datetime": "BYTES"}
 
@@ -384,7 +401,7 @@ def _record_type(model_name:str, schema:Schema):
     record.__pydantic_config__ = ConfigDict(extra="forbid")
     return record
 
-# %% ../nbs/05_serving.ipynb #srv-023
+# %% ../nbs/05_serving.ipynb #srv-025
 def _learner_models(model_name:str, schema:Schema, max_rows:int)->dict:
     "The pydantic bodies of /predict and /feedback for a model with this `schema`"
     from typing import Annotated
@@ -410,7 +427,7 @@ def _learner_models(model_name:str, schema:Schema, max_rows:int)->dict:
     return dict(PredictRequest=predict_request, PredictResponse=PredictResponse, FeedbackRequest=FeedbackRequest,
                 FeedbackResponse=FeedbackResponse)
 
-# %% ../nbs/05_serving.ipynb #srv-025
+# %% ../nbs/05_serving.ipynb #srv-027
 def _location(location:tuple)->str:
     "('body', 'records', 3, 'plan') -> 'records[3].plan'"
     text = ""
@@ -441,7 +458,7 @@ def _problems_text(problems:list, features:list, max_rows:int)->str:
     more = f"; and {len(texts) - 10} more problem(s)" if len(texts) > 10 else ""
     return "; ".join(texts[:10]) + more
 
-# %% ../nbs/05_serving.ipynb #srv-028
+# %% ../nbs/05_serving.ipynb #srv-030
 PROTOCOL_OUTPUTS = {"predict": "the predicted label of each case, after the decision threshold",
                     "predict_proba": "the probability of each class, one row per case",
                     "prediction_id": "the id of each case's prediction, for POST /feedback"}
@@ -486,7 +503,7 @@ def _protocol_models()->dict:
     return {model.__name__: model for model in [RequestInput, RequestOutput, InferenceRequest, ResponseOutput, InferenceResponse,
                                                  TensorMetadata, ModelMetadata, ServerMetadata, Liveness, Readiness, ModelReadiness]}
 
-# %% ../nbs/05_serving.ipynb #srv-030
+# %% ../nbs/05_serving.ipynb #srv-032
 def _flat_values(data:list, tensor:str)->list:
     "The values of a (possibly nested) `data` list, row-major; raises _ProtocolError for objects inside"
     values, pending = [], [iter(data)]
@@ -520,7 +537,7 @@ def _tensor_values(tensor, rows_columns:tuple|None=None)->list:
     for value in values: _check_value(value, tensor.datatype, tensor.name)
     return values
 
-# %% ../nbs/05_serving.ipynb #srv-031
+# %% ../nbs/05_serving.ipynb #srv-033
 def _text_to_kind(value, kind:str, where:str):
     "A value of a BYTES matrix as the feature's kind: standard clients send every value of a BYTES tensor as text"
     if value is None or not isinstance(value, str): return value
@@ -565,7 +582,7 @@ def _check_rows(rows:int, max_rows:int):
     if rows < 1: raise _ProtocolError("the request holds no rows: send at least one")
     if rows > max_rows: raise _ProtocolError(f"the request holds {rows} rows, over this server's limit of {max_rows}; split it into smaller batches")
 
-# %% ../nbs/05_serving.ipynb #srv-032
+# %% ../nbs/05_serving.ipynb #srv-034
 def _named_columns(inputs:list, kinds:dict, max_rows:int)->dict:
     "The columns of one tensor per feature, each of shape [rows] or [rows, 1]"
     names = [tensor.name for tensor in inputs]
@@ -585,14 +602,14 @@ def _named_columns(inputs:list, kinds:dict, max_rows:int)->dict:
         columns[tensor.name], rows[tensor.name] = _tensor_values(tensor), tensor.shape[0]
     if len(set(rows.values())) > 1: raise _ProtocolError(f"the inputs have different numbers of rows: {rows}")
     _check_rows(next(iter(rows.values())), max_rows)
-    return columns
+    return {name: columns[name] for name in kinds}  # in the model's order
 
 def _columns_from_tensors(inputs:list, kinds:dict, max_rows:int)->dict:
     "Feature columns from the request's tensors: one per feature, or one 2-D tensor"
     if len(inputs) == 1 and inputs[0].name not in kinds and len(kinds) > 1: return _matrix_columns(inputs[0], kinds, max_rows)
     return _named_columns(inputs, kinds, max_rows)
 
-# %% ../nbs/05_serving.ipynb #srv-036
+# %% ../nbs/05_serving.ipynb #srv-038
 class _BatchHistogram:
     "A Prometheus histogram that takes a whole array of observations at once"
     def __init__(self, name:str, documentation:str, bounds):
@@ -611,7 +628,7 @@ class _BatchHistogram:
         buckets = [(f"{bound:g}", int(count)) for bound, count in zip(self.bounds, cumulative[:-1])] + [("+Inf", int(cumulative[-1]))]
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
 
-# %% ../nbs/05_serving.ipynb #srv-037
+# %% ../nbs/05_serving.ipynb #srv-039
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 class _Metrics:
@@ -640,16 +657,15 @@ class _Metrics:
         self.requests.labels(endpoint, outcome).inc()
         self.latency.labels(endpoint).observe(seconds)
 
-    def observe_predictions(self, labels:np.ndarray, scores:np.ndarray):
-        values, counts = np.unique(labels, return_counts=True)
-        for value, count in zip(values.tolist(), counts.tolist()): self.predictions.labels(str(value)).inc(count)
+    def observe_predictions(self, labels:list, scores:np.ndarray):
+        for label, count in collections.Counter(labels).items(): self.predictions.labels(str(label)).inc(count)
         self.probability.observe(scores)
 
     def text(self)->bytes:
         from prometheus_client import generate_latest
         return generate_latest(self.registry)
 
-# %% ../nbs/05_serving.ipynb #srv-039
+# %% ../nbs/05_serving.ipynb #srv-041
 class _RequestMetricsMiddleware:
     "Observe each HTTP request's route, status and duration in `metrics`"
     def __init__(self, app, metrics:_Metrics): self.app, self.metrics = app, metrics
@@ -666,7 +682,7 @@ class _RequestMetricsMiddleware:
             route = scope.get("route")
             self.metrics.observe_request(getattr(route, "path", "unmatched"), status, time.perf_counter() - started)
 
-# %% ../nbs/05_serving.ipynb #srv-041
+# %% ../nbs/05_serving.ipynb #srv-043
 class _BodyTooLarge(Exception): pass
 
 class _BodySizeLimitMiddleware:
@@ -697,7 +713,7 @@ class _BodySizeLimitMiddleware:
                                         "(max_body_bytes); send smaller batches")
         await response(scope, receive, send)
 
-# %% ../nbs/05_serving.ipynb #srv-043
+# %% ../nbs/05_serving.ipynb #srv-045
 @dataclass
 class ServiceSettings:
     "What an operator may tune: request limits, the prediction log's commit grouping"
@@ -712,7 +728,7 @@ class ServiceSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServingError(f"{name} must be a positive integer, got {value!r}")
 
-# %% ../nbs/05_serving.ipynb #srv-045
+# %% ../nbs/05_serving.ipynb #srv-047
 class _Service:
     "What the routes share: the model version, its schema, the log, the metrics and, once loaded, the model"
     def __init__(self, registry, name:str, version:int|None, alias:str|None, log:PredictionLog, settings:ServiceSettings):
@@ -753,7 +769,7 @@ class _Service:
         if version is not None and version != str(self.version):
             raise HTTPException(404, f"Unknown version {version!r} of model {name!r}: this server serves version {self.version}")
 
-# %% ../nbs/05_serving.ipynb #srv-046
+# %% ../nbs/05_serving.ipynb #srv-048
 def _nullable_features(model)->set:
     "The features `model` can score when they are missing: try a few reference rows with each set to null"
     rows = model.reference[model.features].head(5)
@@ -764,7 +780,7 @@ def _nullable_features(model)->set:
             if np.isfinite(model.predict_proba(pd.DataFrame({**columns, name: [None] * len(rows)}))).all(): nullable.add(name)
     return nullable
 
-# %% ../nbs/05_serving.ipynb #srv-048
+# %% ../nbs/05_serving.ipynb #srv-050
 async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
                          body:bytes|None=None, # the request's JSON body, logged as it came when given
                         )->tuple:
@@ -776,19 +792,21 @@ async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_re
     if not_nullable:
         raise HTTPException(422, f"The model cannot score a missing value of {not_nullable} (it was not trained with missing values "
                                  "there and has no imputer): send a value")
+    packing = asyncio.get_running_loop().run_in_executor(None, zlib.compress, body, 1) if body and len(body) > 65_536 else None
     try:
-        with np.errstate(all="ignore"): probabilities = model.predict_proba(pd.DataFrame(columns))
+        with np.errstate(all="ignore"): probabilities = model.pipeline.predict_proba(pd.DataFrame(columns))  # columns in the model's order
         labels = model.labels_from(probabilities)
     except Exception as error:
         raise HTTPException(422, f"The model could not score these records ({type(error).__name__}: {error}); check the values "
                                  f"against GET /v2/models/{service.name}") from None
     record = _RequestRecord(uuid.uuid4().hex, client_request_id, time.time(), endpoint, service.name, service.version,
-                            columns if body is None else body, labels.tolist(), probabilities, (time.perf_counter() - started) * 1000)
-    try: await asyncio.wrap_future(service.log.record(record))
+                            columns if body is None else body, labels.tolist(), probabilities, (time.perf_counter() - started) * 1000,
+                            compressed_inputs=await packing if packing else None)
+    try: await service.log.commit(_record_statements(record))
     except Exception as error:
         raise HTTPException(500, f"The prediction could not be saved in the prediction log ({type(error).__name__}: {error}), "
                                  "so it is not given; retry later") from None
-    service.metrics.observe_predictions(labels, _scores(probabilities, labels, model))
+    service.metrics.observe_predictions(record.predictions, _scores(probabilities, labels, model))
     return record, probabilities
 
 def _scores(probabilities:np.ndarray, labels:np.ndarray, model)->np.ndarray:
@@ -796,12 +814,34 @@ def _scores(probabilities:np.ndarray, labels:np.ndarray, model)->np.ndarray:
     if probabilities.shape[1] == 2: return probabilities[:, 1]
     return probabilities[np.arange(len(labels)), np.searchsorted(model.pipeline.classes_, labels)]
 
-# %% ../nbs/05_serving.ipynb #srv-050
+# %% ../nbs/05_serving.ipynb #srv-052
 _ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
     for status, text in [(400, "Bad request (the protocol's errors, malformed JSON)"), (404, "Unknown model or version"),
                          (413, "Request body over the size limit"), (422, "Records that do not fit the model's schema"),
                          (503, "The model is loading (or failed to load)")]}
+
+def _inline_definitions(schema:dict)->dict:
+    "A pydantic JSON schema with its '#/$defs/...' references replaced by the definitions, ready to embed in OpenAPI"
+    definitions = schema.pop("$defs", {})
+    def resolve(node):
+        if isinstance(node, list): return [resolve(item) for item in node]
+        if not isinstance(node, dict): return node
+        if node.get("$ref", "").startswith("#/$defs/"): return resolve(definitions[node["$ref"].removeprefix("#/$defs/")])
+        return {key: resolve(value) for key, value in node.items()}
+    return resolve(schema)
+
+def _json_body(model)->dict:
+    "The OpenAPI description of a JSON request body of pydantic `model`, for a route that reads it with `_read_body`"
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline_definitions(model.model_json_schema())}}}}
+
+async def _read_body(request, model)->tuple:
+    "The request body parsed and validated in one pass by pydantic's JSON parser, and the raw bytes; raises RequestValidationError"
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+    body = await request.body()
+    try: return model.model_validate_json(body), body
+    except ValidationError as error: raise RequestValidationError(error.errors(include_url=False)) from None
 
 def _error_response(status:int, message:str, headers=None):
     from fastapi.responses import JSONResponse
@@ -820,8 +860,8 @@ def _add_error_handlers(app, service:_Service):
             return _error_response(400, "The binary tensor extension is not supported: send JSON tensors (binary_data=False)")
         if any(problem.get("type") == "json_invalid" for problem in problems):
             detail = next(problem for problem in problems if problem.get("type") == "json_invalid")
-            return _error_response(400, f"Malformed JSON in the request body ({(detail.get('ctx') or {}).get('error', 'cannot be read')} "
-                                        f"at character {detail['loc'][-1]}): send a JSON object")
+            return _error_response(400, f"Malformed JSON in the request body ({(detail.get('ctx') or {}).get('error', 'it cannot be read')}): "
+                                        "send a JSON object")
         status = 400 if request.url.path.startswith("/v2/") else 422
         return _error_response(status, _problems_text(problems, features, max_rows))
 
@@ -837,7 +877,7 @@ def _add_error_handlers(app, service:_Service):
     @app.exception_handler(_ProtocolError)
     async def protocol_error(request, error): return _error_response(400, str(error))
 
-# %% ../nbs/05_serving.ipynb #srv-052
+# %% ../nbs/05_serving.ipynb #srv-054
 def _model_metadata(service:_Service)->dict:
     inputs = [dict(name=name, datatype=_KIND_DATATYPES[kind], shape=[-1]) for name, kind in service.kinds.items()]
     outputs = [dict(name="predict", datatype=_label_datatype(service), shape=[-1]),
@@ -870,9 +910,10 @@ def _output_tensors(names:list, record:_RequestRecord, probabilities:np.ndarray,
                "prediction_id": dict(name="prediction_id", shape=[rows], datatype="BYTES", data=record.ids)}
     return [tensors[name] for name in names]
 
-# %% ../nbs/05_serving.ipynb #srv-053
+# %% ../nbs/05_serving.ipynb #srv-055
 def _add_protocol_routes(app, service:_Service):
     "The Open Inference Protocol (v2) REST routes"
+    from fastapi import Request
     from mlops_kit import __version__
     models, tags = _protocol_models(), ["Open Inference Protocol"]
     errors = {status: _ERROR_RESPONSES[status] for status in (400, 404, 413, 503)}
@@ -888,36 +929,49 @@ def _add_protocol_routes(app, service:_Service):
         service.ready_model()
         return dict(ready=True)
 
-    @app.get("/v2/models/{model_name}", response_model=models["ModelMetadata"], tags=tags, responses={404: errors[404]}, summary="Model metadata")
-    @app.get("/v2/models/{model_name}/versions/{model_version}", response_model=models["ModelMetadata"], tags=tags,
-             responses={404: errors[404]}, summary="Model version metadata")
-    async def model_metadata(model_name:str, model_version:str|None=None):
-        service.check_model_name(model_name, model_version)
+    def metadata(name:str, version:str|None=None):
+        service.check_model_name(name, version)
         return _model_metadata(service)
 
-    @app.get("/v2/models/{model_name}/ready", response_model=models["ModelReadiness"], tags=tags,
-             responses={404: errors[404], 503: errors[503]}, summary="Is this model ready?")
-    @app.get("/v2/models/{model_name}/versions/{model_version}/ready", response_model=models["ModelReadiness"], tags=tags,
-             responses={404: errors[404], 503: errors[503]}, summary="Is this model version ready?")
-    async def model_ready(model_name:str, model_version:str|None=None):
-        service.check_model_name(model_name, model_version)
+    def model_ready(name:str, version:str|None=None):
+        service.check_model_name(name, version)
         service.ready_model()
-        return dict(name=model_name, ready=True)
+        return dict(name=name, ready=True)
 
     InferenceRequest = models["InferenceRequest"]
-    @app.post("/v2/models/{model_name}/infer", response_model=models["InferenceResponse"], tags=tags, responses=errors, summary="Inference")
-    @app.post("/v2/models/{model_name}/versions/{model_version}/infer", response_model=models["InferenceResponse"], tags=tags,
-              responses=errors, summary="Inference with a model version")
-    async def infer(model_name:str, request:InferenceRequest, model_version:str|None=None):
-        service.check_model_name(model_name, model_version)
+    async def infer(name:str, version:str|None, request):
+        service.check_model_name(name, version)
         service.ready_model()
-        names = _requested_outputs(request)
-        columns = _columns_from_tensors(request.inputs, service.kinds, service.settings.max_batch_rows)
-        record, probabilities = await _score_and_log(service, columns, "infer", request.id)
-        return dict(model_name=service.name, model_version=str(service.version), id=request.id,
+        inference, _ = await _read_body(request, InferenceRequest)
+        names = _requested_outputs(inference)
+        columns = _columns_from_tensors(inference.inputs, service.kinds, service.settings.max_batch_rows)
+        record, probabilities = await _score_and_log(service, columns, "infer", inference.id)
+        return dict(model_name=service.name, model_version=str(service.version), id=inference.id,
                     outputs=_output_tensors(names, record, probabilities, _label_datatype(service)))
 
-# %% ../nbs/05_serving.ipynb #srv-055
+    metadata_route = dict(response_model=models["ModelMetadata"], tags=tags, responses={404: errors[404]})
+    ready_route = dict(response_model=models["ModelReadiness"], tags=tags, responses={404: errors[404], 503: errors[503]})
+    infer_route = dict(response_model=models["InferenceResponse"], tags=tags, responses=errors, openapi_extra=_json_body(InferenceRequest))
+
+    @app.get("/v2/models/{model_name}", summary="Model metadata", **metadata_route)
+    async def model_metadata(model_name:str): return metadata(model_name)
+
+    @app.get("/v2/models/{model_name}/versions/{model_version}", summary="Model version metadata", **metadata_route)
+    async def model_version_metadata(model_name:str, model_version:str): return metadata(model_name, model_version)
+
+    @app.get("/v2/models/{model_name}/ready", summary="Is this model ready?", **ready_route)
+    async def model_is_ready(model_name:str): return model_ready(model_name)
+
+    @app.get("/v2/models/{model_name}/versions/{model_version}/ready", summary="Is this model version ready?", **ready_route)
+    async def model_version_is_ready(model_name:str, model_version:str): return model_ready(model_name, model_version)
+
+    @app.post("/v2/models/{model_name}/infer", summary="Inference", **infer_route)
+    async def model_infer(model_name:str, request:Request): return await infer(model_name, None, request)
+
+    @app.post("/v2/models/{model_name}/versions/{model_version}/infer", summary="Inference with a model version", **infer_route)
+    async def model_version_infer(model_name:str, model_version:str, request:Request): return await infer(model_name, model_version, request)
+
+# %% ../nbs/05_serving.ipynb #srv-057
 def _add_learner_routes(app, service:_Service):
     "POST /predict, POST /feedback and GET /metrics"
     from fastapi import HTTPException, Request
@@ -927,10 +981,11 @@ def _add_learner_routes(app, service:_Service):
     features = list(service.kinds)
 
     @app.post("/predict", response_model=bodies["PredictResponse"], responses={s: _ERROR_RESPONSES[s] for s in (400, 413, 422, 503)},
-              tags=["Learners"], summary="Predict for a list of records (column -> value)")
-    async def predict(body:PredictRequest, request:Request):
+              tags=["Learners"], summary="Predict for a list of records (column -> value)", openapi_extra=_json_body(PredictRequest))
+    async def predict(request:Request):
+        body, raw_body = await _read_body(request, PredictRequest)
         columns = {name: [record[name] for record in body.records] for name in features}
-        record, probabilities = await _score_and_log(service, columns, "predict", body=await request.body())
+        record, probabilities = await _score_and_log(service, columns, "predict", body=raw_body)
         scores = _scores(probabilities, np.asarray(record.predictions), service.model)
         return dict(model_name=service.name, model_version=service.version, request_id=record.request_id, ids=record.ids,
                     predictions=record.predictions, probabilities=scores.tolist(), threshold=service.model.threshold)
@@ -943,7 +998,7 @@ def _add_learner_routes(app, service:_Service):
         try: unknown = await asyncio.to_thread(service.log.unknown_ids, list(labels))
         except ServingError as error: raise HTTPException(422, str(error)) from None
         if unknown: raise HTTPException(404, f"No prediction has the id(s) {unknown[:5]}: send ids that /predict or /infer returned. Nothing was saved")
-        await asyncio.wrap_future(service.log.record_feedback(labels))
+        await service.log.commit(_feedback_statements(labels))
         for label in labels.values(): service.metrics.feedback.labels(str(label)).inc()
         return dict(received=len(labels))
 
@@ -964,7 +1019,7 @@ def _checked_labels(items:list, classes:list)->dict:
         labels[item.id] = item.label
     return labels
 
-# %% ../nbs/05_serving.ipynb #srv-056
+# %% ../nbs/05_serving.ipynb #srv-058
 def create_app(registry, # a `ModelRegistry`, or the folder of one
                name:str="churn", # the model to serve
                version:int|None=None, # its version; None: the one `alias` points to
@@ -997,13 +1052,13 @@ def create_app(registry, # a `ModelRegistry`, or the folder of one
                   description="A model served by mlops-kit: the Open Inference Protocol (v2), /predict, /feedback and /metrics.")
     app.state.service = service
     _add_error_handlers(app, service)
+    _add_learner_routes(app, service)  # first: /predict is the busiest route, and routes are matched in order
     _add_protocol_routes(app, service)
-    _add_learner_routes(app, service)
     app.add_middleware(_BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(_RequestMetricsMiddleware, metrics=service.metrics)  # added last: outermost, it also sees the 413s
     return app
 
-# %% ../nbs/05_serving.ipynb #srv-058
+# %% ../nbs/05_serving.ipynb #srv-060
 def _loopback_socket(host:str, port:int):
     "A listening TCP socket on `host`:`port` (port 0: a free one)"
     import socket
@@ -1074,7 +1129,7 @@ class BackgroundServer:
     def __exit__(self, *exception): self.stop()
     def __repr__(self): return f"BackgroundServer({self.url}, {'running' if self._thread else 'stopped'})"
 
-# %% ../nbs/05_serving.ipynb #srv-060
+# %% ../nbs/05_serving.ipynb #srv-062
 class ServiceError(RuntimeError):
     "An error answer of the service: `status` and the server's `message`"
     def __init__(self, status:int, message:str):
@@ -1171,7 +1226,7 @@ class ServiceClient:
     def __exit__(self, *exception): self.close()
     def __repr__(self): return f"ServiceClient({self.url!r})"
 
-# %% ../nbs/05_serving.ipynb #srv-064
+# %% ../nbs/05_serving.ipynb #srv-066
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 def serve(models="models", # the model registry's folder
