@@ -7,8 +7,8 @@ __all__ = ['DEFAULT_LOG', 'PROTOCOL_OUTPUTS', 'ServingError', 'PredictionLog', '
            'BackgroundServer', 'ServiceError', 'ServiceClient', 'serve']
 
 # %% ../nbs/05_serving.ipynb #srv-003
-import asyncio, collections, concurrent.futures, contextlib, json, math, queue, re, sqlite3, threading, time, uuid, zlib
-from dataclasses import dataclass, field
+import asyncio, collections, concurrent.futures, contextlib, json, math, re, sqlite3, threading, time, uuid, zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
-HEAVY_MODULES = ["optuna", "matplotlib", "fastapi", "sklearn"]
+HEAVY_MODULES = ["optuna", "matplotlib", "fastapi", "pydantic", "uvicorn", "sklearn"]
 
 
 LIBRARY_MODULES = ["mlops_kit"] + [f"mlops_kit.{path.stem}" for path in sorted((REPO_ROOT / "mlops_kit").glob("[!_]*.py"))]
