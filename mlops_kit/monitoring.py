@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .lifecycle import _did_you_mean, _quoted
+from .lifecycle import _did_you_mean
 
 # %% ../nbs/06_monitoring.ipynb #mon-004
 __all__ = ['DRIFT_METHODS', 'DriftError', 'ColumnDrift', 'DriftReport', 'column_kind', 'column_drift', 'drift_report']
@@ -42,9 +42,14 @@ def column_kind(values:pd.Series)->str:
     if pd.api.types.is_integer_dtype(dtype): return "categorical" if values.nunique() <= INTEGER_CATEGORY_LIMIT else "numerical"
     if pd.api.types.is_string_dtype(dtype) or dtype == object:
         present = values.dropna()
+        if not present.empty and all(isinstance(value, (bool, np.bool_)) for value in present): return "categorical"  # booleans with gaps
         if present.empty or not all(isinstance(value, str) for value in (present.iloc[0], present.iloc[-1])): return "unknown"
         return "text" if values.nunique() > 0.5 * values.count() else "categorical"
     return "unknown"
+
+def _inferred_kind(reference:pd.Series, current:pd.Series)->str:
+    "The kind read from the current window, as Evidently does; from the reference when the window is too small to tell"
+    return column_kind(current if current.count() >= SMALL_WINDOW else reference)
 
 # %% ../nbs/06_monitoring.ipynb #mon-012
 def _ks(reference:np.ndarray, current:np.ndarray)->float:
@@ -173,7 +178,7 @@ def _union_size(reference:_Sample, current:_Sample)->int:
 def _default_method(kind:str, reference_rows:int, unique_values:int)->tuple[str, str]:
     "Evidently's choice of method, and the reason in words"
     size = f"the reference has {reference_rows:,} rows ({'at most' if reference_rows <= 1000 else 'more than'} 1,000)"
-    values = f"{unique_values} distinct values"
+    values = f"{unique_values} distinct value{'s' if unique_values != 1 else ''}"
     if kind == "numerical" and unique_values > 5:
         return ("ks" if reference_rows <= 1000 else "wasserstein"), f"it is numerical with {values} (more than 5) and {size}"
     if reference_rows > 1000: return "jensenshannon", f"it is {kind} with {values} and {size}"
@@ -202,13 +207,14 @@ def _is_drift(method:str, score:float, threshold:float)->bool:
 # %% ../nbs/06_monitoring.ipynb #mon-019
 def _check_method(method, threshold, kind:str, column:str):
     if method is not None and method not in DRIFT_METHODS:
-        raise DriftError(f"Unknown drift method {method!r} for column {column!r}{_did_you_mean(str(method), list(DRIFT_METHODS))}; "
-                         f"use one of {list(DRIFT_METHODS)}")
+        raise DriftError(f"Unknown drift method {method!r} for column {column!r}: use one of {list(DRIFT_METHODS)}."
+                         f"{_did_you_mean(str(method), list(DRIFT_METHODS))}")
     if method is not None and kind not in DRIFT_METHODS[method]["kinds"]:
         raise DriftError(f"The {method} method does not apply to the {kind} column {column!r}; use one of "
                          f"{[name for name, spec in DRIFT_METHODS.items() if kind in spec['kinds']]}")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold <= 0):
         raise DriftError(f"The threshold for column {column!r} must be a positive number, got {threshold!r}")
+
 
 def column_drift(reference:pd.Series, # the column in the reference data (e.g. the training data)
                  current:pd.Series, # the same column in the current window
@@ -218,8 +224,12 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
                  column:str|None=None, # the name to report; default: the series' name
                 )->ColumnDrift:
     "Whether one column drifted between `reference` and `current`, with the method, score and reasons"
+    for name, values in [("reference", reference), ("current", current)]:
+        if not isinstance(values, pd.Series): raise DriftError(f"{name} must be a pandas Series (one column), got {type(values).__name__}")
     column = column or str(reference.name)
-    kind = kind or column_kind(current)
+    if kind is not None and kind not in ("numerical", "categorical"):
+        raise DriftError(f"The kind of column {column!r} must be 'numerical' or 'categorical', got {kind!r}")
+    kind = kind or _inferred_kind(reference, current)
     _check_method(method, threshold, kind, column)
     if kind in ("text", "unknown"):
         reason = ("more than half of its values are distinct: free text, which a distribution test cannot compare" if kind == "text"
@@ -233,6 +243,8 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
     unique_values = _union_size(reference_sample, current_sample)
     default, reason = _default_method(kind, reference_sample.rows, unique_values)
     method, reason = (method, "you chose it") if method is not None else (default, reason)
+    if threshold is not None and method in ("ks", "chisquare", "z") and threshold >= 1:
+        raise DriftError(f"The {method} method's threshold for column {column!r} is a significance level below 1 (e.g. 0.05); got {threshold!r}")
     threshold = float(threshold if threshold is not None else DRIFT_METHODS[method]["threshold"])
     score = _score(method, reference_sample, current_sample)
     return ColumnDrift(column, kind, "drift" if _is_drift(method, score, threshold) else "no drift", method, reason, threshold,
@@ -264,7 +276,7 @@ class DriftReport:
     def __getitem__(self, column:str)->ColumnDrift:
         for result in self.columns:
             if result.column == column: return result
-        raise KeyError(f"No column {column!r} in this report{_did_you_mean(column, [result.column for result in self.columns])}")
+        raise KeyError(f"No column {column!r} in this report.{_did_you_mean(column, [result.column for result in self.columns])}")
 
     def table(self)->pd.DataFrame:
         "One row per column: kind, method, threshold, score, status, rows, unique values, reason, warning"
@@ -291,21 +303,20 @@ def _check_frames(reference, current, columns)->list:
     "The columns to compare; raises DriftError for frames that are not DataFrames or columns missing from one of them"
     for name, frame in [("reference", reference), ("current", current)]:
         if not isinstance(frame, pd.DataFrame): raise DriftError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-    shared = [name for name in reference.columns if name in current.columns]
-    if columns is None: return shared
     if isinstance(columns, str): raise DriftError(f"columns must be a list of names, like [{columns!r}]")
+    columns = list(reference.columns) if columns is None else list(columns)
     for name in columns:
-        if name not in shared:
-            where = "either frame" if name not in reference.columns and name not in current.columns else \
-                    "the current frame" if name in reference.columns else "the reference frame"
-            raise DriftError(f"Column {name!r} is missing from {where}{_did_you_mean(str(name), shared)}")
-    return list(columns)
+        for frame, where in [(reference, "reference"), (current, "current")]:
+            if name not in frame.columns:
+                raise DriftError(f"Column {name!r} is missing from the {where} frame, so it cannot be compared: pass `columns=` "
+                                 f"to choose the columns.{_did_you_mean(str(name), [str(other) for other in frame.columns])}")
+    return columns
 
 def _check_per_column(settings, columns:list, what:str)->dict:
     if settings is None: return {}
     if not isinstance(settings, dict): raise DriftError(f"{what} must be a dict: column name -> value")
     unknown = [name for name in settings if name not in columns]
-    if unknown: raise DriftError(f"{what} names column(s) {unknown} that are not compared{_did_you_mean(str(unknown[0]), columns)}")
+    if unknown: raise DriftError(f"{what} names column(s) {unknown} that are not compared.{_did_you_mean(str(unknown[0]), [str(name) for name in columns])}")
     return settings
 
 def drift_report(reference:pd.DataFrame, # the data the model was trained on (or a sample of it)
