@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'MIN_LABELS', 'DriftError', 'column_kind', 'ColumnDrift',
            'column_drift', 'DriftReport', 'drift_report', 'PerformanceReport', 'performance_report', 'Alert',
-           'AlertPolicy', 'MonitoringLoop']
+           'AlertPolicy', 'MonitoringLoop', 'RetrainingResult', 'retrain']
 
 # %% ../nbs/06_monitoring.ipynb #mon-003
-import math
+import dataclasses, math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,8 @@ from .lifecycle import _did_you_mean
 
 # %% ../nbs/06_monitoring.ipynb #mon-004
 __all__ = ['DRIFT_METHODS', 'DriftError', 'ColumnDrift', 'DriftReport', 'column_kind', 'column_drift', 'drift_report',
-           'MIN_LABELS', 'PerformanceReport', 'performance_report', 'Alert', 'AlertPolicy', 'MonitoringLoop']
+           'MIN_LABELS', 'PerformanceReport', 'performance_report', 'Alert', 'AlertPolicy', 'MonitoringLoop', 'RetrainingResult',
+           'retrain']
 
 # %% ../nbs/06_monitoring.ipynb #mon-007
 DRIFT_METHODS = {
@@ -585,3 +586,93 @@ class MonitoringLoop:
         figure.autofmt_xdate()
         figure.tight_layout()
         return figure
+
+# %% ../nbs/06_monitoring.ipynb #mon-047
+@dataclass
+class RetrainingResult:
+    "What retraining found: both models' criteria on the same held-out cases, and what was done"
+    comparison: pd.DataFrame # one row per criterion metric: champion, challenger, threshold, who passes
+    champion_version: int
+    challenger_version: int|None # the registered challenger, or None if it was not registered
+    promoted: bool
+    decisions: list # the decisions recorded in the project
+
+    def explain(self)->str:
+        verdict = (f"the challenger (v{self.challenger_version}) replaces the champion (v{self.champion_version})" if self.promoted
+                   else f"the champion (v{self.champion_version}) stays")
+        rows = [f"- {row.metric}: champion {row.champion:.4g}, challenger {row.challenger:.4g} (needs {row.comparison} {row.threshold:g})"
+                for row in self.comparison.itertuples()]
+        return "\n".join([f"Retraining: {verdict}."] + rows)
+
+def _holdout_split(recent, holdout_share:float):
+    "The earlier part of `recent` (a Dataset with a time column) to train on, and the latest part to judge on"
+    times = recent.frame[recent.time_column]
+    cut = times.quantile(1 - holdout_share)
+    return recent.between(end=cut), recent.between(start=cut)
+
+# %% ../nbs/06_monitoring.ipynb #mon-048
+def _measure(criteria, truth, flags, scores)->dict:
+    return criteria.compute_metrics(np.asarray(truth).astype(int), np.asarray(flags).astype(int), np.asarray(scores, float))
+
+def _better(criteria, challenger:dict, champion:dict)->bool:
+    "Whether the challenger meets every measured criterion and beats the champion on the primary one"
+    evaluation = _evaluation(criteria, challenger)
+    primary = criteria.primary
+    higher = criteria.registry.get(primary.metric).direction == "higher"
+    gain = challenger[primary.metric] - champion[primary.metric]
+    return bool(evaluation.passed.all()) and (gain > 0 if higher else gain < 0)
+
+def _record(project, decisions:list, phase:str, verdict:str, return_to, evidence:str, metrics:dict):
+    if project is None: return
+    decisions.append(project.decide(verdict, evidence, metrics, return_to=return_to, phase=phase))
+
+# %% ../nbs/06_monitoring.ipynb #mon-049
+def retrain(registry, # the `ModelRegistry` the champion is served from
+            recent, # a `Dataset` of recent labelled cases, with a time column
+            criteria, # the success criteria (`Criteria`)
+            name:str="churn", # the model's name in the registry
+            project=None, # a `Project` to record the decisions in
+            holdout_share:float=0.3, # the latest share of `recent` that judges champion and challenger
+            n_trials:int=8, # trials of the experiment grid
+            seed:int=0,
+           )->RetrainingResult:
+    "Retrain on recent labelled data, compare with the champion on held-out cases, promote only a better model"
+    from mlops_kit.experiments import ExperimentGrid, default_algorithms, default_data_variants, fit_best
+    if not 0 < holdout_share < 1: raise DriftError(f"holdout_share must be between 0 and 1, got {holdout_share!r}")
+    decisions = []
+    if project is not None and str(project.phase) == "deployment":
+        _record(project, decisions, "deployment", "iterate", "development", f"Retrain {name!r} on {len(recent.frame):,} recent labelled cases", {})
+    training, holdout = _holdout_split(recent, holdout_share)
+    if training.frame[training.time_column].nunique() < 4:  # too few periods for forward-chaining folds: stratified ones
+        training = dataclasses.replace(training, time_column=None)
+    grid = ExperimentGrid(default_data_variants(training), default_algorithms()[:2], criteria, cv=3, seed=seed, study_name="retraining")
+    challenger = fit_best(grid.run(training, n_trials=n_trials, show_progress=False))
+    champion = registry.load(name, alias="champion")
+    holdout_features = holdout.frame[champion.features]
+    champion_scores = champion.predict_proba(holdout_features)[:, 1]
+    champion_measured = _measure(criteria, holdout.y, champion.labels_from(champion.predict_proba(holdout_features)), champion_scores)
+    challenger_scores = challenger.model.predict_proba(holdout.frame[challenger.features])[:, 1]
+    challenger_measured = _measure(criteria, holdout.y, challenger_scores >= challenger.threshold, challenger_scores)
+    comparison = _comparison(criteria, champion_measured, challenger_measured)
+    promoted, version = False, None
+    if _better(criteria, challenger_measured, champion_measured):
+        version = registry.register(challenger.model, training, criteria, challenger_measured, name=name, variant=challenger.data_variant,
+                                    algorithm=challenger.algorithm, seed=seed, threshold=challenger.threshold,
+                                    description=f"Retrained on recent data; judged on {len(holdout.frame):,} held-out recent cases").version
+        registry.promote(name, version, reason="beat the champion on recent data")
+        promoted = True
+    _record_outcome(project, decisions, promoted, challenger_measured, criteria, champion.version, version)
+    return RetrainingResult(comparison, champion.version, version, promoted, decisions)
+
+def _comparison(criteria, champion:dict, challenger:dict)->pd.DataFrame:
+    rows = [dict(metric=c.metric, comparison=c.comparison, threshold=c.threshold, champion=champion[c.metric], challenger=challenger[c.metric],
+                 champion_passes=c.passes(champion[c.metric]), challenger_passes=c.passes(challenger[c.metric]))
+            for c in criteria if c.metric in champion]
+    return pd.DataFrame(rows)
+
+def _record_outcome(project, decisions, promoted, measured, criteria, champion_version, version):
+    if project is None or str(project.phase) != "development": return
+    if promoted: _record(project, decisions, "development", "go", None, f"v{version} beat the champion v{champion_version} on recent data and was promoted", measured)
+    elif _evaluation(criteria, measured).passed.all():
+        _record(project, decisions, "development", "go", None, f"The retrained model did not beat the champion v{champion_version}; it stays", measured)
+    else: _record(project, decisions, "development", "iterate", "design", "Not even a model trained on recent data meets the criteria: rethink them", measured)
