@@ -166,8 +166,25 @@ def _run_serve(args) -> int:
     serve(args.models, args.name, args.version, args.host, args.port, args.log, settings, echo=lambda text: print(text, flush=True))
     return 0
 
+# %% ../nbs/09_cli.ipynb #cli-tour-code
+def _add_tour_command(subcommands):
+    "`mlops-kit tour`: the whole lifecycle on the case study, headless"
+    parser = subcommands.add_parser("tour", help="run the whole lifecycle on the case study and write a report",
+        description="Design, development, deployment, monitoring and the loop back on the case study, headless; writes a report.")
+    parser.add_argument("--output", type=Path, default=Path("mlops-kit-tour"), help="folder for the report and everything made (default: mlops-kit-tour)")
+    parser.add_argument("--seed", type=int, default=42, help="the case study's seed (default: 42)")
+    parser.add_argument("--trials", type=int, default=12, help="trials of the experiment grid (default: 12)")
+    parser.set_defaults(run=_run_tour)
+
+def _run_tour(args) -> int:
+    from mlops_kit.tour import run_tour
+    if args.trials < 1: raise ValueError(f"--trials must be at least 1, got {args.trials}")
+    result = run_tour(args.output, args.seed, args.trials, echo=lambda text: print(text, flush=True))
+    print(f"Report: {result.report}")
+    return 0
+
 # %% ../nbs/09_cli.ipynb #08a4f98b
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command]
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_tour_command]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"

@@ -74,3 +74,6 @@ def test_wheel_installs_and_runs_in_a_fresh_environment_outside_the_repository(w
     written = run(str(venv / "bin" / "mlops-kit"), "case-study", "churn.csv", "--ground-truth", "planted.csv")
     assert written.returncode == 0, written.stderr
     assert (outside / "churn.csv").stat().st_size > 1_000_000 and (outside / "planted.csv").exists()
+    toured = run(str(venv / "bin" / "mlops-kit"), "tour", "--output", "tour", "--trials", "4")
+    assert toured.returncode == 0, toured.stdout[-2000:] + toured.stderr[-3000:]
+    assert "loop back" in toured.stdout and (outside / "tour" / "report.md").exists() and (outside / "tour" / "drift.png").exists()

@@ -47,7 +47,7 @@ def test_readme_serve_command_serves_the_model_the_example_registered(tmp_path):
     from conftest import free_port
     example = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "BackgroundServer" in block)
     assert subprocess.run([sys.executable, "-c", example], cwd=tmp_path, timeout=300).returncode == 0
-    serve_block = re.findall(r"```sh\n(.*?)```", README, re.S)[2]
+    serve_block = next(block for block in re.findall(r"```sh\n(.*?)```", README, re.S) if "mlops-kit serve" in block)
     command = next(line.split() for line in serve_block.splitlines() if line.startswith("mlops-kit serve"))
     port = free_port()
     command[command.index("--port") + 1] = str(port)
@@ -67,3 +67,12 @@ def test_readme_serve_command_serves_the_model_the_example_registered(tmp_path):
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=30)
     assert "Serving 'churn' v1 on http://127.0.0.1" in output
+
+
+def test_readme_tour_command_is_one_the_command_line_accepts():
+    "The tour command as the README writes it parses (tests/test_tour.py runs the tour itself)"
+    from mlops_kit.cli import build_parser
+    block = next(block for block in re.findall(r"```sh\n(.*?)```", README, re.S) if "mlops-kit tour" in block)
+    command = next(line.split("#")[0].split() for line in block.splitlines() if line.startswith("mlops-kit tour"))
+    arguments = build_parser().parse_args(command[1:])
+    assert arguments.command == "tour" and str(arguments.output) == "churn-tour"
