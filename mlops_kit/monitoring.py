@@ -390,8 +390,8 @@ class PerformanceReport:
 
     @property
     def status(self)->str:
-        if self.evaluation.empty: return "waiting for labels"
-        return "criteria failed" if not self.evaluation.passed.all() else "criteria met"
+        if not self.evaluation.empty and not self.evaluation.passed.all(): return "criteria failed"
+        return "criteria met" if self.labelled >= MIN_LABELS and not self.evaluation.empty else "waiting for labels"
     @property
     def failing(self)->list: return self.evaluation.metric[~self.evaluation.passed].tolist() if not self.evaluation.empty else []
     @property
@@ -467,7 +467,8 @@ class AlertPolicy:
                  project=None, # a `Project` journal to record alerts in
                 ):
         try: self.cooldown = pd.Timedelta(cooldown)
-        except (TypeError, ValueError): raise DriftError(f"cooldown must be a duration like '60D' or '12h', got {cooldown!r}") from None
+        except (TypeError, ValueError): self.cooldown = pd.NaT
+        if pd.isna(self.cooldown): raise DriftError(f"cooldown must be a duration like '60D' or '12h', got {cooldown!r}")
         if self.cooldown < pd.Timedelta(0): raise DriftError(f"cooldown must not be negative, got {cooldown!r}")
         self.project, self.raised, self._seen = project, [], []
 
@@ -501,9 +502,12 @@ def _windows(cases:pd.DataFrame, time_column:str, window)->list:
         if window < 1: raise DriftError(f"window must be at least 1 case, got {window}")
         return [(f"cases {start + 1}-{min(start + window, len(cases))}", times.iloc[min(start + window, len(cases)) - 1],
                  cases.iloc[start:start + window]) for start in range(0, len(cases), window)]
-    try: periods = times.dt.to_period(pd.tseries.frequencies.to_offset(window).rule_code.replace("MS", "M"))
-    except (ValueError, AttributeError): raise DriftError(f"{window!r} is not a pandas frequency such as 'MS' (months) or '7D'") from None
-    return [(str(period), period.end_time, group) for period, group in cases.groupby(periods, sort=True)]
+    try: offset = pd.tseries.frequencies.to_offset(window)
+    except ValueError: raise DriftError(f"{window!r} is not a pandas frequency such as 'MS' (months) or '7D'") from None
+    label = "%Y-%m" if offset.rule_code in ("MS", "ME", "M") and offset.n == 1 else "%Y-%m-%d"
+    groups = cases.assign(_time=times).groupby(pd.Grouper(key="_time", freq=offset), sort=True)
+    return [(f"{start:{label}}", start + offset - pd.Timedelta(1, "us"), group.drop(columns="_time"))
+            for start, group in groups if len(group)]
 
 # %% ../nbs/06_monitoring.ipynb #mon-040
 def _severity(row)->float:
