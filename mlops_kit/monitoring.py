@@ -642,7 +642,11 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
            )->RetrainingResult:
     "Retrain on recent labelled data, compare with the champion on held-out cases, promote only a better model"
     from mlops_kit.experiments import ExperimentGrid, default_algorithms, default_data_variants, fit_best
-    if not 0 < holdout_share < 1: raise DriftError(f"holdout_share must be between 0 and 1, got {holdout_share!r}")
+    from mlops_kit.data import Dataset
+    if not isinstance(recent, Dataset) or recent.time_column is None:
+        raise DriftError(f"recent must be a mlops_kit.data.Dataset with a time column (to hold out its latest cases), got {type(recent).__name__}")
+    if isinstance(holdout_share, bool) or not isinstance(holdout_share, (int, float)) or not 0 < holdout_share < 1:
+        raise DriftError(f"holdout_share must be between 0 and 1, got {holdout_share!r}")
     decisions = []
     if project is not None and str(project.phase) == "deployment":
         _record(project, decisions, "deployment", "iterate", "development", f"Retrain {name!r} on {len(recent.frame):,} recent labelled cases", {})
