@@ -53,3 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/experiments.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/drift.py

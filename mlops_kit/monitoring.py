@@ -60,11 +60,15 @@ def _ks(reference:np.ndarray, current:np.ndarray)->float:
     from scipy.stats import ks_2samp
     return float(ks_2samp(reference, current)[1])
 
-def _wasserstein(reference_sorted:np.ndarray, current_sorted:np.ndarray)->float:
-    "First Wasserstein distance between two samples (given sorted), divided by the reference's std (ddof 0, at least 0.001)"
+def _merge(reference_sorted:np.ndarray, current_sorted:np.ndarray)->tuple[np.ndarray, np.ndarray]:
+    "Both samples' values in one sorted array, and which of them come from the reference"
     both = np.concatenate([reference_sorted, current_sorted])
     order = np.argsort(both, kind="stable")  # two sorted runs: timsort merges them in linear time
-    values, from_reference = both[order], order < reference_sorted.size
+    return both[order], order < reference_sorted.size
+
+def _wasserstein(reference_sorted:np.ndarray, current_sorted:np.ndarray, merged=None)->float:
+    "First Wasserstein distance between two samples (given sorted), divided by the reference's std (ddof 0, at least 0.001)"
+    values, from_reference = merged if merged is not None else _merge(reference_sorted, current_sorted)
     # The distance is the area between the two step functions (CDFs): at each value, the share of each sample at or
     # below it, times the gap to the next value. Within a run of equal values the gap is 0, so the count at the run's
     # last position, which includes every tie, is the one that matters (what searchsorted(side="right") would give).
@@ -154,29 +158,28 @@ class _Sample:
         if kind == "numerical":
             numbers = values.to_numpy(dtype=float, na_value=np.nan)
             self.sorted = np.sort(numbers[np.isfinite(numbers)])
-            new_value = np.concatenate([[True], self.sorted[1:] != self.sorted[:-1]]) if self.sorted.size else np.zeros(0, bool)
-            self.distinct = self.sorted[new_value]
-            self.rows = self.sorted.size
-            self._counts = None if self.rows else pd.Series([], dtype=float)
+            self.rows, self._counts = self.sorted.size, None
         else:
-            self._counts = values.value_counts(dropna=True)
-            self._counts = self._counts[self._counts > 0]
-            self.distinct, self.rows = self._counts.index, int(self._counts.sum())
+            counts = values.value_counts(dropna=True)
+            self._counts = counts[counts > 0]
+            self.rows = int(self._counts.sum())
 
     @property
     def counts(self)->pd.Series:
-        "How many times each distinct value occurs"
+        "How many times each distinct value occurs (for numbers, counted along the sorted values when first asked)"
         if self._counts is None:
-            starts = np.flatnonzero(np.concatenate([[True], self.sorted[1:] != self.sorted[:-1]]))
-            self._counts = pd.Series(np.diff(np.append(starts, self.rows)), index=self.distinct)
+            starts = np.flatnonzero(np.concatenate([[True], self.sorted[1:] != self.sorted[:-1]])) if self.rows else np.zeros(0, int)
+            self._counts = pd.Series(np.diff(np.append(starts, self.rows)), index=self.sorted[starts])
         return self._counts
 
-def _union_size(reference:_Sample, current:_Sample)->int:
-    "Distinct values in reference and current together"
+    @property
+    def distinct(self)->pd.Index: return self.counts.index
+
+def _union_size(reference:_Sample, current:_Sample, merged=None)->int:
+    "Distinct values in reference and current together (for numbers, counted along their merged sorted values)"
     if reference.kind != "numerical": return len(reference.distinct.union(current.distinct))
-    positions = np.searchsorted(reference.distinct, current.distinct).clip(max=max(reference.distinct.size - 1, 0))
-    shared = np.count_nonzero(reference.distinct[positions] == current.distinct) if reference.distinct.size else 0
-    return int(reference.distinct.size + current.distinct.size - shared)
+    values = merged[0]
+    return int(np.count_nonzero(values[1:] != values[:-1]) + 1) if values.size else 0
 
 def _default_method(kind:str, reference_rows:int, unique_values:int)->tuple[str, str]:
     "Evidently's choice of method, and the reason in words"
@@ -189,10 +192,10 @@ def _default_method(kind:str, reference_rows:int, unique_values:int)->tuple[str,
     return "z", f"it is {kind} with {values} (at most 2) and {size}"
 
 # %% ../nbs/06_monitoring.ipynb #mon-018
-def _score(method:str, reference:_Sample, current:_Sample)->float:
-    "The score of `method` for two cleaned samples"
+def _score(method:str, reference:_Sample, current:_Sample, merged=None)->float:
+    "The score of `method` for two cleaned samples (`merged`: their merged values, for numbers)"
     if method == "ks": return _ks(reference.sorted, current.sorted)
-    if method == "wasserstein": return _wasserstein(reference.sorted, current.sorted)
+    if method == "wasserstein": return _wasserstein(reference.sorted, current.sorted, merged)
     if method == "chisquare": return _chisquare(reference.counts, current.counts)
     if method == "z": return _z_test(reference.counts, current.counts)
     if reference.kind == "numerical" and reference.distinct.size > 20:
@@ -243,13 +246,14 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
         empty = "reference" if not reference_sample.rows else "current window"
         return ColumnDrift(column, kind, "empty", reason=f"No verdict: the {empty} has no values left after dropping NaN and +-inf.",
                            reference_rows=reference_sample.rows, current_rows=current_sample.rows)
-    unique_values = _union_size(reference_sample, current_sample)
+    merged = _merge(reference_sample.sorted, current_sample.sorted) if kind == "numerical" else None
+    unique_values = _union_size(reference_sample, current_sample, merged)
     default, reason = _default_method(kind, reference_sample.rows, unique_values)
     method, reason = (method, "you chose it") if method is not None else (default, reason)
     if threshold is not None and method in ("ks", "chisquare", "z") and threshold >= 1:
         raise DriftError(f"The {method} method's threshold for column {column!r} is a significance level below 1 (e.g. 0.05); got {threshold!r}")
     threshold = float(threshold if threshold is not None else DRIFT_METHODS[method]["threshold"])
-    score = _score(method, reference_sample, current_sample)
+    score = _score(method, reference_sample, current_sample, merged)
     return ColumnDrift(column, kind, "drift" if _is_drift(method, score, threshold) else "no drift", method, reason, threshold,
                        DRIFT_METHODS[method]["drift_when"], score, reference_sample.rows, current_sample.rows, unique_values,
                        _small_window_warning(reference_sample.rows, current_sample.rows))
@@ -567,9 +571,10 @@ class MonitoringLoop:
         frame = self.drift_.assign(severity=self.drift_.apply(_severity, axis=1)).dropna(subset=["severity"])
         columns = columns or sorted(frame.column.unique())
         figure, axes = plt.subplots(figsize=(9, 4))
-        for column in columns:
+        colours = plt.get_cmap("tab20").colors  # 20 distinct colours: the default cycle repeats after 10
+        for number, column in enumerate(columns):
             part = frame[frame.column == column]
-            axes.plot(part.end, part.severity, marker="o", markersize=3, label=column)
+            axes.plot(part.end, part.severity, marker="o", markersize=3, label=column, color=colours[number % len(colours)])
         axes.axhline(1, color="black", linewidth=1)
         _mark_alerts(axes, self.alerts_, ("column drift", "dataset drift"))
         axes.set(yscale="log", ylabel="drift score / threshold (>= 1: drift)", title="Input drift per window")
@@ -626,9 +631,9 @@ def _better(criteria, challenger:dict, champion:dict)->bool:
     gain = challenger[primary.metric] - champion[primary.metric]
     return bool(evaluation.passed.all()) and (gain > 0 if higher else gain < 0)
 
-def _record(project, decisions:list, phase:str, verdict:str, return_to, evidence:str, metrics:dict):
+def _record(project, decisions:list, phase:str, verdict:str, return_to, evidence:str, metrics:dict, author=None):
     if project is None: return
-    decisions.append(project.decide(verdict, evidence, metrics, return_to=return_to, phase=phase))
+    decisions.append(project.decide(verdict, evidence, metrics, return_to=return_to, phase=phase, author=author))
 
 # %% ../nbs/06_monitoring.ipynb #mon-049
 def retrain(registry, # the `ModelRegistry` the champion is served from
@@ -639,6 +644,7 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
             holdout_share:float=0.3, # the latest share of `recent` that judges champion and challenger
             n_trials:int=8, # trials of the experiment grid
             seed:int=0,
+            author:str|None=None, # who retrains, for the registry and the journal; default: the login name
            )->RetrainingResult:
     "Retrain on recent labelled data, compare with the champion on held-out cases, promote only a better model"
     from mlops_kit.experiments import ExperimentGrid, default_algorithms, default_data_variants, fit_best
@@ -649,7 +655,7 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
         raise DriftError(f"holdout_share must be between 0 and 1, got {holdout_share!r}")
     decisions = []
     if project is not None and str(project.phase) == "deployment":
-        _record(project, decisions, "deployment", "iterate", "development", f"Retrain {name!r} on {len(recent.frame):,} recent labelled cases", {})
+        _record(project, decisions, "deployment", "iterate", "development", f"Retrain {name!r} on {len(recent.frame):,} recent labelled cases", {}, author)
     training, holdout = _holdout_split(recent, holdout_share)
     if training.frame[training.time_column].nunique() < 4:  # too few periods for forward-chaining folds: stratified ones
         training = dataclasses.replace(training, time_column=None)
@@ -665,11 +671,11 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
     promoted, version = False, None
     if _better(criteria, challenger_measured, champion_measured):
         version = registry.register(challenger.model, training, criteria, challenger_measured, name=name, variant=challenger.data_variant,
-                                    algorithm=challenger.algorithm, seed=seed, threshold=challenger.threshold,
+                                    algorithm=challenger.algorithm, seed=seed, threshold=challenger.threshold, author=author,
                                     description=f"Retrained on recent data; judged on {len(holdout.frame):,} held-out recent cases").version
         registry.promote(name, version, reason="beat the champion on recent data")
         promoted = True
-    _record_outcome(project, decisions, promoted, challenger_measured, criteria, champion.version, version)
+    _record_outcome(project, decisions, promoted, challenger_measured, criteria, champion.version, version, author)
     return RetrainingResult(comparison, champion.version, version, promoted, decisions)
 
 def _comparison(criteria, champion:dict, challenger:dict)->pd.DataFrame:
@@ -678,9 +684,9 @@ def _comparison(criteria, champion:dict, challenger:dict)->pd.DataFrame:
             for c in criteria if c.metric in champion]
     return pd.DataFrame(rows)
 
-def _record_outcome(project, decisions, promoted, measured, criteria, champion_version, version):
+def _record_outcome(project, decisions, promoted, measured, criteria, champion_version, version, author):
     if project is None or str(project.phase) != "development": return
-    if promoted: _record(project, decisions, "development", "go", None, f"v{version} beat the champion v{champion_version} on recent data and was promoted", measured)
-    elif _evaluation(criteria, measured).passed.all():
-        _record(project, decisions, "development", "go", None, f"The retrained model did not beat the champion v{champion_version}; it stays", measured)
-    else: _record(project, decisions, "development", "iterate", "design", "Not even a model trained on recent data meets the criteria: rethink them", measured)
+    if promoted: text, verdict, back = f"v{version} beat the champion v{champion_version} on recent data and was promoted", "go", None
+    elif _evaluation(criteria, measured).passed.all(): text, verdict, back = f"The retrained model did not beat the champion v{champion_version}; it stays", "go", None
+    else: text, verdict, back = "Not even a model trained on recent data meets the criteria: rethink them", "iterate", "design"
+    _record(project, decisions, "development", verdict, back, text, measured, author)
