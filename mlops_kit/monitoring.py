@@ -160,8 +160,8 @@ class _Sample:
             self.sorted = np.sort(numbers[np.isfinite(numbers)])
             self.rows, self._counts = self.sorted.size, None
         else:
-            counts = values.value_counts(dropna=True)
-            self._counts = counts[counts > 0]
+            counts = values.value_counts(dropna=False)  # then drop the missing: for text, several times faster than dropna=True
+            self._counts = counts[counts.index.notna() & (counts > 0)]
             self.rows = int(self._counts.sum())
 
     @property
