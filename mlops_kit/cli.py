@@ -183,8 +183,48 @@ def _run_tour(args) -> int:
     print(f"Report: {result.report}")
     return 0
 
+# %% ../nbs/09_cli.ipynb #cli-practice-code
+def _add_practice_commands(subcommands):
+    "`mlops-kit assign` and `mlops-kit grade`"
+    assign = subcommands.add_parser("assign", help="write the exercise notebooks from the solution notebooks",
+        description="Replace the answers of every solution notebook by prompts, leave hidden checks out, strip outputs.")
+    assign.add_argument("solutions", type=Path, help="the folder of solution notebooks")
+    assign.add_argument("exercises", type=Path, help="the folder to write the exercise notebooks to")
+    assign.add_argument("--check", action="store_true", help="write nothing; exit 1 if the exercises differ from what assign writes")
+    assign.set_defaults(run=_run_assign)
+    grade = subcommands.add_parser("grade", help="grade notebooks with nbval and write scorecards",
+        description="Run each notebook with the solutions' checks restored (hidden ones included) and score each exercise.")
+    grade.add_argument("target", type=Path, help="a learner's notebook, or a folder of them (one subfolder per learner)")
+    grade.add_argument("--solutions", type=Path, default=Path("solutions"), help="the folder of solution notebooks (default: solutions)")
+    grade.add_argument("--output", type=Path, default=Path("grades"), help="where to write the scorecards (default: grades)")
+    grade.add_argument("--timeout", type=float, default=60, help="seconds each cell may run (default: 60)")
+    grade.set_defaults(run=_run_grade)
+
+def _run_assign(args) -> int:
+    from mlops_kit.grading import assign, assignment_differences
+    if args.check:
+        problems = assignment_differences(args.solutions, args.exercises)
+        for problem in problems: print(problem)
+        if problems: print(f"run `mlops-kit assign {args.solutions} {args.exercises}` to make them again")
+        return 1 if problems else 0
+    written = assign(args.solutions, args.exercises)
+    print(f"wrote {len(written)} exercise notebook(s) to {args.exercises}")
+    return 0
+
+def _run_grade(args) -> int:
+    from mlops_kit.grading import class_table, grade, grade_folder, write_scorecard
+    graded = grade_folder(args.target, args.solutions, args.timeout) if args.target.is_dir() else \
+             [(args.target.stem, grade(args.target, args.solutions, args.timeout))]
+    for learner, card in graded:
+        write_scorecard(card, args.output / learner if args.target.is_dir() else args.output)
+        print(f"{learner}: {card.points:g} / {card.max_points:g} points" + ("" if card.passed else " (" + ", ".join(row["exercise"] for row in card.exercises if not row["passed"]) + " failed)"))
+    if args.target.is_dir():
+        class_table(graded).to_csv(args.output / "class.csv", index=False)
+        print(f"class table: {args.output / 'class.csv'}")
+    return 0 if all(card.passed for _, card in graded) else 1
+
 # %% ../nbs/09_cli.ipynb #08a4f98b
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_tour_command]
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_tour_command, _add_practice_commands]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"
