@@ -54,3 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/experiments.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/grading.py
