@@ -8,7 +8,7 @@ __all__ = ['SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'CODE
            'write_scorecard', 'grade_folder', 'class_table']
 
 # %% ../nbs/08_grading.ipynb #grd-003
-import copy, json, re, subprocess, sys, tempfile, time
+import copy, json, re, subprocess, sys, tempfile
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -288,7 +288,8 @@ class PredictionLog:
         "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
         parsed = {prediction_id: _parse_prediction_id(prediction_id) for prediction_id in ids}
         requests = sorted({request for request, _ in parsed.values()})
-        rows = dict(self._query_chunks("SELECT request_id, n_rows FROM requests WHERE request_id IN ({})", [], requests))
+        with self._reading() as connection:
+            rows = dict(self._query_chunks("SELECT request_id, n_rows FROM requests WHERE request_id IN ({})", [], requests, connection))
         return [prediction_id for prediction_id, (request, row) in parsed.items() if row >= rows.get(request, 0)]
 
     def window(self, last:int|None=None, # the last `last` predicted cases
@@ -298,16 +299,18 @@ class PredictionLog:
         "Predicted cases as a DataFrame, one row each, oldest first, with feedback labels where they arrived"
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
             raise ServingError(f"last must be a positive number of cases, got {last!r}")
-        requests = self._query(*_window_query(last, since, until))
-        feedback = self._query_chunks("SELECT prediction_id, label, received_at FROM feedback WHERE request_id IN ({})",
-                                      [], [row[0] for row in requests])
+        with self._reading() as connection:  # one connection, so requests and their labels come from one snapshot
+            requests = self._query(*_window_query(last, since, until), connection)
+            feedback = self._query_chunks("SELECT prediction_id, label, received_at FROM feedback WHERE request_id IN ({})",
+                                          [], [row[0] for row in requests], connection)
         frame = _with_labels(_cases(requests), feedback)
         return frame.tail(last).reset_index(drop=True) if last is not None else frame
 
     def counts(self)->dict:
         "How many requests, predicted cases and feedback labels the log holds"
-        (requests, cases), = self._query("SELECT COUNT(*), COALESCE(SUM(n_rows), 0) FROM requests", [])
-        (labels,), = self._query("SELECT COUNT(*) FROM feedback", [])
+        with self._reading() as connection:
+            (requests, cases), = self._query("SELECT COUNT(*), COALESCE(SUM(n_rows), 0) FROM requests", [], connection)
+            (labels,), = self._query("SELECT COUNT(*) FROM feedback", [], connection)
         return dict(requests=int(requests), cases=int(cases), labels=int(labels))
 
     def close(self):
@@ -368,22 +371,28 @@ class PredictionLog:
                     with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def _query(self, sql:str, parameters:list)->list:
-        "Rows of one read-only query, on a connection of its own"
-        with contextlib.closing(self._backend.connect()) as connection:
-            cursor = connection.cursor()
-            cursor.execute(sql.replace("?", self._backend.placeholder), parameters)
-            rows = cursor.fetchall()
-            self._backend.rollback(connection)
-        return rows
+    def _query(self, sql:str, parameters:list, connection=None)->list:
+        "Rows of one read-only query, on `connection` or on one of its own"
+        if connection is None:
+            with self._reading() as connection: return self._query(sql, parameters, connection)
+        cursor = connection.cursor()
+        cursor.execute(sql.replace("?", self._backend.placeholder), parameters)
+        return cursor.fetchall()
 
-    def _query_chunks(self, sql:str, parameters:list, values:list, size:int=500)->list:
-        "Rows of `sql` with its `IN ({})` filled by `values`, 500 at a time"
+    def _query_chunks(self, sql:str, parameters:list, values:list, connection, size:int=500)->list:
+        "Rows of `sql` with its `IN ({})` filled by `values`, 500 at a time, on `connection`"
         rows = []
         for start in range(0, len(values), size):
             chunk = values[start:start + size]
-            rows += self._query(sql.format(_placeholders(chunk)), [*parameters, *chunk])
+            rows += self._query(sql.format(_placeholders(chunk)), [*parameters, *chunk], connection)
         return rows
+
+    @contextlib.contextmanager
+    def _reading(self):
+        "A connection for reading, closed (its transaction ended) afterwards"
+        with contextlib.closing(self._backend.connect()) as connection:
+            try: yield connection
+            finally: self._backend.rollback(connection)
 
 # %% ../nbs/05_serving.ipynb #srv-024
 _KIND_TYPES = {"boolean": bool, "integer": int, "numeric": float, "categorical": str, "text": str, "datetime": str}

@@ -66,7 +66,7 @@ def _development(project, registry, case, criteria, n_trials:int, seed:int)->str
 def _replay(client, case, first:str="2024-07-01", last:str="2026-01-01")->pd.DataFrame:
     "Send each month's customers through the service; a month's true labels a month later; the month of each prediction id"
     frame = case.between(first, last).frame
-    months, answered, pending = [], [], None
+    answered, pending = [], None
     for month, customers in frame.groupby(case.time_column, sort=True):
         answers = client.predict(customers)
         if pending is not None: client.feedback(pending)  # last month's outcomes are known now

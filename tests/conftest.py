@@ -36,6 +36,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def case():
+    "The course's case study (seed 42), loaded once per test process; tests must not modify it"
+    from mlops_kit.data import load_case_study
+    return load_case_study(seed=42)
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
 

@@ -20,11 +20,6 @@ CLEAN_END = "2024-09-01"  # the first planted problem that changes rows (the CRM
 
 
 @pytest.fixture(scope="module")
-def case():
-    return load_case_study(seed=42)
-
-
-@pytest.fixture(scope="module")
 def cancer():
     return load_real_dataset("breast_cancer")
 

@@ -17,19 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.data import load_case_study, load_real_dataset
-from mlops_kit.monitoring import DRIFT_METHODS, DriftError, DriftReport, column_drift, column_kind, drift_report
+from mlops_kit.data import load_real_dataset
+from mlops_kit.monitoring import DRIFT_METHODS, DriftError, DriftReport, column_drift, drift_report, drift_type
 
 SEEDS = range(10)
 REFERENCE_END = "2024-07-01"  # the reference is the first six months, 2024-01 to 2024-06
 LAST_MONTH = "2025-12-01"
 TABLE_COLUMNS = ["column", "kind", "method", "threshold", "score", "status", "reference_rows", "current_rows",
                  "unique_values", "reason", "warning"]
-
-
-@pytest.fixture(scope="module")
-def case():
-    return load_case_study(seed=42)
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +135,11 @@ def test_two_drifted_columns_of_eleven_are_no_dataset_drift_by_default(monthly_r
 # ---------------------------------------------------------------- 2. drift we plant ourselves
 
 def numerical_columns(frame:pd.DataFrame)->list:
-    return [name for name in frame.columns if column_kind(frame[name]) == "numerical"]
+    return [name for name in frame.columns if drift_type(frame[name]) == "numerical"]
 
 
 def categorical_columns(frame:pd.DataFrame)->list:
-    return [name for name in frame.columns if column_kind(frame[name]) == "categorical"]
+    return [name for name in frame.columns if drift_type(frame[name]) == "categorical"]
 
 
 def shifted(frame:pd.DataFrame, column:str, size:float, scale:float)->pd.DataFrame:

@@ -26,7 +26,6 @@ from matplotlib.colors import to_rgba
 from sklearn.metrics import precision_score, recall_score
 
 from mlops_kit.checklists import simple_model
-from mlops_kit.data import load_case_study
 from mlops_kit.lifecycle import Criteria, Phase, Project
 from mlops_kit.monitoring import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, drift_report, performance_report
 from mlops_kit.registry import ModelRegistry
@@ -53,11 +52,6 @@ def calibrated_cases(rows:int=6000, seed:int=0)->pd.DataFrame:
     return pd.DataFrame(dict(request_id=[f"r{number}" for number in request_of_case], probability=probability,
                              prediction=(probability >= THRESHOLD).astype(int), label=(rng.random(rows) < probability).astype(float),
                              latency_ms=request_latency[request_of_case]))
-
-
-@pytest.fixture(scope="module")
-def case():
-    return load_case_study(seed=42)
 
 
 @pytest.fixture(scope="module")
