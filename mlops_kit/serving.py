@@ -136,8 +136,8 @@ class _Submission:
     "What to commit: (SQL, function giving the rows of parameters) pairs, and the future completed once committed"
     def __init__(self, statements:list): self.statements, self.future = statements, concurrent.futures.Future()
 
-def _write_group(backend, connection, group:list)->bool:
-    "Run every submission of `group` in one transaction, then complete their futures; True if it committed"
+def _write_group(backend, connection, group:list)->Exception|None:
+    "Run every submission of `group` in one transaction and commit it; the error if it failed (then nothing is written)"
     try:
         backend.begin(connection)
         cursor = connection.cursor()
@@ -146,10 +146,8 @@ def _write_group(backend, connection, group:list)->bool:
         backend.commit(connection)
     except Exception as error:
         with contextlib.suppress(Exception): backend.rollback(connection)
-        for submission in group: submission.future.set_exception(error)
-        return False
-    for submission in group: submission.future.set_result(None)
-    return True
+        return error
+    return None
 
 # %% ../nbs/05_serving.ipynb #srv-014
 _INSERT_REQUEST = f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
@@ -342,15 +340,17 @@ class PredictionLog:
         self._flush()
 
     def _write_now(self, group:list):
-        "Write `group` in one transaction on the log's connection; an error goes to the submissions' futures"
+        "Write `group` in one transaction on the log's connection, count it, then complete the submissions' futures"
         with self._write_lock:
             try:
                 if self._connection is None: self._open_for_writing()
-            except Exception as error:
-                for submission in group: submission.future.set_exception(error)
-                return
-            if _write_group(self._backend, self._connection, group):
+                error = _write_group(self._backend, self._connection, group)
+            except Exception as failure: error = failure
+            if error is None:  # counted before anyone is told: a request that sees its answer also sees the count
                 self.commits, self.committed_requests = self.commits + 1, self.committed_requests + len(group)
+        for submission in group:
+            if error is None: submission.future.set_result(None)
+            else: submission.future.set_exception(error)
 
     def _open_for_writing(self):
         "The write connection and, for SQLite, the checkpoint thread"
