@@ -185,7 +185,7 @@ def _run_tour(args) -> int:
 
 # %% ../nbs/09_cli.ipynb #cli-practice-code
 def _add_practice_commands(subcommands):
-    "`mlops-kit assign` and `mlops-kit grade`"
+    "`mlops-kit assign`, `grade`, `validate` and `seal`"
     assign = subcommands.add_parser("assign", help="write the exercise notebooks from the solution notebooks",
         description="Replace the answers of every solution notebook by prompts, leave hidden checks out, strip outputs.")
     assign.add_argument("solutions", type=Path, help="the folder of solution notebooks")
@@ -199,6 +199,20 @@ def _add_practice_commands(subcommands):
     grade.add_argument("--output", type=Path, default=Path("grades"), help="where to write the scorecards (default: grades)")
     grade.add_argument("--timeout", type=float, default=60, help="seconds each cell may run (default: 60)")
     grade.set_defaults(run=_run_grade)
+    validate = subcommands.add_parser("validate", help="check every exercise: solutions pass, untouched exercises and cheats fail",
+        description="Validate the exercises: metadata, sync with assign, no leaked answers, full points for each solution, "
+                    "nothing for the untouched exercise or for mechanical cheats.")
+    validate.add_argument("--solutions", type=Path, default=Path("solutions"), help="the folder of solution notebooks (default: solutions)")
+    validate.add_argument("--exercises", type=Path, default=Path("exercises"), help="the folder of exercise notebooks (default: exercises)")
+    validate.add_argument("--timeout", type=float, default=60, help="seconds each cell may run (default: 60)")
+    validate.add_argument("--short-timeout", type=float, default=10, help="the cell timeout for the endless-loop and os._exit cheats (default: 10)")
+    validate.add_argument("--jobs", type=int, default=None, help="notebook runs at a time (default: the number of CPUs)")
+    validate.set_defaults(run=_run_validate)
+    seal = subcommands.add_parser("seal", help="print the seal of a widget question's right answer",
+        description="Print seal(EXERCISE, ANSWER): what a widget question holds instead of its answer.")
+    seal.add_argument("exercise", help="the exercise id, e.g. lifecycle-first-phase")
+    seal.add_argument("answer", help='the right answer as JSON, e.g. \'"Design"\' or \'["a", "b"]\'')
+    seal.set_defaults(run=_run_seal)
 
 def _run_assign(args) -> int:
     from mlops_kit.grading import assign, assignment_differences
@@ -222,6 +236,24 @@ def _run_grade(args) -> int:
         class_table(graded).to_csv(args.output / "class.csv", index=False)
         print(f"class table: {args.output / 'class.csv'}")
     return 0 if all(card.passed for _, card in graded) else 1
+
+def _run_validate(args) -> int:
+    from mlops_kit.grading import validate
+    if args.jobs is not None and args.jobs < 1: raise ValueError(f"--jobs is a number of runs at a time, at least 1; got {args.jobs}")
+    validation = validate(args.solutions, args.exercises, args.timeout, args.short_timeout, args.jobs)
+    print(validation.markdown())
+    problems = validation.problems
+    print(f"{len(validation.rows)} checks, {len(problems)} problem(s)" + ("" if problems else ": every exercise is sound"))
+    return 1 if problems else 0
+
+def _run_seal(args) -> int:
+    import json
+    from mlops_kit.exercises import seal
+    try: answer = json.loads(args.answer)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"ANSWER is JSON, e.g. '\"Design\"' for a text or '[\"a\", \"b\"]' for a list; {args.answer!r} is not ({error})") from None
+    print(seal(args.exercise, answer))
+    return 0
 
 # %% ../nbs/09_cli.ipynb #08a4f98b
 _SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_tour_command, _add_practice_commands]
