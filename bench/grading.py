@@ -1,14 +1,15 @@
 """Grading a notebook with `mlops_kit.grading.grade` against a plain `pytest --nbval-lax` run of the same notebook.
 
-Grading restores the check cells from the solution (hidden checks included), runs the notebook through pytest's nbval
-plugin in a subprocess with a per-cell timeout, and reads the JUnit report into a scorecard. The peer is what a learner
+Grading restores the question and check cells from the solution (hidden checks included), puts a guard cell before each
+check cell (the check functions re-imported), runs the notebook through pytest's nbval plugin in a subprocess with a
+per-cell timeout, and reads the JUnit report into a scorecard. The peer is what a learner
 runs to check their own work: `python -m pytest --nbval-lax NOTEBOOK`. Both run on the solution notebook of each
 exercise in solutions/ (every check runs), alternately, --rounds times; the medians and their ratio are printed.
 Target: grading costs at most 1.3x the plain run.
 
     python bench/grading.py [--rounds 7]
 """
-import argparse, os, platform, statistics, subprocess, sys, tempfile, time
+import argparse, os, platform, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -16,10 +17,12 @@ TARGET = 1.3
 
 
 def plain_run(notebook: Path) -> float:
-    "Seconds for `pytest --nbval-lax notebook` in a fresh process"
+    "Seconds for `pytest --nbval-lax notebook` in a fresh process, on a copy (its answer file stays in the scratch folder)"
     with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / notebook.name
+        shutil.copyfile(notebook, copy)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", str(notebook), "-q", "-p", "no:cacheprovider"],
+        subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", str(copy), "-q", "-p", "no:cacheprovider"],
                        cwd=scratch, capture_output=True, check=False)
         return time.perf_counter() - started
 

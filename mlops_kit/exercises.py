@@ -132,7 +132,7 @@ def _difference(actual, expected, where:str, tolerance:float)->str|None:
         if set(actual) != set(expected):
             return f"{where} has the keys {sorted(map(str, actual))}, expected {sorted(map(str, expected))}"
         return next((problem for key in expected if (problem := _difference(actual[key], expected[key], f"{where}[{key!r}]", tolerance))), None)
-    if hasattr(expected, "shape") and hasattr(expected, "dtype"):  # numpy arrays, pandas Series and DataFrames
+    if hasattr(expected, "shape") and (hasattr(expected, "dtype") or hasattr(expected, "dtypes")):  # numpy, pandas
         return _array_difference(actual, expected, where, tolerance)
     return None if expected == actual else f"{where} is {_short(actual)}, expected {_short(expected)}"
 
@@ -283,7 +283,9 @@ def _hint_text(hints:list, tries:int)->str:
 def _is_right(question)->bool:
     "Whether `question`'s answer seals to its seal; refuses answers that are not plain values"
     answer = question.answer
-    return answer is not None and _matches(question.exercise, question.graded(answer), question.seal)
+    if answer is None: return False
+    _plain(answer, question.exercise)  # an answer that is not a plain value is refused before anything uses it
+    return _matches(question.exercise, question.graded(answer), question.seal)
 
 def check(question:Question, # a widget question, after the learner answered it
          ):
@@ -510,7 +512,8 @@ class ThresholdSlider(Question):
                  color=["#cf222e" if window in alerting else "#8c959f" for window in self.scores])
         axes.axhline(threshold, color="#0969da", linestyle="--", label=f"threshold {threshold:.3f}")
         axes.set_ylabel(self.score_name); axes.legend(loc="upper left")
-        axes.set_title(f"{len(alerting)} of {len(self.scores)} windows alert")
+        self.plot_title = f"{len(alerting)} of {len(self.scores)} windows alert at {threshold:.3f}"
+        axes.set_title(self.plot_title)
         axes.tick_params(axis="x", labelrotation=45)
         figure.tight_layout()
         with self._plot:

@@ -1,0 +1,190 @@
+"""The widget exercises, driven from Python as a learner drives them in the browser.
+
+What it proves: every kind of question gives feedback on Check, climbs its hint ladder one hint per wrong try, saves
+each change of the answer at once and comes back with it (and its tries) when made again from the same answer file;
+its check refuses a missing, wrong or always-equal answer; a question never holds its answer in plain text; code
+exercises count their tries and say that hidden checks run only at grading; `expect` is strict about types; bad
+arguments and bad answers get a clear error, and a saved answer that no longer fits is reported, not lost.
+"""
+import json
+
+import pytest
+
+from mlops_kit.checklists import DESIGN_ITEMS
+from mlops_kit.exercises import (AnswerStore, CheckFailed, CodeExercise, GateDecision, Matching, MultipleChoice, NumberAnswer,
+                                 Ordering, ThresholdSlider, check, checking, expect, seal)
+
+HINTS = ["first hint", "second hint", "third hint"]
+STEPS = ["Deploy", "Design", "Monitor", "Develop"]
+RIGHT_STEPS = ["Design", "Develop", "Deploy", "Monitor"]
+SCORES = {"2025-01": 0.02, "2025-02": 0.30, "2025-03": 0.05, "2025-04": 0.55}
+
+
+@pytest.fixture
+def answers(tmp_path) -> AnswerStore:
+    return AnswerStore(tmp_path / "lesson.answers.json")
+
+
+# One of each kind of question: (make it, a wrong answer, the right answer), made from the same answer file each time.
+QUESTIONS = {
+    "one choice": (lambda store: MultipleChoice("q-one", "Which?", ["a", "b", "c"], seal("q-one", "b"), HINTS, store), "a", "b"),
+    "several choices": (lambda store: MultipleChoice("q-several", "Which?", ["a", "b", "c"], seal("q-several", ["a", "c"]), HINTS, store,
+                                                     several=True), ["a"], ["a", "c"]),
+    "gate decision": (lambda store: GateDecision("q-gate", "No baseline yet.", DESIGN_ITEMS[:3], seal("q-gate", [DESIGN_ITEMS[1].text]),
+                                                 HINTS, store), ["Nothing blocks the gate"], [DESIGN_ITEMS[1].text]),
+    "ordering": (lambda store: Ordering("q-order", "Order them.", STEPS, seal("q-order", RIGHT_STEPS), HINTS, store),
+                 STEPS, RIGHT_STEPS),
+    "matching": (lambda store: Matching("q-match", "Match.", ["x", "y"], ["A", "B"], seal("q-match", {"x": "B", "y": "A"}), HINTS, store),
+                 {"x": "A", "y": "A"}, {"x": "B", "y": "A"}),
+    "threshold": (lambda store: ThresholdSlider("q-threshold", "Alert on the drifting months.", SCORES,
+                                                seal("q-threshold", ["2025-02", "2025-04"]), HINTS, store), 0.04, 0.2),
+    "number": (lambda store: NumberAnswer("q-number", "How much?", seal("q-number", 32.5), HINTS, store, decimals=1), 31.0, 32.46),
+}
+
+
+@pytest.mark.parametrize("kind", QUESTIONS)
+def test_check_gives_feedback_and_climbs_the_hint_ladder(kind, answers):
+    make, wrong, right = QUESTIONS[kind]
+    question = make(answers)
+    question.check_button.click()
+    assert "No answer yet" in question.feedback.value and question.tries == 0
+    with pytest.raises(CheckFailed, match="no answer yet.*Hint 1 of 3: first hint"):
+        check(question)
+    question.answer = wrong
+    for tries in (1, 2, 3, 4):
+        question.check_button.click()
+        assert question.feedback.value.count("Hint") == min(tries, 3) and "Not yet" in question.feedback.value
+    with pytest.raises(CheckFailed, match="Hint 3 of 3: third hint"):
+        check(question)
+    question.answer = right
+    question.check_button.click()
+    assert "Correct" in question.feedback.value and question.correct
+    check(question)
+
+
+@pytest.mark.parametrize("kind", QUESTIONS)
+def test_every_change_is_saved_and_comes_back_with_its_tries(kind, answers):
+    make, wrong, right = QUESTIONS[kind]
+    question = make(answers)
+    question.answer = wrong
+    question.check_button.click()
+    question.answer = right
+    saved = json.loads(answers.path.read_text())["answers"][question.exercise]
+    assert saved["tries"] == 1 and saved["answer"] is not None
+    again = make(AnswerStore(answers.path))  # a new kernel, the same answer file
+    assert again.answer == question.answer and again.tries == 1 and again.correct
+
+
+def test_changes_made_in_the_widget_itself_are_saved(answers):
+    "What the browser does: it sets the input widget's value, not the question's answer"
+    question = MultipleChoice("q-one", "Which?", ["a", "b"], seal("q-one", "b"), store=answers)
+    question.input.value = "b"
+    assert answers.get("q-one") == {"answer": "b", "tries": 0}
+    order = Ordering("q-order", "Order them.", STEPS, seal("q-order", RIGHT_STEPS), store=answers)
+    order.move(order.shown[-1], -1)
+    assert answers.get("q-order")["answer"] == order.shown
+    slider = ThresholdSlider("q-threshold", "?", SCORES, seal("q-threshold", ["2025-04"]), store=answers)
+    slider.input.children[0].value = 0.4
+    assert answers.get("q-threshold")["answer"] == pytest.approx(0.4, abs=0.01)
+    assert slider.alerting(0.4) == ["2025-04"] and slider.correct
+    assert slider.plot_title == "1 of 4 windows alert at 0.400", "the live plot is redrawn"
+
+
+@pytest.mark.parametrize("kind", QUESTIONS)
+def test_a_question_holds_no_plain_answer_and_refuses_an_always_equal_one(kind, answers):
+    make, wrong, right = QUESTIONS[kind]
+    question = make(answers)
+    assert question.seal.startswith("sha256:") and json.dumps(right) not in question.seal
+
+    class EqualsEverything:
+        def __eq__(self, other): return True
+    type(question).answer = property(lambda self: EqualsEverything())  # a patched class, as a cheat would
+    try:
+        with pytest.raises(CheckFailed, match="is a EqualsEverything"):
+            check(question)
+    finally:
+        del type(question).answer  # the class attribute set above shadows nothing: restore the base class's property
+        assert type(question).answer is not None
+
+
+def test_ordering_refuses_to_list_the_items_in_the_right_order():
+    with pytest.raises(ValueError, match="listed in the right order"):
+        Ordering("q-order", "Order them.", RIGHT_STEPS, seal("q-order", RIGHT_STEPS))
+
+
+def test_code_exercises_count_tries_and_say_hidden_checks_run_only_at_grading(answers, capsys):
+    exercise = CodeExercise("q-code", "Write double(x).", hints=HINTS[:2], store=answers)
+
+    def run_checks(double, hidden=False):
+        with checking(exercise, hidden=hidden):
+            expect(double(2), 4, "double(2)")
+    with pytest.raises(CheckFailed, match=r"q-code: a check failed: double\(2\): the result is 5, expected 4. Hint 1 of 2"):
+        run_checks(lambda x: 5)
+    with pytest.raises(CheckFailed, match="Hint 2 of 2: second hint"):
+        run_checks(lambda x: 5)
+    with pytest.raises(CheckFailed, match="a hidden check failed"):
+        run_checks(lambda x: 5, hidden=True)
+    run_checks(lambda x: 2 * x)
+    assert "Hidden checks run only when the notebook is graded" in capsys.readouterr().out
+    assert answers.get("q-code") == {"answer": None, "tries": 3, "passed": True}
+    assert CodeExercise("q-code", "Write double(x).", store=AnswerStore(answers.path)).tries == 3
+    no_hidden = CodeExercise("q-plain", "Write it.", hidden_checks=False)
+    with checking(no_hidden):
+        expect("x", "x")
+    assert "no hidden checks" in capsys.readouterr().out
+
+
+def test_expect_is_strict_about_types_all_the_way_down():
+    import numpy as np
+    import pandas as pd
+    class SneakyText(str):
+        def __eq__(self, other): return True
+    for actual, expected, problem in [
+        (SneakyText("no"), "yes", "is a SneakyText"), (1, 1.0, "is a int"), ([1, 2], [1, 2, 3], "has 2 items"),
+        ({"a": 1}, {"b": 1}, "has the keys"), ({"a": [1, "x"]}, {"a": [1, "y"]}, r"the result\['a'\]\[1\] is 'x'"),
+        (np.array([1.0, 2.0]), np.array([1.0, 2.5]), "differs"), (pd.DataFrame({"a": [1]}), pd.DataFrame({"b": [1]}), "columns")]:
+        with pytest.raises(CheckFailed, match=problem):
+            expect(actual, expected)
+    expect([0.1 + 0.2, {"k": (1, "x")}], [0.3, {"k": (1, "x")}])
+    expect(pd.Series([1.0, 2.0]), pd.Series([1.0, 2.0]))
+
+
+def test_bad_arguments_and_answers_get_a_clear_error(answers, tmp_path):
+    sealed = seal("q", "a")
+    with pytest.raises(ValueError, match="never the answer itself"):
+        MultipleChoice("q", "Which?", ["a", "b"], seal="a")
+    with pytest.raises(ValueError, match="exercise id is short text without spaces"):
+        MultipleChoice("two words", "Which?", ["a", "b"], sealed)
+    with pytest.raises(ValueError, match="at least two options"):
+        MultipleChoice("q", "Which?", ["a"], sealed)
+    with pytest.raises(ValueError, match="must be distinct"):
+        MultipleChoice("q", "Which?", ["a", "a"], sealed)
+    with pytest.raises(TypeError, match="AnswerStore"):
+        MultipleChoice("q", "Which?", ["a", "b"], sealed, store="answers.json")
+    with pytest.raises(ValueError, match="at least two windows"):
+        ThresholdSlider("q", "?", {"2025-01": float("nan")}, sealed)
+    with pytest.raises(ValueError, match="decimals"):
+        NumberAnswer("q", "?", sealed, decimals=-1)
+    question = MultipleChoice("q", "Which?", ["a", "b"], sealed, store=answers)
+    with pytest.raises(ValueError, match="'c' is not one of the options"):
+        question.answer = "c"
+    with pytest.raises(ValueError, match="cannot go with"):
+        GateDecision("q-gate", "?", ["x", "y"], sealed).answer = ["x", "Nothing blocks the gate"]
+    with pytest.raises(ValueError, match="once"):
+        Ordering("q-order", "?", STEPS, seal("q-order", RIGHT_STEPS)).answer = STEPS[:2]
+    with pytest.raises(ValueError, match="not among the choices"):
+        Matching("q-match", "?", ["x"], ["A", "B"], sealed).answer = {"x": "C"}
+    with pytest.raises(ValueError, match="outside the slider's range"):
+        ThresholdSlider("q-t", "?", SCORES, sealed).answer = 10.0
+    with pytest.raises(TypeError, match="finite number"):
+        NumberAnswer("q-n", "?", sealed).answer = "32"
+    assert answers.get("q") is None, "a refused answer is not saved"
+    with pytest.raises(CheckFailed, match="give a finite number"):
+        seal("q", float("inf"))
+
+
+def test_a_saved_answer_that_no_longer_fits_is_reported_not_lost(answers):
+    answers.set("q", {"answer": "an option since removed", "tries": 2})
+    question = MultipleChoice("q", "Which?", ["a", "b"], seal("q", "a"), store=answers)
+    assert question.answer is None and "no longer fits" in question.feedback.value
+    assert answers.get("q")["answer"] == "an option since removed", "nothing is overwritten until the learner answers again"
