@@ -136,6 +136,9 @@ def _guard_source()->str:
             f"for _mk_name in _mk_exercises.__all__:  # the check functions; classes stay, so objects made before still fit\n"
             f"    if _mk_name in globals() and type(getattr(_mk_exercises, _mk_name)).__name__ == 'function':\n"
             f"        globals()[_mk_name] = getattr(_mk_exercises, _mk_name)\n"
+            f"for _mk_name, _mk_value in list(globals().items()):  # aliases of the module, e.g. `import mlops_kit.exercises as ex`\n"
+            f"    if type(_mk_value).__name__ == 'module' and getattr(_mk_value, '__name__', '') == 'mlops_kit.exercises':\n"
+            f"        globals()[_mk_name] = _mk_exercises\n"
             f"if 'mlops_kit' in globals(): mlops_kit = _mk_sys.modules['mlops_kit']")
 
 def _with_guards(graded):

@@ -114,24 +114,44 @@ def test_hidden_checks_count_at_grading_and_the_scorecard_shows_them_apart(tmp_p
     assert "hidden checks pass for 0 of the 1 that have them" in card.markdown()
 
 
+def own_run_verdicts(path: Path) -> dict:
+    "Exercise -> whether all its check cells passed, in the learner's own plain `pytest --nbval-lax` run of `path`"
+    report = path.with_suffix(".xml")
+    subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", str(path), "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+                   cwd=path.parent, capture_output=True, text=True)
+    failed = {int(re.search(r"Cell (\d+)", case.get("name"))[1]) for case in ElementTree.parse(report).iter("testcase")
+              if case.find("failure") is not None or case.find("error") is not None}
+    code_cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    verdicts = {}
+    for number, cell in enumerate(code_cells):
+        if meta(cell).get("role") == "check": verdicts[meta(cell)["exercise"]] = verdicts.get(meta(cell)["exercise"], True) and number not in failed
+    return verdicts
+
+
 def test_the_learners_own_run_says_what_grading_without_hidden_checks_says(tmp_path):
-    "Self-check and grading agree: plain `pytest --nbval-lax` and grade(include_hidden=False), cell by cell"
+    "Self-check and grading agree: plain `pytest --nbval-lax` and grade(include_hidden=False), exercise by exercise"
     variants = {"untouched": {}, "right": dict(body=RIGHT_BODY, widget_option="Design"),
                 "visible only": dict(body=VISIBLE_ONLY, widget_option="Design"), "wrong widget": dict(body=RIGHT_BODY, widget_option="Deployment")}
     for name, answers in variants.items():
         path = learner_copy(tmp_path / name.replace(" ", "-"), **answers)
-        report = path.with_suffix(".xml")
-        subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", str(path), "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
-                       cwd=path.parent, capture_output=True, text=True)
-        failed = {int(re.search(r"Cell (\d+)", case.get("name"))[1]) for case in ElementTree.parse(report).iter("testcase")
-                  if case.find("failure") is not None or case.find("error") is not None}
-        code_cells = [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
-        own = {}
-        for number, cell in enumerate(code_cells):
-            if meta(cell).get("role") == "check": own[meta(cell)["exercise"]] = own.get(meta(cell)["exercise"], True) and number not in failed
+        own = own_run_verdicts(path)
         card = grade(path, SOLUTIONS, timeout=30, include_hidden=False)
         assert {row["exercise"]: row["passed"] for row in card.exercises} == own, name
     assert own == {QUIZ: False, CODE: True}  # the last variant: the wrong widget answer fails in both
+
+
+@pytest.mark.parametrize("notebook", sorted(path.name for path in SOLUTIONS.glob("*.ipynb")))
+def test_self_check_and_grading_agree_on_every_exercise_notebook(notebook, tmp_path):
+    "Untouched, every exercise fails in both; as the solution, every exercise passes in both"
+    for source, expected in [(EXERCISES, False), (SOLUTIONS, True)]:
+        folder = tmp_path / source.name
+        folder.mkdir()
+        path = Path(shutil.copyfile(source / notebook, folder / notebook))
+        own = own_run_verdicts(path)
+        path.with_name(f"{path.stem}.answers.json").unlink(missing_ok=True)  # the own run of the solution saved its answers
+        card = grade(path, SOLUTIONS, timeout=60, include_hidden=False)
+        assert {row["exercise"]: row["passed"] for row in card.exercises} == own
+        assert set(own.values()) == {expected}, (source.name, own)
 
 
 def test_a_widget_answer_survives_a_kernel_restart_and_grading_counts_it(tmp_path):

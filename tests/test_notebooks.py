@@ -34,3 +34,13 @@ def test_the_course_home_links_to_notebooks_that_exist():
     assert not missing, f"the course home links to notebooks that do not exist: {missing}"
     lessons = {f"course/{path.name}" for path in (REPO_ROOT / "nbs" / "course").glob("*.ipynb")}
     assert lessons <= links, f"lessons missing from the course home: {sorted(lessons - links)}"
+    practice = {f"../exercises/{path.name}" for path in (REPO_ROOT / "exercises").glob("*.ipynb") if not path.name.startswith("00_")}
+    assert len(practice) >= 5 and practice <= links, f"exercise notebooks missing from the course home: {sorted(practice - links)}"
+
+
+def test_every_lesson_links_to_its_exercise_notebook():
+    import nbformat
+    for lesson in sorted((REPO_ROOT / "nbs" / "course").glob("*.ipynb")):
+        text = "\n".join(cell.source for cell in nbformat.read(lesson, as_version=4).cells)
+        assert f"](../../exercises/{lesson.name})" in text, f"{lesson.name} does not point to its exercises"
+        assert (REPO_ROOT / "exercises" / lesson.name).exists()
