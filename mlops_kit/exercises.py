@@ -280,12 +280,28 @@ def _hint_text(hints:list, tries:int)->str:
     reached = hints[:max(1, min(tries, len(hints)))]
     return " ".join(f"Hint {number} of {len(hints)}: {hint}" for number, hint in enumerate(reached, 1))
 
-def _is_right(question)->bool:
-    "Whether `question`'s answer seals to its seal; refuses answers that are not plain values"
+_GRADING = {}  # set by the grader before a check cell: the exercise it grades and the solution's seals
+
+def _grade_with(exercise:str, seals:dict):
+    "Used by the grader: the next check cell grades `exercise`, against the seals of the solution's question cells"
+    _GRADING.clear()
+    _GRADING.update(exercise=exercise, seals=dict(seals))
+
+def _expected_seal(question)->str:
+    "The seal `question` is checked against: its own, or when grading, the solution's"
+    if not _GRADING: return question.seal
+    if question.exercise != _GRADING["exercise"]:
+        raise CheckFailed(f"This check cell grades {_GRADING['exercise']!r}, but was given the question {question.exercise!r}")
+    if question.exercise not in _GRADING["seals"]:
+        raise CheckFailed(f"{question.exercise}: the solution's question cell holds no seal to grade against")
+    return _GRADING["seals"][question.exercise]
+
+def _is_right(question, sealed:str|None=None)->bool:
+    "Whether `question`'s answer seals to `sealed` (default: its own seal); refuses answers that are not plain values"
     answer = question.answer
     if answer is None: return False
     _plain(answer, question.exercise)  # an answer that is not a plain value is refused before anything uses it
-    return _matches(question.exercise, question.graded(answer), question.seal)
+    return _matches(question.exercise, question.graded(answer), question.seal if sealed is None else sealed)
 
 def check(question:Question, # a widget question, after the learner answered it
          ):
@@ -293,7 +309,7 @@ def check(question:Question, # a widget question, after the learner answered it
     if question.answer is None:
         raise CheckFailed(f"{question.exercise}: no answer yet. Answer in the widget above (your answer is saved as you "
                           f"change it), then run this cell again. {_hint_text(question.hints, 1)}")
-    if not _is_right(question):
+    if not _is_right(question, _expected_seal(question)):
         raise CheckFailed(f"{question.exercise}: not right yet ({_short(question.answer)}). "
                           f"{_hint_text(question.hints, max(1, question.tries))}")
     print(f"{question.exercise}: correct.")

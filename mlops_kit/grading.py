@@ -124,7 +124,14 @@ def _with_checks_restored(learner, solution, name:str, include_hidden:bool=True)
                                    "the exercise notebook (cells can be moved, not deleted)")
     return graded
 
-def _guard_source()->str:
+_SEAL_LITERAL = re.compile(r"""seal\s*=\s*["'](sha256:[0-9a-f]{64})["']""")
+
+def _question_seals(solution)->dict:
+    "Exercise id -> the seal written in its question cell, for the widget questions of `solution`"
+    return {_meta(cell)["exercise"]: match[1] for cell in solution.cells
+            if _role(cell) == "question" and (match := _SEAL_LITERAL.search(cell.source))}
+
+def _guard_source(exercise:str, seals:dict)->str:
     "The guard cell's code: the check functions imported afresh from the installed package, whatever the notebook did"
     import mlops_kit
     return (f"# mlops-kit grading guard: the checking code, imported afresh before a check cell\n"
@@ -139,15 +146,17 @@ def _guard_source()->str:
             f"for _mk_name, _mk_value in list(globals().items()):  # aliases of the module, e.g. `import mlops_kit.exercises as ex`\n"
             f"    if type(_mk_value).__name__ == 'module' and getattr(_mk_value, '__name__', '') == 'mlops_kit.exercises':\n"
             f"        globals()[_mk_name] = _mk_exercises\n"
-            f"if 'mlops_kit' in globals(): mlops_kit = _mk_sys.modules['mlops_kit']")
+            f"if 'mlops_kit' in globals(): mlops_kit = _mk_sys.modules['mlops_kit']\n"
+            f"_mk_exercises._grade_with({exercise!r}, {seals!r})  # the exercise graded next, the solution's seals")
 
-def _with_guards(graded):
+def _with_guards(graded, seals:dict):
     "`graded` with a guard cell before every check cell"
     import nbformat
-    guarded, guard = copy.deepcopy(graded), _guard_source()
-    cells = []
+    guarded, cells = copy.deepcopy(graded), []
     for cell in guarded.cells:
-        if _role(cell) == "check": cells.append(nbformat.v4.new_code_cell(guard, metadata={"mlops_kit": {"role": "guard"}}))
+        if _role(cell) == "check":
+            guard = _guard_source(_meta(cell)["exercise"], seals)
+            cells.append(nbformat.v4.new_code_cell(guard, metadata={"mlops_kit": {"role": "guard"}}))
         cells.append(cell)
     guarded.cells = cells
     for number, cell in enumerate(guarded.cells): cell["id"] = cell.get("id") if _role(cell) != "guard" else f"guard-{number}"
@@ -204,9 +213,9 @@ class Scorecard:
         visible = sum(row["visible"] == "passed" for row in self.exercises)
         with_hidden = [row for row in self.exercises if row["hidden"] != "none"]
         hidden = sum(row["hidden"] == "passed" for row in with_hidden)
+        hidden_text = f"hidden checks pass for {hidden} of the {len(with_hidden)} that have them" if with_hidden else "none has hidden checks"
         return (f"{self.points:g} / {self.max_points:g} points. Visible checks pass for {visible} of {len(self.exercises)} "
-                f"exercises; hidden checks pass for {hidden} of the {len(with_hidden)} that have them. An exercise earns its "
-                "points only when its visible and hidden checks all pass.")
+                f"exercises; {hidden_text}. An exercise earns its points only when its visible and hidden checks all pass.")
 
     def markdown(self)->str:
         lines = [f"# Scorecard: {self.notebook}", "", f"**{self.summary()}**", "",
@@ -274,7 +283,7 @@ def grade(notebook, # the learner's notebook
 
 def _grade_loaded(learner, solution, name:str, answers:Path|None, timeout:float, include_hidden:bool=True)->Scorecard:
     "Grade the notebook `learner` (already read) against `solution`"
-    graded = _with_guards(_with_checks_restored(learner, solution, name, include_hidden))
+    graded = _with_guards(_with_checks_restored(learner, solution, name, include_hidden), _question_seals(solution))
     return _scorecard(name, graded, _run_graded(graded, name, answers, timeout))
 
 # %% ../nbs/08_grading.ipynb #grd-020
@@ -358,24 +367,44 @@ def _patched_module_answer(names:list)->str:
             "_sys.modules['mlops_kit.exercises'] = _fake\n_sys.modules['mlops_kit'].exercises = _fake\n")
 
 # %% ../nbs/08_grading.ipynb #grd-024
+_FORGED_SEAL = """from mlops_kit.exercises import seal as _seal
+def _wrong_answers(question):
+    "Answers to try, to find one that is wrong"
+    yield from ([option] if getattr(question, "several", False) else option for option in getattr(question, "options", []))
+    if hasattr(question, "choices"): yield from ({item: choice for item in question.items} for choice in question.choices)
+    elif hasattr(question, "items"): yield from (list(question.items), list(reversed(question.items)))
+    if hasattr(question, "scores"): yield from (question.minimum, question.maximum)
+    if hasattr(question, "decimals"): yield from (0.0, 1.0)
+for _question in [value for value in list(globals().values()) if hasattr(value, "seal") and hasattr(value, "graded")]:
+    for _answer in _wrong_answers(_question):
+        _question.answer = _answer
+        if not _question.correct: break
+    _question.seal = _seal(_question.exercise, _question.graded(_question.answer))  # a cheat: the seal of the wrong answer
+"""
+
+def _forged_seal_answer(cell)->str|None:
+    "For a widget answer cell: give a wrong answer and replace the question's seal by its seal"
+    return _FORGED_SEAL if _meta(cell).get("kind") == "widget" else None
+
 def _answer_cells(notebook)->list:
     return [cell for cell in notebook.cells if cell.cell_type == "code" and _role(cell) == "answer"]
 
 def _cheat(base, replace):
-    "A copy of `base` with each answer cell's source replaced by `replace(cell_number, source)` (None keeps it)"
+    "A copy of `base` with each answer cell's source replaced by `replace(cell_number, cell)` (None keeps it)"
     cheat = copy.deepcopy(base)
     for number, cell in enumerate(_answer_cells(cheat)):
-        source = replace(number, cell.source)
+        source = replace(number, cell)
         if source is not None: cell.source = source
     return cheat
 
 CHEATS = {
-    "always-equal answer": lambda solution, exercise: _cheat(solution, lambda number, source: _always_equal_answer(source)),
-    "check function patched": lambda solution, exercise: _cheat(exercise, lambda number, source: _patched_function_answer(_check_functions(solution))),
-    "check module replaced": lambda solution, exercise: _cheat(exercise, lambda number, source: _patched_module_answer(_check_functions(solution))),
-    "SystemExit in the answers": lambda solution, exercise: _cheat(exercise, lambda number, source: "raise SystemExit(0)"),
-    "os._exit in the answers": lambda solution, exercise: _cheat(exercise, lambda number, source: "import os\nos._exit(0)"),
-    "endless loop": lambda solution, exercise: _cheat(exercise, lambda number, source: "while True:\n    pass" if number == 0 else None),
+    "always-equal answer": lambda solution, exercise: _cheat(solution, lambda number, cell: _always_equal_answer(cell.source)),
+    "check function patched": lambda solution, exercise: _cheat(exercise, lambda number, cell: _patched_function_answer(_check_functions(solution))),
+    "check module replaced": lambda solution, exercise: _cheat(exercise, lambda number, cell: _patched_module_answer(_check_functions(solution))),
+    "SystemExit in the answers": lambda solution, exercise: _cheat(exercise, lambda number, cell: "raise SystemExit(0)"),
+    "os._exit in the answers": lambda solution, exercise: _cheat(exercise, lambda number, cell: "import os\nos._exit(0)"),
+    "endless loop": lambda solution, exercise: _cheat(exercise, lambda number, cell: "while True:\n    pass" if number == 0 else None),
+    "wrong answer with a forged seal": lambda solution, exercise: _cheat(exercise, lambda number, cell: _forged_seal_answer(cell)),
 }
 
 # %% ../nbs/08_grading.ipynb #grd-025
@@ -407,6 +436,8 @@ def _metadata_problems(solution, name:str)->list:
             if type(points) not in (int, float) or points <= 0: problems.append(f"{where}: points must be a positive number, got {points!r}")
             checks[meta["exercise"]] = checks.get(meta["exercise"], 0) + 1
     problems += [f"exercise {exercise!r} has no check cell" for exercise in sorted(exercises - set(checks))]
+    unsealed = sorted({_meta(cell)["exercise"] for cell in solution.cells if _meta(cell).get("kind") == "widget"} - set(_question_seals(solution)))
+    problems += [f"widget exercise {exercise!r}: its question cell needs the seal as a literal, seal=\"sha256:...\"" for exercise in unsealed]
     stem = Path(name).stem
     if any(_role(cell) == "question" for cell in solution.cells) and f'AnswerStore("{stem}.answers.json")' not in \
             "\n".join(cell.source for cell in solution.cells):

@@ -235,6 +235,18 @@ def test_every_exercise_of_the_kit_survives_validation(notebook, tmp_path):
     assert {f"cheat: {cheat}" for cheat in CHEATS} <= checks
 
 
+@pytest.mark.parametrize("cheat", ["check function patched", "wrong answer with a forged seal"])
+def test_cheats_that_fool_plain_nbval_earn_nothing_at_grading(cheat, tmp_path):
+    "The cheats are real: a learner's own nbval run passes every check cell, grading gives no point"
+    solution = nbformat.read(SOLUTIONS / "01_the_lifecycle.ipynb", as_version=4)
+    path = tmp_path / "01_the_lifecycle.ipynb"
+    nbformat.write(CHEATS[cheat](solution, assign_notebook(solution)), path)
+    assert set(own_run_verdicts(path).values()) == {True}, "plain nbval is fooled"
+    path.with_name("01_the_lifecycle.answers.json").unlink(missing_ok=True)
+    card = grade(path, SOLUTIONS, timeout=60)
+    assert card.points == 0 and not any(row["passed"] for row in card.exercises), card.markdown()
+
+
 def test_validate_catches_a_weak_exercise(tmp_path):
     "A check written as a bare assert is fooled by an always-equal answer, and a check without hints gives none: both reported"
     solutions, exercises = kit_copy(tmp_path, [TEMPLATE])
