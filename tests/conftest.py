@@ -5,7 +5,7 @@ Tier 1 runs anywhere the project is installed. Tier 2 needs a service that a lea
 it they are *skipped* with the reason, unless `MLOPS_KIT_REQUIRE_SERVICES=1` is set (as `.ci/run` does), in
 which case the missing service is a *failure*: CI always runs every tier.
 """
-import os, shutil, socket, subprocess, uuid
+import os, shutil, signal, socket, subprocess, time, uuid
 from pathlib import Path
 
 import pytest
@@ -80,3 +80,30 @@ def postgres_url():
     yield server_url.rsplit("/", 1)[0] + "/" + database
     with psycopg.connect(server_url, autocommit=True, connect_timeout=5) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, seconds: float = 90):
+    "The first 200 answer from `url`; fails the test if `process` exits or nothing answers in time, with its log's tail"
+    import httpx
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            response = httpx.get(url, timeout=5)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"nothing answered {url} within {seconds}s:\n{log_path.read_text()[-3000:]}")
+
+
+def stop_process_group(process: subprocess.Popen):
+    "Stop a process started with start_new_session=True and everything it started: politely, then for good"
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

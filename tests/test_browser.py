@@ -7,14 +7,13 @@ After a kernel restart and a re-run the answer comes back from the answer file, 
 Tier 2: it needs a Chromium browser (`chromium` from Debian) and the `playwright` Python package. Playwright's
 own browser download is never used. Set `MLOPS_KIT_SCREENSHOTS=<folder>` to keep the screenshot (CI artifacts).
 """
-import json, os, re, secrets, shutil, signal, subprocess, sys, time
+import json, os, re, secrets, shutil, subprocess, sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import REPO_ROOT, free_port, skip_or_fail
+from conftest import REPO_ROOT, free_port, skip_or_fail, stop_process_group, wait_until_serving
 from mlops_kit.exercises import AnswerStore
 
 try:
@@ -50,20 +49,6 @@ def _lab_settings(folder: Path):
         (folder / name).write_text(json.dumps(values))
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, seconds: float = 90):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"JupyterLab exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"JupyterLab did not answer {url} within {seconds}s:\n{log_path.read_text()[-3000:]}")
-
-
 @pytest.fixture
 def lab(tmp_path):
     "JupyterLab on a free loopback port, serving tmp_path/notebooks, with its settings and state in tmp_path"
@@ -84,15 +69,10 @@ def lab(tmp_path):
                                    start_new_session=True)
     try:
         base_url = f"http://127.0.0.1:{port}"
-        _wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
+        wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
         yield dict(url=base_url, token=token, root=root, log=log_path)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
 
 
 # --- the browser -------------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import nbformat
 import pytest
 
 from conftest import REPO_ROOT
-from mlops_kit.exercises import AnswerStore
 from mlops_kit.grading import (CHEATS, GradingError, assign, assign_notebook, assignment_differences, grade, leaked_lines,
                                validate)
 

@@ -1,28 +1,13 @@
 """`make lab` serves the course: JupyterLab starts headless on loopback and opens the course home."""
-import os, secrets, signal, subprocess, sys, time
+import os, secrets, subprocess, sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, free_port, stop_process_group, wait_until_serving
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, seconds: float = 90) -> httpx.Response:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"`make lab` exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            response = httpx.get(url, timeout=5)
-            if response.status_code == 200:
-                return response
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"JupyterLab did not answer {url} within {seconds}s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture
@@ -40,17 +25,12 @@ def running_lab(tmp_path):
     try:
         yield f"http://127.0.0.1:{port}", token, process, log_path
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
 
 
 def test_make_lab_serves_the_course_home(running_lab):
     base_url, token, process, log_path = running_lab
-    page = _wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
+    page = wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
     assert "JupyterLab" in page.text
     # The token protects the server: without it the API refuses.
     assert httpx.get(f"{base_url}/api/contents/nbs").status_code == 403
@@ -68,7 +48,7 @@ def test_make_lab_serves_the_course_home(running_lab):
 @pytest.mark.service("chromium")
 def test_course_home_renders_in_a_browser(running_lab, chromium_executable, tmp_path):
     base_url, token, process, log_path = running_lab
-    _wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
+    wait_until_serving(f"{base_url}/lab?token={token}", process, log_path)
     command = [chromium_executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=30000",
