@@ -42,6 +42,16 @@ def case():
     return load_case_study(seed=42)
 
 
+REFERENCE_END = "2024-07-01"  # monitoring's reference is the case study's first six months, 2024-01 to 2024-06
+
+
+@pytest.fixture(scope="session")
+def reference(case):
+    "The features of the first six months, before any planted problem: what the monitoring tests compare with"
+    clean = case.clean_sample()
+    return clean.frame.loc[clean.frame.month < REFERENCE_END, clean.features]
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

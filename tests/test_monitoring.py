@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REFERENCE_END
 from mlops_kit.data import load_real_dataset
 from mlops_kit.monitoring import DRIFT_METHODS, DriftError, DriftReport, column_drift, drift_report, drift_type
 
 SEEDS = range(10)
-REFERENCE_END = "2024-07-01"  # the reference is the first six months, 2024-01 to 2024-06
 LAST_MONTH = "2025-12-01"
 TABLE_COLUMNS = ["column", "kind", "method", "threshold", "score", "status", "reference_rows", "current_rows",
                  "unique_values", "reason", "warning"]
@@ -31,13 +31,6 @@ TABLE_COLUMNS = ["column", "kind", "method", "threshold", "score", "status", "re
 def clean(case):
     "The case study before its first planted problem, without the leaking column"
     return case.clean_sample()
-
-
-@pytest.fixture(scope="module")
-def reference(clean):
-    "Features of the first six clean months"
-    frame = clean.frame
-    return frame.loc[frame.month < REFERENCE_END, clean.features]
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import pytest
 from matplotlib.colors import to_rgba
 from sklearn.metrics import precision_score, recall_score
 
+from conftest import REFERENCE_END
 from mlops_kit.checklists import simple_model
 from mlops_kit.lifecycle import Criteria, Phase, Project
 from mlops_kit.monitoring import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, drift_report, performance_report
@@ -34,7 +35,7 @@ from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
 THRESHOLD = 0.2  # the case study's decision threshold: flag churn from this probability
 LABEL_CRITERIA = Criteria("recall >= 0.6", ["precision >= 0.2"])
 CRITERIA = Criteria("recall >= 0.6", ["precision >= 0.2", "latency_p95_ms <= 50"])
-REFERENCE_END, STREAM_END = "2024-07-01", "2026-01-01"
+STREAM_END = "2026-01-01"
 ESTIMATE_TOLERANCE = 0.03  # |estimated - measured| for a calibrated model without concept drift, on 6,000 cases
 WEEK = pd.Timedelta("7D")
 START = pd.Timestamp("2025-01-05")
@@ -63,13 +64,6 @@ def training(case):
 @pytest.fixture(scope="module")
 def model(training):
     return simple_model(training.categorical, training.numerical).fit(training.X, training.y)
-
-
-@pytest.fixture(scope="module")
-def reference(case, training):
-    "The first half-year's features, as the notebook watches them"
-    frame = case.frame
-    return frame.loc[frame.month < REFERENCE_END, training.features]
 
 
 @pytest.fixture(scope="module")
