@@ -46,7 +46,7 @@ class _RequestRecord:
     def ids(self)->list[str]: return [f"{self.request_id}-{row}" for row in range(len(self.predictions))]
 
     def as_row(self)->tuple:
-        "The row of the requests table (the writer thread calls this, off the request's path)"
+        "The row of the requests table, built when the record is written"
         inputs = self.compressed_inputs or zlib.compress(self.inputs if isinstance(self.inputs, bytes) else json.dumps(self.inputs).encode(), 1)
         probabilities = np.ascontiguousarray(self.probabilities, dtype="<f8").tobytes()
         return (self.request_id, self.client_request_id, self.received_at, self.endpoint, self.model_name, self.model_version,
@@ -240,7 +240,7 @@ def _with_labels(frame:pd.DataFrame, feedback:list)->pd.DataFrame:
 
 # %% ../nbs/05_serving.ipynb #srv-018
 class PredictionLog:
-    "Served requests and feedback labels in SQLite (a path, the default) or PostgreSQL (a URL); commits are grouped"
+    "Served requests and feedback labels in SQLite (a path, the default) or PostgreSQL (a URL); slow commits are grouped"
     def __init__(self, url=DEFAULT_LOG, # a file path, 'sqlite:///path' or 'postgresql://user:password@host/db'
                  max_group:int=1024, # at most this many requests share one commit
                  sqlite_synchronous:str="NORMAL", # 'NORMAL': survives a killed process; 'FULL': also a power loss
@@ -256,18 +256,15 @@ class PredictionLog:
         with contextlib.closing(self._backend.connect(writer=True)) as connection: self._backend.create_tables(connection)
 
     def record(self, record:_RequestRecord):
-        "Commit one served request now (a server uses `commit`, which groups requests)"
-        self._write_now([submission := _Submission(_record_statements(record))])
-        submission.future.result()
+        "Commit one served request now (a server uses `commit`, which groups requests when commits are slow)"
+        self._commit_now(_record_statements(record))
 
     async def commit(self, statements:list):
         "Commit (SQL, function giving rows) `statements`, at once if commits are cheap, else with a group; returns once committed"
+        if self._backend.commits_cheaply: return self._commit_now(statements)
         submission = _Submission(statements)
-        if self._backend.commits_cheaply:
-            self._write_now([submission])
-            return submission.future.result()
         self._waiting.append(submission)
-        if not self._flushing: self._flush()
+        self._flush()
         await asyncio.wrap_future(submission.future)
 
     def add_feedback(self, labels:dict, # prediction id -> true label
@@ -278,8 +275,7 @@ class PredictionLog:
         if unknown:
             raise ServingError(f"No prediction has the id(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: send ids that "
                                "/predict or /infer returned. Nothing was saved")
-        self._write_now([submission := _Submission(_feedback_statements(labels))])
-        submission.future.result()
+        self._commit_now(_feedback_statements(labels))
         return len(labels)
 
     def unknown_ids(self, ids:list)->list:
@@ -312,19 +308,25 @@ class PredictionLog:
         return dict(requests=int(requests), cases=int(cases), labels=int(labels))
 
     def close(self):
-        "Close the write connection and stop the checkpoint thread (after a last checkpoint)"
+        "Finish the waiting group, close the write connection and stop the checkpoint thread (after a last checkpoint)"
+        if self._flush_thread is not None: self._flush_thread.shutdown(wait=True)
+        self._flush_thread = None
         with self._write_lock:
             connection, checkpointer, self._connection, self._checkpointer = self._connection, self._checkpointer, None, None
             if connection is not None: connection.close()
         if checkpointer is not None:
             checkpointer.stop.set()
             checkpointer.join()
-        if self._flush_thread is not None: self._flush_thread.shutdown(wait=True)
-        self._flush_thread = None
 
     def __enter__(self): return self
     def __exit__(self, *exception): self.close()
     def __repr__(self): return f"PredictionLog({self._backend.describe()})"
+
+    def _commit_now(self, statements:list):
+        "Commit `statements` in a transaction of their own, here and now; raises what the database raised"
+        submission = _Submission(statements)
+        self._write_now([submission])
+        submission.future.result()
 
     def _flush(self):
         "Commit what is waiting as one group, on the flush thread; when done, the next group"
@@ -371,10 +373,8 @@ class PredictionLog:
                     with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             with contextlib.suppress(sqlite3.Error): connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def _query(self, sql:str, parameters:list, connection=None)->list:
-        "Rows of one read-only query, on `connection` or on one of its own"
-        if connection is None:
-            with self._reading() as connection: return self._query(sql, parameters, connection)
+    def _query(self, sql:str, parameters:list, connection)->list:
+        "Rows of one read-only query, on `connection`"
         cursor = connection.cursor()
         cursor.execute(sql.replace("?", self._backend.placeholder), parameters)
         return cursor.fetchall()
@@ -535,7 +535,7 @@ def _check_value(value, datatype:str, tensor:str):
         extra = " (NaN and infinity are not allowed; send null for a missing value)" if isinstance(value, float) and not math.isfinite(value) else ""
         raise _ProtocolError(f"input {tensor!r} is {datatype} but holds {str(value)[:40]!r}{extra}")
 
-def _tensor_values(tensor, rows_columns:tuple|None=None)->list:
+def _tensor_values(tensor)->list:
     "The flat values of a request tensor, checked against its shape and datatype"
     if tensor.datatype not in _DATATYPES: raise _ProtocolError(f"input {tensor.name!r} has the unknown datatype {tensor.datatype!r}; use one of {sorted(_DATATYPES)}")
     if any(size < 0 for size in tensor.shape): raise _ProtocolError(f"input {tensor.name!r} has a negative size in its shape {tensor.shape}")
@@ -656,7 +656,7 @@ class _Metrics:
         self.registry.register(self.probability)
         Gauge("mlops_kit_model_info", "The model served (always 1)", ["name", "version"], registry=self.registry).labels(model_name, str(model_version)).set(1)
         self.ready = Gauge("mlops_kit_model_ready", "1 once the model is loaded and serving", registry=self.registry)
-        Gauge("mlops_kit_log_commits", "Commits of the prediction log (requests share them: group commit)",
+        Gauge("mlops_kit_log_commits", "Commits of the prediction log (grouped when commits are slow: group commit)",
               registry=self.registry).set_function(lambda: log.commits)
         Gauge("mlops_kit_log_committed_requests", "Requests committed to the prediction log",
               registry=self.registry).set_function(lambda: log.committed_requests)
@@ -793,7 +793,7 @@ def _nullable_features(model)->set:
 async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
                          body:bytes|None=None, # the request's JSON body, logged as it came when given
                         )->tuple:
-    "Score the feature `columns`, log the request and wait for its commit; the record and the probabilities"
+    "Score the feature `columns`, log the request and wait for its commit; the record, the probabilities and the scores"
     from fastapi import HTTPException
     started = time.perf_counter()
     model = service.ready_model()
@@ -815,8 +815,9 @@ async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_re
     except Exception as error:
         raise HTTPException(500, f"The prediction could not be saved in the prediction log ({type(error).__name__}: {error}), "
                                  "so it is not given; retry later") from None
-    service.metrics.observe_predictions(record.predictions, _scores(probabilities, labels, model))
-    return record, probabilities
+    scores = _scores(probabilities, labels, model)
+    service.metrics.observe_predictions(record.predictions, scores)
+    return record, probabilities, scores
 
 def _scores(probabilities:np.ndarray, labels:np.ndarray, model)->np.ndarray:
     "The probability of the positive class (binary), or of the predicted class"
@@ -954,7 +955,7 @@ def _add_protocol_routes(app, service:_Service):
         inference, _ = await _read_body(request, InferenceRequest)
         names = _requested_outputs(inference)
         columns = _columns_from_tensors(inference.inputs, service.kinds, service.settings.max_batch_rows)
-        record, probabilities = await _score_and_log(service, columns, "infer", inference.id)
+        record, probabilities, _ = await _score_and_log(service, columns, "infer", inference.id)
         return dict(model_name=service.name, model_version=str(service.version), id=inference.id,
                     outputs=_output_tensors(names, record, probabilities, _label_datatype(service)))
 
@@ -994,8 +995,7 @@ def _add_learner_routes(app, service:_Service):
     async def predict(request:Request):
         body, raw_body = await _read_body(request, PredictRequest)
         columns = {name: [record[name] for record in body.records] for name in features}
-        record, probabilities = await _score_and_log(service, columns, "predict", body=raw_body)
-        scores = _scores(probabilities, np.asarray(record.predictions), service.model)
+        record, probabilities, scores = await _score_and_log(service, columns, "predict", body=raw_body)
         return dict(model_name=service.name, model_version=service.version, request_id=record.request_id, ids=record.ids,
                     predictions=record.predictions, probabilities=scores.tolist(), threshold=service.model.threshold)
 
