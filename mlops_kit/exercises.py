@@ -102,7 +102,7 @@ def _plain(value, exercise:str):
                       "or a list or dict of them")
 
 def seal(exercise:str, # the exercise id
-         answer, # the right answer, as the question's `answer` gives it
+         answer, # the right answer, as the question's `graded(answer)` gives it (usually the answer itself)
         )->str:
     "The sealed form of `answer`, 'sha256:<hex>': what a learner's notebook holds instead of the answer"
     canonical = json.dumps(_plain(answer, exercise), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -166,10 +166,10 @@ def _text_list(values, what:str)->list:
     if len(set(values)) != len(values): raise ValueError(f"{what} must be distinct; {values} repeats one")
     return values
 
-def _check_question_arguments(exercise, sealed, store):
+def _check_question_arguments(exercise, sealed, store, needs_seal:bool=True):
     if not isinstance(exercise, str) or not exercise.strip() or any(character.isspace() for character in exercise):
         raise ValueError(f"An exercise id is short text without spaces, like 'first-phase'; got {exercise!r}")
-    if not isinstance(sealed, str) or not sealed.startswith("sha256:"):
+    if needs_seal and (not isinstance(sealed, str) or not sealed.startswith("sha256:")):
         raise ValueError(f"Exercise {exercise!r}: `seal` is what seal({exercise!r}, <right answer>) returns ('sha256:...'), "
                          f"never the answer itself; got {sealed!r}")
     if store is not None and not (callable(getattr(store, "get", None)) and callable(getattr(store, "set", None))):
@@ -570,7 +570,7 @@ class CodeExercise(widgets.VBox):
                  hints=(), store:AnswerStore|None=None,
                  hidden_checks:bool=True, # whether grading runs checks the learner does not see
                 ):
-        _check_question_arguments(exercise, "sha256:", store)
+        _check_question_arguments(exercise, None, store, needs_seal=False)
         self.exercise, self.task, self.store, self.hidden_checks = exercise, task, store, bool(hidden_checks)
         self.hints = _text_list(hints, f"Exercise {exercise!r}: hints") if hints else []
         saved = store.get(exercise) if store is not None else None

@@ -150,17 +150,16 @@ def _guard_source(exercise:str, seals:dict)->str:
             f"_mk_exercises._grade_with({exercise!r}, {seals!r})  # the exercise graded next, the solution's seals")
 
 def _with_guards(graded, seals:dict):
-    "`graded` with a guard cell before every check cell"
+    "`graded` (a copy made for grading) with a guard cell before every check cell"
     import nbformat
-    guarded, cells = copy.deepcopy(graded), []
-    for cell in guarded.cells:
+    cells = []
+    for cell in graded.cells:
         if _role(cell) == "check":
             guard = _guard_source(_meta(cell)["exercise"], seals)
-            cells.append(nbformat.v4.new_code_cell(guard, metadata={"mlops_kit": {"role": "guard"}}))
+            cells.append(nbformat.v4.new_code_cell(guard, id=f"guard-{len(cells)}", metadata={"mlops_kit": {"role": "guard"}}))
         cells.append(cell)
-    guarded.cells = cells
-    for number, cell in enumerate(guarded.cells): cell["id"] = cell.get("id") if _role(cell) != "guard" else f"guard-{number}"
-    return guarded
+    graded.cells = cells
+    return graded
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|#x1B\[[0-9;]*m")
 
@@ -422,7 +421,7 @@ def leaked_lines(solution, exercise)->list:
 
 def _metadata_problems(solution, name:str)->list:
     "What is wrong with the cell metadata of a solution notebook"
-    problems, checks, exercises = [], {}, set()
+    problems, checked, exercises = [], set(), set()
     for cell in solution.cells:
         meta = _meta(cell)
         if not meta: continue
@@ -434,8 +433,8 @@ def _metadata_problems(solution, name:str)->list:
         if meta["role"] == "check":
             points = meta.get("points", 1)
             if type(points) not in (int, float) or points <= 0: problems.append(f"{where}: points must be a positive number, got {points!r}")
-            checks[meta["exercise"]] = checks.get(meta["exercise"], 0) + 1
-    problems += [f"exercise {exercise!r} has no check cell" for exercise in sorted(exercises - set(checks))]
+            checked.add(meta["exercise"])
+    problems += [f"exercise {exercise!r} has no check cell" for exercise in sorted(exercises - checked)]
     unsealed = sorted({_meta(cell)["exercise"] for cell in solution.cells if _meta(cell).get("kind") == "widget"} - set(_question_seals(solution)))
     problems += [f"widget exercise {exercise!r}: its question cell needs the seal as a literal, seal=\"sha256:...\"" for exercise in unsealed]
     stem = Path(name).stem
@@ -480,7 +479,7 @@ def _judge_cheat(card:Scorecard)->tuple:
 # %% ../nbs/08_grading.ipynb #grd-027
 ENDS_BY_TIMEOUT = ("endless loop", "os._exit in the answers")  # nbval sees a dead kernel only when the cell times out
 
-def _validation_runs(solution, exercise, name:str, timeout:float, short_timeout:float)->list:
+def _validation_runs(solution, exercise, timeout:float, short_timeout:float)->list:
     "(check, learner notebook, timeout, judge) for every run that validates one exercise notebook"
     runs = [("solution earns full points", solution, timeout, _judge_solution),
             ("untouched exercise fails, with a hint", exercise, timeout, _judge_untouched)]
@@ -519,7 +518,7 @@ def validate(solutions="solutions", # the folder of solution notebooks
         rows += _static_rows(solution, exercises / relative, solutions, exercises, relative)
         exercise = assign_notebook(solution, str(relative))
         runs += [(str(relative), check, learner, solution, run_timeout, judge)
-                 for check, learner, run_timeout, judge in _validation_runs(solution, exercise, path.name, timeout, short_timeout)]
+                 for check, learner, run_timeout, judge in _validation_runs(solution, exercise, timeout, short_timeout)]
     def run(job):
         name, check, learner, solution, run_timeout, judge = job
         passed, detail = judge(_grade_loaded(learner, solution, Path(name).name, None, run_timeout))

@@ -1,8 +1,7 @@
 """The answer store of the practice notebooks (`mlops_kit.exercises.AnswerStore`): answers survive a kernel restart,
 concurrent writers lose nothing, a failed write leaves the previous answers intact, and a broken file is reported and
 kept, never reset. Answer files are the learner's: git ignores them."""
-import json, subprocess, sys
-from pathlib import Path
+import subprocess, sys
 
 import pytest
 
