@@ -177,7 +177,9 @@ def _add_tour_command(subcommands):
     parser.set_defaults(run=_run_tour)
 
 def _run_tour(args) -> int:
+    import matplotlib
     from mlops_kit.tour import run_tour
+    matplotlib.use("Agg")  # a command has no screen: the tour's figures go to files
     if args.trials < 1: raise ValueError(f"--trials must be at least 1, got {args.trials}")
     result = run_tour(args.output, args.seed, args.trials, echo=lambda text: print(text, flush=True))
     print(f"Report: {result.report}")

@@ -6,7 +6,7 @@
 __all__ = ['tour_criteria', 'TourResult', 'run_tour']
 
 # %% ../nbs/10_tour.ipynb #tour-003
-import contextlib, time
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,9 +111,11 @@ def _loop_back(project, registry, cases, criteria, loop, seed:int)->tuple:
 
 # %% ../nbs/10_tour.ipynb #tour-014
 def _write_report(folder:Path, result:TourResult, loop, project)->Path:
+    import matplotlib.pyplot as plt
     figures = {"drift.png": loop.plot_drift(), "performance.png": loop.plot_performance()}
     for name, figure in figures.items():
         figure.savefig(folder / name, dpi=110, bbox_inches="tight")
+        plt.close(figure)  # saved: no need to keep it in memory
     lines = ["# mlops-kit tour", "", "The case study through the whole lifecycle, headless.", "", "## Steps", ""]
     lines += [f"- **{step}**: {text} ({seconds:.0f} s)" for step, text, seconds in result.steps]
     lines += ["", "## Alerts", "", _markdown_table(result.alerts[["window", "kind", "recommendation", "evidence"]]) if len(result.alerts) else "None.", ""]
@@ -137,15 +139,15 @@ def run_tour(output="mlops-kit-tour", # the folder to write the project, models,
              echo=print, # where to say what happens
             )->TourResult:
     "Walk the case study through the whole lifecycle and write a report; raises FileExistsError if `output` holds a tour"
-    import matplotlib
     from mlops_kit.data import load_case_study
     from mlops_kit.lifecycle import Project
     from mlops_kit.registry import ModelRegistry
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, got {n_trials!r}")  # checked before anything is written
     folder = Path(output)
     if (folder / "churn.journal.json").exists():
         raise FileExistsError(f"'{folder}' already holds a tour (churn.journal.json): choose another --output, or remove it")
     folder.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(Exception): matplotlib.use("Agg")  # headless: figures go to files
     result, case = TourResult(folder), load_case_study(seed=seed)
     project = Project(folder / "churn.journal.json", name="churn")
     registry, criteria = ModelRegistry(folder / "models", project=project), tour_criteria(case)

@@ -67,3 +67,10 @@ def test_a_second_tour_into_the_same_folder_is_refused_and_changes_nothing(tour)
     again = subprocess.run([COMMAND, "tour", "--output", str(folder)], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already holds a tour" in again.stderr
     assert (folder / "churn.journal.json").read_bytes() == journal
+
+
+def test_a_bad_number_of_trials_is_refused_before_anything_is_written(tmp_path):
+    from mlops_kit.tour import run_tour
+    with pytest.raises(ValueError, match="n_trials must be at least 1"):
+        run_tour(tmp_path / "tour", n_trials=0)
+    assert not (tmp_path / "tour").exists()
