@@ -72,9 +72,14 @@ def _read(path:Path):
     try: return nbformat.read(path, as_version=4)
     except Exception as error: raise GradingError(f"'{path}' is not a readable notebook: {error}") from None
 
-def _assigned_text(solution_path:Path, relative:Path)->str:
+def _notebooks(folder:Path)->list:
+    "The notebooks under `folder`, sorted, without Jupyter's checkpoint copies"
+    return sorted(path for path in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts)
+
+def _notebook_text(notebook)->str:
+    "A notebook as `assign` writes it to disk"
     import nbformat
-    return nbformat.writes(assign_notebook(_read(solution_path), str(relative))) + "\n"
+    return nbformat.writes(notebook) + "\n"
 
 def assign(solutions="solutions", # the folder of solution notebooks
            exercises="exercises", # the folder to write the learner versions to
@@ -83,24 +88,23 @@ def assign(solutions="solutions", # the folder of solution notebooks
     solutions, exercises = Path(solutions), Path(exercises)
     if not solutions.is_dir(): raise GradingError(f"No solutions folder '{solutions}': give the folder that holds the solution notebooks")
     written = []
-    for path in sorted(solutions.rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts: continue
+    for path in _notebooks(solutions):
         relative = path.relative_to(solutions)
         target = exercises / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_assigned_text(path, relative), encoding="utf-8")
+        target.write_text(_notebook_text(assign_notebook(_read(path), str(relative))), encoding="utf-8")
         written.append(target)
     return written
 
 def assignment_differences(solutions="solutions", exercises="exercises")->list:
     "Exercise notebooks that are missing, extra, or differ from what `assign` writes (empty when in sync)"
     solutions, exercises = Path(solutions), Path(exercises)
-    expected = {path.relative_to(solutions) for path in solutions.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts}
-    present = {path.relative_to(exercises) for path in exercises.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts} if exercises.is_dir() else set()
+    expected = {path.relative_to(solutions) for path in _notebooks(solutions)}
+    present = {path.relative_to(exercises) for path in _notebooks(exercises)} if exercises.is_dir() else set()
     problems = [f"missing: {exercises / path}" for path in sorted(expected - present)]
     problems += [f"not made from a solution: {exercises / path}" for path in sorted(present - expected)]
     problems += [f"differs from its solution's assignment: {exercises / path}" for path in sorted(expected & present)
-                 if (exercises / path).read_text(encoding="utf-8") != _assigned_text(solutions / path, path)]
+                 if (exercises / path).read_text(encoding="utf-8") != _notebook_text(assign_notebook(_read(solutions / path), str(path)))]
     return problems
 
 # %% ../nbs/08_grading.ipynb #grd-013
@@ -300,7 +304,7 @@ def grade_folder(folder, # a folder of learners' notebooks (for a class, one sub
                  solutions="solutions", timeout:float=60)->list:
     "(learner, Scorecard) for every notebook under `folder`; the learner is the notebook's subfolder, or its name"
     folder = Path(folder)
-    notebooks = sorted(path for path in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts)
+    notebooks = _notebooks(folder)
     if not notebooks: raise GradingError(f"No notebooks under '{folder}'")
     return [(str(path.parent.relative_to(folder)) if path.parent != folder else path.stem, grade(path, solutions, timeout)) for path in notebooks]
 
@@ -396,12 +400,16 @@ def _cheat(base, replace):
         if source is not None: cell.source = source
     return cheat
 
+def _every_answer(base, source:str):
+    "A copy of `base` with every answer cell's source replaced by `source`"
+    return _cheat(base, lambda number, cell: source)
+
 CHEATS = {
     "always-equal answer": lambda solution, exercise: _cheat(solution, lambda number, cell: _always_equal_answer(cell.source)),
-    "check function patched": lambda solution, exercise: _cheat(exercise, lambda number, cell: _patched_function_answer(_check_functions(solution))),
-    "check module replaced": lambda solution, exercise: _cheat(exercise, lambda number, cell: _patched_module_answer(_check_functions(solution))),
-    "SystemExit in the answers": lambda solution, exercise: _cheat(exercise, lambda number, cell: "raise SystemExit(0)"),
-    "os._exit in the answers": lambda solution, exercise: _cheat(exercise, lambda number, cell: "import os\nos._exit(0)"),
+    "check function patched": lambda solution, exercise: _every_answer(exercise, _patched_function_answer(_check_functions(solution))),
+    "check module replaced": lambda solution, exercise: _every_answer(exercise, _patched_module_answer(_check_functions(solution))),
+    "SystemExit in the answers": lambda solution, exercise: _every_answer(exercise, "raise SystemExit(0)"),
+    "os._exit in the answers": lambda solution, exercise: _every_answer(exercise, "import os\nos._exit(0)"),
     "endless loop": lambda solution, exercise: _cheat(exercise, lambda number, cell: "while True:\n    pass" if number == 0 else None),
     "wrong answer with a forged seal": lambda solution, exercise: _cheat(exercise, lambda number, cell: _forged_seal_answer(cell)),
 }
@@ -487,15 +495,17 @@ def _validation_runs(solution, exercise, timeout:float, short_timeout:float)->li
              for cheat, make in CHEATS.items()]
     return runs
 
-def _static_rows(solution, exercise_path:Path, solutions:Path, exercises:Path, relative:Path)->list:
-    name = str(relative)
+def _static_rows(solution, assigned, solutions:Path, exercises:Path, relative:Path)->list:
+    "The checks of one solution notebook that need no run: its metadata, its exercise on disk (`assigned`: what assign writes)"
+    import nbformat
+    name, exercise_path = str(relative), exercises / relative
     metadata = _metadata_problems(solution, relative.name)
     rows = [dict(notebook=name, check="cell metadata", passed=not metadata, detail="; ".join(metadata) or "ok")]
     if not exercise_path.is_file():
         return rows + [dict(notebook=name, check="exercise in sync", passed=False, detail=f"missing: run mlops-kit assign {solutions} {exercises}")]
-    exercise = _read(exercise_path)
-    in_sync = exercise_path.read_text(encoding="utf-8") == _assigned_text(solutions / relative, relative)
-    leaks = leaked_lines(solution, exercise)
+    on_disk = exercise_path.read_text(encoding="utf-8")
+    in_sync = on_disk == _notebook_text(assigned)
+    leaks = leaked_lines(solution, nbformat.reads(on_disk, as_version=4))
     rows.append(dict(notebook=name, check="exercise in sync", passed=in_sync,
                      detail="ok" if in_sync else f"differs from what assign writes: run mlops-kit assign {solutions} {exercises}"))
     rows.append(dict(notebook=name, check="no solution or hidden-check text", passed=not leaks, detail=f"leaked: {leaks}" if leaks else "ok"))
@@ -510,13 +520,13 @@ def validate(solutions="solutions", # the folder of solution notebooks
     "Check every exercise: metadata, sync, no leaks, full points for the solution, nothing for untouched or cheating notebooks"
     solutions, exercises = Path(solutions), Path(exercises)
     if not solutions.is_dir(): raise GradingError(f"No solutions folder '{solutions}': give the folder that holds the solution notebooks")
-    paths = sorted(path for path in solutions.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts)
+    paths = _notebooks(solutions)
     if not paths: raise GradingError(f"No solution notebooks under '{solutions}'")
     rows, runs = [], []
     for path in paths:
         relative, solution = path.relative_to(solutions), _read(path)
-        rows += _static_rows(solution, exercises / relative, solutions, exercises, relative)
         exercise = assign_notebook(solution, str(relative))
+        rows += _static_rows(solution, exercise, solutions, exercises, relative)
         runs += [(str(relative), check, learner, solution, run_timeout, judge)
                  for check, learner, run_timeout, judge in _validation_runs(solution, exercise, timeout, short_timeout)]
     def run(job):
