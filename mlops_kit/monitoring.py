@@ -32,6 +32,10 @@ DRIFT_METHODS = {
     "psi": dict(score="population stability index", threshold=0.1, drift_when="score >= threshold", kinds=("numerical", "categorical")),
 }
 
+def _is_p_value(method:str)->bool:
+    "Whether `method`'s score is a p-value (small means drift) rather than a distance (large means drift)"
+    return DRIFT_METHODS[method]["score"] == "p-value"
+
 class DriftError(ValueError):
     "Bad input to monitoring (frames, columns, methods, thresholds, windows, retraining data); the message says what to fix"
 
@@ -251,7 +255,7 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
     unique_values = _union_size(reference_sample, current_sample, merged)
     default, reason = _default_method(kind, reference_sample.rows, unique_values)
     method, reason = (method, "you chose it") if method is not None else (default, reason)
-    if threshold is not None and method in ("ks", "chisquare", "z") and threshold >= 1:
+    if threshold is not None and _is_p_value(method) and threshold >= 1:
         raise DriftError(f"The {method} method's threshold for column {column!r} is a significance level below 1 (e.g. 0.05); got {threshold!r}")
     threshold = float(threshold if threshold is not None else DRIFT_METHODS[method]["threshold"])
     score = _score(method, reference_sample, current_sample, merged)
@@ -518,7 +522,7 @@ def _windows(cases:pd.DataFrame, time_column:str, window)->list:
 def _severity(row)->float:
     "A drift score as a multiple of its threshold, >= 1 meaning drift (p-values are inverted)"
     if row.score is None or pd.isna(row.score): return np.nan
-    if row.method in ("ks", "chisquare", "z"): return row.threshold / max(row.score, 1e-300)
+    if _is_p_value(row.method): return row.threshold / max(row.score, 1e-300)
     return row.score / row.threshold
 
 def _mark_alerts(axes, alerts:list, kinds:tuple):
