@@ -19,6 +19,7 @@ import pandas as pd
 from .data import Dataset, screen_leakage
 from .lifecycle import Criteria, Decision, Metric, Phase, Project, Verdict, cost_metric
 from .lifecycle import _did_you_mean, _quoted  # the same wording for every message
+from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['SOURCES', 'DESIGN_ITEMS', 'DEVELOPMENT_ITEMS', 'DEPLOYMENT_ITEMS', 'PHASE_ITEMS', 'ML_TEST_SCORE_SECTIONS',
@@ -43,7 +44,7 @@ class Status(StrEnum):
         key = _STATUS_ALIASES.get(key, key)
         if key in cls.__members__: return cls[key]
         hint = " ('done' is either 'manual' or 'automated')" if key == "done" else ""
-        raise ValueError(f"Unknown status {value!r}{hint}: use one of {_quoted(cls)}")
+        raise MlopsKitError(f"Unknown status {value!r}{hint}: use one of {_quoted(cls)}")
 
     @property
     def points(self)->float|None:
@@ -87,13 +88,13 @@ class ChecklistItem:
     def __post_init__(self):
         "Raises ValueError for an id that is not a lowercase slug or an empty text field, TypeError for a non-bool `required`"
         if not isinstance(self.id, str) or not _ITEM_ID_RE.fullmatch(self.id):
-            raise ValueError(f"An item id is short lowercase text of letters, digits, '-', '_' or '.', like 'data-1'; got {self.id!r}")
+            raise MlopsKitError(f"An item id is short lowercase text of letters, digits, '-', '_' or '.', like 'data-1'; got {self.id!r}")
         for name in ("section", "text", "source"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"Item {self.id!r}: `{name}` must be non-empty text, got {value!r}")
-        if not isinstance(self.required, bool): raise TypeError(f"Item {self.id!r}: `required` must be True or False, got {self.required!r}")
-        if not isinstance(self.guidance, str): raise TypeError(f"Item {self.id!r}: `guidance` must be text, got {self.guidance!r}")
+                raise MlopsKitError(f"Item {self.id!r}: `{name}` must be non-empty text, got {value!r}")
+        if not isinstance(self.required, bool): raise WrongTypeError(f"Item {self.id!r}: `required` must be True or False, got {self.required!r}")
+        if not isinstance(self.guidance, str): raise WrongTypeError(f"Item {self.id!r}: `guidance` must be text, got {self.guidance!r}")
 
 # %% ../nbs/02_checklists.ipynb #chk-design-items
 DESIGN_ITEMS = (
@@ -246,8 +247,8 @@ def ml_test_score_band(score:float, # a final ML Test Score, 0 to 7
                       )->str: # what the paper's band for `score` says
     "The paper's interpretation of a final ML Test Score `score`; raises ValueError outside 0 to 7, TypeError for a non-number"
     if isinstance(score, bool) or not isinstance(score, numbers.Real):
-        raise TypeError(f"An ML Test Score is a number, got {score!r}")
-    if not 0 <= score <= 7: raise ValueError(f"An ML Test Score is between 0 and 7 (seven tests per section), got {score!r}")
+        raise WrongTypeError(f"An ML Test Score is a number, got {score!r}")
+    if not 0 <= score <= 7: raise MlopsKitError(f"An ML Test Score is between 0 and 7 (seven tests per section), got {score!r}")
     return next(text for upper, text in ML_TEST_SCORE_BANDS if score <= upper)
 
 # %% ../nbs/02_checklists.ipynb #chk-answer
@@ -269,14 +270,14 @@ class Answer:
         "Plain JSON-able form"
         return dict(status=str(self.status), notes=self.notes, evidence=self.evidence, reason=self.reason)
 
-class UnknownItemError(KeyError, ValueError):
+class UnknownItemError(MlopsKitError, KeyError):
     "An item id the checklist does not have (both a KeyError and a ValueError)"
     def __str__(self): return str(self.args[0]) if self.args else ""
 
 def _check_text(value, what:str)->str|None:
     "`value` if it is text or None; raises TypeError naming `what` otherwise"
     if value is None or isinstance(value, str): return value
-    raise TypeError(f"{what} must be text, got {value!r} ({type(value).__name__})")
+    raise WrongTypeError(f"{what} must be text, got {value!r} ({type(value).__name__})")
 
 # %% ../nbs/02_checklists.ipynb #chk-new-answer
 def _new_answer(current:Answer, # the item's answer now
@@ -287,14 +288,14 @@ def _new_answer(current:Answer, # the item's answer now
     "The answer after a change; raises ValueError for an unknown status or a missing or misplaced reason"
     status = Status(status)
     notes, evidence, reason = (_check_text(value, what) for value, what in ((notes, "notes"), (evidence, "evidence"), (reason, "reason")))
-    if status is Status.not_applicable and not allow_not_applicable: raise ValueError(refusal)
+    if status is Status.not_applicable and not allow_not_applicable: raise MlopsKitError(refusal)
     if status is not Status.not_applicable and reason and reason.strip():
-        raise ValueError(f"Item {item_id!r}: a reason is only for 'not_applicable' (why the item does not apply); "
-                         f"for '{status}', write it in `notes`")
+        raise MlopsKitError(f"Item {item_id!r}: a reason is only for 'not_applicable' (why the item does not apply); "
+                            f"for '{status}', write it in `notes`")
     if status is Status.not_applicable:
         reason = (reason if reason is not None else current.reason).strip()
-        if not reason: raise ValueError(f"Item {item_id!r}: 'not_applicable' needs a reason, so skipping it is a visible decision: "
-                                        f"set({item_id!r}, 'not_applicable', reason='why it does not apply here')")
+        if not reason: raise MlopsKitError(f"Item {item_id!r}: 'not_applicable' needs a reason, so skipping it is a visible decision: "
+                                           f"set({item_id!r}, 'not_applicable', reason='why it does not apply here')")
     return Answer(status, current.notes if notes is None else notes,
                   current.evidence if evidence is None else evidence, reason if status is Status.not_applicable else "")
 
@@ -308,8 +309,8 @@ def _replay(record, # a journal `Record` of kind 'checklist'
     where = f"Journal record {record.id} (checklist {checklist.name!r}, {record.timestamp:%Y-%m-%d %H:%M})"
     data = record.data
     if not isinstance(data, dict) or not isinstance(data.get("item"), str) or "status" not in data:
-        raise ValueError(f"{where} is not a checklist answer: it needs 'item' and 'status', got {data!r}. "
-                         "The journal was left unchanged; fix or remove that record by hand")
+        raise MlopsKitError(f"{where} is not a checklist answer: it needs 'item' and 'status', got {data!r}. "
+                            "The journal was left unchanged; fix or remove that record by hand")
     if data["item"] not in answers:
         warnings.warn(f"{where} answers item {data['item']!r}, which this checklist does not have; it is ignored")
         return
@@ -318,24 +319,24 @@ def _replay(record, # a journal `Record` of kind 'checklist'
                                             data.get("evidence", ""), data.get("reason") or None,
                                             checklist.allow_not_applicable, checklist._refusal)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{where} cannot be read back: {error}. The journal was left unchanged") from None
+        raise MlopsKitError(f"{where} cannot be read back: {error}. The journal was left unchanged") from None
 
 # %% ../nbs/02_checklists.ipynb #chk-checklist
 def _check_items(items)->tuple:
     "`items` as a tuple of `ChecklistItem`s with unique ids; raises TypeError or ValueError otherwise"
     items = (items,) if isinstance(items, ChecklistItem) else tuple(items)
-    if not items: raise ValueError("A checklist needs at least one ChecklistItem")
+    if not items: raise MlopsKitError("A checklist needs at least one ChecklistItem")
     wrong = [item for item in items if not isinstance(item, ChecklistItem)]
-    if wrong: raise TypeError(f"A checklist holds ChecklistItem objects, got {wrong[0]!r}")
+    if wrong: raise WrongTypeError(f"A checklist holds ChecklistItem objects, got {wrong[0]!r}")
     ids = [item.id for item in items]
     repeated = sorted({item_id for item_id in ids if ids.count(item_id) > 1})
-    if repeated: raise ValueError(f"Each item id may appear once in a checklist; repeated: {_quoted(repeated)}")
+    if repeated: raise MlopsKitError(f"Each item id may appear once in a checklist; repeated: {_quoted(repeated)}")
     return items
 
 def _check_project(project)->Project|None:
     "`project` if it is a `Project` or None; raises TypeError otherwise"
     if project is None or isinstance(project, Project): return project
-    raise TypeError(f"project must be a mlops_kit.lifecycle.Project, e.g. Project('churn.journal.json'), got {project!r}")
+    raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project, e.g. Project('churn.journal.json'), got {project!r}")
 
 _TABLE_COLUMNS = ["id", "section", "text", "source", "required", "status", "notes", "evidence", "reason"]
 
@@ -351,7 +352,7 @@ class Checklist:
                  project:Project|None=None, # the journal that saves and restores the answers
                 ):
         "Raises ValueError for an empty name, no items, a repeated id or an unknown phase; ValueError if a saved answer is unreadable"
-        if not isinstance(name, str) or not name.strip(): raise ValueError(f"A checklist's name is non-empty text, got {name!r}")
+        if not isinstance(name, str) or not name.strip(): raise MlopsKitError(f"A checklist's name is non-empty text, got {name!r}")
         self.name, self.items, self.phase = name, _check_items(items), None if phase is None else Phase(phase)
         self.allow_not_applicable, self.project = bool(allow_not_applicable), _check_project(project)
         self._by_id = {item.id: item for item in self.items}
@@ -526,7 +527,7 @@ def ml_test_score(project:Project|None=None, # the journal that saves and restor
     return MLTestScore(project, name)
 
 # %% ../nbs/02_checklists.ipynb #chk-gate-helpers
-class GateRefused(ValueError):
+class GateRefused(MlopsKitError):
     "A 'go' that the evidence does not support: required items open, or criteria failing. Nothing was recorded"
     def __init__(self, message:str, open_items=(), failed_criteria=()):
         super().__init__(message)
@@ -539,12 +540,12 @@ def _gate_checklists(project:Project, phase:Phase, checklist)->list[Checklist]:
     "`checklist` (None, one, or several) as a list, each refreshed from the journal; raises for a wrong phase or journal"
     checklists = [] if checklist is None else [checklist] if isinstance(checklist, Checklist) else list(checklist)
     for each in checklists:
-        if not isinstance(each, Checklist): raise TypeError(f"checklist must be a Checklist (e.g. phase_checklist('{phase}', project)), got {each!r}")
+        if not isinstance(each, Checklist): raise WrongTypeError(f"checklist must be a Checklist (e.g. phase_checklist('{phase}', project)), got {each!r}")
         if each.phase is not None and each.phase != phase:
-            raise ValueError(f"Checklist {each.name!r} is for the {each.phase} phase, but this gate is for {phase}: "
-                             f"pass phase_checklist('{phase}', project)")
+            raise MlopsKitError(f"Checklist {each.name!r} is for the {each.phase} phase, but this gate is for {phase}: "
+                                f"pass phase_checklist('{phase}', project)")
         if each.project is not None and not _same_journal(each.project, project):
-            raise ValueError(f"Checklist {each.name!r} is saved in '{each.project.path}' but the gate records in '{project.path}': use one journal")
+            raise MlopsKitError(f"Checklist {each.name!r} is saved in '{each.project.path}' but the gate records in '{project.path}': use one journal")
         each.refresh()
     return checklists
 
@@ -562,12 +563,12 @@ def _gate_evaluation(project:Project, criteria:Criteria|None, measured:dict|None
     "The criteria checked against `measured` (the project's criteria if none given), and the ones waiting for deployment"
     if measured is None:
         if criteria is not None:
-            raise ValueError("criteria were given without `measured` values: pass measured={metric: value, ...}, or leave out criteria")
+            raise MlopsKitError("criteria were given without `measured` values: pass measured={metric: value, ...}, or leave out criteria")
         return None, []
     criteria = criteria if criteria is not None else project.criteria
-    if criteria is None: raise ValueError("measured values were given but there are no criteria to check them against: "
-                                          "pass criteria=, or project.set_criteria(...) first")
-    if not isinstance(criteria, Criteria): raise TypeError(f"criteria must be a Criteria object, got {criteria!r}")
+    if criteria is None: raise MlopsKitError("measured values were given but there are no criteria to check them against: "
+                                             "pass criteria=, or project.set_criteria(...) first")
+    if not isinstance(criteria, Criteria): raise WrongTypeError(f"criteria must be a Criteria object, got {criteria!r}")
     measurable, waiting = _measurable_criteria(criteria, measured, phase)
     return measurable.evaluate(measured), waiting
 
@@ -616,13 +617,13 @@ def gate(project:Project, # the journal where the decision is recorded
          author:str|None=None, # who decides; default the login name
         )->Decision:
     "Record `phase`'s gate decision in `project`; raises GateRefused for an unsupported go, ValueError for an unknown phase or verdict"
-    if not isinstance(project, Project): raise TypeError(f"project must be a mlops_kit.lifecycle.Project, got {project!r}")
+    if not isinstance(project, Project): raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project, got {project!r}")
     phase, verdict = Phase(phase), Verdict(verdict)
     checklists = _gate_checklists(project, phase, checklist)
     evaluation, waiting = _gate_evaluation(project, criteria, measured, phase)
     if verdict is Verdict.go:
-        if not checklists: raise ValueError(f"A 'go' needs its evidence: pass the phase's checklist, "
-                                            f"e.g. gate(project, '{phase}', 'go', phase_checklist('{phase}', project))")
+        if not checklists: raise MlopsKitError(f"A 'go' needs its evidence: pass the phase's checklist, "
+                                               f"e.g. gate(project, '{phase}', 'go', phase_checklist('{phase}', project))")
         open_items = [item for each in checklists for item in each.open_required()]
         failed = None if evaluation is None else evaluation[~evaluation.passed]
         if open_items or (failed is not None and len(failed)):
@@ -659,20 +660,20 @@ def _cost_metric(dataset:Dataset, criteria:Criteria|None)->Metric:
         for criterion in criteria:
             metric = criteria.registry.get(criterion.metric)
             if metric.kind == "business" and metric.direction == "lower" and metric.compute is not None and metric.needs == "y_pred": return metric
-        raise ValueError(f"The criteria {criteria!r} have no business cost metric to compare approaches on: add one, e.g. "
-                         "cost_metric('cost_per_1000', false_positive_cost=50, false_negative_cost=500), "
-                         "or pass criteria=None to use the dataset's costs")
+        raise MlopsKitError(f"The criteria {criteria!r} have no business cost metric to compare approaches on: add one, e.g. "
+                            "cost_metric('cost_per_1000', false_positive_cost=50, false_negative_cost=500), "
+                            "or pass criteria=None to use the dataset's costs")
     costs = dataset.costs or {}
     if not {"false_positive", "false_negative"} <= set(costs):
-        raise ValueError(f"Dataset {dataset.name!r} has no costs: pass criteria with a cost_metric, or give the Dataset "
-                         "costs={'false_positive': ..., 'false_negative': ...}")
+        raise MlopsKitError(f"Dataset {dataset.name!r} has no costs: pass criteria with a cost_metric, or give the Dataset "
+                            "costs={'false_positive': ..., 'false_negative': ...}")
     return cost_metric("cost_per_1000", costs["false_positive"], costs["false_negative"])
 
 def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
     "The rows before `train_end`, and those from `train_end` to `test_end`; raises ValueError if either is empty or out of order"
     if dataset.time_column is None:
-        raise ValueError(f"Dataset {dataset.name!r} has no time column: the assessment trains on earlier rows and tests on later ones")
-    if pd.Timestamp(train_end) >= pd.Timestamp(test_end): raise ValueError(f"train_end ({train_end}) must come before test_end ({test_end})")
+        raise MlopsKitError(f"Dataset {dataset.name!r} has no time column: the assessment trains on earlier rows and tests on later ones")
+    if pd.Timestamp(train_end) >= pd.Timestamp(test_end): raise MlopsKitError(f"train_end ({train_end}) must come before test_end ({test_end})")
     overlap = dataset.ground_truth.clean_until
     if overlap is not None and pd.Timestamp(test_end) > overlap:
         warnings.warn(f"The test period reaches planted problems (from {overlap:%Y-%m-%d}): the comparison then measures them too")
@@ -795,14 +796,14 @@ def assess_added_value(dataset:Dataset, # data with a binary target and a time c
                       )->AddedValue:
     "Compare a simple model with a non-ML `rule` and the naive choices on the business cost, on later data; raises ValueError, TypeError"
     if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a mlops_kit.data.Dataset, e.g. load_case_study(), got {type(dataset).__name__}")
+        raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, e.g. load_case_study(), got {type(dataset).__name__}")
     metric = _cost_metric(dataset, criteria)
     train, test = _time_split(dataset, train_end, test_end)
     features, dropped = _model_features(train, exclude)
     model = model if model is not None else simple_model([name for name in dataset.categorical if name in features],
                                                          [name for name in dataset.numerical if name in features], seed)
     y_train, y_test = train.y.to_numpy(), test.y.to_numpy()
-    if set(np.unique(y_train)) != {0, 1}: raise ValueError(f"The target {dataset.target!r} must hold 0 and 1 in the training rows")
+    if set(np.unique(y_train)) != {0, 1}: raise MlopsKitError(f"The target {dataset.target!r} must hold 0 and 1 in the training rows")
     model.fit(train.frame[features], y_train)
     threshold = _best_threshold(y_train, model.predict_proba(train.frame[features])[:, 1], metric)
     rule = rule if rule is not None else churn_rule
@@ -822,13 +823,13 @@ def assess_added_value(dataset:Dataset, # data with a binary target and a time c
 # %% ../nbs/02_checklists.ipynb #chk-view-helpers
 def _view_project(checklist:Checklist, project:Project|None)->Project|None:
     "The project a view records in: `project` if it is the checklist's, else the checklist's own; raises ValueError otherwise"
-    if not isinstance(checklist, Checklist): raise TypeError(f"ChecklistView shows a Checklist, got {checklist!r}")
+    if not isinstance(checklist, Checklist): raise WrongTypeError(f"ChecklistView shows a Checklist, got {checklist!r}")
     _check_project(project)
     if project is None: return checklist.project
     if checklist.project is None:
-        raise ValueError(f"Checklist {checklist.name!r} is not saved in a journal, so the form's answers would be lost: create it "
-                         f"with the project, e.g. phase_checklist('{checklist.phase or 'design'}', project)")
-    if not _same_journal(project, checklist.project): raise ValueError("The checklist is saved in another journal than `project`: use one journal")
+        raise MlopsKitError(f"Checklist {checklist.name!r} is not saved in a journal, so the form's answers would be lost: create it "
+                            f"with the project, e.g. phase_checklist('{checklist.phase or 'design'}', project)")
+    if not _same_journal(project, checklist.project): raise MlopsKitError("The checklist is saved in another journal than `project`: use one journal")
     return project
 
 def _message_html(text:str, ok:bool)->str:
@@ -1041,7 +1042,7 @@ class PhaseReport:
         "Write the report to `path`; raises ValueError for another suffix, FileExistsError if it exists and not `overwrite`"
         path = Path(path)
         render = {".md": self.to_markdown, ".markdown": self.to_markdown, ".html": self.to_html, ".htm": self.to_html}.get(path.suffix.lower())
-        if render is None: raise ValueError(f"Cannot tell the format of '{path}': name it '.md' (markdown) or '.html'")
+        if render is None: raise MlopsKitError(f"Cannot tell the format of '{path}': name it '.md' (markdown) or '.html'")
         if path.exists() and not overwrite: raise FileExistsError(f"'{path}' exists: pass overwrite=True to replace it, or choose another name")
         with open(path, "w" if overwrite else "x", encoding="utf-8") as file: file.write(render())
         return path
@@ -1056,11 +1057,11 @@ def phase_report(project:Project, # the project to report on
                 )->PhaseReport:
     "A snapshot report of `project`; raises TypeError for a wrong project or checklist, MissingMetricError if `measured` lacks a criterion's metric"
     _check_project(project)
-    if project is None: raise TypeError("phase_report needs a Project")
+    if project is None: raise WrongTypeError("phase_report needs a Project")
     if checklists is None: checklists = [phase_checklist(project.phase, project)]
     checklists = [checklists] if isinstance(checklists, Checklist) else list(checklists)
     wrong = [each for each in checklists if not isinstance(each, Checklist)]
-    if wrong: raise TypeError(f"checklists must be Checklist objects, got {wrong[0]!r}")
+    if wrong: raise WrongTypeError(f"checklists must be Checklist objects, got {wrong[0]!r}")
     criteria = criteria if criteria is not None else project.criteria
     waiting = []
     if criteria is not None and measured is not None: criteria, waiting = _measurable_criteria(criteria, measured, project.phase)

@@ -8,6 +8,7 @@ import hashlib, html, json
 from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import pandas as pd
+from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['COLUMN_KINDS', 'PROBLEM_KINDS', 'CASE_STUDY_COSTS', 'REAL_DATASETS', 'VIOLATION_KINDS', 'column_kind',
@@ -25,23 +26,23 @@ def _shorten(items:list, limit:int=8)->str:
 def _check_frame(frame, argument:str="frame")->pd.DataFrame:
     "Raise a clear error unless `frame` is a DataFrame with rows and unique text column names"
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"`{argument}` must be a pandas DataFrame, got {type(frame).__name__}; "
-                        "build one with pd.DataFrame(...)")
-    if len(frame.columns) == 0: raise ValueError(f"`{argument}` has no columns")
-    if len(frame) == 0: raise ValueError(f"`{argument}` has no rows; pass a frame with at least one row")
+        raise WrongTypeError(f"`{argument}` must be a pandas DataFrame, got {type(frame).__name__}; "
+                             "build one with pd.DataFrame(...)")
+    if len(frame.columns) == 0: raise MlopsKitError(f"`{argument}` has no columns")
+    if len(frame) == 0: raise MlopsKitError(f"`{argument}` has no rows; pass a frame with at least one row")
     not_text = [name for name in frame.columns if not isinstance(name, str)]
-    if not_text: raise TypeError(f"column names of `{argument}` must be text, got {_shorten(not_text)}; "
-                                 "rename them, e.g. frame.columns = frame.columns.astype(str)")
+    if not_text: raise WrongTypeError(f"column names of `{argument}` must be text, got {_shorten(not_text)}; "
+                                      "rename them, e.g. frame.columns = frame.columns.astype(str)")
     repeated = frame.columns[frame.columns.duplicated()].tolist()
-    if repeated: raise ValueError(f"`{argument}` has repeated column names {_shorten(repeated)}; give each column its own name")
+    if repeated: raise MlopsKitError(f"`{argument}` has repeated column names {_shorten(repeated)}; give each column its own name")
     return frame
 
 def _check_columns(frame:pd.DataFrame, names, argument:str)->list:
     "`names` (one name or a list) as a list, or a clear error naming those that are not columns of `frame`"
     names = [names] if isinstance(names, str) else list(names)
     unknown = [name for name in names if name not in frame.columns]
-    if unknown: raise ValueError(f"unknown column(s) {_shorten(unknown)} in `{argument}`; "
-                                 f"the frame's columns are {_shorten(list(frame.columns), 12)}")
+    if unknown: raise MlopsKitError(f"unknown column(s) {_shorten(unknown)} in `{argument}`; "
+                                    f"the frame's columns are {_shorten(list(frame.columns), 12)}")
     return names
 
 # %% ../nbs/01_data.ipynb #data-009
@@ -77,7 +78,7 @@ class PlantedProblem:
     magnitude: dict = field(default_factory=dict) # how big it is, e.g. {"factor": 100}
 
     def __post_init__(self):
-        if self.kind not in PROBLEM_KINDS: raise ValueError(f"unknown problem kind {self.kind!r}; use one of {PROBLEM_KINDS}")
+        if self.kind not in PROBLEM_KINDS: raise MlopsKitError(f"unknown problem kind {self.kind!r}; use one of {PROBLEM_KINDS}")
         object.__setattr__(self, "columns", (self.columns,) if isinstance(self.columns, str) else tuple(self.columns))
         object.__setattr__(self, "start", pd.Timestamp(self.start))
         if self.end is not None: object.__setattr__(self, "end", pd.Timestamp(self.end))
@@ -99,7 +100,7 @@ class GroundTruth:
 
     def of_kind(self, kind:str)->GroundTruth:
         "The planted problems of this `kind`"
-        if kind not in PROBLEM_KINDS: raise ValueError(f"unknown problem kind {kind!r}; use one of {PROBLEM_KINDS}")
+        if kind not in PROBLEM_KINDS: raise MlopsKitError(f"unknown problem kind {kind!r}; use one of {PROBLEM_KINDS}")
         return GroundTruth(problem for problem in self if problem.kind == kind)
 
     def columns(self, kind:str|None=None)->list:
@@ -144,7 +145,7 @@ class Dataset:
         roles = [self.target, self.time_column, self.id_column]
         _check_columns(self.frame, [name for name in roles if name is not None], "target, time_column or id_column")
         clash = [name for name in roles if name in self.features]
-        if clash: raise ValueError(f"{_shorten(clash)} cannot be both a feature and the target, time or id column")
+        if clash: raise MlopsKitError(f"{_shorten(clash)} cannot be both a feature and the target, time or id column")
         if self.categorical is None:
             self.categorical = [name for name in self.features if column_kind(self.frame[name]) in ("boolean", "categorical", "text")]
         if self.numerical is None: self.numerical = [name for name in self.features if name not in self.categorical]
@@ -162,7 +163,7 @@ class Dataset:
 
     def _times(self)->pd.Series:
         "The time column, or a clear error if the dataset has none"
-        if self.time_column is None: raise ValueError(f"dataset {self.name!r} has no time column; set `time_column`")
+        if self.time_column is None: raise MlopsKitError(f"dataset {self.name!r} has no time column; set `time_column`")
         return self.frame[self.time_column]
 
     def between(self, start=None, end=None)->Dataset:
@@ -170,7 +171,7 @@ class Dataset:
         times, keep = self._times(), np.ones(len(self.frame), bool)
         if start is not None: keep &= (times >= pd.Timestamp(start)).to_numpy()
         if end is not None: keep &= (times < pd.Timestamp(end)).to_numpy()
-        if not keep.any(): raise ValueError(f"no rows between {start} and {end}; the data runs from {times.min()} to {times.max()}")
+        if not keep.any(): raise MlopsKitError(f"no rows between {start} and {end}; the data runs from {times.min()} to {times.max()}")
         return replace(self, frame=self.frame[keep])
 
     def clean_sample(self, n:int|None=None, seed:int=0)->Dataset:
@@ -179,7 +180,7 @@ class Dataset:
         clean = self if self.ground_truth.clean_until is None else self.between(end=self.ground_truth.clean_until)
         frame = clean.frame.drop(columns=leaks)
         if n is not None:
-            if not 0 < n <= len(frame): raise ValueError(f"`n` must be between 1 and {len(frame)}, the clean rows available; got {n}")
+            if not 0 < n <= len(frame): raise MlopsKitError(f"`n` must be between 1 and {len(frame)}, the clean rows available; got {n}")
             frame = frame.sample(n=n, random_state=seed).sort_index()
         keep = lambda names: [name for name in names if name not in leaks]
         return replace(self, frame=frame, features=keep(self.features), categorical=keep(self.categorical),
@@ -306,7 +307,7 @@ def load_case_study(seed:int=42, # same seed, same data
                     n_rows:int=36_000, # spread evenly over the 24 months (rounded down to a multiple of 24)
                    )->Dataset:
     "The course's churn case study: `n_rows` customer-months over 24 months with planted problems, drawn from `seed`"
-    if n_rows < 2_400: raise ValueError(f"`n_rows` must be at least 2,400 (100 customers a month), got {n_rows}")
+    if n_rows < 2_400: raise MlopsKitError(f"`n_rows` must be at least 2,400 (100 customers a month), got {n_rows}")
     rng = np.random.default_rng(seed)
     months = pd.date_range(_TIMELINE["start"], periods=_TIMELINE["months"], freq="MS")
     month = months.repeat(n_rows // len(months))
@@ -330,7 +331,7 @@ REAL_DATASETS = {
 
 def load_real_dataset(name:str="breast_cancer")->Dataset:
     "A real dataset that ships inside scikit-learn, so no download: `name` is a key of `REAL_DATASETS`"
-    if name not in REAL_DATASETS: raise ValueError(f"unknown dataset {name!r}; the available ones are: {', '.join(REAL_DATASETS)}")
+    if name not in REAL_DATASETS: raise MlopsKitError(f"unknown dataset {name!r}; the available ones are: {', '.join(REAL_DATASETS)}")
     from sklearn import datasets
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     target = "malignant" if name == "breast_cancer" else "cultivar"
@@ -350,7 +351,7 @@ class ColumnSchema:
     categories: list|None = None # the values of a categorical column, as text
 
     def __post_init__(self):
-        if self.kind not in COLUMN_KINDS: raise ValueError(f"unknown column kind {self.kind!r}; use one of {COLUMN_KINDS}")
+        if self.kind not in COLUMN_KINDS: raise MlopsKitError(f"unknown column kind {self.kind!r}; use one of {COLUMN_KINDS}")
 
 def _as_frame(data, argument:str)->pd.DataFrame:
     "The DataFrame in `data` (a DataFrame, or a `Dataset`'s frame), checked by `_check_frame`"
@@ -390,10 +391,10 @@ class Schema:
     def from_dict(cls, data:dict)->Schema:
         "Rebuild a `Schema` from what `to_dict` wrote"
         if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
-            raise ValueError("a schema dict needs a 'columns' entry mapping names to columns, as written by Schema.to_dict()")
+            raise MlopsKitError("a schema dict needs a 'columns' entry mapping names to columns, as written by Schema.to_dict()")
         for name, spec in data["columns"].items():
             unknown = set(spec) - set(_COLUMN_FIELDS)
-            if unknown: raise ValueError(f"column {name!r} of the schema dict has unknown entries {sorted(unknown)}; expected {_COLUMN_FIELDS}")
+            if unknown: raise MlopsKitError(f"column {name!r} of the schema dict has unknown entries {sorted(unknown)}; expected {_COLUMN_FIELDS}")
         columns = {name: ColumnSchema(**spec) for name, spec in data["columns"].items()}
         return cls(columns, data.get("rows", 0), data.get("range_tolerance", 0.1), data.get("null_tolerance", 0.01))
 
@@ -420,7 +421,7 @@ def infer_schema(reference:pd.DataFrame, # data you trust (a DataFrame or a `Dat
                 )->Schema:
     "The `Schema` of a `reference` frame: each column's kind, null rate, range and categories"
     reference = _as_frame(reference, "reference")
-    if not (range_tolerance >= 0 and null_tolerance >= 0): raise ValueError("tolerances must be zero or positive")
+    if not (range_tolerance >= 0 and null_tolerance >= 0): raise MlopsKitError("tolerances must be zero or positive")
     columns = {name: _infer_column(reference[name], max_categories) for name in reference.columns}
     return Schema(columns, len(reference), range_tolerance, null_tolerance)
 
@@ -532,7 +533,7 @@ def _as_schema(reference)->Schema:
     if isinstance(reference, dict): return Schema.from_dict(reference)
     if isinstance(reference, Dataset): reference = reference.frame
     if not isinstance(reference, pd.DataFrame):
-        raise TypeError(f"the reference must be a Schema, a dict from Schema.to_dict(), a DataFrame or a Dataset; got {type(reference).__name__}")
+        raise WrongTypeError(f"the reference must be a Schema, a dict from Schema.to_dict(), a DataFrame or a Dataset; got {type(reference).__name__}")
     return infer_schema(reference)
 
 def validate(frame:pd.DataFrame, # the data to check (a DataFrame or a `Dataset`)
@@ -560,7 +561,7 @@ def check_by_period(frame:pd.DataFrame, # the data to check, with a time column
     _check_columns(frame, time_column, "time_column")
     times = frame[time_column]
     if not pd.api.types.is_datetime64_any_dtype(times):
-        raise TypeError(f"time column {time_column!r} holds {times.dtype}, not dates; convert it with pd.to_datetime(frame[{time_column!r}])")
+        raise WrongTypeError(f"time column {time_column!r} holds {times.dtype}, not dates; convert it with pd.to_datetime(frame[{time_column!r}])")
     schema = _as_schema(reference)
     tables = [validate(rows, schema).assign(period=str(period)) for period, rows in frame.groupby(times.dt.to_period(freq), sort=True)]
     return pd.concat(tables, ignore_index=True)[["period", *_VIOLATION_COLUMNS]]
@@ -570,7 +571,7 @@ def _binary_target(frame:pd.DataFrame, target:str)->np.ndarray:
     "The `target` column as 0/1, or a clear error if it does not hold exactly two values"
     levels = sorted(frame[target].dropna().unique().tolist(), key=str)
     if len(levels) != 2:
-        raise ValueError(f"leakage screening needs a binary target; {target!r} has {len(levels)} distinct values ({_shorten(levels, 5)})")
+        raise MlopsKitError(f"leakage screening needs a binary target; {target!r} has {len(levels)} distinct values ({_shorten(levels, 5)})")
     return (frame[target] == levels[1]).to_numpy(int)
 
 def _auc(y:np.ndarray, score:np.ndarray)->float:
@@ -611,7 +612,7 @@ def single_feature_scores(frame:pd.DataFrame, # data with a binary target (a Dat
     _check_columns(frame, target, "target")
     features = _check_columns(frame, [name for name in frame.columns if name != target] if features is None else features, "features")
     frame = frame[frame[target].notna()]
-    if len(frame) < 10: raise ValueError(f"leakage screening needs at least 10 rows with a target; got {len(frame)}")
+    if len(frame) < 10: raise MlopsKitError(f"leakage screening needs at least 10 rows with a target; got {len(frame)}")
     y = _binary_target(frame, target)
     rows = [(name, column_kind(frame[name]), *_feature_score(frame[name], y, seed)) for name in features]
     table = pd.DataFrame(rows, columns=["feature", "kind", "score", "evidence"])
@@ -624,7 +625,7 @@ def screen_leakage(frame:pd.DataFrame, # data with a binary target (a DataFrame 
                    seed:int=0, # for the folds of the target-rate encoding
                   )->pd.DataFrame: # the suspicious features with their score and a message; empty if none
     "Features that alone predict the `target` almost perfectly (score >= `threshold`): probably known only after the outcome"
-    if not 0.5 < threshold <= 1: raise ValueError(f"`threshold` is a ROC AUC between 0.5 and 1, got {threshold}")
+    if not 0.5 < threshold <= 1: raise MlopsKitError(f"`threshold` is a ROC AUC between 0.5 and 1, got {threshold}")
     scores = single_feature_scores(frame, target, features, seed)
     suspicious = scores[scores.score >= threshold].reset_index(drop=True)
     messages = [f"{row.feature!r} alone ranks {target!r} with ROC AUC {row.score:.3f} (from its {row.evidence}); "
@@ -639,7 +640,7 @@ def find_duplicates(frame:pd.DataFrame, # the data to check (a DataFrame or a `D
     frame = _as_frame(frame, "frame")
     ignored = _check_columns(frame, [] if ignore is None else ignore, "ignore")
     compared = [name for name in frame.columns if name not in ignored]
-    if not compared: raise ValueError("`ignore` lists every column; leave at least one column to compare")
+    if not compared: raise MlopsKitError("`ignore` lists every column; leave at least one column to compare")
     keys = pd.Series(pd.util.hash_pandas_object(frame[compared], index=False).to_numpy(), index=frame.index)
     repeats = keys.duplicated(keep="first")
     first_rows = keys[~repeats]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 from filelock import FileLock
+from .errors import MlopsKitError, WrongTypeError
 
 # %% ../nbs/07_exercises.ipynb #exr-004
 __all__ = ['AnswerStoreError', 'AnswerStore', 'ANSWERS_FORMAT', 'CheckFailed', 'seal', 'expect', 'check', 'checking',
@@ -22,7 +23,7 @@ __all__ = ['AnswerStoreError', 'AnswerStore', 'ANSWERS_FORMAT', 'CheckFailed', '
 # %% ../nbs/07_exercises.ipynb #exr-006
 ANSWERS_FORMAT = "mlops-kit answers"
 
-class AnswerStoreError(ValueError):
+class AnswerStoreError(MlopsKitError):
     "An answer file that cannot be read or an answer that cannot be saved; the message names the file and the fix"
 
 def _check_json(value, exercise:str):
@@ -86,7 +87,7 @@ class AnswerStore:
     def __repr__(self): return f"AnswerStore('{self.path}', {len(self.all())} answer(s))"
 
 # %% ../nbs/07_exercises.ipynb #exr-011
-class CheckFailed(AssertionError):
+class CheckFailed(MlopsKitError, AssertionError):
     "A check that did not pass; the message says what was wrong and, for exercises, gives the next hint"
 
 def _plain(value, exercise:str):
@@ -159,21 +160,21 @@ def expect(actual, # what the learner's code gave
 # %% ../nbs/07_exercises.ipynb #exr-018
 def _text_list(values, what:str)->list:
     "`values` as a list of distinct non-empty texts; raises ValueError saying what was wrong"
-    if isinstance(values, str) or not hasattr(values, "__iter__"): raise TypeError(f"{what} are a list of texts, got {values!r}")
+    if isinstance(values, str) or not hasattr(values, "__iter__"): raise WrongTypeError(f"{what} are a list of texts, got {values!r}")
     values = list(values)
     bad = [value for value in values if not isinstance(value, str) or not value.strip()]
-    if bad: raise ValueError(f"{what} are non-empty texts; got {bad[0]!r}")
-    if len(set(values)) != len(values): raise ValueError(f"{what} must be distinct; {values} repeats one")
+    if bad: raise MlopsKitError(f"{what} are non-empty texts; got {bad[0]!r}")
+    if len(set(values)) != len(values): raise MlopsKitError(f"{what} must be distinct; {values} repeats one")
     return values
 
 def _check_question_arguments(exercise, sealed, store, needs_seal:bool=True):
     if not isinstance(exercise, str) or not exercise.strip() or any(character.isspace() for character in exercise):
-        raise ValueError(f"An exercise id is short text without spaces, like 'first-phase'; got {exercise!r}")
+        raise MlopsKitError(f"An exercise id is short text without spaces, like 'first-phase'; got {exercise!r}")
     if needs_seal and (not isinstance(sealed, str) or not sealed.startswith("sha256:")):
-        raise ValueError(f"Exercise {exercise!r}: `seal` is what seal({exercise!r}, <right answer>) returns ('sha256:...'), "
-                         f"never the answer itself; got {sealed!r}")
+        raise MlopsKitError(f"Exercise {exercise!r}: `seal` is what seal({exercise!r}, <right answer>) returns ('sha256:...'), "
+                            f"never the answer itself; got {sealed!r}")
     if store is not None and not (callable(getattr(store, "get", None)) and callable(getattr(store, "set", None))):
-        raise TypeError(f"Exercise {exercise!r}: `store` is the notebook's AnswerStore, got {type(store).__name__}")
+        raise WrongTypeError(f"Exercise {exercise!r}: `store` is the notebook's AnswerStore, got {type(store).__name__}")
 
 # %% ../nbs/07_exercises.ipynb #exr-019
 class Question(widgets.VBox):
@@ -321,7 +322,7 @@ class MultipleChoice(Question):
                  several:bool=False, # tick boxes (every option that applies) instead of radio buttons (one)
                 ):
         self.options, self.several = _text_list(options, f"Exercise {exercise!r}: options"), bool(several)
-        if len(self.options) < 2: raise ValueError(f"Exercise {exercise!r}: a choice needs at least two options, got {self.options}")
+        if len(self.options) < 2: raise MlopsKitError(f"Exercise {exercise!r}: a choice needs at least two options, got {self.options}")
         self.instructions = ("Tick every option that applies" if self.several else "Choose one option") + ", then press Check."
         super().__init__(exercise, question, seal, hints, store)
 
@@ -348,11 +349,11 @@ class MultipleChoice(Question):
 
     def _validate(self, answer):
         if not self.several:
-            if answer not in self.options: raise ValueError(f"{answer!r} is not one of the options {self.options}")
+            if answer not in self.options: raise MlopsKitError(f"{answer!r} is not one of the options {self.options}")
             return answer
         chosen = _text_list([answer] if isinstance(answer, str) else answer, f"Exercise {self.exercise!r}: the chosen options")
         unknown = [option for option in chosen if option not in self.options]
-        if unknown: raise ValueError(f"{unknown} are not among the options {self.options}")
+        if unknown: raise MlopsKitError(f"{unknown} are not among the options {self.options}")
         return [option for option in self.options if option in chosen]
 
 # %% ../nbs/07_exercises.ipynb #exr-024
@@ -371,7 +372,7 @@ class GateDecision(MultipleChoice):
     def _validate(self, answer):
         chosen = super()._validate(answer)
         if self.nothing_blocks in chosen and len(chosen) > 1:
-            raise ValueError(f"'{self.nothing_blocks}' cannot go with items that block it: untick one or the other")
+            raise MlopsKitError(f"'{self.nothing_blocks}' cannot go with items that block it: untick one or the other")
         return chosen
 
 # %% ../nbs/07_exercises.ipynb #exr-032
@@ -383,10 +384,10 @@ class Ordering(Question):
                  items, # the items in any order but the right one (the widget shuffles them)
                  seal:str, hints=(), store:AnswerStore|None=None):
         self.items = _text_list(items, f"Exercise {exercise!r}: items")
-        if len(self.items) < 2: raise ValueError(f"Exercise {exercise!r}: ordering needs at least two items")
+        if len(self.items) < 2: raise MlopsKitError(f"Exercise {exercise!r}: ordering needs at least two items")
         if isinstance(seal, str) and _matches(exercise, self.items, seal):
-            raise ValueError(f"Exercise {exercise!r}: the items are listed in the right order, which shows the answer in the "
-                             "learner's notebook; list them in another order")
+            raise MlopsKitError(f"Exercise {exercise!r}: the items are listed in the right order, which shows the answer in the "
+                                "learner's notebook; list them in another order")
         super().__init__(exercise, question, seal, hints, store)
 
     def _shuffled(self)->list:
@@ -428,7 +429,7 @@ class Ordering(Question):
 
     def _validate(self, answer):
         order = _text_list([answer] if isinstance(answer, str) else answer, f"Exercise {self.exercise!r}: the order")
-        if sorted(order) != sorted(self.items): raise ValueError(f"An order holds each of {sorted(self.items)} once; got {order}")
+        if sorted(order) != sorted(self.items): raise MlopsKitError(f"An order holds each of {sorted(self.items)} once; got {order}")
         return order
 
 # %% ../nbs/07_exercises.ipynb #exr-033
@@ -463,11 +464,11 @@ class Matching(Question):
         for menu in self._menus.values(): menu.observe(callback, names="value")
 
     def _validate(self, answer):
-        if not isinstance(answer, dict): raise TypeError(f"A matching answer is a dict item -> choice, got {answer!r}")
+        if not isinstance(answer, dict): raise WrongTypeError(f"A matching answer is a dict item -> choice, got {answer!r}")
         unknown = [item for item in answer if item not in self.items]
-        if unknown: raise ValueError(f"{unknown} are not items of this question; the items are {self.items}")
+        if unknown: raise MlopsKitError(f"{unknown} are not items of this question; the items are {self.items}")
         wrong = [choice for choice in answer.values() if choice is not None and choice not in self.choices]
-        if wrong: raise ValueError(f"{wrong} are not among the choices {self.choices}")
+        if wrong: raise MlopsKitError(f"{wrong} are not among the choices {self.choices}")
         return {item: answer.get(item) for item in self.items}
 
 # %% ../nbs/07_exercises.ipynb #exr-037
@@ -483,7 +484,7 @@ class ThresholdSlider(Question):
                 ):
         self.scores = {str(window): float(score) for window, score in dict(scores).items()}
         if len(self.scores) < 2 or not all(math.isfinite(score) for score in self.scores.values()):
-            raise ValueError(f"Exercise {exercise!r}: `scores` maps at least two windows to finite scores; got {dict(scores)}")
+            raise MlopsKitError(f"Exercise {exercise!r}: `scores` maps at least two windows to finite scores; got {dict(scores)}")
         self.score_name = score_name
         highest = max(self.scores.values())
         self.minimum, self.maximum = min(0.0, min(self.scores.values())), highest * 1.2 if highest > 0 else 1.0
@@ -512,9 +513,9 @@ class ThresholdSlider(Question):
 
     def _validate(self, answer):
         if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
-            raise TypeError(f"A threshold is a finite number, got {answer!r}")
+            raise WrongTypeError(f"A threshold is a finite number, got {answer!r}")
         if not self.minimum <= answer <= self.maximum:
-            raise ValueError(f"The threshold {answer} is outside the slider's range {self.minimum:g} to {self.maximum:g}")
+            raise MlopsKitError(f"The threshold {answer} is outside the slider's range {self.minimum:g} to {self.maximum:g}")
         return float(answer)
 
     def _draw(self):
@@ -547,7 +548,7 @@ class NumberAnswer(Question):
                  hints=(), store:AnswerStore|None=None,
                  decimals:int=2, # how many decimals count
                 ):
-        if type(decimals) is not int or decimals < 0: raise ValueError(f"`decimals` is a whole number >= 0, got {decimals!r}")
+        if type(decimals) is not int or decimals < 0: raise MlopsKitError(f"`decimals` is a whole number >= 0, got {decimals!r}")
         self.decimals = decimals
         super().__init__(exercise, question, seal, hints, store)
 
@@ -559,7 +560,7 @@ class NumberAnswer(Question):
 
     def _validate(self, answer):
         if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
-            raise TypeError(f"The answer is a finite number, got {answer!r}")
+            raise WrongTypeError(f"The answer is a finite number, got {answer!r}")
         return float(answer)
 
 # %% ../nbs/07_exercises.ipynb #exr-042

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .data import Dataset, data_fingerprint, load_case_study, screen_leakage
 from .lifecycle import Criteria, Project
+from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant', 'default_data_variants',
@@ -37,9 +38,9 @@ def _check_bounds(kind:str, low, high, log:bool, whole:bool):
     wanted = numbers.Integral if whole else numbers.Real
     for name, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, wanted):
-            raise TypeError(f"{kind} bounds must be {'whole numbers' if whole else 'numbers'}, got {name}={value!r}")
-    if low > high: raise ValueError(f"{kind}({low!r}, {high!r}): low is above high; swap the bounds: {kind}({high!r}, {low!r})")
-    if log and low <= 0: raise ValueError(f"{kind}({low!r}, {high!r}, log=True): a log scale needs low > 0")
+            raise WrongTypeError(f"{kind} bounds must be {'whole numbers' if whole else 'numbers'}, got {name}={value!r}")
+    if low > high: raise MlopsKitError(f"{kind}({low!r}, {high!r}): low is above high; swap the bounds: {kind}({high!r}, {low!r})")
+    if log and low <= 0: raise MlopsKitError(f"{kind}({low!r}, {high!r}, log=True): a log scale needs low > 0")
 
 @dataclass(frozen=True)
 class IntRange:
@@ -69,10 +70,10 @@ class Choice:
     "One of `options`: None, booleans, numbers or text; raises ValueError if there are none or one is repeated"
     options:tuple
     def __init__(self, *options):
-        if not options: raise ValueError("Choice needs at least one option, e.g. Choice('gini', 'entropy')")
+        if not options: raise MlopsKitError("Choice needs at least one option, e.g. Choice('gini', 'entropy')")
         odd = [option for option in options if not isinstance(option, _PLAIN_TYPES)]
-        if odd: raise TypeError(f"Choice options must be None, booleans, numbers or text (they are saved with the study), got {_quoted(odd)}")
-        if len(set(map(repr, options))) < len(options): raise ValueError(f"Choice options must differ, got {_quoted(options)}")
+        if odd: raise WrongTypeError(f"Choice options must be None, booleans, numbers or text (they are saved with the study), got {_quoted(odd)}")
+        if len(set(map(repr, options))) < len(options): raise MlopsKitError(f"Choice options must differ, got {_quoted(options)}")
         object.__setattr__(self, "options", tuple(options))
     def suggest(self, trial, name:str): return trial.suggest_categorical(name, list(self.options))
     def to_dict(self)->dict: return {"choice": list(self.options)}
@@ -89,18 +90,18 @@ _NAME_RE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 def _check_name(name, what:str)->str:
     "`name` if it is lowercase words joined by single underscores; raises ValueError otherwise"
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ValueError(f"{what} name must be lowercase letters and digits joined by single underscores, "
-                         f"e.g. 'random_forest', got {name!r}")
+        raise MlopsKitError(f"{what} name must be lowercase letters and digits joined by single underscores, "
+                            f"e.g. 'random_forest', got {name!r}")
     return name
 
 def _estimator_path(estimator)->str:
     "The import path of a scikit-learn estimator class (or of the path given); raises TypeError, ValueError"
     path = estimator if isinstance(estimator, str) else f"{getattr(estimator, '__module__', '')}.{getattr(estimator, '__qualname__', '')}"
     if not isinstance(estimator, (str, type)):
-        raise TypeError(f"estimator must be a scikit-learn class such as RandomForestClassifier (not an instance), got {estimator!r}")
+        raise WrongTypeError(f"estimator must be a scikit-learn class such as RandomForestClassifier (not an instance), got {estimator!r}")
     if not path.startswith("sklearn."):
-        raise ValueError(f"estimator must be a scikit-learn classifier (so that workers can rebuild it and the registry "
-                         f"can package it safely), got {path!r}")
+        raise MlopsKitError(f"estimator must be a scikit-learn classifier (so that workers can rebuild it and the registry "
+                            f"can package it safely), got {path!r}")
     return path
 
 def _import_estimator(path:str)->type:
@@ -123,11 +124,11 @@ class Algorithm:
         _check_name(self.name, "An algorithm")
         object.__setattr__(self, "estimator", _estimator_path(self.estimator))
         if not isinstance(self.space, dict) or not isinstance(self.fixed, dict):
-            raise TypeError(f"{self.name}: space and fixed must be dicts parameter -> value")
+            raise WrongTypeError(f"{self.name}: space and fixed must be dicts parameter -> value")
         wrong = {key: value for key, value in self.space.items() if not isinstance(value, (IntRange, FloatRange, Choice))}
-        if wrong: raise TypeError(f"{self.name}: each space value must be an IntRange, FloatRange or Choice, got {wrong!r}")
+        if wrong: raise WrongTypeError(f"{self.name}: each space value must be an IntRange, FloatRange or Choice, got {wrong!r}")
         both = sorted(set(self.space) & set(self.fixed))
-        if both: raise ValueError(f"{self.name}: {_quoted(both)} is both searched and fixed; keep it in one of space and fixed")
+        if both: raise MlopsKitError(f"{self.name}: {_quoted(both)} is both searched and fixed; keep it in one of space and fixed")
 
     @property
     def estimator_name(self)->str: return self.estimator.rpartition(".")[2]
@@ -137,8 +138,8 @@ class Algorithm:
         known = _import_estimator(self.estimator)().get_params()
         unknown = [key for key in [*self.space, *self.fixed] if key not in known]
         if unknown:
-            raise ValueError(f"{self.name}: {self.estimator_name} has no parameter {_quoted(unknown)}; check the list of "
-                             f"available parameters with `{self.estimator_name}().get_params().keys()`")
+            raise MlopsKitError(f"{self.name}: {self.estimator_name} has no parameter {_quoted(unknown)}; check the list of "
+                                f"available parameters with `{self.estimator_name}().get_params().keys()`")
 
     def build(self, params:dict, seed:int=0):
         "An unfitted estimator with `params` (names without the prefix), seeded; its threads are set where it is fitted"
@@ -180,7 +181,7 @@ _NUMERIC_TREATMENTS = ("standard", "minmax", "bins", "none")
 
 def _column_names(columns, what:str)->tuple:
     columns = (columns,) if isinstance(columns, str) else tuple(columns)
-    if not all(isinstance(name, str) for name in columns): raise TypeError(f"{what} must be column names (text), got {columns!r}")
+    if not all(isinstance(name, str) for name in columns): raise WrongTypeError(f"{what} must be column names (text), got {columns!r}")
     return columns
 
 @dataclass(frozen=True)
@@ -196,11 +197,11 @@ class DataVariant:
         _check_name(self.name, "A data variant")
         object.__setattr__(self, "numerical", _column_names(self.numerical, "numerical"))
         object.__setattr__(self, "categorical", _column_names(self.categorical, "categorical"))
-        if not self.numerical and not self.categorical: raise ValueError(f"data variant {self.name!r} has no columns: give numerical or categorical ones")
+        if not self.numerical and not self.categorical: raise MlopsKitError(f"data variant {self.name!r} has no columns: give numerical or categorical ones")
         both = sorted(set(self.numerical) & set(self.categorical))
-        if both: raise ValueError(f"data variant {self.name!r}: {_quoted(both)} is both numerical and categorical; keep it in one")
-        if self.numeric not in _NUMERIC_TREATMENTS: raise ValueError(f"numeric must be one of {_quoted(_NUMERIC_TREATMENTS)}, got {self.numeric!r}")
-        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 2: raise ValueError(f"bins must be a whole number >= 2, got {self.bins!r}")
+        if both: raise MlopsKitError(f"data variant {self.name!r}: {_quoted(both)} is both numerical and categorical; keep it in one")
+        if self.numeric not in _NUMERIC_TREATMENTS: raise MlopsKitError(f"numeric must be one of {_quoted(_NUMERIC_TREATMENTS)}, got {self.numeric!r}")
+        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 2: raise MlopsKitError(f"bins must be a whole number >= 2, got {self.bins!r}")
 
     @property
     def columns(self)->list[str]: return [*self.numerical, *self.categorical]
@@ -235,7 +236,7 @@ def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical
                           exclude=(), # more columns to leave out
                          )->list[DataVariant]:
     "Three variants of `dataset`: every feature scaled, numbers binned, numbers only; features flagged by `screen_leakage` are left out"
-    if not isinstance(dataset, Dataset): raise TypeError(f"dataset must be a mlops_kit.data.Dataset, got {type(dataset).__name__}")
+    if not isinstance(dataset, Dataset): raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, got {type(dataset).__name__}")
     excluded = {exclude} if isinstance(exclude, str) else set(exclude)
     excluded |= set(screen_leakage(dataset.frame, dataset.target, dataset.features).feature)
     numerical = [name for name in dataset.numerical if name not in excluded]
@@ -259,15 +260,15 @@ def _as_criteria(criteria)->Criteria:
     if isinstance(criteria, Criteria): return criteria
     if isinstance(criteria, str): return Criteria(criteria)
     if isinstance(criteria, (list, tuple)) and criteria: return Criteria(criteria[0], list(criteria[1:]))
-    raise TypeError(f"criteria must be a Criteria, a string like 'recall >= 0.8' or a list of them, got {criteria!r}")
+    raise WrongTypeError(f"criteria must be a Criteria, a string like 'recall >= 0.8' or a list of them, got {criteria!r}")
 
 def development_criteria(criteria)->tuple[Criteria, list[str]]:
     "The criteria a model can be scored on in development, and the metrics left for later (measured on the service); raises ValueError"
     criteria = _as_criteria(criteria)
     later = [criterion.metric for criterion in criteria if criteria.registry.get(criterion.metric).compute is None]
     if criteria.primary.metric in later:
-        raise ValueError(f"The primary criterion {criteria.primary} is measured on the running service, not in development: "
-                         "make a model metric (e.g. 'roc_auc' or a cost) the primary criterion")
+        raise MlopsKitError(f"The primary criterion {criteria.primary} is measured on the running service, not in development: "
+                            "make a model metric (e.g. 'roc_auc' or a cost) the primary criterion")
     return criteria.select([name for name in criteria.metrics if name not in later]), later
 
 # %% ../nbs/03_experiments.ipynb #exp-threshold
@@ -290,7 +291,7 @@ def cv_folds(n_splits:int, # number of folds
             )->list[tuple[np.ndarray, np.ndarray]]: # (train rows, test rows) positions
     "Cross-validation folds: forward-chaining by period when `times` is given, else stratified K-fold; raises ValueError"
     from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
-    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 2: raise ValueError(f"cv must be a whole number >= 2, got {n_splits!r}")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 2: raise MlopsKitError(f"cv must be a whole number >= 2, got {n_splits!r}")
     y = np.asarray(y)
     if times is None:
         splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed + 1000 * repeat)
@@ -298,14 +299,14 @@ def cv_folds(n_splits:int, # number of folds
     times = np.asarray(pd.to_datetime(times) if not np.issubdtype(np.asarray(times).dtype, np.number) else times)
     periods = np.unique(times)
     if len(periods) < n_splits + 1:
-        raise ValueError(f"The time column holds {len(periods)} distinct periods: {n_splits} forward-chaining folds need at least "
-                         f"{n_splits + 1}. Lower cv, or use more periods of data")
+        raise MlopsKitError(f"The time column holds {len(periods)} distinct periods: {n_splits} forward-chaining folds need at least "
+                            f"{n_splits + 1}. Lower cv, or use more periods of data")
     splits = min(n_splits + repeat, len(periods) - 1)
     return [(np.flatnonzero(np.isin(times, periods[train])), np.flatnonzero(np.isin(times, periods[test])))
             for train, test in TimeSeriesSplit(splits).split(periods)]
 
 # %% ../nbs/03_experiments.ipynb #exp-storage
-class StorageConnectionError(ConnectionError):
+class StorageConnectionError(MlopsKitError, ConnectionError):
     "A study storage that cannot be opened (a ConnectionError, hence an OSError)"
 
 def safe_url(url)->str:
@@ -332,15 +333,15 @@ def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path
     optuna = _optuna()
     if url is None: return optuna.storages.InMemoryStorage()
     if isinstance(url, optuna.storages.BaseStorage): return url
-    if not isinstance(url, (str, os.PathLike)): raise TypeError(f"storage must be None, a URL or an Optuna storage, got {url!r}")
+    if not isinstance(url, (str, os.PathLike)): raise WrongTypeError(f"storage must be None, a URL or an Optuna storage, got {url!r}")
     url = os.fspath(url)
     journal = _journal_path(url)
     if journal is not None: return _journal_storage(url, journal)
     scheme = url.partition("://")[0]
     if scheme == "sqlite" or scheme.startswith("postgresql"):
         return _database_storage(url, heartbeat_interval, grace_period, max_retry)
-    raise ValueError(f"Unknown study storage {safe_url(url)!r}: use None (in memory), 'journal:studies.journal' (a file "
-                     "shared by processes on one machine), 'sqlite:///studies.db' or 'postgresql://user:password@host:5432/dbname'")
+    raise MlopsKitError(f"Unknown study storage {safe_url(url)!r}: use None (in memory), 'journal:studies.journal' (a file "
+                        "shared by processes on one machine), 'sqlite:///studies.db' or 'postgresql://user:password@host:5432/dbname'")
 
 def _journal_storage(url:str, path:Path):
     optuna = _optuna()
@@ -379,17 +380,17 @@ class _Setup:
 def _named(items, kind, what:str, example:str)->dict:
     "`items` by name; raises ValueError if there are none or a name repeats, TypeError for a wrong item"
     items = [items] if isinstance(items, kind) else list(items or [])
-    if not items: raise ValueError(f"The grid has no {what}: give at least one {kind.__name__}, e.g. {example}")
+    if not items: raise MlopsKitError(f"The grid has no {what}: give at least one {kind.__name__}, e.g. {example}")
     wrong = [item for item in items if not isinstance(item, kind)]
-    if wrong: raise TypeError(f"{what} must be {kind.__name__} objects, got {wrong[0]!r}")
+    if wrong: raise WrongTypeError(f"{what} must be {kind.__name__} objects, got {wrong[0]!r}")
     names = [item.name for item in items]
     repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated: raise ValueError(f"Each of the {what} needs its own name; repeated: {_quoted(repeated)}")
+    if repeated: raise MlopsKitError(f"Each of the {what} needs its own name; repeated: {_quoted(repeated)}")
     return {item.name: item for item in items}
 
 def _check_whole(value, name:str, minimum:int)->int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        raise MlopsKitError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(value)
 
 # %% ../nbs/03_experiments.ipynb #exp-data
@@ -411,19 +412,19 @@ def _prepare_data(data, y, variants:dict)->_Data:
     source = None
     if isinstance(data, CaseStudySample): source, data = data.to_dict(), data.load()
     if isinstance(data, Dataset):
-        if y is not None: raise TypeError("Give `y` only with a DataFrame X: a Dataset holds its own target")
+        if y is not None: raise WrongTypeError("Give `y` only with a DataFrame X: a Dataset holds its own target")
         frame, target = data.frame, data.y.to_numpy()
         times = data.frame[data.time_column].to_numpy() if data.time_column else None
     elif isinstance(data, pd.DataFrame):
-        if y is None: raise TypeError("Give the target `y` with a DataFrame X, or pass a Dataset")
+        if y is None: raise WrongTypeError("Give the target `y` with a DataFrame X, or pass a Dataset")
         frame, target, times = data, np.asarray(y), None
-        if len(target) != len(frame): raise ValueError(f"X has {len(frame)} rows but y has {len(target)} values")
-    else: raise TypeError(f"data must be a Dataset, a CaseStudySample or a DataFrame X (with y), got {type(data).__name__}")
+        if len(target) != len(frame): raise MlopsKitError(f"X has {len(frame)} rows but y has {len(target)} values")
+    else: raise WrongTypeError(f"data must be a Dataset, a CaseStudySample or a DataFrame X (with y), got {type(data).__name__}")
     values = set(pd.unique(pd.Series(target)).tolist())
-    if values != {0, 1}: raise ValueError(f"The target must hold both 0 (negative) and 1 (positive), got the values {sorted(values, key=repr)!r}")
+    if values != {0, 1}: raise MlopsKitError(f"The target must hold both 0 (negative) and 1 (positive), got the values {sorted(values, key=repr)!r}")
     for variant in variants.values():
         missing = [name for name in variant.columns if name not in frame.columns]
-        if missing: raise ValueError(f"data variant {variant.name!r} uses {_quoted(missing)}, which the data lacks; its columns are {_quoted(frame.columns)}")
+        if missing: raise MlopsKitError(f"data variant {variant.name!r} uses {_quoted(missing)}, which the data lacks; its columns are {_quoted(frame.columns)}")
     frame = frame.reset_index(drop=True)
     return _Data(frame, np.asarray(target).astype(int), times, source, _fingerprint(frame, target))
 
@@ -504,10 +505,10 @@ def _definition_differences(stored:dict, current:dict)->list[str]:
     keys = sorted(set(stored) | set(current))
     return [key for key in keys if stored.get(key) != current.get(key)]
 
-def _conflict(name:str, where:str, stored:dict, current:dict)->ValueError:
-    return ValueError(f"Study {name!r} in {where} was created by another grid definition (it differs in: "
-                      f"{', '.join(_definition_differences(stored, current))}). Its trials are kept as they are: choose another "
-                      "study_name for this grid, or rebuild the stored grid with ExperimentGrid.from_study(storage, study_name)")
+def _conflict(name:str, where:str, stored:dict, current:dict)->MlopsKitError:
+    return MlopsKitError(f"Study {name!r} in {where} was created by another grid definition (it differs in: "
+                         f"{', '.join(_definition_differences(stored, current))}). Its trials are kept as they are: choose another "
+                         "study_name for this grid, or rebuild the stored grid with ExperimentGrid.from_study(storage, study_name)")
 
 def _storage_label(storage)->str:
     "Where a study lives, without a password: 'memory', the journal file, or the database URL"
@@ -559,9 +560,9 @@ class ExperimentGrid:
         criteria, later = development_criteria(self.criteria)
         for value, name, minimum in [(self.cv, "cv", 2), (self.seed, "seed", 0), (self.n_jobs_per_trial, "n_jobs_per_trial", 1)]:
             _check_whole(value, name, minimum)
-        if self.pruner not in ("median", "none"): raise ValueError(f"pruner must be 'median' or 'none', got {self.pruner!r}")
+        if self.pruner not in ("median", "none"): raise MlopsKitError(f"pruner must be 'median' or 'none', got {self.pruner!r}")
         if self.threshold is not None and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
-            raise ValueError(f"threshold must be a probability between 0 and 1 (or None), got {self.threshold!r}")
+            raise MlopsKitError(f"threshold must be a probability between 0 and 1 (or None), got {self.threshold!r}")
         threshold = decision_threshold(criteria) if self.threshold is None else float(self.threshold)
         return _Setup(criteria, later, variants, algorithms, threshold)
 
@@ -604,7 +605,7 @@ class ExperimentGrid:
         stored = study.user_attrs.get(_GRID_ATTR)
         if stored is None and not study.get_trials(deepcopy=False): study.set_user_attr(_GRID_ATTR, definition)
         elif stored is None:
-            raise ValueError(f"Study {name!r} in {_storage_label(self.storage)} was not made by an ExperimentGrid; choose another study_name")
+            raise MlopsKitError(f"Study {name!r} in {_storage_label(self.storage)} was not made by an ExperimentGrid; choose another study_name")
         elif stored != definition: raise _conflict(name, _storage_label(self.storage), stored, definition)
         return study
 
@@ -612,11 +613,11 @@ class ExperimentGrid:
         "The data described by the stored study (a CaseStudySample), for workers; raises ValueError if it cannot be rebuilt"
         optuna, name = _optuna(), self.study_name or "experiment-grid"
         if name not in optuna.get_all_study_names(self._storage()):
-            raise ValueError(f"No study {name!r} in {_storage_label(self.storage)} yet: pass the data to run")
+            raise MlopsKitError(f"No study {name!r} in {_storage_label(self.storage)} yet: pass the data to run")
         source = (optuna.load_study(study_name=name, storage=self._storage()).user_attrs.get(_GRID_ATTR) or {}).get("data", {}).get("source")
         if not source:
-            raise ValueError(f"Study {name!r} was made from data held in memory, which a worker cannot rebuild: pass the data to "
-                             "run, or make the study from a CaseStudySample")
+            raise MlopsKitError(f"Study {name!r} was made from data held in memory, which a worker cannot rebuild: pass the data to "
+                                "run, or make the study from a CaseStudySample")
         return _prepare_data(CaseStudySample(**source["case_study_sample"]), None, setup.variants)
 
     def run(self, data=None, # a Dataset, a CaseStudySample, or a DataFrame X; None: the data saved with the study
@@ -630,7 +631,7 @@ class ExperimentGrid:
            )->ExperimentGrid:
         "Run trials of the study; raises ValueError, TypeError for bad input, StorageConnectionError if the storage cannot be opened"
         if n_trials is None and timeout is None and max_trials is None:
-            raise ValueError("Give n_trials, timeout or max_trials, or the study would never stop")
+            raise MlopsKitError("Give n_trials, timeout or max_trials, or the study would never stop")
         setup = self._setup()
         data = self._stored_data(setup) if data is None else _prepare_data(data, y, setup.variants)
         folds = cv_folds(self.cv, data.y, data.times, self.seed)
@@ -662,10 +663,10 @@ class ExperimentGrid:
         optuna, opened = _optuna(), make_storage(storage)
         names = optuna.get_all_study_names(opened)
         if study_name not in names:
-            raise ValueError(f"No study {study_name!r} in {_storage_label(storage)}; the studies there are: {_quoted(names) or 'none'}")
+            raise MlopsKitError(f"No study {study_name!r} in {_storage_label(storage)}; the studies there are: {_quoted(names) or 'none'}")
         definition = optuna.load_study(study_name=study_name, storage=opened).user_attrs.get(_GRID_ATTR)
         if not definition or definition.get("format") != 1:
-            raise ValueError(f"Study {study_name!r} in {_storage_label(storage)} was not made by an ExperimentGrid of this mlops-kit version")
+            raise MlopsKitError(f"Study {study_name!r} in {_storage_label(storage)} was not made by an ExperimentGrid of this mlops-kit version")
         grid = cls([DataVariant.from_dict(item) for item in definition["data_variants"]],
                    [Algorithm.from_dict(item) for item in definition["algorithms"]], Criteria.from_dict(definition["criteria"]),
                    definition["cv"], definition["seed"], opened, study_name, definition["pruner"], definition["threshold"], n_jobs_per_trial)
@@ -673,7 +674,7 @@ class ExperimentGrid:
         return grid
 
     def _fitted(self):
-        if not hasattr(self, "study_"): raise ValueError("This ExperimentGrid has not run yet: call `grid.run(data, n_trials=...)` first")
+        if not hasattr(self, "study_"): raise MlopsKitError("This ExperimentGrid has not run yet: call `grid.run(data, n_trials=...)` first")
         return self.study_
 
     def _trials(self, *states:str)->list:
@@ -704,7 +705,7 @@ class ExperimentGrid:
     def best(self)->dict:
         "The best trial's number, variant, algorithm, parameters, metrics (mean and std) and verdict; raises ValueError if none meets the constraints"
         trial = self.best_trial_
-        if trial is None: raise ValueError(_no_feasible_message(self))
+        if trial is None: raise MlopsKitError(_no_feasible_message(self))
         metrics = {name: {"mean": trial.user_attrs[f"{name}_mean"], "std": trial.user_attrs[f"{name}_std"]} for name in self.criteria_.metrics}
         return dict(number=trial.number, data_variant=trial.params["data_variant"], algorithm=trial.params["algorithm"],
                     params=_trial_params(trial), metrics=metrics, meets_criteria=trial.user_attrs["meets_criteria"])
@@ -721,7 +722,7 @@ class ExperimentGrid:
 
     def record(self, project:Project):
         "Add the study's `summary` to `project`'s journal as a 'study' record; returns the record"
-        if not isinstance(project, Project): raise TypeError(f"project must be a mlops_kit.lifecycle.Project, got {project!r}")
+        if not isinstance(project, Project): raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project, got {project!r}")
         return project.add_record("study", self._fitted().study_name, self.summary())
 
     def __repr__(self):
@@ -808,7 +809,7 @@ def corrected_t_test(differences, # paired differences over folds (positive: the
     "Nadeau-Bengio corrected resampled t-test of paired fold differences; raises ValueError for fewer than 2 differences"
     from scipy import stats
     differences = np.asarray(differences, float)
-    if len(differences) < 2: raise ValueError(f"The test needs at least 2 paired differences, got {len(differences)}")
+    if len(differences) < 2: raise MlopsKitError(f"The test needs at least 2 paired differences, got {len(differences)}")
     mean, count = float(differences.mean()), len(differences)
     error = math.sqrt(differences.var(ddof=1) * (1 / count + test_train_ratio))
     if error == 0: low = high = mean; p_value = 1.0 if mean == 0 else 0.0
@@ -897,7 +898,7 @@ def check_winner(grid:ExperimentGrid, # a grid that has run
     _check_whole(top, "top", 1)
     _check_whole(repeats, "repeats", 1)
     top_trials, simple_trial = _candidates(grid, top)
-    if not top_trials: raise ValueError("No complete trial to check: run the grid with more trials")
+    if not top_trials: raise MlopsKitError("No complete trial to check: run the grid with more trials")
     candidates = top_trials + ([simple_trial] if simple_trial is not None and simple_trial not in top_trials else [])
     metric, sign = grid.criteria_.primary.metric, 1 if grid.criteria_.direction == "maximize" else -1
     folds = _rescoring_folds(grid, repeats)
@@ -1051,7 +1052,7 @@ def fit_best(grid:ExperimentGrid, # a grid that has run
     "Fit the best candidate meeting every constraint on all of `data`; raises ValueError if the grid has not run or none qualifies"
     grid._fitted()
     trial = grid.best_trial_
-    if trial is None: raise ValueError(_no_feasible_message(grid))
+    if trial is None: raise MlopsKitError(_no_feasible_message(grid))
     setup = grid._setup_
     data = grid._data_ if data is None else _prepare_data(data, y, setup.variants)
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
@@ -1091,9 +1092,9 @@ def fail_stale_trials(storage, # the study storage URL (see make_storage) or an 
                      )->list[int]: # the numbers of the trials failed
     "Mark RUNNING trials older than `older_than` seconds as FAIL (and queue them again): ONLY when their workers are stopped"
     optuna, opened = _optuna(), make_storage(storage)
-    if study_name not in optuna.get_all_study_names(opened): raise ValueError(f"No study {study_name!r} in {_storage_label(storage)}")
+    if study_name not in optuna.get_all_study_names(opened): raise MlopsKitError(f"No study {study_name!r} in {_storage_label(storage)}")
     if isinstance(older_than, bool) or not isinstance(older_than, numbers.Real) or older_than < 0:
-        raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+        raise MlopsKitError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
     study = optuna.load_study(study_name=study_name, storage=opened)
     cutoff, failed = datetime.now() - timedelta(seconds=older_than), []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

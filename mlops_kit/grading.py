@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
+from .errors import MlopsKitError
 
 # %% ../nbs/08_grading.ipynb #grd-004
 __all__ = ['GradingError', 'SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'assign_notebook', 'assign',
@@ -28,7 +29,7 @@ WIDGET_PROMPT = "# Answer with the widget above: your answer is saved as you cha
 TEXT_PROMPT = "*Your answer here.*"
 HIDDEN_NOTE = "# Hidden checks run when the notebook is graded (`mlops-kit grade`); your own run checks only the visible ones."
 
-class GradingError(ValueError):
+class GradingError(MlopsKitError):
     "A notebook that cannot be assigned or graded; the message names the file, the cell and the problem"
 
 def _meta(cell)->dict: return cell.metadata.get("mlops_kit", {})

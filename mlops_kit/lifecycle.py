@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import pandas as pd
 from filelock import FileLock
+from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['metric_registry', 'RECOMMENDATIONS', 'JOURNAL_FORMAT', 'JOURNAL_VERSION', 'Phase', 'Metric', 'cost_metric',
@@ -39,7 +40,7 @@ def _check_choice(value, # the value given by the user
                  ):
     "Return `value` if it is one of `choices`; raises ValueError naming `what` and the choices otherwise"
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"Unknown {what} {value!r}: use one of {_quoted(choices)}")
+        raise MlopsKitError(f"Unknown {what} {value!r}: use one of {_quoted(choices)}")
     return value
 
 # %% ../nbs/00_lifecycle.ipynb #f73ec6a5
@@ -47,7 +48,7 @@ def _lookup_member(enum_class, value, what:str):
     "The member of `enum_class` named like `value` (any case); raises ValueError listing the valid names otherwise"
     key = value.strip().lower() if isinstance(value, str) else None
     if key in enum_class.__members__: return enum_class[key]
-    raise ValueError(f"Unknown {what} {value!r}: use one of {_quoted(enum_class)}")
+    raise MlopsKitError(f"Unknown {what} {value!r}: use one of {_quoted(enum_class)}")
 
 class Phase(StrEnum):
     "The phases of an ML project, in order: design, development, deployment"
@@ -81,12 +82,12 @@ def _check_arrays(y_true, values, values_name:str):
     y_true, values = np.asarray(y_true), np.asarray(values)
     for array, label in ((y_true, "y_true"), (values, values_name)):
         if array.ndim != 1:
-            raise ValueError(f"`{label}` must be one-dimensional (one value per case), got shape {array.shape}; "
-                             "for `predict_proba` output take the positive column: `[:, 1]`")
+            raise MlopsKitError(f"`{label}` must be one-dimensional (one value per case), got shape {array.shape}; "
+                                "for `predict_proba` output take the positive column: `[:, 1]`")
     if len(y_true) != len(values):
-        raise ValueError(f"`y_true` has {len(y_true)} values but `{values_name}` has {len(values)}: "
-                         "they must describe the same cases")
-    if len(y_true) == 0: raise ValueError("`y_true` is empty: a metric needs at least one case")
+        raise MlopsKitError(f"`y_true` has {len(y_true)} values but `{values_name}` has {len(values)}: "
+                            "they must describe the same cases")
+    if len(y_true) == 0: raise MlopsKitError("`y_true` is empty: a metric needs at least one case")
     return y_true, values
 
 # %% ../nbs/00_lifecycle.ipynb #22af58f4
@@ -102,20 +103,20 @@ class Metric:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
-            raise ValueError(f"Metric name {self.name!r} must be one word of letters, digits, '_' or '.'")
+            raise MlopsKitError(f"Metric name {self.name!r} must be one word of letters, digits, '_' or '.'")
         _check_choice(self.direction, _DIRECTIONS, "direction")
         _check_choice(self.needs, _NEEDS, "needs")
         _check_choice(self.kind, _KINDS, "kind")
         if self.compute is not None and not callable(self.compute):
-            raise TypeError(f"compute must be a function `compute(y_true, {self.needs})` or None, got {self.compute!r}")
+            raise WrongTypeError(f"compute must be a function `compute(y_true, {self.needs})` or None, got {self.compute!r}")
 
     def __call__(self, y_true, y_pred=None, y_score=None)->float:
         "Compute the metric from `y_true` and `y_pred` or `y_score`; raises ValueError if the needed one is missing"
         if self.compute is None:
-            raise ValueError(f"{self.name!r} is a {self.kind} metric measured outside the model (e.g. by the service): "
-                             "it cannot be computed from predictions; pass its measured value to `Criteria.evaluate`")
+            raise MlopsKitError(f"{self.name!r} is a {self.kind} metric measured outside the model (e.g. by the service): "
+                                "it cannot be computed from predictions; pass its measured value to `Criteria.evaluate`")
         values = y_pred if self.needs == "y_pred" else y_score
-        if values is None: raise ValueError(_MISSING_INPUT[self.needs].format(name=self.name))
+        if values is None: raise MlopsKitError(_MISSING_INPUT[self.needs].format(name=self.name))
         return float(self.compute(*_check_arrays(y_true, values, self.needs)))
 
 # %% ../nbs/00_lifecycle.ipynb #00ec62ea
@@ -135,8 +136,8 @@ class _SklearnMetric:
 def _check_number(value, what:str)->float:
     "`value` as a finite float; raises TypeError if it is not a number, ValueError if it is NaN or infinite"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be a number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value): raise ValueError(f"{what} must be a finite number, got {value!r}")
+        raise WrongTypeError(f"{what} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value): raise MlopsKitError(f"{what} must be a finite number, got {value!r}")
     return float(value)
 
 @dataclass(frozen=True)
@@ -149,11 +150,11 @@ class _CostOfErrors:
     def __post_init__(self):
         for what in ("false_positive_cost", "false_negative_cost"):
             cost = _check_number(getattr(self, what), what)
-            if cost < 0: raise ValueError(f"{what} must be >= 0 (a cost, in your currency), got {cost:g}")
+            if cost < 0: raise MlopsKitError(f"{what} must be >= 0 (a cost, in your currency), got {cost:g}")
             object.__setattr__(self, what, cost)
         label = self.positive_label.item() if isinstance(self.positive_label, np.generic) else self.positive_label
         if not isinstance(label, (int, str)):
-            raise TypeError(f"positive_label must be an int, str or bool label, got {label!r}")
+            raise WrongTypeError(f"positive_label must be an int, str or bool label, got {label!r}")
         object.__setattr__(self, "positive_label", label)
 
     def __call__(self, y_true, y_pred)->float:
@@ -167,11 +168,11 @@ def _check_binary_labels(y_true, y_pred, positive_label):
     "Raise ValueError unless `y_true` and `y_pred` hold at most two labels, one of them `positive_label` if two"
     labels = set(y_true.tolist()) | set(y_pred.tolist())
     if len(labels) > 2:
-        raise ValueError(f"A cost metric compares predicted labels, but y_true and y_pred hold {len(labels)} different "
-                         f"values ({reprlib.repr(sorted(labels, key=str))}). Did you pass scores? Threshold them first.")
+        raise MlopsKitError(f"A cost metric compares predicted labels, but y_true and y_pred hold {len(labels)} different "
+                            f"values ({reprlib.repr(sorted(labels, key=str))}). Did you pass scores? Threshold them first.")
     if len(labels) == 2 and positive_label not in labels:
-        raise ValueError(f"The positive label {positive_label!r} is not among the labels {_quoted(sorted(labels, key=str))}: "
-                         "pass the right `positive_label` to `cost_metric`")
+        raise MlopsKitError(f"The positive label {positive_label!r} is not among the labels {_quoted(sorted(labels, key=str))}: "
+                            "pass the right `positive_label` to `cost_metric`")
 
 # %% ../nbs/00_lifecycle.ipynb #5d748c4e
 def cost_metric(name:str, # the metric's name, e.g. 'cost_per_1000'
@@ -188,7 +189,7 @@ def cost_metric(name:str, # the metric's name, e.g. 'cost_per_1000'
     return Metric(name, "lower", costs, "y_pred", "business", description)
 
 # %% ../nbs/00_lifecycle.ipynb #22fb7267
-class UnknownMetricError(KeyError, ValueError):
+class UnknownMetricError(MlopsKitError, KeyError):
     "A metric name the registry does not know (both a KeyError and a ValueError)"
     def __str__(self): return str(self.args[0]) if self.args else ""
 
@@ -238,11 +239,11 @@ class MetricRegistry:
     def register(self, metric:Metric, replace:bool=False)->Metric:
         "Add `metric`; raises ValueError if its name has a different definition, unless `replace`"
         if not isinstance(metric, Metric):
-            raise TypeError(f"register takes a Metric, e.g. Metric('specificity', 'higher', compute), got {metric!r}")
+            raise WrongTypeError(f"register takes a Metric, e.g. Metric('specificity', 'higher', compute), got {metric!r}")
         old = self._metrics.get(metric.name)
         if old is not None and not replace and not _same_definition(old, metric):
-            raise ValueError(f"Metric {metric.name!r} is already registered with another definition ({old!r}); "
-                             "pass replace=True to redefine it, or choose another name")
+            raise MlopsKitError(f"Metric {metric.name!r} is already registered with another definition ({old!r}); "
+                                "pass replace=True to redefine it, or choose another name")
         self._metrics[metric.name] = metric
         return metric
 
@@ -315,7 +316,7 @@ def _format_number(value:float)->str:
 def _check_measured(value, metric:str)->float:
     "The measured `value` of `metric` as a float (NaN allowed); raises TypeError if it is not a number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"The measured value of {metric!r} must be a number, got {value!r}")
+        raise WrongTypeError(f"The measured value of {metric!r} must be a number, got {value!r}")
     return float(value)
 
 class CriterionCheck(NamedTuple):
@@ -340,12 +341,12 @@ class Criterion:
         object.__setattr__(self, "threshold", _check_number(self.threshold, f"The threshold of {self.metric!r}"))
         metric = (registry if registry is not None else metric_registry).get(self.metric)
         object.__setattr__(self, "kind", _check_choice(self.kind or metric.kind, _KINDS, "kind"))
-        if not isinstance(self.description, str): raise TypeError(f"description must be text, got {self.description!r}")
+        if not isinstance(self.description, str): raise WrongTypeError(f"description must be text, got {self.description!r}")
         if _direction_of(self.comparison) != metric.direction:
             good = "'>=' or '>'" if metric.direction == "higher" else "'<=' or '<'"
-            raise ValueError(f"'{self}' contradicts {self.metric!r}, for which {metric.direction} is better: the threshold "
-                             f"is the worst acceptable value, so use {good}. For the opposite goal, register a metric "
-                             "whose direction says so.")
+            raise MlopsKitError(f"'{self}' contradicts {self.metric!r}, for which {metric.direction} is better: the threshold "
+                                f"is the worst acceptable value, so use {good}. For the opposite goal, register a metric "
+                                "whose direction says so.")
 
     @classmethod
     def from_string(cls, text:str, # e.g. 'recall >= 0.8'
@@ -353,8 +354,8 @@ class Criterion:
         "Read a criterion written as `'<metric> <comparison> <threshold>'`; raises ValueError if it cannot"
         match = _CRITERION_RE.fullmatch(text.strip()) if isinstance(text, str) else None
         if match is None:
-            raise ValueError(f"Cannot read {text!r} as a criterion: write '<metric> <comparison> <threshold>', "
-                             f"e.g. 'recall >= 0.8', with a comparison among {_quoted(_COMPARISONS)}")
+            raise MlopsKitError(f"Cannot read {text!r} as a criterion: write '<metric> <comparison> <threshold>', "
+                                f"e.g. 'recall >= 0.8', with a comparison among {_quoted(_COMPARISONS)}")
         threshold = match["threshold"]
         with contextlib.suppress(ValueError): threshold = float(threshold)
         return cls(match["metric"], match["comparison"], threshold, kind, description, registry)
@@ -404,15 +405,15 @@ def _has_type(value, types)->bool:
 
 def _check_fields(data, required:dict, optional:dict, what:str):
     "Check that `data` is a dict with the `required` fields, no unknown ones, all of the given types; ValueError otherwise"
-    if not isinstance(data, dict): raise ValueError(f"{what} must be an object (a dict), got {reprlib.repr(data)}")
+    if not isinstance(data, dict): raise MlopsKitError(f"{what} must be an object (a dict), got {reprlib.repr(data)}")
     missing = [name for name in required if name not in data]
-    if missing: raise ValueError(f"{what} is missing the field {_quoted(missing)}")
+    if missing: raise MlopsKitError(f"{what} is missing the field {_quoted(missing)}")
     unknown = [name for name in data if name not in required and name not in optional]
-    if unknown: raise ValueError(f"{what} has the unknown field {_quoted(unknown)} (known: {_quoted([*required, *optional])})")
+    if unknown: raise MlopsKitError(f"{what} has the unknown field {_quoted(unknown)} (known: {_quoted([*required, *optional])})")
     for name, types in {**required, **optional}.items():
         if name in data and not _has_type(data[name], types):
             expected = " or ".join(_JSON_NAMES[kind] for kind in (types if isinstance(types, tuple) else (types,)))
-            raise ValueError(f"{what}: the field {name!r} must be {expected}, got {reprlib.repr(data[name])}")
+            raise MlopsKitError(f"{what}: the field {name!r} must be {expected}, got {reprlib.repr(data[name])}")
 
 def _check_criterion_dict(data, what:str="criterion"):
     "Check the fields of a criterion saved with `Criterion.to_dict`; raises ValueError naming the problem"
@@ -421,10 +422,10 @@ def _check_criterion_dict(data, what:str="criterion"):
     try:
         _check_choice(data["comparison"], _COMPARISONS, "comparison")
         _check_number(data["threshold"], "the threshold")
-    except (TypeError, ValueError) as error: raise ValueError(f"{what}: {error}") from None
+    except (TypeError, ValueError) as error: raise MlopsKitError(f"{what}: {error}") from None
 
 # %% ../nbs/00_lifecycle.ipynb #d789d09d
-class MissingMetricError(KeyError, ValueError):
+class MissingMetricError(MlopsKitError, KeyError):
     "A measured value the criteria need was not given (both a KeyError and a ValueError)"
     def __str__(self): return str(self.args[0]) if self.args else ""
 
@@ -463,12 +464,12 @@ class Criteria:
         self.primary = self._as_criterion(primary)
         self.others = tuple(self._as_criterion(criterion) for criterion in others)
         repeated = sorted({name for name in self.metrics if self.metrics.count(name) > 1})
-        if repeated: raise ValueError(f"Each metric may appear in one criterion only; repeated: {_quoted(repeated)}")
+        if repeated: raise MlopsKitError(f"Each metric may appear in one criterion only; repeated: {_quoted(repeated)}")
 
     def _as_criterion(self, criterion)->Criterion:
         if isinstance(criterion, str): return Criterion.from_string(criterion, registry=self.registry)
         if not isinstance(criterion, Criterion):
-            raise TypeError(f"A criterion is a Criterion or a string like 'recall >= 0.8', got {criterion!r}")
+            raise WrongTypeError(f"A criterion is a Criterion or a string like 'recall >= 0.8', got {criterion!r}")
         self.registry.get(criterion.metric)
         return criterion
 
@@ -484,7 +485,7 @@ class Criteria:
 
     def _checked(self, measured:Mapping)->Mapping:
         "`measured` if it has a value for every criterion; raises MissingMetricError naming the missing ones"
-        if not isinstance(measured, Mapping): raise TypeError(f"measured must be a dict metric -> value, got {measured!r}")
+        if not isinstance(measured, Mapping): raise WrongTypeError(f"measured must be a dict metric -> value, got {measured!r}")
         missing = [name for name in self.metrics if name not in measured]
         if missing:
             raise MissingMetricError(
@@ -522,7 +523,7 @@ class Criteria:
     def select(self, metrics:list[str])->Criteria:
         "The criteria on `metrics` only, with the same primary; raises ValueError if the primary's metric is left out"
         if self.primary.metric not in metrics:
-            raise ValueError(f"The primary criterion ({self.primary}) must stay in a selection: add {self.primary.metric!r}")
+            raise MlopsKitError(f"The primary criterion ({self.primary}) must stay in a selection: add {self.primary.metric!r}")
         return Criteria(self.primary, [other for other in self.others if other.metric in metrics], self.registry)
 
     def compute_metrics(self, y_true, y_pred=None, y_score=None)->dict[str, float]:
@@ -582,8 +583,8 @@ def _as_timestamp(value)->datetime:
     if value is None: value = datetime.now(timezone.utc)
     elif isinstance(value, str):
         try: value = datetime.fromisoformat(value)
-        except ValueError: raise ValueError(f"timestamp must be ISO 8601 text like '2025-01-31T12:00:00+00:00', got {value!r}") from None
-    elif not isinstance(value, datetime): raise TypeError(f"timestamp must be a datetime or ISO 8601 text, got {value!r}")
+        except ValueError: raise MlopsKitError(f"timestamp must be ISO 8601 text like '2025-01-31T12:00:00+00:00', got {value!r}") from None
+    elif not isinstance(value, datetime): raise WrongTypeError(f"timestamp must be a datetime or ISO 8601 text, got {value!r}")
     return value.astimezone(timezone.utc).replace(microsecond=0)
 
 # %% ../nbs/00_lifecycle.ipynb #02dd68f6
@@ -604,17 +605,17 @@ class Decision:
         return_to = None if self.return_to is None else Phase(self.return_to)
         earlier = _quoted(_PHASE_ORDER[:_PHASE_ORDER.index(phase) + 1])
         if verdict is Verdict.iterate and return_to is None:
-            raise ValueError(f"An 'iterate' decision goes back to a phase: pass return_to, one of {earlier}")
+            raise MlopsKitError(f"An 'iterate' decision goes back to a phase: pass return_to, one of {earlier}")
         if verdict is not Verdict.iterate and return_to is not None:
-            raise ValueError(f"A '{verdict}' decision takes no return_to (got '{return_to}'): 'go' moves on and "
-                             "'stop' ends the project. To go back to a phase, use verdict='iterate'.")
+            raise MlopsKitError(f"A '{verdict}' decision takes no return_to (got '{return_to}'): 'go' moves on and "
+                                "'stop' ends the project. To go back to a phase, use verdict='iterate'.")
         if return_to is not None and _PHASE_ORDER.index(return_to) > _PHASE_ORDER.index(phase):
-            raise ValueError(f"'iterate' goes back: from {phase} it returns to one of {earlier}, not to '{return_to}'. "
-                             "To move forward, use verdict='go'.")
-        if not isinstance(self.evidence, str): raise TypeError(f"evidence must be text, got {self.evidence!r}")
-        if not isinstance(self.metrics, Mapping): raise TypeError(f"metrics must be a dict name -> value, got {self.metrics!r}")
+            raise MlopsKitError(f"'iterate' goes back: from {phase} it returns to one of {earlier}, not to '{return_to}'. "
+                                "To move forward, use verdict='go'.")
+        if not isinstance(self.evidence, str): raise WrongTypeError(f"evidence must be text, got {self.evidence!r}")
+        if not isinstance(self.metrics, Mapping): raise WrongTypeError(f"metrics must be a dict name -> value, got {self.metrics!r}")
         author = _login_name() if self.author is None else self.author
-        if not isinstance(author, str): raise TypeError(f"author must be text, got {author!r}")
+        if not isinstance(author, str): raise WrongTypeError(f"author must be text, got {author!r}")
         values = dict(phase=phase, verdict=verdict, return_to=return_to, author=author,
                       metrics=_json_safe(dict(self.metrics), "metrics"), timestamp=_as_timestamp(self.timestamp))
         for name, value in values.items(): object.__setattr__(self, name, value)
@@ -674,16 +675,16 @@ def _json_safe(value, where:str="value"):
     if isinstance(value, Mapping): return {_json_key(key, where): _json_safe(item, f"{where}[{key!r}]") for key, item in value.items()}
     if isinstance(value, (list, tuple)): return [_json_safe(item, f"{where}[{position}]") for position, item in enumerate(value)]
     shown = " ".join(reprlib.repr(value).split())
-    raise TypeError(f"Cannot store {where} = {shown} ({type(value).__name__}): the journal holds JSON values "
-                    "(numbers, text, true/false, null, lists, dicts) and numpy numbers or arrays. Store a summary, "
-                    "a file path, or for a DataFrame `df.to_dict('records')`.")
+    raise WrongTypeError(f"Cannot store {where} = {shown} ({type(value).__name__}): the journal holds JSON values "
+                         "(numbers, text, true/false, null, lists, dicts) and numpy numbers or arrays. Store a summary, "
+                         "a file path, or for a DataFrame `df.to_dict('records')`.")
 
 def _json_key(key, where:str)->str:
     "A dict key as JSON text: a string, or an integer written as text; raises TypeError otherwise"
     if isinstance(key, np.generic): key = key.item()
     if isinstance(key, str): return str(key)
     if isinstance(key, numbers.Integral) and not isinstance(key, bool): return str(int(key))
-    raise TypeError(f"Cannot store {where}: its key {key!r} is not text (JSON keys are strings)")
+    raise WrongTypeError(f"Cannot store {where}: its key {key!r} is not text (JSON keys are strings)")
 
 # %% ../nbs/00_lifecycle.ipynb #5a327d48
 JOURNAL_FORMAT = "mlops-kit journal"
@@ -691,7 +692,7 @@ JOURNAL_VERSION = 1
 _RESERVED_KINDS = {"criteria": "project.set_criteria(...)", "decision": "project.decide(...) or project.add_decision(...)"}
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*")
 
-class JournalError(ValueError):
+class JournalError(MlopsKitError):
     "A journal file that cannot be read: not JSON, another format version, or a hand-edit that broke an entry"
     def __init__(self, path, problem:str):
         self.path, self.problem = Path(path), problem
@@ -703,12 +704,12 @@ def _check_entry(entry, position:int, previous_id:int):
     "Check one journal entry; raises ValueError naming entry `position` and the problem"
     what = f"entry {position}"
     _check_fields(entry, {"id": int, "kind": str, "name": str, "timestamp": str, "data": object}, {}, what)
-    if entry["id"] <= previous_id: raise ValueError(f"{what}: its id {entry['id']} is not above the previous id {previous_id}")
+    if entry["id"] <= previous_id: raise MlopsKitError(f"{what}: its id {entry['id']} is not above the previous id {previous_id}")
     _as_timestamp(entry["timestamp"])
     try:
         if entry["kind"] == "criteria": _check_criteria_dict(entry["data"])
         if entry["kind"] == "decision": Decision.from_dict(entry["data"])
-    except (TypeError, ValueError) as error: raise ValueError(f"{what} ({entry['kind']}): {error}") from None
+    except (TypeError, ValueError) as error: raise MlopsKitError(f"{what} ({entry['kind']}): {error}") from None
 
 def _parse_journal(content:bytes, path)->dict:
     "The journal document in `content`, checked; raises JournalError naming `path` and the problem"
@@ -720,11 +721,11 @@ def _parse_journal(content:bytes, path)->dict:
         header = document if not isinstance(document, dict) else {
             name: document[name] for name in ("format", "format_version") if name in document}
         _check_fields(header, {"format": str, "format_version": int}, {}, "the journal")
-        if document["format"] != JOURNAL_FORMAT: raise ValueError(f"its format is {document['format']!r}, not {JOURNAL_FORMAT!r}")
+        if document["format"] != JOURNAL_FORMAT: raise MlopsKitError(f"its format is {document['format']!r}, not {JOURNAL_FORMAT!r}")
         version = document["format_version"]
         if version != JOURNAL_VERSION:
             newer = " (written by a newer mlops-kit: upgrade it)" if version > JOURNAL_VERSION else ""
-            raise ValueError(f"its format version is {version}, this mlops-kit reads version {JOURNAL_VERSION}{newer}")
+            raise MlopsKitError(f"its format version is {version}, this mlops-kit reads version {JOURNAL_VERSION}{newer}")
         _check_fields(document, {"format": str, "format_version": int, "name": str, "created": str, "entries": list}, {},
                       "the journal")
         previous_id = 0
@@ -818,13 +819,13 @@ def _check_decision_follows(decision:Decision, # the decision about to be record
                            ):
     "Raise ValueError unless `decision` is taken in the phase the `earlier` decisions left the project in"
     if earlier and earlier[-1].verdict is Verdict.stop:
-        raise ValueError("The project was stopped: no decision can follow a stop. To begin again, start a new project "
-                         "(a new journal file) that refers to this one")
+        raise MlopsKitError("The project was stopped: no decision can follow a stop. To begin again, start a new project "
+                            "(a new journal file) that refers to this one")
     current = _phase_after(earlier)
     if decision.phase != current:
-        raise ValueError(f"The project is in its {current} phase, so a decision of the {decision.phase} phase is out of "
-                         f"date: gates are passed in order. Decide in the {current} phase, e.g. "
-                         f"project.decide('iterate', return_to='{decision.phase}') to go back")
+        raise MlopsKitError(f"The project is in its {current} phase, so a decision of the {decision.phase} phase is out of "
+                            f"date: gates are passed in order. Decide in the {current} phase, e.g. "
+                            f"project.decide('iterate', return_to='{decision.phase}') to go back")
 
 def _journal_summary(document:dict)->dict:
     "Phase status, entry counts by kind, decisions and current criteria data of a journal `document`"
@@ -854,8 +855,8 @@ class Project:
         try: document = self._journal.read()
         except FileNotFoundError: document = self._journal.create(name or self.path.stem, exist_ok=True)
         if name is not None and document["name"] != name:
-            raise ValueError(f"The journal '{path}' belongs to project {document['name']!r}, not {name!r}: "
-                             "open it without a name, or use another file")
+            raise MlopsKitError(f"The journal '{path}' belongs to project {document['name']!r}, not {name!r}: "
+                                "open it without a name, or use another file")
         self.name = document["name"]
 
     @classmethod
@@ -877,12 +878,12 @@ class Project:
                   )->Record:
         "Append a record; raises ValueError for a bad or reserved `kind`, TypeError if `data` cannot be stored"
         if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
-            raise ValueError(f"A record kind is a lowercase word like 'checklist' or 'model_version', got {kind!r}")
-        if kind in _RESERVED_KINDS: raise ValueError(f"Records of kind {kind!r} are written by {_RESERVED_KINDS[kind]}")
+            raise MlopsKitError(f"A record kind is a lowercase word like 'checklist' or 'model_version', got {kind!r}")
+        if kind in _RESERVED_KINDS: raise MlopsKitError(f"Records of kind {kind!r} are written by {_RESERVED_KINDS[kind]}")
         return self._append(kind, name, _json_safe(data, "data"))
 
     def _append(self, kind:str, name:str, data)->Record:
-        if not isinstance(name, str) or not name: raise ValueError(f"A record name is non-empty text, got {name!r}")
+        if not isinstance(name, str) or not name: raise MlopsKitError(f"A record name is non-empty text, got {name!r}")
         return Record._from_entry(self._journal.append(kind, name, data))
 
     def records(self, kind:str|None=None, name:str|None=None, as_frame:bool=False)->list[Record]|pd.DataFrame:
@@ -900,7 +901,7 @@ class Project:
 
     def set_criteria(self, criteria:Criteria)->Criteria:
         "Make `criteria` current, appending a new version unless they equal the current ones"
-        if not isinstance(criteria, Criteria): raise TypeError(f"set_criteria takes a Criteria, got {criteria!r}")
+        if not isinstance(criteria, Criteria): raise WrongTypeError(f"set_criteria takes a Criteria, got {criteria!r}")
         if criteria != self.criteria: self._append("criteria", "criteria", criteria.to_dict())
         return criteria
 
@@ -917,7 +918,7 @@ class Project:
 
     def add_decision(self, decision:Decision)->Decision:
         "Append `decision`; raises ValueError if the project is in another phase or was stopped"
-        if not isinstance(decision, Decision): raise TypeError(f"add_decision takes a Decision, got {decision!r}")
+        if not isinstance(decision, Decision): raise WrongTypeError(f"add_decision takes a Decision, got {decision!r}")
         _check_decision_follows(decision, self.decisions)
         self._append("decision", str(decision.phase), decision.to_dict())
         return decision

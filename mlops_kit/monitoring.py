@@ -16,6 +16,7 @@ import pandas as pd
 
 from .data import _holds_only_booleans
 from .lifecycle import _did_you_mean
+from .errors import MlopsKitError
 
 # %% ../nbs/06_monitoring.ipynb #mon-004
 __all__ = ['DRIFT_METHODS', 'DriftError', 'ColumnDrift', 'DriftReport', 'drift_type', 'column_drift', 'drift_report',
@@ -36,7 +37,7 @@ def _is_p_value(method:str)->bool:
     "Whether `method`'s score is a p-value (small means drift) rather than a distance (large means drift)"
     return DRIFT_METHODS[method]["score"] == "p-value"
 
-class DriftError(ValueError):
+class DriftError(MlopsKitError):
     "Bad input to monitoring (frames, columns, methods, thresholds, windows, retraining data); the message says what to fix"
 
 # %% ../nbs/06_monitoring.ipynb #mon-009

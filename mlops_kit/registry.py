@@ -16,6 +16,7 @@ from filelock import FileLock
 
 from .data import Dataset, Schema, data_fingerprint, infer_schema
 from .lifecycle import Criteria, Project
+from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'REFERENCE_ROWS', 'CARD_FORMAT', 'BUNDLE_FILES', 'ALIASES_FORMAT', 'RegistryError',
@@ -24,7 +25,7 @@ __all__ = ['TRUSTED_TYPES', 'REFERENCE_ROWS', 'CARD_FORMAT', 'BUNDLE_FILES', 'AL
            'criteria_results', 'card_markdown', 'ModelBundle', 'ModelVersion', 'ModelRegistry']
 
 # %% ../nbs/04_registry.ipynb #reg-errors
-class RegistryError(ValueError):
+class RegistryError(MlopsKitError):
     "A model file or registry entry that cannot be used; the message names the file or version and the problem"
 
 class UntrustedTypesError(RegistryError):
@@ -136,8 +137,8 @@ def _encode_value(value, column):
     if isinstance(value, float) and math.isinf(value): return "inf" if value > 0 else "-inf"
     if isinstance(value, (pd.Timestamp, pd.Timedelta)): return value.isoformat()
     if isinstance(value, (bool, int, float, str)): return value
-    raise TypeError(f"Column {column!r} holds {value!r} ({type(value).__name__}): a reference sample stores numbers, "
-                    "text, true/false and dates; convert the column first")
+    raise WrongTypeError(f"Column {column!r} holds {value!r} ({type(value).__name__}): a reference sample stores numbers, "
+                         "text, true/false and dates; convert the column first")
 
 def _encode_column(values:pd.Series)->dict:
     "A column as {'dtype', 'values'}; categoricals as codes plus their categories"
@@ -168,8 +169,8 @@ def frame_from_json(data:dict)->pd.DataFrame:
         columns = {spec["name"]: _decode_column(spec) for spec in data["columns"]}
         frame = pd.DataFrame(columns, index=pd.RangeIndex(data["rows"]))
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"Not a frame written by frame_to_json: {type(error).__name__} {error}") from None
-    if len(columns) != len(data["columns"]): raise ValueError("Not a frame written by frame_to_json: repeated column names")
+        raise MlopsKitError(f"Not a frame written by frame_to_json: {type(error).__name__} {error}") from None
+    if len(columns) != len(data["columns"]): raise MlopsKitError("Not a frame written by frame_to_json: repeated column names")
     return frame
 
 # %% ../nbs/04_registry.ipynb #reg-card
@@ -239,7 +240,7 @@ class ModelBundle:
     def _features_of(self, frame:pd.DataFrame)->pd.DataFrame:
         "The feature columns of `frame`; raises ValueError naming the missing ones"
         missing = [name for name in self.features if name not in frame.columns]
-        if missing: raise ValueError(f"The frame lacks the model's feature column(s) {missing}; it needs {self.features}")
+        if missing: raise MlopsKitError(f"The frame lacks the model's feature column(s) {missing}; it needs {self.features}")
         return frame[self.features]
 
     def validate(self, frame:pd.DataFrame)->pd.DataFrame:
@@ -348,9 +349,9 @@ def _training_parts(training_data, target:str|None)->tuple[pd.DataFrame, pd.Data
     if isinstance(training_data, Dataset):
         return training_data.X, training_data.frame[[*training_data.features, training_data.target]], training_data.target
     if not isinstance(training_data, pd.DataFrame):
-        raise TypeError(f"training_data must be a DataFrame or a Dataset, got {type(training_data).__name__}")
+        raise WrongTypeError(f"training_data must be a DataFrame or a Dataset, got {type(training_data).__name__}")
     if target is not None and target not in training_data.columns:
-        raise ValueError(f"The target {target!r} is not a column of training_data; columns: {list(training_data.columns)}")
+        raise MlopsKitError(f"The target {target!r} is not a column of training_data; columns: {list(training_data.columns)}")
     features = training_data.drop(columns=[target]) if target is not None else training_data
     return features, training_data, target
 
@@ -359,19 +360,19 @@ def _check_pipeline(pipeline, features:pd.DataFrame):
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
     try: check_is_fitted(pipeline)
-    except (NotFittedError, TypeError) as error: raise ValueError(f"Register a fitted pipeline: {error}") from None
+    except (NotFittedError, TypeError) as error: raise MlopsKitError(f"Register a fitted pipeline: {error}") from None
     try: pipeline.predict_proba(features.head(5))
     except Exception as error:
-        raise ValueError(f"The pipeline cannot predict_proba its own training features ({type(error).__name__}: "
-                         f"{error}): pass the data it was trained on, without extra columns (or give `target=`)") from None
+        raise MlopsKitError(f"The pipeline cannot predict_proba its own training features ({type(error).__name__}: "
+                            f"{error}): pass the data it was trained on, without extra columns (or give `target=`)") from None
 
 def _check_metrics(metrics)->dict:
     "`metrics` as name -> float; raises TypeError naming a value that is not a number"
-    if not isinstance(metrics, dict): raise TypeError(f"metrics must be a dict metric -> measured value, got {metrics!r}")
+    if not isinstance(metrics, dict): raise WrongTypeError(f"metrics must be a dict metric -> measured value, got {metrics!r}")
     checked = {}
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
-            raise TypeError(f"The measured value of metric {name!r} must be a finite number, got {value!r}")
+            raise WrongTypeError(f"The measured value of metric {name!r} must be a finite number, got {value!r}")
         checked[str(name)] = float(value)
     return checked
 
@@ -402,7 +403,7 @@ def _check_threshold(threshold)->float|None:
     "`threshold` as a float strictly between 0 and 1, or None; raises ValueError"
     if threshold is None: return None
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold < 1:
-        raise ValueError(f"threshold must be a probability strictly between 0 and 1 (or None for the pipeline's own predict), got {threshold!r}")
+        raise MlopsKitError(f"threshold must be a probability strictly between 0 and 1 (or None for the pipeline's own predict), got {threshold!r}")
     return float(threshold)
 
 def _card_summary(card:dict)->dict:
@@ -492,7 +493,7 @@ class ModelRegistry:
                  trusted_extra=(), # types outside `TRUSTED_TYPES` that the pipeline needs, trusted on purpose
                 )->ModelVersion:
         "Save a new version of `name`; raises TypeError/ValueError for bad input, UntrustedTypesError (nothing is written)"
-        if not isinstance(criteria, Criteria): raise TypeError(f"criteria must be a Criteria, got {type(criteria).__name__}")
+        if not isinstance(criteria, Criteria): raise WrongTypeError(f"criteria must be a Criteria, got {type(criteria).__name__}")
         folder = self._model_folder(name)
         features, training, target = _training_parts(training_data, target)
         _check_pipeline(pipeline, features)
@@ -548,8 +549,8 @@ class ModelRegistry:
 
     def promote(self, name:str, version:int, alias:str="champion", reason:str="")->dict:
         "Point `alias` at `version` if it meets its criteria; raises PromotionError naming the failing ones, UnknownVersionError"
-        if not isinstance(version, int) or isinstance(version, bool): raise TypeError(f"Promote a version number, like 3; got {version!r}")
-        if not isinstance(alias, str) or not _NAME_RE.fullmatch(alias): raise ValueError(f"An alias is a word like 'champion', got {alias!r}")
+        if not isinstance(version, int) or isinstance(version, bool): raise WrongTypeError(f"Promote a version number, like 3; got {version!r}")
+        if not isinstance(alias, str) or not _NAME_RE.fullmatch(alias): raise MlopsKitError(f"An alias is a word like 'champion', got {alias!r}")
         with self._lock(name):
             handle = self.version(name, version)
             _verify_files(handle.path, handle.card, f"Model {name!r} v{version}")
@@ -583,7 +584,7 @@ class ModelRegistry:
 
     def _model_folder(self, name:str)->Path:
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-            raise ValueError(f"A model name is a word of letters, digits, '_', '.' or '-', like 'churn'; got {name!r}")
+            raise MlopsKitError(f"A model name is a word of letters, digits, '_', '.' or '-', like 'churn'; got {name!r}")
         return self.folder / name
 
     def _lock(self, name:str)->FileLock:
@@ -601,7 +602,7 @@ class ModelRegistry:
         "The version number meant by `version` or `alias` (latest if both are None); raises UnknownVersionError"
         numbers = self._numbers(name)
         if not numbers: raise UnknownVersionError(f"No model {name!r} in '{self.folder}': register one first (models: {self.names() or 'none'})")
-        if version is not None and alias is not None: raise ValueError("Give a version or an alias, not both")
+        if version is not None and alias is not None: raise MlopsKitError("Give a version or an alias, not both")
         if alias is not None:
             current = _current_aliases(_read_aliases(self._model_folder(name)))
             if alias not in current:

@@ -16,13 +16,14 @@ import pandas as pd
 
 from .data import Schema
 from .lifecycle import _did_you_mean
+from .errors import MlopsKitError, WrongTypeError
 
 # %% ../nbs/05_serving.ipynb #srv-004
 __all__ = ['ServingError', 'PredictionLog', 'ServiceSettings', 'create_app', 'BackgroundServer', 'ServiceClient', 'ServiceError',
            'serve', 'DEFAULT_LOG', 'PROTOCOL_OUTPUTS']
 
 # %% ../nbs/05_serving.ipynb #srv-009
-class ServingError(ValueError):
+class ServingError(MlopsKitError):
     "Bad input to the serving API (log URL, settings, a window, feedback); the message says what to fix"
 
 DEFAULT_LOG = "predictions.db"
@@ -552,12 +553,12 @@ def _text_to_kind(value, kind:str, where:str):
     if value is None or not isinstance(value, str): return value
     try:
         if kind == "boolean":
-            if value.lower() not in ("true", "false", "1", "0"): raise ValueError(value)
+            if value.lower() not in ("true", "false", "1", "0"): raise MlopsKitError(value)
             return value.lower() in ("true", "1")
         if kind == "integer": return int(value)
         if kind == "numeric":
             number = float(value)
-            if not math.isfinite(number): raise ValueError(value)
+            if not math.isfinite(number): raise MlopsKitError(value)
             return number
     except ValueError: raise _ProtocolError(f"{where}: {value[:40]!r} is not a finite {kind} value") from None
     return value
@@ -1139,7 +1140,7 @@ class BackgroundServer:
     def __repr__(self): return f"BackgroundServer({self.url}, {'running' if self._thread else 'stopped'})"
 
 # %% ../nbs/05_serving.ipynb #srv-062
-class ServiceError(RuntimeError):
+class ServiceError(MlopsKitError, RuntimeError):
     "An error answer of the service: `status` and the server's `message`"
     def __init__(self, status:int, message:str):
         self.status, self.message = status, message
@@ -1197,10 +1198,10 @@ class ServiceClient:
         features = [spec["name"] for spec in metadata["inputs"]]
         if isinstance(data, pd.DataFrame):
             missing = [name for name in features if name not in data.columns]
-            if missing: raise ValueError(f"The frame lacks the model's feature column(s) {missing}; it needs {features}")
+            if missing: raise MlopsKitError(f"The frame lacks the model's feature column(s) {missing}; it needs {features}")
             records = _records_of(data[features])
         elif isinstance(data, list): records = data
-        else: raise TypeError(f"predict takes a DataFrame or a list of records (dicts), got {type(data).__name__}")
+        else: raise WrongTypeError(f"predict takes a DataFrame or a list of records (dicts), got {type(data).__name__}")
         size, parts = metadata["parameters"]["max_batch_rows"], []
         for start in range(0, max(len(records), 1), size):
             answer = self._call("POST", "/predict", json={"records": records[start:start + size]}).json()
@@ -1219,7 +1220,7 @@ class ServiceClient:
                 )->int:
         "Send true labels for earlier predictions; the number saved"
         if isinstance(labels, pd.Series): labels = labels.to_dict()
-        if not isinstance(labels, dict): raise TypeError(f"feedback takes a dict or Series (prediction id -> label), got {type(labels).__name__}")
+        if not isinstance(labels, dict): raise WrongTypeError(f"feedback takes a dict or Series (prediction id -> label), got {type(labels).__name__}")
         items = [dict(id=key, label=value.item() if isinstance(value, np.generic) else value) for key, value in labels.items()]
         size, received = self.metadata()["parameters"]["max_batch_rows"], 0
         for start in range(0, len(items), size):

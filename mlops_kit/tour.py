@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from .errors import MlopsKitError
 
 # %% ../nbs/10_tour.ipynb #tour-004
 __all__ = ['TourResult', 'tour_criteria', 'run_tour']
@@ -143,7 +144,7 @@ def run_tour(output="mlops-kit-tour", # the folder to write the project, models,
     from mlops_kit.lifecycle import Project
     from mlops_kit.registry import ModelRegistry
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials must be at least 1, got {n_trials!r}")  # checked before anything is written
+        raise MlopsKitError(f"n_trials must be at least 1, got {n_trials!r}")  # checked before anything is written
     folder = Path(output)
     if (folder / "churn.journal.json").exists():
         raise FileExistsError(f"'{folder}' already holds a tour (churn.journal.json): choose another --output, or remove it")
