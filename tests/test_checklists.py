@@ -486,7 +486,8 @@ def test_assessment_mistakes_are_clear_errors(case_study, criteria):
         assess_added_value(case_study, train_end="2024-09-01", test_end="2024-03-01")
     with pytest.raises(ValueError, match="have no business cost metric"): assess_added_value(case_study, criteria=Criteria("recall >= 0.8"))
     with pytest.raises(TypeError, match="must be a mlops_kit.data.Dataset"): assess_added_value(case_study.frame)
-    with pytest.raises(ValueError, match="no rows between"): assess_added_value(case_study, train_end="2020-01-01", test_end="2021-01-01")
+    with pytest.raises(ValueError, match="No rows before train_end \\(2020-01-01\\) to train on"):
+        assess_added_value(case_study, train_end="2020-01-01", test_end="2021-01-01")
     with pytest.warns(UserWarning, match="reaches planted problems"):
         assess_added_value(case_study, test_end="2024-10-01", resamples=50)
 
