@@ -754,13 +754,17 @@ def _best_threshold(y_true:np.ndarray, scores:np.ndarray, metric:Metric)->float:
     return float(thresholds[int(np.argmin(costs))])
 
 # %% ../nbs/02_checklists.ipynb #chk-value-checks
+_ISO_DATE = re.compile(r"\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?", re.ASCII)
+
 def _as_date(value, what:str, times:pd.Series)->pd.Timestamp:
     "`value` (text like '2024-07-01', a datetime or a Timestamp) as a Timestamp comparable with `times`; raises the kit's error naming `what`"
     if isinstance(value, bool) or not isinstance(value, (str, date, np.datetime64)):
         raise WrongTypeError(f"{what} must be a date such as '2024-07-01' (text, a datetime or a pandas Timestamp), got {value!r}")
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value.strip()):  # '04/02/2024': April or February?
+        raise MlopsKitError(f"{what} {value!r} is not a date written 'YYYY-MM-DD' (e.g. '2024-07-01'), the one form that cannot be misread")
     try: parsed = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError): parsed = pd.NaT
-    if pd.isna(parsed): raise MlopsKitError(f"{what} {value!r} is not a date the kit can read: write it as 'YYYY-MM-DD', e.g. '2024-07-01'")
+    if pd.isna(parsed): raise MlopsKitError(f"{what} {value!r} is not a date on the calendar from 1677 to 2262: write it as 'YYYY-MM-DD', e.g. '2024-07-01'")
     if (parsed.tz is None) != (times.dt.tz is None):
         column = f"the time column {times.name!r} " + (f"is in {times.dt.tz}" if times.dt.tz is not None else "has no time zone")
         raise MlopsKitError(f"{what} {value!r} {'has no' if parsed.tz is None else 'has a'} time zone but {column}: give the date the same way")
@@ -780,9 +784,9 @@ def _check_classes(labels:pd.Series, period:str, target:str):
     "Raises the kit's error unless `labels` hold only 0 and 1, and both of them"
     values = sorted(map(str, pd.unique(labels)))
     if labels.isna().any() or not set(pd.unique(labels)) <= {0, 1}:
-        raise MlopsKitError(f"The target {target!r} must hold 0 and 1 (or False and True); the {period} rows hold {', '.join(values[:5])}")
+        raise MlopsKitError(f"The target {target!r} must hold 0 and 1 (or False and True); the {period} hold {', '.join(values[:5])}")
     if len(values) < 2:
-        raise MlopsKitError(f"The {period} rows ({len(labels):,}) all have {target!r} = {values[0]}: comparing approaches needs "
+        raise MlopsKitError(f"The {len(labels):,} {period} all have {target!r} = {values[0]}: comparing approaches needs "
                             "cases of both classes; choose dates whose period holds both")
 
 def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
@@ -795,8 +799,8 @@ def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
     if not ((times >= start) & (times < end)).any():
         raise MlopsKitError(f"No rows from train_end ({train_end}) to test_end ({test_end}) to test on: {span}; choose dates inside it")
     train, test = dataset.between(end=start), dataset.between(start, end)
-    _check_classes(train.y, f"training (before {train_end})", dataset.target)
-    _check_classes(test.y, f"test ({train_end} to {test_end})", dataset.target)
+    _check_classes(train.y, f"training rows, before train_end {train_end},", dataset.target)
+    _check_classes(test.y, f"test rows, from train_end {train_end} to test_end {test_end},", dataset.target)
     overlap = dataset.ground_truth.clean_until
     if overlap is not None and end > overlap:
         warnings.warn(f"The test period reaches planted problems (from {overlap:%Y-%m-%d}): the comparison then measures them too")

@@ -673,7 +673,9 @@ class NeverFitted:
 
 
 @pytest.mark.parametrize("arguments, error, message", [
-    (dict(train_end="soon"), MlopsKitError, "train_end 'soon' is not a date the kit can read"),
+    (dict(train_end="soon"), MlopsKitError, "train_end 'soon' is not a date written 'YYYY-MM-DD'"),
+    (dict(train_end="07/01/2024"), MlopsKitError, "train_end '07/01/2024' is not a date written 'YYYY-MM-DD'"),
+    (dict(test_end="2024-02-30"), MlopsKitError, "test_end '2024-02-30' is not a date on the calendar"),
     (dict(test_end="2024-13-45"), MlopsKitError, "test_end '2024-13-45' is not a date"),
     (dict(train_end=None), WrongTypeError, "train_end must be a date such as '2024-07-01'"),
     (dict(test_end=20240901), WrongTypeError, "test_end must be a date"),
@@ -722,9 +724,9 @@ def with_labels(dataset, labels):
 
 
 @pytest.mark.parametrize("labels, message", [
-    (lambda frame: frame.churned.where(frame.month < "2024-07-01", 0), "The test (2024-07-01 to 2024-09-01) rows (3,000) all have 'churned' = 0"),
-    (lambda frame: frame.churned.where(frame.month >= "2024-07-01", 1), "The training (before 2024-07-01) rows (9,000) all have 'churned' = 1"),
-    (lambda frame: frame.churned.map({0: "stays", 1: "churns"}), "must hold 0 and 1 (or False and True); the training (before 2024-07-01) rows hold churns, stays"),
+    (lambda frame: frame.churned.where(frame.month < "2024-07-01", 0), "The 3,000 test rows, from train_end 2024-07-01 to test_end 2024-09-01, all have 'churned' = 0"),
+    (lambda frame: frame.churned.where(frame.month >= "2024-07-01", 1), "The 9,000 training rows, before train_end 2024-07-01, all have 'churned' = 1"),
+    (lambda frame: frame.churned.map({0: "stays", 1: "churns"}), "must hold 0 and 1 (or False and True); the training rows, before train_end 2024-07-01, hold churns, stays"),
     (lambda frame: frame.churned.where(frame.index % 7 > 0, np.nan), "must hold 0 and 1"),
 ])
 def test_periods_without_both_classes_are_refused_before_any_fit(case_study, labels, message):
