@@ -5,10 +5,10 @@
 # %% ../nbs/02_checklists.ipynb #chk-imports
 from __future__ import annotations
 
-import html, math, numbers, re, warnings
-from collections.abc import Mapping
+import html, math, numbers, os, re, stat, warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -322,9 +322,15 @@ def _replay(record, # a journal `Record` of kind 'checklist'
         raise MlopsKitError(f"{where} cannot be read back: {error}. The journal was left unchanged") from None
 
 # %% ../nbs/02_checklists.ipynb #chk-checklist
+def _is_collection(value)->bool:
+    "Whether `value` is a list-like collection: iterable, but not text, bytes or a dict"
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
 def _check_items(items)->tuple:
-    "`items` as a tuple of `ChecklistItem`s with unique ids; raises TypeError or ValueError otherwise"
-    items = (items,) if isinstance(items, ChecklistItem) else tuple(items)
+    "`items` as a tuple of `ChecklistItem`s with unique ids; raises WrongTypeError or MlopsKitError otherwise"
+    if isinstance(items, ChecklistItem): items = (items,)
+    if not _is_collection(items): raise WrongTypeError(f"A checklist's items are a list of ChecklistItem objects, e.g. DESIGN_ITEMS; got {items!r}")
+    items = tuple(items)
     if not items: raise MlopsKitError("A checklist needs at least one ChecklistItem")
     wrong = [item for item in items if not isinstance(item, ChecklistItem)]
     if wrong: raise WrongTypeError(f"A checklist holds ChecklistItem objects, got {wrong[0]!r}")
@@ -337,6 +343,11 @@ def _check_project(project)->Project|None:
     "`project` if it is a `Project` or None; raises TypeError otherwise"
     if project is None or isinstance(project, Project): return project
     raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project, e.g. Project('churn.journal.json'), got {project!r}")
+
+def _check_flag(value, what:str)->bool:
+    "`value` if it is True or False; raises WrongTypeError naming `what` otherwise (the text 'no' would count as True)"
+    if isinstance(value, (bool, np.bool_)): return bool(value)
+    raise WrongTypeError(f"{what} must be True or False, got {value!r}")
 
 _TABLE_COLUMNS = ["id", "section", "text", "source", "required", "status", "notes", "evidence", "reason"]
 
@@ -351,10 +362,11 @@ class Checklist:
                  allow_not_applicable:bool=True, # whether items may be marked not applicable, with a reason
                  project:Project|None=None, # the journal that saves and restores the answers
                 ):
-        "Raises ValueError for an empty name, no items, a repeated id or an unknown phase; ValueError if a saved answer is unreadable"
+        "Raises MlopsKitError for an empty name, no items, a repeated id, an unknown phase or an unreadable saved answer"
         if not isinstance(name, str) or not name.strip(): raise MlopsKitError(f"A checklist's name is non-empty text, got {name!r}")
         self.name, self.items, self.phase = name, _check_items(items), None if phase is None else Phase(phase)
-        self.allow_not_applicable, self.project = bool(allow_not_applicable), _check_project(project)
+        self.allow_not_applicable = _check_flag(allow_not_applicable, "allow_not_applicable")
+        self.project = _check_project(project)
         self._by_id = {item.id: item for item in self.items}
         self._answers = self._saved_answers()
 
@@ -536,11 +548,21 @@ class GateRefused(MlopsKitError):
 def _same_journal(first:Project, second:Project)->bool:
     return Path(first.path).resolve() == Path(second.path).resolve()
 
+def _as_checklists(value, what:str, phase="design")->list[Checklist]:
+    "`value` (None, one Checklist, or a list of them) as a list; raises WrongTypeError naming `what` otherwise"
+    if value is None: return []
+    if isinstance(value, Checklist): return [value]
+    example = f"e.g. phase_checklist('{phase}', project)"
+    if not _is_collection(value): raise WrongTypeError(f"{what} must be a Checklist or a list of them ({example}), got {value!r}")
+    checklists = list(value)
+    wrong = [each for each in checklists if not isinstance(each, Checklist)]
+    if wrong: raise WrongTypeError(f"{what} must hold Checklist objects ({example}), got {wrong[0]!r}")
+    return checklists
+
 def _gate_checklists(project:Project, phase:Phase, checklist)->list[Checklist]:
     "`checklist` (None, one, or several) as a list, each refreshed from the journal; raises for a wrong phase or journal"
-    checklists = [] if checklist is None else [checklist] if isinstance(checklist, Checklist) else list(checklist)
+    checklists = _as_checklists(checklist, "checklist", phase)
     for each in checklists:
-        if not isinstance(each, Checklist): raise WrongTypeError(f"checklist must be a Checklist (e.g. phase_checklist('{phase}', project)), got {each!r}")
         if each.phase is not None and each.phase != phase:
             raise MlopsKitError(f"Checklist {each.name!r} is for the {each.phase} phase, but this gate is for {phase}: "
                                 f"pass phase_checklist('{phase}', project)")
@@ -559,8 +581,29 @@ def _measurable_criteria(criteria:Criteria, measured, phase:Phase)->tuple[Criter
     waiting = _not_measurable_yet(criteria, measured, phase)
     return criteria.select([criterion.metric for criterion in criteria if criterion not in waiting]), waiting
 
+def _check_criteria(criteria)->Criteria|None:
+    "`criteria` if it is a `Criteria` object or None; raises WrongTypeError otherwise"
+    if criteria is None or isinstance(criteria, Criteria): return criteria
+    raise WrongTypeError(f"criteria must be a Criteria object, e.g. Criteria('recall >= 0.8'), got {criteria!r}")
+
+def _check_finite(measured:Mapping, criteria:Criteria):
+    "Raises MlopsKitError if a criterion's measured value is NaN or infinite: a decision rests on numbers"
+    for criterion in criteria:
+        value = measured[criterion.metric]
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+            raise MlopsKitError(f"The measured value of {criterion.metric!r} is {value}, not a number a decision can rest on "
+                                "(NaN often comes from an empty sample or a division by zero): measure it again")
+
+def _evaluated_criteria(criteria:Criteria, measured, phase:Phase)->tuple[pd.DataFrame, list]:
+    "The criteria `phase` can measure, checked against `measured`, and the ones waiting for deployment"
+    measurable, waiting = _measurable_criteria(criteria, measured, phase)
+    evaluation = measurable.evaluate(measured)  # refuses a missing or non-number value, naming it
+    _check_finite(measured, measurable)
+    return evaluation, waiting
+
 def _gate_evaluation(project:Project, criteria:Criteria|None, measured:dict|None, phase:Phase)->tuple[pd.DataFrame|None, list]:
     "The criteria checked against `measured` (the project's criteria if none given), and the ones waiting for deployment"
+    criteria = _check_criteria(criteria)
     if measured is None:
         if criteria is not None:
             raise MlopsKitError("criteria were given without `measured` values: pass measured={metric: value, ...}, or leave out criteria")
@@ -568,9 +611,7 @@ def _gate_evaluation(project:Project, criteria:Criteria|None, measured:dict|None
     criteria = criteria if criteria is not None else project.criteria
     if criteria is None: raise MlopsKitError("measured values were given but there are no criteria to check them against: "
                                              "pass criteria=, or project.set_criteria(...) first")
-    if not isinstance(criteria, Criteria): raise WrongTypeError(f"criteria must be a Criteria object, got {criteria!r}")
-    measurable, waiting = _measurable_criteria(criteria, measured, phase)
-    return measurable.evaluate(measured), waiting
+    return _evaluated_criteria(criteria, measured, phase)
 
 # %% ../nbs/02_checklists.ipynb #chk-gate-messages
 def _refusal_message(phase:Phase, open_items:list, failed:pd.DataFrame|None)->str:
@@ -639,18 +680,40 @@ def churn_rule(frame:pd.DataFrame, # case-study rows
     # raises KeyError if `frame` lacks contract_type, support_calls or inactive_days: pass your own `rule` for other data
     return ((frame["contract_type"] == "month-to-month") | (frame["support_calls"] >= 3) | (frame["inactive_days"] >= 20)).to_numpy()
 
+_MAX_SEED = 2**32 - 1  # the largest seed numpy's and scikit-learn's generators take
+
+def _check_seed(seed, what:str="seed")->int:
+    "`seed` as an int if it is a whole number from 0 to 2**32 - 1; raises the kit's error naming `what` otherwise"
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise WrongTypeError(f"{what} must be a whole number from 0 to {_MAX_SEED}, got {seed!r}")
+    if not 0 <= seed <= _MAX_SEED: raise MlopsKitError(f"{what} must be a whole number from 0 to {_MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+def _column_names(names, what:str)->list[str]:
+    "`names` (one column name, or a list of them) as a list of text; raises WrongTypeError naming `what` otherwise"
+    names = [names] if isinstance(names, str) else names
+    if not _is_collection(names): raise WrongTypeError(f"{what} must be a list of column names, e.g. ['plan'], got {names!r}")
+    names = list(names)
+    wrong = [name for name in names if not isinstance(name, str)]
+    if wrong: raise WrongTypeError(f"{what} must hold column names (text), got {wrong[0]!r}")
+    return names
+
 def simple_model(categorical:list, # categorical feature names: imputed with the most frequent value, one-hot encoded
                  numerical:list, # numerical feature names: imputed with the median, scaled
-                 seed:int=0):
+                 seed:int=0, # the logistic regression's random state, 0 to 2**32 - 1
+                ):
     "An unfitted scikit-learn pipeline: imputation, one-hot encoding and scaling, then logistic regression"
+    categorical, numerical = _column_names(categorical, "categorical"), _column_names(numerical, "numerical")
+    if not categorical and not numerical: raise MlopsKitError("simple_model needs at least one feature: categorical and numerical are both empty")
+    seed = _check_seed(seed)
     from sklearn.compose import make_column_transformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
     columns = make_column_transformer(
-        (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), list(numerical)),
-        (make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), list(categorical)))
+        (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numerical),
+        (make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), categorical))
     return make_pipeline(columns, LogisticRegression(max_iter=1000, random_state=seed))
 
 # %% ../nbs/02_checklists.ipynb #chk-value-helpers
@@ -664,25 +727,22 @@ def _cost_metric(dataset:Dataset, criteria:Criteria|None)->Metric:
                             "cost_metric('cost_per_1000', false_positive_cost=50, false_negative_cost=500), "
                             "or pass criteria=None to use the dataset's costs")
     costs = dataset.costs or {}
-    if not {"false_positive", "false_negative"} <= set(costs):
+    if not isinstance(costs, Mapping) or not {"false_positive", "false_negative"} <= set(costs):
         raise MlopsKitError(f"Dataset {dataset.name!r} has no costs: pass criteria with a cost_metric, or give the Dataset "
                             "costs={'false_positive': ..., 'false_negative': ...}")
-    return cost_metric("cost_per_1000", costs["false_positive"], costs["false_negative"])
-
-def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
-    "The rows before `train_end`, and those from `train_end` to `test_end`; raises ValueError if either is empty or out of order"
-    if dataset.time_column is None:
-        raise MlopsKitError(f"Dataset {dataset.name!r} has no time column: the assessment trains on earlier rows and tests on later ones")
-    if pd.Timestamp(train_end) >= pd.Timestamp(test_end): raise MlopsKitError(f"train_end ({train_end}) must come before test_end ({test_end})")
-    overlap = dataset.ground_truth.clean_until
-    if overlap is not None and pd.Timestamp(test_end) > overlap:
-        warnings.warn(f"The test period reaches planted problems (from {overlap:%Y-%m-%d}): the comparison then measures them too")
-    return dataset.between(end=train_end), dataset.between(train_end, test_end)
+    try: return cost_metric("cost_per_1000", costs["false_positive"], costs["false_negative"])
+    except MlopsKitError as error:  # the same error, saying where the bad cost comes from
+        raise type(error)(f"Dataset {dataset.name!r} has costs {dict(costs)!r}: {error}") from None
 
 def _model_features(train:Dataset, exclude)->tuple[list, list]:
     "The features a model may use: those of `train` without `exclude` and the ones the leakage screen flags; and the ones dropped"
-    excluded = [exclude] if isinstance(exclude, str) else list(exclude)
+    excluded = _column_names(exclude, "exclude")
+    unknown = [name for name in excluded if name not in train.features]
+    if unknown:
+        raise MlopsKitError(f"exclude names {unknown[0]!r}, which is not a feature of {train.name!r}."
+                            f"{_did_you_mean(unknown[0], train.features)} Its features are {_quoted(train.features)}")
     candidates = [name for name in train.features if name not in excluded]
+    if not candidates: raise MlopsKitError(f"exclude leaves the model no feature: the features are {_quoted(train.features)}")
     leaking = screen_leakage(train.frame, train.target, candidates).feature.tolist()
     dropped = [name for name in train.features if name in excluded or name in leaking]
     return [name for name in train.features if name not in dropped], dropped
@@ -692,6 +752,100 @@ def _best_threshold(y_true:np.ndarray, scores:np.ndarray, metric:Metric)->float:
     thresholds = np.linspace(0, 1, 201)
     costs = [metric(y_true, (scores >= threshold).astype(int)) for threshold in thresholds]
     return float(thresholds[int(np.argmin(costs))])
+
+# %% ../nbs/02_checklists.ipynb #chk-value-checks
+_ISO_DATE = re.compile(r"\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?", re.ASCII)
+
+def _as_date(value, what:str, times:pd.Series)->pd.Timestamp:
+    "`value` (text like '2024-07-01', a datetime or a Timestamp) as a Timestamp comparable with `times`; raises the kit's error naming `what`"
+    if isinstance(value, bool) or not isinstance(value, (str, date, np.datetime64)):
+        raise WrongTypeError(f"{what} must be a date such as '2024-07-01' (text, a datetime or a pandas Timestamp), got {value!r}")
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value.strip()):  # '04/02/2024': April or February?
+        raise MlopsKitError(f"{what} {value!r} is not a date written 'YYYY-MM-DD' (e.g. '2024-07-01'), the one form that cannot be misread")
+    try: parsed = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError): parsed = pd.NaT
+    if pd.isna(parsed): raise MlopsKitError(f"{what} {value!r} is not a date on the calendar from 1677 to 2262: write it as 'YYYY-MM-DD', e.g. '2024-07-01'")
+    if (parsed.tz is None) != (times.dt.tz is None):
+        column = f"the time column {times.name!r} " + (f"is in {times.dt.tz}" if times.dt.tz is not None else "has no time zone")
+        raise MlopsKitError(f"{what} {value!r} {'has no' if parsed.tz is None else 'has a'} time zone but {column}: give the date the same way")
+    return parsed
+
+def _time_column(dataset:Dataset)->pd.Series:
+    "The dataset's time column; raises the kit's error if there is none or it does not hold dates"
+    if dataset.time_column is None:
+        raise MlopsKitError(f"Dataset {dataset.name!r} has no time column: the assessment trains on earlier rows and tests on later ones")
+    times = dataset.frame[dataset.time_column]
+    if not pd.api.types.is_datetime64_any_dtype(times) or times.isna().all():
+        raise MlopsKitError(f"The time column {dataset.time_column!r} holds {times.dtype}, not dates: convert it first, "
+                            f"e.g. frame[{dataset.time_column!r}] = pd.to_datetime(frame[{dataset.time_column!r}])")
+    return times
+
+def _check_classes(labels:pd.Series, period:str, target:str):
+    "Raises the kit's error unless `labels` hold only 0 and 1, and both of them"
+    values = sorted(map(str, pd.unique(labels)))
+    if labels.isna().any() or not set(pd.unique(labels)) <= {0, 1}:
+        raise MlopsKitError(f"The target {target!r} must hold 0 and 1 (or False and True); the {period} hold {', '.join(values[:5])}")
+    if len(values) < 2:
+        raise MlopsKitError(f"The {len(labels):,} {period} all have {target!r} = {values[0]}: comparing approaches needs "
+                            "cases of both classes; choose dates whose period holds both")
+
+def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
+    "The rows before `train_end`, and those from `train_end` to `test_end`; raises the kit's error for a bad date or period"
+    times = _time_column(dataset)
+    start, end = _as_date(train_end, "train_end", times), _as_date(test_end, "test_end", times)
+    if start >= end: raise MlopsKitError(f"train_end ({train_end}) must come before test_end ({test_end})")
+    span = f"the data runs from {times.min():%Y-%m-%d} to {times.max():%Y-%m-%d}"
+    if not (times < start).any(): raise MlopsKitError(f"No rows before train_end ({train_end}) to train on: {span}; choose a later train_end")
+    if not ((times >= start) & (times < end)).any():
+        raise MlopsKitError(f"No rows from train_end ({train_end}) to test_end ({test_end}) to test on: {span}; choose dates inside it")
+    train, test = dataset.between(end=start), dataset.between(start, end)
+    _check_classes(train.y, f"training rows, before train_end {train_end},", dataset.target)
+    _check_classes(test.y, f"test rows, from train_end {train_end} to test_end {test_end},", dataset.target)
+    overlap = dataset.ground_truth.clean_until
+    if overlap is not None and end > overlap:
+        warnings.warn(f"The test period reaches planted problems (from {overlap:%Y-%m-%d}): the comparison then measures them too")
+    return train, test
+
+def _rule_labels(rule, frame:pd.DataFrame)->np.ndarray:
+    "What `rule` flags in `frame`, as 0 and 1; raises the kit's error unless it returns one label per row"
+    name = _description(rule)
+    try: flagged = np.asarray(rule(frame))
+    except KeyError as missing:
+        raise MlopsKitError(f"The rule ({name}) reads the column {missing}, which the data does not have: pass rule= a function of your own columns") from None
+    if flagged.shape != (len(frame),):
+        got = f"one value, {flagged.item()!r}" if flagged.ndim == 0 else f"an array of shape {flagged.shape}"
+        raise MlopsKitError(f"The rule ({name}) must return one label per row ({len(frame):,} rows), got {got}")
+    if flagged.dtype != bool and (flagged.dtype.kind not in "iuf" or not np.isin(flagged, (0, 1)).all()):
+        wrong = flagged[~np.isin(flagged, (0, 1))] if flagged.dtype.kind in "iuf" else flagged
+        examples = ", ".join(map(repr, pd.unique(wrong)[:3].tolist()))
+        raise MlopsKitError(f"The rule ({name}) must return labels, True/False or 1/0 (flag the case or not); it returned {examples}. "
+                            "If it returns scores, threshold them, e.g. scores >= 0.5")
+    return flagged.astype(int)
+
+def _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_saving):
+    "Raises the kit's error for an argument of `assess_added_value` that is of the wrong type or out of range"
+    if not isinstance(dataset, Dataset):
+        raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, e.g. load_case_study(), got {type(dataset).__name__}")
+    _check_criteria(criteria)
+    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one bool per row, got {rule!r}")
+    if model is not None and not all(callable(getattr(model, method, None)) for method in ("fit", "predict_proba")):
+        raise WrongTypeError(f"model must be an unfitted classifier with fit and predict_proba (e.g. simple_model(...)), got {model!r}")
+    _check_seed(seed)
+    whole = not isinstance(resamples, bool) and isinstance(resamples, numbers.Integral)
+    if not whole or resamples < 1:
+        raise (MlopsKitError if whole else WrongTypeError)(f"resamples must be a whole number of at least 1 (1000 is usual), got {resamples!r}")
+    number = not isinstance(min_saving, bool) and isinstance(min_saving, numbers.Real)
+    if not number or not 0 <= min_saving < 1:
+        hint = f" (did you mean {min_saving / 100:g}?)" if number and 1 <= min_saving <= 100 else ""
+        raise (MlopsKitError if number else WrongTypeError)(
+            f"min_saving is a share of the best non-ML cost, from 0 up to 1 (0.01 is 1%), got {min_saving!r}{hint}")
+
+def _fit(model, features:pd.DataFrame, labels:np.ndarray):
+    "Fit `model`; a model that cannot take these features is the kit's error, naming the model"
+    try: model.fit(features, labels)
+    except (TypeError, ValueError) as error:
+        raise MlopsKitError(f"The model {type(model).__name__} could not be fitted on the features {_quoted(features.columns)}: {error}. "
+                            "It must handle their types and missing values itself, as simple_model(categorical, numerical) does") from None
 
 # %% ../nbs/02_checklists.ipynb #chk-value-rows
 def _approach_row(approach:str, description:str, y_true:np.ndarray, flagged:np.ndarray, metric:Metric, criteria:Criteria|None)->dict:
@@ -794,21 +948,19 @@ def assess_added_value(dataset:Dataset, # data with a binary target and a time c
                        resamples:int=1000, # bootstrap resamples of the saving
                        min_saving:float=0.01, # ML must save at least this share of the best non-ML cost, with 95% confidence
                       )->AddedValue:
-    "Compare a simple model with a non-ML `rule` and the naive choices on the business cost, on later data; raises ValueError, TypeError"
-    if not isinstance(dataset, Dataset):
-        raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, e.g. load_case_study(), got {type(dataset).__name__}")
+    "Compare a simple model with a non-ML `rule` and the naive choices on the business cost, on later data; raises MlopsKitError"
+    _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_saving)
     metric = _cost_metric(dataset, criteria)
     train, test = _time_split(dataset, train_end, test_end)
     features, dropped = _model_features(train, exclude)
+    rule = rule if rule is not None else churn_rule
+    by_rule = _rule_labels(rule, test.frame)  # checked before the model is fitted
     model = model if model is not None else simple_model([name for name in dataset.categorical if name in features],
                                                          [name for name in dataset.numerical if name in features], seed)
-    y_train, y_test = train.y.to_numpy(), test.y.to_numpy()
-    if set(np.unique(y_train)) != {0, 1}: raise MlopsKitError(f"The target {dataset.target!r} must hold 0 and 1 in the training rows")
-    model.fit(train.frame[features], y_train)
+    y_train, y_test = train.y.to_numpy().astype(int), test.y.to_numpy().astype(int)
+    _fit(model, train.frame[features], y_train)
     threshold = _best_threshold(y_train, model.predict_proba(train.frame[features])[:, 1], metric)
-    rule = rule if rule is not None else churn_rule
-    flagged = {"flag nobody": np.zeros(len(y_test), int), "flag everybody": np.ones(len(y_test), int),
-               "rule": np.asarray(rule(test.frame)).astype(int),
+    flagged = {"flag nobody": np.zeros(len(y_test), int), "flag everybody": np.ones(len(y_test), int), "rule": by_rule,
                "model": (model.predict_proba(test.frame[features])[:, 1] >= threshold).astype(int)}
     descriptions = {"flag nobody": "no offers", "flag everybody": "an offer to every customer", "rule": _description(rule),
                     "model": f"{type(model).__name__} on {len(features)} features, threshold {threshold:g}"}
@@ -851,10 +1003,12 @@ class ChecklistView:
                  measured:dict|None=None, # metric name -> measured value, for the gate
                  phase:Phase|str|None=None, # the gate's phase; default the checklist's
                 ):
-        "Raises TypeError for something that is not a Checklist, ValueError for a project that is not the checklist's"
+        "Raises WrongTypeError for something that is not a Checklist, criteria or measured values; MlopsKitError for another journal"
         import ipywidgets as widgets
         self.checklist, self.project = checklist, _view_project(checklist, project)
-        self.criteria, self.measured = criteria, measured
+        if measured is not None and not isinstance(measured, Mapping):
+            raise WrongTypeError(f"measured must be a dict metric -> value, e.g. {{'recall': 0.84}}, got {measured!r}")
+        self.criteria, self.measured = _check_criteria(criteria), measured
         self.phase = Phase(phase) if phase is not None else checklist.phase
         self.status_controls, self.reason_inputs, self.notes_inputs = {}, {}, {}
         self.last_decision, self._quiet = None, False
@@ -989,6 +1143,36 @@ def _checklist_part(checklist:Checklist)->dict:
                 score=checklist.score, items=_checklist_frame(checklist).drop(columns="source"), sections=None, band=None)
     if isinstance(checklist, MLTestScore): part.update(sections=checklist.section_scores().reset_index(), band=checklist.interpretation)
     return part
+_REPORT_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
+
+def _check_report_path(path, # where the report is to be written
+                       overwrite:bool=False, # whether an existing file may be replaced
+                       replace_hint:str="pass overwrite=True", # how the caller asks for a replacement
+                      )->tuple[Path, str]: # the path, and 'markdown' or 'html'
+    "Check, before any work, that a report can be written to `path`; raises the kit's error, or FileExistsError"
+    if not isinstance(path, (str, os.PathLike)): raise WrongTypeError(f"A report's path is a file name such as 'report.md', got {path!r}")
+    path, overwrite = Path(path), _check_flag(overwrite, "overwrite")
+    form = _REPORT_FORMATS.get(path.suffix.lower())
+    if form is None: raise MlopsKitError(f"Cannot tell the format of '{path}': name it '.md' (markdown) or '.html'")
+    if path.is_dir(): raise MlopsKitError(f"'{path}' is a folder: name a file to write, e.g. '{path / 'report.md'}'")
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise MlopsKitError(f"Cannot write '{path}': the folder '{path.parent}' {what}; create the folder first, or choose another place")
+    if path.exists() and not overwrite: raise FileExistsError(f"'{path}' exists: {replace_hint} to replace it, or choose another name")
+    if path.exists() and not path.stat().st_mode & stat.S_IWUSR:
+        raise MlopsKitError(f"'{path}' is read-only, so it was left as it is: make it writable to replace it, or choose another name")
+    return path, form
+
+def _write_text(path:Path, text:str, overwrite:bool):
+    "Write `text` to a new file `path`, or replace it whole: through a temporary file, so a failed write leaves the old one"
+    if not overwrite:
+        with open(path, "x", encoding="utf-8") as file: file.write(text)
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally: partial.unlink(missing_ok=True)
 
 # %% ../nbs/02_checklists.ipynb #chk-report
 @dataclass(repr=False)
@@ -1039,12 +1223,9 @@ class PhaseReport:
     def save(self, path, # where to write: '.md' for markdown, '.html' for HTML
              overwrite:bool=False, # replace an existing file
             )->Path:
-        "Write the report to `path`; raises ValueError for another suffix, FileExistsError if it exists and not `overwrite`"
-        path = Path(path)
-        render = {".md": self.to_markdown, ".markdown": self.to_markdown, ".html": self.to_html, ".htm": self.to_html}.get(path.suffix.lower())
-        if render is None: raise MlopsKitError(f"Cannot tell the format of '{path}': name it '.md' (markdown) or '.html'")
-        if path.exists() and not overwrite: raise FileExistsError(f"'{path}' exists: pass overwrite=True to replace it, or choose another name")
-        with open(path, "w" if overwrite else "x", encoding="utf-8") as file: file.write(render())
+        "Write the report to `path`; raises MlopsKitError for another suffix or a missing folder, FileExistsError if it exists and not `overwrite`"
+        path, form = _check_report_path(path, overwrite)
+        _write_text(path, self.to_markdown() if form == "markdown" else self.to_html(), overwrite)
         return path
 
     def __repr__(self):
@@ -1055,17 +1236,15 @@ def phase_report(project:Project, # the project to report on
                  criteria:Criteria|None=None, # default the project's criteria
                  measured:dict|None=None, # measured values to evaluate the criteria with
                 )->PhaseReport:
-    "A snapshot report of `project`; raises TypeError for a wrong project or checklist, MissingMetricError if `measured` lacks a criterion's metric"
-    _check_project(project)
-    if project is None: raise WrongTypeError("phase_report needs a Project")
-    if checklists is None: checklists = [phase_checklist(project.phase, project)]
-    checklists = [checklists] if isinstance(checklists, Checklist) else list(checklists)
-    wrong = [each for each in checklists if not isinstance(each, Checklist)]
-    if wrong: raise WrongTypeError(f"checklists must be Checklist objects, got {wrong[0]!r}")
-    criteria = criteria if criteria is not None else project.criteria
-    waiting = []
-    if criteria is not None and measured is not None: criteria, waiting = _measurable_criteria(criteria, measured, project.phase)
-    table = None if criteria is None else criteria.evaluate(measured) if measured is not None else criteria.to_frame()
+    "A snapshot report of `project`; raises WrongTypeError for a wrong project, checklist or criteria, MissingMetricError if `measured` lacks a criterion's metric"
+    if not isinstance(project, Project): raise WrongTypeError(f"phase_report needs a mlops_kit.lifecycle.Project, got {project!r}")
+    checklists = _as_checklists(checklists, "checklists", project.phase) if checklists is not None else [phase_checklist(project.phase, project)]
+    criteria = _check_criteria(criteria) if criteria is not None else project.criteria
+    table, waiting = (None if criteria is None else criteria.to_frame()), []
+    if measured is not None:
+        if criteria is None: raise MlopsKitError("measured values were given but there are no criteria to evaluate them with: "
+                                                 "pass criteria=, or project.set_criteria(...) first")
+        table, waiting = _evaluated_criteria(criteria, measured, project.phase)
     return PhaseReport(project.name, str(project.phase), project.stopped, [_checklist_part(each.refresh()) for each in checklists],
-                       table, criteria is not None and measured is not None, waiting, _decisions_frame(project.decisions),
+                       table, measured is not None, waiting, _decisions_frame(project.decisions),
                        datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -90,18 +90,31 @@ def _add_report_command(subcommands):
                         help="include this phase's checklist (repeatable; default: the current phase's)")
     parser.add_argument("--ml-test-score", action="store_true", help="include the ML Test Score checklist")
     parser.add_argument("--output", type=Path, help="write the report to this .md or .html file instead of printing it")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --output file if it exists")
     parser.set_defaults(run=_run_report)
+
+def _check_report_arguments(args):
+    "Refuse a journal that is not a file, and an output the report cannot be written to, before any work"
+    from mlops_kit.checklists import _check_report_path
+    if args.journal.is_dir(): raise MlopsKitError(f"{args.journal} is a folder: name the project's journal file (JSON) in it")
+    if not args.journal.is_file(): raise FileNotFoundError(f"{args.journal}: no such journal file")
+    if args.output is None:
+        if args.overwrite: raise MlopsKitError("--overwrite replaces the --output file: give --output too, or leave out --overwrite")
+        return
+    if args.output.resolve() == args.journal.resolve():
+        raise MlopsKitError(f"--output {args.output} is the journal itself: name another file for the report, e.g. report.md")
+    _check_report_path(args.output, args.overwrite, replace_hint="pass --overwrite")
 
 def _run_report(args) -> int:
     from mlops_kit.lifecycle import Project
     from mlops_kit.checklists import ml_test_score, phase_checklist, phase_report
-    if not args.journal.is_file(): raise FileNotFoundError(f"{args.journal}: no such journal file")
+    _check_report_arguments(args)
     project = Project.open(args.journal)
-    checklists = [phase_checklist(phase, project) for phase in args.phase or [project.phase]]
+    checklists = [phase_checklist(phase, project) for phase in dict.fromkeys(args.phase or [project.phase])]
     if args.ml_test_score: checklists.append(ml_test_score(project))
     report = phase_report(project, checklists)
     if args.output is None: print(report.to_markdown())
-    else: print(f"wrote the phase report to {report.save(args.output)}")
+    else: print(f"wrote the phase report to {report.save(args.output, overwrite=args.overwrite)}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #cli-exp-code
@@ -172,16 +185,18 @@ def _add_tour_command(subcommands):
     "`mlops-kit tour`: the whole lifecycle on the case study, headless"
     parser = subcommands.add_parser("tour", help="run the whole lifecycle on the case study and write a report",
         description="Design, development, deployment, monitoring and the loop back on the case study, headless; writes a report.")
-    parser.add_argument("--output", type=Path, default=Path("mlops-kit-tour"), help="folder for the report and everything made (default: mlops-kit-tour)")
-    parser.add_argument("--seed", type=int, default=42, help="the case study's seed (default: 42)")
-    parser.add_argument("--trials", type=int, default=12, help="trials of the experiment grid (default: 12)")
+    parser.add_argument("--output", type=Path, default=Path("mlops-kit-tour"),
+                        help="a new folder for the report and everything made (default: mlops-kit-tour)")
+    parser.add_argument("--seed", type=int, default=42, help="the case study's seed, 0 to 4294967295 (default: 42)")
+    parser.add_argument("--trials", type=int, default=12, help="trials of the experiment grid, at least 1 (default: 12)")
     parser.set_defaults(run=_run_tour)
 
 def _run_tour(args) -> int:
     import matplotlib
     from mlops_kit.tour import run_tour
-    matplotlib.use("Agg")  # a command has no screen: the tour's figures go to files
     if args.trials < 1: raise MlopsKitError(f"--trials must be at least 1, got {args.trials}")
+    if not 0 <= args.seed <= 2**32 - 1: raise MlopsKitError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {args.seed}")
+    matplotlib.use("Agg")  # a command has no screen: the tour's figures go to files
     result = run_tour(args.output, args.seed, args.trials, echo=lambda text: print(text, flush=True))
     print(f"Report: {result.report}")
     return 0

@@ -6,12 +6,12 @@
 __all__ = ['tour_criteria', 'TourResult', 'run_tour']
 
 # %% ../nbs/10_tour.ipynb #tour-003
-import time
+import numbers, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from .errors import MlopsKitError
+from .errors import MlopsKitError, WrongTypeError
 
 # %% ../nbs/10_tour.ipynb #tour-004
 __all__ = ['TourResult', 'tour_criteria', 'run_tour']
@@ -133,21 +133,44 @@ def _markdown_table(frame:pd.DataFrame)->str:
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
     return header + "\n" + "\n".join("| " + " | ".join(str(value).replace("|", "/") for value in row) + " |" for row in frame.itertuples(index=False))
 
+# %% ../nbs/10_tour.ipynb #tour-checks
+_TOUR_OUTPUTS = ("churn.journal.json", "models", "predictions.db", "report.md", "drift.png", "performance.png")  # what a tour writes
+_MAX_SEED = 2**32 - 1  # the largest seed numpy's and scikit-learn's generators take
+
+def _check_tour_folder(output)->Path:
+    "`output` as a Path, if the tour can write there without touching earlier work; raises FileExistsError naming what is there"
+    if not isinstance(output, (str, os.PathLike)): raise WrongTypeError(f"output must be a folder name such as 'mlops-kit-tour', got {output!r}")
+    folder = Path(output)
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise FileExistsError(f"'{existing}' is a file, but the tour writes a folder of results there: choose a folder name that does not exist yet")
+    if (folder / "churn.journal.json").exists():
+        raise FileExistsError(f"'{folder}' already holds a tour (churn.journal.json): choose another output folder, or remove this one to run the tour again")
+    earlier = [name for name in _TOUR_OUTPUTS if (folder / name).exists()]
+    if earlier: raise FileExistsError(f"'{folder}' holds earlier work the tour would overwrite ({', '.join(earlier)}): choose another output folder")
+    return folder
+
+def _check_tour_arguments(output, seed, n_trials, echo)->Path:
+    "The output folder, once every argument of `run_tour` is checked; raises the kit's error (or FileExistsError) naming the argument"
+    whole = lambda value: isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not whole(n_trials) or n_trials < 1:
+        raise (MlopsKitError if whole(n_trials) else WrongTypeError)(f"n_trials must be at least 1 (a whole number of trials), got {n_trials!r}")
+    if not whole(seed) or not 0 <= seed <= _MAX_SEED:
+        raise (MlopsKitError if whole(seed) else WrongTypeError)(f"seed must be a whole number from 0 to {_MAX_SEED}, got {seed!r}")
+    if not callable(echo): raise WrongTypeError(f"echo must be a function that takes a line of text, such as print, got {echo!r}")
+    return _check_tour_folder(output)
+
 # %% ../nbs/10_tour.ipynb #tour-015
 def run_tour(output="mlops-kit-tour", # the folder to write the project, models, log and report to; must not hold a tour yet
              seed:int=42, # the case study's seed (and the grid's)
              n_trials:int=12, # trials of the experiment grid
              echo=print, # where to say what happens
             )->TourResult:
-    "Walk the case study through the whole lifecycle and write a report; raises FileExistsError if `output` holds a tour"
+    "Walk the case study through the whole lifecycle and write a report; raises FileExistsError if `output` holds a tour or earlier work"
     from mlops_kit.data import load_case_study
     from mlops_kit.lifecycle import Project
     from mlops_kit.registry import ModelRegistry
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise MlopsKitError(f"n_trials must be at least 1, got {n_trials!r}")  # checked before anything is written
-    folder = Path(output)
-    if (folder / "churn.journal.json").exists():
-        raise FileExistsError(f"'{folder}' already holds a tour (churn.journal.json): choose another --output, or remove it")
+    folder = _check_tour_arguments(output, seed, n_trials, echo)  # before anything is made
     folder.mkdir(parents=True, exist_ok=True)
     result, case = TourResult(folder), load_case_study(seed=seed)
     project = Project(folder / "churn.journal.json", name="churn")

@@ -486,7 +486,8 @@ def test_assessment_mistakes_are_clear_errors(case_study, criteria):
         assess_added_value(case_study, train_end="2024-09-01", test_end="2024-03-01")
     with pytest.raises(ValueError, match="have no business cost metric"): assess_added_value(case_study, criteria=Criteria("recall >= 0.8"))
     with pytest.raises(TypeError, match="must be a mlops_kit.data.Dataset"): assess_added_value(case_study.frame)
-    with pytest.raises(ValueError, match="no rows between"): assess_added_value(case_study, train_end="2020-01-01", test_end="2021-01-01")
+    with pytest.raises(ValueError, match="No rows before train_end \\(2020-01-01\\) to train on"):
+        assess_added_value(case_study, train_end="2020-01-01", test_end="2021-01-01")
     with pytest.warns(UserWarning, match="reaches planted problems"):
         assess_added_value(case_study, test_end="2024-10-01", resamples=50)
 
@@ -527,3 +528,304 @@ def test_in_deployment_every_criterion_must_be_measured(project, registry):
     with pytest.raises(ValueError, match="No measured value for 'latency_p95_ms'"):
         gate(project, "deployment", "go", deployment, criteria=criteria, measured={"churn_cost_per_1000": 29_000})
     assert project.path.read_bytes() == before
+
+
+# --- issue 13: every careless input is the kit's error, and nothing saved changes ------------------------------------
+
+import hashlib, math, os, stat
+from mlops_kit.errors import MlopsKitError, WrongTypeError
+from mlops_kit.checklists import simple_model
+
+
+def hashes(*paths) -> dict:
+    "sha256 of each file's bytes (None for a missing file): compared before and after a refused call"
+    return {str(path): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None for path in paths}
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Checklist("x", None), WrongTypeError, "a list of ChecklistItem objects, e.g. DESIGN_ITEMS; got None"),
+    (lambda: Checklist("x", 3), WrongTypeError, "got 3"),
+    (lambda: Checklist("x", "data-1"), WrongTypeError, "got 'data-1'"),
+    (lambda: Checklist("x", DESIGN_ITEMS, allow_not_applicable="no"), WrongTypeError, "allow_not_applicable must be True or False, got 'no'"),
+    (lambda: ChecklistItem("data-1", "Data", "x", "y", guidance=3), WrongTypeError, "`guidance` must be text"),
+    (lambda: phase_checklist(None), MlopsKitError, "Unknown phase None"),
+    (lambda: ml_test_score(name=""), MlopsKitError, "name is non-empty text"),
+    (lambda: ml_test_score("churn.journal.json"), WrongTypeError, "project must be a mlops_kit.lifecycle.Project"),
+    (lambda: ml_test_score_band(float("nan")), MlopsKitError, "between 0 and 7"),
+    (lambda: ml_test_score_band(None), WrongTypeError, "is a number, got None"),
+    (lambda: Status(None), MlopsKitError, "Unknown status None"),
+])
+def test_careless_checklist_inputs_are_the_kits_errors(call, error, message):
+    with pytest.raises(error) as raised: call()
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "high", None, True, [0.9]])
+@pytest.mark.parametrize("verdict, return_to", [("go", None), ("iterate", "design"), ("stop", None)])
+def test_a_gate_refuses_measured_values_that_are_not_numbers_and_writes_nothing(project, journal, criteria, value, verdict, return_to):
+    design = close_required(phase_checklist("design", project))
+    before = hashes(journal)
+    with pytest.raises(MlopsKitError, match="measured value of 'recall'"):
+        gate(project, "design", verdict, design, return_to=return_to, criteria=criteria,
+             measured={"churn_cost_per_1000": 29_000, "recall": value})
+    assert hashes(journal) == before and Project(journal).decisions == []
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(checklist="design"), WrongTypeError, "checklist must be a Checklist or a list of them"),
+    (dict(checklist=3), WrongTypeError, "got 3"),
+    (dict(checklist=[None]), WrongTypeError, "must hold Checklist objects"),
+    (dict(criteria="recall >= 0.8", measured={"recall": 0.9}), WrongTypeError, "criteria must be a Criteria object"),
+    (dict(measured=[0.9]), MlopsKitError, "no criteria to check them against"),
+    (dict(evidence=3), WrongTypeError, "evidence must be text"),
+])
+def test_gate_arguments_of_the_wrong_kind_are_refused_and_write_nothing(project, journal, arguments, error, message):
+    before = hashes(journal)
+    with pytest.raises(error, match=message): gate(project, "design", "stop", **arguments)
+    assert hashes(journal) == before
+
+
+def test_a_gate_needs_a_project_and_writes_nowhere_else(tmp_path):
+    with pytest.raises(WrongTypeError, match="project must be a mlops_kit.lifecycle.Project, got 'churn.journal.json'"):
+        gate("churn.journal.json", "design", "stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(checklists=3), WrongTypeError, "checklists must be a Checklist or a list of them"),
+    (dict(criteria="recall >= 0.8"), WrongTypeError, "criteria must be a Criteria object"),
+    (dict(measured={"recall": 0.9}), MlopsKitError, "no criteria to evaluate them with"),
+])
+def test_phase_report_refuses_what_it_cannot_report(project, journal, arguments, error, message):
+    phase_checklist("design", project).set("problem-context", "manual")
+    before = hashes(journal)
+    with pytest.raises(error, match=message): phase_report(project, **arguments)
+    with pytest.raises(WrongTypeError, match="needs a mlops_kit.lifecycle.Project"): phase_report(str(journal))
+    assert hashes(journal) == before
+
+
+def test_phase_report_refuses_a_measured_nan(project, criteria):
+    with pytest.raises(MlopsKitError, match="measured value of 'recall' is nan"):
+        phase_report(project, criteria=criteria, measured={"churn_cost_per_1000": 29_000, "recall": float("nan")})
+
+
+@pytest.fixture
+def saved_report(project, tmp_path):
+    "A report, and an earlier report file next to it"
+    earlier = tmp_path / "earlier.md"
+    earlier.write_text("last week's report, edited by hand")
+    return phase_report(project), earlier
+
+
+@pytest.mark.parametrize("where, overwrite, error, message", [
+    (None, False, WrongTypeError, "A report's path is a file name such as 'report.md', got None"),
+    (3, False, WrongTypeError, "got 3"),
+    ("report.pdf", False, MlopsKitError, "name it '.md' (markdown) or '.html'"),
+    ("missing/report.md", False, MlopsKitError, "the folder '{tmp}/missing' does not exist"),
+    ("earlier.md/report.md", False, MlopsKitError, "'{tmp}/earlier.md' is a file, not a folder"),
+    ("folder.md", True, MlopsKitError, "'{tmp}/folder.md' is a folder"),
+    ("earlier.md", False, FileExistsError, "'{tmp}/earlier.md' exists: pass overwrite=True to replace it"),
+    ("earlier.md", "yes", WrongTypeError, "overwrite must be True or False, got 'yes'"),
+])
+def test_saving_a_report_checks_the_path_first_and_leaves_every_file(saved_report, journal, tmp_path, where, overwrite, error, message):
+    report, earlier = saved_report
+    (tmp_path / "folder.md").mkdir()
+    before, listing = hashes(earlier, journal), sorted(tmp_path.iterdir())
+    path = tmp_path / where if isinstance(where, str) else where
+    with pytest.raises(error) as raised: report.save(path, overwrite=overwrite)
+    assert message.format(tmp=tmp_path) in str(raised.value)
+    assert hashes(earlier, journal) == before and sorted(tmp_path.iterdir()) == listing
+
+
+def test_a_report_replaces_a_file_whole_and_never_a_read_only_one(saved_report, tmp_path):
+    report, earlier = saved_report
+    assert report.save(earlier, overwrite=True).read_text() == report.to_markdown()
+    assert not [path for path in tmp_path.iterdir() if "partial" in path.name]     # no temporary file left behind
+    earlier.chmod(stat.S_IRUSR)
+    before = hashes(earlier)
+    try:
+        with pytest.raises(MlopsKitError, match="is read-only, so it was left as it is"): report.save(earlier, overwrite=True)
+    finally: earlier.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    assert hashes(earlier) == before
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: simple_model(["plan"], ["tenure_months"], seed=-1), MlopsKitError, "seed must be a whole number from 0 to 4294967295, got -1"),
+    (lambda: simple_model(["plan"], ["tenure_months"], seed="0"), WrongTypeError, "got '0'"),
+    (lambda: simple_model(["plan"], ["tenure_months"], seed=2**32), MlopsKitError, "got 4294967296"),
+    (lambda: simple_model(None, ["tenure_months"]), WrongTypeError, "categorical must be a list of column names"),
+    (lambda: simple_model(["plan"], [3]), WrongTypeError, "numerical must hold column names (text), got 3"),
+    (lambda: simple_model([], []), MlopsKitError, "needs at least one feature"),
+])
+def test_simple_model_checks_its_arguments(call, error, message):
+    with pytest.raises(error) as raised: call()
+    assert message in str(raised.value)
+
+
+def test_simple_model_takes_one_name_as_one_column():
+    assert simple_model("plan", []).steps[0][1].transformers[1][2] == ["plan"]
+
+
+class NeverFitted:
+    "A model that fails the test if the assessment fits it: every argument must be checked first"
+    def fit(self, features, labels): raise AssertionError("the model was fitted before the arguments were checked")
+    def predict_proba(self, features): raise AssertionError("the model was used before the arguments were checked")
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(train_end="soon"), MlopsKitError, "train_end 'soon' is not a date written 'YYYY-MM-DD'"),
+    (dict(train_end="07/01/2024"), MlopsKitError, "train_end '07/01/2024' is not a date written 'YYYY-MM-DD'"),
+    (dict(test_end="2024-02-30"), MlopsKitError, "test_end '2024-02-30' is not a date on the calendar"),
+    (dict(test_end="2024-13-45"), MlopsKitError, "test_end '2024-13-45' is not a date"),
+    (dict(train_end=None), WrongTypeError, "train_end must be a date such as '2024-07-01'"),
+    (dict(test_end=20240901), WrongTypeError, "test_end must be a date"),
+    (dict(train_end="NaT"), MlopsKitError, "is not a date"),
+    (dict(train_end="2024-07-01T00:00+02:00"), MlopsKitError, "has a time zone but the time column 'month' has no time zone"),
+    (dict(train_end="2024-09-01", test_end="2024-07-01"), MlopsKitError, "train_end (2024-09-01) must come before test_end (2024-07-01)"),
+    (dict(train_end="2023-01-01", test_end="2023-06-01"), MlopsKitError, "No rows before train_end (2023-01-01) to train on: the data runs from 2024-01-01 to 2025-12-01"),
+    (dict(train_end="2026-01-01", test_end="2027-01-01"), MlopsKitError, "No rows from train_end (2026-01-01) to test_end (2027-01-01) to test on"),
+    (dict(seed=-1), MlopsKitError, "seed must be a whole number from 0 to 4294967295, got -1"),
+    (dict(seed=1.5), WrongTypeError, "got 1.5"),
+    (dict(resamples=0), MlopsKitError, "resamples must be a whole number of at least 1"),
+    (dict(resamples="1000"), WrongTypeError, "got '1000'"),
+    (dict(min_saving=5), MlopsKitError, "did you mean 0.05?"),
+    (dict(min_saving=float("nan")), MlopsKitError, "min_saving is a share of the best non-ML cost"),
+    (dict(min_saving=-0.1), MlopsKitError, "from 0 up to 1"),
+    (dict(exclude=["cancel_page_visit"]), MlopsKitError, "exclude names 'cancel_page_visit', which is not a feature of 'Lumen churn case study'. Did you mean 'cancel_page_visits'?"),
+    (dict(exclude=3), WrongTypeError, "exclude must be a list of column names"),
+    (dict(rule="month-to-month"), WrongTypeError, "rule must be a function(frame) -> one bool per row"),
+    (dict(rule=lambda frame: frame["inactive_days"] / 30), MlopsKitError, "must return labels, True/False or 1/0 (flag the case or not); it returned 0.0"),
+    (dict(rule=lambda frame: np.array(["yes"] * len(frame))), MlopsKitError, "it returned 'yes'"),
+    (dict(rule=lambda frame: np.full(len(frame), np.nan)), MlopsKitError, "it returned nan"),
+    (dict(rule=lambda frame: np.ones(3)), MlopsKitError, "one label per row (3,000 rows), got an array of shape (3,)"),
+    (dict(rule=lambda frame: None), MlopsKitError, "got one value, None"),
+    (dict(rule=lambda frame: frame["discount"] > 0), MlopsKitError, "reads the column 'discount', which the data does not have"),
+    (dict(criteria="churn_cost_per_1000 <= 32000"), WrongTypeError, "criteria must be a Criteria object"),
+])
+def test_assessment_arguments_are_checked_before_any_model_is_fitted(case_study, arguments, error, message):
+    with pytest.raises(error) as raised: assess_added_value(case_study, **{"model": NeverFitted(), **arguments})
+    assert message in str(raised.value)
+
+
+def test_a_model_without_predict_proba_or_that_cannot_fit_is_named(case_study):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+    with pytest.raises(WrongTypeError, match="model must be an unfitted classifier with fit and predict_proba"):
+        assess_added_value(case_study, model=LinearSVC())
+    with pytest.raises(MlopsKitError, match="The model LogisticRegression could not be fitted on the features"):
+        assess_added_value(case_study, model=LogisticRegression())     # text columns, no encoding
+
+
+def with_labels(dataset, labels):
+    "A copy of `dataset` whose target is `labels`"
+    copy = dataset.between(end="2024-09-01")
+    copy.frame = copy.frame.assign(**{copy.target: labels(copy.frame)})
+    return copy
+
+
+@pytest.mark.parametrize("labels, message", [
+    (lambda frame: frame.churned.where(frame.month < "2024-07-01", 0), "The 3,000 test rows, from train_end 2024-07-01 to test_end 2024-09-01, all have 'churned' = 0"),
+    (lambda frame: frame.churned.where(frame.month >= "2024-07-01", 1), "The 9,000 training rows, before train_end 2024-07-01, all have 'churned' = 1"),
+    (lambda frame: frame.churned.map({0: "stays", 1: "churns"}), "must hold 0 and 1 (or False and True); the training rows, before train_end 2024-07-01, hold churns, stays"),
+    (lambda frame: frame.churned.where(frame.index % 7 > 0, np.nan), "must hold 0 and 1"),
+])
+def test_periods_without_both_classes_are_refused_before_any_fit(case_study, labels, message):
+    with pytest.raises(MlopsKitError) as raised: assess_added_value(with_labels(case_study, labels), model=NeverFitted())
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("costs, error, message", [
+    ({"false_positive": -50, "false_negative": 500}, MlopsKitError, "false_positive_cost must be >= 0"),
+    ({"false_positive": 50, "false_negative": float("nan")}, MlopsKitError, "false_negative_cost must be a finite number"),
+    ({"false_positive": "50", "false_negative": 500}, WrongTypeError, "false_positive_cost must be a number"),
+    ({"false_positive": 50}, MlopsKitError, "has no costs"),
+    (["false_positive", "false_negative"], MlopsKitError, "has no costs"),
+])
+def test_dataset_costs_that_are_not_costs_are_named(case_study, costs, error, message):
+    dataset = case_study.between(end="2024-09-01")
+    dataset.costs = costs
+    with pytest.raises(error) as raised: assess_added_value(dataset, model=NeverFitted())
+    assert message in str(raised.value) and "Lumen churn case study" in str(raised.value)
+
+
+def test_the_form_refuses_criteria_or_measured_values_of_the_wrong_kind(project, journal):
+    design = phase_checklist("design", project)
+    before = hashes(journal)
+    with pytest.raises(WrongTypeError, match="criteria must be a Criteria object"): ChecklistView(design, criteria="recall >= 0.8")
+    with pytest.raises(WrongTypeError, match="measured must be a dict metric -> value"): ChecklistView(design, measured=[0.9])
+    with pytest.raises(WrongTypeError, match="ChecklistView shows a Checklist"): ChecklistView("design")
+    assert hashes(journal) == before
+
+
+def test_the_form_shows_a_nan_measurement_as_a_refusal_and_records_nothing(project, journal, criteria):
+    view = ChecklistView(close_required(phase_checklist("design", project)), criteria=criteria,
+                         measured={"churn_cost_per_1000": 29_000, "recall": float("nan")})
+    before = hashes(journal)
+    view.verdict.value = "go"
+    view._record_decision()
+    assert "measured value of 'recall' is nan" in view.message.value
+    assert view.last_decision is None and hashes(journal) == before
+
+
+# --- the `mlops-kit report` command --------------------------------------------------------------------------------
+
+def run_report(*arguments) -> tuple[int, str]:
+    "Run `mlops-kit report` in this process: (exit code, what it printed on both streams)"
+    import contextlib, io
+    from mlops_kit.cli import main
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try: code = main(["report", *map(str, arguments)])
+        except SystemExit as stopped: code = stopped.code
+    return code, output.getvalue()
+
+
+@pytest.fixture
+def report_folder(project, journal, tmp_path):
+    "A journal with an answered checklist, an earlier report, a folder named like a report, and a text file"
+    phase_checklist("design", project).set("problem-context", "manual", evidence="interviews")
+    (tmp_path / "earlier.md").write_text("last week's report, edited by hand")
+    (tmp_path / "reports.md").mkdir()
+    (tmp_path / "notes.txt").write_text("my notes")
+    return tmp_path
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["{journal}", "--output", "{tmp}/earlier.md"], "earlier.md' exists: pass --overwrite to replace it, or choose another name"),
+    (["{journal}", "--output", "{tmp}/report.pdf"], "name it '.md' (markdown) or '.html'"),
+    (["{journal}", "--output", "{tmp}/missing/report.md"], "the folder '{tmp}/missing' does not exist"),
+    (["{journal}", "--output", "{tmp}/notes.txt/report.md"], "'{tmp}/notes.txt' is a file, not a folder"),
+    (["{journal}", "--output", "{tmp}/reports.md", "--overwrite"], "reports.md' is a folder"),
+    (["{journal}", "--output", "{journal}", "--overwrite"], "is the journal itself"),
+    (["{journal}", "--overwrite"], "--overwrite replaces the --output file: give --output too"),
+    (["{tmp}"], "is a folder: name the project's journal file (JSON) in it"),
+    (["{tmp}/notes.txt"], "notes.txt"),
+    (["{tmp}/absent.json", "--output", "{tmp}/report.md"], "absent.json: no such journal file"),
+])
+def test_report_refuses_bad_arguments_in_one_line_and_changes_no_file(report_folder, journal, arguments, message):
+    files = [journal, report_folder / "earlier.md", report_folder / "notes.txt"]
+    before, listing = hashes(*files), sorted(report_folder.iterdir())
+    code, output = run_report(*[argument.format(journal=journal, tmp=report_folder) for argument in arguments])
+    assert code == 2 and message.format(tmp=report_folder) in output, output
+    assert "Traceback" not in output and "overwrite=True" not in output and len(output.strip().splitlines()) == 1, output
+    assert hashes(*files) == before and sorted(report_folder.iterdir()) == listing
+
+
+def test_report_output_is_checked_before_the_journal_is_read(report_folder, journal):
+    journal.write_text('{"format": "mlops-kit journal", "entries": [')        # corrupt: reading it would fail
+    code, output = run_report(journal, "--output", report_folder / "earlier.md")
+    assert code == 2 and "--overwrite" in output                              # the output's problem, found first
+    code, output = run_report(journal)
+    assert code == 2 and "churn.journal.json" in output and "Traceback" not in output
+    assert journal.read_text() == '{"format": "mlops-kit journal", "entries": ['
+
+
+def test_report_replaces_an_output_with_overwrite_and_a_broken_record_is_one_line(report_folder, project, journal):
+    earlier = report_folder / "earlier.md"
+    code, output = run_report(journal, "--output", earlier, "--overwrite", "--phase", "design", "--phase", "design")
+    assert code == 0 and earlier.read_text().count("## Checklist design") == 1, output     # a phase named twice, reported once
+    project.add_record("checklist", "design", {"item": "risks", "status": "finished"})
+    before = hashes(journal, earlier)
+    code, output = run_report(journal, "--output", earlier, "--overwrite")
+    assert code == 2 and "Journal record" in output and "Unknown status 'finished'" in output and "Traceback" not in output
+    assert hashes(journal, earlier) == before

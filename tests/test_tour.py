@@ -74,3 +74,84 @@ def test_a_bad_number_of_trials_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="n_trials must be at least 1"):
         run_tour(tmp_path / "tour", n_trials=0)
     assert not (tmp_path / "tour").exists()
+
+
+# --- issue 13: bad arguments are refused before any work, and earlier work is left as it was -------------------------
+
+import contextlib, hashlib, io
+
+from mlops_kit.errors import MlopsKitError, WrongTypeError
+
+
+def hashes(folder: Path) -> dict:
+    "sha256 of every file under `folder`, by relative path: compared before and after a refused tour"
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def run_tour_command(*arguments) -> tuple[int, str]:
+    "Run `mlops-kit tour` in this process: (exit code, what it printed on both streams)"
+    from mlops_kit.cli import main
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try: code = main(["tour", *map(str, arguments)])
+        except SystemExit as stopped: code = stopped.code
+    return code, output.getvalue()
+
+
+@pytest.fixture
+def earlier_work(tmp_path):
+    "A folder with a learner's files: notes, and a folder holding an earlier tour's report and models"
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "old-tour" / "models").mkdir(parents=True)
+    (tmp_path / "old-tour" / "report.md").write_text("the report of an earlier tour, annotated")
+    (tmp_path / "old-tour" / "models" / "card.json").write_text("{}")
+    return tmp_path
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--trials", "0"], "--trials must be at least 1, got 0"),
+    (["--trials", "-5"], "--trials must be at least 1, got -5"),
+    (["--seed", "-1"], "--seed must be a whole number from 0 to 4294967295, got -1"),
+    (["--seed", str(2**32)], "--seed must be a whole number from 0 to 4294967295, got 4294967296"),
+    (["--output", "{tmp}/notes.txt"], "notes.txt' is a file, but the tour writes a folder of results there"),
+    (["--output", "{tmp}/notes.txt/tour"], "notes.txt' is a file"),
+    (["--output", "{tmp}/old-tour"], "holds earlier work the tour would overwrite (models, report.md): choose another output folder"),
+])
+def test_the_tour_refuses_bad_arguments_in_one_line_before_any_work(earlier_work, monkeypatch, arguments, message):
+    monkeypatch.chdir(earlier_work)                    # the default output folder would be made here
+    before = hashes(earlier_work)
+    code, output = run_tour_command(*[argument.format(tmp=earlier_work) for argument in arguments])
+    assert code == 2 and message.format(tmp=earlier_work) in output, output
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+    assert hashes(earlier_work) == before and sorted(path.name for path in earlier_work.iterdir()) == ["notes.txt", "old-tour"]
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(n_trials=0), MlopsKitError, "n_trials must be at least 1"),
+    (dict(n_trials=2.5), WrongTypeError, "got 2.5"),
+    (dict(n_trials=True), WrongTypeError, "got True"),
+    (dict(seed=-1), MlopsKitError, "seed must be a whole number from 0 to 4294967295, got -1"),
+    (dict(seed="42"), WrongTypeError, "got '42'"),
+    (dict(echo="print"), WrongTypeError, "echo must be a function"),
+    (dict(output=None), WrongTypeError, "output must be a folder name"),
+    (dict(output="{tmp}/notes.txt"), FileExistsError, "is a file"),
+    (dict(output="{tmp}/old-tour"), FileExistsError, "holds earlier work the tour would overwrite"),
+])
+def test_run_tour_refuses_bad_arguments_before_any_work(earlier_work, monkeypatch, arguments, error, message):
+    from mlops_kit.tour import run_tour
+    monkeypatch.chdir(earlier_work)
+    arguments = {name: value.format(tmp=earlier_work) if isinstance(value, str) and name == "output" else value
+                 for name, value in arguments.items()}
+    before = hashes(earlier_work)
+    with pytest.raises(error) as raised: run_tour(**{"output": earlier_work / "tour", **arguments})
+    assert message in str(raised.value)
+    assert hashes(earlier_work) == before and sorted(path.name for path in earlier_work.iterdir()) == ["notes.txt", "old-tour"]
+
+
+def test_the_outputs_the_tour_guards_are_what_it_writes(tour):
+    "The list of outputs checked before a tour must name everything a tour writes, or a second tour could overwrite it"
+    from mlops_kit.tour import _TOUR_OUTPUTS
+    folder, _ = tour
+    written = {path.name for path in folder.iterdir() if not path.name.endswith(".lock")}
+    assert written == set(_TOUR_OUTPUTS)
