@@ -57,7 +57,6 @@ def _refuse_read_only(path:Path, exercise:str):
         raise AnswerStoreError(f"The answer file '{path}' is read-only, so the answer to {exercise!r} was not saved and the file "
                                f"was left as it is: make it writable (chmod u+w '{path}') to go on answering")
 
-
 # %% ../nbs/07_exercises.ipynb #exr-007
 class AnswerStore:
     "The answers of one exercise notebook, saved as they change in a JSON file next to it"
@@ -118,7 +117,6 @@ def _check_exercise_id(exercise, what:str="An exercise id"):
     if not isinstance(exercise, str): raise WrongTypeError(f"{what} is text without spaces, like 'first-phase'; got {exercise!r}")
     if not exercise or not exercise.isprintable() or any(character.isspace() for character in exercise):
         raise MlopsKitError(f"{what} is short text without spaces, like 'first-phase'; got {exercise!r}")
-
 
 # %% ../nbs/07_exercises.ipynb #exr-011
 class CheckFailed(MlopsKitError, AssertionError):
@@ -234,20 +232,17 @@ def _check_text(value, what:str)->str:
     if not value.strip(): raise MlopsKitError(f"{what} is non-empty text, got {value!r}")
     return value
 
-
 # %% ../nbs/07_exercises.ipynb #54db6904
 def _check_flag(value, what:str)->bool:
     "`value` if it is True or False; raises WrongTypeError saying `what` it is"
     if not isinstance(value, bool): raise WrongTypeError(f"{what} is True or False, got {value!r}")
     return value
 
-
 # %% ../nbs/07_exercises.ipynb #15919fc8
 def _saved_tries(saved)->int:
     "The number of tries in a saved answer (`{'answer': ..., 'tries': 2}`); 0 if it holds no whole number >= 0"
     tries = saved.get("tries") if isinstance(saved, dict) else None
     return tries if type(tries) is int and tries >= 0 else 0
-
 
 # %% ../nbs/07_exercises.ipynb #exr-019
 class Question(widgets.VBox):
@@ -441,6 +436,7 @@ class GateDecision(MultipleChoice):
                  scenario:str, # what the project team found, in a few sentences
                  items, # the checklist items to judge: texts, or ChecklistItems (their `text` is shown)
                  seal:str, hints=(), store:AnswerStore|None=None):
+        _check_text(scenario, f"Exercise {exercise!r}: the scenario")
         if isinstance(items, str) or not hasattr(items, "__iter__"):
             raise WrongTypeError(f"Exercise {exercise!r}: `items` are a list of checklist items or their texts, got {items!r}")
         texts = [getattr(item, "text", item) for item in items]
@@ -566,7 +562,6 @@ def _window_scores(scores, what:str)->dict:
     if len(result) < 2: raise MlopsKitError(f"{what}: `scores` maps at least two windows to scores; got {_short(dict(pairs))}")
     return result
 
-
 # %% ../nbs/07_exercises.ipynb #exr-037
 class ThresholdSlider(Question):
     "Set a threshold on a score per window; a live plot shows which windows alert (score >= threshold)"
@@ -685,7 +680,6 @@ def _check_code_exercise(exercise):
         raise WrongTypeError(f"checking() takes a CodeExercise; {exercise.exercise!r} is a widget question: its check cell is check(question)")
     if not all(hasattr(exercise, name) for name in ("exercise", "tries", "hints", "feedback", "store")):
         raise WrongTypeError(f"checking(exercise) takes the exercise's CodeExercise, got {_short(exercise)}")
-
 
 # %% ../nbs/07_exercises.ipynb #exr-043
 def _error_text(error:BaseException)->str:

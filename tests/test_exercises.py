@@ -207,6 +207,7 @@ SEALED = seal("q", "a")
     (lambda: MultipleChoice("q", "Which?", ["a", "b"], SEALED, hints=[1]), ValueError, "hints are non-empty texts"),
     (lambda: GateDecision("q", "No baseline.", "A baseline", SEALED), TypeError, "`items` are a list"),
     (lambda: GateDecision("q", "No baseline.", 3, SEALED), TypeError, "`items` are a list"),
+    (lambda: GateDecision("q", None, ["x", "y"], SEALED), TypeError, "the scenario is text"),
     (lambda: GateDecision("q", "No baseline.", ["x", "Nothing blocks the gate"], SEALED), ValueError, "must be distinct"),
     (lambda: Ordering("q", "Order.", ["only"], SEALED), ValueError, "at least two items"),
     (lambda: Matching("q", "Match.", [], ["A", "B"], SEALED), ValueError, "at least one item and two choices"),
