@@ -205,16 +205,22 @@ def _run_tour(args) -> int:
 def _add_practice_commands(subcommands):
     "`mlops-kit assign`, `grade`, `validate` and `seal`"
     assign = subcommands.add_parser("assign", help="write the exercise notebooks from the solution notebooks",
-        description="Replace the answers of every solution notebook by prompts, leave hidden checks out, strip outputs.")
-    assign.add_argument("solutions", type=Path, help="the folder of solution notebooks")
-    assign.add_argument("exercises", type=Path, help="the folder to write the exercise notebooks to")
+        description="Replace the answers of every solution notebook by prompts, leave hidden checks out, strip outputs. "
+                    "Nothing is written if any notebook cannot be read, if EXERCISES is (or holds) the solutions, or if a "
+                    "learner changed an exercise notebook since assign made it (unless --force).")
+    assign.add_argument("solutions", type=Path, metavar="SOLUTIONS", help="the folder of solution notebooks")
+    assign.add_argument("exercises", type=Path, metavar="EXERCISES", help="the folder to write the exercise notebooks to")
     assign.add_argument("--check", action="store_true", help="write nothing; exit 1 if the exercises differ from what assign writes")
+    assign.add_argument("--force", action="store_true",
+                        help="replace exercise notebooks changed since assign made them, keeping each as NAME.ipynb.backup")
     assign.set_defaults(run=_run_assign)
     grade = subcommands.add_parser("grade", help="grade notebooks with nbval and write scorecards",
-        description="Run each notebook with the solutions' checks restored (hidden ones included) and score each exercise.")
-    grade.add_argument("target", type=Path, help="a learner's notebook, or a folder of them (one subfolder per learner)")
+        description="Run each notebook with the solutions' checks restored (hidden ones included) and score each exercise. "
+                    "Every output is checked before grading starts: existing scorecards are kept unless --overwrite.")
+    grade.add_argument("target", type=Path, metavar="TARGET", help="a learner's notebook, or a folder of them (one subfolder per learner)")
     grade.add_argument("--solutions", type=Path, default=Path("solutions"), help="the folder of solution notebooks (default: solutions)")
-    grade.add_argument("--output", type=Path, default=Path("grades"), help="where to write the scorecards (default: grades)")
+    grade.add_argument("--output", type=Path, default=Path("grades"), help="the folder to write the scorecards to (default: grades)")
+    grade.add_argument("--overwrite", action="store_true", help="replace scorecards (and class.csv) written before")
     grade.add_argument("--timeout", type=float, default=60, help="seconds each cell may run (default: 60)")
     grade.set_defaults(run=_run_grade)
     validate = subcommands.add_parser("validate", help="check every exercise: solutions pass, untouched exercises and cheats fail",
@@ -228,27 +234,55 @@ def _add_practice_commands(subcommands):
     validate.set_defaults(run=_run_validate)
     seal = subcommands.add_parser("seal", help="print the seal of a widget question's right answer",
         description="Print seal(EXERCISE, ANSWER): what a widget question holds instead of its answer.")
-    seal.add_argument("exercise", help="the exercise id, e.g. lifecycle-first-phase")
-    seal.add_argument("answer", help='the right answer as JSON, e.g. \'"Design"\' or \'["a", "b"]\'')
+    seal.add_argument("exercise", metavar="EXERCISE", help="the exercise id, e.g. lifecycle-first-phase")
+    seal.add_argument("answer", metavar="ANSWER", help='the right answer as JSON, e.g. \'"Design"\' or \'["a", "b"]\' '
+                      '(a negative number such as -1e-3: write -- before EXERCISE)')
     seal.set_defaults(run=_run_seal)
 
+def _positive_seconds(option:str, seconds:float):
+    "Raise MlopsKitError unless `seconds`, given as `option`, is a positive number of seconds"
+    import math
+    if not (math.isfinite(seconds) and seconds > 0): raise MlopsKitError(f"{option} is a positive number of seconds, like 60; got {seconds:g}")
+
 def _run_assign(args) -> int:
-    from mlops_kit.grading import assign, assignment_differences
+    from mlops_kit.grading import ChangedExercisesError, assign, assignment_differences
     if args.check:
+        if args.force: raise MlopsKitError("--check writes nothing, so --force has nothing to replace: give one of them")
         problems = assignment_differences(args.solutions, args.exercises)
         for problem in problems: print(problem)
         if problems: print(f"run `mlops-kit assign {args.solutions} {args.exercises}` to make them again")
         return 1 if problems else 0
-    written = assign(args.solutions, args.exercises)
-    print(f"wrote {len(written)} exercise notebook(s) to {args.exercises}")
+    try: done = assign(args.solutions, args.exercises, force=args.force)
+    except ChangedExercisesError as error: raise ChangedExercisesError(error.changed, "--force") from None
+    print(f"wrote {len(done.written)} exercise notebook(s) to {args.exercises}")
+    for replaced, backup in done.backups.items(): print(f"kept the changed {replaced} as {backup}")
     return 0
 
+def _grade_folders(args, learners:list)->dict:
+    "Learner -> their scorecards' folder, once every output is checked: none exists (unless --overwrite), none is a folder"
+    from mlops_kit.grading import scorecard_paths
+    folders = {learner: args.output / learner if args.target.is_dir() else args.output for learner, _ in learners}
+    outputs = [path for learner, notebook in learners for path in scorecard_paths(notebook.name, folders[learner])]
+    outputs += [args.output / "class.csv"] if args.target.is_dir() else []
+    if args.output.exists() and not args.output.is_dir(): raise MlopsKitError(f"--output {args.output} is a file: give a folder for the scorecards")
+    blocked = [path for path in outputs if path.is_dir() or (path.parent.exists() and not path.parent.is_dir())]
+    if blocked: raise MlopsKitError(f"{blocked[0]} cannot be written (it, or its folder, is in the way): give another --output")
+    existing = [path for path in outputs if path.exists()]
+    if existing and not args.overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise MlopsKitError(f"{existing[0]}{more} exist{'s' if not more else ''} already: give another --output folder, or --overwrite to replace them")
+    return folders
+
 def _run_grade(args) -> int:
-    from mlops_kit.grading import class_table, grade, grade_folder, write_scorecard
+    from mlops_kit.grading import class_notebooks, class_table, grade, grade_folder, write_scorecard
+    _positive_seconds("--timeout", args.timeout)
+    if not args.target.exists(): raise MlopsKitError(f"No notebook or folder at {args.target}: give a learner's notebook, or a folder of them")
+    learners = class_notebooks(args.target) if args.target.is_dir() else [(args.target.stem, args.target)]
+    folders = _grade_folders(args, learners)  # checked before grading, which may take long
     graded = grade_folder(args.target, args.solutions, args.timeout) if args.target.is_dir() else \
              [(args.target.stem, grade(args.target, args.solutions, args.timeout))]
     for learner, card in graded:
-        write_scorecard(card, args.output / learner if args.target.is_dir() else args.output)
+        write_scorecard(card, folders[learner], overwrite=True)
         print(f"{learner}: {card.points:g} / {card.max_points:g} points" + ("" if card.passed else " (" + ", ".join(row["exercise"] for row in card.exercises if not row["passed"]) + " failed)"))
     if args.target.is_dir():
         class_table(graded).to_csv(args.output / "class.csv", index=False)
@@ -257,6 +291,7 @@ def _run_grade(args) -> int:
 
 def _run_validate(args) -> int:
     from mlops_kit.grading import validate
+    _positive_seconds("--timeout", args.timeout); _positive_seconds("--short-timeout", args.short_timeout)
     if args.jobs is not None and args.jobs < 1: raise MlopsKitError(f"--jobs is a number of runs at a time, at least 1; got {args.jobs}")
     validation = validate(args.solutions, args.exercises, args.timeout, args.short_timeout, args.jobs)
     print(validation.markdown())
@@ -264,14 +299,28 @@ def _run_validate(args) -> int:
     print(f"{len(validation.rows)} checks, {len(problems)} problem(s)" + ("" if problems else ": every exercise is sound"))
     return 1 if problems else 0
 
+def _json_answer(text:str):
+    "The ANSWER argument of `seal`, read as JSON; raises MlopsKitError saying what is wrong with it"
+    import json, math
+    def refuse(constant): raise MlopsKitError(f"ANSWER holds {constant}, which is not a number a seal can hold: give a finite number")
+    def finite(number:str)->float:
+        if not math.isfinite(float(number)): raise MlopsKitError(f"ANSWER holds {number[:20]}, too large for a number: give a finite number")
+        return float(number)
+    try: return json.loads(text, parse_constant=refuse, parse_float=finite)
+    except MlopsKitError: raise
+    except (ValueError, RecursionError) as error:  # ValueError: not JSON (or a number of thousands of digits)
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise MlopsKitError(f"ANSWER is JSON, e.g. '\"Design\"' for a text or '[\"a\", \"b\"]' for a list; {shown!r} is not ({error})") from None
+
 def _run_seal(args) -> int:
-    import json
-    from mlops_kit.exercises import seal
-    try: answer = json.loads(args.answer)
-    except json.JSONDecodeError as error:
-        raise MlopsKitError(f"ANSWER is JSON, e.g. '\"Design\"' for a text or '[\"a\", \"b\"]' for a list; {args.answer!r} is not ({error})") from None
-    print(seal(args.exercise, answer))
+    from mlops_kit.exercises import CheckFailed, _check_exercise_id, seal
+    _check_exercise_id(args.exercise, "EXERCISE (an exercise id)")
+    answer = _json_answer(args.answer)
+    try: print(seal(args.exercise, answer))
+    except CheckFailed: raise MlopsKitError("ANSWER cannot be sealed: give plain JSON data of a usual size (text, numbers, "
+                                            "true/false, null, lists and objects of them, not nested hundreds deep)") from None
     return 0
+
 
 # %% ../nbs/09_cli.ipynb #08a4f98b
 _SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_tour_command, _add_practice_commands]

@@ -8,7 +8,7 @@ __all__ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'CheckFailed', '
            'checking']
 
 # %% ../nbs/07_exercises.ipynb #exr-003
-import contextlib, hashlib, hmac, html, json, math, os, random, tempfile
+import contextlib, hashlib, hmac, html, json, math, numbers, os, random, re, stat, tempfile
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -29,9 +29,33 @@ class AnswerStoreError(MlopsKitError):
 def _check_json(value, exercise:str):
     "Raise AnswerStoreError unless `value` can be saved as JSON"
     try: json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         raise AnswerStoreError(f"The answer to {exercise!r} cannot be saved ({error}): answers are numbers, text, "
                                "true/false, lists or dicts of them") from None
+
+# %% ../nbs/07_exercises.ipynb #3858a39b
+def _answer_path(path)->Path:
+    "`path` as the path of an answer file; raises AnswerStoreError for one that can never be an answer file"
+    if not isinstance(path, (str, os.PathLike)): raise WrongTypeError(f"An answer file is a path like 'lesson.answers.json', got {path!r}")
+    path = Path(path)
+    if path.suffix != ".json" or "\x00" in str(path):
+        raise AnswerStoreError(f"An answer file ends in .json, like 'lesson.answers.json'; got {str(path)!r}")
+    if path.is_dir(): raise AnswerStoreError(f"'{path}' is a folder, not an answer file: give a file's path, like '{path / 'lesson.answers.json'}'")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not existing.is_dir(): raise AnswerStoreError(f"'{path}' cannot be an answer file: '{existing}' is a file, not a folder")
+    return path
+
+def _check_lock_timeout(seconds)->float:
+    "`seconds` if it is a positive number of seconds; raises an MlopsKitError saying what is accepted"
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)): raise WrongTypeError(f"`lock_timeout` is a number of seconds, got {seconds!r}")
+    if not (math.isfinite(seconds) and seconds > 0): raise MlopsKitError(f"`lock_timeout` is a positive number of seconds, like 30; got {seconds!r}")
+    return seconds
+
+def _refuse_read_only(path:Path, exercise:str):
+    "Raise AnswerStoreError if the answer file's mode bits make it read-only: it is kept as it is, unsaved answers are said so"
+    if path.is_file() and not path.stat().st_mode & stat.S_IWUSR:
+        raise AnswerStoreError(f"The answer file '{path}' is read-only, so the answer to {exercise!r} was not saved and the file "
+                               f"was left as it is: make it writable (chmod u+w '{path}') to go on answering")
 
 # %% ../nbs/07_exercises.ipynb #exr-007
 class AnswerStore:
@@ -39,15 +63,15 @@ class AnswerStore:
     def __init__(self, path, # the answer file, e.g. '01_the_lifecycle.answers.json'
                  lock_timeout:float=30, # seconds to wait for another writer
                 ):
-        self.path, self.lock_timeout = Path(path), lock_timeout
-        if self.path.suffix != ".json": raise AnswerStoreError(f"An answer file ends in .json, like 'lesson.answers.json'; got '{self.path}'")
+        self.path, self.lock_timeout = _answer_path(path), _check_lock_timeout(lock_timeout)
         self._read()  # a broken file is reported now, not at the first answer
 
     def _read(self)->dict:
         "The saved answers; raises AnswerStoreError for a file that is not an answer file"
         if not self.path.exists(): return {}
+        if self.path.is_dir(): raise AnswerStoreError(f"The answer file '{self.path}' is a folder now: move it away, or give another answer file")
         try: document = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # ValueError: not UTF-8, not JSON, or a number too long to read
             raise AnswerStoreError(f"The answer file '{self.path}' cannot be read ({error}). It was left as it is: restore it "
                                    "from a copy, or move it away to start again") from None
         if not isinstance(document, dict) or document.get("format") != ANSWERS_FORMAT or not isinstance(document.get("answers"), dict):
@@ -69,6 +93,7 @@ class AnswerStore:
         _check_json(answer, exercise)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock", timeout=self.lock_timeout):
+            _refuse_read_only(self.path, exercise)
             answers = {**self._read(), exercise: answer}
             self._write(dict(format=ANSWERS_FORMAT, version=1, answers=answers))
 
@@ -86,28 +111,44 @@ class AnswerStore:
 
     def __repr__(self): return f"AnswerStore('{self.path}', {len(self.all())} answer(s))"
 
+# %% ../nbs/07_exercises.ipynb #2690b757
+def _check_exercise_id(exercise, what:str="An exercise id"):
+    "Raise an MlopsKitError unless `exercise` is an exercise id: printable text without spaces, like 'first-phase'"
+    if not isinstance(exercise, str): raise WrongTypeError(f"{what} is text without spaces, like 'first-phase'; got {exercise!r}")
+    if not exercise or not exercise.isprintable() or any(character.isspace() for character in exercise):
+        raise MlopsKitError(f"{what} is short text without spaces, like 'first-phase'; got {exercise!r}")
+
 # %% ../nbs/07_exercises.ipynb #exr-011
 class CheckFailed(MlopsKitError, AssertionError):
     "A check that did not pass; the message says what was wrong and, for exercises, gives the next hint"
 
-def _plain(value, exercise:str):
+def _plain_value(value, exercise:str):
     "`value` as plain JSON data, refusing anything but exact builtin types"
     kind = type(value)
     if value is None or kind in (bool, int, str): return value
     if kind is float:
         if math.isfinite(value): return value
         raise CheckFailed(f"The answer to {exercise!r} is {value}: give a finite number")
-    if kind in (list, tuple): return [_plain(item, exercise) for item in value]
-    if kind is dict and all(type(key) is str for key in value): return {key: _plain(item, exercise) for key, item in value.items()}
+    if kind in (list, tuple): return [_plain_value(item, exercise) for item in value]
+    if kind is dict and all(type(key) is str for key in value): return {key: _plain_value(item, exercise) for key, item in value.items()}
     raise CheckFailed(f"The answer to {exercise!r} is a {kind.__name__}: an answer is text, a number, true/false, "
-                      "or a list or dict of them")
+                      "or a list or dict of them (with text keys)")
+
+def _plain(value, exercise:str):
+    "`value` as plain JSON data; raises CheckFailed for anything else, a list nested in itself included"
+    try: return _plain_value(value, exercise)
+    except RecursionError: raise CheckFailed(f"The answer to {exercise!r} is nested too deeply (or holds itself): give plain data") from None
 
 def seal(exercise:str, # the exercise id
          answer, # the right answer, as the question's `graded(answer)` gives it (usually the answer itself)
         )->str:
     "The sealed form of `answer`, 'sha256:<hex>': what a learner's notebook holds instead of the answer"
-    canonical = json.dumps(_plain(answer, exercise), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(f"{exercise}\n{canonical}".encode()).hexdigest()
+    _check_exercise_id(exercise)
+    plain = _plain(answer, exercise)
+    try: canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError) as error:  # e.g. a whole number of more than 4300 digits
+        raise CheckFailed(f"The answer to {exercise!r} cannot be sealed ({error}): give plain data of a usual size") from None
+    return "sha256:" + hashlib.sha256(f"{exercise}\n{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
 
 def _matches(exercise:str, answer, sealed:str)->bool:
     "Whether `answer` seals to `sealed` (compared in constant time)"
@@ -143,9 +184,11 @@ def _array_difference(actual, expected, where:str, tolerance:float)->str|None:
     if hasattr(expected, "columns") and list(actual.columns) != list(expected.columns):
         return f"{where} has the columns {list(actual.columns)}, expected {list(expected.columns)}"
     left, right = np.asarray(actual), np.asarray(expected)
-    if left.dtype.kind in "fc" or right.dtype.kind in "fc":
-        same = np.allclose(left.astype(float), right.astype(float), rtol=tolerance, atol=tolerance, equal_nan=True)
-    else: same = bool(np.array_equal(left, right))
+    try:
+        if left.dtype.kind in "fc" or right.dtype.kind in "fc":
+            same = np.allclose(left.astype(float), right.astype(float), rtol=tolerance, atol=tolerance, equal_nan=True)
+        else: same = bool(np.array_equal(left, right))
+    except (TypeError, ValueError): same = False  # e.g. text where numbers are expected
     return None if same else f"{where} differs from the expected values"
 
 def expect(actual, # what the learner's code gave
@@ -154,7 +197,10 @@ def expect(actual, # what the learner's code gave
            tolerance:float=1e-9, # relative and absolute tolerance for floats
           ):
     "Raise CheckFailed unless `actual` has the type of `expected` (all the way down) and the same value"
-    problem = _difference(actual, expected, "the result", tolerance)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (math.isfinite(tolerance) and tolerance >= 0):
+        raise MlopsKitError(f"`tolerance` is a number >= 0, like 1e-9; got {tolerance!r}")
+    try: problem = _difference(actual, expected, "the result", tolerance)
+    except RecursionError: problem = "the result is nested too deeply to compare (does a list hold itself?)"
     if problem: raise CheckFailed(f"{why}: {problem}" if why else problem)
 
 # %% ../nbs/07_exercises.ipynb #exr-018
@@ -167,14 +213,36 @@ def _text_list(values, what:str)->list:
     if len(set(values)) != len(values): raise MlopsKitError(f"{what} must be distinct; {values} repeats one")
     return values
 
-def _check_question_arguments(exercise, sealed, store, needs_seal:bool=True):
-    if not isinstance(exercise, str) or not exercise.strip() or any(character.isspace() for character in exercise):
-        raise MlopsKitError(f"An exercise id is short text without spaces, like 'first-phase'; got {exercise!r}")
-    if needs_seal and (not isinstance(sealed, str) or not sealed.startswith("sha256:")):
+_SEAL_FORMAT = re.compile(r"sha256:[0-9a-f]{64}")
+
+def _check_question_arguments(exercise, text, sealed, store, needs_seal:bool=True):
+    "Raise an MlopsKitError for a bad exercise id, question `text`, seal or store, saying what is expected"
+    _check_exercise_id(exercise)
+    _check_text(text, f"Exercise {exercise!r}: the question")
+    if needs_seal and not (isinstance(sealed, str) and _SEAL_FORMAT.fullmatch(sealed)):
         raise MlopsKitError(f"Exercise {exercise!r}: `seal` is what seal({exercise!r}, <right answer>) returns ('sha256:...'), "
                             f"never the answer itself; got {sealed!r}")
     if store is not None and not (callable(getattr(store, "get", None)) and callable(getattr(store, "set", None))):
         raise WrongTypeError(f"Exercise {exercise!r}: `store` is the notebook's AnswerStore, got {type(store).__name__}")
+
+# %% ../nbs/07_exercises.ipynb #9fa4a6cd
+def _check_text(value, what:str)->str:
+    "`value` if it is non-empty text; raises an MlopsKitError saying `what` it is"
+    if not isinstance(value, str): raise WrongTypeError(f"{what} is text, got {value!r}")
+    if not value.strip(): raise MlopsKitError(f"{what} is non-empty text, got {value!r}")
+    return value
+
+# %% ../nbs/07_exercises.ipynb #54db6904
+def _check_flag(value, what:str)->bool:
+    "`value` if it is True or False; raises WrongTypeError saying `what` it is"
+    if not isinstance(value, bool): raise WrongTypeError(f"{what} is True or False, got {value!r}")
+    return value
+
+# %% ../nbs/07_exercises.ipynb #15919fc8
+def _saved_tries(saved)->int:
+    "The number of tries in a saved answer (`{'answer': ..., 'tries': 2}`); 0 if it holds no whole number >= 0"
+    tries = saved.get("tries") if isinstance(saved, dict) else None
+    return tries if type(tries) is int and tries >= 0 else 0
 
 # %% ../nbs/07_exercises.ipynb #exr-019
 class Question(widgets.VBox):
@@ -187,7 +255,7 @@ class Question(widgets.VBox):
                  hints=(), # hints from gentle to explicit, one more after each wrong try
                  store:AnswerStore|None=None, # where answers are saved and restored (None: not saved)
                 ):
-        _check_question_arguments(exercise, seal, store)
+        _check_question_arguments(exercise, question, seal, store)
         self.exercise, self.question, self.seal, self.store = exercise, question, seal, store
         self.hints = _text_list(hints, f"Exercise {exercise!r}: hints") if hints else []
         self.tries, self._answered, self._restoring = 0, False, False
@@ -241,7 +309,7 @@ class Question(widgets.VBox):
         "Bring back the saved answer and tries; a saved answer that no longer fits is reported, not lost"
         saved = self.store.get(self.exercise) if self.store is not None else None
         if not isinstance(saved, dict): return
-        self.tries = saved["tries"] if type(saved.get("tries")) is int else 0
+        self.tries = _saved_tries(saved)
         if saved.get("answer") is None: return
         try: answer = self._validate(saved["answer"])
         except (TypeError, ValueError) as error:
@@ -307,6 +375,9 @@ def _is_right(question, sealed:str|None=None)->bool:
 def check(question:Question, # a widget question, after the learner answered it
          ):
     "The check cell of a widget exercise: raise CheckFailed, with the hint reached, unless the answer is right"
+    if not (callable(getattr(question, "graded", None)) and hasattr(question, "seal")):  # not isinstance: grading re-imports this module
+        raise WrongTypeError(f"check(question) takes a widget question (MultipleChoice, Ordering, ...), got {_short(question)}; "
+                             "a code exercise is checked in a `with checking(exercise):` block")
     if question.answer is None:
         raise CheckFailed(f"{question.exercise}: no answer yet. Answer in the widget above (your answer is saved as you "
                           f"change it), then run this cell again. {_hint_text(question.hints, 1)}")
@@ -321,7 +392,7 @@ class MultipleChoice(Question):
     def __init__(self, exercise:str, question:str, options, seal:str, hints=(), store:AnswerStore|None=None,
                  several:bool=False, # tick boxes (every option that applies) instead of radio buttons (one)
                 ):
-        self.options, self.several = _text_list(options, f"Exercise {exercise!r}: options"), bool(several)
+        self.options, self.several = _text_list(options, f"Exercise {exercise!r}: options"), _check_flag(several, "`several`")
         if len(self.options) < 2: raise MlopsKitError(f"Exercise {exercise!r}: a choice needs at least two options, got {self.options}")
         self.instructions = ("Tick every option that applies" if self.several else "Choose one option") + ", then press Check."
         super().__init__(exercise, question, seal, hints, store)
@@ -365,6 +436,9 @@ class GateDecision(MultipleChoice):
                  scenario:str, # what the project team found, in a few sentences
                  items, # the checklist items to judge: texts, or ChecklistItems (their `text` is shown)
                  seal:str, hints=(), store:AnswerStore|None=None):
+        _check_text(scenario, f"Exercise {exercise!r}: the scenario")
+        if isinstance(items, str) or not hasattr(items, "__iter__"):
+            raise WrongTypeError(f"Exercise {exercise!r}: `items` are a list of checklist items or their texts, got {items!r}")
         texts = [getattr(item, "text", item) for item in items]
         super().__init__(exercise, f"{scenario} Which items block the gate?", texts + [self.nothing_blocks], seal, hints,
                          store, several=True)
@@ -443,6 +517,9 @@ class Matching(Question):
                  seal:str, hints=(), store:AnswerStore|None=None):
         self.items = _text_list(items, f"Exercise {exercise!r}: items")
         self.choices = _text_list(choices, f"Exercise {exercise!r}: choices")
+        if not self.items or len(self.choices) < 2:
+            raise MlopsKitError(f"Exercise {exercise!r}: matching needs at least one item and two choices; got {len(self.items)} "
+                                f"item(s) and {len(self.choices)} choice(s)")
         super().__init__(exercise, question, seal, hints, store)
 
     def _make_input(self):
@@ -471,6 +548,20 @@ class Matching(Question):
         if wrong: raise MlopsKitError(f"{wrong} are not among the choices {self.choices}")
         return {item: answer.get(item) for item in self.items}
 
+# %% ../nbs/07_exercises.ipynb #92c3dce1
+def _window_scores(scores, what:str)->dict:
+    "`scores` as window label -> float, checked: at least two windows, distinct labels, finite numbers"
+    if not callable(getattr(scores, "items", None)):
+        raise WrongTypeError(f"{what}: `scores` maps windows to scores (a dict or a pandas Series), got {_short(scores)}")
+    pairs = list(scores.items())
+    bad = [score for window, score in pairs if isinstance(score, bool) or not isinstance(score, numbers.Real)
+           or not math.isfinite(score) or abs(score) > 1e300]
+    if bad: raise MlopsKitError(f"{what}: every score is a finite number; got {_short(bad[0])}")
+    result = {str(window): float(score) for window, score in pairs}
+    if len(result) < len(pairs): raise MlopsKitError(f"{what}: two windows of `scores` have the same label: {_short([window for window, _ in pairs])}")
+    if len(result) < 2: raise MlopsKitError(f"{what}: `scores` maps at least two windows to scores; got {_short(dict(pairs))}")
+    return result
+
 # %% ../nbs/07_exercises.ipynb #exr-037
 class ThresholdSlider(Question):
     "Set a threshold on a score per window; a live plot shows which windows alert (score >= threshold)"
@@ -482,10 +573,8 @@ class ThresholdSlider(Question):
                  hints=(), store:AnswerStore|None=None,
                  score_name:str="drift score", # the plot's axis label
                 ):
-        self.scores = {str(window): float(score) for window, score in dict(scores).items()}
-        if len(self.scores) < 2 or not all(math.isfinite(score) for score in self.scores.values()):
-            raise MlopsKitError(f"Exercise {exercise!r}: `scores` maps at least two windows to finite scores; got {dict(scores)}")
-        self.score_name = score_name
+        self.scores = _window_scores(scores, f"Exercise {exercise!r}")
+        self.score_name = _check_text(score_name, f"Exercise {exercise!r}: `score_name`")
         highest = max(self.scores.values())
         self.minimum, self.maximum = min(0.0, min(self.scores.values())), highest * 1.2 if highest > 0 else 1.0
         super().__init__(exercise, question, seal, hints, store)
@@ -571,17 +660,26 @@ class CodeExercise(widgets.VBox):
                  hints=(), store:AnswerStore|None=None,
                  hidden_checks:bool=True, # whether grading runs checks the learner does not see
                 ):
-        _check_question_arguments(exercise, None, store, needs_seal=False)
-        self.exercise, self.task, self.store, self.hidden_checks = exercise, task, store, bool(hidden_checks)
+        _check_question_arguments(exercise, task, None, store, needs_seal=False)
+        self.exercise, self.task, self.store = exercise, task, store
+        self.hidden_checks = _check_flag(hidden_checks, "`hidden_checks`")
         self.hints = _text_list(hints, f"Exercise {exercise!r}: hints") if hints else []
         saved = store.get(exercise) if store is not None else None
-        self.tries = saved["tries"] if isinstance(saved, dict) and type(saved.get("tries")) is int else 0
+        self.tries = _saved_tries(saved)
         self.feedback = widgets.HTML("Write your answer in the cell below, then run the check cell after it.")
         self.feedback.add_class("mlops-kit-feedback")
         super().__init__([widgets.HTML(f"<b>{html.escape(task)}</b>"), self.feedback])
         self.add_class("mlops-kit-question"); self.add_class(f"mlops-kit-exercise-{exercise}")
 
     def __repr__(self): return f"CodeExercise({self.exercise!r}, tries={self.tries})"
+
+# %% ../nbs/07_exercises.ipynb #2661b4f0
+def _check_code_exercise(exercise):
+    "Raise WrongTypeError unless `exercise` is a code exercise's card (by what it has: grading re-imports this module)"
+    if callable(getattr(exercise, "graded", None)):
+        raise WrongTypeError(f"checking() takes a CodeExercise; {exercise.exercise!r} is a widget question: its check cell is check(question)")
+    if not all(hasattr(exercise, name) for name in ("exercise", "tries", "hints", "feedback", "store")):
+        raise WrongTypeError(f"checking(exercise) takes the exercise's CodeExercise, got {_short(exercise)}")
 
 # %% ../nbs/07_exercises.ipynb #exr-043
 def _error_text(error:BaseException)->str:
@@ -600,6 +698,7 @@ def checking(exercise:CodeExercise, # the exercise the checks in the `with` bloc
              hidden:bool=False, # True for the hidden checks (they run only when the notebook is graded)
             ):
     "Run a code exercise's checks: a failure counts a wrong try and says the hint reached; success says what passed"
+    _check_code_exercise(exercise)
     try: yield
     except Exception as error:
         tries = _record_try(exercise, passed=False)

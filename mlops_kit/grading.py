@@ -4,22 +4,23 @@
 
 # %% auto #0
 __all__ = ['SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'CODE_PROMPT', 'WIDGET_PROMPT', 'TEXT_PROMPT',
-           'HIDDEN_NOTE', 'RESTORED_ROLES', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'assign',
-           'assignment_differences', 'Scorecard', 'grade', 'write_scorecard', 'grade_folder', 'class_table',
-           'leaked_lines', 'Validation', 'validate']
+           'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook',
+           'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard', 'grade',
+           'scorecard_paths', 'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'leaked_lines',
+           'Validation', 'validate']
 
 # %% ../nbs/08_grading.ipynb #grd-003
-import ast, copy, json, os, re, shutil, subprocess, sys, tempfile
+import ast, copy, hashlib, itertools, json, math, os, re, shutil, subprocess, sys, tempfile, warnings
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
-from .errors import MlopsKitError
+from .errors import MlopsKitError, WrongTypeError
 
 # %% ../nbs/08_grading.ipynb #grd-004
 __all__ = ['GradingError', 'SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'assign_notebook', 'assign',
-           'assignment_differences', 'Scorecard', 'grade', 'write_scorecard', 'grade_folder', 'class_table', 'CHEATS',
-           'leaked_lines', 'validate', 'Validation']
+           'Assignment', 'ChangedExercisesError', 'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths',
+           'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'CHEATS', 'leaked_lines', 'validate', 'Validation']
 
 # %% ../nbs/08_grading.ipynb #grd-007
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -32,7 +33,10 @@ HIDDEN_NOTE = "# Hidden checks run when the notebook is graded (`mlops-kit grade
 class GradingError(MlopsKitError):
     "A notebook that cannot be assigned or graded; the message names the file, the cell and the problem"
 
-def _meta(cell)->dict: return cell.metadata.get("mlops_kit", {})
+def _meta(cell)->dict:
+    "A cell's `mlops_kit` metadata; empty if it has none, or none that is a dict (`_cell_problems` says what is wrong)"
+    meta = cell.metadata.get("mlops_kit", {})
+    return meta if isinstance(meta, dict) else {}
 def _role(cell)->str|None: return _meta(cell).get("role")
 
 def _replace_regions(source:str, begin:str, end:str, replacement:str, where:str)->str:
@@ -51,11 +55,46 @@ def _replace_regions(source:str, begin:str, end:str, replacement:str, where:str)
     if inside: raise GradingError(f"{where}: '{begin}' is never closed by '{end}'")
     return "\n".join(result)
 
+# %% ../nbs/08_grading.ipynb #085e9400
+ROLES = ("question", "answer", "check")
+
+def _cell_problems(cell)->list:
+    "What is wrong with one cell's `mlops_kit` metadata, in words (empty when nothing is)"
+    meta, where = cell.metadata.get("mlops_kit"), f"cell {cell.get('id', '?')}"
+    if meta is None or meta == {}: return []
+    if not isinstance(meta, dict):
+        return [f"{where}: its mlops_kit metadata is {repr(meta)[:60]}, not a dict like {{\"exercise\": \"design-first\", \"role\": \"answer\"}}"]
+    if meta.get("role") not in ROLES: return [f"{where}: role {meta.get('role')!r} is not 'question', 'answer' or 'check'"]
+    exercise = meta.get("exercise")
+    if not isinstance(exercise, str) or not exercise or any(character.isspace() for character in exercise):
+        return [f"{where}: no exercise id (short text without spaces), got {exercise!r}"]
+    problems = [f"{where}: kind {meta['kind']!r} is not 'widget'"] if meta.get("kind", "widget") != "widget" else []
+    points = meta.get("points", 1)
+    if meta["role"] == "check" and (isinstance(points, bool) or not isinstance(points, (int, float)) or not (math.isfinite(points) and points > 0)):
+        problems.append(f"{where}: points must be a positive number, got {points!r}")
+    if not cell.get("id"): problems.append(f"{where}: it has no cell id, and grading finds a learner's cells by their ids")
+    return problems
+
+# %% ../nbs/08_grading.ipynb #cb9bbc6a
+def _check_solution(solution, name:str):
+    "Raise GradingError if cells of `solution` carry `mlops_kit` metadata that assign and grading would misread"
+    problems = [problem for cell in solution.cells for problem in _cell_problems(cell)]
+    if problems:
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise GradingError(f"{name}: " + "; ".join(problems[:3]) + more + ". Fix the cell metadata (its key 'mlops_kit')")
+
+# %% ../nbs/08_grading.ipynb #9ef60195
+def _fingerprint(notebook)->str:
+    "A digest of a notebook's cells, their types and sources: what a learner's edits change, and Jupyter's saves do not"
+    cells = json.dumps([[cell.cell_type, cell.source] for cell in notebook.cells], ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(cells.encode("utf-8", "surrogatepass")).hexdigest()
+
 # %% ../nbs/08_grading.ipynb #grd-008
 def assign_notebook(solution, # a solution notebook (nbformat NotebookNode)
                     name:str="notebook", # its name, for error messages
                    ):
-    "The learner's version of `solution`: answers replaced by prompts, hidden checks removed, outputs stripped"
+    "The learner's version of `solution`: answers replaced by prompts, hidden checks removed, outputs stripped, its fingerprint recorded"
+    _check_solution(solution, name)
     exercise = copy.deepcopy(solution)
     for number, cell in enumerate(exercise.cells):
         where = f"{name}, cell {number} ({cell.get('id', '?')})"
@@ -64,48 +103,196 @@ def assign_notebook(solution, # a solution notebook (nbformat NotebookNode)
         cell.source = _replace_regions(cell.source, HIDDEN_BEGIN, HIDDEN_END, HIDDEN_NOTE if cell.cell_type == "code" else "", where)
         if cell.cell_type == "code": cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("execution", None)
+    exercise.metadata["mlops_kit"] = {"notebook": "exercise", "fingerprint": _fingerprint(exercise)}
     return exercise
 
 # %% ../nbs/08_grading.ipynb #grd-011
 def _read(path:Path):
-    "The notebook at `path`; raises GradingError if it cannot be read"
+    "The notebook at `path`, checked against the notebook format; raises GradingError if it cannot be read or written back"
     import nbformat
-    try: return nbformat.read(path, as_version=4)
-    except Exception as error: raise GradingError(f"'{path}' is not a readable notebook: {error}") from None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbformat warns of old notebooks without cell ids; they are read all the same
+            notebook = nbformat.reads(text, as_version=4)
+            nbformat.validate(notebook)
+        _notebook_text(notebook).encode("utf-8")  # text UTF-8 cannot hold (a lone surrogate) could not be written
+        made_up = _made_up_ids(json.loads(text))
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise GradingError(f"'{path}' is not a readable notebook: {reason}") from None
+    if made_up: raise GradingError(f"'{path}': {made_up} cell(s) without an id of their own; nbformat would make one up at every "
+                                   "read, and grading finds cells by their ids. Open and save it in Jupyter, which gives every cell one")
+    return notebook
+
+def _made_up_ids(raw:dict)->int:
+    "How many cells of a notebook in format 4.5 or later have no id, or one another cell has: nbformat makes up theirs"
+    if raw.get("nbformat") != 4 or raw.get("nbformat_minor", 0) < 5: return 0  # older formats have no cell ids
+    ids = [cell.get("id") for cell in raw["cells"]]
+    return sum(1 for number, id in enumerate(ids) if not isinstance(id, str) or id in ids[:number])
 
 def _notebooks(folder:Path)->list:
-    "The notebooks under `folder`, sorted, without Jupyter's checkpoint copies"
-    return sorted(path for path in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts)
+    "The notebooks under `folder`, sorted, without Jupyter's checkpoint copies (files only: a folder named x.ipynb is not one)"
+    return sorted(path for path in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts and path.is_file())
 
 def _notebook_text(notebook)->str:
     "A notebook as `assign` writes it to disk"
     import nbformat
     return nbformat.writes(notebook) + "\n"
 
-def assign(solutions="solutions", # the folder of solution notebooks
-           exercises="exercises", # the folder to write the learner versions to
-          )->list:
-    "Write the learner version of every solution notebook; the paths written. Raises GradingError for a bad notebook"
-    solutions, exercises = Path(solutions), Path(exercises)
-    if not solutions.is_dir(): raise GradingError(f"No solutions folder '{solutions}': give the folder that holds the solution notebooks")
-    written = []
-    for path in _notebooks(solutions):
-        relative = path.relative_to(solutions)
-        target = exercises / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_notebook_text(assign_notebook(_read(path), str(relative))), encoding="utf-8")
-        written.append(target)
-    return written
+# %% ../nbs/08_grading.ipynb #21940cb3
+def _path(value, name:str)->Path:
+    "`value` as a Path; raises WrongTypeError naming the argument `name` if it is not a path"
+    if not isinstance(value, (str, os.PathLike)): raise WrongTypeError(f"`{name}` is a path, got {value!r}")
+    return Path(value)
 
+def _check_folder_target(folder:Path, what:str):
+    "Raise GradingError unless `folder` is a folder, or can be made one: not a file, not under a file"
+    if folder.exists() and not folder.is_dir(): raise GradingError(f"'{folder}' is a file: give a folder for {what}")
+    existing = next(parent for parent in folder.absolute().parents if parent.exists())
+    if not existing.is_dir(): raise GradingError(f"'{folder}' cannot be a folder for {what}: '{existing}' is a file")
+
+def _solution_paths(solutions:Path)->list:
+    "The solution notebooks under `solutions`; raises GradingError if it is not a folder or holds none"
+    if not solutions.is_dir():
+        kind = " (it is a file)" if solutions.exists() else ""
+        raise GradingError(f"No solutions folder '{solutions}'{kind}: give the folder that holds the solution notebooks")
+    paths = _notebooks(solutions)
+    if not paths: raise GradingError(f"No solution notebooks under '{solutions}': it holds no .ipynb file")
+    return paths
+
+# %% ../nbs/08_grading.ipynb #dc1d734c
+def _check_seconds(value, name:str)->float:
+    "`value` if it is a positive, finite number of seconds; raises an MlopsKitError naming the argument `name`"
+    if isinstance(value, bool) or not isinstance(value, (int, float)): raise WrongTypeError(f"{name} is a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and value > 0): raise GradingError(f"{name} is a positive number of seconds, like 60; got {value!r}")
+    return value
+
+# %% ../nbs/08_grading.ipynb #3e7116c8
+def _check_assign_folders(solutions, exercises)->tuple:
+    "`solutions` and `exercises` as paths, if `exercises` is a folder assign may write to: apart from the solutions"
+    solutions, exercises = _path(solutions, "solutions"), _path(exercises, "exercises")
+    _solution_paths(solutions)
+    _check_folder_target(exercises, "the exercise notebooks")
+    source, target = solutions.resolve(), exercises.resolve()
+    if target == source:
+        raise GradingError(f"'{exercises}' is the solutions folder '{solutions}' itself: assign would replace every worked answer "
+                           "by a prompt. Give another folder for the exercises, e.g. 'exercises'")
+    if source in target.parents:
+        raise GradingError(f"'{exercises}' lies inside the solutions folder '{solutions}': the exercises would be taken for "
+                           "solutions. Give a folder outside it, e.g. 'exercises'")
+    if target in source.parents:
+        raise GradingError(f"'{exercises}' holds the solutions folder '{solutions}': give the exercises a folder of their own, e.g. 'exercises'")
+    return solutions, exercises
+
+# %% ../nbs/08_grading.ipynb #5c96a933
+def _is_solution(notebook)->bool:
+    "Whether `notebook` holds worked answers or hidden checks: a line `### BEGIN SOLUTION` or `### BEGIN HIDDEN CHECKS`"
+    return any(line.strip() in (SOLUTION_BEGIN, HIDDEN_BEGIN) for cell in notebook.cells for line in cell.source.split("\n"))
+
+def _notebook_meta(notebook)->dict:
+    "A notebook's own `mlops_kit` metadata (where assign records its fingerprint); empty if none is a dict"
+    meta = notebook.metadata.get("mlops_kit", {})
+    return meta if isinstance(meta, dict) else {}
+
+# %% ../nbs/08_grading.ipynb #bd26a227
+def _target_state(path:Path, exercise)->str:
+    "What `path` holds where assign would write `exercise`: 'new', 'same' (as assign made it), 'changed' or 'solution'"
+    if not path.exists() and not path.is_symlink(): return "new"
+    if not path.is_file(): raise GradingError(f"'{path}' is not a file, yet assign would write an exercise notebook there: move it away")
+    try: notebook = _read(path)
+    except GradingError: return "changed"  # unreadable, yet it may hold a learner's work: keep it
+    if _is_solution(notebook): return "solution"
+    made = _fingerprint(notebook)
+    return "same" if made in (_notebook_meta(notebook).get("fingerprint"), _fingerprint(exercise)) else "changed"
+
+def _refuse_solutions(exercises:Path, states:dict):
+    "Raise GradingError if `exercises` holds solution notebooks: where assign would write, or anywhere under it"
+    def holds_solution(path):
+        try: return _is_solution(_read(path))
+        except GradingError: return False
+    found = [path for path, state in states.items() if state == "solution"]
+    found += [path for path in (_notebooks(exercises) if exercises.is_dir() else []) if path not in states and holds_solution(path)]
+    if found:
+        raise GradingError(f"'{exercises}' holds solution notebooks ({', '.join(map(str, found[:3]))}): assign writes the learner "
+                           "versions to a folder of their own, never among worked answers. Give another folder, e.g. 'exercises'")
+
+# %% ../nbs/08_grading.ipynb #b78aa081
+class ChangedExercisesError(GradingError):
+    "Exercise notebooks changed since `assign` made them (a learner's work, perhaps), listed in `changed`: nothing was written"
+    def __init__(self, changed:list, # the changed notebooks
+                 option:str="force=True", # how to replace them anyway: the function's argument, or the command's option
+                ):
+        self.changed = list(changed)
+        names = ", ".join(f"'{path}'" for path in self.changed[:5]) + (f" and {len(self.changed) - 5} more" if len(self.changed) > 5 else "")
+        super().__init__(f"{len(self.changed)} exercise notebook(s) changed since assign made them, perhaps by a learner: {names}. "
+                         f"Nothing was written. Move them away, or give {option} to replace them: each is then kept as a backup beside it")
+
+# %% ../nbs/08_grading.ipynb #ec8d5894
+@dataclass
+class Assignment:
+    "What `assign` wrote: the exercise notebooks, and a backup of each changed notebook it replaced (with `force`)"
+    written: list = field(default_factory=list) # the exercise notebooks written
+    backups: dict = field(default_factory=dict) # a replaced, changed notebook -> its backup
+
+    def __repr__(self): return f"Assignment({len(self.written)} notebook(s) written, {len(self.backups)} backup(s) kept)"
+
+# %% ../nbs/08_grading.ipynb #fcd9451e
+def _backup_path(path:Path)->Path:
+    "A free name beside `path` for its backup: 'x.ipynb.backup', else 'x.ipynb.backup-2', ... (no '.ipynb' end: never graded or assigned)"
+    names = (path.with_name(f"{path.name}.backup" + (f"-{number}" if number > 1 else "")) for number in itertools.count(1))
+    return next(name for name in names if not name.exists() and not name.is_symlink())
+
+def _new_file_mode()->int:
+    "The mode a plain write gives a new file here: 0o666 less the umask (a temporary file gets 0o600)"
+    umask = os.umask(0o022); os.umask(umask)
+    return 0o666 & ~umask
+
+def _write_all(planned:dict, changed:list)->Assignment:
+    "Write the `planned` notebooks all or nothing: each staged beside its place, the `changed` ones backed up, then moved in"
+    staged, mode = {}, _new_file_mode()
+    try:
+        for target, exercise in planned.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            staged[target] = Path(temporary)
+            with os.fdopen(handle, "wb") as file: file.write(_notebook_text(exercise).encode("utf-8"))
+            os.chmod(temporary, mode)
+        backups = {target: Path(shutil.copy2(target, _backup_path(target))) for target in changed}
+    except BaseException:
+        for temporary in staged.values(): temporary.unlink(missing_ok=True)
+        raise
+    for target, temporary in staged.items(): os.replace(temporary, target)
+    return Assignment(list(planned), backups)
+
+# %% ../nbs/08_grading.ipynb #d2020862
+def assign(solutions="solutions", # the folder of solution notebooks
+           exercises="exercises", # the folder to write the learner versions to: not the solutions, nor holding any
+           force:bool=False, # replace exercise notebooks changed since assign made them, keeping each as a backup
+          )->Assignment:
+    "Write the learner version of every solution notebook, all or nothing; raises GradingError, writing nothing, if it cannot"
+    if not isinstance(force, bool): raise WrongTypeError(f"`force` is True or False, got {force!r}")
+    solutions, exercises = _check_assign_folders(solutions, exercises)
+    planned = {exercises / path.relative_to(solutions): assign_notebook(_read(path), str(path.relative_to(solutions)))
+               for path in _solution_paths(solutions)}  # every notebook read and converted before anything is written
+    states = {target: _target_state(target, exercise) for target, exercise in planned.items()}
+    _refuse_solutions(exercises, states)
+    changed = [target for target, state in states.items() if state == "changed"]
+    if changed and not force: raise ChangedExercisesError(changed)
+    return _write_all(planned, changed)
+
+# %% ../nbs/08_grading.ipynb #af135143
 def assignment_differences(solutions="solutions", exercises="exercises")->list:
     "Exercise notebooks that are missing, extra, or differ from what `assign` writes (empty when in sync)"
-    solutions, exercises = Path(solutions), Path(exercises)
-    expected = {path.relative_to(solutions) for path in _notebooks(solutions)}
+    solutions, exercises = _path(solutions, "solutions"), _path(exercises, "exercises")
+    paths = _solution_paths(solutions)
+    if exercises.exists() and not exercises.is_dir(): raise GradingError(f"'{exercises}' is a file, not a folder of exercise notebooks")
+    expected = {path.relative_to(solutions) for path in paths}
     present = {path.relative_to(exercises) for path in _notebooks(exercises)} if exercises.is_dir() else set()
     problems = [f"missing: {exercises / path}" for path in sorted(expected - present)]
     problems += [f"not made from a solution: {exercises / path}" for path in sorted(present - expected)]
     problems += [f"differs from its solution's assignment: {exercises / path}" for path in sorted(expected & present)
-                 if (exercises / path).read_text(encoding="utf-8") != _notebook_text(assign_notebook(_read(solutions / path), str(path)))]
+                 if (exercises / path).read_bytes() != _notebook_text(assign_notebook(_read(solutions / path), str(path))).encode("utf-8")]
     return problems
 
 # %% ../nbs/08_grading.ipynb #grd-013
@@ -117,7 +304,9 @@ def _with_checks_restored(learner, solution, name:str, include_hidden:bool=True)
     graded, found = copy.deepcopy(learner), set()
     for number, cell in enumerate(graded.cells):
         original = originals.get(cell.get("id"))
-        if original is None: continue
+        if original is None:
+            if _role(cell) in RESTORED_ROLES: cell.metadata.pop("mlops_kit")  # a learner's own "check" cell earns nothing
+            continue
         found.add(cell["id"])
         hidden = HIDDEN_BEGIN in original.source
         restored = copy.deepcopy(original)
@@ -134,7 +323,7 @@ _SEAL_LITERAL = re.compile(r"""seal\s*=\s*["'](sha256:[0-9a-f]{64})["']""")
 def _question_seals(solution)->dict:
     "Exercise id -> the seal written in its question cell, for the widget questions of `solution`"
     return {_meta(cell)["exercise"]: match[1] for cell in solution.cells
-            if _role(cell) == "question" and (match := _SEAL_LITERAL.search(cell.source))}
+            if _role(cell) == "question" and not _cell_problems(cell) and (match := _SEAL_LITERAL.search(cell.source))}
 
 def _guard_source(exercise:str, seals:dict)->str:
     "The guard cell's code: the check functions imported afresh from the installed package, whatever the notebook did"
@@ -185,7 +374,8 @@ def _run_nbval(notebook:Path, timeout:float)->dict:
     report = notebook.with_suffix(".xml")
     command = [sys.executable, "-m", "pytest", "--nbval-lax", f"--nbval-cell-timeout={timeout:g}", str(notebook), "-q",
                "-p", "no:cacheprovider", f"--junitxml={report}"]
-    subprocess.run(command, cwd=notebook.parent, capture_output=True, text=True, timeout=timeout * 50 + 120)
+    try: subprocess.run(command, cwd=notebook.parent, capture_output=True, text=True, timeout=timeout * 50 + 120)
+    except subprocess.TimeoutExpired: raise GradingError(f"grading '{notebook.name}' ran longer than {timeout * 50 + 120:g} seconds in all") from None
     if not report.exists(): raise GradingError(f"nbval produced no report for '{notebook.name}'")
     results = {}
     for case in ElementTree.parse(report).iter("testcase"):
@@ -261,8 +451,10 @@ def _answer_file(notebook:Path)->Path:
     return notebook.with_name(f"{notebook.stem}.answers.json")
 
 def _solution_for(notebook:Path, solutions:Path)->Path:
-    matches = sorted(solutions.rglob(notebook.name)) if solutions.is_dir() else []
+    "The solution notebook of the same name as `notebook` under `solutions`; raises GradingError if there is none, or two"
+    matches = [path for path in _solution_paths(solutions) if path.name == notebook.name]
     if not matches: raise GradingError(f"No solution notebook named '{notebook.name}' under '{solutions}': grade needs it for the checks")
+    if len(matches) > 1: raise GradingError(f"Two solution notebooks are named '{notebook.name}' ({matches[0]}, {matches[1]}): rename one")
     return matches[0]
 
 def _run_graded(graded, name:str, answers:Path|None, timeout:float)->dict:
@@ -280,9 +472,14 @@ def grade(notebook, # the learner's notebook
           include_hidden:bool=True, # False grades as the learner's own run does: visible checks only
          )->Scorecard:
     "Grade one notebook with nbval against its solution's checks; raises GradingError if it cannot be graded"
-    notebook, solutions = Path(notebook), Path(solutions)
-    if not notebook.is_file(): raise GradingError(f"No notebook at '{notebook}'")
-    solution = _read(_solution_for(notebook, solutions))
+    notebook, solutions = _path(notebook, "notebook"), _path(solutions, "solutions")
+    _check_seconds(timeout, "`timeout`")
+    if not isinstance(include_hidden, bool): raise WrongTypeError(f"`include_hidden` is True or False, got {include_hidden!r}")
+    if not notebook.is_file():
+        raise GradingError(f"No notebook at '{notebook}'" + (": it is a folder (grade_folder grades a folder)" if notebook.is_dir() else ""))
+    solution_path = _solution_for(notebook, solutions)
+    solution = _read(solution_path)
+    _check_solution(solution, str(solution_path))
     return _grade_loaded(_read(notebook), solution, notebook.name, _answer_file(notebook), timeout, include_hidden)
 
 def _grade_loaded(learner, solution, name:str, answers:Path|None, timeout:float, include_hidden:bool=True)->Scorecard:
@@ -291,23 +488,53 @@ def _grade_loaded(learner, solution, name:str, answers:Path|None, timeout:float,
     return _scorecard(name, graded, _run_graded(graded, name, answers, timeout))
 
 # %% ../nbs/08_grading.ipynb #grd-020
-def write_scorecard(scorecard:Scorecard, folder)->list:
+def scorecard_paths(notebook:str, # the graded notebook's name, e.g. '00_template.ipynb'
+                    folder, # where the scorecards go
+                   )->list:
+    "Where `write_scorecard` saves the scorecard of `notebook` in `folder`: `<notebook>.scorecard.json` and `.md`"
+    stem = Path(notebook).stem
+    return [Path(folder) / f"{stem}.scorecard.json", Path(folder) / f"{stem}.scorecard.md"]
+
+def write_scorecard(scorecard:Scorecard, folder,
+                    overwrite:bool=False, # replace scorecards saved before (otherwise they are refused, unchanged)
+                   )->list:
     "Save `scorecard` as `<notebook>.scorecard.json` and `.md` in `folder`; the two paths"
-    folder = Path(folder)
+    if not isinstance(scorecard, Scorecard): raise WrongTypeError(f"`scorecard` is what grade() returns, got {type(scorecard).__name__}")
+    folder = _path(folder, "folder")
+    _check_folder_target(folder, "the scorecards")
+    paths = scorecard_paths(scorecard.notebook, folder)
+    if any(path.is_dir() for path in paths): raise GradingError(f"'{next(path for path in paths if path.is_dir())}' is a folder: move it away")
+    existing = [path for path in paths if path.exists()]
+    if existing and overwrite is not True:
+        raise GradingError(f"'{existing[0]}' exists already: give another folder, or overwrite=True to replace the scorecard")
     folder.mkdir(parents=True, exist_ok=True)
-    stem = Path(scorecard.notebook).stem
-    paths = [folder / f"{stem}.scorecard.json", folder / f"{stem}.scorecard.md"]
     paths[0].write_text(json.dumps(scorecard.to_dict(), indent=2) + "\n", encoding="utf-8")
     paths[1].write_text(scorecard.markdown(), encoding="utf-8")
     return paths
 
-def grade_folder(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
-                 solutions="solutions", timeout:float=60)->list:
-    "(learner, Scorecard) for every notebook under `folder`; the learner is the notebook's subfolder, or its name"
-    folder = Path(folder)
+# %% ../nbs/08_grading.ipynb #3da32a16
+def class_notebooks(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
+                   )->list:
+    "(learner, notebook path) for every notebook under `folder`; the learner is the notebook's subfolder, or its name"
+    folder = _path(folder, "folder")
+    if not folder.is_dir():
+        raise GradingError(f"No folder at '{folder}'" + (": it is a file (grade grades one notebook)" if folder.exists() else ""))
     notebooks = _notebooks(folder)
     if not notebooks: raise GradingError(f"No notebooks under '{folder}'")
-    return [(str(path.parent.relative_to(folder)) if path.parent != folder else path.stem, grade(path, solutions, timeout)) for path in notebooks]
+    learners = [(str(path.parent.relative_to(folder)) if path.parent != folder else path.stem, path) for path in notebooks]
+    seen = {}
+    for learner, path in learners:
+        other = seen.setdefault((learner, path.name), path)
+        if other != path: raise GradingError(f"'{other}' and '{path}' would both be graded as {learner!r}'s {path.name}: move one")
+    return learners
+
+def grade_folder(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
+                 solutions="solutions", timeout:float=60)->list:
+    "(learner, Scorecard) for every notebook under `folder`; every notebook's solution is found before any is graded"
+    _check_seconds(timeout, "`timeout`")
+    learners = class_notebooks(folder)
+    for learner, path in learners: _solution_for(path, _path(solutions, "solutions"))
+    return [(learner, grade(path, solutions, timeout)) for learner, path in learners]
 
 def class_table(graded:list):
     "One row per learner and exercise: learner, notebook, exercise, points, max_points, passed, visible, hidden, message, seconds"
@@ -430,21 +657,11 @@ def leaked_lines(solution, exercise)->list:
 
 def _metadata_problems(solution, name:str)->list:
     "What is wrong with the cell metadata of a solution notebook"
-    problems, checked, exercises = [], set(), set()
-    for cell in solution.cells:
-        meta = _meta(cell)
-        if not meta: continue
-        where = f"cell {cell.get('id', '?')}"
-        if meta.get("role") not in ("question", "answer", "check"):
-            problems.append(f"{where}: role {meta.get('role')!r} is not 'question', 'answer' or 'check'"); continue
-        if not isinstance(meta.get("exercise"), str) or not meta["exercise"]: problems.append(f"{where}: no exercise id"); continue
-        exercises.add(meta["exercise"])
-        if meta["role"] == "check":
-            points = meta.get("points", 1)
-            if type(points) not in (int, float) or points <= 0: problems.append(f"{where}: points must be a positive number, got {points!r}")
-            checked.add(meta["exercise"])
+    problems = [problem for cell in solution.cells for problem in _cell_problems(cell)]
+    readable = [_meta(cell) for cell in solution.cells if _meta(cell) and not _cell_problems(cell)]
+    exercises, checked = {meta["exercise"] for meta in readable}, {meta["exercise"] for meta in readable if meta["role"] == "check"}
     problems += [f"exercise {exercise!r} has no check cell" for exercise in sorted(exercises - checked)]
-    unsealed = sorted({_meta(cell)["exercise"] for cell in solution.cells if _meta(cell).get("kind") == "widget"} - set(_question_seals(solution)))
+    unsealed = sorted({meta["exercise"] for meta in readable if meta.get("kind") == "widget"} - set(_question_seals(solution)))
     problems += [f"widget exercise {exercise!r}: its question cell needs the seal as a literal, seal=\"sha256:...\"" for exercise in unsealed]
     stem = Path(name).stem
     if any(_role(cell) == "question" for cell in solution.cells) and f'AnswerStore("{stem}.answers.json")' not in \
@@ -496,17 +713,19 @@ def _validation_runs(solution, exercise, timeout:float, short_timeout:float)->li
              for cheat, make in CHEATS.items()]
     return runs
 
+def _metadata_row(solution, relative:Path)->dict:
+    "The row that says what is wrong with the cell metadata of a solution notebook, or that it is ok"
+    problems = _metadata_problems(solution, relative.name)
+    return dict(notebook=str(relative), check="cell metadata", passed=not problems, detail="; ".join(problems) or "ok")
+
 def _static_rows(solution, assigned, solutions:Path, exercises:Path, relative:Path)->list:
-    "The checks of one solution notebook that need no run: its metadata, its exercise on disk (`assigned`: what assign writes)"
-    import nbformat
-    name, exercise_path = str(relative), exercises / relative
-    metadata = _metadata_problems(solution, relative.name)
-    rows = [dict(notebook=name, check="cell metadata", passed=not metadata, detail="; ".join(metadata) or "ok")]
+    "The checks of one solution notebook's exercise on disk that need no run (`assigned`: what assign writes)"
+    name, exercise_path, rows = str(relative), exercises / relative, []
     if not exercise_path.is_file():
-        return rows + [dict(notebook=name, check="exercise in sync", passed=False, detail=f"missing: run mlops-kit assign {solutions} {exercises}")]
-    on_disk = exercise_path.read_text(encoding="utf-8")
-    in_sync = on_disk == _notebook_text(assigned)
-    leaks = leaked_lines(solution, nbformat.reads(on_disk, as_version=4))
+        return [dict(notebook=name, check="exercise in sync", passed=False, detail=f"missing: run mlops-kit assign {solutions} {exercises}")]
+    in_sync = exercise_path.read_bytes() == _notebook_text(assigned).encode("utf-8")
+    try: leaks = leaked_lines(solution, _read(exercise_path))
+    except GradingError as error: leaks = [str(error)]
     rows.append(dict(notebook=name, check="exercise in sync", passed=in_sync,
                      detail="ok" if in_sync else f"differs from what assign writes: run mlops-kit assign {solutions} {exercises}"))
     rows.append(dict(notebook=name, check="no solution or hidden-check text", passed=not leaks, detail=f"leaked: {leaks}" if leaks else "ok"))
@@ -519,17 +738,26 @@ def validate(solutions="solutions", # the folder of solution notebooks
              jobs:int|None=None, # nbval runs at a time (default: the number of CPUs)
             )->Validation:
     "Check every exercise: metadata, sync, no leaks, full points for the solution, nothing for untouched or cheating notebooks"
-    solutions, exercises = Path(solutions), Path(exercises)
-    if not solutions.is_dir(): raise GradingError(f"No solutions folder '{solutions}': give the folder that holds the solution notebooks")
-    paths = _notebooks(solutions)
-    if not paths: raise GradingError(f"No solution notebooks under '{solutions}'")
+    solutions, exercises = _path(solutions, "solutions"), _path(exercises, "exercises")
+    _check_seconds(timeout, "`timeout`"); _check_seconds(short_timeout, "`short_timeout`")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise GradingError(f"`jobs` is a number of runs at a time, at least 1 (or None: one per CPU); got {jobs!r}")
+    paths = _solution_paths(solutions)
+    if not exercises.is_dir():
+        raise GradingError(f"No exercises folder '{exercises}'" + (" (it is a file)" if exercises.exists() else "") +
+                           f": make it with `mlops-kit assign {solutions} {exercises}`")
     rows, runs = [], []
     for path in paths:
         relative, solution = path.relative_to(solutions), _read(path)
-        exercise = assign_notebook(solution, str(relative))
+        rows.append(_metadata_row(solution, relative))
+        try:
+            exercise = assign_notebook(solution, str(relative))
+            made = _validation_runs(solution, exercise, timeout, short_timeout)
+        except (GradingError, SyntaxError) as error:  # no exercise, or no cheat, can be made from it: nothing to run
+            rows.append(dict(notebook=str(relative), check="assign and cheats", passed=False, detail=str(error)))
+            continue
         rows += _static_rows(solution, exercise, solutions, exercises, relative)
-        runs += [(str(relative), check, learner, solution, run_timeout, judge)
-                 for check, learner, run_timeout, judge in _validation_runs(solution, exercise, timeout, short_timeout)]
+        runs += [(str(relative), check, learner, solution, run_timeout, judge) for check, learner, run_timeout, judge in made]
     def run(job):
         name, check, learner, solution, run_timeout, judge = job
         passed, detail = judge(_grade_loaded(learner, solution, Path(name).name, None, run_timeout))

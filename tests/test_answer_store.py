@@ -1,7 +1,7 @@
 """The answer store of the practice notebooks (`mlops_kit.exercises.AnswerStore`): answers survive a kernel restart,
 concurrent writers lose nothing, a failed write leaves the previous answers intact, and a broken file is reported and
 kept, never reset. Answer files are the learner's: git ignores them."""
-import subprocess, sys
+import hashlib, subprocess, sys
 
 import pytest
 
@@ -42,14 +42,66 @@ def test_a_failed_write_leaves_the_previous_answers(tmp_path, monkeypatch):
     assert [path.name for path in tmp_path.iterdir() if path.suffix == ".tmp"] == [], "the temporary file must be removed"
 
 
-@pytest.mark.parametrize("content, message", [("{not json", "cannot be read"), ('{"answers": {}}', "not an mlops-kit answer file"),
-                                              ("[1, 2]", "not an mlops-kit answer file")])
+DEEP = "[" * 100_000 + "]" * 100_000
+HUGE_NUMBER = '{"format": "mlops-kit answers", "answers": {"q": ' + "9" * 5000 + "}}"
+
+
+@pytest.mark.parametrize("content, message", [(b"{not json", "cannot be read"), (b'{"answers": {}}', "not an mlops-kit answer file"),
+                                              (b"[1, 2]", "not an mlops-kit answer file"), (b"\xff\xfe{}", "cannot be read"),
+                                              (DEEP.encode(), "cannot be read"), (HUGE_NUMBER.encode(), "cannot be read"),
+                                              (b'{"format": "mlops-kit answers", "answers": []}', "not an mlops-kit answer file")])
 def test_a_broken_answer_file_is_reported_and_kept(tmp_path, content, message):
     path = tmp_path / "lesson.answers.json"
-    path.write_text(content)
+    path.write_bytes(content)
     with pytest.raises(AnswerStoreError, match=message):
         AnswerStore(path)
-    assert path.read_text() == content
+    assert sha256(path) == hashlib.sha256(content).hexdigest()
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_read_only_answer_file_is_refused_and_kept(tmp_path):
+    "Read-only by its mode bits: refused even as root, who may write anyway (a rename over the file would replace it)"
+    store = AnswerStore(tmp_path / "lesson.answers.json")
+    store.set("first", "kept")
+    before = sha256(store.path)
+    store.path.chmod(0o444)
+    try:
+        with pytest.raises(AnswerStoreError, match="is read-only, so the answer to 'second' was not saved"):
+            store.set("second", "refused")
+        assert sha256(store.path) == before and store.all() == {"first": "kept"}
+        assert [path.name for path in tmp_path.iterdir() if path.suffix == ".tmp"] == []
+    finally:
+        store.path.chmod(0o644)
+
+
+def test_a_folder_or_a_path_under_a_file_is_not_an_answer_file(tmp_path):
+    (tmp_path / "folder.answers.json").mkdir()
+    with pytest.raises(AnswerStoreError, match="is a folder, not an answer file"):
+        AnswerStore(tmp_path / "folder.answers.json")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(AnswerStoreError, match="is a file, not a folder"):
+        AnswerStore(tmp_path / "notes.txt" / "lesson.answers.json")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    store = AnswerStore(tmp_path / "later.answers.json")
+    (tmp_path / "later.answers.json").mkdir()  # the file became a folder after the store was made
+    with pytest.raises(AnswerStoreError, match="is a folder now"):
+        store.set("q", 1)
+
+
+@pytest.mark.parametrize("path, lock_timeout, message", [(42, 30, "a path like"), (None, 30, "a path like"),
+                                                         ("lesson.answers.json", 0, "positive number"),
+                                                         ("lesson.answers.json", "30", "number of seconds"),
+                                                         ("lesson.answers.json", float("nan"), "positive number"),
+                                                         ("lesson.answers.json\x00.json", 30, "ends in .json")])
+def test_bad_arguments_get_the_kits_error(tmp_path, monkeypatch, path, lock_timeout, message):
+    from mlops_kit.errors import MlopsKitError
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MlopsKitError, match=message):
+        AnswerStore(path, lock_timeout=lock_timeout)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("exercise, answer, message", [("", 1, "non-empty"), ("q", float("inf"), "cannot be saved"),

@@ -161,8 +161,10 @@ def test_bad_arguments_and_answers_get_a_clear_error(answers, tmp_path):
         MultipleChoice("q", "Which?", ["a", "a"], sealed)
     with pytest.raises(TypeError, match="AnswerStore"):
         MultipleChoice("q", "Which?", ["a", "b"], sealed, store="answers.json")
+    with pytest.raises(ValueError, match="every score is a finite number; got nan"):
+        ThresholdSlider("q", "?", {"2025-01": float("nan"), "2025-02": 0.1}, sealed)
     with pytest.raises(ValueError, match="at least two windows"):
-        ThresholdSlider("q", "?", {"2025-01": float("nan")}, sealed)
+        ThresholdSlider("q", "?", {"2025-01": 0.1}, sealed)
     with pytest.raises(ValueError, match="decimals"):
         NumberAnswer("q", "?", sealed, decimals=-1)
     question = MultipleChoice("q", "Which?", ["a", "b"], sealed, store=answers)
@@ -188,3 +190,81 @@ def test_a_saved_answer_that_no_longer_fits_is_reported_not_lost(answers):
     question = MultipleChoice("q", "Which?", ["a", "b"], seal("q", "a"), store=answers)
     assert question.answer is None and "no longer fits" in question.feedback.value
     assert answers.get("q")["answer"] == "an option since removed", "nothing is overwritten until the learner answers again"
+
+
+SEALED = seal("q", "a")
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: MultipleChoice("q", 42, ["a", "b"], SEALED), TypeError, "the question is text"),
+    (lambda: MultipleChoice("q", "  ", ["a", "b"], SEALED), ValueError, "the question is non-empty text"),
+    (lambda: MultipleChoice("q", "Which?", ["a", "b"], SEALED + "0"), ValueError, "never the answer itself"),
+    (lambda: MultipleChoice("q", "Which?", ["a", "b"], "sha256:" + "z" * 64), ValueError, "never the answer itself"),
+    (lambda: MultipleChoice("q", "Which?", ["a", "b"], SEALED, several="yes"), TypeError, "`several` is True or False"),
+    (lambda: MultipleChoice("q\x00", "Which?", ["a", "b"], SEALED), ValueError, "exercise id"),
+    (lambda: MultipleChoice(["q"], "Which?", ["a", "b"], SEALED), TypeError, "exercise id"),
+    (lambda: MultipleChoice("q", "Which?", "ab", SEALED), TypeError, "options are a list of texts"),
+    (lambda: MultipleChoice("q", "Which?", ["a", "b"], SEALED, hints=[1]), ValueError, "hints are non-empty texts"),
+    (lambda: GateDecision("q", "No baseline.", "A baseline", SEALED), TypeError, "`items` are a list"),
+    (lambda: GateDecision("q", "No baseline.", 3, SEALED), TypeError, "`items` are a list"),
+    (lambda: GateDecision("q", None, ["x", "y"], SEALED), TypeError, "the scenario is text"),
+    (lambda: GateDecision("q", "No baseline.", ["x", "Nothing blocks the gate"], SEALED), ValueError, "must be distinct"),
+    (lambda: Ordering("q", "Order.", ["only"], SEALED), ValueError, "at least two items"),
+    (lambda: Matching("q", "Match.", [], ["A", "B"], SEALED), ValueError, "at least one item and two choices"),
+    (lambda: Matching("q", "Match.", ["x"], ["A"], SEALED), ValueError, "at least one item and two choices"),
+    (lambda: ThresholdSlider("q", "?", [0.1, 0.2], SEALED), TypeError, "maps windows to scores"),
+    (lambda: ThresholdSlider("q", "?", {"a": "0.1", "b": 0.2}, SEALED), ValueError, "finite number; got '0.1'"),
+    (lambda: ThresholdSlider("q", "?", {"a": True, "b": 0.2}, SEALED), ValueError, "finite number; got True"),
+    (lambda: ThresholdSlider("q", "?", {"a": 1e308, "b": 0.2}, SEALED), ValueError, "finite number"),
+    (lambda: ThresholdSlider("q", "?", {1: 0.1, "1": 0.2}, SEALED), ValueError, "the same label"),
+    (lambda: ThresholdSlider("q", "?", SCORES, SEALED, score_name=None), TypeError, "`score_name` is text"),
+    (lambda: NumberAnswer("q", "?", SEALED, decimals=1.5), ValueError, "`decimals` is a whole number"),
+    (lambda: CodeExercise("q", None), TypeError, "the question is text"),
+    (lambda: CodeExercise("q", "Write it.", hidden_checks=1), TypeError, "`hidden_checks` is True or False"),
+])
+def test_a_question_built_with_a_bad_argument_gets_the_kits_error(make, error, message):
+    "A careless author's arguments: the kit's error (never one from ipywidgets, html or float()), naming what was wrong"
+    from mlops_kit.errors import MlopsKitError
+    with pytest.raises(MlopsKitError, match=message) as raised:
+        make()
+    assert isinstance(raised.value, error)
+
+
+def test_check_and_checking_refuse_what_they_cannot_check_and_lose_no_saved_answer(answers):
+    question = MultipleChoice("q-one", "Which?", ["a", "b"], seal("q-one", "b"), store=answers)
+    question.answer = "b"
+    saved = answers.path.read_bytes()
+    with pytest.raises(TypeError, match="is a widget question"):
+        with checking(question):
+            pass
+    assert answers.path.read_bytes() == saved, "counting a try would have saved answer=None over the widget's answer"
+    with pytest.raises(TypeError, match="takes a widget question"):
+        check(CodeExercise("q-code", "Write it."))
+    with pytest.raises(TypeError, match="takes a widget question"):
+        check("q-one")
+    with pytest.raises(TypeError, match="takes the exercise's CodeExercise"):
+        with checking(None):
+            pass
+
+
+@pytest.mark.parametrize("tolerance", [-1, float("nan"), "0.1", None, True])
+def test_expect_refuses_a_bad_tolerance(tolerance):
+    with pytest.raises(ValueError, match="`tolerance` is a number >= 0"):
+        expect(0.1, 0.1, tolerance=tolerance)
+
+
+def test_expect_says_what_differs_for_values_numpy_cannot_compare():
+    import numpy as np
+    with pytest.raises(CheckFailed, match="differs from the expected values"):
+        expect(np.array(["a", "b"]), np.array([1.0, 2.0]))
+    itself = []
+    itself.append(itself)
+    with pytest.raises(CheckFailed, match="nested too deeply"):
+        expect(itself, itself)
+
+
+def test_a_saved_number_of_tries_that_is_not_a_count_starts_again_from_zero(answers):
+    answers.set("q", {"answer": "a", "tries": -3})
+    answers.set("q-code", {"answer": None, "tries": "many"})
+    assert MultipleChoice("q", "Which?", ["a", "b"], seal("q", "a"), store=answers).tries == 0
+    assert CodeExercise("q-code", "Write it.", store=answers).tries == 0

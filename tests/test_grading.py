@@ -9,7 +9,7 @@ ends hits the timeout; grading never modifies the learner's notebook or answers;
 exercise of the kit survives `mlops-kit validate` (solutions pass, untouched notebooks and mechanical cheats fail), and
 validate catches a weak exercise; bad input gets a clear error.
 """
-import csv, json, re, shutil, subprocess, sys
+import csv, hashlib, json, re, shutil, subprocess, sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -17,8 +17,8 @@ import nbformat
 import pytest
 
 from conftest import REPO_ROOT
-from mlops_kit.grading import (CHEATS, GradingError, assign, assign_notebook, assignment_differences, grade, leaked_lines,
-                               validate)
+from mlops_kit.grading import (CHEATS, GradingError, assign, assign_notebook, assignment_differences, grade, grade_folder,
+                               leaked_lines, validate)
 
 SOLUTIONS, EXERCISES = REPO_ROOT / "solutions", REPO_ROOT / "exercises"
 COMMAND = str(Path(sys.executable).parent / "mlops-kit")
@@ -295,3 +295,311 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     assert refused.returncode == 2 and "ANSWER is JSON" in refused.stderr
     sealed = subprocess.run([COMMAND, "seal", "lifecycle-first-phase", '"Design"'], capture_output=True, text=True)
     assert sealed.returncode == 0 and re.fullmatch(r"sha256:[0-9a-f]{64}\n", sealed.stdout)
+
+
+# --- Nothing lost, nothing silent: assign, grade, validate and seal with a careless user's input --------------------------
+
+def digests(folder: Path) -> dict:
+    "Relative path -> sha256 of the bytes, for every file under `folder` (symbolic links to folders are not followed)"
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file() and not path.is_symlink()}
+
+
+def run_main(argv: list, capsys) -> tuple:
+    "Run `mlops-kit ARGV` in this process: (exit code, stdout, stderr)"
+    from mlops_kit.cli import main
+    try: code = main([str(argument) for argument in argv])
+    except SystemExit as stop: code = stop.code  # argparse's own errors
+    printed = capsys.readouterr()
+    return code, printed.out, printed.err
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    "A folder with a copy of two solution notebooks and their exercises, as `mlops-kit assign` makes them"
+    (tmp_path / "solutions").mkdir()
+    for name in (TEMPLATE, "01_the_lifecycle.ipynb"): shutil.copyfile(SOLUTIONS / name, tmp_path / "solutions" / name)
+    assign(tmp_path / "solutions", tmp_path / "exercises")
+    return tmp_path
+
+
+def edit_answer(path: Path, source: str = "def phase_of(task):\n    return 'design'"):
+    "A learner's edit: the first answer cell's source replaced, the notebook saved"
+    notebook = nbformat.read(path, as_version=4)
+    next(cell for cell in notebook.cells if meta(cell).get("role") == "answer").source = source
+    nbformat.write(notebook, path)
+
+
+@pytest.mark.parametrize("target", ["solutions", "./solutions", "solutions/", "solutions/../solutions", "linked", "solutions/inner", "."])
+def test_assign_refuses_the_solutions_folder_under_any_spelling(course, capsys, monkeypatch, target):
+    monkeypatch.chdir(course)
+    (course / "linked").symlink_to(course / "solutions")
+    before = digests(course)
+    code, out, err = run_main(["assign", "solutions", target], capsys)
+    assert code == 2 and "Traceback" not in err and "error:" in err and "solutions" in err, err
+    assert digests(course) == before
+
+
+def test_assign_refuses_a_folder_that_holds_solution_notebooks(course, capsys):
+    "The arguments swapped: the exercises taken for solutions, written over the worked answers"
+    before = digests(course)
+    code, _, err = run_main(["assign", course / "exercises", course / "solutions"], capsys)
+    assert code == 2 and "holds solution notebooks" in err
+    (course / "elsewhere").mkdir()
+    shutil.copyfile(SOLUTIONS / "02_design.ipynb", course / "elsewhere" / "02_design.ipynb")  # not even one assign would write
+    code, _, err = run_main(["assign", course / "solutions", course / "elsewhere"], capsys)
+    assert code == 2 and "holds solution notebooks" in err and "02_design.ipynb" in err
+    before["elsewhere/02_design.ipynb"] = digests(course)["elsewhere/02_design.ipynb"]
+    assert digests(course) == before
+
+
+def test_one_unreadable_solution_notebook_means_nothing_is_written(course, capsys):
+    edit_answer(course / "exercises" / TEMPLATE)  # a learner's work that a partial assign would overwrite
+    (course / "solutions" / "zz_broken.ipynb").write_text('{"cells": [')
+    before = digests(course)
+    code, _, err = run_main(["assign", course / "solutions", course / "exercises", "--force"], capsys)
+    assert code == 2 and "zz_broken.ipynb' is not a readable notebook" in err
+    assert digests(course) == before
+    assert not [path for path in course.rglob("*") if path.name.endswith((".tmp", ".backup"))]
+
+
+def test_a_changed_exercise_is_kept_unless_force_and_then_backed_up(course, capsys):
+    path = course / "exercises" / TEMPLATE
+    edit_answer(path)
+    learner_work = path.read_bytes()
+    before = digests(course)
+    code, out, err = run_main(["assign", course / "solutions", course / "exercises"], capsys)
+    assert code == 2 and "changed since assign made them" in err and str(path) in err and "--force" in err
+    assert "force=True" not in err, "the command names its own option"
+    assert digests(course) == before
+    code, out, err = run_main(["assign", course / "solutions", course / "exercises", "--force"], capsys)
+    backup = path.with_name(TEMPLATE + ".backup")
+    assert code == 0 and f"kept the changed {path} as {backup}" in out, out + err
+    assert backup.read_bytes() == learner_work
+    assert assignment_differences(course / "solutions", course / "exercises") == []
+    edit_answer(path, "def phase_of(task):\n    return 'deployment'")
+    assert assign(course / "solutions", course / "exercises", force=True).backups == {path: path.with_name(TEMPLATE + ".backup-2")}
+    assert backup.read_bytes() == learner_work, "an earlier backup is never replaced"
+    with pytest.raises(GradingError, match="force=True"):
+        edit_answer(path)
+        assign(course / "solutions", course / "exercises")
+
+
+def test_an_exercise_run_and_saved_in_jupyter_but_unchanged_is_replaced_silently(course):
+    "Jupyter's save changes outputs, execution counts and metadata: none of it is a learner's work"
+    path = course / "exercises" / TEMPLATE
+    notebook = nbformat.read(path, as_version=4)
+    for number, cell in enumerate(cell for cell in notebook.cells if cell.cell_type == "code"):
+        cell.outputs, cell.execution_count = [nbformat.v4.new_output("stream", text="ran\n")], number + 1
+        cell.metadata["collapsed"] = False
+    notebook.metadata["language_info"] = {"name": "python", "version": "3.11"}
+    nbformat.write(notebook, path)
+    done = assign(course / "solutions", course / "exercises")
+    assert done.backups == {} and path in done.written
+    assert assignment_differences(course / "solutions", course / "exercises") == []
+
+
+def test_an_exercise_made_before_fingerprints_is_replaced_only_if_it_is_what_assign_writes(course):
+    "Exercises written by an older assign carry no fingerprint: unchanged they are replaced, changed they are kept"
+    path = course / "exercises" / TEMPLATE
+    notebook = nbformat.read(path, as_version=4)
+    del notebook.metadata["mlops_kit"]
+    nbformat.write(notebook, path)
+    assert assign(course / "solutions", course / "exercises").backups == {}
+    notebook = nbformat.read(path, as_version=4)
+    del notebook.metadata["mlops_kit"]
+    nbformat.write(notebook, path)
+    edit_answer(path)
+    with pytest.raises(GradingError, match="changed since assign made them"):
+        assign(course / "solutions", course / "exercises")
+
+
+def test_an_unreadable_exercise_notebook_is_kept_as_a_learners_work(course):
+    path = course / "exercises" / TEMPLATE
+    path.write_text("{half a notebook")
+    with pytest.raises(GradingError, match="changed since assign made them"):
+        assign(course / "solutions", course / "exercises")
+    assert path.read_text() == "{half a notebook"
+    (course / "exercises" / "01_the_lifecycle.ipynb").unlink()
+    (course / "exercises" / "01_the_lifecycle.ipynb").mkdir()
+    with pytest.raises(GradingError, match="is not a file"):
+        assign(course / "solutions", course / "exercises", force=True)
+    assert path.read_text() == "{half a notebook"
+
+
+def test_assign_writes_all_or_nothing_when_the_disk_fails(course, monkeypatch):
+    edit_answer(course / "exercises" / TEMPLATE)
+    before = digests(course)
+    import mlops_kit.grading as grading
+    real_mkstemp, calls = grading.tempfile.mkstemp, []
+    def full_disk_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2: raise OSError(28, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
+    monkeypatch.setattr(grading.tempfile, "mkstemp", full_disk_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        assign(course / "solutions", course / "exercises", force=True)
+    assert digests(course) == before and len(calls) == 2
+    assert not [path for path in course.rglob("*") if path.name.endswith((".tmp", ".backup"))]
+
+
+def test_assign_refuses_a_solution_whose_cell_metadata_it_would_misread(course):
+    path = course / "solutions" / TEMPLATE
+    notebook = nbformat.read(path, as_version=4)
+    check_cell = next(cell for cell in notebook.cells if meta(cell).get("role") == "check")
+    check_cell.metadata["mlops_kit"] = {**meta(check_cell), "points": float("nan")}
+    notebook.cells[0].metadata["mlops_kit"] = ["question"]
+    nbformat.write(notebook, path)
+    before = digests(course)
+    with pytest.raises(GradingError, match=f"cell {check_cell.id}: points must be a positive number, got nan") as raised:
+        assign(course / "solutions", course / "exercises")
+    assert "not a dict" in str(raised.value) and TEMPLATE in str(raised.value)
+    assert digests(course) == before
+    validation_rows = validate(course / "solutions", course / "exercises", timeout=30, short_timeout=5, jobs=1).rows
+    broken = [row for row in validation_rows if row["notebook"] == TEMPLATE]
+    assert {row["check"] for row in broken} == {"cell metadata", "assign and cheats"}, "reported, and nothing run for it"
+    assert not any(row["passed"] for row in broken)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda root: assign(root / "nowhere", root / "out"), "No solutions folder"),
+    (lambda root: assign(root / "empty", root / "out"), "No solution notebooks under"),
+    (lambda root: assign(root / "solutions", root / "notes.txt"), "is a file: give a folder"),
+    (lambda root: assign(root / "solutions", root / "notes.txt" / "out"), "is a file"),
+    (lambda root: assign(root / "solutions", root / "out", force="yes"), "`force` is True or False"),
+    (lambda root: assign(7, root / "out"), "`solutions` is a path"),
+    (lambda root: assignment_differences(root / "solutions", root / "notes.txt"), "is a file, not a folder"),
+    (lambda root: assignment_differences(root / "nowhere", root / "exercises"), "No solutions folder"),
+    (lambda root: grade(root / "exercises" / TEMPLATE, root / "solutions", timeout=0), "`timeout` is a positive number"),
+    (lambda root: grade(root / "exercises" / TEMPLATE, root / "solutions", timeout=float("inf")), "`timeout` is a positive number"),
+    (lambda root: grade(root / "exercises" / TEMPLATE, root / "solutions", timeout="60"), "`timeout` is a number of seconds"),
+    (lambda root: grade(root / "exercises", root / "solutions"), "it is a folder"),
+    (lambda root: grade(root / "exercises" / TEMPLATE, root / "notes.txt"), "(it is a file)"),
+    (lambda root: grade(root / "exercises" / TEMPLATE, root / "empty"), "No solution notebooks under"),
+    (lambda root: grade(root / "notes.txt", root / "solutions"), "No solution notebook named 'notes.txt'"),
+    (lambda root: grade(root / "exercises" / TEMPLATE, root / "solutions", include_hidden="no"), "`include_hidden` is True or False"),
+    (lambda root: grade_folder(root / "nowhere", root / "solutions"), "No folder at"),
+    (lambda root: grade_folder(root / "notes.txt", root / "solutions"), "it is a file"),
+    (lambda root: grade_folder(root / "empty", root / "solutions"), "No notebooks under"),
+    (lambda root: grade_folder(root / "exercises", root / "solutions", timeout=-5), "`timeout` is a positive number"),
+    (lambda root: validate(root / "solutions", root / "nowhere"), "No exercises folder"),
+    (lambda root: validate(root / "solutions", root / "exercises", timeout=0), "`timeout` is a positive number"),
+    (lambda root: validate(root / "solutions", root / "exercises", short_timeout=-1), "`short_timeout` is a positive number"),
+    (lambda root: validate(root / "solutions", root / "exercises", jobs=0), "`jobs` is a number of runs"),
+    (lambda root: validate(root / "solutions", root / "exercises", jobs=1.5), "`jobs` is a number of runs"),
+])
+def test_bad_paths_and_values_get_the_kits_error_and_change_nothing(course, call, message):
+    from mlops_kit.errors import MlopsKitError
+    (course / "empty").mkdir()
+    (course / "notes.txt").write_text("mine")
+    before = digests(course)
+    with pytest.raises(MlopsKitError, match=re.escape(message)):
+        call(course)
+    assert digests(course) == before
+
+
+def test_grade_folder_finds_every_solution_before_grading_any(course, monkeypatch):
+    import mlops_kit.grading as grading
+    monkeypatch.setattr(grading, "_run_nbval", lambda *args: pytest.fail("a notebook was graded"))
+    (course / "class" / "ada").mkdir(parents=True)
+    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / TEMPLATE)
+    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / "homework.ipynb")
+    with pytest.raises(GradingError, match="No solution notebook named 'homework.ipynb'"):
+        grade_folder(course / "class", course / "solutions")
+    (course / "class" / "ada" / "homework.ipynb").unlink()
+    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "00_template.ipynb")  # learner '00_template'...
+    (course / "class" / "00_template").mkdir()
+    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "00_template" / TEMPLATE)  # ... and again
+    with pytest.raises(GradingError, match="would both be graded as '00_template'"):
+        grade_folder(course / "class", course / "solutions")
+
+
+def test_grade_checks_its_outputs_before_grading_and_keeps_existing_scorecards(course, capsys, monkeypatch):
+    import mlops_kit.grading as grading
+    graded = []
+    monkeypatch.setattr(grading, "_run_nbval", lambda notebook, timeout: graded.append(notebook.name) or {})
+    (course / "class" / "ada").mkdir(parents=True)
+    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / TEMPLATE)
+    (course / "grades" / "ada").mkdir(parents=True)
+    (course / "grades" / "ada" / "00_template.scorecard.json").write_text('{"points": 3}')
+    (course / "grades" / "class.csv").write_text("learner,points\nada,3\n")
+    (course / "notes.txt").write_text("mine")
+    before = digests(course)
+    command = ["grade", course / "class", "--solutions", course / "solutions", "--output", course / "grades"]
+    code, out, err = run_main(command, capsys)
+    assert code == 2 and "exist already" in err and "--overwrite" in err and "overwrite=True" not in err, err
+    assert graded == [], "refused before grading"
+    assert digests(course) == before
+    code, out, err = run_main([*command[:-2], "--output", course / "notes.txt"], capsys)  # a file where a folder belongs
+    assert code == 2 and "is a file" in err and graded == [] and digests(course) == before
+    code, out, err = run_main(["grade", course / "exercises" / TEMPLATE, "--solutions", course / "solutions", "--output",
+                               course / "grades" / "ada"], capsys)
+    assert code == 2 and "00_template.scorecard.json exists already" in err and graded == []
+    code, out, err = run_main([*command, "--overwrite"], capsys)
+    assert code == 1 and graded == [TEMPLATE], err  # the stub ran no cell: every exercise fails
+    assert json.loads((course / "grades" / "ada" / "00_template.scorecard.json").read_text())["points"] == 0
+    assert "ada" in (course / "grades" / "class.csv").read_text()
+
+
+def test_write_scorecard_refuses_to_replace_a_scorecard_unless_told(course, tmp_path):
+    from mlops_kit.grading import Scorecard, write_scorecard
+    card = Scorecard(TEMPLATE, [dict(exercise="x", points=1, max_points=1, passed=True, visible="passed", hidden="none", message="", seconds=0.1)])
+    paths = write_scorecard(card, tmp_path / "grades")
+    before = digests(tmp_path / "grades")
+    with pytest.raises(GradingError, match="exists already: give another folder, or overwrite=True"):
+        write_scorecard(Scorecard(TEMPLATE, []), tmp_path / "grades")
+    assert digests(tmp_path / "grades") == before
+    assert write_scorecard(Scorecard(TEMPLATE, []), tmp_path / "grades", overwrite=True) == paths
+    assert json.loads(paths[0].read_text())["exercises"] == []
+    with pytest.raises(TypeError, match="what grade\\(\\) returns"):
+        write_scorecard({"points": 1}, tmp_path / "other")
+
+
+def test_a_learners_own_check_cell_earns_nothing(tmp_path):
+    "A learner who adds a cell that claims to be a check worth 100 points, and passes, gains nothing: only the solution's checks count"
+    path = learner_copy(tmp_path / "eve", RIGHT_BODY, widget_option="Design")
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell("print('free points')", metadata={"mlops_kit": {"exercise": "bonus", "role": "check", "points": 100}}))
+    notebook.cells.append(nbformat.v4.new_code_cell("pass", metadata={"mlops_kit": "check"}))
+    nbformat.write(notebook, path)
+    card = grade(path, SOLUTIONS, timeout=30)
+    assert (card.points, card.max_points) == (3, 3) and "bonus" not in rows(card)
+
+
+BAD_PRACTICE_COMMANDS = [
+    ["assign", "solutions", "solutions"], ["assign", "nowhere", "out"], ["assign", "solutions", "README.md"],
+    ["assign", "solutions", "out", "--check", "--force"], ["assign", "solutions"], ["assign", "solutions", "out", "--bogus"],
+    ["grade", "nowhere"], ["grade", "exercises", "--timeout", "0"], ["grade", "exercises", "--timeout", "-1"],
+    ["grade", "exercises", "--timeout", "nan"], ["grade", "exercises", "--timeout", "soon"], ["grade", "README.md"],
+    ["grade", "exercises", "--solutions", "README.md"], ["grade", "exercises", "--solutions", "nowhere"],
+    ["grade", "exercises", "--output", "README.md"], ["grade"],
+    ["validate", "--timeout", "0"], ["validate", "--short-timeout", "-3"], ["validate", "--timeout", "inf"], ["validate", "--jobs", "0"],
+    ["validate", "--jobs", "many"], ["validate", "--solutions", "nowhere"], ["validate", "--solutions", "README.md"],
+    ["validate", "--exercises", "nowhere"],
+    ["seal", "first-phase", "NaN"], ["seal", "first-phase", "Infinity"], ["seal", "first-phase", "-Infinity"], ["seal", "first-phase", "1e999"],
+    ["seal", "first-phase", "Design"], ["seal", "first-phase", "[1, 2"], ["seal", "first-phase", ""], ["seal", "", '"Design"'],
+    ["seal", "first phase", '"Design"'], ["seal", "first\tphase", '"Design"'], ["seal", "first-phase", "[" * 5000 + "]" * 5000],
+    ["seal", "first-phase", "[" * 950 + "]" * 950], ["seal", "first-phase", "9" * 5000], ["seal", "first-phase"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD_PRACTICE_COMMANDS, ids=lambda argv: " ".join(argv)[:60])
+def test_practice_commands_with_bad_arguments_exit_2_without_a_traceback(argv, capsys, monkeypatch):
+    "In the repository (a README.md file, solutions/ and exercises/ folders): each mistake gets one line and exit code 2"
+    import mlops_kit.grading as grading
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setattr(grading, "_run_nbval", lambda *args: pytest.fail("a mistake must be found before anything runs"))
+    before = digests(REPO_ROOT / "solutions"), digests(REPO_ROOT / "exercises")
+    code, out, err = run_main(argv, capsys)
+    assert code == 2, (out, err)
+    assert "Traceback" not in out + err and "error:" in err
+    if argv[0] == "seal": assert "The answer to" not in err and ("ANSWER" in err or "EXERCISE" in err or "required" in err), err
+    assert (digests(REPO_ROOT / "solutions"), digests(REPO_ROOT / "exercises")) == before
+    assert not (REPO_ROOT / "out").exists()
+
+
+def test_a_practice_mistake_shows_no_traceback_from_the_installed_command(tmp_path):
+    "The same, as a learner runs it: the installed `mlops-kit` in a terminal"
+    for argv in (["seal", "first-phase", "NaN"], ["assign", str(SOLUTIONS), str(SOLUTIONS)], ["grade", str(tmp_path / "nowhere")]):
+        result = subprocess.run([COMMAND, *argv], capture_output=True, text=True)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
