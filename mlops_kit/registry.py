@@ -549,11 +549,13 @@ def _card_problem(card:dict)->str|None:
 
 def _results_problem(results:list, accepted:bool)->str|None:
     "What is wrong with a card's `criteria_results` and `accepted`, or None"
-    def sound(row): return (isinstance(row, dict) and isinstance(row.get("criterion"), str) and isinstance(row.get("metric"), str)
+    def sound(row): return (isinstance(row, dict) and all(isinstance(row.get(key), str) for key in ("criterion", "metric", "kind"))
                             and row.get("status") in _STATUSES and isinstance(row.get("primary"), bool)
-                            and isinstance(row.get("blocks"), bool) and (row.get("measured") is None or _is_number(row["measured"])))
+                            and isinstance(row.get("blocks"), bool) and "measured" in row
+                            and (row["measured"] is None or _is_number(row["measured"])))
     if not results or not all(sound(row) for row in results) or sum(row["primary"] for row in results) != 1:
-        return "'criteria_results' must hold one result per criterion (criterion, metric, status, measured, blocks), one of them primary"
+        return ("'criteria_results' must hold one result per criterion (criterion, metric, kind, status, measured, blocks), "
+                "one of them primary")
     if accepted != (not any(row["blocks"] for row in results)):
         return f"'accepted' is {str(accepted).lower()} but its criteria results say {str(not accepted).lower()}"
     return None
@@ -600,7 +602,8 @@ def _read_aliases(folder:Path)->list:
     if not path.exists(): return []
     document = _read_json(path, f"The aliases of {folder.name!r}")
     def sound(entry): return (isinstance(entry, dict) and isinstance(entry.get("alias"), str)
-                              and isinstance(entry.get("version"), int) and not isinstance(entry["version"], bool))
+                              and isinstance(entry.get("version"), int) and not isinstance(entry["version"], bool)
+                              and entry["version"] >= 1)
     if not isinstance(document, dict) or document.get("format") != ALIASES_FORMAT or not isinstance(document.get("history"), list) \
        or not all(sound(entry) for entry in document["history"]):
         raise RegistryError(f"'{path}' is not an mlops-kit alias history (a list of entries with an alias and a version); "
@@ -634,6 +637,10 @@ def _read_criteria(folder:Path, card:dict, criteria_registry)->Criteria:
     if [str(criterion) for criterion in criteria] != [row["criterion"] for row in card["criteria_results"]]:
         raise RegistryError(f"{what}: 'criteria.json' holds {[str(criterion) for criterion in criteria]}, but the card's results "
                             f"are about {[row['criterion'] for row in card['criteria_results']]}: restore the files")
+    recorded, recomputed = [row["status"] for row in card["criteria_results"]], criteria_results(criteria, card["metrics"]).status.tolist()
+    if recorded != recomputed:
+        raise RegistryError(f"{what}: the card's results say {recorded}, but its metrics give {recomputed} on 'criteria.json': "
+                            "restore card.json from a backup, or register the model again")
     return criteria
 
 def _check_reference(reference:pd.DataFrame, card:dict, what:str):
@@ -782,7 +789,7 @@ class ModelRegistry:
         "The version the 'champion' alias points to, or None if no version was promoted; raises UnknownVersionError for an unknown model"
         self._check_known(name)
         current = _current_aliases(_read_aliases(self._model_folder(name))).get("champion")
-        return None if current is None else self.version(name, current)
+        return None if current is None else self.version(name, alias="champion")
 
     @property
     def _metric_registry(self): return self.project.registry if self.project is not None else None
@@ -825,6 +832,9 @@ class ModelRegistry:
             current = _current_aliases(_read_aliases(self._model_folder(name)))
             if alias not in current:
                 raise UnknownVersionError(f"Model {name!r} has no alias {alias!r} (aliases: {sorted(current) or 'none'}): promote a version first")
+            if current[alias] not in numbers:
+                raise RegistryError(f"'{self._model_folder(name) / 'aliases.json'}' points {alias!r} to v{current[alias]}, which is "
+                                    f"not registered (versions: {', '.join(map(str, numbers))}): restore the file from a backup")
             return current[alias]
         if version is None: return numbers[-1]
         if version not in numbers:

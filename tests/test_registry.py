@@ -444,7 +444,9 @@ def test_a_card_written_before_seals_still_loads_with_the_checks_that_still_appl
                             (dict(accepted=False), "'accepted' is false but its criteria results say true"),
                             (dict(metrics={"recall": "high"}), "'metrics' must map metric names to finite numbers"),
                             (dict(version="1"), "'version' must be a whole number"),
-                            (dict(format_version=3), "card format version 3; this mlops-kit reads 1 to 2 \\(written by a newer")]:
+                            (dict(format_version=3), "card format version 3; this mlops-kit reads 1 to 2 \\(written by a newer"),
+                            (dict(metrics={"recall": 0.1, "precision": 0.4}),
+                             "the card's results say \\['passed', 'passed', 'not measured'\\], but its metrics give \\['failed'")]:
         as_old_card(version, **change)
         before = hashes(registry.folder)
         with pytest.raises(RegistryError, match=message):
@@ -602,3 +604,18 @@ def test_frames_with_repeated_names_or_of_the_wrong_shape_are_refused():
             frame_from_json(data)
     with pytest.raises(MlopsKitError, match="max_rows must be 1 or more"):
         reference_sample(pd.DataFrame({"a": [1]}), max_rows=-1)
+
+
+def test_an_alias_history_pointing_nowhere_is_refused_naming_the_file(registry):
+    register(registry, PASSING)
+    registry.promote("churn", 1)
+    path = registry.folder / "churn" / "aliases.json"
+    document = json.loads(path.read_text())
+    for version, message in [(7, "points 'champion' to v7, which is not registered"), (0, "is not an mlops-kit alias history")]:
+        document["history"][-1]["version"] = version
+        path.write_text(json.dumps(document))
+        before = hashes(registry.folder)
+        for call in (lambda: registry.champion("churn"), lambda: registry.load("churn", alias="champion")):
+            with pytest.raises(RegistryError, match=message):
+                call()
+        assert hashes(registry.folder) == before
