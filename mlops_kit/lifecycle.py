@@ -1054,6 +1054,11 @@ class Project:
         if kind in _RESERVED_KINDS: raise MlopsKitError(f"Records of kind {kind!r} are written by {_RESERVED_KINDS[kind]}")
         return self._append(kind, name, _json_safe(data, "data"))
 
+    def check_writable(self):
+        "Raise JournalError if a record could not be added now (a read-only journal or folder): check it before other writes"
+        self._journal.read()
+        self._journal._check_writable("nothing can be added to it")
+
     def _append(self, kind:str, name:str, data)->Record:
         if not isinstance(name, str) or not name: raise MlopsKitError(f"A record name is non-empty text, got {name!r}")
         return Record._from_entry(self._journal.append(kind, name, data))

@@ -366,6 +366,7 @@ class ModelVersion:
 # %% ../nbs/04_registry.ipynb #reg-registry-helpers
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VERSION_RE = re.compile(r"v([1-9][0-9]*)")
+ALIASES_FORMAT = "mlops-kit model aliases"
 
 def _check_version(version)->int:
     "`version` as a version number (a whole number, 1 or more); raises with the form to use for text or fractions"
@@ -382,7 +383,6 @@ def _check_alias(alias)->str:
     if not isinstance(alias, str) or not _NAME_RE.fullmatch(alias):
         raise MlopsKitError(f"An alias is a word like 'champion', got {alias!r}")
     return alias
-ALIASES_FORMAT = "mlops-kit model aliases"
 
 def _sha256(path:Path)->str:
     digest = hashlib.sha256()
@@ -541,9 +541,10 @@ def _card_problem(card:dict)->str|None:
     if target is not None and (not isinstance(target, str) or target in features):
         return f"'target' must be a column name apart from the features, or null, got {target!r}"
     if not all(_is_number(value) for value in card["metrics"].values()): return "'metrics' must map metric names to finite numbers"
-    if not all(isinstance(card["files"].get(name), str) for name in BUNDLE_FILES): return f"'files' must hold the sha256 of {list(BUNDLE_FILES)}"
-    training = card.get("training_data", {})
-    if not (isinstance(training.get("rows"), int) and not isinstance(training["rows"], bool) and training["rows"] >= 1 and isinstance(training.get("fingerprint"), str)):
+    if not all(isinstance(card["files"].get(name), str) for name in BUNDLE_FILES):
+        return f"'files' must hold the sha256 of {list(BUNDLE_FILES)}"
+    rows, fingerprint = card["training_data"].get("rows"), card["training_data"].get("fingerprint")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1 or not isinstance(fingerprint, str):
         return "'training_data' must hold 'rows' (a whole number, 1 or more) and 'fingerprint' (text)"
     return _results_problem(card["criteria_results"], card["accepted"])
 
@@ -705,6 +706,7 @@ class ModelRegistry:
         _type_names(trusted_extra)
         features, training, target = _training_parts(training_data, target)
         _check_pipeline(pipeline, features)
+        if self.project is not None: self.project.check_writable()  # the version must not exist without its record
         card = _new_card(name, pipeline, features, training, target, criteria, _check_metrics(metrics), fields)
         reference = reference_sample(training, max_reference_rows, seed or 0)
         with self._lock(name):
@@ -761,6 +763,7 @@ class ModelRegistry:
         if version is None: raise WrongTypeError("Promote a version number, like version=3")
         version, alias = _check_version(version), _check_alias(alias)
         _check_text(reason, "reason")
+        if self.project is not None: self.project.check_writable()
         with self._lock(name):
             handle = self.version(name, version)
             _verify_files(handle.path, handle.card, f"Model {name!r} v{version}")

@@ -662,6 +662,8 @@ def test_a_read_only_journal_is_refused_and_left_byte_identical(tmp_path):
         project.add_record("alert", "drift", {"share": 0.5})
     with pytest.raises(JournalError, match="read-only"):
         project.decide("go")
+    with pytest.raises(JournalError, match="the file is read-only, so nothing can be added to it"):
+        project.check_writable()
     with pytest.raises(JournalError, match="read-only"):
         project.set_criteria(Criteria("recall >= 0.8"))
     assert sha256(path) == before and path.stat().st_mode & 0o777 == 0o444

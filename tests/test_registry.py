@@ -619,3 +619,16 @@ def test_an_alias_history_pointing_nowhere_is_refused_naming_the_file(registry):
             with pytest.raises(RegistryError, match=message):
                 call()
         assert hashes(registry.folder) == before
+
+
+def test_a_read_only_journal_stops_a_registration_or_promotion_before_anything_is_written(registry, project):
+    register(registry, PASSING)
+    project.path.chmod(0o444)
+    before, journal = hashes(registry.folder), project.path.read_bytes()
+    from mlops_kit.lifecycle import JournalError
+    with pytest.raises(JournalError, match="read-only"):
+        register(registry, PASSING)
+    with pytest.raises(JournalError, match="read-only"):
+        registry.promote("churn", 1)
+    assert hashes(registry.folder) == before and project.path.read_bytes() == journal
+    assert registry.versions("churn").version.tolist() == [1] and registry.champion("churn") is None
