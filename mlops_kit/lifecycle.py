@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -88,18 +88,32 @@ def _check_arrays(y_true, values, values_name:str):
         raise MlopsKitError(f"`y_true` has {len(y_true)} values but `{values_name}` has {len(values)}: "
                             "they must describe the same cases")
     if len(y_true) == 0: raise MlopsKitError("`y_true` is empty: a metric needs at least one case")
+    for array, label in ((y_true, "y_true"), (values, values_name)):
+        missing = pd.isna(array)
+        if missing.any():
+            raise MlopsKitError(f"`{label}` holds {missing.sum()} missing value(s) (NaN or None), the first at position "
+                                f"{np.argmax(missing)}: drop those cases, or fill them, before computing a metric")
     return y_true, values
+
+def _check_bound(value, bound:str, name:str)->float:
+    "`value` as a float bound of metric `name` (infinite: no bound); raises for text or NaN"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise WrongTypeError(f"Metric {name!r}: {bound} must be a number (or ±math.inf for no bound), got {value!r}")
+    if math.isnan(value): raise MlopsKitError(f"Metric {name!r}: {bound} must be a number, got nan")
+    return float(value)
 
 # %% ../nbs/00_lifecycle.ipynb #22af58f4
 @dataclass(frozen=True)
 class Metric:
-    "How the metric `name` is computed, and whether `direction` 'higher' or 'lower' is better"
+    "How the metric `name` is computed, whether `direction` 'higher' or 'lower' is better, and its range `lower`..`upper`"
     name:str # a short identifier, e.g. 'recall'
     direction:str # 'higher' or 'lower': which way is better
     compute:Callable|None=None # `compute(y_true, y_pred_or_score)` -> number; None if the system measures it
     needs:str="y_pred" # 'y_pred' (predicted labels) or 'y_score' (probability of the positive class)
     kind:str="ml" # 'ml', 'business' or 'system'
     description:str="" # one line for the reader
+    lower:float=-math.inf # the smallest value it can take, e.g. 0 for a share; -inf: no bound
+    upper:float=math.inf # the largest value it can take, e.g. 1 for a share; inf: no bound
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
@@ -109,6 +123,15 @@ class Metric:
         _check_choice(self.kind, _KINDS, "kind")
         if self.compute is not None and not callable(self.compute):
             raise WrongTypeError(f"compute must be a function `compute(y_true, {self.needs})` or None, got {self.compute!r}")
+        if not isinstance(self.description, str): raise WrongTypeError(f"description must be text, got {self.description!r}")
+        for bound in ("lower", "upper"): object.__setattr__(self, bound, _check_bound(getattr(self, bound), bound, self.name))
+        if not self.lower < self.upper:
+            raise MlopsKitError(f"Metric {self.name!r}: lower ({self.lower:g}) must be below upper ({self.upper:g})")
+
+    @property
+    def is_share(self)->bool:
+        "Whether the metric is a share, between 0 and 1 (recall, accuracy, ...)"
+        return (self.lower, self.upper) == (0, 1)
 
     def __call__(self, y_true, y_pred=None, y_score=None)->float:
         "Compute the metric from `y_true` and `y_pred` or `y_score`; raises ValueError if the needed one is missing"
@@ -117,7 +140,11 @@ class Metric:
                                 "it cannot be computed from predictions; pass its measured value to `Criteria.evaluate`")
         values = y_pred if self.needs == "y_pred" else y_score
         if values is None: raise MlopsKitError(_MISSING_INPUT[self.needs].format(name=self.name))
-        return float(self.compute(*_check_arrays(y_true, values, self.needs)))
+        y_true, values = _check_arrays(y_true, values, self.needs)
+        try: return float(self.compute(y_true, values))
+        except MlopsKitError: raise
+        except (TypeError, ValueError) as error:
+            raise MlopsKitError(f"{self.name!r} cannot be computed from these values: {error}") from None
 
 # %% ../nbs/00_lifecycle.ipynb #00ec62ea
 @dataclass(frozen=True)
@@ -181,12 +208,12 @@ def cost_metric(name:str, # the metric's name, e.g. 'cost_per_1000'
                 positive_label:int|str|bool=1, # the label of the positive class
                 description:str|None=None, # one line for the reader; a default names the costs
                )->Metric:
-    "Business metric `name`: cost of errors per 1,000 cases; raises ValueError for a negative cost"
+    "Business metric `name`: cost of errors per 1,000 cases (0 or more); raises ValueError for a negative cost"
     costs = _CostOfErrors(false_positive_cost, false_negative_cost, positive_label)
     if description is None:
         description = (f"cost of errors per 1,000 cases (false positive {costs.false_positive_cost:g}, "
                        f"false negative {costs.false_negative_cost:g})")
-    return Metric(name, "lower", costs, "y_pred", "business", description)
+    return Metric(name, "lower", costs, "y_pred", "business", description, lower=0)
 
 # %% ../nbs/00_lifecycle.ipynb #22fb7267
 class UnknownMetricError(MlopsKitError, KeyError):
@@ -202,26 +229,28 @@ def _same_definition(old:Metric, new:Metric)->bool:
 def _builtin_metrics()->list[Metric]:
     "The metrics every default registry starts with"
     def sklearn_metric(name, **options): return _SklearnMetric(name, tuple(options.items()))
+    share, at_least_zero = dict(lower=0, upper=1), dict(lower=0)
     return [
-        Metric("accuracy", "higher", sklearn_metric("accuracy_score"), description="share of cases predicted correctly"),
+        Metric("accuracy", "higher", sklearn_metric("accuracy_score"), description="share of cases predicted correctly", **share),
         Metric("balanced_accuracy", "higher", sklearn_metric("balanced_accuracy_score"),
-               description="mean of the recall of each class; not fooled by imbalance"),
+               description="mean of the recall of each class; not fooled by imbalance", **share),
         Metric("precision", "higher", sklearn_metric("precision_score", zero_division=0.0),
-               description="share of predicted positives that are positive"),
+               description="share of predicted positives that are positive", **share),
         Metric("recall", "higher", sklearn_metric("recall_score", zero_division=0.0),
-               description="share of actual positives that are found"),
-        Metric("f1", "higher", sklearn_metric("f1_score", zero_division=0.0), description="harmonic mean of precision and recall"),
+               description="share of actual positives that are found", **share),
+        Metric("f1", "higher", sklearn_metric("f1_score", zero_division=0.0), description="harmonic mean of precision and recall", **share),
         Metric("roc_auc", "higher", sklearn_metric("roc_auc_score"), "y_score",
-               description="chance that a random positive scores above a random negative"),
+               description="chance that a random positive scores above a random negative", **share),
         Metric("average_precision", "higher", sklearn_metric("average_precision_score"), "y_score",
-               description="area under the precision-recall curve"),
-        Metric("log_loss", "lower", sklearn_metric("log_loss"), "y_score", description="penalises confident wrong probabilities"),
+               description="area under the precision-recall curve", **share),
+        Metric("log_loss", "lower", sklearn_metric("log_loss"), "y_score", description="penalises confident wrong probabilities",
+               **at_least_zero),
         Metric("brier", "lower", sklearn_metric("brier_score_loss"), "y_score",
-               description="mean squared error of the predicted probabilities"),
-        Metric("latency_p50_ms", "lower", kind="system", description="median time to answer a request, in ms"),
-        Metric("latency_p95_ms", "lower", kind="system", description="95th percentile of the time to answer, in ms"),
-        Metric("latency_p99_ms", "lower", kind="system", description="99th percentile of the time to answer, in ms"),
-        Metric("throughput_rps", "higher", kind="system", description="requests answered per second"),
+               description="mean squared error of the predicted probabilities", **share),
+        Metric("latency_p50_ms", "lower", kind="system", description="median time to answer a request, in ms", **at_least_zero),
+        Metric("latency_p95_ms", "lower", kind="system", description="95th percentile of the time to answer, in ms", **at_least_zero),
+        Metric("latency_p99_ms", "lower", kind="system", description="99th percentile of the time to answer, in ms", **at_least_zero),
+        Metric("throughput_rps", "higher", kind="system", description="requests answered per second", **at_least_zero),
     ]
 
 # %% ../nbs/00_lifecycle.ipynb #510e8954
@@ -229,6 +258,8 @@ class MetricRegistry:
     "Metric name -> `Metric`: how each metric is computed and which way is better"
     def __init__(self, metrics=()): # `Metric`s to register
         self._metrics = {}
+        if not isinstance(metrics, (list, tuple)):
+            raise WrongTypeError(f"metrics must be a list of Metric objects, got {metrics!r}")
         for metric in metrics: self.register(metric)
 
     @classmethod
@@ -268,20 +299,23 @@ class MetricRegistry:
                     names:list[str]|None, # metrics to compute; None: every one the given inputs allow
                     y_true, y_pred=None, y_score=None)->dict[str, float]:
         "Compute the metrics `names` into a dict name -> value; raises as `compute` does"
+        if names is not None and not isinstance(names, (list, tuple)):
+            raise WrongTypeError(f"names must be a list of metric names, e.g. ['recall'], or None for all; got {names!r}")
         if names is None:
             given = {"y_pred": y_pred is not None, "y_score": y_score is not None}
             names = [name for name, metric in self._metrics.items() if metric.compute is not None and given[metric.needs]]
         return {name: self.compute(name, y_true, y_pred, y_score) for name in names}
 
     def to_frame(self)->pd.DataFrame:
-        "One row per metric: name, direction, needs, kind, description"
+        "One row per metric: name, direction, needs, kind, lower, upper, description"
         rows = [dict(name=metric.name, direction=metric.direction, needs=metric.needs if metric.compute else "(measured)",
-                     kind=metric.kind, description=metric.description) for metric in self._metrics.values()]
-        return pd.DataFrame(rows, columns=["name", "direction", "needs", "kind", "description"])
+                     kind=metric.kind, lower=metric.lower, upper=metric.upper, description=metric.description)
+                for metric in self._metrics.values()]
+        return pd.DataFrame(rows, columns=["name", "direction", "needs", "kind", "lower", "upper", "description"])
 
     def copy(self)->MetricRegistry:
         "A new registry with the same metrics, to change without touching this one"
-        return MetricRegistry(self._metrics.values())
+        return MetricRegistry(list(self._metrics.values()))
 
     def __contains__(self, name): return name in self._metrics
     def __iter__(self): return iter(self._metrics)
@@ -319,6 +353,13 @@ def _check_measured(value, metric:str)->float:
         raise WrongTypeError(f"The measured value of {metric!r} must be a number, got {value!r}")
     return float(value)
 
+def _check_registry(registry)->MetricRegistry:
+    "`registry`, or the shared `metric_registry` if None; raises TypeError for anything else"
+    if registry is None: return metric_registry
+    if not isinstance(registry, MetricRegistry):
+        raise WrongTypeError(f"registry must be a MetricRegistry (e.g. MetricRegistry.default()) or None, got {registry!r}")
+    return registry
+
 class CriterionCheck(NamedTuple):
     "The result of checking one measured value against a criterion"
     passed:bool # whether the value meets the criterion
@@ -336,17 +377,13 @@ class Criterion:
     registry:InitVar[MetricRegistry|None]=None # where `metric` must be known; default `metric_registry`
 
     def __post_init__(self, registry):
-        "Raises ValueError for an unknown comparison, NaN threshold or contradicting direction, TypeError for a non-number"
+        "Raises ValueError for an unknown comparison, NaN threshold, contradicting direction or a threshold outside the metric's range"
         _check_choice(self.comparison, _COMPARISONS, "comparison")
         object.__setattr__(self, "threshold", _check_number(self.threshold, f"The threshold of {self.metric!r}"))
-        metric = (registry if registry is not None else metric_registry).get(self.metric)
+        metric = _check_registry(registry).get(self.metric)
         object.__setattr__(self, "kind", _check_choice(self.kind or metric.kind, _KINDS, "kind"))
         if not isinstance(self.description, str): raise WrongTypeError(f"description must be text, got {self.description!r}")
-        if _direction_of(self.comparison) != metric.direction:
-            good = "'>=' or '>'" if metric.direction == "higher" else "'<=' or '<'"
-            raise MlopsKitError(f"'{self}' contradicts {self.metric!r}, for which {metric.direction} is better: the threshold "
-                                f"is the worst acceptable value, so use {good}. For the opposite goal, register a metric "
-                                "whose direction says so.")
+        _check_fits(self, metric)
 
     @classmethod
     def from_string(cls, text:str, # e.g. 'recall >= 0.8'
@@ -391,6 +428,48 @@ class Criterion:
 
     def __str__(self): return f"{self.metric} {self.comparison} {_format_number(self.threshold)}"
     def _repr_html_(self): return _html_card(f"Criterion ({self.kind}): {self}", {"description": self.description or "-"})
+
+# %% ../nbs/00_lifecycle.ipynb #rng-check
+def _range_text(metric:Metric)->str:
+    "The range of `metric` in words: 'a share between 0 and 1', 'at least 0', ..."
+    low, high = (_format_number(bound) for bound in (metric.lower, metric.upper))
+    if metric.is_share: return "a share between 0 and 1"
+    if math.isinf(metric.lower) and math.isinf(metric.upper): return "any number"
+    if math.isinf(metric.upper): return f"at least {low}"
+    if math.isinf(metric.lower): return f"at most {high}"
+    return f"between {low} and {high}"
+
+def _useful_thresholds(metric:Metric, comparison:str)->str:
+    "The thresholds that make `comparison` on `metric` neither always met nor never met, in words"
+    low_open = comparison in (">=", "<")  # '>= lower' is always met; '< lower' never
+    parts = [f"{'above' if low_open else 'at least'} {_format_number(metric.lower)}" if math.isfinite(metric.lower) else "",
+             f"{'at most' if low_open else 'below'} {_format_number(metric.upper)}" if math.isfinite(metric.upper) else ""]
+    return " and ".join(part for part in parts if part)
+
+def _threshold_problem(criterion:Criterion, metric:Metric)->str|None:
+    "'every model meets it' or 'no model can meet it' if `criterion` cannot tell models apart on `metric`; else None"
+    threshold, strict, low, high = criterion.threshold, criterion.comparison in (">", "<"), metric.lower, metric.upper
+    if criterion.comparison.startswith(">"):
+        if threshold < low or (threshold == low and not strict): return "every model meets it and it checks nothing"
+        if threshold > high or (threshold == high and strict): return "no model can meet it"
+    else:
+        if threshold > high or (threshold == high and not strict): return "every model meets it and it checks nothing"
+        if threshold < low or (threshold == low and strict): return "no model can meet it"
+    return None
+
+def _check_fits(criterion:Criterion, metric:Metric):
+    "Raise ValueError if `criterion` contradicts the direction of `metric` or cannot tell models apart in its range"
+    if _direction_of(criterion.comparison) != metric.direction:
+        good = "'>=' or '>'" if metric.direction == "higher" else "'<=' or '<'"
+        raise MlopsKitError(f"'{criterion}' contradicts {metric.name!r}, for which {metric.direction} is better: the threshold "
+                            f"is the worst acceptable value, so use {good}. For the opposite goal, register a metric "
+                            "whose direction says so.")
+    problem = _threshold_problem(criterion, metric)
+    if problem is None: return
+    percentage = metric.is_share and 1 < criterion.threshold <= 100  # 80 for 80%
+    hint = f": did you mean {_format_number(criterion.threshold / 100)}?" if percentage else "."
+    raise MlopsKitError(f"'{criterion}': {metric.name} is {_range_text(metric)}, so {problem}. "
+                        f"Give a threshold {_useful_thresholds(metric, criterion.comparison)}{hint}")
 
 # %% ../nbs/00_lifecycle.ipynb #c3fe3397
 _JSON_NAMES = {str: "text", int: "an integer", float: "a number", numbers.Real: "a number", dict: "an object",
@@ -459,8 +538,10 @@ class Criteria:
                  registry:MetricRegistry|None=None, # where the metrics are known; default `metric_registry`
                 ):
         "Raises ValueError for a criterion that cannot be built or a metric that appears twice"
-        self.registry = registry if registry is not None else metric_registry
+        self.registry = _check_registry(registry)
         if isinstance(others, (str, Criterion)): others = [others]
+        if not isinstance(others, (list, tuple)):
+            raise WrongTypeError(f"others must be a list of criteria, e.g. ['precision >= 0.3'], got {others!r}")
         self.primary = self._as_criterion(primary)
         self.others = tuple(self._as_criterion(criterion) for criterion in others)
         repeated = sorted({name for name in self.metrics if self.metrics.count(name) > 1})
@@ -470,7 +551,7 @@ class Criteria:
         if isinstance(criterion, str): return Criterion.from_string(criterion, registry=self.registry)
         if not isinstance(criterion, Criterion):
             raise WrongTypeError(f"A criterion is a Criterion or a string like 'recall >= 0.8', got {criterion!r}")
-        self.registry.get(criterion.metric)
+        _check_fits(criterion, self.registry.get(criterion.metric))  # it may have been built on another registry
         return criterion
 
     @property
@@ -543,7 +624,7 @@ class Criteria:
     def from_dict(cls, data:dict, registry:MetricRegistry|None=None)->Criteria:
         "Rebuild criteria saved with `to_dict`, with the cost metrics they were saved with; raises ValueError if `data` is wrong"
         _check_criteria_dict(data)
-        registry = _with_saved_costs(registry if registry is not None else metric_registry, data.get("cost_metrics", []))
+        registry = _with_saved_costs(_check_registry(registry), data.get("cost_metrics", []))
         return cls(Criterion.from_dict(data["primary"], registry),
                    [Criterion.from_dict(other, registry) for other in data["others"]], registry)
 
@@ -663,17 +744,28 @@ class Decision:
 # %% ../nbs/00_lifecycle.ipynb #0780daac
 def _json_safe(value, where:str="value"):
     "`value` as plain JSON data (numpy scalars and arrays converted); raises TypeError naming `where` if impossible"
+    try: return _json_value(value, where)
+    except RecursionError:
+        raise WrongTypeError(f"Cannot store {where}: it contains itself, or is nested hundreds of levels deep; "
+                             "store a summary instead") from None
+
+_LARGEST_INTEGER = 10 ** 4000  # Python refuses to read JSON integers of more than 4,300 digits
+
+def _json_value(value, where:str):
+    "`value` as plain JSON data, converted recursively (see `_json_safe`)"
     if isinstance(value, np.generic): value = value.item()
     if isinstance(value, np.ndarray): value = value.tolist()
     if value is None or isinstance(value, bool): return value
     if isinstance(value, str): return str(value)
-    if isinstance(value, numbers.Integral): return int(value)
+    if isinstance(value, numbers.Integral):
+        if abs(int(value)) >= _LARGEST_INTEGER: raise WrongTypeError(f"Cannot store {where}: an integer of more than 4,000 digits")
+        return int(value)
     if isinstance(value, numbers.Real): return float(value) if math.isfinite(value) else None
     if isinstance(value, (datetime, date)): return value.isoformat()
     if isinstance(value, Path): return str(value)
     if isinstance(value, (Criterion, Criteria, Decision)): return value.to_dict()
-    if isinstance(value, Mapping): return {_json_key(key, where): _json_safe(item, f"{where}[{key!r}]") for key, item in value.items()}
-    if isinstance(value, (list, tuple)): return [_json_safe(item, f"{where}[{position}]") for position, item in enumerate(value)]
+    if isinstance(value, Mapping): return {_json_key(key, where): _json_value(item, f"{where}[{key!r}]") for key, item in value.items()}
+    if isinstance(value, (list, tuple)): return [_json_value(item, f"{where}[{position}]") for position, item in enumerate(value)]
     shown = " ".join(reprlib.repr(value).split())
     raise WrongTypeError(f"Cannot store {where} = {shown} ({type(value).__name__}): the journal holds JSON values "
                          "(numbers, text, true/false, null, lists, dicts) and numpy numbers or arrays. Store a summary, "
@@ -692,12 +784,13 @@ JOURNAL_VERSION = 1
 _RESERVED_KINDS = {"criteria": "project.set_criteria(...)", "decision": "project.decide(...) or project.add_decision(...)"}
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*")
 
+_UNREADABLE_ADVICE = "The file was left unchanged: fix it (or restore a copy) and open it again."
+
 class JournalError(MlopsKitError):
-    "A journal file that cannot be read: not JSON, another format version, or a hand-edit that broke an entry"
-    def __init__(self, path, problem:str):
+    "A journal file that cannot be read or written: not JSON, another format version, a broken entry, read-only, locked"
+    def __init__(self, path, problem:str, advice:str=_UNREADABLE_ADVICE):
         self.path, self.problem = Path(path), problem
-        super().__init__(f"Journal '{path}': {problem}. The file was left unchanged: fix it (or restore a copy) "
-                         "and open it again.")
+        super().__init__(f"Journal '{path}': {problem}. {advice}")
 
 # %% ../nbs/00_lifecycle.ipynb #c52e9fb1
 def _check_entry(entry, position:int, previous_id:int):
@@ -711,12 +804,18 @@ def _check_entry(entry, position:int, previous_id:int):
         if entry["kind"] == "decision": Decision.from_dict(entry["data"])
     except (TypeError, ValueError) as error: raise MlopsKitError(f"{what} ({entry['kind']}): {error}") from None
 
+def _refuse_constant(name:str):
+    "Refuse NaN and Infinity while reading JSON: Python accepts them, JSON (and the journal's writer) does not"
+    raise ValueError(f"{name} is not a JSON value")
+
 def _parse_journal(content:bytes, path)->dict:
     "The journal document in `content`, checked; raises JournalError naming `path` and the problem"
-    try: document = json.loads(content.decode("utf-8"))
+    try: document = json.loads(content.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as error: raise JournalError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
     except json.JSONDecodeError as error:
         raise JournalError(path, f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+    except ValueError as error: raise JournalError(path, f"not valid JSON: {error}") from None
+    except RecursionError: raise JournalError(path, "its JSON is nested too deeply to be a journal") from None
     try:
         header = document if not isinstance(document, dict) else {
             name: document[name] for name in ("format", "format_version") if name in document}
@@ -732,7 +831,7 @@ def _parse_journal(content:bytes, path)->dict:
         for position, entry in enumerate(document["entries"], 1):
             _check_entry(entry, position, previous_id)
             previous_id = entry["id"]
-    except ValueError as error: raise JournalError(path, str(error)) from None
+    except (ValueError, RecursionError) as error: raise JournalError(path, str(error) or "nested too deeply") from None
     return document
 
 # %% ../nbs/00_lifecycle.ipynb #b8e935a7
@@ -759,36 +858,95 @@ def _write_atomic(path:Path, text:str):
             try: os.fsync(directory)
             finally: os.close(directory)
 
+def _read_only(path:Path)->bool:
+    "Whether `path` may not be written: no write permission for us, or no write bit at all (root ignores permissions)"
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
+
+def _check_lock_timeout(lock_timeout)->float:
+    "`lock_timeout` as seconds, 0 or more; raises for anything else"
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, numbers.Real):
+        raise WrongTypeError(f"lock_timeout is a number of seconds, like 60; got {lock_timeout!r}")
+    if not lock_timeout >= 0: raise MlopsKitError(f"lock_timeout is a number of seconds, 0 or more; got {lock_timeout!r}")
+    return float(lock_timeout)
+
+def _check_journal_path(path)->Path:
+    "`path` as a Path; raises TypeError for anything but text or a path"
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise WrongTypeError(f"A journal path is a file name like 'churn.journal.json', got {path!r}")
+    return Path(path)
+
 class _Journal:
     "One journal file: checked reads, and appends made atomically under a file lock"
     def __init__(self, path, lock_timeout:float):
-        self.path = Path(path)
-        self.lock = FileLock(f"{self.path}.lock", timeout=lock_timeout)
+        self.path = _check_journal_path(path)
+        self.lock_timeout = _check_lock_timeout(lock_timeout)
+        self.lock = FileLock(f"{self.path}.lock", timeout=self.lock_timeout)
 
     def read(self)->dict:
         "The checked document on disk; raises FileNotFoundError, or JournalError if unreadable"
-        return _parse_journal(self.path.read_bytes(), self.path)
+        self._check_not_a_folder()
+        try: content = self.path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError): raise
+        except OSError as error: raise JournalError(self.path, f"it cannot be read ({error.strerror})") from None
+        return _parse_journal(content, self.path)
+
+    def _check_not_a_folder(self):
+        if self.path.is_dir():
+            raise JournalError(self.path, "it is a folder, not a journal file", f"Give a file path, e.g. '{self.path / 'project.journal.json'}'.")
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise JournalError(self.path, f"'{self.path.parent}' is a file, not a folder", "Give a path inside a folder.")
+
+    def _check_writable(self, what:str):
+        "Raise JournalError, before anything is written, if the journal or its folder is read-only"
+        self._check_not_a_folder()
+        unchanged = "Nothing was written: make it writable (chmod u+w) first, or work on a copy."
+        if self.path.exists() and _read_only(self.path):
+            raise JournalError(self.path, f"the file is read-only, so {what}", unchanged)
+        folder = self.path.parent
+        if folder.exists() and _read_only(folder):
+            raise JournalError(self.path, f"its folder '{folder}' is read-only (a journal is replaced through its folder, "
+                                          f"atomically), so {what}", unchanged)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        "Hold the journal's lock; raises JournalError if another writer keeps it longer than the timeout"
+        try: self.lock.acquire()
+        except Timeout:
+            raise JournalError(self.path, f"another writer has held its lock '{self.lock.lock_file}' for more than "
+                               f"{self.lock_timeout:g} s, so nothing was written",
+                               "Try again once the other notebook or process has finished, or give a longer lock_timeout.") from None
+        try: yield
+        finally: self.lock.release()
 
     def create(self, name:str, exist_ok:bool)->dict:
         "Write an empty journal called `name`; if one exists, return it (`exist_ok`) or raise FileExistsError"
+        self._check_not_a_folder()
+        if not self.path.exists(): self._check_writable("it was not created")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock:
+        with self._locked():
             if self.path.exists():
                 if exist_ok: return self.read()
                 raise FileExistsError(f"A journal already exists at '{self.path}': open it with Project.open(path)")
             document = dict(format=JOURNAL_FORMAT, format_version=JOURNAL_VERSION, name=name, created=_now(), entries=[])
-            _write_atomic(self.path, _dump(document))
+            self._write(document)
             return document
 
     def append(self, kind:str, name:str, data)->dict:
         "Append an entry to the journal as it is on disk now; returns the entry with its id"
-        with self.lock:
+        self._check_writable("nothing was added")
+        with self._locked():
             document = self.read()
             entries = document["entries"]
             entry = dict(id=entries[-1]["id"] + 1 if entries else 1, kind=kind, name=name, timestamp=_now(), data=data)
             entries.append(entry)
-            _write_atomic(self.path, _dump(document))
+            self._write(document)
             return entry
+
+    def _write(self, document:dict):
+        "Replace the journal by `document`; a refused write (permission) raises JournalError and changes nothing"
+        try: _write_atomic(self.path, _dump(document))
+        except PermissionError as error:
+            raise JournalError(self.path, f"it cannot be written ({error.strerror})", "Nothing was written.") from None
 
 # %% ../nbs/00_lifecycle.ipynb #241a698e
 @dataclass(frozen=True)
@@ -841,19 +999,31 @@ def _phase_status(summary:dict)->str:
     marks = [f"[{phase}]" if phase == summary["phase"] else str(phase) for phase in _PHASE_ORDER]
     return " → ".join(marks) + (" (stopped)" if summary["stopped"] else "")
 
+def _check_project_name(name)->str:
+    "`name` if it is a project name: non-empty text on one line; raises otherwise"
+    if not isinstance(name, str): raise WrongTypeError(f"A project name is text, like 'churn'; got {name!r}")
+    if not name.strip() or not name.isprintable():
+        raise MlopsKitError(f"A project name is non-empty text on one line, like 'churn'; got {name!r}")
+    return name
+
+def _default_name(name:str|None, path:Path)->str:
+    "`name`, or the journal file's stem (its name without the last suffix)"
+    return name if name is not None else path.stem or path.name
+
 # %% ../nbs/00_lifecycle.ipynb #c110476a
 class Project:
     "A project's journal on disk: criteria, decisions, records; any read raises JournalError if the file is unreadable"
     def __init__(self, path, # the journal file, e.g. 'churn.journal.json'; created if missing
                  name:str|None=None, # the project's name when creating it (default: the file's stem)
                  registry:MetricRegistry|None=None, # where criteria metrics are known; default `metric_registry`
-                 lock_timeout:float=60, # seconds to wait for another writer before raising `filelock.Timeout`
+                 lock_timeout:float=60, # seconds to wait for another writer before raising JournalError
                 ):
-        "Raises JournalError if the file is unreadable, ValueError if it belongs to a project with another name"
+        "Raises JournalError if the file is unreadable (or cannot be created), ValueError if it belongs to a project with another name"
         self._journal = _Journal(path, lock_timeout)
-        self.path, self.registry = self._journal.path, registry if registry is not None else metric_registry
+        self.path, self.registry = self._journal.path, _check_registry(registry)
+        if name is not None: _check_project_name(name)
         try: document = self._journal.read()
-        except FileNotFoundError: document = self._journal.create(name or self.path.stem, exist_ok=True)
+        except FileNotFoundError: document = self._journal.create(_default_name(name, self.path), exist_ok=True)
         if name is not None and document["name"] != name:
             raise MlopsKitError(f"The journal '{path}' belongs to project {document['name']!r}, not {name!r}: "
                                 "open it without a name, or use another file")
@@ -862,14 +1032,16 @@ class Project:
     @classmethod
     def open(cls, path, registry:MetricRegistry|None=None, lock_timeout:float=60)->Project:
         "Open the existing journal at `path`; raises FileNotFoundError if there is none, JournalError if unreadable"
-        if not Path(path).exists():
+        if not _check_journal_path(path).exists():
             raise FileNotFoundError(f"No journal at '{path}': create one with Project.create(path, name) or Project(path)")
         return cls(path, registry=registry, lock_timeout=lock_timeout)
 
     @classmethod
     def create(cls, path, name:str|None=None, registry:MetricRegistry|None=None, lock_timeout:float=60)->Project:
         "Start a new journal at `path`; raises FileExistsError if one exists"
-        _Journal(path, lock_timeout).create(name or Path(path).stem, exist_ok=False)
+        journal, _ = _Journal(path, lock_timeout), _check_registry(registry)  # check every argument before writing
+        if name is not None: _check_project_name(name)
+        journal.create(_default_name(name, journal.path), exist_ok=False)
         return cls(path, registry=registry, lock_timeout=lock_timeout)
 
     def add_record(self, kind:str, # e.g. 'checklist', 'study', 'model', 'alert'
@@ -882,12 +1054,19 @@ class Project:
         if kind in _RESERVED_KINDS: raise MlopsKitError(f"Records of kind {kind!r} are written by {_RESERVED_KINDS[kind]}")
         return self._append(kind, name, _json_safe(data, "data"))
 
+    def check_writable(self):
+        "Raise JournalError if a record could not be added now (a read-only journal or folder): check it before other writes"
+        self._journal.read()
+        self._journal._check_writable("nothing can be added to it")
+
     def _append(self, kind:str, name:str, data)->Record:
         if not isinstance(name, str) or not name: raise MlopsKitError(f"A record name is non-empty text, got {name!r}")
         return Record._from_entry(self._journal.append(kind, name, data))
 
     def records(self, kind:str|None=None, name:str|None=None, as_frame:bool=False)->list[Record]|pd.DataFrame:
         "The records of `kind` and `name` (all if None), oldest first; a DataFrame if `as_frame`"
+        for value, what in ((kind, "kind"), (name, "name")):
+            if value is not None and not isinstance(value, str): raise WrongTypeError(f"A record {what} is text, got {value!r}")
         records = [Record._from_entry(entry) for entry in self._journal.read()["entries"]
                    if kind in (None, entry["kind"]) and name in (None, entry["name"])]
         if not as_frame: return records
@@ -901,20 +1080,31 @@ class Project:
 
     def set_criteria(self, criteria:Criteria)->Criteria:
         "Make `criteria` current, appending a new version unless they equal the current ones"
-        if not isinstance(criteria, Criteria): raise WrongTypeError(f"set_criteria takes a Criteria, got {criteria!r}")
-        if criteria != self.criteria: self._append("criteria", "criteria", criteria.to_dict())
+        if not isinstance(criteria, Criteria):
+            raise WrongTypeError(f"set_criteria takes a Criteria, e.g. Criteria('recall >= 0.8'), got {criteria!r}")
+        current = self.latest("criteria")  # compared as saved, so that criteria no longer valid can be replaced
+        if current is None or current.data != criteria.to_dict(): self._append("criteria", "criteria", criteria.to_dict())
         return criteria
+
+    def _criteria_of(self, record:Record)->Criteria:
+        "The criteria saved in `record`; raises JournalError if they no longer pass the checks (e.g. a range)"
+        try: return Criteria.from_dict(record.data, self.registry)
+        except JournalError: raise
+        except MlopsKitError as error:
+            raise JournalError(self.path, f"the criteria of entry {record.id} cannot be used: {error}",
+                               "The file was left unchanged: set criteria that pass with project.set_criteria(Criteria(...)); "
+                               "the old version stays in the journal's records as it was written.") from None
 
     @property
     def criteria(self)->Criteria|None:
-        "The current criteria, or None if none were set"
+        "The current criteria, or None if none were set; raises JournalError if they no longer pass the checks"
         record = self.latest("criteria")
-        return None if record is None else Criteria.from_dict(record.data, self.registry)
+        return None if record is None else self._criteria_of(record)
 
     @property
     def criteria_history(self)->list[Criteria]:
-        "Every version of the criteria, oldest first"
-        return [Criteria.from_dict(record.data, self.registry) for record in self.records("criteria")]
+        "Every version of the criteria, oldest first; raises JournalError if one no longer passes the checks"
+        return [self._criteria_of(record) for record in self.records("criteria")]
 
     def add_decision(self, decision:Decision)->Decision:
         "Append `decision`; raises ValueError if the project is in another phase or was stopped"
@@ -956,9 +1146,11 @@ class Project:
     def _repr_html_(self):
         try: summary = _journal_summary(self._journal.read())
         except (OSError, ValueError) as error: return _html_card(f"Project {self.name!r}", {"unreadable": error})
-        criteria = None if summary["criteria"] is None else Criteria.from_dict(summary["criteria"], self.registry)
+        try: criteria = None if summary["criteria"] is None else Criteria.from_dict(summary["criteria"], self.registry)
+        except MlopsKitError as error: criteria, unusable = None, f"unusable: {error}"
+        else: unusable = ""
         last = summary["decisions"][-1] if summary["decisions"] else None
         fields = {"file": self.path, "phase": _phase_status(summary), "journal": summary["counts"],
                   "last decision": repr(last) if last else "none yet",
-                  "criteria": "" if criteria else "none yet: project.set_criteria(Criteria(...))"}
+                  "criteria": unusable or ("" if criteria else "none yet: project.set_criteria(Criteria(...))")}
         return _html_card(f"Project {self.name!r}", fields, criteria.to_frame() if criteria else None)

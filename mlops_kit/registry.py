@@ -5,7 +5,7 @@
 # %% ../nbs/04_registry.ipynb #reg-imports
 from __future__ import annotations
 
-import contextlib, getpass, hashlib, html, json, math, numbers, os, platform, re, shutil, tempfile
+import contextlib, difflib, getpass, hashlib, html, json, math, numbers, os, platform, re, reprlib, shutil, tempfile, warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +19,7 @@ from .lifecycle import Criteria, Project
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
-__all__ = ['TRUSTED_TYPES', 'REFERENCE_ROWS', 'CARD_FORMAT', 'BUNDLE_FILES', 'ALIASES_FORMAT', 'RegistryError',
+__all__ = ['TRUSTED_TYPES', 'REFERENCE_ROWS', 'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES', 'ALIASES_FORMAT', 'RegistryError',
            'UntrustedTypesError', 'IntegrityError', 'PromotionError', 'UnknownVersionError', 'untrusted_types',
            'save_pipeline', 'load_pipeline', 'reference_sample', 'frame_to_json', 'frame_from_json', 'library_versions',
            'criteria_results', 'card_markdown', 'ModelBundle', 'ModelVersion', 'ModelRegistry']
@@ -74,18 +74,31 @@ _NUMPY_AND_PYTHON_TYPES = [
 TRUSTED_TYPES = tuple(sorted({*_PIPELINE_TYPES, *_CLASSIFIER_TYPES, *_FITTED_STATE_TYPES, *_NUMPY_AND_PYTHON_TYPES}))
 
 def _type_names(types)->set[str]:
-    "Fully qualified names of `types`, given as names or as classes/functions"
-    if isinstance(types, (str, type)): types = [types]
+    "Fully qualified names of `types`, given as names or as classes/functions; raises TypeError for anything else"
+    if isinstance(types, str) or callable(types): types = [types]
+    if not isinstance(types, (list, tuple, set, frozenset)):
+        raise WrongTypeError(f"trusted_extra is a list of type names or classes, e.g. ['mymodule.MyScaler'], got {types!r}")
+    for item in types:
+        if not isinstance(item, str) and not (callable(item) and hasattr(item, "__qualname__")):
+            raise WrongTypeError(f"trusted_extra holds {item!r}: give type names (text) or the classes and functions themselves")
     return {item if isinstance(item, str) else f"{item.__module__}.{item.__qualname__}" for item in types}
 
 # %% ../nbs/04_registry.ipynb #reg-save
+def _as_path(path, what:str, example:str='model.skops')->Path:
+    "`path` as a Path; raises TypeError naming `what` for anything but text or a path"
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise WrongTypeError(f"{what} is a path, like {example!r}; got {path!r}")
+    return Path(path)
+
 def untrusted_types(path, # a skops file
                     trusted_extra=(), # more types to trust (names or classes), on purpose
                    )->list[str]:
     "The types in the skops file `path` that neither skops' defaults nor `TRUSTED_TYPES` + `trusted_extra` allow"
     import skops.io as sio
     from zipfile import BadZipFile
+    path = _as_path(path, "path")
     allowed = set(TRUSTED_TYPES) | _type_names(trusted_extra)
+    if path.is_dir(): raise RegistryError(f"'{path}' is a folder, not a model file: give the path of a .skops file")
     try: reported = sio.get_untrusted_types(file=str(path))
     except FileNotFoundError: raise FileNotFoundError(f"No model file at '{path}'") from None
     except (BadZipFile, KeyError, ValueError) as error:
@@ -97,8 +110,10 @@ def save_pipeline(pipeline, # a fitted scikit-learn estimator
                  )->Path:
     "Write `pipeline` to `path` with skops; raises FileExistsError rather than replace a file"
     import skops.io as sio
-    path = Path(path)
+    path = _as_path(path, "path")
+    if path.is_dir(): raise RegistryError(f"'{path}' is a folder: give the path of the file to write, e.g. '{path / 'model.skops'}'")
     if path.exists(): raise FileExistsError(f"'{path}' exists: a saved model is never replaced; choose another path")
+    if not path.parent.is_dir(): raise FileNotFoundError(f"No folder '{path.parent}' to save '{path.name}' in: create it first")
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(descriptor)
     try:
@@ -121,11 +136,28 @@ def load_pipeline(path, # a skops file written by `save_pipeline`
 # %% ../nbs/04_registry.ipynb #reg-frames
 REFERENCE_ROWS = 5_000
 
+def _check_count(value, what:str, minimum:int)->int:
+    "`value` as an int of at least `minimum`; raises for text, fractions and smaller numbers"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise WrongTypeError(f"{what} must be a whole number, like {max(minimum, 1)}; got {value!r}")
+    if value < minimum: raise MlopsKitError(f"{what} must be {minimum} or more, got {value}")
+    return int(value)
+
+def _check_frame(frame, what:str)->pd.DataFrame:
+    "`frame` if it is a DataFrame with distinct column names; raises otherwise"
+    if not isinstance(frame, pd.DataFrame): raise WrongTypeError(f"{what} must be a DataFrame, got {type(frame).__name__}")
+    repeated = sorted({str(name) for name in frame.columns[frame.columns.duplicated()]})
+    if repeated: raise MlopsKitError(f"{what} has repeated column names {repeated}: rename them first")
+    return frame
+
 def reference_sample(frame:pd.DataFrame, # the training data
                      max_rows:int=REFERENCE_ROWS, # keep at most this many rows
                      seed:int=0, # which rows, when sampling
                     )->pd.DataFrame:
     "Up to `max_rows` rows of `frame`, drawn with `seed`, in their original order, with a fresh index"
+    _check_frame(frame, "frame")
+    _check_count(max_rows, "max_rows", minimum=1)
+    _check_count(seed, "seed", minimum=0)
     if len(frame) > max_rows: frame = frame.sample(n=max_rows, random_state=seed).sort_index()
     return frame.reset_index(drop=True)
 
@@ -148,30 +180,55 @@ def _encode_column(values:pd.Series)->dict:
     return {"dtype": str(values.dtype), "values": [_encode_value(value, values.name) for value in values.tolist()]}
 
 # %% ../nbs/04_registry.ipynb #reg-frames-2
-def _decode_column(spec:dict)->pd.Series:
-    "The column that `_encode_column` wrote"
-    if spec["dtype"] == "category":
-        categories = _decode_column(spec["categories"])
-        return pd.Series(pd.Categorical.from_codes(spec["codes"], categories=categories, ordered=spec["ordered"]))
-    dtype, values = pd.api.types.pandas_dtype(spec["dtype"]), spec["values"]
+def _decode_column(spec:dict, rows:int)->pd.Series:
+    "The column that `_encode_column` wrote, with exactly `rows` values; raises ValueError or TypeError if it is not one"
+    if not isinstance(spec, dict): raise TypeError(f"a column is an object, got {reprlib.repr(spec)}")
+    if spec.get("dtype") == "category":
+        codes, categories = spec.get("codes"), _decode_column(spec.get("categories"), None)
+        _check_length(codes, rows, "codes")
+        if not isinstance(spec.get("ordered"), bool): raise TypeError("'ordered' must be true or false")
+        return pd.Series(pd.Categorical.from_codes(codes, categories=categories, ordered=spec["ordered"]))
+    if not isinstance(spec.get("dtype"), str): raise TypeError(f"'dtype' must be text, got {reprlib.repr(spec.get('dtype'))}")
+    dtype, values = pd.api.types.pandas_dtype(spec["dtype"]), spec.get("values")
+    _check_length(values, rows, "values")
     if dtype.kind == "M": return pd.Series(pd.to_datetime(values, format="ISO8601")).astype(dtype)
     if dtype.kind == "m": return pd.Series(pd.to_timedelta(values)).astype(dtype)
     if dtype.kind == "f": values = [float(value) if isinstance(value, str) else value for value in values]
+    if dtype.kind not in "biufOUSb" and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        raise TypeError(f"dtype {spec['dtype']!r} is not one frame_to_json writes")
     return pd.Series(values, dtype=dtype)
+
+def _check_length(values, rows:int|None, what:str):
+    "Raise unless `values` is a list of `rows` items (any length if `rows` is None)"
+    if not isinstance(values, list): raise TypeError(f"'{what}' must be a list, got {reprlib.repr(values)}")
+    if rows is not None and len(values) != rows:
+        raise ValueError(f"a column has {len(values)} {what} but the frame has {rows} rows")
+
+_DECODING_ERRORS = (KeyError, TypeError, ValueError, OverflowError, NotImplementedError, IndexError, RecursionError)
 
 def frame_to_json(frame:pd.DataFrame)->dict:
     "`frame` as plain JSON data: its columns in order, each with its dtype and values (the index is not kept)"
+    _check_frame(frame, "frame")
+    unnamed = [name for name in frame.columns if isinstance(name, bool) or not isinstance(name, (str, int))]
+    if unnamed: raise WrongTypeError(f"Column names must be text (or whole numbers) to be stored, got {unnamed[:3]}")
     return {"rows": len(frame), "columns": [{"name": name, **_encode_column(frame[name])} for name in frame.columns]}
 
 def frame_from_json(data:dict)->pd.DataFrame:
     "The frame that `frame_to_json` wrote, with the same dtypes and values; raises ValueError if `data` is not one"
+    problem = "it must be an object with 'rows' (a whole number, 0 or more) and 'columns' (a list)"
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), int) or isinstance(data["rows"], bool) \
+       or data["rows"] < 0 or not isinstance(data.get("columns"), list): raise MlopsKitError(f"Not a frame written by frame_to_json: {problem}")
+    names = [spec.get("name") if isinstance(spec, dict) else None for spec in data["columns"]]
+    if any(isinstance(name, bool) or not isinstance(name, (str, int)) for name in names):
+        raise MlopsKitError("Not a frame written by frame_to_json: every column needs a 'name' (text)")
+    if len(set(names)) != len(names): raise MlopsKitError("Not a frame written by frame_to_json: repeated column names")
     try:
-        columns = {spec["name"]: _decode_column(spec) for spec in data["columns"]}
-        frame = pd.DataFrame(columns, index=pd.RangeIndex(data["rows"]))
-    except (KeyError, TypeError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            columns = {spec["name"]: _decode_column(spec, data["rows"]) for spec in data["columns"]}
+            return pd.DataFrame(columns, index=pd.RangeIndex(data["rows"]))
+    except _DECODING_ERRORS as error:
         raise MlopsKitError(f"Not a frame written by frame_to_json: {type(error).__name__} {error}") from None
-    if len(columns) != len(data["columns"]): raise MlopsKitError("Not a frame written by frame_to_json: repeated column names")
-    return frame
 
 # %% ../nbs/04_registry.ipynb #reg-card
 def library_versions()->dict:
@@ -198,6 +255,7 @@ def criteria_results(criteria:Criteria, # the success criteria
 
 # %% ../nbs/04_registry.ipynb #reg-card-markdown
 CARD_FORMAT = "mlops-kit model card"
+CARD_VERSION = 2  # 2: the card is sealed by `card_sha256`, a fingerprint of its own content
 BUNDLE_FILES = ("model.skops", "schema.json", "reference.json", "criteria.json")
 
 def _number(value)->str: return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -239,6 +297,7 @@ class ModelBundle:
 
     def _features_of(self, frame:pd.DataFrame)->pd.DataFrame:
         "The feature columns of `frame`; raises ValueError naming the missing ones"
+        if not isinstance(frame, pd.DataFrame): raise WrongTypeError(f"Give a DataFrame of cases, got {type(frame).__name__}")
         missing = [name for name in self.features if name not in frame.columns]
         if missing: raise MlopsKitError(f"The frame lacks the model's feature column(s) {missing}; it needs {self.features}")
         return frame[self.features]
@@ -260,7 +319,10 @@ class ModelBundle:
 
     def labels_from(self, probabilities:np.ndarray)->np.ndarray:
         "The labels `predict` gives for `probabilities` from `predict_proba` (no second pass through the pipeline)"
-        classes = self.pipeline.classes_
+        classes, probabilities = self.pipeline.classes_, np.asarray(probabilities)
+        if probabilities.ndim != 2 or probabilities.shape[1] != len(classes):
+            raise MlopsKitError(f"labels_from takes the output of predict_proba: one column per class ({len(classes)}), "
+                                f"got shape {probabilities.shape}")
         if self.threshold is None: return classes[np.argmax(probabilities, axis=1)]
         return classes[(probabilities[:, 1] >= self.threshold).astype(int)]
 
@@ -292,7 +354,7 @@ class ModelVersion:
 
     def input_schema(self)->Schema:
         "The schema of the features this version reads, without loading the model (a service validates requests with it)"
-        return Schema.from_dict(_read_json(self.path / "schema.json", f"Model {self.name!r} v{self.version}"))
+        return _read_schema(self.path, self.card)
 
     def __repr__(self):
         primary = next(row for row in self.card["criteria_results"] if row["primary"])
@@ -305,6 +367,22 @@ class ModelVersion:
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VERSION_RE = re.compile(r"v([1-9][0-9]*)")
 ALIASES_FORMAT = "mlops-kit model aliases"
+
+def _check_version(version)->int:
+    "`version` as a version number (a whole number, 1 or more); raises with the form to use for text or fractions"
+    if isinstance(version, numbers.Integral) and not isinstance(version, bool):
+        if version < 1: raise MlopsKitError(f"Versions are numbered from 1, got version={version}")
+        return int(version)
+    written = re.fullmatch(r"\s*v?([0-9]+)(\.0*)?\s*", version) if isinstance(version, str) else None
+    if isinstance(version, float) and version.is_integer(): written = re.fullmatch(r"([0-9]+)\.0", repr(abs(version)))
+    example = f"version={int(written[1])}" if written else "version=3"
+    raise WrongTypeError(f"Versions are whole numbers: write {example}, not version={version!r}")
+
+def _check_alias(alias)->str:
+    "`alias` if it is a word like 'champion'; raises otherwise"
+    if not isinstance(alias, str) or not _NAME_RE.fullmatch(alias):
+        raise MlopsKitError(f"An alias is a word like 'champion', got {alias!r}")
+    return alias
 
 def _sha256(path:Path)->str:
     digest = hashlib.sha256()
@@ -352,8 +430,25 @@ def _training_parts(training_data, target:str|None)->tuple[pd.DataFrame, pd.Data
         raise WrongTypeError(f"training_data must be a DataFrame or a Dataset, got {type(training_data).__name__}")
     if target is not None and target not in training_data.columns:
         raise MlopsKitError(f"The target {target!r} is not a column of training_data; columns: {list(training_data.columns)}")
+    _check_frame(training_data, "training_data")
+    if training_data.empty: raise MlopsKitError("training_data is empty: register the model with the rows it was trained on")
     features = training_data.drop(columns=[target]) if target is not None else training_data
+    if not all(isinstance(name, str) for name in features.columns):
+        raise WrongTypeError(f"Feature names must be text (they name the fields of a request), got {list(features.columns)[:5]}")
     return features, training_data, target
+
+def _check_text(value, what:str, optional:bool=False):
+    "`value` if it is text (or None, when `optional`); raises TypeError naming `what` otherwise"
+    if (value is None and optional) or isinstance(value, str): return value
+    raise WrongTypeError(f"{what} must be text{' or None' if optional else ''}, got {value!r}")
+
+def _card_fields(variant, algorithm, params, seed, author, description, threshold)->dict:
+    "The card fields given to `register`, checked; raises TypeError or ValueError naming the first wrong one"
+    if params is not None and not isinstance(params, dict): raise WrongTypeError(f"params must be a dict name -> value or None, got {params!r}")
+    if seed is not None: _check_count(seed, "seed", minimum=0)
+    return dict(variant=_check_text(variant, "variant"), algorithm=_check_text(algorithm, "algorithm", optional=True),
+                params=params, seed=seed, author=_check_text(author, "author", optional=True),
+                description=_check_text(description, "description"), threshold=_check_threshold(threshold))
 
 def _check_pipeline(pipeline, features:pd.DataFrame):
     "Raise ValueError unless `pipeline` is fitted and gives probabilities for a few training rows"
@@ -371,6 +466,7 @@ def _check_metrics(metrics)->dict:
     if not isinstance(metrics, dict): raise WrongTypeError(f"metrics must be a dict metric -> measured value, got {metrics!r}")
     checked = {}
     for name, value in metrics.items():
+        if not isinstance(name, str): raise WrongTypeError(f"metrics are named by text, like 'recall'; got the key {name!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
             raise WrongTypeError(f"The measured value of metric {name!r} must be a finite number, got {value!r}")
         checked[str(name)] = float(value)
@@ -390,7 +486,7 @@ def _new_card(name, pipeline, features, training, target, criteria, metrics, fie
     results = criteria_results(criteria, metrics)
     final_step = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     params = fields["params"] if fields["params"] is not None else final_step.get_params(deep=False)
-    return {"format": CARD_FORMAT, "format_version": 1, "name": name, "version": None,
+    return {"format": CARD_FORMAT, "format_version": CARD_VERSION, "name": name, "version": None,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "author": fields["author"] or _login_name(),
             "description": fields["description"], "variant": fields["variant"],
             "algorithm": fields["algorithm"] or type(final_step).__name__, "params": json.loads(_to_json(params)),
@@ -398,6 +494,16 @@ def _new_card(name, pipeline, features, training, target, criteria, metrics, fie
             "accepted": not results.blocks.any(), "features": list(features.columns), "target": target,
             "training_data": {"rows": len(training), "fingerprint": data_fingerprint(training)},
             "library_versions": library_versions(), "files": {}}
+
+def _card_fingerprint(card:dict)->str:
+    "sha256 of the card's content without its own fingerprint, in a canonical JSON form (sorted keys, no spaces)"
+    content = {key: value for key, value in card.items() if key != "card_sha256"}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+def _sealed(card:dict)->dict:
+    "`card` with `card_sha256`, the fingerprint that `load` and `verify` check"
+    return {**card, "card_sha256": _card_fingerprint(card)}
 
 def _check_threshold(threshold)->float|None:
     "`threshold` as a float strictly between 0 and 1, or None; raises ValueError"
@@ -412,18 +518,74 @@ def _card_summary(card:dict)->dict:
     return {**{key: card[key] for key in keep}, "fingerprint": card["training_data"]["fingerprint"]}
 
 # %% ../nbs/04_registry.ipynb #reg-read-helpers
-_CARD_KEYS = {"format", "name", "version", "algorithm", "metrics", "criteria_results", "accepted", "features", "files"}
+_CARD_KEYS = {"format", "name", "version", "created", "author", "variant", "algorithm", "metrics", "criteria_results",
+              "accepted", "features", "training_data", "files"}
+_CARD_TYPES = {"format_version": (int, "a whole number"), "name": (str, "text"), "version": (int, "a whole number"),
+               "created": (str, "text"), "author": (str, "text"), "variant": (str, "text"), "algorithm": (str, "text"),
+               "metrics": (dict, "an object"), "criteria_results": (list, "a list"), "accepted": (bool, "true or false"),
+               "features": (list, "a list"), "files": (dict, "an object"), "training_data": (dict, "an object")}
+_STATUSES = ("passed", "failed", "not measured")
+
+def _is_number(value)->bool: return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+def _card_problem(card:dict)->str|None:
+    "What is wrong with a value of `card`, in words; None if every value the registry uses is sound"
+    for key, (kind, words) in _CARD_TYPES.items():
+        if key in card and (not isinstance(card[key], kind) or (kind is int and isinstance(card[key], bool))):
+            return f"'{key}' must be {words}, got {reprlib.repr(card[key])}"
+    threshold, features, target = card.get("threshold"), card["features"], card.get("target")
+    if threshold is not None and not (_is_number(threshold) and 0 < threshold < 1):
+        return f"'threshold' must be a probability strictly between 0 and 1, or null, got {threshold!r}"
+    if not features or not all(isinstance(name, str) for name in features) or len(set(features)) != len(features):
+        return f"'features' must be a list of distinct column names, got {reprlib.repr(features)}"
+    if target is not None and (not isinstance(target, str) or target in features):
+        return f"'target' must be a column name apart from the features, or null, got {target!r}"
+    if not all(_is_number(value) for value in card["metrics"].values()): return "'metrics' must map metric names to finite numbers"
+    if not all(isinstance(card["files"].get(name), str) for name in BUNDLE_FILES):
+        return f"'files' must hold the sha256 of {list(BUNDLE_FILES)}"
+    rows, fingerprint = card["training_data"].get("rows"), card["training_data"].get("fingerprint")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1 or not isinstance(fingerprint, str):
+        return "'training_data' must hold 'rows' (a whole number, 1 or more) and 'fingerprint' (text)"
+    return _results_problem(card["criteria_results"], card["accepted"])
+
+def _results_problem(results:list, accepted:bool)->str|None:
+    "What is wrong with a card's `criteria_results` and `accepted`, or None"
+    def sound(row): return (isinstance(row, dict) and all(isinstance(row.get(key), str) for key in ("criterion", "metric", "kind"))
+                            and row.get("status") in _STATUSES and isinstance(row.get("primary"), bool)
+                            and isinstance(row.get("blocks"), bool) and "measured" in row
+                            and (row["measured"] is None or _is_number(row["measured"])))
+    if not results or not all(sound(row) for row in results) or sum(row["primary"] for row in results) != 1:
+        return ("'criteria_results' must hold one result per criterion (criterion, metric, kind, status, measured, blocks), "
+                "one of them primary")
+    if accepted != (not any(row["blocks"] for row in results)):
+        return f"'accepted' is {str(accepted).lower()} but its criteria results say {str(not accepted).lower()}"
+    return None
 
 def _read_card(folder:Path, name:str, version:int)->dict:
-    "The checked card of `name` v`version` in `folder`; raises RegistryError naming the problem"
-    what = f"Model {name!r} v{version}"
-    card = _read_json(folder / "card.json", what)
+    "The checked card of `name` v`version` in `folder`; raises RegistryError (IntegrityError if edited) naming the problem"
+    what, path = f"Model {name!r} v{version}", folder / "card.json"
+    card = _read_json(path, what)
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or not _CARD_KEYS <= set(card):
-        raise RegistryError(f"{what}: '{folder / 'card.json'}' is not an mlops-kit model card (it needs {sorted(_CARD_KEYS)}); "
+        raise RegistryError(f"{what}: '{path}' is not an mlops-kit model card (it needs {sorted(_CARD_KEYS)}); "
                             "restore it from a backup, or register the model again")
+    _check_seal(card, path, what)
+    problem = _card_problem(card)
+    if problem: raise RegistryError(f"{what}: '{path}' holds a wrong value: {problem}. Nothing was loaded: restore the file, "
+                                    "or register the model again")
     if (card["name"], card["version"]) != (name, version):
-        raise RegistryError(f"{what}: '{folder / 'card.json'}' describes {card['name']!r} v{card['version']}: was a folder copied?")
+        raise RegistryError(f"{what}: '{path}' describes {card['name']!r} v{card['version']}: was a folder copied?")
     return card
+
+def _check_seal(card:dict, path:Path, what:str):
+    "Raise IntegrityError if a sealed card changed since it was written; a card of format 1 (before seals) has none"
+    version = card.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= CARD_VERSION:
+        newer = " (written by a newer mlops-kit: upgrade it)" if isinstance(version, int) and version > CARD_VERSION else ""
+        raise RegistryError(f"{what}: '{path}' has card format version {version!r}; this mlops-kit reads 1 to {CARD_VERSION}{newer}")
+    if version >= 2 and card.get("card_sha256") != _card_fingerprint(card):
+        raise IntegrityError(f"{what}: '{path.name}' changed since it was registered (its content no longer matches the "
+                             f"fingerprint sealed in it) in '{path.parent}'. Nothing was loaded: restore the original file, "
+                             "or register the model again")
 
 def _verify_files(folder:Path, card:dict, what:str):
     "Raise IntegrityError if a bundle file is missing or differs from the sha256 in its card"
@@ -440,8 +602,13 @@ def _read_aliases(folder:Path)->list:
     path = folder / "aliases.json"
     if not path.exists(): return []
     document = _read_json(path, f"The aliases of {folder.name!r}")
-    if not isinstance(document, dict) or document.get("format") != ALIASES_FORMAT or not isinstance(document.get("history"), list):
-        raise RegistryError(f"'{path}' is not an mlops-kit alias history; restore it from a backup")
+    def sound(entry): return (isinstance(entry, dict) and isinstance(entry.get("alias"), str)
+                              and isinstance(entry.get("version"), int) and not isinstance(entry["version"], bool)
+                              and entry["version"] >= 1)
+    if not isinstance(document, dict) or document.get("format") != ALIASES_FORMAT or not isinstance(document.get("history"), list) \
+       or not all(sound(entry) for entry in document["history"]):
+        raise RegistryError(f"'{path}' is not an mlops-kit alias history (a list of entries with an alias and a version); "
+                            "restore it from a backup")
     return document["history"]
 
 def _current_aliases(history:list)->dict:
@@ -449,16 +616,51 @@ def _current_aliases(history:list)->dict:
     return {entry["alias"]: entry["version"] for entry in history}
 
 # %% ../nbs/04_registry.ipynb #reg-load-helpers
-def _load_bundle(folder:Path, card:dict, criteria_registry, trusted_extra)->ModelBundle:
-    "The bundle in `folder` (files already verified); raises RegistryError naming a file that cannot be read"
+def _read_part(folder:Path, file_name:str, build, what:str):
+    "`build(...)` of the JSON in `folder/file_name`; raises RegistryError naming the file if it cannot be built"
+    try: return build(_read_json(folder / file_name, what))
+    except RegistryError: raise
+    except (TypeError, ValueError, KeyError) as error: raise RegistryError(f"{what}: '{file_name}' cannot be read: {error}") from None
+
+def _read_schema(folder:Path, card:dict)->Schema:
+    "The input schema of the version in `folder`; raises RegistryError unless its columns are the card's features"
     what = f"Model {card['name']!r} v{card['version']}"
-    def read(file_name, build):
-        try: return build(_read_json(folder / file_name, what))
-        except RegistryError: raise
-        except (TypeError, ValueError, KeyError) as error: raise RegistryError(f"{what}: '{file_name}' cannot be read: {error}") from None
-    schema = read("schema.json", Schema.from_dict)
-    reference = read("reference.json", frame_from_json)
-    criteria = read("criteria.json", lambda data: Criteria.from_dict(data, registry=criteria_registry))
+    schema = _read_part(folder, "schema.json", Schema.from_dict, what)
+    if list(schema.columns) != card["features"]:
+        raise RegistryError(f"{what}: 'schema.json' describes the columns {list(schema.columns)}, but the card's features are "
+                            f"{card['features']}. Nothing was loaded: restore the files, or register the model again")
+    return schema
+
+def _read_criteria(folder:Path, card:dict, criteria_registry)->Criteria:
+    "The criteria of the version in `folder`; raises RegistryError unless they are the ones the card's results are about"
+    what = f"Model {card['name']!r} v{card['version']}"
+    criteria = _read_part(folder, "criteria.json", lambda data: Criteria.from_dict(data, registry=criteria_registry), what)
+    if [str(criterion) for criterion in criteria] != [row["criterion"] for row in card["criteria_results"]]:
+        raise RegistryError(f"{what}: 'criteria.json' holds {[str(criterion) for criterion in criteria]}, but the card's results "
+                            f"are about {[row['criterion'] for row in card['criteria_results']]}: restore the files")
+    recorded, recomputed = [row["status"] for row in card["criteria_results"]], criteria_results(criteria, card["metrics"]).status.tolist()
+    if recorded != recomputed:
+        raise RegistryError(f"{what}: the card's results say {recorded}, but its metrics give {recomputed} on 'criteria.json': "
+                            "restore card.json from a backup, or register the model again")
+    return criteria
+
+def _check_reference(reference:pd.DataFrame, card:dict, what:str):
+    "Raise RegistryError unless the `reference` sample has the card's columns (features, then target) and a plausible size"
+    expected = [*card["features"], *([card["target"]] if card.get("target") is not None else [])]
+    if list(reference.columns) != expected:
+        raise RegistryError(f"{what}: 'reference.json' has the columns {list(reference.columns)}, but the model reads {expected}. "
+                            "Nothing was loaded: restore the file, or register the model again")
+    if not 1 <= len(reference) <= card["training_data"]["rows"]:
+        raise RegistryError(f"{what}: 'reference.json' has {len(reference):,} rows, but a sample of the "
+                            f"{card['training_data']['rows']:,} training rows has between 1 and that many")
+
+def _load_bundle(folder:Path, card:dict, criteria_registry, trusted_extra)->ModelBundle:
+    "The bundle in `folder` (files already verified); raises RegistryError naming a file that cannot be read or does not fit the card"
+    what = f"Model {card['name']!r} v{card['version']}"
+    schema = _read_schema(folder, card)
+    reference = _read_part(folder, "reference.json", frame_from_json, what)
+    _check_reference(reference, card, what)
+    criteria = _read_criteria(folder, card, criteria_registry)
     pipeline = load_pipeline(folder / "model.skops", trusted_extra)
     return ModelBundle(card["name"], card["version"], pipeline, schema, reference, criteria, card)
 
@@ -474,7 +676,11 @@ class ModelRegistry:
                  project:Project|None=None, # a project journal to record versions and promotions in
                  lock_timeout:float=60, # seconds to wait for another writer before raising `filelock.Timeout`
                 ):
-        self.folder, self.project, self.lock_timeout = Path(folder), project, lock_timeout
+        if project is not None and not isinstance(project, Project):
+            raise WrongTypeError(f"project must be a Project (a journal) or None, got {project!r}")
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, numbers.Real) or not lock_timeout >= 0:
+            raise WrongTypeError(f"lock_timeout is a number of seconds, 0 or more, like 60; got {lock_timeout!r}")
+        self.folder, self.project, self.lock_timeout = _as_path(folder, "folder", "models"), project, lock_timeout
 
     def register(self, pipeline, # a fitted scikit-learn pipeline
                  training_data, # what it was trained on: a `Dataset`, or a DataFrame (give `target` if it holds it)
@@ -494,20 +700,24 @@ class ModelRegistry:
                 )->ModelVersion:
         "Save a new version of `name`; raises TypeError/ValueError for bad input, UntrustedTypesError (nothing is written)"
         if not isinstance(criteria, Criteria): raise WrongTypeError(f"criteria must be a Criteria, got {type(criteria).__name__}")
-        folder = self._model_folder(name)
+        self._model_folder(name)
+        fields = _card_fields(variant, algorithm, params, seed, author, description, threshold)
+        _check_count(max_reference_rows, "max_reference_rows", minimum=1)
+        _type_names(trusted_extra)
         features, training, target = _training_parts(training_data, target)
         _check_pipeline(pipeline, features)
-        fields = dict(variant=variant, algorithm=algorithm, params=params, seed=seed, author=author, description=description,
-                      threshold=_check_threshold(threshold))
+        if self.project is not None: self.project.check_writable()  # the version must not exist without its record
         card = _new_card(name, pipeline, features, training, target, criteria, _check_metrics(metrics), fields)
         reference = reference_sample(training, max_reference_rows, seed or 0)
         with self._lock(name):
+            folder = self._model_folder(name)
             staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
             try:
                 card["files"] = _write_bundle(staging, pipeline, features, reference, criteria)
                 refused = untrusted_types(staging / "model.skops", trusted_extra)
                 if refused: raise UntrustedTypesError(f"The {name!r} pipeline", refused, "registered")
                 card["version"] = max(self._numbers(name), default=0) + 1
+                card = _sealed(card)
                 (staging / "card.json").write_text(_to_json(card), encoding="utf-8")
                 (staging / "card.md").write_text(card_markdown(card), encoding="utf-8")
                 staging.rename(folder / f"v{card['version']}")
@@ -517,6 +727,7 @@ class ModelRegistry:
 
     def versions(self, name:str="churn")->pd.DataFrame:
         "One row per version of `name`: when, who, what, its primary metric, whether accepted, its aliases"
+        self._check_known(name)
         aliases = _current_aliases(_read_aliases(self._model_folder(name)))
         rows = []
         for number in self._numbers(name):
@@ -549,12 +760,14 @@ class ModelRegistry:
 
     def promote(self, name:str, version:int, alias:str="champion", reason:str="")->dict:
         "Point `alias` at `version` if it meets its criteria; raises PromotionError naming the failing ones, UnknownVersionError"
-        if not isinstance(version, int) or isinstance(version, bool): raise WrongTypeError(f"Promote a version number, like 3; got {version!r}")
-        if not isinstance(alias, str) or not _NAME_RE.fullmatch(alias): raise MlopsKitError(f"An alias is a word like 'champion', got {alias!r}")
+        if version is None: raise WrongTypeError("Promote a version number, like version=3")
+        version, alias = _check_version(version), _check_alias(alias)
+        _check_text(reason, "reason")
+        if self.project is not None: self.project.check_writable()
         with self._lock(name):
             handle = self.version(name, version)
             _verify_files(handle.path, handle.card, f"Model {name!r} v{version}")
-            criteria = Criteria.from_dict(_read_json(handle.path / "criteria.json", f"Model {name!r} v{version}"), registry=self._metric_registry)
+            criteria = _read_criteria(handle.path, handle.card, self._metric_registry)
             results = criteria_results(criteria, handle.card["metrics"])
             history = _read_aliases(handle.path.parent)
             previous = _current_aliases(history).get(alias)
@@ -572,12 +785,14 @@ class ModelRegistry:
     def aliases(self, name:str="churn")->pd.DataFrame:
         "The alias history of `name`, oldest first: which version each alias pointed to, when and why"
         columns = ["alias", "version", "previous", "timestamp", "author", "reason", "not_measured"]
+        self._check_known(name)
         return pd.DataFrame(_read_aliases(self._model_folder(name)), columns=columns)
 
     def champion(self, name:str="churn")->ModelVersion|None:
-        "The version the 'champion' alias points to, or None"
+        "The version the 'champion' alias points to, or None if no version was promoted; raises UnknownVersionError for an unknown model"
+        self._check_known(name)
         current = _current_aliases(_read_aliases(self._model_folder(name))).get("champion")
-        return None if current is None else self.version(name, current)
+        return None if current is None else self.version(name, alias="champion")
 
     @property
     def _metric_registry(self): return self.project.registry if self.project is not None else None
@@ -585,7 +800,18 @@ class ModelRegistry:
     def _model_folder(self, name:str)->Path:
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise MlopsKitError(f"A model name is a word of letters, digits, '_', '.' or '-', like 'churn'; got {name!r}")
+        for folder in (self.folder, self.folder / name):
+            if folder.exists() and not folder.is_dir():
+                raise RegistryError(f"'{folder}' is a file, but the registry keeps its models in folders: give another folder")
         return self.folder / name
+
+    def _check_known(self, name:str):
+        "Raise UnknownVersionError if no version of `name` is registered, with the closest known name"
+        if self._numbers(name): return
+        known = self.names()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownVersionError(f"No model {name!r} in '{self.folder}'.{hint} Models: {', '.join(known) or 'none yet: register one first'}")
 
     def _lock(self, name:str)->FileLock:
         folder = self._model_folder(name)
@@ -600,18 +826,23 @@ class ModelRegistry:
 
     def _resolve(self, name:str, version, alias)->int:
         "The version number meant by `version` or `alias` (latest if both are None); raises UnknownVersionError"
-        numbers = self._numbers(name)
-        if not numbers: raise UnknownVersionError(f"No model {name!r} in '{self.folder}': register one first (models: {self.names() or 'none'})")
+        if version is not None: version = _check_version(version)
+        if alias is not None: alias = _check_alias(alias)
         if version is not None and alias is not None: raise MlopsKitError("Give a version or an alias, not both")
+        self._check_known(name)
+        numbers = self._numbers(name)
         if alias is not None:
             current = _current_aliases(_read_aliases(self._model_folder(name)))
             if alias not in current:
                 raise UnknownVersionError(f"Model {name!r} has no alias {alias!r} (aliases: {sorted(current) or 'none'}): promote a version first")
+            if current[alias] not in numbers:
+                raise RegistryError(f"'{self._model_folder(name) / 'aliases.json'}' points {alias!r} to v{current[alias]}, which is "
+                                    f"not registered (versions: {', '.join(map(str, numbers))}): restore the file from a backup")
             return current[alias]
         if version is None: return numbers[-1]
-        if isinstance(version, bool) or version not in numbers:
-            raise UnknownVersionError(f"Model {name!r} has no version {version!r}; its versions are {', '.join(map(str, numbers))}")
-        return int(version)
+        if version not in numbers:
+            raise UnknownVersionError(f"Model {name!r} has no version {version}; its versions are {', '.join(map(str, numbers))}")
+        return version
 
     def names(self)->list[str]:
         "The names of the models in the registry"

@@ -1,11 +1,12 @@
 """The lifecycle contract: metric registry, criteria, decisions and the project journal on disk."""
-import json, math, subprocess, sys, textwrap, time
+import json, math, re, subprocess, sys, textwrap, time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlops_kit import lifecycle
+from mlops_kit.errors import MlopsKitError
 from mlops_kit.lifecycle import (Criteria, Criterion, Decision, JournalError, Metric, MetricRegistry,
                                  MissingMetricError, Phase, Project, UnknownMetricError, Verdict, cost_metric,
                                  metric_registry)
@@ -196,8 +197,11 @@ def test_custom_metric_registration(registry):
 
 def test_registry_table_and_reprs(registry):
     table = registry.to_frame()
-    assert list(table.columns) == ["name", "direction", "needs", "kind", "description"]
+    assert list(table.columns) == ["name", "direction", "needs", "kind", "lower", "upper", "description"]
     assert table.set_index("name").loc["latency_p95_ms", "needs"] == "(measured)"
+    ranges = table.set_index("name")[["lower", "upper"]].apply(tuple, axis=1).to_dict()
+    assert ranges["recall"] == ranges["brier"] == ranges["roc_auc"] == (0, 1)
+    assert ranges["log_loss"] == ranges["cost_per_1000"] == ranges["latency_p95_ms"] == ranges["throughput_rps"] == (0, math.inf)
     assert "<table" in registry._repr_html_() and "cost_per_1000" in registry._repr_html_()
     assert repr(registry).startswith("MetricRegistry(14 metrics: accuracy,")
 
@@ -538,3 +542,223 @@ def test_a_decision_out_of_phase_or_after_a_stop_is_refused_and_nothing_is_writt
     with pytest.raises(ValueError, match="The project was stopped: no decision can follow a stop"):
         project.decide("go")
     assert project.path.read_bytes() == before
+
+
+# --- issue 13: thresholds inside the metric's range; journal writes that cannot lose anything ----------------------
+
+def sha256(path):
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("recall >= 80", "recall is a share between 0 and 1, so no model can meet it. Give a threshold above 0 and at most 1: did you mean 0.8?"),
+    ("precision >= 95.5", "did you mean 0.955?"),
+    ("precision >= -0.5", "precision is a share between 0 and 1, so every model meets it and it checks nothing. "
+                          "Give a threshold above 0 and at most 1."),
+    ("recall >= 0", "every model meets it"),
+    ("roc_auc >= 0", "every model meets it"),
+    ("recall > 1", "no model can meet it. Give a threshold at least 0 and below 1."),
+    ("accuracy >= 1.5", "no model can meet it. Give a threshold above 0 and at most 1: did you mean 0.015?"),
+    ("accuracy >= 150", "no model can meet it. Give a threshold above 0 and at most 1."),
+    ("brier <= 1", "brier is a share between 0 and 1, so every model meets it"),
+    ("brier <= 7", "every model meets it"),
+    ("log_loss < 0", "log_loss is at least 0, so no model can meet it. Give a threshold above 0."),
+    ("log_loss <= -1", "no model can meet it"),
+    ("log_loss <= inf", "must be a finite number, got inf"),
+    ("latency_p95_ms < 0", "latency_p95_ms is at least 0, so no model can meet it"),
+    ("throughput_rps >= 0", "throughput_rps is at least 0, so every model meets it"),
+    ("throughput_rps >= -3", "every model meets it"),
+    ("cost_per_1000 < 0", "cost_per_1000 is at least 0, so no model can meet it"),
+])
+def test_a_threshold_outside_the_metrics_range_is_refused_everywhere_criteria_are_built(registry, text, message):
+    metric, comparison, threshold = text.split()
+    builders = [lambda: Criterion.from_string(text, registry=registry),
+                lambda: Criterion(metric, comparison, float(threshold), registry=registry),
+                lambda: Criteria(text, registry=registry),
+                lambda: Criteria("f1 >= 0.5", [text], registry=registry),
+                lambda: Criteria.from_dict({"primary": {"metric": metric, "comparison": comparison, "threshold": float(threshold)},
+                                            "others": []}, registry=registry)]
+    for build in builders:
+        with pytest.raises(ValueError, match=re.escape(message)) as refused:
+            build()
+        assert isinstance(refused.value, MlopsKitError)
+
+
+@pytest.mark.parametrize("text", ["recall >= 1", "recall > 0", "precision >= 0.01", "brier < 1", "log_loss <= 0",
+                                  "log_loss <= 5", "latency_p95_ms <= 50", "latency_p95_ms <= 0", "throughput_rps > 0",
+                                  "cost_per_1000 <= 0", "cost_per_1000 <= 1e+09"])
+def test_thresholds_at_the_meaningful_edges_stay_legal(registry, text):
+    assert str(Criterion.from_string(text, registry=registry)) == text
+
+
+def test_a_criterion_built_on_another_registry_is_checked_against_the_criteria_registry():
+    loose = MetricRegistry([Metric("recall", "higher")])  # someone's registry where recall has no range
+    criterion = Criterion("recall", ">=", 80, registry=loose)
+    with pytest.raises(MlopsKitError, match="did you mean 0.8"):
+        Criteria(criterion)
+
+
+def test_a_metric_of_your_own_may_give_its_range_or_none():
+    registry = MetricRegistry([Metric("uplift", "higher", lower=-1, upper=1), Metric("score", "higher")])
+    assert registry["uplift"].lower == -1 and registry["score"].lower == -math.inf and registry["score"].upper == math.inf
+    assert Criterion("score", ">=", -1e6, registry=registry).threshold == -1e6
+    with pytest.raises(MlopsKitError, match="uplift is between -1 and 1, so every model meets it"):
+        Criterion("uplift", ">=", -1, registry=registry)
+    with pytest.raises(MlopsKitError, match="lower \\(1\\) must be below upper \\(0\\)"):
+        Metric("odd", "higher", lower=1, upper=0)
+    with pytest.raises(TypeError, match="upper must be a number"):
+        Metric("odd", "higher", upper="1")
+    with pytest.raises(MlopsKitError, match="lower must be a number, got nan"):
+        Metric("odd", "higher", lower=float("nan"))
+
+
+def test_a_cost_metrics_range_is_restored_with_the_criteria(criteria):
+    restored = Criteria.from_dict(json.loads(json.dumps(criteria.to_dict())), registry=MetricRegistry.default())
+    assert (restored.registry["cost_per_1000"].lower, restored.registry["cost_per_1000"].upper) == (0, math.inf)
+    with pytest.raises(MlopsKitError, match="cost_per_1000 is at least 0, so no model can meet it"):
+        Criterion("cost_per_1000", "<", 0, registry=restored.registry)
+
+
+def test_an_old_journal_with_a_criterion_now_refused_fails_clearly_and_can_be_fixed(tmp_path):
+    "Written before ranges were checked: the journal opens, its criteria raise JournalError saying how to fix them"
+    path = tmp_path / "journal.json"
+    project = Project(path)
+    project.set_criteria(Criteria("recall >= 0.8"))
+    document = json.loads(path.read_text())
+    document["entries"][0]["data"]["others"] = [{"metric": "precision", "comparison": ">=", "threshold": -0.5,
+                                                 "kind": "ml", "description": ""}]
+    path.write_text(json.dumps(document))
+    before = sha256(path)
+    reopened = Project.open(path)
+    for read in (lambda: reopened.criteria, lambda: reopened.criteria_history):
+        with pytest.raises(JournalError, match=r"entry 1 cannot be used: 'precision >= -0.5': precision is a share .*"
+                                               r"project.set_criteria") as refused:
+            read()
+        assert "journal.json" in str(refused.value)
+    assert "unusable" in reopened._repr_html_()
+    assert sha256(path) == before
+    fixed = Criteria("recall >= 0.8", ["precision >= 0.3"])
+    reopened.set_criteria(fixed)                       # the way out: new criteria, the old version kept as written
+    assert reopened.criteria == fixed and len(reopened.records("criteria")) == 2
+
+
+def test_metric_values_that_are_missing_or_unusable_are_named(registry):
+    with pytest.raises(MlopsKitError, match="`y_true` holds 1 missing value\\(s\\).*position 1"):
+        registry.compute("recall", [1, np.nan, 0], [1, 0, 0])
+    with pytest.raises(MlopsKitError, match="`y_score` holds 1 missing"):
+        registry.compute("roc_auc", [1, 0], y_score=[0.3, None])
+    with pytest.raises(MlopsKitError, match="'log_loss' cannot be computed from these values: .*greater than 1"):
+        registry.compute("log_loss", [1, 0], y_score=[2.0, 3.0])
+
+
+def test_a_read_only_journal_is_refused_and_left_byte_identical(tmp_path):
+    path = tmp_path / "journal.json"
+    project = Project(path)
+    project.add_record("alert", "drift", {"share": 0.4})
+    path.chmod(0o444)   # as root (CI), os.access says writable: the mode bits decide
+    before = sha256(path)
+    with pytest.raises(JournalError, match="journal.json': the file is read-only, so nothing was added. Nothing was written"):
+        project.add_record("alert", "drift", {"share": 0.5})
+    with pytest.raises(JournalError, match="read-only"):
+        project.decide("go")
+    with pytest.raises(JournalError, match="the file is read-only, so nothing can be added to it"):
+        project.check_writable()
+    with pytest.raises(JournalError, match="read-only"):
+        project.set_criteria(Criteria("recall >= 0.8"))
+    assert sha256(path) == before and path.stat().st_mode & 0o777 == 0o444
+    assert [record.data for record in Project.open(path).records()] == [{"share": 0.4}]   # still readable
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["journal.json", "journal.json.lock"]
+
+
+def test_a_journal_in_a_read_only_folder_is_refused_and_nothing_is_written(tmp_path):
+    folder = tmp_path / "frozen"
+    folder.mkdir()
+    path = folder / "journal.json"
+    Project(path).add_record("alert", "drift", {"share": 0.4})
+    before, listing = sha256(path), sorted(item.name for item in folder.iterdir())
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(JournalError, match="its folder '.*frozen' is read-only .*so nothing was added"):
+            Project(path).add_record("alert", "drift", {"share": 0.5})
+        with pytest.raises(JournalError, match="read-only .*so it was not created"):
+            Project(folder / "new.json")
+        assert sha256(path) == before and sorted(item.name for item in folder.iterdir()) == listing
+    finally: folder.chmod(0o755)
+
+
+def test_a_journal_path_that_is_a_folder_or_under_a_file_is_refused(tmp_path):
+    (tmp_path / "folder").mkdir()
+    for make in (Project, Project.open, Project.create):
+        with pytest.raises(JournalError, match="it is a folder, not a journal file. Give a file path"):
+            make(tmp_path / "folder")
+    (tmp_path / "file.json").write_text("notes")
+    with pytest.raises(JournalError, match="'.*file.json' is a file, not a folder"):
+        Project(tmp_path / "file.json" / "journal.json")
+    assert (tmp_path / "file.json").read_text() == "notes" and list((tmp_path / "folder").iterdir()) == []
+
+
+def test_a_lock_held_too_long_is_a_clear_error_and_nothing_is_written(tmp_path):
+    from filelock import FileLock
+    path = tmp_path / "journal.json"
+    project = Project(path, lock_timeout=0.2)
+    project.add_record("alert", "drift", {"share": 0.4})
+    before = sha256(path)
+    with FileLock(f"{path}.lock"):   # another writer holds the lock
+        with pytest.raises(JournalError, match="another writer has held its lock .*journal.json.lock' for more than 0.2 s"):
+            project.add_record("alert", "drift", {"share": 0.5})
+    assert sha256(path) == before
+    project.add_record("alert", "drift", {"share": 0.5})   # once released, it works
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(name=5), TypeError, "A project name is text, like 'churn'; got 5"),
+    (dict(name=""), ValueError, "non-empty text on one line"),
+    (dict(name="  "), ValueError, "non-empty text on one line"),
+    (dict(name="churn\nproject"), ValueError, "non-empty text on one line"),
+    (dict(lock_timeout="60"), TypeError, "lock_timeout is a number of seconds"),
+    (dict(lock_timeout=-1), ValueError, "lock_timeout is a number of seconds, 0 or more"),
+    (dict(registry="metrics"), TypeError, "registry must be a MetricRegistry"),
+])
+def test_odd_project_arguments_are_refused_and_no_file_is_made(tmp_path, arguments, error, message):
+    with pytest.raises(error, match=message) as refused:
+        Project(tmp_path / "journal.json", **arguments)
+    assert isinstance(refused.value, MlopsKitError) and list(tmp_path.iterdir()) == []
+    with pytest.raises(MlopsKitError):
+        Project.create(tmp_path / "journal.json", **arguments)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TypeError, match="A journal path is a file name"):
+        Project(None)
+
+
+def test_odd_record_data_is_refused_and_the_journal_unchanged(tmp_path):
+    path = tmp_path / "journal.json"
+    project = Project(path)
+    project.add_record("alert", "drift", {"share": 0.4})
+    before = sha256(path)
+    itself = []
+    itself.append(itself)
+    deep = []
+    for _ in range(5_000): deep = [deep]
+    for data, message in [(itself, "it contains itself"), (deep, "nested hundreds of levels deep"), ({1, 2}, "set"),
+                          ({(1, 2): 3}, "is not text"), (10 ** 5000, "more than 4,000 digits"), (b"bytes", "bytes")]:
+        with pytest.raises(TypeError, match=message) as refused:
+            project.add_record("alert", "drift", data)
+        assert isinstance(refused.value, MlopsKitError)
+    with pytest.raises(TypeError, match="A record kind is text, got 5"):
+        project.records(5)
+    assert sha256(path) == before
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"format": "mlops-kit journal", "format_version": 1, "name": "x", "created": "", "entries": [NaN]}',
+     "NaN is not a JSON value"),
+    (b'{"format": "mlops-kit journal", "format_version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+])
+def test_journal_files_json_reads_but_the_journal_cannot_are_refused(tmp_path, content, problem):
+    path = tmp_path / "journal.json"
+    path.write_bytes(content)
+    with pytest.raises(JournalError, match=problem):
+        Project(path)
+    assert path.read_bytes() == content

@@ -298,9 +298,9 @@ def test_an_untrusted_model_swapped_in_with_a_forged_fingerprint_is_still_refuse
                             tmp_path / "swapped.skops")
     swapped.replace(version.path / "model.skops")
     card = json.loads((version.path / "card.json").read_text())
-    from mlops_kit.registry import _sha256
+    from mlops_kit.registry import _sealed, _sha256
     card["files"]["model.skops"] = _sha256(version.path / "model.skops")
-    (version.path / "card.json").write_text(json.dumps(card))
+    (version.path / "card.json").write_text(json.dumps(_sealed(card)))  # the forger reseals the card too
     with pytest.raises(UntrustedTypesError, match=r"test_registry\.add_ratio.*not loaded"):
         registry.load("churn")
 
@@ -392,3 +392,243 @@ def test_every_pipeline_the_experiment_grid_builds_loads_with_the_allow_list(num
             save_pipeline(pipeline, path)
             assert untrusted_types(path) == [], f"{algorithm.name} on {numeric}: {untrusted_types(path)}"
             np.testing.assert_array_equal(load_pipeline(path).predict_proba(sample.X), pipeline.predict_proba(sample.X))
+
+
+# ---- issue 13: the card inside the integrity check, its values checked, careless arguments refused ----------------
+
+from mlops_kit.errors import MlopsKitError  # noqa: E402
+from mlops_kit.registry import _card_fingerprint, _sealed  # noqa: E402
+
+
+def hashes(folder):
+    "sha256 of every file under `folder`: what a refused call must leave as it was"
+    import hashlib
+    return {path.relative_to(folder): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def rewrite_card(version, **changes):
+    "Change fields of a version's card.json as a hand-edit would (the seal is not renewed)"
+    card = json.loads((version.path / "card.json").read_text())
+    (version.path / "card.json").write_text(json.dumps(card | changes, indent=2))
+
+
+def as_old_card(handle, **changes):
+    "Rewrite the card as a registry from before sealed cards wrote it: format 1, no card_sha256"
+    card = json.loads((handle.path / "card.json").read_text())
+    card.pop("card_sha256", None)
+    (handle.path / "card.json").write_text(json.dumps(card | {"format_version": 1} | changes, indent=2))
+
+
+def test_a_card_edited_by_hand_fails_verify_and_load_naming_the_file_and_nothing_changes(registry):
+    version = register(registry, PASSING, threshold=0.2)
+    assert version.card["card_sha256"] == _card_fingerprint(version.card) and version.card["format_version"] == 2
+    rewrite_card(version, threshold=20)
+    before = hashes(registry.folder)
+    for call in (lambda: registry.verify("churn", 1), lambda: registry.load("churn", 1), lambda: registry.promote("churn", 1),
+                 lambda: registry.version("churn", 1)):
+        with pytest.raises(RegistryError, match=r"'card.json' changed since it was registered .*Nothing was loaded") as refused:
+            call()
+        assert "v1" in str(refused.value)
+    assert hashes(registry.folder) == before and registry.champion("churn") is None
+
+
+def test_a_card_written_before_seals_still_loads_with_the_checks_that_still_apply(registry):
+    version = register(registry, PASSING, threshold=0.3)
+    sealed = (version.path / "card.json").read_text()
+    as_old_card(version)
+    assert registry.load("churn", 1).threshold == 0.3 and registry.verify("churn", 1).version == 1
+    registry.promote("churn", 1)
+    for change, message in [(dict(threshold=20), "'threshold' must be a probability strictly between 0 and 1, or null, got 20"),
+                            (dict(features=["plan", "plan"]), "'features' must be a list of distinct column names"),
+                            (dict(accepted=False), "'accepted' is false but its criteria results say true"),
+                            (dict(metrics={"recall": "high"}), "'metrics' must map metric names to finite numbers"),
+                            (dict(version="1"), "'version' must be a whole number"),
+                            (dict(format_version=3), "card format version 3; this mlops-kit reads 1 to 2 \\(written by a newer"),
+                            (dict(metrics={"recall": 0.1, "precision": 0.4}),
+                             "the card's results say \\['passed', 'passed', 'not measured'\\], but its metrics give \\['failed'")]:
+        as_old_card(version, **change)
+        before = hashes(registry.folder)
+        with pytest.raises(RegistryError, match=message):
+            registry.load("churn", 1)
+        assert hashes(registry.folder) == before
+        (version.path / "card.json").write_text(sealed)
+
+
+def test_the_cards_features_must_be_the_schemas_columns(registry):
+    version = register(registry, PASSING)
+    features = version.card["features"]
+    (version.path / "card.json").write_text(json.dumps(_sealed({**version.card, "features": features[::-1]})))  # sealed, wrong order
+    with pytest.raises(RegistryError, match="'schema.json' describes the columns .* but the card's features are"):
+        registry.load("churn", 1)
+    with pytest.raises(RegistryError, match="'schema.json' describes the columns"):
+        registry.version("churn", 1).input_schema()
+
+
+@pytest.mark.parametrize("break_reference, message", [
+    (lambda data: data["columns"][0]["values"].pop(), "a column has 499 values but the frame has 500 rows"),
+    (lambda data: data.update(rows=600), "a column has 500 values but the frame has 600 rows"),
+    (lambda data: data["columns"].pop(), "'reference.json' has the columns .* but the model reads"),
+    (lambda data: data["columns"].reverse(), "'reference.json' has the columns"),
+])
+def test_a_reference_sample_of_the_wrong_shape_is_refused_not_padded(registry, break_reference, message):
+    from mlops_kit.registry import _sha256
+    version = register(registry, PASSING, target=None)
+    data = json.loads((version.path / "reference.json").read_text())
+    break_reference(data)
+    (version.path / "reference.json").write_text(json.dumps(data))
+    card = json.loads((version.path / "card.json").read_text())
+    card["files"]["reference.json"] = _sha256(version.path / "reference.json")   # a consistent forgery
+    (version.path / "card.json").write_text(json.dumps(_sealed(card)))
+    before = hashes(registry.folder)
+    with pytest.raises(RegistryError, match=message):
+        registry.load("churn", 1)
+    assert hashes(registry.folder) == before
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(version="1"), TypeError, "Versions are whole numbers: write version=1, not version='1'"),
+    (dict(version="v2"), TypeError, "write version=2, not version='v2'"),
+    (dict(version=1.0), TypeError, "write version=1, not version=1.0"),
+    (dict(version="latest"), TypeError, "write version=3, not version='latest'"),
+    (dict(version=True), TypeError, "Versions are whole numbers"),
+    (dict(version=0), ValueError, "Versions are numbered from 1, got version=0"),
+    (dict(version=-2), ValueError, "Versions are numbered from 1"),
+    (dict(version=9), ValueError, "has no version 9; its versions are 1"),
+    (dict(alias=5), ValueError, "An alias is a word like 'champion', got 5"),
+    (dict(alias="staging"), ValueError, "no alias 'staging'"),
+    (dict(version=1, alias="champion"), ValueError, "Give a version or an alias, not both"),
+    (dict(name="chrun"), ValueError, "No model 'chrun' in .* Did you mean 'churn'\\? Models: churn"),
+    (dict(name=None), ValueError, "A model name is a word"),
+])
+def test_version_alias_and_name_mistakes_are_named(registry, arguments, error, message):
+    register(registry, PASSING)
+    before = hashes(registry.folder)
+    for call in (registry.load, registry.verify, registry.version):
+        with pytest.raises(error, match=message) as refused:
+            call(**{"name": "churn", **arguments})
+        assert isinstance(refused.value, MlopsKitError)
+    assert "its versions are 1" not in str(refused.value) or "has no version 9" in str(refused.value)
+    assert hashes(registry.folder) == before
+
+
+def test_listing_an_unknown_model_is_an_error_not_an_empty_answer(registry):
+    register(registry, PASSING)
+    for call in (registry.versions, registry.aliases, registry.champion):
+        with pytest.raises(UnknownVersionError, match="No model 'chrun'.*Did you mean 'churn'"):
+            call("chrun")
+    assert registry.champion("churn") is None and registry.aliases("churn").empty
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(version="1"), "write version=1, not version='1'"),
+    (dict(version=None), "Promote a version number"),
+    (dict(version=0), "numbered from 1"),
+    (dict(version=1, alias=""), "An alias is a word"),
+    (dict(version=1, alias="my champion"), "An alias is a word"),
+    (dict(version=1, reason=5), "reason must be text, got 5"),
+    (dict(version=2), "has no version 2"),
+])
+def test_careless_promotions_are_refused_and_nothing_changes(registry, project, arguments, message):
+    register(registry, PASSING)
+    registry.promote("churn", 1)
+    before, records = hashes(registry.folder), len(project.records())
+    with pytest.raises(MlopsKitError, match=message):
+        registry.promote("churn", **arguments)
+    assert hashes(registry.folder) == before and len(project.records()) == records
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (dict(seed="a"), TypeError, "seed must be a whole number"),
+    (dict(seed=-1), ValueError, "seed must be 0 or more"),
+    (dict(max_reference_rows=0), ValueError, "max_reference_rows must be 1 or more, got 0"),
+    (dict(max_reference_rows=2.5), TypeError, "max_reference_rows must be a whole number"),
+    (dict(variant=5), TypeError, "variant must be text"),
+    (dict(algorithm=["lr"]), TypeError, "algorithm must be text or None"),
+    (dict(author=5), TypeError, "author must be text or None"),
+    (dict(description=None), TypeError, "description must be text"),
+    (dict(params=[1, 2]), TypeError, "params must be a dict"),
+    (dict(threshold=20), ValueError, "threshold must be a probability strictly between 0 and 1"),
+    (dict(threshold=float("nan")), ValueError, "threshold must be a probability"),
+    (dict(trusted_extra=5), TypeError, "trusted_extra is a list of type names or classes"),
+    (dict(metrics={5: 0.7}), TypeError, "metrics are named by text"),
+    (dict(training_data=pd.DataFrame()), ValueError, "training_data is empty"),
+    (dict(name=""), ValueError, "A model name is a word"),
+])
+def test_careless_registrations_are_refused_before_anything_is_written(registry, change, error, message):
+    register(registry, PASSING)
+    before = hashes(registry.folder)
+    sample = training_sample()
+    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING)
+    with pytest.raises(error, match=message) as refused:
+        registry.register(**{**arguments, **change})
+    assert isinstance(refused.value, MlopsKitError) and hashes(registry.folder) == before
+
+
+def test_a_registry_folder_that_is_a_file_and_odd_arguments_are_refused(tmp_path):
+    (tmp_path / "models").write_text("notes")
+    with pytest.raises(RegistryError, match="'.*models' is a file, but the registry keeps its models in folders"):
+        register(ModelRegistry(tmp_path / "models"), PASSING)
+    assert (tmp_path / "models").read_text() == "notes"
+    for arguments, message in [(dict(folder=None), "folder is a path, like 'models'"),
+                               (dict(folder="m", project="journal.json"), "project must be a Project"),
+                               (dict(folder="m", lock_timeout=-1), "lock_timeout is a number of seconds, 0 or more")]:
+        with pytest.raises(TypeError, match=message):
+            ModelRegistry(**arguments)
+
+
+def test_saving_and_loading_one_pipeline_refuse_folders_and_missing_folders(tmp_path):
+    pipeline = fitted_grid()["simple_model"]
+    with pytest.raises(RegistryError, match="is a folder: give the path of the file to write"):
+        save_pipeline(pipeline, tmp_path)
+    with pytest.raises(FileNotFoundError, match="No folder '.*nowhere' to save 'model.skops' in: create it first"):
+        save_pipeline(pipeline, tmp_path / "nowhere" / "model.skops")
+    with pytest.raises(RegistryError, match="is a folder, not a model file"):
+        load_pipeline(tmp_path)
+    with pytest.raises(TypeError, match="trusted_extra is a list"):
+        load_pipeline(save_pipeline(pipeline, tmp_path / "model.skops"), trusted_extra=5)
+    assert [path.name for path in tmp_path.iterdir()] == ["model.skops"]
+
+
+def test_frames_with_repeated_names_or_of_the_wrong_shape_are_refused():
+    with pytest.raises(MlopsKitError, match="repeated column names \\['a'\\]"):
+        frame_to_json(pd.DataFrame([[1, 2]], columns=["a", "a"]))
+    with pytest.raises(TypeError, match="frame must be a DataFrame, got list"):
+        frame_to_json([1, 2])
+    for data, message in [({"rows": 3, "columns": [{"name": "a", "dtype": "int64", "values": [1]}]}, "1 values but the frame has 3 rows"),
+                          ({"rows": 1, "columns": [{"name": "a", "dtype": "int8", "values": [1000]}]}, "OverflowError"),
+                          ({"rows": 1, "columns": [{"name": "a", "dtype": "V8", "values": [1]}]}, "not one frame_to_json writes"),
+                          ({"rows": -1, "columns": []}, "'rows' \\(a whole number, 0 or more\\)"),
+                          ({"rows": 1, "columns": ["a"]}, "every column needs a 'name'")]:
+        with pytest.raises(MlopsKitError, match=message):
+            frame_from_json(data)
+    with pytest.raises(MlopsKitError, match="max_rows must be 1 or more"):
+        reference_sample(pd.DataFrame({"a": [1]}), max_rows=-1)
+
+
+def test_an_alias_history_pointing_nowhere_is_refused_naming_the_file(registry):
+    register(registry, PASSING)
+    registry.promote("churn", 1)
+    path = registry.folder / "churn" / "aliases.json"
+    document = json.loads(path.read_text())
+    for version, message in [(7, "points 'champion' to v7, which is not registered"), (0, "is not an mlops-kit alias history")]:
+        document["history"][-1]["version"] = version
+        path.write_text(json.dumps(document))
+        before = hashes(registry.folder)
+        for call in (lambda: registry.champion("churn"), lambda: registry.load("churn", alias="champion")):
+            with pytest.raises(RegistryError, match=message):
+                call()
+        assert hashes(registry.folder) == before
+
+
+def test_a_read_only_journal_stops_a_registration_or_promotion_before_anything_is_written(registry, project):
+    register(registry, PASSING)
+    project.path.chmod(0o444)
+    before, journal = hashes(registry.folder), project.path.read_bytes()
+    from mlops_kit.lifecycle import JournalError
+    with pytest.raises(JournalError, match="read-only"):
+        register(registry, PASSING)
+    with pytest.raises(JournalError, match="read-only"):
+        registry.promote("churn", 1)
+    assert hashes(registry.folder) == before and project.path.read_bytes() == journal
+    assert registry.versions("churn").version.tolist() == [1] and registry.champion("churn") is None

@@ -1,0 +1,143 @@
+"""Property-based tests for what the registry reads back: `frame_from_json` dictionaries, model cards and alias
+histories. Any input either loads or raises the kit's documented error (`MlopsKitError`; `RegistryError` for a
+registry's files), never anything else, and a refused read changes no file."""
+import copy, hashlib, json, tempfile, warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sklearn.dummy import DummyClassifier
+
+from mlops_kit.errors import MlopsKitError
+from mlops_kit.lifecycle import Criteria
+from mlops_kit.registry import ModelRegistry, RegistryError, _sealed, frame_from_json, frame_to_json
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+odd_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 600), st.integers(-10 ** 30, 10 ** 30),
+                       st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+                       st.sampled_from(["", "int64", "float64", "object", "category", "datetime64[ns]", "Int64", "boolean",
+                                        "int8", "V8", "complex128", "timedelta64[ns]", "datetime64[ns, UTC]", "string",
+                                        "2024-01-01", "plan", "churned", "sha256:0", "champion"]),
+                       st.lists(st.integers(-2, 3), max_size=3), st.lists(st.text(max_size=3), max_size=3),
+                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def places(value, path=()):
+    "Every path into `value`: the places a mutation may change"
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items(): yield from places(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value): yield from places(item, (*path, index))
+
+
+def get(value, path):
+    for key in path: value = value[key]
+    return value
+
+
+@st.composite
+def mutated(draw, original, max_changes=3):
+    "`original`, with up to `max_changes` values replaced, deleted or added anywhere in it (often none or one)"
+    document = copy.deepcopy(original)
+    for _ in range(draw(st.integers(0, max_changes))):
+        path = draw(st.sampled_from(list(places(document))))
+        if not path:
+            if draw(st.integers(0, 4)) == 0: document = draw(odd_values)
+            continue
+        parent, key = get(document, path[:-1]), path[-1]
+        action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+        if action == "replace": parent[key] = draw(odd_values)
+        elif action == "delete": del parent[key]
+        elif isinstance(parent, dict): parent[draw(st.text(max_size=6))] = draw(odd_values)
+        else: parent.append(draw(odd_values))
+    return document
+
+
+# ---- frame_from_json --------------------------------------------------------------------------------------------
+
+TRICKY = pd.DataFrame({
+    "count": [1, 2, 3], "share": [0.1, np.nan, -np.inf], "nullable": pd.array([1, None, 3], dtype="Int64"),
+    "text": ["a", None, ""], "flag": [True, False, True], "maybe": pd.array([True, None, False], dtype="boolean"),
+    "level": pd.Categorical(["low", "high", None], categories=["low", "high"], ordered=True),
+    "day": pd.to_datetime(["2024-01-01", None, "2024-03-01 12:30:00.123456"], format="ISO8601"),
+    "utc": pd.to_datetime(["2024-01-01", "2024-02-01", None]).tz_localize("UTC"),
+    "wait": pd.to_timedelta(["1 day", None, "3 hours"]), "small": np.float32([1 / 3, 2 / 3, 1])})
+FRAMES = [json.loads(json.dumps(frame_to_json(TRICKY))),
+          json.loads(json.dumps(frame_to_json(TRICKY.iloc[:0]))),
+          {"rows": 2, "columns": [{"name": "a", "dtype": "int64", "values": [1, 2]}]}]
+
+
+@SETTINGS
+@given(st.one_of(st.sampled_from(FRAMES).flatmap(mutated),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+                              lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=7), children, max_size=3),
+                              max_leaves=12)))
+def test_frame_from_json_reads_a_frame_or_raises_the_kits_error(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try: frame = frame_from_json(data)
+        except MlopsKitError: return
+    assert isinstance(frame, pd.DataFrame) and len(frame) == data["rows"]      # never padded nor cut
+    assert list(frame.columns) == [spec["name"] for spec in data["columns"]]
+
+
+# ---- model cards and alias histories ------------------------------------------------------------------------------
+
+def registered()->tuple[ModelRegistry, Path]:
+    "A registry holding one small promoted version, in a folder of its own"
+    folder = Path(tempfile.mkdtemp(prefix="registry-properties-"))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"plan": rng.choice(["basic", "premium"], 60), "tenure": rng.integers(1, 60, 60)})
+    frame["churned"] = (rng.random(60) < 0.3).astype(int)
+    pipeline = DummyClassifier(strategy="prior").fit(frame[["plan", "tenure"]], frame.churned)
+    registry = ModelRegistry(folder / "models")
+    criteria = Criteria("recall >= 0.5", ["precision >= 0.2", "latency_p95_ms <= 50"])
+    registry.register(pipeline, frame, criteria, {"recall": 0.7, "precision": 0.3}, target="churned", seed=0, threshold=0.4)
+    registry.promote("churn", 1)
+    return registry, registry.folder / "churn" / "v1"
+
+
+REGISTRY, VERSION = registered()
+CARD = json.loads((VERSION / "card.json").read_text())
+ALIASES = json.loads((VERSION.parent / "aliases.json").read_text())
+
+
+def digests(folder:Path)->dict:
+    return {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def reads_or_refuses(file:Path, content:bytes):
+    "Write `content` to `file`, read the version through every entry point, then restore the file"
+    original = file.read_bytes()
+    file.write_bytes(content)
+    try:
+        before = digests(REGISTRY.folder)
+        for read in (lambda: REGISTRY.load("churn", 1), lambda: REGISTRY.load("churn", alias="champion"),
+                     lambda: REGISTRY.verify("churn", 1), lambda: REGISTRY.versions("churn"), lambda: REGISTRY.champion("churn"),
+                     lambda: REGISTRY.aliases("churn"), lambda: repr(REGISTRY.version("churn", 1)), REGISTRY._repr_html_):
+            try: read()
+            except RegistryError: pass
+        assert digests(REGISTRY.folder) == before
+    finally: file.write_bytes(original)
+
+
+cards = st.one_of(
+    mutated(CARD).map(lambda card: _sealed(card) if isinstance(card, dict) else card),   # resealed: reaches the value checks
+    mutated(CARD, max_changes=1),                                                      # not resealed: the seal refuses
+    mutated({key: value for key, value in CARD.items() if key != "card_sha256"} | {"format_version": 1}),  # an old card
+)
+
+
+@SETTINGS
+@given(cards)
+def test_a_model_card_loads_or_raises_registry_error_and_no_file_changes(card):
+    reads_or_refuses(VERSION / "card.json", json.dumps(card).encode())
+
+
+@SETTINGS
+@given(st.one_of(mutated(ALIASES).map(lambda document: json.dumps(document).encode()), st.binary(max_size=60)))
+def test_an_alias_history_reads_or_raises_registry_error_and_no_file_changes(content):
+    reads_or_refuses(VERSION.parent / "aliases.json", content)
