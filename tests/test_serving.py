@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from conftest import free_port
 from mlops_kit import __version__
 from mlops_kit.checklists import simple_model
 from mlops_kit.data import load_case_study
@@ -618,7 +619,7 @@ def test_serve_raises_serving_error_for_a_model_with_untrusted_types(registry_wi
 
 
 def test_the_cli_refuses_a_model_with_untrusted_types(registry_with_custom_code, tmp_path):
-    finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(registry_with_custom_code.folder), "--port", "0",
+    finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(registry_with_custom_code.folder), "--port", str(free_port()),
                                "--log", str(tmp_path / "log.db")], capture_output=True, text=True, timeout=120)
     assert finished.returncode != 0
     output = finished.stdout + finished.stderr
@@ -646,7 +647,7 @@ def first_lines(command: list, count: int, timeout: float = 60) -> list:
 
 
 def test_serving_beyond_loopback_prints_a_warning(registry, tmp_path):
-    lines = first_lines([MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--host", "0.0.0.0", "--port", "0",
+    lines = first_lines([MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--host", "0.0.0.0", "--port", str(free_port()),
                          "--log", str(tmp_path / "log.db")], count=2)
     assert lines[0].startswith("Warning: serving on 0.0.0.0") and "no authentication" in lines[0], lines
     assert lines[1].startswith("Serving 'churn' v1 on http://0.0.0.0:"), lines
