@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_experiments.ipynb #exp-imports
 from __future__ import annotations
-import contextlib, html, json, math, numbers, os, re, sqlite3, stat, time, warnings
+import contextlib, html, json, logging, math, numbers, os, re, sqlite3, stat, time, warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -402,7 +402,7 @@ def _rows_text(y:np.ndarray)->str:
     "How many rows `y` has, and of which class: '12 rows: 2 positives (1) and 10 negatives (0)'"
     labels, counts = np.unique(y, return_counts=True)
     found = dict(zip(labels.tolist(), counts.tolist()))
-    if set(found) == {0, 1}: return f"{len(y)} rows: {found[1]} positives (1) and {found[0]} negatives (0)"
+    if set(found) <= {0, 1}: return f"{len(y)} rows: {found.get(1, 0)} positives (1) and {found.get(0, 0)} negatives (0)"
     return f"{len(y)} rows: " + ", ".join(f"{count} of class {label!r}" for label, count in found.items())
 
 def _check_stratified(y:np.ndarray, n_splits:int):
@@ -415,13 +415,18 @@ def _check_stratified(y:np.ndarray, n_splits:int):
         raise MlopsKitError(f"The data is too small for {n_splits} stratified folds: they need at least {n_splits} rows of each class "
                             f"(one in each test fold), and it has {_rows_text(y)}. {fewer[0].upper()}{fewer[1:]}, or use more data")
 
+def _span(times:np.ndarray)->str:
+    "The period `times` cover, as text: '2024-01-01 to 2024-03-01', or one date"
+    first, last = (pd.Timestamp(times.min()), pd.Timestamp(times.max())) if np.issubdtype(times.dtype, np.datetime64) else (times.min(), times.max())
+    as_text = (lambda time: f"{time:%Y-%m-%d}") if isinstance(first, pd.Timestamp) else str
+    return as_text(first) if first == last else f"{as_text(first)} to {as_text(last)}"
+
 def _check_time_folds(folds:list, y:np.ndarray, times:np.ndarray):
     "Raise MlopsKitError unless the training and the test rows of every fold hold both classes"
     for number, (train, test) in enumerate(folds, start=1):
         for role, rows in (("trains on", train), ("tests on", test)):
             if len(np.unique(y[rows])) < 2:
-                span = f"{pd.Timestamp(times[rows].min()):%Y-%m-%d} to {pd.Timestamp(times[rows].max()):%Y-%m-%d}" \
-                       if np.issubdtype(times.dtype, np.datetime64) else f"{times[rows].min()} to {times[rows].max()}"
+                span = _span(times[rows])
                 raise MlopsKitError(f"The data is too small for {len(folds)} forward-chaining folds: fold {number} {role} {span}, "
                                     f"{_rows_text(y[rows])}, so it cannot be trained or scored. Lower cv, or use more data")
 
@@ -487,7 +492,8 @@ def _check_storage_file(url:str, path:Path):
     example = "journal:studies.journal" if _journal_path(url) is not None else "sqlite:///studies.db"
     if path.is_dir(): raise _cannot_open(url, IsADirectoryError(f"{path} is a folder"), f"Give the path of a file, e.g. {example}")
     if not path.parent.is_dir():
-        raise _cannot_open(url, FileNotFoundError(f"the folder {path.parent} does not exist"), "Create the folder first, or choose another path")
+        missing = f"{path.parent} is not a folder" if path.parent.exists() else f"the folder {path.parent} does not exist"
+        raise _cannot_open(url, FileNotFoundError(missing), "Create the folder first, or choose another path")
     if path.exists() and not path.is_file():
         raise _cannot_open(url, OSError(f"{path} is not a regular file"), f"Give the path of a file, e.g. {example}")
     if path.exists() and _is_read_only(path):
@@ -523,7 +529,7 @@ def _sqlite_problem(path:Path)->str|None:
     if not header: return None
     if header != _SQLITE_HEADER: return "it is not a SQLite database (it does not start with SQLite's header)"
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:  # reads only: the file was checked to be SQLite
             tables = {name for name, in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as error: return f"it cannot be read as a SQLite database ({error})"
     if tables and "version_info" not in tables:
@@ -761,6 +767,15 @@ class _Objective:
                 raise _optuna().TrialPruned(f"pruned after {step + 1} folds: {criteria.primary.metric} {running_mean:.4f}")
         return _store_results(trial, criteria, fold_metrics, fit_seconds, complete=True)[criteria.primary.metric]
 
+@contextlib.contextmanager
+def _quiet_failed_trials():
+    "Leave out Optuna's log of a failed trial (with its traceback) while a grid runs: the grid raises the failure itself, naming the candidate"
+    logger = logging.getLogger("optuna.study._optimize")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try: yield
+    finally: logger.setLevel(level)
+
 # %% ../nbs/03_experiments.ipynb #exp-grid-helpers
 def _definition_differences(stored:dict, current:dict)->list[str]:
     "The top-level parts of two grid definitions that differ (data: which of its parts)"
@@ -911,8 +926,9 @@ class ExperimentGrid:
             optuna = _optuna()
             callbacks.append(optuna.study.MaxTrialsCallback(max_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
         if n_trials is None or n_trials > 0:
-            study.optimize(_Objective(setup, data, folds, int(self.seed), int(self.n_jobs_per_trial)), n_trials=n_trials,
-                           timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
+            with _quiet_failed_trials():
+                study.optimize(_Objective(setup, data, folds, int(self.seed), int(self.n_jobs_per_trial)), n_trials=n_trials,
+                               timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
         self.study_, self.criteria_, self.criteria_not_measured_, self.threshold_ = study, setup.criteria, setup.later, setup.threshold
         self.folds_, self._setup_, self._data_ = folds, setup, data
         if project is not None: self.record(project)

@@ -165,7 +165,9 @@ def _is_read_only(path:Path)->bool:
 def _check_log_file(path:Path):
     "Raise ServingError unless `path` can hold a SQLite log: not a folder, in a folder that exists, writable"
     if path.is_dir(): raise ServingError(f"The prediction log {path} is a folder: give the path of a file, e.g. {path / 'predictions.db'}")
-    if not path.parent.is_dir(): raise ServingError(f"The prediction log's folder {path.parent} does not exist: create it first, or give another path")
+    if not path.parent.is_dir():
+        missing = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ServingError(f"The prediction log's folder {path.parent} {missing}: create it first, or give another path")
     if path.exists() and not path.is_file(): raise ServingError(f"The prediction log {path} is not a regular file: give the path of a file")
     if path.exists() and _is_read_only(path):
         raise ServingError(f"The prediction log {path} is read-only, and the service writes every prediction to it: make it writable "
@@ -351,6 +353,7 @@ class PredictionLog:
 
     def unknown_ids(self, ids:list)->list:
         "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
+        if not isinstance(ids, (list, tuple)): raise ServingError(f"ids must be a list of prediction ids, got {type(ids).__name__}")
         parsed = {prediction_id: _parse_prediction_id(prediction_id) for prediction_id in ids}
         requests = sorted({request for request, _ in parsed.values()})
         with self._reading() as connection:
