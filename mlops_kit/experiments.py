@@ -513,15 +513,24 @@ def _is_journal_record(line:bytes)->bool:
     except (ValueError, RecursionError): return False
     return isinstance(record, dict) and type(record.get("op_code")) is int and "worker_id" in record
 
-def _journal_problem(path:Path)->str|None:
-    "Why the existing file at `path` is not an Optuna journal; None if it is one, or is empty"
+_UNFINISHED = "its last line has no newline (the file was cut short or edited), so Optuna would write onto it"
+
+def _journal_lines_problem(path:Path)->str|None:
+    "Why the file at `path` is not a whole Optuna journal: its first or last line is no record, or its last line is unfinished"
     with open(path, "rb") as file:
         first = last = file.readline(_LONGEST_LINE)
         if not first: return None
-        if not _is_journal_record(first): return "its first line is not a journal record"
-        for line in file:
-            if line.endswith(b"\n"): last = line  # a last line without newline may be a record another worker is writing
+        for last in file: pass
+    if not _is_journal_record(first): return "its first line is not a journal record"
+    if not last.endswith(b"\n"): return _UNFINISHED
     return None if _is_journal_record(last) else "its last line is not a journal record"
+
+def _journal_problem(path:Path, wait:float=0.2)->str|None:
+    "Why the existing file at `path` is not an Optuna journal; None if it is one, or is empty. An unfinished last line is read again after `wait` seconds: another worker may be writing it"
+    problem = _journal_lines_problem(path)
+    if problem != _UNFINISHED: return problem
+    time.sleep(wait)
+    return _journal_lines_problem(path)
 
 def _sqlite_problem(path:Path)->str|None:
     "Why the existing file at `path` cannot hold Optuna's tables; None if it is empty or a SQLite database of Optuna's (or an empty one)"
@@ -559,7 +568,7 @@ def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path
     if isinstance(url, optuna.storages.BaseStorage): return url
     url = os.fspath(url) if isinstance(url, os.PathLike) else url
     if not isinstance(url, str): raise WrongTypeError(f"storage must be None, a URL or an Optuna storage, got {_shown(url)}")
-    if "\0" in url: raise MlopsKitError(f"storage {_shown(url)} holds a NUL character: give a path or URL without it")
+    if "\0" in url: raise MlopsKitError(f"storage {_shown(safe_url(url))} holds a NUL character: give a path or URL without it")
     journal = _journal_path(url)
     if journal is not None: return _journal_storage(url, journal)
     scheme = url.partition("://")[0]

@@ -138,7 +138,11 @@ class _PostgreSQL:
     def begin(self, connection): pass  # psycopg opens a transaction at the first statement
     def commit(self, connection): connection.commit()
     def rollback(self, connection): connection.rollback()
-    def describe(self)->str: return "PostgreSQL database " + re.sub(r"//[^@/]*@", "//***@", self.url)
+    def describe(self)->str: return "PostgreSQL database " + _without_password(self.url)
+
+def _without_password(url:str)->str:
+    "`url` with what precedes its '@' hidden, fit for a message or a log"
+    return re.sub(r"//[^@/]*@", "//***@", url)
 
 def _backend(url, sqlite_synchronous:str):
     "The backend for a log `url`: a path or sqlite:/// URL, or a postgresql:// URL; raises ServingError for anything else"
@@ -146,13 +150,13 @@ def _backend(url, sqlite_synchronous:str):
     if isinstance(url, Path): url = str(url)  # checked as text below, then made a Path again
     if not isinstance(url, str) or not url:
         raise ServingError(f"A prediction log is a file path, 'sqlite:///path' or 'postgresql://user:password@host/db'; got {url!r}")
-    if "\0" in url: raise ServingError(f"The prediction log {url!r} holds a NUL character: give a path or URL without it")
+    if "\0" in url: raise ServingError(f"The prediction log {_without_password(url)!r} holds a NUL character: give a path or URL without it")
     if url.startswith(("postgresql://", "postgres://")): return _PostgreSQL(url)
     if url.startswith("sqlite:///"):
         if not url.removeprefix("sqlite:///"): raise ServingError("The prediction log 'sqlite:///' names no file: give one, e.g. sqlite:///predictions.db")
         return _SQLite(Path(url.removeprefix("sqlite:///")), sqlite_synchronous)
     if "://" in url:
-        raise ServingError(f"Unknown prediction log URL {url!r}: use a file path, 'sqlite:///path' or 'postgresql://...'")
+        raise ServingError(f"Unknown prediction log URL {_without_password(url)!r}: use a file path, 'sqlite:///path' or 'postgresql://...'")
     return _SQLite(Path(url), sqlite_synchronous)
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
