@@ -4,7 +4,7 @@ Any input either parses or raises the kit's documented error (`MlopsKitError`, o
 `WrongTypeError` are kinds), never anything else; a file a storage refuses is left byte for byte as it was. The
 strategies reach deep: mostly-valid inputs with one thing wrong, not only random text.
 """
-import contextlib, copy, hashlib, json, os, tempfile
+import contextlib, copy, hashlib, json, math, os, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +201,25 @@ def test_cv_folds_gives_folds_that_hold_both_classes_or_raises_the_kits_error(la
     if folds is None: return
     for train, test in folds:
         assert set(y[train]) == {0, 1} and set(y[test]) == {0, 1}, "a fold with one class would be scored wrongly"
+
+
+# ---- the experiment command's options ------------------------------------------------------------------------------
+
+OPTION_TEXT = st.text(max_size=10) | st.integers(-10**6, 10**6).map(str) | st.floats(allow_nan=True, allow_infinity=True).map(str)
+
+
+@SETTINGS
+@given(option=st.sampled_from(["--trials", "--heartbeat-interval", "--grace-period", "--n-jobs", "--older-than"]), text=OPTION_TEXT)
+def test_an_experiment_option_parses_in_range_or_is_refused_by_name(option, text):
+    from mlops_kit.cli import build_parser
+    action = "cleanup" if option == "--older-than" else "worker"
+    required = ["--trials", "3"] if action == "worker" and option != "--trials" else []
+    errors = __import__("io").StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            args = build_parser().parse_args(["experiment", action, "--storage", "journal:x.journal", "--study", "s", *required, f"{option}={text}"])
+    except SystemExit as exit:
+        assert exit.code == 2 and f"argument {option}: must be " in errors.getvalue() and "Traceback" not in errors.getvalue()
+        return
+    value = getattr(args, option.lstrip("-").replace("-", "_"))
+    assert (0 <= value < math.inf) if option == "--older-than" else (isinstance(value, int) and value >= 1)

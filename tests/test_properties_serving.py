@@ -144,3 +144,21 @@ def test_a_frame_becomes_json_records_or_raises_the_kits_error(rows):
         return
     json.dumps(records, allow_nan=False)
     assert len(records) == len(frame)
+
+
+# ---- the serve command's options ------------------------------------------------------------------------------------
+
+@SETTINGS
+@given(option=st.sampled_from(["--port", "--version", "--max-batch-rows", "--max-body-bytes"]),
+       text=st.text(max_size=10) | st.integers(-10**6, 10**6).map(str) | st.floats(allow_nan=True, allow_infinity=True).map(str))
+def test_a_serve_option_parses_in_range_or_is_refused_by_name(option, text):
+    import io
+    from mlops_kit.cli import build_parser
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors): args = build_parser().parse_args(["serve", f"{option}={text}"])
+    except SystemExit as exit:
+        assert exit.code == 2 and f"argument {option}: must be a whole number" in errors.getvalue()
+        return
+    value = getattr(args, option.lstrip("-").replace("-", "_"))
+    assert isinstance(value, int) and value >= 1 and (option != "--port" or value <= 65535)
