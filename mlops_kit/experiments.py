@@ -1088,6 +1088,14 @@ def _baseline_row(approach:str, description:str, fold_metrics:list, criteria:Cri
     for name, (mean, std) in summary.items(): row.update({f"{name}_mean": mean, f"{name}_std": std})
     return dict(row, meets_criteria=criteria.all_passed({name: mean for name, (mean, _) in summary.items()}))
 
+def _rule_flags(rule, frame:pd.DataFrame)->np.ndarray:
+    "The 0/1 flags `rule` gives the rows of `frame`; raises MlopsKitError unless it gives one boolean (or 0/1) per row"
+    flags = np.asarray(rule(frame))
+    if flags.shape != (len(frame),) or not set(pd.unique(flags.ravel()).tolist()) <= {0, 1}:
+        raise MlopsKitError(f"rule must give one True/False (or 1/0) per row: for {len(frame)} rows it gave an array of shape {flags.shape} "
+                            f"holding {_shown(sorted(map(repr, pd.unique(flags.ravel())))[:5])}")
+    return flags.astype(int)
+
 def compare_baselines(grid:ExperimentGrid, # a grid that has run
                       rule="auto", # function(frame) -> one bool per row; 'auto': churn_rule for the case study; None: no rule
                      )->pd.DataFrame: # one row per approach: metrics (mean, std over the folds) and whether it meets the criteria
@@ -1096,12 +1104,13 @@ def compare_baselines(grid:ExperimentGrid, # a grid that has run
     grid._fitted()
     data, criteria, threshold = grid._data_, grid.criteria_, grid.threshold_
     rule = _case_study_rule(data.frame) if isinstance(rule, str) and rule == "auto" else rule
+    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one bool per row, 'auto' or None, got {_shown(rule)}")
     dummy, ruled = [], []
     for train, test in grid.folds_:
         scores = _fit_and_score(DummyClassifier(strategy="prior"), data, train, test, 1)
         dummy.append(_fold_metrics(criteria, data.y[test], scores, threshold))
         if rule is not None:
-            flags = np.asarray(rule(data.frame.iloc[test])).astype(int)
+            flags = _rule_flags(rule, data.frame.iloc[test])
             ruled.append(_fold_metrics(criteria, data.y[test], flags.astype(float), threshold, labels=flags))
     rows = [_baseline_row("dummy", "DummyClassifier: the base rate for everybody", dummy, criteria)]
     if rule is not None:

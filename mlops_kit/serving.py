@@ -1402,6 +1402,7 @@ def serve(models="models", # the model registry's folder
     "Serve a registered model until interrupted (Ctrl-C); raises ServingError if it cannot start"
     import uvicorn
     _check_address(host, port)
+    if not callable(echo): raise ServingError(f"echo must be a function that takes text, such as print, got {echo!r}")
     app = create_app(models, name, version, log=log, settings=settings)  # checks where the log goes; makes nothing yet
     service = app.state.service
     _verify_before_serving(app)
