@@ -118,8 +118,28 @@ def _run_report(args) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #cli-exp-code
+import math
+
 _JOURNAL_NOTE = ("A journal file has no heartbeat: if a worker is killed, its trial stays RUNNING; once every worker is stopped, "
                  "run `mlops-kit experiment cleanup`. Database storages detect a dead worker by its heartbeat and retry its trial.")
+
+def _whole_option(minimum:int, maximum:int|None=None):
+    "An argparse `type`: a whole number from `minimum` (to `maximum`); anything else is refused with the value given"
+    def whole_number(text:str)->int:
+        try: value = int(text)
+        except ValueError: value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            accepted = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {accepted}, got {text!r}")
+        return value
+    return whole_number
+
+def _minutes_option(text:str)->float:
+    "An argparse `type`: a finite number of minutes >= 0"
+    try: value = float(text)
+    except ValueError: value = math.nan
+    if not math.isfinite(value * 60) or value < 0: raise argparse.ArgumentTypeError(f"must be a number of minutes >= 0, got {text!r}")
+    return value
 
 def _add_experiment_command(subcommands):
     "`mlops-kit experiment worker|cleanup`: work on an experiment grid's study from a terminal"
@@ -132,17 +152,17 @@ def _add_experiment_command(subcommands):
                     + _JOURNAL_NOTE)
     worker.add_argument("--storage", required=True, help="journal:PATH, a .journal file, sqlite:///PATH or postgresql://user:password@host:port/db")
     worker.add_argument("--study", required=True, help="the study's name")
-    worker.add_argument("--trials", type=int, required=True, help="the study's budget of finished (complete or pruned) trials")
-    worker.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between heartbeats on a database (default: 10)")
-    worker.add_argument("--grace-period", type=int, help="seconds without heartbeat before a trial counts as dead (default: 2 x interval)")
-    worker.add_argument("--n-jobs", type=int, default=1, help="threads each trial may use (default: 1)")
+    worker.add_argument("--trials", type=_whole_option(1), required=True, help="the study's budget of finished (complete or pruned) trials")
+    worker.add_argument("--heartbeat-interval", type=_whole_option(1), default=10, help="seconds between heartbeats on a database (default: 10)")
+    worker.add_argument("--grace-period", type=_whole_option(1), help="seconds without heartbeat before a trial counts as dead (default: 2 x interval)")
+    worker.add_argument("--n-jobs", type=_whole_option(1), default=1, help="threads each trial may use (default: 1)")
     worker.set_defaults(run=_run_experiment_worker)
     cleanup = actions.add_parser("cleanup", help="fail (and retry) RUNNING trials of stopped workers",
         description="Mark RUNNING trials older than --older-than minutes as FAIL and queue them again. Only do this when every "
                     "worker that could own them is stopped: a running trial would be failed under its worker's feet.")
     cleanup.add_argument("--storage", required=True, help="the study storage URL")
     cleanup.add_argument("--study", required=True, help="the study's name")
-    cleanup.add_argument("--older-than", type=float, required=True, help="minutes since the trial started")
+    cleanup.add_argument("--older-than", type=_minutes_option, required=True, help="minutes since the trial started")
     cleanup.add_argument("--no-retry", action="store_true", help="do not queue the failed trials again")
     cleanup.set_defaults(run=_run_experiment_cleanup)
 
@@ -165,12 +185,12 @@ def _add_serve_command(subcommands):
         description="Serve a model from the registry until Ctrl-C, logging every prediction. Loopback only unless --host says otherwise.")
     parser.add_argument("--models", type=Path, default=Path("models"), help="the model registry's folder (default: models)")
     parser.add_argument("--name", default="churn", help="the model's name (default: churn)")
-    parser.add_argument("--version", type=int, help="the version to serve (default: the champion)")
+    parser.add_argument("--version", type=_whole_option(1), help="the version to serve (default: the champion)")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="the port (default: 8000)")
+    parser.add_argument("--port", type=_whole_option(1, 65535), default=8000, help="the port, from 1 to 65535 (default: 8000)")
     parser.add_argument("--log", default="predictions.db", help="prediction log: a SQLite path or postgresql://... (default: predictions.db)")
-    parser.add_argument("--max-batch-rows", type=int, default=10_000, help="records per request (default: 10000)")
-    parser.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="bytes per request body (default: 16 MiB)")
+    parser.add_argument("--max-batch-rows", type=_whole_option(1), default=10_000, help="records per request (default: 10000)")
+    parser.add_argument("--max-body-bytes", type=_whole_option(1), default=16 * 2**20, help="bytes per request body (default: 16 MiB)")
     parser.set_defaults(run=_run_serve)
 
 def _run_serve(args) -> int:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_experiments.ipynb #exp-imports
 from __future__ import annotations
-import contextlib, html, json, math, numbers, os, re, time, warnings
+import contextlib, html, json, logging, math, numbers, os, re, sqlite3, stat, time, warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,27 @@ def _optuna():
     return optuna
 
 def _quoted(values)->str: return ", ".join(repr(value) for value in values)
+def _shown(value, limit:int=120)->str:
+    "The repr of `value`, cut to `limit` characters: enough to recognise a wrong value in a message"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_SEED_LIMIT = 2**32 - 1  # numpy, scikit-learn and Optuna take seeds from 0 to 2**32 - 1
+
+def _check_whole(value, name:str, minimum:int, maximum:int|None=None)->int:
+    "`value` as an int if it is a whole number from `minimum` (to `maximum`); raises MlopsKitError naming `name` otherwise"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum or (maximum is not None and value > maximum):
+        accepted = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise MlopsKitError(f"{name} must be a whole number {accepted}, got {_shown(value)}")
+    return int(value)
+
+def _check_seconds(value, name:str, minimum:float=0, allow_none:bool=False)->float|None:
+    "`value` as a float if it is a finite number of seconds >= `minimum` (or None if allowed); raises MlopsKitError otherwise"
+    if value is None and allow_none: return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
+        raise MlopsKitError(f"{name} must be a finite number of seconds >= {minimum:g}{' (or None)' if allow_none else ''}, got {_shown(value)}")
+    return float(value)
 
 # %% ../nbs/03_experiments.ipynb #exp-space
 def _check_bounds(kind:str, low, high, log:bool, whole:bool):
@@ -39,6 +60,8 @@ def _check_bounds(kind:str, low, high, log:bool, whole:bool):
     for name, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, wanted):
             raise WrongTypeError(f"{kind} bounds must be {'whole numbers' if whole else 'numbers'}, got {name}={value!r}")
+        if not math.isfinite(value): raise MlopsKitError(f"{kind} bounds must be finite numbers, got {name}={value!r}")
+    if not isinstance(log, bool): raise WrongTypeError(f"{kind}: log must be True or False, got {log!r}")
     if low > high: raise MlopsKitError(f"{kind}({low!r}, {high!r}): low is above high; swap the bounds: {kind}({high!r}, {low!r})")
     if log and low <= 0: raise MlopsKitError(f"{kind}({low!r}, {high!r}, log=True): a log scale needs low > 0")
 
@@ -73,16 +96,28 @@ class Choice:
         if not options: raise MlopsKitError("Choice needs at least one option, e.g. Choice('gini', 'entropy')")
         odd = [option for option in options if not isinstance(option, _PLAIN_TYPES)]
         if odd: raise WrongTypeError(f"Choice options must be None, booleans, numbers or text (they are saved with the study), got {_quoted(odd)}")
+        endless = [option for option in options if isinstance(option, float) and not math.isfinite(option)]
+        if endless: raise MlopsKitError(f"Choice options must be finite (NaN and infinity cannot be saved with the study), got {_quoted(endless)}")
         if len(set(map(repr, options))) < len(options): raise MlopsKitError(f"Choice options must differ, got {_quoted(options)}")
         object.__setattr__(self, "options", tuple(options))
     def suggest(self, trial, name:str): return trial.suggest_categorical(name, list(self.options))
     def to_dict(self)->dict: return {"choice": list(self.options)}
 
+_SPACE_EXAMPLES = "{'int': [2, 16], 'log': False}, {'float': [0.01, 10.0], 'log': True} or {'choice': [None, 'balanced']}"
+
 def _space_from_dict(data:dict):
-    "The `IntRange`, `FloatRange` or `Choice` saved as `data` by its `to_dict`"
-    if "int" in data: return IntRange(*data["int"], log=data["log"])
-    if "float" in data: return FloatRange(*data["float"], log=data["log"])
-    return Choice(*data["choice"])
+    "The `IntRange`, `FloatRange` or `Choice` saved as `data` by its `to_dict`; raises MlopsKitError for any other dict"
+    kinds = [kind for kind in ("int", "float", "choice") if isinstance(data, dict) and kind in data]
+    expected = {"choice"} if kinds == ["choice"] else {kinds[0], "log"} if len(kinds) == 1 else None
+    if expected is None or set(data) != expected:
+        raise MlopsKitError(f"A search space is saved as {_SPACE_EXAMPLES}; got {data!r}")
+    if kinds == ["choice"]:
+        if not isinstance(data["choice"], list): raise MlopsKitError(f"A Choice is saved as {{'choice': [option, ...]}}; got {data!r}")
+        return Choice(*data["choice"])
+    bounds = data[kinds[0]]
+    if not isinstance(bounds, list) or len(bounds) != 2: raise MlopsKitError(f"A range is saved as {{'{kinds[0]}': [low, high], 'log': ...}}; got {data!r}")
+    return (IntRange if kinds == ["int"] else FloatRange)(*bounds, log=data["log"])
+
 
 # %% ../nbs/03_experiments.ipynb #exp-algo
 _NAME_RE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -105,10 +140,26 @@ def _estimator_path(estimator)->str:
     return path
 
 def _import_estimator(path:str)->type:
-    "The class at `path` (a scikit-learn import path)"
+    "The class at `path` (a scikit-learn import path); raises MlopsKitError if there is none there"
     import importlib
     module, _, name = _estimator_path(path).rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    try: found = getattr(importlib.import_module(module), name)
+    except Exception: found = None  # no such module, or no such name in it
+    if not isinstance(found, type):
+        raise MlopsKitError(f"estimator {path!r} is not a scikit-learn class: check the spelling, e.g. 'sklearn.ensemble.RandomForestClassifier'")
+    return found
+
+def _default_classifier(path:str):
+    "An instance of the classifier at `path` with its default parameters; raises MlopsKitError if it is not one"
+    from sklearn.base import is_classifier
+    try: estimator = _import_estimator(path)()
+    except MlopsKitError: raise
+    except Exception: estimator = None  # it needs arguments
+    if estimator is None or not is_classifier(estimator) or not hasattr(estimator, "predict_proba"):
+        raise MlopsKitError(f"estimator {path!r} is not a classifier with predict_proba that can be made without arguments: the grid "
+                            "scores the probability of the positive class, e.g. with 'sklearn.ensemble.RandomForestClassifier'")
+    return estimator
+
 
 # %% ../nbs/03_experiments.ipynb #exp-algo-class
 @dataclass(frozen=True)
@@ -125,21 +176,33 @@ class Algorithm:
         object.__setattr__(self, "estimator", _estimator_path(self.estimator))
         if not isinstance(self.space, dict) or not isinstance(self.fixed, dict):
             raise WrongTypeError(f"{self.name}: space and fixed must be dicts parameter -> value")
+        unnamed = [key for key in [*self.space, *self.fixed] if not isinstance(key, str) or not key]
+        if unnamed: raise WrongTypeError(f"{self.name}: parameter names are text, got {_quoted(unnamed)}")
         wrong = {key: value for key, value in self.space.items() if not isinstance(value, (IntRange, FloatRange, Choice))}
-        if wrong: raise WrongTypeError(f"{self.name}: each space value must be an IntRange, FloatRange or Choice, got {wrong!r}")
+        if wrong: raise WrongTypeError(f"{self.name}: each space value must be an IntRange, FloatRange or Choice, got {_shown(wrong)}")
         both = sorted(set(self.space) & set(self.fixed))
         if both: raise MlopsKitError(f"{self.name}: {_quoted(both)} is both searched and fixed; keep it in one of space and fixed")
+        if not isinstance(self.simple, bool): raise WrongTypeError(f"{self.name}: simple must be True or False, got {self.simple!r}")
 
     @property
     def estimator_name(self)->str: return self.estimator.rpartition(".")[2]
 
     def check(self):
-        "Raise ValueError naming any parameter the estimator does not have"
-        known = _import_estimator(self.estimator)().get_params()
+        "Raise MlopsKitError for an estimator that is no classifier, a parameter it does not have, or a value it refuses"
+        estimator = _default_classifier(self.estimator)
+        known = estimator.get_params()
         unknown = [key for key in [*self.space, *self.fixed] if key not in known]
         if unknown:
             raise MlopsKitError(f"{self.name}: {self.estimator_name} has no parameter {_quoted(unknown)}; check the list of "
                                 f"available parameters with `{self.estimator_name}().get_params().keys()`")
+        for key, value in self._values_to_try(): _check_value(estimator, self.fixed, key, value, self.name)
+
+    def _values_to_try(self)->list:
+        "(parameter, value) pairs that the trials may use: each fixed value, both ends of each range, each option of a choice"
+        pairs = list(self.fixed.items())
+        for key, space in self.space.items():
+            pairs += [(key, option) for option in (space.options if isinstance(space, Choice) else (space.low, space.high))]
+        return pairs
 
     def build(self, params:dict, seed:int=0):
         "An unfitted estimator with `params` (names without the prefix), seeded; its threads are set where it is fitted"
@@ -154,8 +217,23 @@ class Algorithm:
 
     @classmethod
     def from_dict(cls, data:dict)->Algorithm:
+        "The algorithm saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
+        keys = {"name", "estimator", "space", "fixed", "simple"}
+        if not isinstance(data, dict) or set(data) != keys or not isinstance(data["space"], dict):
+            raise MlopsKitError(f"An algorithm is saved as a dict with the keys {_quoted(sorted(keys))} (space: parameter -> range); got {_shown(data)}")
         return cls(data["name"], data["estimator"], {key: _space_from_dict(value) for key, value in data["space"].items()},
                    data["fixed"], data["simple"])
+
+def _check_value(estimator, fixed:dict, key:str, value, algorithm:str):
+    "Raise MlopsKitError if scikit-learn refuses `value` for parameter `key` of `estimator` (with the `fixed` ones set)"
+    from sklearn.base import clone
+    trial = clone(estimator).set_params(**{**fixed, key: value})
+    validate = getattr(trial, "_validate_params", None)  # scikit-learn's own checks of parameter types and ranges
+    if validate is None: return
+    try: validate()
+    except (TypeError, ValueError) as error:
+        raise MlopsKitError(f"{algorithm}: {key}={value!r} is refused by scikit-learn: {error}") from None
+
 
 # %% ../nbs/03_experiments.ipynb #exp-default-algos
 def default_algorithms()->list[Algorithm]:
@@ -180,8 +258,13 @@ def default_algorithms()->list[Algorithm]:
 _NUMERIC_TREATMENTS = ("standard", "minmax", "bins", "none")
 
 def _column_names(columns, what:str)->tuple:
-    columns = (columns,) if isinstance(columns, str) else tuple(columns)
-    if not all(isinstance(name, str) for name in columns): raise WrongTypeError(f"{what} must be column names (text), got {columns!r}")
+    "`columns` (one name, or a list or tuple of names) as a tuple of distinct names; raises WrongTypeError, MlopsKitError"
+    if isinstance(columns, str): columns = (columns,)
+    if not isinstance(columns, (list, tuple, pd.Index)): raise WrongTypeError(f"{what} must be a list of column names, got {_shown(columns)}")
+    columns = tuple(columns)
+    if not all(isinstance(name, str) and name for name in columns): raise WrongTypeError(f"{what} must be column names (text), got {_shown(columns)}")
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated: raise MlopsKitError(f"{what} names {_quoted(repeated)} more than once; give each column once")
     return columns
 
 @dataclass(frozen=True)
@@ -229,7 +312,12 @@ class DataVariant:
         return dict(name=self.name, numerical=list(self.numerical), categorical=list(self.categorical), numeric=self.numeric, bins=self.bins)
 
     @classmethod
-    def from_dict(cls, data:dict)->DataVariant: return cls(**data)
+    def from_dict(cls, data:dict)->DataVariant:
+        "The data variant saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
+        keys = {"name", "numerical", "categorical", "numeric", "bins"}
+        if not isinstance(data, dict) or "name" not in data or not set(data) <= keys:
+            raise MlopsKitError(f"A data variant is saved as a dict with the keys {_quoted(sorted(keys))} (name required); got {_shown(data)}")
+        return cls(**data)
 
 # %% ../nbs/03_experiments.ipynb #exp-default-variants
 def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical` and `categorical` features are used
@@ -237,7 +325,7 @@ def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical
                          )->list[DataVariant]:
     "Three variants of `dataset`: every feature scaled, numbers binned, numbers only; features flagged by `screen_leakage` are left out"
     if not isinstance(dataset, Dataset): raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, got {type(dataset).__name__}")
-    excluded = {exclude} if isinstance(exclude, str) else set(exclude)
+    excluded = set(_column_names(exclude, "exclude"))
     excluded |= set(screen_leakage(dataset.frame, dataset.target, dataset.features).feature)
     numerical = [name for name in dataset.numerical if name not in excluded]
     categorical = [name for name in dataset.categorical if name not in excluded]
@@ -251,8 +339,20 @@ class CaseStudySample:
     n:int=3000 # rows in the sample
     seed:int=42 # the case study's seed (`load_case_study`)
     sample_seed:int=0 # the sample's seed (`Dataset.clean_sample`)
+    def __post_init__(self):
+        _check_whole(self.n, "n (rows in the sample)", 1)
+        _check_whole(self.seed, "seed (the case study's)", 0, _SEED_LIMIT)
+        _check_whole(self.sample_seed, "sample_seed", 0, _SEED_LIMIT)
     def load(self)->Dataset: return load_case_study(seed=self.seed).clean_sample(self.n, seed=self.sample_seed)
     def to_dict(self)->dict: return {"case_study_sample": dict(n=self.n, seed=self.seed, sample_seed=self.sample_seed)}
+
+    @classmethod
+    def from_dict(cls, data:dict)->CaseStudySample:
+        "The sample saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
+        inner = data.get("case_study_sample") if isinstance(data, dict) and set(data) == {"case_study_sample"} else None
+        if not isinstance(inner, dict) or set(inner) != {"n", "seed", "sample_seed"}:
+            raise MlopsKitError(f"A case study sample is saved as {{'case_study_sample': {{'n': ..., 'seed': ..., 'sample_seed': ...}}}}; got {_shown(data)}")
+        return cls(**inner)
 
 # %% ../nbs/03_experiments.ipynb #exp-criteria
 def _as_criteria(criteria)->Criteria:
@@ -283,27 +383,79 @@ def decision_threshold(criteria)->float:
     return 0.5
 
 # %% ../nbs/03_experiments.ipynb #exp-folds
+def _fold_times(times, rows:int)->np.ndarray:
+    "`times` as one datetime (or number) per row; raises MlopsKitError for a wrong length, missing or unreadable times"
+    values = np.asarray(times)
+    if values.ndim != 1 or len(values) != rows: raise MlopsKitError(f"times must give one time per row: {rows} rows, got {values.shape} times")
+    if not np.issubdtype(values.dtype, np.number):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pandas warns when it guesses a date format
+                values = np.asarray(pd.to_datetime(times))
+        except (TypeError, ValueError, OverflowError) as error:
+            raise MlopsKitError(f"times must be dates (or numbers), one per row; they cannot be read as dates: {error}") from None
+    missing = int(pd.isna(values).sum())
+    if missing: raise MlopsKitError(f"times has {missing} missing value(s): every row needs its time for forward-chaining folds")
+    return values
+
+def _rows_text(y:np.ndarray)->str:
+    "How many rows `y` has, and of which class: '12 rows: 2 positives (1) and 10 negatives (0)'"
+    labels, counts = np.unique(y, return_counts=True)
+    found = dict(zip(labels.tolist(), counts.tolist()))
+    if set(found) <= {0, 1}: return f"{len(y)} rows: {found.get(1, 0)} positives (1) and {found.get(0, 0)} negatives (0)"
+    return f"{len(y)} rows: " + ", ".join(f"{count} of class {label!r}" for label, count in found.items())
+
+def _check_stratified(y:np.ndarray, n_splits:int):
+    "Raise MlopsKitError unless each class has at least `n_splits` rows: one in each test fold, so every fold can be scored"
+    labels, counts = np.unique(y, return_counts=True)
+    if len(labels) < 2: raise MlopsKitError(f"y holds one class only ({_rows_text(y)}): cross-validation needs both classes")
+    fewest = int(counts.min())
+    if fewest < n_splits:
+        fewer = f"lower cv to {fewest}" if fewest >= 2 else "add rows of the rarer class"
+        raise MlopsKitError(f"The data is too small for {n_splits} stratified folds: they need at least {n_splits} rows of each class "
+                            f"(one in each test fold), and it has {_rows_text(y)}. {fewer[0].upper()}{fewer[1:]}, or use more data")
+
+def _span(times:np.ndarray)->str:
+    "The period `times` cover, as text: '2024-01-01 to 2024-03-01', or one date"
+    first, last = (pd.Timestamp(times.min()), pd.Timestamp(times.max())) if np.issubdtype(times.dtype, np.datetime64) else (times.min(), times.max())
+    as_text = (lambda time: f"{time:%Y-%m-%d}") if isinstance(first, pd.Timestamp) else str
+    return as_text(first) if first == last else f"{as_text(first)} to {as_text(last)}"
+
+def _check_time_folds(folds:list, y:np.ndarray, times:np.ndarray):
+    "Raise MlopsKitError unless the training and the test rows of every fold hold both classes"
+    for number, (train, test) in enumerate(folds, start=1):
+        for role, rows in (("trains on", train), ("tests on", test)):
+            if len(np.unique(y[rows])) < 2:
+                span = _span(times[rows])
+                raise MlopsKitError(f"The data is too small for {len(folds)} forward-chaining folds: fold {number} {role} {span}, "
+                                    f"{_rows_text(y[rows])}, so it cannot be trained or scored. Lower cv, or use more data")
+
 def cv_folds(n_splits:int, # number of folds
              y, # the binary target, one value per row
              times=None, # the time of each row: forward-chaining folds by period when given
              seed:int=0, # shuffles the stratified folds
              repeat:int=0, # 0 for the search; 1, 2, ... for other folds of the same kind
             )->list[tuple[np.ndarray, np.ndarray]]: # (train rows, test rows) positions
-    "Cross-validation folds: forward-chaining by period when `times` is given, else stratified K-fold; raises ValueError"
+    "Cross-validation folds: forward-chaining by period when `times` is given, else stratified K-fold; raises MlopsKitError if the data is too small for them"
     from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
-    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 2: raise MlopsKitError(f"cv must be a whole number >= 2, got {n_splits!r}")
+    n_splits, seed, repeat = _check_whole(n_splits, "cv", 2), _check_whole(seed, "seed", 0, _SEED_LIMIT), _check_whole(repeat, "repeat", 0)
     y = np.asarray(y)
+    if y.ndim != 1 or pd.isna(y).any(): raise MlopsKitError("y must be one label per row, none missing")
     if times is None:
-        splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed + 1000 * repeat)
+        _check_stratified(y, n_splits)
+        splitter = StratifiedKFold(n_splits, shuffle=True, random_state=(seed + 1000 * repeat) % (_SEED_LIMIT + 1))
         return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
-    times = np.asarray(pd.to_datetime(times) if not np.issubdtype(np.asarray(times).dtype, np.number) else times)
+    times = _fold_times(times, len(y))
     periods = np.unique(times)
     if len(periods) < n_splits + 1:
         raise MlopsKitError(f"The time column holds {len(periods)} distinct periods: {n_splits} forward-chaining folds need at least "
                             f"{n_splits + 1}. Lower cv, or use more periods of data")
     splits = min(n_splits + repeat, len(periods) - 1)
-    return [(np.flatnonzero(np.isin(times, periods[train])), np.flatnonzero(np.isin(times, periods[test])))
-            for train, test in TimeSeriesSplit(splits).split(periods)]
+    folds = [(np.flatnonzero(np.isin(times, periods[train])), np.flatnonzero(np.isin(times, periods[test])))
+             for train, test in TimeSeriesSplit(splits).split(periods)]
+    _check_time_folds(folds, y, times)
+    return folds
+
 
 # %% ../nbs/03_experiments.ipynb #exp-storage
 class StorageConnectionError(MlopsKitError, ConnectionError):
@@ -319,9 +471,87 @@ def _journal_path(url:str)->Path|None:
     if "://" not in url and url.endswith((".journal", ".log")): return Path(url)
     return None
 
+def _sqlite_path(url:str)->Path|None:
+    "The database file of a 'sqlite:///PATH' URL; None for an in-memory SQLite database or another URL"
+    if not url.startswith("sqlite:///"): return None
+    path = url.removeprefix("sqlite:///").partition("?")[0]
+    return None if path in ("", ":memory:") else Path(path)
+
 def _cannot_open(url:str, error:Exception, advice:str)->StorageConnectionError:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return StorageConnectionError(f"Cannot open the study storage {safe_url(url)}: {reason}. {advice}")
+
+
+# %% ../nbs/03_experiments.ipynb #exp-storage-files
+def _is_read_only(path:Path)->bool:
+    "Whether the file at `path` has no write permission: no write bit at all (which binds even root) or none for this user"
+    return not (path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
+
+def _check_storage_file(url:str, path:Path):
+    "Raise StorageConnectionError unless `path` can hold a study file: not a folder, in a folder that exists, writable"
+    example = "journal:studies.journal" if _journal_path(url) is not None else "sqlite:///studies.db"
+    if path.is_dir(): raise _cannot_open(url, IsADirectoryError(f"{path} is a folder"), f"Give the path of a file, e.g. {example}")
+    if not path.parent.is_dir():
+        missing = f"{path.parent} is not a folder" if path.parent.exists() else f"the folder {path.parent} does not exist"
+        raise _cannot_open(url, FileNotFoundError(missing), "Create the folder first, or choose another path")
+    if path.exists() and not path.is_file():
+        raise _cannot_open(url, OSError(f"{path} is not a regular file"), f"Give the path of a file, e.g. {example}")
+    if path.exists() and _is_read_only(path):
+        raise _cannot_open(url, PermissionError(f"{path} is read-only"), "A study writes to its storage: make the file writable "
+                           "(chmod u+w), or copy it and open the copy. It was not changed")
+    if not os.access(path.parent, os.W_OK):
+        raise _cannot_open(url, PermissionError(f"the folder {path.parent} is not writable"), "Choose a folder you may write to")
+
+
+# %% ../nbs/03_experiments.ipynb #exp-storage-content
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_LONGEST_LINE = 64 * 2**20  # bytes read to find the end of a journal's first line
+
+def _is_journal_record(line:bytes)->bool:
+    "Whether `line` is one record of an Optuna journal: a JSON object with an integer 'op_code' and a 'worker_id'"
+    try: record = json.loads(line)
+    except (ValueError, RecursionError): return False
+    return isinstance(record, dict) and type(record.get("op_code")) is int and "worker_id" in record
+
+_UNFINISHED = "its last line has no newline (the file was cut short or edited), so Optuna would write onto it"
+
+def _journal_lines_problem(path:Path)->str|None:
+    "Why the file at `path` is not a whole Optuna journal: its first or last line is no record, or its last line is unfinished"
+    with open(path, "rb") as file:
+        first = last = file.readline(_LONGEST_LINE)
+        if not first: return None
+        for last in file: pass
+    if not _is_journal_record(first): return "its first line is not a journal record"
+    if not last.endswith(b"\n"): return _UNFINISHED
+    return None if _is_journal_record(last) else "its last line is not a journal record"
+
+def _journal_problem(path:Path, wait:float=0.2)->str|None:
+    "Why the existing file at `path` is not an Optuna journal; None if it is one, or is empty. An unfinished last line is read again after `wait` seconds: another worker may be writing it"
+    problem = _journal_lines_problem(path)
+    if problem != _UNFINISHED: return problem
+    time.sleep(wait)
+    return _journal_lines_problem(path)
+
+def _sqlite_problem(path:Path)->str|None:
+    "Why the existing file at `path` cannot hold Optuna's tables; None if it is empty or a SQLite database of Optuna's (or an empty one)"
+    with open(path, "rb") as file: header = file.read(len(_SQLITE_HEADER))
+    if not header: return None
+    if header != _SQLITE_HEADER: return "it is not a SQLite database (it does not start with SQLite's header)"
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:  # reads only: the file was checked to be SQLite
+            tables = {name for name, in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as error: return f"it cannot be read as a SQLite database ({error})"
+    if tables and "version_info" not in tables:
+        return f"it is a SQLite database of something else (its tables: {_quoted(sorted(tables)[:5])}), not an Optuna storage"
+    return None
+
+def _check_content(url:str, path:Path, problem:str|None):
+    "Raise StorageConnectionError, saying the file was left as it was, if `problem` names what is wrong with it"
+    if problem is None: return
+    example = "journal:studies.journal" if _journal_path(url) is not None else "sqlite:///studies.db"
+    raise StorageConnectionError(f"Cannot open the study storage {safe_url(url)}: {path} exists and {problem}. It was left unchanged: "
+                                 f"give the path of a new file (e.g. {example}) or of a study storage that Optuna or mlops-kit wrote")
+
 
 # %% ../nbs/03_experiments.ipynb #exp-make-storage
 def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path, 'sqlite:///PATH' or 'postgresql://...'
@@ -329,12 +559,16 @@ def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path
                  grace_period:int|None=None, # seconds without heartbeat before a trial counts as dead; default 2 x interval
                  max_retry:int|None=3, # how many times a dead worker's trial is put back in the queue
                 ):
-    "An Optuna storage chosen by `url`; raises ValueError for an unknown URL, StorageConnectionError if it cannot be opened"
+    "An Optuna storage chosen by `url`; raises MlopsKitError for an unknown URL or a file that is no study storage (left unchanged), StorageConnectionError if it cannot be opened"
     optuna = _optuna()
+    _check_whole(heartbeat_interval, "heartbeat_interval", 1)
+    if grace_period is not None: _check_whole(grace_period, "grace_period", 1)
+    if max_retry is not None: _check_whole(max_retry, "max_retry", 0)
     if url is None: return optuna.storages.InMemoryStorage()
     if isinstance(url, optuna.storages.BaseStorage): return url
-    if not isinstance(url, (str, os.PathLike)): raise WrongTypeError(f"storage must be None, a URL or an Optuna storage, got {url!r}")
-    url = os.fspath(url)
+    url = os.fspath(url) if isinstance(url, os.PathLike) else url
+    if not isinstance(url, str): raise WrongTypeError(f"storage must be None, a URL or an Optuna storage, got {_shown(url)}")
+    if "\0" in url: raise MlopsKitError(f"storage {_shown(safe_url(url))} holds a NUL character: give a path or URL without it")
     journal = _journal_path(url)
     if journal is not None: return _journal_storage(url, journal)
     scheme = url.partition("://")[0]
@@ -344,19 +578,38 @@ def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path
                         "shared by processes on one machine), 'sqlite:///studies.db' or 'postgresql://user:password@host:5432/dbname'")
 
 def _journal_storage(url:str, path:Path):
+    "Optuna's JournalStorage on the file at `path`: a new file, an empty one or an Optuna journal; any other file is refused, unchanged"
     optuna = _optuna()
-    if path.is_dir(): raise _cannot_open(url, IsADirectoryError(f"{path} is a folder"), "Give the path of a file, e.g. journal:studies.journal")
-    if not path.parent.is_dir():
-        raise _cannot_open(url, FileNotFoundError(f"the folder {path.parent} does not exist"), "Create the folder first, or choose another path")
+    if url == "journal:": raise MlopsKitError("storage 'journal:' names no file: give one, e.g. journal:studies.journal")
+    _check_storage_file(url, path)
+    if path.exists(): _check_content(url, path, _journal_problem(path))
     try: return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     except Exception as error:
         raise _cannot_open(url, error, "Check that the file is an Optuna journal written by mlops-kit or Optuna; it was not changed") from None
 
+def _check_database_url(url:str):
+    "Raise MlopsKitError for a database URL that cannot be read, or whose port is not a port; before any connection is tried"
+    from sqlalchemy.engine import make_url
+    try: port = make_url(url).port
+    except Exception as error:
+        raise MlopsKitError(f"storage {safe_url(url)!r} is not a valid database URL ({error}); write it as "
+                            "'sqlite:///studies.db' or 'postgresql://user:password@host:5432/dbname'") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise MlopsKitError(f"storage {safe_url(url)!r}: the port must be from 1 to 65535, got {port}")
+
 def _database_storage(url:str, heartbeat_interval:int, grace_period:int|None, max_retry:int|None):
+    "Optuna's RDBStorage at `url`, with heartbeats; an existing SQLite file must be empty or an Optuna storage, and is otherwise left unchanged"
     optuna = _optuna()
+    _check_database_url(url)
+    path = _sqlite_path(url)
+    if path is not None:
+        _check_storage_file(url, path)
+        if path.exists(): _check_content(url, path, _sqlite_problem(path))
     engine_url = "postgresql+psycopg://" + url.partition("://")[2] if url.startswith("postgresql://") else url
     engine_kwargs = {"pool_pre_ping": True}
     if engine_url.startswith("postgresql"): engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    advice = ("Check that the file is a study storage written by Optuna or mlops-kit" if path is not None else
+              "Check that the database server is running and reachable at that host and port, that the user, password and database name are right")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -364,8 +617,20 @@ def _database_storage(url:str, heartbeat_interval:int, grace_period:int|None, ma
             return optuna.storages.RDBStorage(engine_url, engine_kwargs, heartbeat_interval=heartbeat_interval,
                                               grace_period=grace_period or 2 * heartbeat_interval, heartbeat_stale_trial_callback=retry)
     except Exception as error:
-        raise _cannot_open(url, error, "Check that the database server is running and reachable at that host and port, "
-                           "that the user, password and database name are right, and (for SQLite) that the folder exists") from None
+        raise _cannot_open(url, error, advice) from None
+
+def _existing_storage(storage, study_name:str, **options):
+    "The storage of an existing study: like `make_storage`, but a journal or SQLite file that does not exist is an error, not a new file"
+    if isinstance(study_name, bool) or not isinstance(study_name, str) or not study_name:
+        raise WrongTypeError(f"study_name must be the name of a study (text), got {_shown(study_name)}")
+    if isinstance(storage, (str, os.PathLike)) and isinstance(os.fspath(storage), str) and "\0" not in os.fspath(storage):
+        url = os.fspath(storage)
+        path = _journal_path(url) or _sqlite_path(url)
+        if path is not None and str(path) and not path.exists():
+            raise MlopsKitError(f"No study storage at {safe_url(url)}: {path} does not exist, so study {study_name!r} cannot be in it. "
+                                "Check the path, or create the study first with ExperimentGrid(...).create_study(data)")
+    return make_storage(storage, **options)
+
 
 # %% ../nbs/03_experiments.ipynb #exp-setup
 @dataclass(frozen=True)
@@ -379,6 +644,8 @@ class _Setup:
 
 def _named(items, kind, what:str, example:str)->dict:
     "`items` by name; raises ValueError if there are none or a name repeats, TypeError for a wrong item"
+    if items is not None and not isinstance(items, (kind, list, tuple)):
+        raise WrongTypeError(f"{what} must be a list of {kind.__name__} objects, e.g. {example}; got {_shown(items)}")
     items = [items] if isinstance(items, kind) else list(items or [])
     if not items: raise MlopsKitError(f"The grid has no {what}: give at least one {kind.__name__}, e.g. {example}")
     wrong = [item for item in items if not isinstance(item, kind)]
@@ -388,10 +655,6 @@ def _named(items, kind, what:str, example:str)->dict:
     if repeated: raise MlopsKitError(f"Each of the {what} needs its own name; repeated: {_quoted(repeated)}")
     return {item.name: item for item in items}
 
-def _check_whole(value, name:str, minimum:int)->int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise MlopsKitError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
 
 # %% ../nbs/03_experiments.ipynb #exp-data
 @dataclass(frozen=True)
@@ -407,6 +670,15 @@ def _fingerprint(frame:pd.DataFrame, y:np.ndarray)->str:
     "The fingerprint of `frame` and its target `y`: the same data gives the same fingerprint"
     return data_fingerprint(frame.assign(_target=np.asarray(y, np.int64)))
 
+def _check_numerical(frame:pd.DataFrame, variant:DataVariant):
+    "Raise MlopsKitError if a column the variant treats as numerical holds something else (text, dates) in `frame`"
+    others = [name for name in variant.numerical if not pd.api.types.is_numeric_dtype(frame[name])]
+    if not others: return
+    values = frame[others[0]].dropna()
+    example = f" (e.g. {values.iloc[0]!r})" if len(values) else ""
+    raise MlopsKitError(f"data variant {variant.name!r} treats {_quoted(others)} as numerical, but the data holds other values there{example}: "
+                        "move it to categorical, or convert the column to numbers")
+
 def _prepare_data(data, y, variants:dict)->_Data:
     "`data` (a Dataset, a CaseStudySample, or a DataFrame with `y`) ready for the grid; raises TypeError, ValueError"
     source = None
@@ -418,6 +690,7 @@ def _prepare_data(data, y, variants:dict)->_Data:
     elif isinstance(data, pd.DataFrame):
         if y is None: raise WrongTypeError("Give the target `y` with a DataFrame X, or pass a Dataset")
         frame, target, times = data, np.asarray(y), None
+        if target.ndim != 1: raise MlopsKitError(f"y must be one label per row (a list, array or Series), got an array of shape {target.shape}")
         if len(target) != len(frame): raise MlopsKitError(f"X has {len(frame)} rows but y has {len(target)} values")
     else: raise WrongTypeError(f"data must be a Dataset, a CaseStudySample or a DataFrame X (with y), got {type(data).__name__}")
     values = set(pd.unique(pd.Series(target)).tolist())
@@ -425,6 +698,7 @@ def _prepare_data(data, y, variants:dict)->_Data:
     for variant in variants.values():
         missing = [name for name in variant.columns if name not in frame.columns]
         if missing: raise MlopsKitError(f"data variant {variant.name!r} uses {_quoted(missing)}, which the data lacks; its columns are {_quoted(frame.columns)}")
+        _check_numerical(frame, variant)
     frame = frame.reset_index(drop=True)
     return _Data(frame, np.asarray(target).astype(int), times, source, _fingerprint(frame, target))
 
@@ -489,7 +763,10 @@ class _Objective:
         criteria, fold_metrics, fit_seconds = self.setup.criteria, [], 0.0
         for step, (train, test) in enumerate(self.folds):
             started = time.perf_counter()
-            scores = _fit_and_score(_pipeline(variant, algorithm, params, self.seed), self.data, train, test, self.n_jobs)
+            try: scores = _fit_and_score(_pipeline(variant, algorithm, params, self.seed), self.data, train, test, self.n_jobs)
+            except Exception as error:  # scikit-learn refused these data or parameters: say which candidate, not where inside
+                raise MlopsKitError(f"Trial #{trial.number} ({algorithm.name} on {variant.name}, parameters {params}) could not be fitted "
+                                    f"on fold {step + 1}: {type(error).__name__}: {error}") from None
             fit_seconds += time.perf_counter() - started
             fold_metrics.append(_fold_metrics(criteria, self.data.y[test], scores, self.setup.threshold))
             running_mean = float(np.mean([fold[criteria.primary.metric] for fold in fold_metrics]))
@@ -498,6 +775,15 @@ class _Objective:
                 _store_results(trial, criteria, fold_metrics, fit_seconds, complete=False)
                 raise _optuna().TrialPruned(f"pruned after {step + 1} folds: {criteria.primary.metric} {running_mean:.4f}")
         return _store_results(trial, criteria, fold_metrics, fit_seconds, complete=True)[criteria.primary.metric]
+
+@contextlib.contextmanager
+def _quiet_failed_trials():
+    "Leave out Optuna's log of a failed trial (with its traceback) while a grid runs: the grid raises the failure itself, naming the candidate"
+    logger = logging.getLogger("optuna.study._optimize")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try: yield
+    finally: logger.setLevel(level)
 
 # %% ../nbs/03_experiments.ipynb #exp-grid-helpers
 def _definition_differences(stored:dict, current:dict)->list[str]:
@@ -558,8 +844,11 @@ class ExperimentGrid:
         algorithms = _named(self.algorithms, Algorithm, "algorithms", "default_algorithms()")
         for algorithm in algorithms.values(): algorithm.check()
         criteria, later = development_criteria(self.criteria)
-        for value, name, minimum in [(self.cv, "cv", 2), (self.seed, "seed", 0), (self.n_jobs_per_trial, "n_jobs_per_trial", 1)]:
-            _check_whole(value, name, minimum)
+        _check_whole(self.cv, "cv", 2)
+        _check_whole(self.seed, "seed", 0, _SEED_LIMIT)
+        _check_whole(self.n_jobs_per_trial, "n_jobs_per_trial", 1)
+        if self.study_name is not None and (not isinstance(self.study_name, str) or not self.study_name.strip()):
+            raise MlopsKitError(f"study_name must be a name (non-empty text) or None, got {_shown(self.study_name)}")
         if self.pruner not in ("median", "none"): raise MlopsKitError(f"pruner must be 'median' or 'none', got {self.pruner!r}")
         if self.threshold is not None and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
             raise MlopsKitError(f"threshold must be a probability between 0 and 1 (or None), got {self.threshold!r}")
@@ -614,11 +903,12 @@ class ExperimentGrid:
         optuna, name = _optuna(), self.study_name or "experiment-grid"
         if name not in optuna.get_all_study_names(self._storage()):
             raise MlopsKitError(f"No study {name!r} in {_storage_label(self.storage)} yet: pass the data to run")
-        source = (optuna.load_study(study_name=name, storage=self._storage()).user_attrs.get(_GRID_ATTR) or {}).get("data", {}).get("source")
+        stored = optuna.load_study(study_name=name, storage=self._storage()).user_attrs.get(_GRID_ATTR)
+        source = stored.get("data", {}).get("source") if isinstance(stored, dict) and isinstance(stored.get("data"), dict) else None
         if not source:
             raise MlopsKitError(f"Study {name!r} was made from data held in memory, which a worker cannot rebuild: pass the data to "
                                 "run, or make the study from a CaseStudySample")
-        return _prepare_data(CaseStudySample(**source["case_study_sample"]), None, setup.variants)
+        return _prepare_data(CaseStudySample.from_dict(source), None, setup.variants)
 
     def run(self, data=None, # a Dataset, a CaseStudySample, or a DataFrame X; None: the data saved with the study
             y=None, # the 0/1 target when `data` is a DataFrame
@@ -629,22 +919,25 @@ class ExperimentGrid:
             project:Project|None=None, # record the study in this project's journal
             sampler_seed:int|None=None, # the sampler's seed; default the grid's seed (workers use their own)
            )->ExperimentGrid:
-        "Run trials of the study; raises ValueError, TypeError for bad input, StorageConnectionError if the storage cannot be opened"
-        if n_trials is None and timeout is None and max_trials is None:
-            raise MlopsKitError("Give n_trials, timeout or max_trials, or the study would never stop")
+        "Run trials of the study; raises MlopsKitError for bad input (before any trial), StorageConnectionError if the storage cannot be opened"
+        _check_budget(n_trials, timeout, max_trials, sampler_seed)
+        if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
+        if project is not None and not isinstance(project, Project):
+            raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project (or None), got {_shown(project)}")
         setup = self._setup()
         data = self._stored_data(setup) if data is None else _prepare_data(data, y, setup.variants)
         folds = cv_folds(self.cv, data.y, data.times, self.seed)
         study = self._open_study(setup, data, self.seed if sampler_seed is None else sampler_seed)
         callbacks = []
         if max_trials is not None:
-            remaining = max(_check_whole(max_trials, "max_trials", 1) - _finished(study), 0)
+            remaining = max(max_trials - _finished(study), 0)
             n_trials = remaining if n_trials is None else min(n_trials, remaining)
             optuna = _optuna()
             callbacks.append(optuna.study.MaxTrialsCallback(max_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
         if n_trials is None or n_trials > 0:
-            study.optimize(_Objective(setup, data, folds, int(self.seed), int(self.n_jobs_per_trial)), n_trials=n_trials,
-                           timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
+            with _quiet_failed_trials():
+                study.optimize(_Objective(setup, data, folds, int(self.seed), int(self.n_jobs_per_trial)), n_trials=n_trials,
+                               timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
         self.study_, self.criteria_, self.criteria_not_measured_, self.threshold_ = study, setup.criteria, setup.later, setup.threshold
         self.folds_, self._setup_, self._data_ = folds, setup, data
         if project is not None: self.record(project)
@@ -660,16 +953,16 @@ class ExperimentGrid:
                    n_jobs_per_trial:int=1, # threads each trial may use on this machine
                   )->ExperimentGrid:
         "The grid saved with study `study_name`, ready to run more of its trials; raises ValueError, StorageConnectionError"
-        optuna, opened = _optuna(), make_storage(storage)
+        optuna, opened = _optuna(), _existing_storage(storage, study_name)
+        _check_whole(n_jobs_per_trial, "n_jobs_per_trial", 1)
         names = optuna.get_all_study_names(opened)
         if study_name not in names:
             raise MlopsKitError(f"No study {study_name!r} in {_storage_label(storage)}; the studies there are: {_quoted(names) or 'none'}")
         definition = optuna.load_study(study_name=study_name, storage=opened).user_attrs.get(_GRID_ATTR)
-        if not definition or definition.get("format") != 1:
+        if not isinstance(definition, dict) or definition.get("format") != 1:
             raise MlopsKitError(f"Study {study_name!r} in {_storage_label(storage)} was not made by an ExperimentGrid of this mlops-kit version")
-        grid = cls([DataVariant.from_dict(item) for item in definition["data_variants"]],
-                   [Algorithm.from_dict(item) for item in definition["algorithms"]], Criteria.from_dict(definition["criteria"]),
-                   definition["cv"], definition["seed"], opened, study_name, definition["pruner"], definition["threshold"], n_jobs_per_trial)
+        grid = cls(**_grid_arguments(definition, study_name), storage=opened, study_name=study_name, n_jobs_per_trial=n_jobs_per_trial)
+        grid._setup()  # a definition edited by hand is refused here, before a worker runs a trial
         grid._opened_storage, grid._label = opened, _storage_label(storage)
         return grid
 
@@ -736,6 +1029,26 @@ class ExperimentGrid:
         if not hasattr(self, "study_"): return f"<b>{html.escape(repr(self))}</b>"
         return f"<b>{html.escape(repr(self))}</b>" + self.leaderboard().head(10).to_html(index=False)
 
+def _check_budget(n_trials, timeout, max_trials, sampler_seed):
+    "Raise MlopsKitError unless `run`'s budget is whole numbers of trials and a finite timeout, one of them given"
+    if n_trials is None and timeout is None and max_trials is None:
+        raise MlopsKitError("Give n_trials, timeout or max_trials, or the study would never stop")
+    if n_trials is not None: _check_whole(n_trials, "n_trials", 0)
+    if max_trials is not None: _check_whole(max_trials, "max_trials", 1)
+    if timeout is not None and _check_seconds(timeout, "timeout") == 0: raise MlopsKitError("timeout must be a number of seconds > 0, got 0")
+    if sampler_seed is not None: _check_whole(sampler_seed, "sampler_seed", 0, _SEED_LIMIT)
+
+def _grid_arguments(definition:dict, study_name:str)->dict:
+    "The variants, algorithms, criteria, cv, seed, pruner and threshold of a saved grid definition; raises MlopsKitError if one is missing"
+    try:
+        return dict(data_variants=[DataVariant.from_dict(item) for item in definition["data_variants"]],
+                    algorithms=[Algorithm.from_dict(item) for item in definition["algorithms"]], criteria=Criteria.from_dict(definition["criteria"]),
+                    cv=definition["cv"], seed=definition["seed"], pruner=definition["pruner"], threshold=definition["threshold"])
+    except MlopsKitError: raise
+    except (KeyError, TypeError, AttributeError) as error:
+        raise MlopsKitError(f"Study {study_name!r} holds a grid definition that cannot be read (missing or wrong: {error}); "
+                            "it was changed by hand or by another program: create a new study") from None
+
 # %% ../nbs/03_experiments.ipynb #exp-leaderboard
 def _no_feasible_message(grid:ExperimentGrid)->str:
     others = ", ".join(str(criterion) for criterion in grid.criteria_.others)
@@ -775,6 +1088,14 @@ def _baseline_row(approach:str, description:str, fold_metrics:list, criteria:Cri
     for name, (mean, std) in summary.items(): row.update({f"{name}_mean": mean, f"{name}_std": std})
     return dict(row, meets_criteria=criteria.all_passed({name: mean for name, (mean, _) in summary.items()}))
 
+def _rule_flags(rule, frame:pd.DataFrame)->np.ndarray:
+    "The 0/1 flags `rule` gives the rows of `frame`; raises MlopsKitError unless it gives one boolean (or 0/1) per row"
+    flags = np.asarray(rule(frame))
+    if flags.shape != (len(frame),) or not set(pd.unique(flags.ravel()).tolist()) <= {0, 1}:
+        raise MlopsKitError(f"rule must give one True/False (or 1/0) per row: for {len(frame)} rows it gave an array of shape {flags.shape} "
+                            f"holding {_shown(sorted(map(repr, pd.unique(flags.ravel())))[:5])}")
+    return flags.astype(int)
+
 def compare_baselines(grid:ExperimentGrid, # a grid that has run
                       rule="auto", # function(frame) -> one bool per row; 'auto': churn_rule for the case study; None: no rule
                      )->pd.DataFrame: # one row per approach: metrics (mean, std over the folds) and whether it meets the criteria
@@ -783,12 +1104,13 @@ def compare_baselines(grid:ExperimentGrid, # a grid that has run
     grid._fitted()
     data, criteria, threshold = grid._data_, grid.criteria_, grid.threshold_
     rule = _case_study_rule(data.frame) if isinstance(rule, str) and rule == "auto" else rule
+    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one bool per row, 'auto' or None, got {_shown(rule)}")
     dummy, ruled = [], []
     for train, test in grid.folds_:
         scores = _fit_and_score(DummyClassifier(strategy="prior"), data, train, test, 1)
         dummy.append(_fold_metrics(criteria, data.y[test], scores, threshold))
         if rule is not None:
-            flags = np.asarray(rule(data.frame.iloc[test])).astype(int)
+            flags = _rule_flags(rule, data.frame.iloc[test])
             ruled.append(_fold_metrics(criteria, data.y[test], flags.astype(float), threshold, labels=flags))
     rows = [_baseline_row("dummy", "DummyClassifier: the base rate for everybody", dummy, criteria)]
     if rule is not None:
@@ -802,14 +1124,23 @@ def compare_baselines(grid:ExperimentGrid, # a grid that has run
     return pd.DataFrame(rows)
 
 # %% ../nbs/03_experiments.ipynb #exp-ttest
+def _check_confidence(confidence):
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise MlopsKitError(f"confidence must be a probability between 0 and 1, e.g. 0.95, got {_shown(confidence)}")
+
 def corrected_t_test(differences, # paired differences over folds (positive: the first candidate is better)
                      test_train_ratio:float, # mean n_test / n_train of the folds
                      confidence:float=0.95, # of the interval
                     )->dict: # mean, low, high, p_value, distinguishable
-    "Nadeau-Bengio corrected resampled t-test of paired fold differences; raises ValueError for fewer than 2 differences"
+    "Nadeau-Bengio corrected resampled t-test of paired fold differences; raises MlopsKitError for fewer than 2 differences, NaN, or a bad ratio or confidence"
     from scipy import stats
-    differences = np.asarray(differences, float)
-    if len(differences) < 2: raise MlopsKitError(f"The test needs at least 2 paired differences, got {len(differences)}")
+    try: differences = np.asarray(differences, float)
+    except (TypeError, ValueError): raise MlopsKitError(f"differences must be numbers, got {_shown(differences)}") from None
+    if differences.ndim != 1 or len(differences) < 2: raise MlopsKitError(f"The test needs at least 2 paired differences, got {differences.size}")
+    if not np.isfinite(differences).all(): raise MlopsKitError(f"differences must be finite numbers (no NaN), got {_shown(differences.tolist())}")
+    if isinstance(test_train_ratio, bool) or not isinstance(test_train_ratio, numbers.Real) or not 0 <= test_train_ratio < math.inf:
+        raise MlopsKitError(f"test_train_ratio must be a finite number >= 0 (n_test / n_train), got {_shown(test_train_ratio)}")
+    _check_confidence(confidence)
     mean, count = float(differences.mean()), len(differences)
     error = math.sqrt(differences.var(ddof=1) * (1 / count + test_train_ratio))
     if error == 0: low = high = mean; p_value = 1.0 if mean == 0 else 0.0
@@ -897,6 +1228,7 @@ def check_winner(grid:ExperimentGrid, # a grid that has run
     grid._fitted()
     _check_whole(top, "top", 1)
     _check_whole(repeats, "repeats", 1)
+    _check_confidence(confidence)
     top_trials, simple_trial = _candidates(grid, top)
     if not top_trials: raise MlopsKitError("No complete trial to check: run the grid with more trials")
     candidates = top_trials + ([simple_trial] if simple_trial is not None and simple_trial not in top_trials else [])
@@ -1077,26 +1409,33 @@ def run_worker(storage:str, # the study storage URL (see make_storage)
                n_jobs_per_trial:int=1, # threads each trial may use
                show_progress:bool=False,
               )->ExperimentGrid:
-    "Join study `study_name` in `storage` with the grid saved in it, and run trials up to `max_trials`; raises ValueError, StorageConnectionError"
-    opened = make_storage(storage, heartbeat_interval, grace_period)
+    "Join study `study_name` in `storage` with the grid saved in it, and run trials up to `max_trials`; raises MlopsKitError, StorageConnectionError"
+    _check_whole(max_trials, "max_trials", 1)  # checked before the storage is opened: a bad call changes nothing
+    if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
+    opened = _existing_storage(storage, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     grid = ExperimentGrid.from_study(opened, study_name, n_jobs_per_trial)
     grid._label = _storage_label(storage)
     worker_seed = int.from_bytes(os.urandom(4), "little")
     return grid.run(None, n_trials=None, max_trials=max_trials, show_progress=show_progress, sampler_seed=worker_seed)
 
 # %% ../nbs/03_experiments.ipynb #exp-stale
+def _started_before(seconds:float)->datetime:
+    "The time `seconds` ago (the earliest time there is, if that is further back than a calendar goes)"
+    try: return datetime.now() - timedelta(seconds=seconds)
+    except OverflowError: return datetime.min
+
 def fail_stale_trials(storage, # the study storage URL (see make_storage) or an Optuna storage
                       study_name:str, # the study to clean up
                       older_than:float, # seconds: RUNNING trials started longer ago than this are failed
                       retry:bool=True, # queue each failed trial's candidate again
                      )->list[int]: # the numbers of the trials failed
     "Mark RUNNING trials older than `older_than` seconds as FAIL (and queue them again): ONLY when their workers are stopped"
-    optuna, opened = _optuna(), make_storage(storage)
+    older_than = _check_seconds(older_than, "older_than")
+    if not isinstance(retry, bool): raise WrongTypeError(f"retry must be True or False, got {_shown(retry)}")
+    optuna, opened = _optuna(), _existing_storage(storage, study_name)
     if study_name not in optuna.get_all_study_names(opened): raise MlopsKitError(f"No study {study_name!r} in {_storage_label(storage)}")
-    if isinstance(older_than, bool) or not isinstance(older_than, numbers.Real) or older_than < 0:
-        raise MlopsKitError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
     study = optuna.load_study(study_name=study_name, storage=opened)
-    cutoff, failed = datetime.now() - timedelta(seconds=older_than), []
+    cutoff, failed = _started_before(older_than), []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if trial.datetime_start is None or trial.datetime_start > cutoff: continue
         try: changed = opened.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)

@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_LOG', 'PROTOCOL_OUTPUTS', 'ServingError', 'PredictionLog', '
            'BackgroundServer', 'ServiceError', 'ServiceClient', 'serve']
 
 # %% ../nbs/05_serving.ipynb #srv-003
-import asyncio, collections, concurrent.futures, contextlib, json, math, re, sqlite3, threading, time, uuid, zlib
+import asyncio, collections, concurrent.futures, contextlib, datetime, errno, json, math, numbers, os, re, sqlite3, stat, threading, time, uuid, zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,13 @@ class _SQLite:
     kind, placeholder = "sqlite", "?"
     def __init__(self, path:Path, synchronous:str): self.path, self.synchronous = path, synchronous
 
+    def check(self):
+        "Raise ServingError, before anything is written, unless the file can be the log: a new file, or a log mlops-kit wrote"
+        _check_log_file(self.path)
+        problem = _log_file_problem(self.path) if self.path.exists() else None
+        if problem: raise ServingError(f"The prediction log {self.path} exists and {problem}. It was left unchanged: give the path of a "
+                                       "new file, or of a prediction log that mlops-kit wrote")
+
     @property
     def commits_cheaply(self)->bool: return self.synchronous == "NORMAL"  # no disk flush per commit
 
@@ -96,11 +103,23 @@ class _PostgreSQL:
     kind, placeholder, commits_cheaply = "postgresql", "%s", False  # a commit is a round trip to the server
     def __init__(self, url:str): self.url = url
 
-    def connect(self, writer:bool=False):
+    def check(self):
+        "Raise ServingError for a URL that cannot be read, before any connection is tried"
+        psycopg = self._psycopg()
+        try: psycopg.conninfo.conninfo_to_dict(self.url)
+        except psycopg.Error as error:
+            raise ServingError(f"The prediction log URL {self.describe()} cannot be read ({error}); write it as "
+                               "postgresql://user:password@host:5432/dbname") from None
+
+    def _psycopg(self):
         try: import psycopg
         except ImportError: raise ServingError("A PostgreSQL prediction log needs psycopg: pip install 'mlops-kit[postgres]'") from None
+        return psycopg
+
+    def connect(self, writer:bool=False):
+        psycopg = self._psycopg()
         try: return psycopg.connect(self.url, connect_timeout=10)
-        except psycopg.OperationalError as error:
+        except psycopg.Error as error:
             raise ServingError(f"Cannot connect to the PostgreSQL prediction log ({error}); check the URL, that the server "
                                "runs and that the user may log in") from None
 
@@ -119,18 +138,62 @@ class _PostgreSQL:
     def begin(self, connection): pass  # psycopg opens a transaction at the first statement
     def commit(self, connection): connection.commit()
     def rollback(self, connection): connection.rollback()
-    def describe(self)->str: return "PostgreSQL database " + re.sub(r"//[^@/]*@", "//***@", self.url)
+    def describe(self)->str: return "PostgreSQL database " + _without_password(self.url)
+
+def _without_password(url:str)->str:
+    "`url` with what precedes its '@' hidden, fit for a message or a log"
+    return re.sub(r"//[^@/]*@", "//***@", url)
 
 def _backend(url, sqlite_synchronous:str):
-    "The backend for a log `url`: a path or sqlite:/// URL, or a postgresql:// URL"
-    if isinstance(url, Path): return _SQLite(url, sqlite_synchronous)
+    "The backend for a log `url`: a path or sqlite:/// URL, or a postgresql:// URL; raises ServingError for anything else"
+    if isinstance(url, os.PathLike) and isinstance(os.fspath(url), str): url = Path(url)
+    if isinstance(url, Path): url = str(url)  # checked as text below, then made a Path again
     if not isinstance(url, str) or not url:
         raise ServingError(f"A prediction log is a file path, 'sqlite:///path' or 'postgresql://user:password@host/db'; got {url!r}")
+    if "\0" in url: raise ServingError(f"The prediction log {_without_password(url)!r} holds a NUL character: give a path or URL without it")
     if url.startswith(("postgresql://", "postgres://")): return _PostgreSQL(url)
-    if url.startswith("sqlite:///"): return _SQLite(Path(url.removeprefix("sqlite:///")), sqlite_synchronous)
+    if url.startswith("sqlite:///"):
+        if not url.removeprefix("sqlite:///"): raise ServingError("The prediction log 'sqlite:///' names no file: give one, e.g. sqlite:///predictions.db")
+        return _SQLite(Path(url.removeprefix("sqlite:///")), sqlite_synchronous)
     if "://" in url:
-        raise ServingError(f"Unknown prediction log URL {url!r}: use a file path, 'sqlite:///path' or 'postgresql://...'")
+        raise ServingError(f"Unknown prediction log URL {_without_password(url)!r}: use a file path, 'sqlite:///path' or 'postgresql://...'")
     return _SQLite(Path(url), sqlite_synchronous)
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_LOG_TABLES = {"requests": ["seq", *_REQUEST_COLUMNS], "feedback": ["prediction_id", "request_id", "row_number", "label", "received_at"]}
+
+def _is_read_only(path:Path)->bool:
+    "Whether the file at `path` has no write permission: no write bit at all (which binds even root) or none for this user"
+    return not (path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
+
+def _check_log_file(path:Path):
+    "Raise ServingError unless `path` can hold a SQLite log: not a folder, in a folder that exists, writable"
+    if path.is_dir(): raise ServingError(f"The prediction log {path} is a folder: give the path of a file, e.g. {path / 'predictions.db'}")
+    if not path.parent.is_dir():
+        missing = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ServingError(f"The prediction log's folder {path.parent} {missing}: create it first, or give another path")
+    if path.exists() and not path.is_file(): raise ServingError(f"The prediction log {path} is not a regular file: give the path of a file")
+    if path.exists() and _is_read_only(path):
+        raise ServingError(f"The prediction log {path} is read-only, and the service writes every prediction to it: make it writable "
+                           "(chmod u+w) or give another file. It was left unchanged")
+    if not os.access(path.parent, os.W_OK): raise ServingError(f"The prediction log's folder {path.parent} is not writable: choose another folder")
+
+def _log_file_problem(path:Path)->str|None:
+    "Why the existing file at `path` is not a prediction log (None if it is one, or is empty); reads it, writes nothing"
+    with open(path, "rb") as file: header = file.read(len(_SQLITE_HEADER))
+    if not header: return None
+    if header != _SQLITE_HEADER: return "is not a SQLite database (it does not start with SQLite's header)"
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+            names = [name for name, in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            tables = {name: [column for column, in connection.execute("SELECT name FROM pragma_table_info(?)", (name,))] for name in names}
+    except sqlite3.Error as error: return f"cannot be read as a SQLite database ({error})"
+    mine = {name: columns for name, columns in tables.items() if name in _LOG_TABLES}
+    if tables and not mine: return f"is a SQLite database of something else (its tables: {', '.join(sorted(tables)[:5])})"
+    wrong = [name for name, columns in mine.items() if columns != _LOG_TABLES[name]]
+    if wrong: return f"holds a table {wrong[0]!r} that is not a prediction log's (its columns differ)"
+    return None
+
 
 # %% ../nbs/05_serving.ipynb #srv-013
 class _Submission:
@@ -240,21 +303,33 @@ def _with_labels(frame:pd.DataFrame, feedback:list)->pd.DataFrame:
     return merged
 
 # %% ../nbs/05_serving.ipynb #srv-018
+def _plain_label(value, prediction_id):
+    "A true label as JSON keeps it: a boolean, a whole number or text (numpy scalars become Python ones); raises ServingError otherwise"
+    value = value.item() if isinstance(value, np.generic) else value
+    if not isinstance(value, (bool, int, str)):
+        raise ServingError(f"The label of {prediction_id!r} must be one of the model's classes (a boolean, a whole number or text), got {value!r}")
+    return value
+
 class PredictionLog:
     "Served requests and feedback labels in SQLite (a path, the default) or PostgreSQL (a URL); slow commits are grouped"
     def __init__(self, url=DEFAULT_LOG, # a file path, 'sqlite:///path' or 'postgresql://user:password@host/db'
                  max_group:int=1024, # at most this many requests share one commit
                  sqlite_synchronous:str="NORMAL", # 'NORMAL': survives a killed process; 'FULL': also a power loss
                 ):
-        if sqlite_synchronous not in ("NORMAL", "FULL"):
+        if not isinstance(sqlite_synchronous, str) or sqlite_synchronous not in ("NORMAL", "FULL"):
             raise ServingError(f"sqlite_synchronous is 'NORMAL' or 'FULL', got {sqlite_synchronous!r}")
         if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
             raise ServingError(f"max_group must be a positive integer, got {max_group!r}")
         self.url, self.max_group, self._backend = url, max_group, _backend(url, sqlite_synchronous)
+        self._backend.check()  # a folder, a read-only file or a file that is no log is refused here, left as it was
         self._connection, self._write_lock, self._checkpointer = None, threading.Lock(), None
         self._waiting, self._flushing, self._flush_thread = [], False, None
         self.commits = self.committed_requests = 0 # group commit statistics: committed requests / commits = group size
-        with contextlib.closing(self._backend.connect(writer=True)) as connection: self._backend.create_tables(connection)
+        try:
+            with contextlib.closing(self._backend.connect(writer=True)) as connection: self._backend.create_tables(connection)
+        except sqlite3.Error as error:
+            raise ServingError(f"Cannot prepare the prediction log {self._backend.describe()}: {error}; check that no other program "
+                               "holds it locked and that the disk has room") from None
 
     def record(self, record:_RequestRecord):
         "Commit one served request now (a server uses `commit`, which groups requests when commits are slow)"
@@ -272,6 +347,7 @@ class PredictionLog:
                     )->int:
         "Save true `labels` of earlier predictions; raises ServingError naming unknown ids (then nothing is saved)"
         if not isinstance(labels, dict) or not labels: raise ServingError("Give feedback as a non-empty dict: prediction id -> true label")
+        labels = {key: _plain_label(value, key) for key, value in labels.items()}
         unknown = self.unknown_ids(list(labels))
         if unknown:
             raise ServingError(f"No prediction has the id(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: send ids that "
@@ -281,6 +357,7 @@ class PredictionLog:
 
     def unknown_ids(self, ids:list)->list:
         "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
+        if not isinstance(ids, (list, tuple)): raise ServingError(f"ids must be a list of prediction ids, got {type(ids).__name__}")
         parsed = {prediction_id: _parse_prediction_id(prediction_id) for prediction_id in ids}
         requests = sorted({request for request, _ in parsed.values()})
         with self._reading() as connection:
@@ -643,7 +720,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 class _Metrics:
     "The service's Prometheus metrics, in a registry of its own"
-    def __init__(self, model_name:str, model_version:int, log:PredictionLog):
+    def __init__(self, model_name:str, model_version:int, log_of):  # log_of(): the service's PredictionLog, None until it is opened
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("mlops_kit_requests", "HTTP requests by endpoint and outcome (ok, client_error, not_ready, server_error)",
@@ -658,9 +735,9 @@ class _Metrics:
         Gauge("mlops_kit_model_info", "The model served (always 1)", ["name", "version"], registry=self.registry).labels(model_name, str(model_version)).set(1)
         self.ready = Gauge("mlops_kit_model_ready", "1 once the model is loaded and serving", registry=self.registry)
         Gauge("mlops_kit_log_commits", "Commits of the prediction log (grouped when commits are slow: group commit)",
-              registry=self.registry).set_function(lambda: log.commits)
+              registry=self.registry).set_function(lambda: log_of().commits if log_of() is not None else 0)
         Gauge("mlops_kit_log_committed_requests", "Requests committed to the prediction log",
-              registry=self.registry).set_function(lambda: log.committed_requests)
+              registry=self.registry).set_function(lambda: log_of().committed_requests if log_of() is not None else 0)
 
     def observe_request(self, endpoint:str, status:int, seconds:float):
         outcome = "ok" if status < 400 else "client_error" if status < 500 else "not_ready" if status == 503 else "server_error"
@@ -737,18 +814,27 @@ class ServiceSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServingError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.trusted_extra, (tuple, list)):
+            raise ServingError(f"trusted_extra must be a tuple of types trusted on purpose, got {self.trusted_extra!r}")
+
 
 # %% ../nbs/05_serving.ipynb #srv-047
 class _Service:
     "What the routes share: the model version, its schema, the log, the metrics and, once loaded, the model"
-    def __init__(self, registry, name:str, version:int|None, alias:str|None, log:PredictionLog, settings:ServiceSettings):
-        self.registry, self.settings, self.log = registry, settings, log
+    def __init__(self, registry, name:str, version:int|None, alias:str|None, log, settings:ServiceSettings):
+        self.registry, self.settings = registry, settings
+        self.log, self.log_location = (log, None) if isinstance(log, PredictionLog) else (None, log)
         self.handle = registry.version(name, version, alias)
         self.name, self.version = self.handle.name, self.handle.version
         self.schema = self.handle.input_schema()
         self.kinds = {column: spec.kind for column, spec in self.schema.columns.items()}
         self.model, self.load_error, self.startup_error, self.nullable = None, None, None, set()
-        self.metrics = _Metrics(self.name, self.version, log)
+        self.metrics = _Metrics(self.name, self.version, lambda: self.log)
+
+    def open_log(self)->PredictionLog:
+        "The prediction log, its file and tables made now if it was given as a path or URL (once the model is verified)"
+        if self.log is None: self.log = PredictionLog(self.log_location, max_group=self.settings.max_group)
+        return self.log
 
     def verify(self):
         "Refuse a model whose files changed or whose artifact holds untrusted types (raises RegistryError)"
@@ -1030,6 +1116,22 @@ def _checked_labels(items:list, classes:list)->dict:
     return labels
 
 # %% ../nbs/05_serving.ipynb #srv-058
+def _registry_of(registry):
+    "`registry` if it is a ModelRegistry, else the registry in the folder it names; raises ServingError if there is no such folder"
+    from mlops_kit.registry import ModelRegistry
+    if isinstance(registry, ModelRegistry): return registry
+    if not isinstance(registry, (str, os.PathLike)) or not str(registry) or "\0" in str(registry):
+        raise ServingError(f"registry must be a ModelRegistry or the folder of one, got {registry!r}")
+    if not Path(registry).is_dir(): raise ServingError(f"No model registry folder at {str(registry)!r}: give the folder the models were registered in")
+    return ModelRegistry(registry)
+
+def _check_model_choice(name, version, alias):
+    "Raise ServingError unless `name` is text, `version` a whole number >= 1 (or None) and `alias` text (or None)"
+    if not isinstance(name, str) or not name: raise ServingError(f"name must be the name of a registered model (text), got {name!r}")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1):
+        raise ServingError(f"version must be a whole number >= 1 (or None for the alias's version), got {version!r}")
+    if alias is not None and (not isinstance(alias, str) or not alias): raise ServingError(f"alias must be text (or None), got {alias!r}")
+
 def create_app(registry, # a `ModelRegistry`, or the folder of one
                name:str="churn", # the model to serve
                version:int|None=None, # its version; None: the one `alias` points to
@@ -1037,18 +1139,19 @@ def create_app(registry, # a `ModelRegistry`, or the folder of one
                log=DEFAULT_LOG, # a `PredictionLog`, or its path or URL
                settings:ServiceSettings|None=None, # request limits and log settings
               ):
-    "A FastAPI app serving a registered model; raises UnknownVersionError, RegistryError, ServingError for bad arguments"
+    "A FastAPI app serving a registered model; raises UnknownVersionError, RegistryError, ServingError for bad arguments. A log given as a path is made when the server starts"
     from fastapi import FastAPI
-    from mlops_kit.registry import ModelRegistry
     settings = settings if settings is not None else ServiceSettings()
     if not isinstance(settings, ServiceSettings): raise ServingError(f"settings must be a ServiceSettings, got {type(settings).__name__}")
-    registry = registry if isinstance(registry, ModelRegistry) else ModelRegistry(registry)
-    log = log if isinstance(log, PredictionLog) else PredictionLog(log, max_group=settings.max_group)
-    service = _Service(registry, name, version, None if version is not None else alias, log, settings)
+    _check_model_choice(name, version, alias)
+    if not isinstance(log, PredictionLog): _backend(log, "NORMAL").check()  # where the log will be: checked now, made at startup
+    service = _Service(_registry_of(registry), name, version, None if version is not None else alias, log, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        try: service.verify()  # a changed or untrusted artifact stops the server here, before it accepts a request
+        try:
+            service.verify()  # a changed or untrusted artifact stops the server here, before it accepts a request
+            service.open_log()  # and only then is the log made
         except Exception as error:
             service.startup_error = f"{type(error).__name__}: {error}"
             raise
@@ -1056,7 +1159,7 @@ def create_app(registry, # a `ModelRegistry`, or the folder of one
         try: yield
         finally:
             with contextlib.suppress(Exception): await loading
-            await asyncio.to_thread(log.close)
+            await asyncio.to_thread(service.log.close)
 
     app = FastAPI(title=f"mlops-kit: {service.name} v{service.version}", lifespan=lifespan, strict_content_type=False, version=str(service.version),
                   description="A model served by mlops-kit: the Open Inference Protocol (v2), /predict, /feedback and /metrics.")
@@ -1069,17 +1172,35 @@ def create_app(registry, # a `ModelRegistry`, or the folder of one
     return app
 
 # %% ../nbs/05_serving.ipynb #srv-060
+def _check_address(host, port, lowest:int=0):
+    "Raise ServingError unless `host` is an address (text) and `port` a whole number from `lowest` (0: any free port) to 65535"
+    if not isinstance(host, str) or not host.strip() or "\0" in host:
+        raise ServingError(f"host must be an address to listen on, e.g. '127.0.0.1', got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, numbers.Integral) or not lowest <= port <= 65535:
+        raise ServingError(f"port must be a whole number from {lowest} to 65535{' (0: any free port)' if lowest == 0 else ''}, got {port!r}")
+
 def _loopback_socket(host:str, port:int):
     "A listening TCP socket on `host`:`port` (port 0: a free one)"
     import socket
+    _check_address(host, port)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try: listener.bind((host, port))
+    try:
+        listener.bind((host, port))
+        listener.listen()  # now the port is ours: a second server on it would fail here, not after startup
     except OSError as error:
         listener.close()
-        raise ServingError(f"Cannot listen on {host}:{port} ({error.strerror}); choose another port") from None
+        advice = "choose another port" if error.errno in (errno.EADDRINUSE, errno.EACCES) else "check the host's address"
+        raise ServingError(f"Cannot listen on {host}:{port} ({error.strerror or error}); {advice}") from None
     return listener
+
+def _open_log_or_close(app, listener):
+    "Make the prediction log (the model is verified, the port is ours); if that fails, free the port and raise ServingError"
+    try: app.state.service.open_log()
+    except Exception:
+        listener.close()
+        raise
 
 def _verify_before_serving(app):
     "Refuse, with a ServingError, a model whose files changed or whose artifact holds untrusted types"
@@ -1098,6 +1219,10 @@ class BackgroundServer:
                  port:int=0, # 0: a free port
                  timeout:float=60, # seconds to wait for the model to be ready
                 ):
+        if getattr(getattr(app, "state", None), "service", None) is None: raise ServingError(f"app must be made by create_app, got {app!r}")
+        _check_address(host, port)
+        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
+            raise ServingError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.app, self.host, self.port, self.timeout = app, host, port, timeout
         self._server = self._thread = None
 
@@ -1110,6 +1235,7 @@ class BackgroundServer:
         if self._thread is not None: raise ServingError("This server is already running; stop() it first")
         _verify_before_serving(self.app)
         listener = _loopback_socket(self.host, self.port)
+        _open_log_or_close(self.app, listener)
         self.port = listener.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False))
         self._thread = threading.Thread(target=_run_quietly, args=(self._server, listener), daemon=True, name=f"uvicorn-{self.port}")
@@ -1146,10 +1272,28 @@ class ServiceError(MlopsKitError, RuntimeError):
         self.status, self.message = status, message
         super().__init__(f"{status}: {message}")
 
+def _json_value(value, where:str):
+    "`value` as JSON carries it: None for a missing value, Python numbers for numpy ones, text for a time; raises MlopsKitError for infinity"
+    if isinstance(value, np.datetime64): value = pd.Timestamp(value)
+    if isinstance(value, np.generic): value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)): return None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MlopsKitError(f"{where} is {value!r}: the service takes finite numbers; send None for a missing value")
+    if isinstance(value, (datetime.date, datetime.time)): return value.isoformat()  # pandas Timestamps are dates too
+    if not isinstance(value, (bool, int, float, str)):
+        raise WrongTypeError(f"{where} is {str(value)[:40]!r} ({type(value).__name__}): a record's values are numbers, booleans, text or None")
+    return value
+
 def _records_of(frame:pd.DataFrame)->list:
-    "JSON-ready records of `frame`: missing values as None, numpy scalars as Python values"
-    plain = frame.astype(object).where(frame.notna(), None)
-    return plain.to_dict(orient="records")
+    "JSON-ready records of `frame`: missing values as None, numpy scalars as Python values, times as ISO text"
+    return [{name: _json_value(value, f"row {index!r}, column {name!r}") for name, value in row.items()}
+            for index, row in zip(frame.index, frame.astype(object).to_dict(orient="records"))]
+
+def _plain_records(records:list)->list:
+    "A list of records (dicts) made JSON-ready; raises WrongTypeError for an item that is not a dict"
+    odd = [position for position, record in enumerate(records) if not isinstance(record, dict)]
+    if odd: raise WrongTypeError(f"predict takes records as dicts (column -> value); item {odd[0]} is {str(records[odd[0]])[:40]!r}")
+    return [{name: _json_value(value, f"record {position}, {name!r}") for name, value in record.items()} for position, record in enumerate(records)]
 
 class ServiceClient:
     "Call a running model service at `url`: readiness, /predict, /infer, /feedback, /metrics"
@@ -1158,6 +1302,11 @@ class ServiceClient:
                  timeout:float=30, # seconds per request
                 ):
         import httpx
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise MlopsKitError(f"url must be the service's address, e.g. 'http://127.0.0.1:8000', got {url!r}")
+        if not isinstance(model, str) or not model: raise MlopsKitError(f"model must be the name of the model served (text), got {model!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
+            raise MlopsKitError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.url, self.model, self._metadata = url.rstrip("/"), model, None
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
 
@@ -1200,8 +1349,9 @@ class ServiceClient:
             missing = [name for name in features if name not in data.columns]
             if missing: raise MlopsKitError(f"The frame lacks the model's feature column(s) {missing}; it needs {features}")
             records = _records_of(data[features])
-        elif isinstance(data, list): records = data
+        elif isinstance(data, list): records = _plain_records(data)
         else: raise WrongTypeError(f"predict takes a DataFrame or a list of records (dicts), got {type(data).__name__}")
+        if not records: raise MlopsKitError("predict got no rows: give at least one record")
         size, parts = metadata["parameters"]["max_batch_rows"], []
         for start in range(0, max(len(records), 1), size):
             answer = self._call("POST", "/predict", json={"records": records[start:start + size]}).json()
@@ -1221,7 +1371,8 @@ class ServiceClient:
         "Send true labels for earlier predictions; the number saved"
         if isinstance(labels, pd.Series): labels = labels.to_dict()
         if not isinstance(labels, dict): raise WrongTypeError(f"feedback takes a dict or Series (prediction id -> label), got {type(labels).__name__}")
-        items = [dict(id=key, label=value.item() if isinstance(value, np.generic) else value) for key, value in labels.items()]
+        if not labels: raise MlopsKitError("feedback got no labels: give prediction id -> true label for at least one prediction")
+        items = [dict(id=key, label=_plain_label(value, key)) for key, value in labels.items()]
         size, received = self.metadata()["parameters"]["max_batch_rows"], 0
         for start in range(0, len(items), size):
             received += self._call("POST", "/feedback", json={"labels": items[start:start + size]}).json()["received"]
@@ -1250,13 +1401,16 @@ def serve(models="models", # the model registry's folder
          ):
     "Serve a registered model until interrupted (Ctrl-C); raises ServingError if it cannot start"
     import uvicorn
-    app = create_app(models, name, version, log=log, settings=settings)
+    _check_address(host, port)
+    if not callable(echo): raise ServingError(f"echo must be a function that takes text, such as print, got {echo!r}")
+    app = create_app(models, name, version, log=log, settings=settings)  # checks where the log goes; makes nothing yet
     service = app.state.service
     _verify_before_serving(app)
     if host not in _LOOPBACK_HOSTS:
         echo(f"Warning: serving on {host} lets other machines call the model. The service has no authentication; "
              "put it behind a proxy that authenticates, or serve on 127.0.0.1")
     listener = _loopback_socket(host, port)
+    _open_log_or_close(app, listener)  # the model is verified and the port is ours: only now is the log made
     echo(f"Serving {service.name!r} v{service.version} on http://{host}:{listener.getsockname()[1]} "
          f"(docs at /docs); logging predictions to {service.log!r}. Stop with Ctrl-C")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))

@@ -1,15 +1,20 @@
 """Experiment grids: the conditional search space, constraints, pruning, reproducibility, several workers on a journal
 file and on PostgreSQL, a killed worker whose trial is retried, and bad input refused without damaging a stored study."""
-import multiprocessing, os, signal, subprocess, sys, time
+import hashlib, multiprocessing, os, signal, sqlite3, subprocess, sys, time
 from datetime import datetime
 
+import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from mlops_kit.experiments import (Algorithm, CaseStudySample, check_winner, compare_baselines, parameter_importances, plot_history,
                                    plot_importances, plot_scores, ExperimentGrid, FloatRange, IntRange, StorageConnectionError,
                                    cv_folds, default_algorithms, default_data_variants, fail_stale_trials, fit_best, make_storage,
                                    run_worker)
+from mlops_kit.data import Dataset
+from mlops_kit.errors import MlopsKitError
+from mlops_kit.experiments import DataVariant
 from mlops_kit.lifecycle import Criteria, Project, cost_metric, metric_registry
 
 COMMAND = [sys.executable, "-c", "import sys; from mlops_kit.cli import main; sys.exit(main())"]
@@ -30,8 +35,8 @@ def variants(sample):
 
 
 def tracked_criteria(*others):
-    "roc_auc to optimise; recall and precision tracked (always met) unless `others` replace them"
-    return Criteria("roc_auc >= 0.7", list(others) or ["recall >= 0", "precision >= 0"])
+    "roc_auc to optimise; recall and precision tracked (met by a model that flags anybody) unless `others` replace them"
+    return Criteria("roc_auc >= 0.7", list(others) or ["recall > 0", "precision > 0"])
 
 
 def fast_algorithms():
@@ -260,3 +265,216 @@ def test_the_winner_check_scores_each_distinct_time_fold_once(sequential):
     for _, scored in check.scores.groupby("trial"):
         used = [windows[(row.repeat, row.fold)] for row in scored.itertuples()]
         assert len(used) == len(set(used)) == distinct
+
+
+# ---- bad input: refused before anything is written, files left byte for byte as they were ------------------------
+
+def sha256(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def tiny_grid(cv=3, **options):
+    "A grid on two numeric columns, one quick algorithm"
+    return ExperimentGrid([DataVariant("plain", ["a", "b"])], fast_algorithms()[:1], "recall >= 0.5", cv=cv, **options)
+
+
+def sample_grid(**options):
+    "A grid a worker can rebuild: it runs on a CaseStudySample"
+    return ExperimentGrid([DataVariant("plain", ["tenure_months", "monthly_charges"])], fast_algorithms()[:1], "recall >= 0.5", cv=2, **options)
+
+
+def tiny_data(positives=2, rows=12):
+    frame = pd.DataFrame({"a": np.arange(float(rows)), "b": np.arange(float(rows)) % 3})
+    return frame, np.array([1] * positives + [0] * (rows - positives))
+
+
+def test_data_too_small_for_its_folds_is_refused_before_any_trial(tmp_path):
+    "12 rows with 2 positives and cv=3: one test fold would hold no positive, and its recall of 0 would decide the 'best'"
+    journal = tmp_path / "studies.journal"
+    with pytest.raises(MlopsKitError, match=r"too small for 3 stratified folds.*12 rows: 2 positives \(1\) and 10 negatives \(0\)\. "
+                                            r"Lower cv to 2, or use more data"):
+        tiny_grid(storage=f"journal:{journal}").run(*tiny_data(), n_trials=3, show_progress=False)
+    assert not journal.exists()  # no study was made, no trial ran
+    with pytest.raises(MlopsKitError, match="1 positives .* Add rows of the rarer class"):
+        tiny_grid(cv=2).run(*tiny_data(positives=1), n_trials=1, show_progress=False)
+    grid = tiny_grid(cv=2).run(*tiny_data(), n_trials=2, show_progress=False)  # two folds fit: each tests on one positive
+    assert all(grid._data_.y[test].sum() == 1 for _, test in grid.folds_)
+
+
+def test_a_period_with_one_class_is_refused_for_time_folds():
+    months = pd.date_range("2024-01-01", periods=4, freq="MS").repeat(5)
+    frame = pd.DataFrame({"month": months, "a": np.arange(20.0), "b": np.arange(20.0) % 4,
+                          "churned": [0] * 5 + [0, 0, 0, 0, 1] + [1, 0, 0, 0, 0] + [0, 1, 0, 0, 0]})
+    dataset = Dataset(frame, target="churned", features=["a", "b"], time_column="month")
+    with pytest.raises(MlopsKitError, match=r"3 forward-chaining folds: fold 1 trains on 2024-01-01, 5 rows: 0 positives"):
+        tiny_grid(cv=3).run(dataset, n_trials=1, show_progress=False)
+    assert len(tiny_grid(cv=2).run(dataset, n_trials=1, show_progress=False).folds_) == 2  # Jan+Feb train the first fold
+
+
+NOT_A_JOURNAL = [("app.log", b"12:00 service started\n12:01 request served\n", "{path}"),
+                 ("app.log", b"one line without its newline", "{path}"),
+                 ("notes.txt", b"my notes\n", "journal:{path}"),
+                 ("data.journal", b'{"a": 1}\n', "{path}"),
+                 ("notes.db", b"not a database", "sqlite:///{path}"),
+                 ("data.csv", b"a,b\n1,2\n", "sqlite:///{path}")]
+
+
+@pytest.mark.parametrize("name, content, url", NOT_A_JOURNAL, ids=[f"{name}:{url.partition('{')[0] or 'path'}" for name, content, url in NOT_A_JOURNAL])
+def test_a_file_that_is_no_study_storage_is_refused_and_left_unchanged(tmp_path, name, content, url):
+    path = tmp_path / name
+    path.write_bytes(content)
+    before = sha256(path)
+    with pytest.raises(StorageConnectionError, match="It was left unchanged"):
+        tiny_grid(storage=url.format(path=path)).run(*tiny_data(positives=6), n_trials=1, show_progress=False)
+    assert sha256(path) == before and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_a_sqlite_database_of_another_program_is_refused_and_left_unchanged(tmp_path):
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as connection: connection.execute("CREATE TABLE orders (id INTEGER)")
+    before = sha256(path)
+    with pytest.raises(StorageConnectionError, match=r"a SQLite database of something else \(its tables: 'orders'\)"):
+        make_storage(f"sqlite:///{path}")
+    assert sha256(path) == before
+
+
+@pytest.mark.parametrize("name", ["studies.log", "studies.journal"])
+def test_a_new_or_empty_file_or_an_optuna_journal_is_a_journal(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    tiny_grid(storage=str(path), study_name="first").run(*tiny_data(positives=6), n_trials=1, show_progress=False)
+    grid = tiny_grid(storage=str(path), study_name="first").run(*tiny_data(positives=6), n_trials=1, show_progress=False)
+    assert len(grid.study_.trials) == 2  # the journal written by the first run is read back and added to
+
+
+def test_a_read_only_journal_is_refused_unchanged(tmp_path):
+    "Mode bits decide, so the test holds for root too (for whom os.access always says writable)"
+    journal = tmp_path / "studies.journal"
+    url = f"journal:{journal}"
+    sample_grid(storage=url, study_name="churn").run(CaseStudySample(n=600), n_trials=1, show_progress=False)
+    journal.chmod(0o444)
+    before = sha256(journal)
+    calls = [lambda: sample_grid(storage=url, study_name="churn").run(CaseStudySample(n=600), n_trials=1, show_progress=False),
+             lambda: run_worker(url, "churn", 3), lambda: fail_stale_trials(url, "churn", older_than=0),
+             lambda: ExperimentGrid.from_study(url, "churn")]
+    for call in calls:
+        with pytest.raises(StorageConnectionError, match=r"is read-only.*chmod u\+w"): call()
+    assert sha256(journal) == before and sorted(tmp_path.iterdir()) == [journal]
+
+
+@pytest.mark.parametrize("url, message", [
+    ("journal:{tmp}", "is a folder"), ("sqlite:///{tmp}", "is a folder"), ("{tmp}/nowhere/studies.journal", "the folder .* does not exist"),
+    ("sqlite:///{tmp}/nowhere/studies.db", "the folder .* does not exist"), ("mysql://db/studies", "Unknown study storage"),
+    ("postgresql://user:secret@db:99999/studies", "the port must be from 1 to 65535, got 99999"),
+    ("postgresql://user:secret@db:port/studies", "not a valid database URL"), ("journal:", "names no file"),
+    ("journal:{tmp}/a\0b.journal", "NUL character"), ("/dev/null/studies.journal", "/dev/null is not a folder")])
+def test_a_storage_url_that_cannot_be_a_study_storage_is_a_clear_error(tmp_path, url, message):
+    with pytest.raises(MlopsKitError, match=message) as raised:
+        make_storage(url.format(tmp=tmp_path))
+    assert "secret" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(cv=1), "cv must be a whole number >= 2, got 1"), (dict(seed=-1), "seed must be a whole number from 0 to 4294967295, got -1"),
+    (dict(seed=2**40), "seed must be a whole number from 0"), (dict(n_jobs_per_trial=0), "n_jobs_per_trial must be a whole number >= 1"),
+    (dict(study_name=""), "study_name must be a name"), (dict(study_name=7), "study_name must be a name"),
+    (dict(threshold=float("nan")), "threshold must be a probability"), (dict(pruner="hyperband"), "pruner must be 'median' or 'none'")])
+def test_bad_grid_arguments_are_refused_before_the_storage_is_touched(tmp_path, arguments, message):
+    journal = tmp_path / "studies.journal"
+    with pytest.raises(MlopsKitError, match=message):
+        tiny_grid(storage=f"journal:{journal}", **{"cv": 2, **arguments}).run(*tiny_data(positives=6), n_trials=1, show_progress=False)
+    assert not journal.exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(n_trials=-1), "n_trials must be a whole number >= 0"), (dict(n_trials=2.5), "n_trials must be a whole number"),
+    (dict(n_trials=None, timeout=float("nan")), "timeout must be a finite number of seconds"),
+    (dict(n_trials=None, timeout=0), "timeout must be a number of seconds > 0"), (dict(max_trials=0), "max_trials must be a whole number >= 1"),
+    (dict(project="churn.journal.json"), "project must be a mlops_kit.lifecycle.Project"), (dict(sampler_seed=-3), "sampler_seed must be")])
+def test_bad_run_arguments_are_refused_before_any_trial(tmp_path, options, message):
+    journal = tmp_path / "studies.journal"
+    with pytest.raises(MlopsKitError, match=message):
+        tiny_grid(cv=2, storage=f"journal:{journal}").run(*tiny_data(positives=6), **{"show_progress": False, **options})
+    assert not journal.exists()
+
+
+def test_workers_and_cleanup_refuse_bad_numbers_and_missing_storages(tmp_path):
+    journal = tmp_path / "studies.journal"
+    url = f"journal:{journal}"
+    sample_grid(storage=url, study_name="churn").create_study(CaseStudySample(n=600))
+    before = sha256(journal)
+    refused = [(lambda: run_worker(url, "churn", -1), "max_trials must be a whole number >= 1, got -1"),
+               (lambda: run_worker(url, "churn", 3, heartbeat_interval=-5), "heartbeat_interval must be a whole number >= 1"),
+               (lambda: run_worker(url, "churn", 3, grace_period=0), "grace_period must be a whole number >= 1"),
+               (lambda: run_worker(url, "churn", 3, n_jobs_per_trial=0), "n_jobs_per_trial must be a whole number >= 1"),
+               (lambda: run_worker(url, "", 3), "study_name must be the name of a study"),
+               (lambda: fail_stale_trials(url, "churn", older_than=-1), "older_than must be a finite number of seconds >= 0"),
+               (lambda: fail_stale_trials(url, "churn", older_than=float("nan")), "older_than must be a finite number"),
+               (lambda: fail_stale_trials(url, "churn", older_than=0, retry="no"), "retry must be True or False"),
+               (lambda: run_worker(f"journal:{tmp_path}/typo.journal", "churn", 3), "typo.journal does not exist, so study 'churn' cannot be in it"),
+               (lambda: fail_stale_trials(f"sqlite:///{tmp_path}/typo.db", "churn", 60), "typo.db does not exist")]
+    for call, message in refused:
+        with pytest.raises(MlopsKitError, match=message): call()
+    assert sha256(journal) == before and sorted(tmp_path.iterdir()) == [journal]
+    assert fail_stale_trials(url, "churn", older_than=1e300) == []  # older than any calendar: nothing is that old
+
+
+def test_a_hand_edited_grid_definition_is_refused_when_a_worker_rebuilds_it(tmp_path):
+    url = f"journal:{tmp_path}/studies.journal"
+    grid = sample_grid(storage=url, study_name="churn").create_study(CaseStudySample(n=600))
+    definition = grid.study_.user_attrs["mlops_kit_grid"]
+    for name, edit in [("no-space", lambda d: d["algorithms"][0].pop("space")),
+                       ("bad-range", lambda d: d["algorithms"][0]["space"]["C"].update({"float": [5, "x"]})),
+                       ("regressor", lambda d: d["algorithms"][0].update(estimator="sklearn.linear_model.LinearRegression")),
+                       ("no-cv", lambda d: d.pop("cv")), ("seed", lambda d: d.update(seed=-1))]:
+        edited = __import__("copy").deepcopy(definition)
+        edit(edited)
+        study = optuna.create_study(study_name=name, storage=make_storage(url))
+        study.set_user_attr("mlops_kit_grid", edited)
+        with pytest.raises(MlopsKitError): ExperimentGrid.from_study(url, name)
+        with pytest.raises(MlopsKitError): run_worker(url, name, 2)
+
+
+def test_a_candidate_scikit_learn_cannot_fit_is_named_without_a_traceback(capfd):
+    algorithm = Algorithm("lasso_logistic", "sklearn.linear_model.LogisticRegression", {}, {"l1_ratio": 1.0, "solver": "lbfgs"})
+    grid = ExperimentGrid([DataVariant("plain", ["a", "b"])], [algorithm], "recall >= 0.5", cv=2)
+    with pytest.raises(MlopsKitError, match=r"Trial #0 \(lasso_logistic on plain, parameters \{\}\) could not be fitted on fold 1"):
+        grid.run(*tiny_data(positives=6), n_trials=1, show_progress=False)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_algorithm_that_is_no_classifier_or_has_a_refused_value_is_refused_before_any_trial():
+    for algorithm, message in [(Algorithm("linear", "sklearn.linear_model.LinearRegression"), "is not a classifier with predict_proba"),
+                               (Algorithm("nothing", "sklearn.ensemble.NoSuchForest"), "is not a scikit-learn class"),
+                               (Algorithm("tree", "sklearn.tree.DecisionTreeClassifier", {"max_depth": IntRange(0, 4)}), "max_depth=0 is refused"),
+                               (Algorithm("tree", "sklearn.tree.DecisionTreeClassifier", {}, {"criterion": "gin"}), "criterion='gin' is refused")]:
+        grid = ExperimentGrid([DataVariant("plain", ["a", "b"])], [algorithm], "recall >= 0.5", cv=2)
+        with pytest.raises(MlopsKitError, match=message): grid.run(*tiny_data(positives=6), n_trials=1, show_progress=False)
+
+
+def test_a_numerical_column_holding_text_is_named():
+    frame, y = tiny_data(positives=6)
+    with pytest.raises(MlopsKitError, match=r"treats 'b' as numerical, but the data holds other values there \(e.g. 'x'\)"):
+        tiny_grid(cv=2).run(frame.assign(b="x"), y, n_trials=1, show_progress=False)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["worker", "--trials", "-1"], "argument --trials: must be a whole number >= 1, got '-1'"),
+    (["worker", "--trials", "3", "--heartbeat-interval", "-1"], "argument --heartbeat-interval: must be a whole number >= 1"),
+    (["worker", "--trials", "3", "--n-jobs", "0"], "argument --n-jobs: must be a whole number >= 1, got '0'"),
+    (["worker", "--trials", "3", "--grace-period", "x"], "argument --grace-period: must be a whole number >= 1, got 'x'"),
+    (["cleanup", "--older-than", "-1"], "argument --older-than: must be a number of minutes >= 0, got '-1'"),
+    (["cleanup", "--older-than", "inf"], "argument --older-than: must be a number of minutes >= 0, got 'inf'"),
+    (["worker", "--trials", "3"], "It was left unchanged"), (["cleanup", "--older-than", "5"], "It was left unchanged")])
+def test_the_experiment_command_refuses_bad_options_with_exit_code_2_and_no_traceback(tmp_path, arguments, message):
+    app_log = tmp_path / "app.log"
+    app_log.write_text("12:00 service started\n")
+    before = sha256(app_log)
+    action, *options = arguments
+    finished = subprocess.run([*COMMAND, "experiment", action, "--storage", str(app_log), "--study", "churn", *options],
+                              capture_output=True, text=True, timeout=120)
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 2 and message in output and "Traceback" not in output, output
+    assert sha256(app_log) == before and sorted(tmp_path.iterdir()) == [app_log]
+

@@ -9,7 +9,7 @@ threshold and the errors of the public entry points.
 Most tests share one running server per test module (`server`); tests that need their own model or settings
 start their own.
 """
-import json, math, subprocess, sys, threading
+import json, math, re, subprocess, sys, threading
 from collections import Counter
 from pathlib import Path
 
@@ -23,9 +23,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from conftest import free_port
 from mlops_kit import __version__
 from mlops_kit.checklists import simple_model
 from mlops_kit.data import load_case_study
+from mlops_kit.errors import MlopsKitError, WrongTypeError
 from mlops_kit.lifecycle import Criteria
 from mlops_kit.registry import ModelRegistry, UnknownVersionError
 from mlops_kit.serving import (BackgroundServer, PredictionLog, ServiceClient, ServiceError, ServiceSettings, ServingError,
@@ -618,7 +620,7 @@ def test_serve_raises_serving_error_for_a_model_with_untrusted_types(registry_wi
 
 
 def test_the_cli_refuses_a_model_with_untrusted_types(registry_with_custom_code, tmp_path):
-    finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(registry_with_custom_code.folder), "--port", "0",
+    finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(registry_with_custom_code.folder), "--port", str(free_port()),
                                "--log", str(tmp_path / "log.db")], capture_output=True, text=True, timeout=120)
     assert finished.returncode != 0
     output = finished.stdout + finished.stderr
@@ -646,7 +648,7 @@ def first_lines(command: list, count: int, timeout: float = 60) -> list:
 
 
 def test_serving_beyond_loopback_prints_a_warning(registry, tmp_path):
-    lines = first_lines([MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--host", "0.0.0.0", "--port", "0",
+    lines = first_lines([MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--host", "0.0.0.0", "--port", str(free_port()),
                          "--log", str(tmp_path / "log.db")], count=2)
     assert lines[0].startswith("Warning: serving on 0.0.0.0") and "no authentication" in lines[0], lines
     assert lines[1].startswith("Serving 'churn' v1 on http://0.0.0.0:"), lines
@@ -722,3 +724,130 @@ def test_a_client_without_a_service_says_it_cannot_reach_it():
         with ServiceClient(url, timeout=5) as client:
             with pytest.raises(ServiceError, match="Cannot reach the service at .* is it running"): client.metadata()
             assert not client.ready()
+
+
+# ---- 11. nothing lost, nothing left behind: refused logs, failed starts, bad options --------------------------
+
+def sha256(path) -> str:
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def another_programs_database(path: Path) -> Path:
+    import sqlite3
+    with sqlite3.connect(path) as connection: connection.execute("CREATE TABLE orders (id INTEGER)")
+    return path
+
+
+def read_only_log(path: Path) -> Path:
+    PredictionLog(path).close()
+    path.chmod(0o444)  # mode bits: refused even for root, for whom os.access always says writable
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda folder: (folder / "notes.txt").write_text("my notes\n") and folder / "notes.txt", "is not a SQLite database"),
+    (lambda folder: another_programs_database(folder / "shop.db"), r"a SQLite database of something else \(its tables: orders\)"),
+    (lambda folder: read_only_log(folder / "old.db"), "is read-only"),
+], ids=["text file", "another program's database", "read-only log"])
+def test_an_existing_file_that_cannot_be_the_log_is_refused_and_left_unchanged(tmp_path, make, message):
+    path = make(tmp_path)
+    before, files = sha256(path), sorted(tmp_path.iterdir())
+    for attempt in (lambda: PredictionLog(path), lambda: PredictionLog(f"sqlite:///{path}"), lambda: create_app(tmp_path, log=path)):
+        with pytest.raises(ServingError, match=message): attempt()
+    assert sha256(path) == before and sorted(tmp_path.iterdir()) == files
+
+
+@pytest.mark.parametrize("log, message", [
+    ("{tmp}", "is a folder: give the path of a file"), ("{tmp}/nowhere/log.db", "folder .*nowhere does not exist"),
+    ("/dev/null", "is not a regular file"), ("sqlite:///", "names no file"), ("sqlite://", "Unknown prediction log URL"),
+    ("{tmp}/a\0b.db", "NUL character"), ("postgresql://user:secret@127.0.0.1:99999/db", "invalid port number")])
+def test_a_log_location_that_cannot_hold_a_log_is_a_clear_error(tmp_path, log, message):
+    with pytest.raises(ServingError, match=message) as raised:
+        PredictionLog(log.format(tmp=tmp_path))
+    assert "secret" not in str(raised.value) and list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_start_leaves_no_prediction_log_behind(registry, registry_with_custom_code, tmp_path):
+    log = tmp_path / "predictions.db"
+    with pytest.raises(UnknownVersionError): create_app(registry, version=7, log=log)
+    with pytest.raises(ServingError, match="untrusted|UntrustedTypesError"): BackgroundServer(create_app(registry_with_custom_code, log=log)).start()
+    with pytest.raises(ServingError, match="select_numbers"): serve(registry_with_custom_code.folder, port=0, log=log, echo=lambda text: None)
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServingError, match=f"Cannot listen on 127.0.0.1:{port} \\(Address already in use\\); choose another port"):
+            BackgroundServer(create_app(registry, log=log), port=port).start()
+        with pytest.raises(ServingError, match="Address already in use"): serve(registry.folder, port=port, log=log, echo=lambda text: None)
+    assert not log.exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(port=99999), "port must be a whole number from 0 to 65535"), (dict(port=-1), "port must be a whole number from 0 to 65535"),
+    (dict(port="8000"), "port must be a whole number"), (dict(port=True), "port must be a whole number"),
+    (dict(host=""), "host must be an address"), (dict(timeout=0), "timeout must be a number of seconds > 0"),
+    (dict(timeout=math.nan), "timeout must be a number of seconds > 0")])
+def test_bad_background_server_arguments(registry, tmp_path, arguments, message):
+    with pytest.raises(ServingError, match=message): BackgroundServer(create_app(registry, log=tmp_path / "log.db"), **arguments)
+    assert not (tmp_path / "log.db").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(version=0), "version must be a whole number >= 1"), (dict(version="1"), "version must be a whole number >= 1"),
+    (dict(name=""), "name must be the name of a registered model"), (dict(alias=""), "alias must be text")])
+def test_bad_model_choices_are_refused_by_create_app(registry, tmp_path, arguments, message):
+    with pytest.raises(ServingError, match=message): create_app(registry, log=tmp_path / "log.db", **arguments)
+    with pytest.raises(ServingError, match="No model registry folder at"): create_app(tmp_path / "no-models", log=tmp_path / "log.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_client_checks_what_it_can_before_sending(server, new_customers, log_reader):
+    before = log_reader.counts()
+    with ServiceClient(server.url) as client:
+        with pytest.raises(MlopsKitError, match="predict got no rows"): client.predict(new_customers.head(0))
+        with pytest.raises(MlopsKitError, match="predict got no rows"): client.predict([])
+        infinite = new_customers.head(2).assign(monthly_charges=[1.0, math.inf])
+        with pytest.raises(MlopsKitError, match=r"row 1, column 'monthly_charges' is inf: the service takes finite numbers"): client.predict(infinite)
+        with pytest.raises(WrongTypeError, match="item 0 is '3'"): client.predict([3])
+        with pytest.raises(MlopsKitError, match="feedback got no labels"): client.feedback({})
+        served = client.predict(new_customers.head(2).assign(monthly_charges=[math.nan, 10.0], seen=pd.Timestamp("2024-07-01")))
+        with pytest.raises(ServingError, match="must be one of the model's classes .* got nan"): client.feedback({served["id"].iloc[0]: math.nan})
+        assert client.feedback(pd.Series(np.array([1, 0]), index=served["id"])) == 2  # numpy labels are sent as plain numbers
+    assert log_reader.counts()["requests"] == before["requests"] + 1
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--port", "99999"], "argument --port: must be a whole number from 1 to 65535, got '99999'"),
+    (["--port", "0"], "argument --port: must be a whole number from 1 to 65535, got '0'"),
+    (["--port", "-1"], "argument --port: must be a whole number from 1 to 65535, got '-1'"),
+    (["--max-batch-rows", "0"], "argument --max-batch-rows: must be a whole number >= 1, got '0'"),
+    (["--max-body-bytes", "-5"], "argument --max-body-bytes: must be a whole number >= 1, got '-5'"),
+    (["--version", "0"], "argument --version: must be a whole number >= 1, got '0'"),
+    (["--version", "7"], "has no version 7"), (["--name", "churm"], "No model 'churm'"),
+    (["--log", "{tmp}"], "is a folder: give the path of a file"), (["--log", "{tmp}/notes.txt"], "is not a SQLite database"),
+    (["--log", "{tmp}/nowhere/log.db"], "nowhere does not exist"), (["--models", "{tmp}/no-models"], "no model registry folder here"),
+    (["--host", "nonsense.invalid"], "Cannot listen on nonsense.invalid")])
+def test_the_serve_command_refuses_bad_arguments_with_exit_code_2_and_no_traceback(registry, tmp_path, arguments, message):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    before = sha256(notes)
+    command = [MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--port", str(free_port()),
+               *[argument.format(tmp=tmp_path) for argument in arguments]]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 2 and re.search(message, output) and "Traceback" not in output, output
+    assert sha256(notes) == before and sorted(tmp_path.iterdir()) == [notes]  # no predictions.db made by a refused start
+
+
+def test_the_serve_command_on_a_port_in_use_says_so_and_leaves_no_log(registry, tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--port", str(taken.getsockname()[1]),
+                                   "--log", str(tmp_path / "log.db")], capture_output=True, text=True, timeout=120)
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 2 and "Address already in use); choose another port" in output and "Traceback" not in output, output
+    assert output.count("\n") == 1 and not (tmp_path / "log.db").exists()

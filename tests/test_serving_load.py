@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import free_port
 from mlops_kit.checklists import simple_model
 from mlops_kit.data import load_case_study
 from mlops_kit.lifecycle import Criteria
@@ -216,9 +217,9 @@ KILL_CLIENTS, KILL_AFTER_ACKNOWLEDGED, KILL_REQUEST_CAP = 16, 300, 100_000
 
 
 def start_cli_server(models: Path, log: Path, output: Path) -> tuple[subprocess.Popen, str]:
-    "Start `mlops-kit serve` on a free port (port 0) and return the process and its URL, once the model is ready"
+    "Start `mlops-kit serve` on a free port and return the process and its URL, once the model is ready"
     command = Path(sys.executable).with_name("mlops-kit")
-    process = subprocess.Popen([str(command), "serve", "--models", str(models), "--name", MODEL, "--port", "0", "--log", str(log)],
+    process = subprocess.Popen([str(command), "serve", "--models", str(models), "--name", MODEL, "--port", str(free_port()), "--log", str(log)],
                                stdout=output.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while "http://" not in output.read_text():

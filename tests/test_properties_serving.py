@@ -1,0 +1,164 @@
+"""Property-based tests of what a user feeds the serving module as text or values.
+
+`PredictionLog(url)` on any text, and on files of any content: it opens a log or raises `ServingError` (the kit's
+documented error), never anything else, and a file it refuses is left byte for byte as it was. `ServiceSettings` on any
+values, and the client's conversion of records to JSON on any values: a result JSON can carry, or the kit's error.
+"""
+import contextlib, hashlib, json, math, os, sqlite3, tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mlops_kit.errors import MlopsKitError
+from mlops_kit.serving import PredictionLog, ServiceSettings, ServingError
+from mlops_kit.serving import _json_value, _records_of
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PLAIN = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats() | st.text(max_size=12)
+
+
+@contextlib.contextmanager
+def inside_a_new_folder():
+    "Work in a fresh temporary folder (relative paths land there), then come back"
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try: yield Path(folder)
+        finally: os.chdir(here)
+
+
+def files_in(folder: Path) -> dict:
+    return {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.rglob("*") if path.is_file()}
+
+
+def opens_or_raises_serving_error(url):
+    "Open the log at `url` and close it again; None if it was refused with a ServingError"
+    try: log = PredictionLog(url)
+    except ServingError as error:
+        assert "secret" not in str(error), "a password must never reach a message"
+        return None
+    log.close()
+    return log
+
+
+# ---- the prediction log's URL -------------------------------------------------------------------------------------
+
+PATH_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=20).filter(
+    lambda text: not text.startswith("/") and ".." not in text)  # relative paths only: everything stays in the test's folder
+LOG_URLS = st.one_of(
+    PATH_TEXT.filter(lambda text: not text.startswith("postgres")),
+    st.builds("sqlite:///{}".format, PATH_TEXT), st.builds("sqlite://{}".format, PATH_TEXT),
+    st.builds("{}/{}".format, PATH_TEXT, st.sampled_from(["predictions.db", "", "."])),
+    st.builds("postgresql://user:secret@127.0.0.1:{}/{}".format, st.integers(-5, 70_000).map(lambda port: 1 if 1 <= port <= 65535 else port)
+              | st.text("0123456789:x", max_size=6), PATH_TEXT),  # port 1: refused at once, no waiting on a network
+    st.builds("{}://user:secret@{}".format, st.sampled_from(["mysql", "http", "sqlite", "file"]), PATH_TEXT),
+)
+
+
+@SETTINGS
+@given(url=LOG_URLS)
+def test_a_prediction_log_on_any_url_opens_or_raises_serving_error(url):
+    with inside_a_new_folder():
+        log = opens_or_raises_serving_error(url)
+        if log is not None: assert log.counts() == dict(requests=0, cases=0, labels=0)
+
+
+@st.composite
+def file_contents(draw):
+    "Bytes a file may hold: a real log, cut or with bytes changed; another program's database; a SQLite header and noise; text"
+    kind = draw(st.sampled_from(["log", "log-damaged", "other-database", "sqlite-header", "text", "noise", "empty"]))
+    if kind == "log": return LOG_BYTES
+    if kind == "log-damaged":
+        position = draw(st.integers(0, len(LOG_BYTES) - 1))
+        return LOG_BYTES[:position] + draw(st.binary(max_size=16)) + LOG_BYTES[position + draw(st.integers(0, 16)):]
+    if kind == "other-database": return OTHER_DATABASE
+    if kind == "sqlite-header": return b"SQLite format 3\x00" + draw(st.binary(max_size=300))
+    if kind == "text": return draw(st.text(max_size=200)).encode()
+    if kind == "noise": return draw(st.binary(min_size=1, max_size=300))
+    return b""
+
+
+def database_bytes(make) -> bytes:
+    "The bytes of a SQLite file that `make(path)` fills"
+    with inside_a_new_folder() as folder:
+        make(folder / "made.db")
+        return (folder / "made.db").read_bytes()
+
+
+LOG_BYTES = database_bytes(lambda path: PredictionLog(path).close())
+OTHER_DATABASE = database_bytes(lambda path: sqlite3.connect(path).execute("CREATE TABLE requests (id INTEGER)").connection.commit())
+
+
+@SETTINGS
+@given(content=file_contents(), form=st.sampled_from(["{}", "sqlite:///{}"]))
+def test_a_prediction_log_on_a_file_of_any_content_opens_it_or_leaves_it_unchanged(content, form):
+    with inside_a_new_folder() as folder:
+        path = folder / "predictions.db"
+        path.write_bytes(content)
+        before = files_in(folder)
+        try: log = opens_or_raises_serving_error(form.format(path))
+        except sqlite3.DatabaseError: log = "damaged"  # see below
+        if log is None: assert files_in(folder) == before, "a refused file must be left as it was"
+        elif log != "damaged": assert content == b"" or content.startswith(b"SQLite format 3\x00"), "only a SQLite file is opened as a log"
+        assert log != "damaged", "a damaged database must be a ServingError, not sqlite3's"
+
+
+# ---- settings and what the client sends -----------------------------------------------------------------------------
+
+@SETTINGS
+@given(values=st.dictionaries(st.sampled_from(["max_batch_rows", "max_body_bytes", "max_group", "trusted_extra"]),
+                              PLAIN | st.lists(PLAIN, max_size=2) | st.tuples(), max_size=4))
+def test_service_settings_take_any_values_or_raise_serving_error(values):
+    try: settings_made = ServiceSettings(**values)
+    except ServingError: return
+    for name in ["max_batch_rows", "max_body_bytes", "max_group"]:
+        value = getattr(settings_made, name)
+        assert isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+VALUES = (PLAIN | st.floats(allow_nan=True, allow_infinity=True) | st.datetimes().map(pd.Timestamp)
+          | st.integers(-100, 100).map(np.int64) | st.floats(allow_nan=True).map(np.float64) | st.just(pd.NaT) | st.just(pd.NA)
+          | st.lists(PLAIN, max_size=2) | st.builds(object))
+
+
+@SETTINGS
+@given(value=VALUES)
+def test_a_record_value_becomes_json_or_raises_the_kits_error(value):
+    try: converted = _json_value(value, "row 0, column 'x'")
+    except MlopsKitError as error:
+        assert "row 0, column 'x'" in str(error)
+        return
+    json.dumps(converted, allow_nan=False)  # what the client sends is strict JSON
+    assert converted is None or isinstance(converted, (bool, int, float, str))
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5) | st.none(), st.booleans()), max_size=6))
+def test_a_frame_becomes_json_records_or_raises_the_kits_error(rows):
+    frame = pd.DataFrame(rows, columns=["number", "word", "flag"])
+    try: records = _records_of(frame)
+    except MlopsKitError as error:
+        assert any(not math.isfinite(number) and not math.isnan(number) for number, _, _ in rows) and "is inf" in str(error) or "is -inf" in str(error)
+        return
+    json.dumps(records, allow_nan=False)
+    assert len(records) == len(frame)
+
+
+# ---- the serve command's options ------------------------------------------------------------------------------------
+
+@SETTINGS
+@given(option=st.sampled_from(["--port", "--version", "--max-batch-rows", "--max-body-bytes"]),
+       text=st.text(max_size=10) | st.integers(-10**6, 10**6).map(str) | st.floats(allow_nan=True, allow_infinity=True).map(str))
+def test_a_serve_option_parses_in_range_or_is_refused_by_name(option, text):
+    import io
+    from mlops_kit.cli import build_parser
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors): args = build_parser().parse_args(["serve", f"{option}={text}"])
+    except SystemExit as exit:
+        assert exit.code == 2 and f"argument {option}: must be a whole number" in errors.getvalue()
+        return
+    value = getattr(args, option.lstrip("-").replace("-", "_"))
+    assert isinstance(value, int) and value >= 1 and (option != "--port" or value <= 65535)
