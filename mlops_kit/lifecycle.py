@@ -336,6 +336,7 @@ def _html_card(title:str, fields:dict, table:pd.DataFrame|None=None)->str:
 
 # %% ../nbs/00_lifecycle.ipynb #f145ed24
 _COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+_JUST_FAILS = 1e-12  # the constraint of a value that fails a strict comparison at its threshold: just above 0
 _CRITERION_RE = re.compile(r"(?P<metric>[A-Za-z_][\w.]*)\s*(?P<comparison>[<>=!]+)\s*(?P<threshold>\S+)")
 
 def _direction_of(comparison:str)->str:
@@ -411,9 +412,11 @@ class Criterion:
         return CriterionCheck(self.passes(value), self.margin(value))
 
     def constraint(self, value:float)->float:
-        "Optuna's constraint value for `value`: <= 0 when satisfied (minus the margin; NaN gives +inf)"
+        "Optuna's constraint value for `value`: <= 0 exactly when it passes (minus the margin; NaN gives +inf)"
         margin = self.margin(value)
-        return math.inf if math.isnan(margin) else -margin
+        if math.isnan(margin): return math.inf
+        if margin == 0 and not self.passes(value): return _JUST_FAILS  # a strict '>' or '<' fails at its threshold
+        return -margin
 
     def to_dict(self)->dict:
         "Plain JSON-able form"
