@@ -131,7 +131,7 @@ CASES = {
     "assign: no solutions": (["assign", "no-such-folder", "new-exercises"], "no-such-folder"),
     "assign: over a changed exercise": (["assign", "solutions", "exercises"], "--force"),
     "grade: no notebook": (["grade", "no-such.ipynb", "--solutions", "solutions"], "no-such.ipynb"),
-    "grade: no solutions": (["grade", "exercises", "--solutions", "no-such-folder"], "no-such-folder"),
+    "grade: no solutions": (["grade", "exercises", "--solutions", "no-such-folder", "--output", "new-grades"], "no-such-folder"),
     "grade: a file where the scorecards go": (["grade", "exercises/01_the_lifecycle.ipynb", "--solutions", "solutions", "--output", "grades"], "grades"),
     "grade: no time per cell": (["grade", "exercises", "--solutions", "solutions", "--timeout", "0"], "--timeout"),
     "validate: no time per cell": (["validate", "--solutions", "solutions", "--exercises", "exercises", "--timeout", "-1"], "--timeout"),
