@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data import _holds_only_booleans
-from .lifecycle import _did_you_mean
+from .data import _as_date, _check_seed, _holds_only_booleans, _plain, _whole_number
+from .lifecycle import Criteria, Project, _did_you_mean
 from .errors import MlopsKitError
 
 # %% ../nbs/06_monitoring.ipynb #mon-004
@@ -24,13 +24,18 @@ __all__ = ['DRIFT_METHODS', 'DriftError', 'ColumnDrift', 'DriftReport', 'drift_t
            'retrain']
 
 # %% ../nbs/06_monitoring.ipynb #mon-007
+_JENSEN_SHANNON_MAX = math.sqrt(math.log(2)) # the largest Jensen-Shannon distance (natural log), about 0.833
+
 DRIFT_METHODS = {
-    "ks": dict(score="p-value", threshold=0.05, drift_when="p <= threshold", kinds=("numerical",)),
-    "wasserstein": dict(score="Wasserstein distance / std of the reference", threshold=0.1, drift_when="score >= threshold", kinds=("numerical",)),
-    "chisquare": dict(score="p-value", threshold=0.05, drift_when="p < threshold", kinds=("numerical", "categorical")),
-    "z": dict(score="p-value", threshold=0.05, drift_when="p < threshold", kinds=("numerical", "categorical")),
-    "jensenshannon": dict(score="Jensen-Shannon distance", threshold=0.1, drift_when="score >= threshold", kinds=("numerical", "categorical")),
-    "psi": dict(score="population stability index", threshold=0.1, drift_when="score >= threshold", kinds=("numerical", "categorical")),
+    "ks": dict(score="p-value", threshold=0.05, drift_when="p <= threshold", kinds=("numerical",), score_range=(0.0, 1.0)),
+    "wasserstein": dict(score="Wasserstein distance / std of the reference", threshold=0.1, drift_when="score >= threshold",
+                        kinds=("numerical",), score_range=(0.0, math.inf)),
+    "chisquare": dict(score="p-value", threshold=0.05, drift_when="p < threshold", kinds=("numerical", "categorical"), score_range=(0.0, 1.0)),
+    "z": dict(score="p-value", threshold=0.05, drift_when="p < threshold", kinds=("numerical", "categorical"), score_range=(0.0, 1.0)),
+    "jensenshannon": dict(score="Jensen-Shannon distance", threshold=0.1, drift_when="score >= threshold", kinds=("numerical", "categorical"),
+                          score_range=(0.0, _JENSEN_SHANNON_MAX)),
+    "psi": dict(score="population stability index", threshold=0.1, drift_when="score >= threshold", kinds=("numerical", "categorical"),
+                score_range=(0.0, math.inf)),
 }
 
 def _is_p_value(method:str)->bool:
@@ -40,11 +45,17 @@ def _is_p_value(method:str)->bool:
 class DriftError(MlopsKitError):
     "Bad input to monitoring (frames, columns, methods, thresholds, windows, retraining data); the message says what to fix"
 
+def _whole(value, argument:str, minimum:int|None=0, maximum:int|None=None)->int:
+    "`value` as an int (see `mlops_kit.data._whole_number`), or a `DriftError` naming `argument`"
+    try: return _whole_number(value, argument, minimum, maximum)
+    except MlopsKitError as error: raise DriftError(str(error)) from None
+
 # %% ../nbs/06_monitoring.ipynb #mon-009
 INTEGER_CATEGORY_LIMIT = 10 # integer columns with at most this many distinct values are categorical
 
 def drift_type(values:pd.Series)->str:
     "'numerical', 'categorical', 'text' or 'unknown', as Evidently 0.7 infers it (`mlops_kit.data.column_kind` describes data for schemas)"
+    if not isinstance(values, pd.Series): raise DriftError(f"values must be a pandas Series (one column), got {type(values).__name__}")
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype): return "categorical"
     if pd.api.types.is_float_dtype(dtype): return "numerical"
@@ -218,7 +229,8 @@ def _is_drift(method:str, score:float, threshold:float)->bool:
 
 # %% ../nbs/06_monitoring.ipynb #mon-019
 def _check_method(method, threshold, kind:str, column:str):
-    if method is not None and method not in DRIFT_METHODS:
+    "A DriftError unless `method` (None or a key of DRIFT_METHODS) fits `kind` and `threshold` is None or a positive number"
+    if method is not None and (not isinstance(method, str) or method not in DRIFT_METHODS):
         raise DriftError(f"Unknown drift method {method!r} for column {column!r}: use one of {list(DRIFT_METHODS)}."
                          f"{_did_you_mean(str(method), list(DRIFT_METHODS))}")
     if method is not None and kind not in DRIFT_METHODS[method]["kinds"]:
@@ -226,6 +238,38 @@ def _check_method(method, threshold, kind:str, column:str):
                          f"{[name for name, spec in DRIFT_METHODS.items() if kind in spec['kinds']]}")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold <= 0):
         raise DriftError(f"The threshold for column {column!r} must be a positive number, got {threshold!r}")
+
+def _check_threshold_range(method:str, threshold:float, column:str):
+    "A DriftError unless `threshold` is below the largest score of `method`: beyond it a column would always or never drift"
+    largest = DRIFT_METHODS[method]["score_range"][1]
+    if threshold < largest: return
+    if _is_p_value(method):
+        raise DriftError(f"The {method} method's threshold for column {column!r} is a significance level below 1 (e.g. 0.05); got {threshold!r}")
+    raise DriftError(f"The {method} method's threshold for column {column!r} must be below {largest:.3g}, the largest "
+                     f"{DRIFT_METHODS[method]['score']}; with {threshold!r} the column could never drift")
+
+_NUMBER_TYPES = ("integer", "floating", "mixed-integer-float", "decimal", "empty") # what pandas calls values that are all numbers
+
+def _value_types(values:pd.Series)->list:
+    "The names of the Python types among the non-null `values` of an object column, sorted"
+    return sorted({type(value).__name__ for value in values.dropna()})
+
+def _holds_numbers(values:pd.Series)->bool:
+    "Whether `values` can be compared as numbers: a real numeric dtype, or an object column of numbers only"
+    if pd.api.types.is_numeric_dtype(values.dtype): return not pd.api.types.is_complex_dtype(values.dtype)
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in _NUMBER_TYPES
+
+def _check_values(values:pd.Series, side:str, kind:str, column:str):
+    "A DriftError if `values` mix types (text and numbers), or are compared as numerical without being numbers"
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True).startswith("mixed") and len(_value_types(values)) > 1:
+        if not (kind == "numerical" and _holds_numbers(values)):
+            raise DriftError(f"Column {column!r} of the {side} mixes values of different types ({', '.join(_value_types(values))}), so it is "
+                             "neither numbers nor categories; clean it first: pd.to_numeric(values, errors='coerce') turns stray text into "
+                             "NaN, values.astype(str) makes every value a text category")
+    if kind == "numerical" and not _holds_numbers(values):
+        example = values.dropna().iloc[0] if values.notna().any() else None
+        raise DriftError(f"Column {column!r} cannot be compared as numerical: the {side} holds {values.dtype} values such as "
+                         f"{example!r}, not numbers; use kinds={{{column!r}: 'categorical'}}, or convert it with pd.to_numeric")
 
 
 def column_drift(reference:pd.Series, # the column in the reference data (e.g. the training data)
@@ -238,11 +282,12 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
     "Whether one column drifted between `reference` and `current`, with the method, score and reasons"
     for name, values in [("reference", reference), ("current", current)]:
         if not isinstance(values, pd.Series): raise DriftError(f"{name} must be a pandas Series (one column), got {type(values).__name__}")
-    column = column or str(reference.name)
+    column = str(column) if column is not None else str(reference.name)
     if kind is not None and kind not in ("numerical", "categorical"):
         raise DriftError(f"The kind of column {column!r} must be 'numerical' or 'categorical', got {kind!r}")
     kind = kind or _inferred_kind(reference, current)
     _check_method(method, threshold, kind, column)
+    for side, values in [("reference", reference), ("current window", current)]: _check_values(values, side, kind, column)
     if kind in ("text", "unknown"):
         reason = ("more than half of its values are distinct: free text, which a distribution test cannot compare" if kind == "text"
                   else f"its values ({reference.dtype}) are neither numbers nor categories")
@@ -256,8 +301,7 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
     unique_values = _union_size(reference_sample, current_sample, merged)
     default, reason = _default_method(kind, reference_sample.rows, unique_values)
     method, reason = (method, "you chose it") if method is not None else (default, reason)
-    if threshold is not None and _is_p_value(method) and threshold >= 1:
-        raise DriftError(f"The {method} method's threshold for column {column!r} is a significance level below 1 (e.g. 0.05); got {threshold!r}")
+    if threshold is not None: _check_threshold_range(method, threshold, column)
     threshold = float(threshold if threshold is not None else DRIFT_METHODS[method]["threshold"])
     score = _score(method, reference_sample, current_sample, merged)
     return ColumnDrift(column, kind, "drift" if _is_drift(method, score, threshold) else "no drift", method, reason, threshold,
@@ -316,14 +360,30 @@ def _check_frames(reference, current, columns)->list:
     "The columns to compare; raises DriftError for frames that are not DataFrames or columns missing from one of them"
     for name, frame in [("reference", reference), ("current", current)]:
         if not isinstance(frame, pd.DataFrame): raise DriftError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+        repeated = frame.columns[frame.columns.duplicated()].tolist()
+        if repeated: raise DriftError(f"The {name} frame has repeated column names {repeated}; give each column its own name")
+        if len(frame) == 0: raise DriftError(f"The {name} frame has no rows: there is nothing to compare")
     if isinstance(columns, str): raise DriftError(f"columns must be a list of names, like [{columns!r}]")
+    if columns is not None and not isinstance(columns, (list, tuple, pd.Index)):
+        raise DriftError(f"columns must be a list of names, got {type(columns).__name__}")
+    if columns is None and not set(reference.columns) & set(current.columns):
+        raise DriftError(f"The reference and current frames have no column in common, so nothing can be compared; reference: "
+                         f"{_names(reference.columns)}; current: {_names(current.columns)}")
     columns = list(reference.columns) if columns is None else list(columns)
+    if not columns: raise DriftError("columns is empty: name at least one column to compare")
+    repeated = sorted({str(name) for name in columns if columns.count(name) > 1})
+    if repeated: raise DriftError(f"columns names {repeated} more than once; name each column once")
     for name in columns:
         for frame, where in [(reference, "reference"), (current, "current")]:
             if name not in frame.columns:
                 raise DriftError(f"Column {name!r} is missing from the {where} frame, so it cannot be compared: pass `columns=` "
                                  f"to choose the columns.{_did_you_mean(str(name), [str(other) for other in frame.columns])}")
     return columns
+
+def _names(columns, limit:int=8)->str:
+    "Up to `limit` column names, for a message"
+    names = [str(name) for name in columns]
+    return ", ".join(repr(name) for name in names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "") if names else "none"
 
 def _check_per_column(settings, columns:list, what:str)->dict:
     if settings is None: return {}
@@ -334,7 +394,7 @@ def _check_per_column(settings, columns:list, what:str)->dict:
 
 def drift_report(reference:pd.DataFrame, # the data the model was trained on (or a sample of it)
                  current:pd.DataFrame, # a window of recent inputs
-                 columns:list|None=None, # the columns to compare; None: every column both frames have
+                 columns:list|None=None, # the columns to compare; None: every column of the reference (each must be in current)
                  kinds:dict|None=None, # column -> 'numerical' or 'categorical', where inference would be wrong
                  methods:dict|None=None, # column -> a key of DRIFT_METHODS, to override the default
                  thresholds:dict|None=None, # column -> threshold, to override the method's default
@@ -352,6 +412,43 @@ def drift_report(reference:pd.DataFrame, # the data the model was trained on (or
 
 # %% ../nbs/06_monitoring.ipynb #mon-029
 MIN_LABELS = 50 # fewer labelled cases than this: metrics are not measured
+
+def _seed(seed)->int:
+    "`seed` as an int (see `mlops_kit.data._check_seed`), or a `DriftError`"
+    try: return _check_seed(seed)
+    except MlopsKitError as error: raise DriftError(str(error)) from None
+
+def _not_labels(values:pd.Series)->pd.Series:
+    "The values of `values` (nulls left out) that are not the labels 0 and 1"
+    present = values.dropna()
+    numbers = pd.to_numeric(present, errors="coerce") if not pd.api.types.is_bool_dtype(present.dtype) else present.astype(int)
+    return present[~numbers.isin([0, 1])]
+
+def _check_labels(values:pd.Series, column:str, what:str):
+    "A DriftError naming `column` unless its non-null values are the labels 0 and 1"
+    wrong = _not_labels(values)
+    if wrong.empty: return
+    examples = ", ".join(repr(_plain(value)) for value in pd.unique(wrong)[:3])
+    numbers = pd.to_numeric(wrong, errors="coerce")
+    hint = (" They look like probabilities: put them in the `probability` column." if numbers.between(0, 1).all() else
+            " Map your labels to 0 and 1 first, 1 for the positive class.")
+    raise DriftError(f"The {column} column must hold {what}, the labels 0 and 1, but {len(wrong):,} of its values are not, e.g. {examples}.{hint}")
+
+def _check_cases(window):
+    "A DriftError unless `window` is a DataFrame of predicted cases: 0/1 predictions, probabilities from 0 to 1, 0/1 labels or NaN"
+    if not isinstance(window, pd.DataFrame): raise DriftError(f"window must be a DataFrame of predicted cases, got {type(window).__name__}")
+    missing = [column for column in ["prediction", "probability"] if column not in window]
+    if missing: raise DriftError(f"The window lacks the column(s) {missing}; pass cases as PredictionLog.window() gives them")
+    if window["prediction"].isna().any():
+        raise DriftError(f"The prediction column has {window['prediction'].isna().sum():,} missing values; every predicted case needs its prediction")
+    _check_labels(window["prediction"], "prediction", "the predicted labels")
+    if "label" in window: _check_labels(window["label"], "label", "the true labels (NaN until known)")
+    probability = pd.to_numeric(window["probability"], errors="coerce")
+    outside = window["probability"][probability.isna() | ~probability.between(0, 1)]
+    if len(outside): raise DriftError(f"The probability column must hold numbers from 0 to 1 for every case; {len(outside):,} do not, "
+                                      f"e.g. {_plain(outside.iloc[0])!r}")
+    if "latency_ms" in window and not pd.api.types.is_numeric_dtype(window["latency_ms"]):
+        raise DriftError(f"The latency_ms column must hold numbers (milliseconds), got {window['latency_ms'].dtype} values")
 
 _LATENCY_QUANTILES = {"latency_p50_ms": 50, "latency_p95_ms": 95, "latency_p99_ms": 99}
 
@@ -424,9 +521,10 @@ def performance_report(window:pd.DataFrame, # predicted cases: prediction, proba
                        seed:int=0, # for the simulation
                       )->PerformanceReport:
     "Measure the criteria on labelled cases and estimate them from probabilities; raises DriftError for a bad window"
-    if not isinstance(window, pd.DataFrame): raise DriftError(f"window must be a DataFrame of predicted cases, got {type(window).__name__}")
-    missing = [column for column in ["prediction", "probability"] if column not in window]
-    if missing: raise DriftError(f"The window lacks the column(s) {missing}; pass cases as PredictionLog.window() gives them")
+    _check_cases(window)
+    if not isinstance(criteria, Criteria): raise DriftError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(criteria).__name__}")
+    if not isinstance(name, str): raise DriftError(f"name must be text, like '2025-03', got {name!r}")
+    draws, seed = _whole(draws, "draws"), _seed(seed)
     labels = window["label"] if "label" in window else pd.Series(np.nan, index=window.index)
     labelled = window[labels.notna()]
     measured = _measured_metrics(window, criteria, labelled)
@@ -471,20 +569,34 @@ def _alerts_of(window:str, at:pd.Timestamp, drift:DriftReport|None, performance:
     return alerts
 
 # %% ../nbs/06_monitoring.ipynb #mon-035
+def _duration(value, argument:str)->pd.Timedelta:
+    "`value` (text like '60D' or a Timedelta) as a `pd.Timedelta` of zero or more, or a DriftError naming `argument`"
+    accepted = "a duration like '60D', '12h' or pd.Timedelta(days=60)"
+    if isinstance(value, (bool, int, float, np.number)):
+        raise DriftError(f"{argument} must be {accepted}; a bare number has no unit, got {value!r}")
+    try: duration = pd.Timedelta(value)
+    except (TypeError, ValueError): duration = pd.NaT
+    if pd.isna(duration): raise DriftError(f"{argument} must be {accepted}, got {value!r}")
+    if duration < pd.Timedelta(0): raise DriftError(f"{argument} must not be negative, got {value!r}")
+    return duration
+
 class AlertPolicy:
     "Raise alerts from window reports, one per incident: an alert of the same kind and subject waits out `cooldown`"
     def __init__(self, cooldown="60D", # a pandas Timedelta (text like '60D' or a Timedelta)
                  project=None, # a `Project` journal to record alerts in
                 ):
-        try: self.cooldown = pd.Timedelta(cooldown)
-        except (TypeError, ValueError): self.cooldown = pd.NaT
-        if pd.isna(self.cooldown): raise DriftError(f"cooldown must be a duration like '60D' or '12h', got {cooldown!r}")
-        if self.cooldown < pd.Timedelta(0): raise DriftError(f"cooldown must not be negative, got {cooldown!r}")
+        self.cooldown = _duration(cooldown, "cooldown")
+        if project is not None and not isinstance(project, Project):
+            raise DriftError(f"project must be a mlops_kit.lifecycle.Project (a journal) or None, got {type(project).__name__}")
         self.project, self.raised, self._seen = project, [], []
 
     def consider(self, window:str, at, drift:DriftReport|None=None, performance:PerformanceReport|None=None)->list:
         "The new alerts for this window (others are within their cooldown); records them in the project journal"
-        at = pd.Timestamp(at)
+        if not isinstance(window, str): raise DriftError(f"window must be the window's name as text, like '2025-03', got {window!r}")
+        try: at = _as_date(at, "at")
+        except MlopsKitError as error: raise DriftError(str(error)) from None
+        for argument, report, kind in [("drift", drift, DriftReport), ("performance", performance, PerformanceReport)]:
+            if report is not None and not isinstance(report, kind): raise DriftError(f"{argument} must be a {kind.__name__} or None, got {type(report).__name__}")
         new = []
         for alert in _alerts_of(window, at, drift, performance):
             ongoing = self._same_incident(alert)
@@ -501,19 +613,41 @@ class AlertPolicy:
                    for earlier in self._seen)
 
 # %% ../nbs/06_monitoring.ipynb #mon-038
-def _windows(cases:pd.DataFrame, time_column:str, window)->list:
-    "(name, end time, cases) per window: `window` an int (that many cases each) or a pandas frequency like 'MS' or '7D'"
-    if isinstance(window, bool) or not isinstance(window, (int, str)):
-        raise DriftError(f"window must be a number of cases (like 1000) or a pandas frequency (like 'MS' or '7D'), got {window!r}")
-    if time_column not in cases: raise DriftError(f"The cases lack the time column {time_column!r}; pass time_column=")
-    cases = cases.sort_values(time_column, kind="stable")
-    times = pd.to_datetime(cases[time_column])
-    if isinstance(window, int):
+def _window_size(window):
+    "`window` as a number of cases (int >= 1) or a pandas frequency of positive length ('MS', '7D', '2MS'), or a DriftError"
+    accepted = "a number of cases (like 1000) or a pandas frequency (like 'MS', '7D' or '2MS')"
+    if isinstance(window, (int, np.integer)) and not isinstance(window, (bool, np.bool_)):
         if window < 1: raise DriftError(f"window must be at least 1 case, got {window}")
-        return [(f"cases {start + 1}-{min(start + window, len(cases))}", times.iloc[min(start + window, len(cases)) - 1],
-                 cases.iloc[start:start + window]) for start in range(0, len(cases), window)]
+        return int(window)
+    if not isinstance(window, str): raise DriftError(f"window must be {accepted}, got {window!r}")
     try: offset = pd.tseries.frequencies.to_offset(window)
     except ValueError: raise DriftError(f"{window!r} is not a pandas frequency such as 'MS' (months) or '7D'") from None
+    if offset.n < 1: raise DriftError(f"window {window!r} must cover a positive length of time, like 'MS' or '7D'")
+    return window
+
+def _case_times(cases:pd.DataFrame, time_column:str)->pd.Series:
+    "The dates in `cases[time_column]`, or a DriftError if the column is missing, not dates, or has gaps"
+    if time_column not in cases: raise DriftError(f"The cases lack the time column {time_column!r}; pass time_column=")
+    values = cases[time_column]
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        raise DriftError(f"The time column {time_column!r} holds numbers ({values.dtype}), not dates; convert it with pd.to_datetime")
+    try: times = pd.to_datetime(values, format="ISO8601") if not pd.api.types.is_datetime64_any_dtype(values) else values
+    except (TypeError, ValueError):
+        raise DriftError(f"The time column {time_column!r} holds values that are not dates, e.g. {values.iloc[0]!r}; "
+                         "give ISO dates like '2025-03-01' or datetimes") from None
+    if times.isna().any(): raise DriftError(f"{times.isna().sum():,} cases have no time in {time_column!r}; every case needs one to be put in a window")
+    return times
+
+def _windows(cases:pd.DataFrame, time_column:str, window)->list:
+    "(name, end time, cases) per window: `window` an int (that many cases each) or a pandas frequency like 'MS' or '7D'"
+    window = _window_size(window)
+    times = _case_times(cases, time_column)
+    order = np.argsort(times.to_numpy(), kind="stable")
+    cases, times = cases.iloc[order], times.iloc[order]
+    if isinstance(window, int):
+        return [(f"cases {start + 1}-{min(start + window, len(cases))}", times.iloc[min(start + window, len(cases)) - 1],
+                 cases.iloc[start:start + window]) for start in range(0, len(cases), window)]
+    offset = pd.tseries.frequencies.to_offset(window)
     label = "%Y-%m" if offset.rule_code in ("MS", "ME", "M") and offset.n == 1 else "%Y-%m-%d"
     groups = cases.assign(_time=times).groupby(pd.Grouper(key="_time", freq=offset), sort=True)
     return [(f"{start:{label}}", start + offset - pd.Timedelta(1, "us"), group.drop(columns="_time"))
@@ -531,6 +665,12 @@ def _mark_alerts(axes, alerts:list, kinds:tuple):
         if alert.kind in kinds: axes.axvline(alert.at, color="tab:red", linestyle="--", linewidth=1)
 
 # %% ../nbs/06_monitoring.ipynb #mon-041
+_DRIFT_OPTIONS = ("kinds", "methods", "thresholds", "drift_share") # what `drift_options` may set
+
+def _described(value)->str:
+    "A short description of `value` for a message: its type, and its size for a frame"
+    return f"a DataFrame with {len(value)} rows" if isinstance(value, pd.DataFrame) else type(value).__name__
+
 class MonitoringLoop:
     "Drift and performance per window of predicted cases, with alerts; `run(cases)`, then `drift_`, `performance_`, `alerts_`"
     def __init__(self, reference:pd.DataFrame, # the training features (e.g. `ModelBundle.reference`)
@@ -549,13 +689,13 @@ class MonitoringLoop:
         "Watch `cases` (a DataFrame like `PredictionLog.window()`, or a `PredictionLog`) window by window"
         cases = cases.window() if hasattr(cases, "window") and not isinstance(cases, pd.DataFrame) else cases
         if not isinstance(cases, pd.DataFrame): raise DriftError(f"run takes a DataFrame of cases or a PredictionLog, got {type(cases).__name__}")
-        features = self.features or [name for name in self.reference.columns if name in cases.columns and name not in ("label", "churned")]
+        features, lag = self._check(cases), _duration(self.label_lag, "label_lag")
         policy = self.policy or AlertPolicy()
-        lag = pd.Timedelta(self.label_lag)
+        reports = [(name, end, group, drift_report(self.reference[features], group[features], **(self.drift_options or {})),
+                    performance_report(group, self.criteria, name, draws=0))
+                   for name, end, group in _windows(cases, self.time_column, self.window)]
         drift_rows, performance_rows, self.reports_ = [], [], []
-        for name, end, group in _windows(cases, self.time_column, self.window):
-            drift = drift_report(self.reference[features], group[features], **(self.drift_options or {}))
-            performance = performance_report(group, self.criteria, name, draws=0)
+        for name, end, group, drift, performance in reports:  # every window was checked: now the alerts, and their journal records
             policy.consider(name, end, drift=drift)
             policy.consider(name, end + lag, performance=performance)
             drift_rows += [dict(window=name, end=end, column=result.column, method=result.method, score=result.score,
@@ -567,12 +707,38 @@ class MonitoringLoop:
         self.alerts_ = sorted(policy.raised, key=lambda alert: alert.at)
         return self
 
+    def _check(self, cases:pd.DataFrame)->list:
+        "The features to watch, once the settings and `cases` are checked: a mistake is found before any alert is recorded"
+        if not isinstance(self.reference, pd.DataFrame) or len(self.reference) == 0:
+            raise DriftError(f"reference must be a DataFrame of training features with rows, got {_described(self.reference)}")
+        if not isinstance(self.criteria, Criteria): raise DriftError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(self.criteria).__name__}")
+        if self.policy is not None and not isinstance(self.policy, AlertPolicy):
+            raise DriftError(f"policy must be an AlertPolicy or None, got {type(self.policy).__name__}")
+        options = self.drift_options if self.drift_options is not None else {}
+        if not isinstance(options, dict) or set(options) - set(_DRIFT_OPTIONS):
+            raise DriftError(f"drift_options must be a dict with some of the keys {list(_DRIFT_OPTIONS)} (arguments of drift_report), got {options!r}")
+        _window_size(self.window)
+        _check_cases(cases)
+        features = self.features if self.features is not None else [
+            name for name in self.reference.columns if name in cases.columns and name not in ("label", "churned")]
+        if isinstance(features, str) or not isinstance(features, (list, tuple)) or not features:
+            raise DriftError(f"features must be a non-empty list of column names, got {features!r}")
+        for frame, where in [(self.reference, "reference"), (cases, "cases")]:
+            missing = [name for name in features if name not in frame.columns]
+            if missing: raise DriftError(f"The feature(s) {missing} are not columns of the {where}.{_did_you_mean(str(missing[0]), [str(name) for name in frame.columns])}")
+        return list(features)
+
+    def _check_ran(self):
+        if not hasattr(self, "alerts_"): raise DriftError("The loop has not run yet: call loop.run(cases) first")
+
     def alerts(self)->pd.DataFrame:
         "One row per alert: when, window, kind, subject, recommendation, evidence"
+        self._check_ran()
         return pd.DataFrame([alert.to_dict() for alert in self.alerts_], columns=["kind", "window", "at", "recommendation", "subject", "evidence"])
 
     def plot_drift(self, columns:list|None=None):
         "Each column's drift score relative to its threshold per window (log scale; >= 1: drift), alerts as red lines"
+        self._check_ran()
         import matplotlib.pyplot as plt
         frame = self.drift_.assign(severity=self.drift_.apply(_severity, axis=1)).dropna(subset=["severity"])
         columns = columns or sorted(frame.column.unique())
@@ -590,6 +756,7 @@ class MonitoringLoop:
 
     def plot_performance(self):
         "Each measured criterion metric per window, its threshold dashed, performance alerts as red lines"
+        self._check_ran()
         import matplotlib.pyplot as plt
         measured = [criterion for criterion in self.criteria if criterion.metric in self.performance_]
         figure, all_axes = plt.subplots(len(measured) or 1, 1, figsize=(9, 2.2 * max(len(measured), 1)), sharex=True, squeeze=False)
@@ -659,6 +826,10 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
         raise DriftError(f"recent must be a mlops_kit.data.Dataset with a time column (to hold out its latest cases), got {type(recent).__name__}")
     if isinstance(holdout_share, bool) or not isinstance(holdout_share, (int, float)) or not 0 < holdout_share < 1:
         raise DriftError(f"holdout_share must be between 0 and 1, got {holdout_share!r}")
+    if not isinstance(criteria, Criteria): raise DriftError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(criteria).__name__}")
+    if not isinstance(name, str) or not name: raise DriftError(f"name must be the model's name in the registry, like 'churn', got {name!r}")
+    if author is not None and not isinstance(author, str): raise DriftError(f"author must be a name (text) or None, got {author!r}")
+    n_trials, seed = _whole(n_trials, "n_trials", 1), _seed(seed)
     decisions = []
     if project is not None and str(project.phase) == "deployment":
         _record(project, decisions, "deployment", "iterate", "development", f"Retrain {name!r} on {len(recent.frame):,} recent labelled cases", {}, author)
