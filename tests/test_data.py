@@ -592,3 +592,75 @@ def test_infinite_reference_values_are_left_out_of_the_range():
     schema = infer_schema(pd.DataFrame({"spend": [1.0, 2.0, np.inf]}))
     assert (schema.columns["spend"].minimum, schema.columns["spend"].maximum) == (1.0, 2.0)
     assert validate(pd.DataFrame({"spend": [1.5, np.inf]}), schema).kind.tolist() == ["out_of_range"]
+
+
+# --- issue 13: the `case-study` and `check-data` commands, run as a user runs them -------------------------------------
+
+import hashlib, subprocess, sys
+from pathlib import Path
+
+COMMAND = str(Path(sys.executable).parent / "mlops-kit")
+
+
+def run_command(*arguments, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([COMMAND, *arguments], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def hashes(folder:Path)->dict:
+    "sha256 of every file under `folder`, by relative path: what a refused command must leave as it was"
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    "A folder with a small data file, a read-only file, an empty file, a header-only file and a sub-folder"
+    (tmp_path / "churn.csv").write_text("customer_id,month,plan,churned\nC1,2024-01-01,basic,0\nC2,2024-02-01,premium,1\n")
+    (tmp_path / "notes.csv").write_text("my own notes")
+    (tmp_path / "locked.csv").write_text("kept as it is")
+    (tmp_path / "locked.csv").chmod(0o444)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "header.csv").write_text("customer_id,month,plan,churned\n")
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["case-study", "churn.csv", "--ground-truth", "churn.csv"], "OUTPUT and --ground-truth name the same file (churn.csv)"),
+    (["case-study", "churn.csv", "--ground-truth", "./churn.csv", "--overwrite"], "OUTPUT and --ground-truth name the same file"),
+    (["case-study", "new.csv", "--ground-truth", "folder/../new.csv"], "OUTPUT and --ground-truth name the same file"),
+    (["case-study", "churn.csv"], "churn.csv exists already: choose another file name or remove it first, or pass --overwrite"),
+    (["case-study", "new.csv", "--ground-truth", "notes.csv"], "notes.csv exists already"),
+    (["case-study", "locked.csv", "--overwrite"], "locked.csv: is read-only: it is kept as it is, even with --overwrite"),
+    (["case-study", "folder", "--overwrite"], "folder: is a folder, not a file"),
+    (["case-study", "new.csv", "--ground-truth", "folder"], "folder: is a folder, not a file"),
+    (["case-study", "missing/new.csv"], "missing: no such folder to write new.csv into"),
+    (["case-study", "new.csv", "--seed", "-1"], "`seed` must be a whole number from 0 to 4,294,967,295, got -1"),
+    (["case-study", "new.csv", "--seed", "4294967296"], "`seed` must be a whole number from 0 to 4,294,967,295"),
+    (["case-study", "new.csv", "--seed", "forty-two"], "invalid int value: 'forty-two'"),
+    (["check-data", "churn.csv", "absent.csv"], "absent.csv: no such file"),
+    (["check-data", "churn.csv", "folder"], "folder: is a folder, not a CSV file"),
+    (["check-data", "churn.csv", "empty.csv"], "empty.csv is not a readable CSV file"),
+    (["check-data", "churn.csv", "header.csv"], "header.csv has no rows of data, only a header"),
+    (["check-data", "notes.csv", "churn.csv"], "notes.csv has no rows of data"),
+    (["check-data", "churn.csv", "churn.csv", "--target", "churn"], "--target 'churn' is not a column of churn.csv; its columns are"),
+    (["check-data", "churn.csv", "churn.csv", "--time-column", "when"], "--time-column 'when' is not a column of churn.csv"),
+    (["check-data", "churn.csv", "churn.csv", "--id-column", "id"], "--id-column 'id' is not a column of churn.csv"),
+    (["check-data", "churn.csv", "churn.csv", "--time-column", "plan"], "--time-column 'plan' of churn.csv does not hold dates"),
+    (["check-data", "churn.csv", "churn.csv", "--target", "churned", "--id-column", "churned"], "must name different columns"),
+])
+def test_data_commands_refuse_bad_arguments_in_one_line_and_write_nothing(workspace, arguments, message):
+    before = hashes(workspace)
+    result = run_command(*arguments, cwd=workspace)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert hashes(workspace) == before  # nothing written, nothing changed, nothing left behind
+
+
+def test_case_study_overwrites_only_with_overwrite_and_writes_both_files(workspace):
+    before = hashes(workspace)
+    result = run_command("case-study", "churn.csv", "--ground-truth", "notes.csv", "--seed", "3", "--overwrite", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(workspace / "churn.csv").shape == load_case_study(seed=3).frame.shape
+    assert set(pd.read_csv(workspace / "notes.csv").kind) == set(PROBLEM_KINDS)
+    after = hashes(workspace)
+    assert {name for name in after if after[name] != before.get(name)} == {"churn.csv", "notes.csv"}  # no temporary file left
