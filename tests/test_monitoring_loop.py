@@ -492,7 +492,8 @@ def test_labels_as_booleans_or_floats_with_gaps_are_fine():
 
 @pytest.mark.parametrize("arguments, message", [
     (dict(criteria="recall >= 0.6"), "criteria must be a mlops_kit.lifecycle.Criteria, got str"),
-    (dict(draws=-1), "`draws` must be a whole number from 0 up, got -1"), (dict(draws="100"), "`draws` must be a whole number"),
+    (dict(draws=-1), "`draws` must be a whole number from 0 to 100,000, got -1"), (dict(draws="100"), "`draws` must be a whole number"),
+    (dict(draws=1e20), "`draws` must be a whole number from 0 to 100,000"),
     (dict(seed=-1), "`seed` must be a whole number from 0 to 4,294,967,295"), (dict(name=7), "name must be text")])
 def test_performance_report_arguments_are_checked(arguments, message):
     with pytest.raises(DriftError) as raised: performance_report(calibrated_cases(), **{"criteria": CRITERIA, **arguments})
