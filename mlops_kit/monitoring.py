@@ -278,6 +278,11 @@ def _check_same_family(reference:pd.Series, current:pd.Series, column:str):
         raise DriftError(f"Column {column!r} holds {families[0]} in the reference but {families[1]} in the current window, so the two "
                          "cannot be compared; convert the current window's values to what the model was trained on")
 
+def _countable(values:pd.Series)->bool:
+    "Whether every value can be hashed, so counted as a category (lists, dicts and sets cannot)"
+    try: return pd.util.hash_pandas_object(values.dropna(), index=False) is not None
+    except TypeError: return False
+
 def _check_values(values:pd.Series, side:str, kind:str|None, column:str):
     "A DriftError if `values` mix types (text and numbers), or are to be compared as numerical (`kind`) without being numbers"
     if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True).startswith("mixed") and len(_value_types(values)) > 1:
@@ -285,6 +290,9 @@ def _check_values(values:pd.Series, side:str, kind:str|None, column:str):
             raise DriftError(f"Column {column!r} of the {side} mixes values of different types ({', '.join(_value_types(values))}), so it is "
                              "neither numbers nor categories; clean it first: pd.to_numeric(values, errors='coerce') turns stray text into "
                              "NaN, values.astype(str) makes every value a text category")
+    if _family(values) == "other values" and not _countable(values):
+        raise DriftError(f"Column {column!r} of the {side} holds values that cannot be counted as categories (lists, dicts or sets); "
+                         "turn them into text first, e.g. values.astype(str)")
     if kind == "numerical" and not _holds_numbers(values):
         example = values.dropna().iloc[0] if values.notna().any() else None
         raise DriftError(f"Column {column!r} cannot be compared as numerical: the {side} holds {values.dtype} values such as "
@@ -312,9 +320,7 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
         reason = ("more than half of its values are distinct: free text, which a distribution test cannot compare" if kind == "text"
                   else f"its values ({reference.dtype}) are neither numbers nor categories")
         return ColumnDrift(column, kind, "skipped", reason=f"Skipped: {reason}.")
-    try: reference_sample, current_sample = _Sample(reference, kind), _Sample(current, kind)
-    except TypeError: raise DriftError(f"Column {column!r} holds values that cannot be counted as categories (lists, dicts or sets); "
-                                       "turn them into text first, e.g. values.astype(str)") from None
+    reference_sample, current_sample = _Sample(reference, kind), _Sample(current, kind)
     if not reference_sample.rows or not current_sample.rows:
         empty = "reference" if not reference_sample.rows else "current window"
         return ColumnDrift(column, kind, "empty", reason=f"No verdict: the {empty} has no values left after dropping NaN and +-inf.",

@@ -647,3 +647,15 @@ def test_a_method_that_is_not_text_is_a_clear_drift_error(small_frame, method):
 
 def test_drift_type_refuses_what_is_not_a_column():
     with pytest.raises(DriftError, match="values must be a pandas Series"): drift_type([1, 2, 3])
+
+
+def test_text_in_the_reference_and_numbers_in_the_window_is_refused_by_name():
+    reference = pd.Series(["basic", "premium"] * 50, name="plan")
+    with pytest.raises(DriftError, match="Column 'plan' holds text in the reference but numbers in the current window"):
+        column_drift(reference, pd.Series([1, 2] * 50))
+
+
+def test_values_that_cannot_be_counted_are_refused_by_name():
+    tags = pd.Series([["a"], ["b"]] * 30, name="tags")
+    with pytest.raises(DriftError, match="Column 'tags' of the reference holds values that cannot be counted as categories"):
+        column_drift(tags, tags, kind="categorical")

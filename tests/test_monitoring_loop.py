@@ -555,3 +555,9 @@ def test_a_bad_late_window_leaves_the_journal_as_it_was(tmp_path, reference, str
     assert file_hash(project.path) == before and Project.open(project.path).records("alert") == []
     assert len(MonitoringLoop(reference, CRITERIA, window="MS", policy=AlertPolicy("60D", project=project)).run(stream).alerts_) > 0
     assert file_hash(project.path) != before  # the same loop on good cases does record its alerts
+
+
+def test_a_window_that_would_cut_the_cases_into_too_many_pieces_is_refused(reference, stream):
+    "'1s' over 18 months would be 47 million windows: a mistake, refused before any work rather than a hang"
+    with pytest.raises(DriftError, match=r"window '1s' would cut the cases' .* into about [\d,]+ windows, more than 10,000"):
+        MonitoringLoop(reference, CRITERIA, window="1s").run(stream)
