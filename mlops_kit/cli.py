@@ -13,30 +13,64 @@ from . import __version__
 from .errors import MlopsKitError
 
 # %% ../nbs/09_cli.ipynb #2d8bc6ee
+import errno, stat, tempfile
+
 def _add_case_study_command(subcommands):
     "`mlops-kit case-study`: write the course's case study to a CSV file"
     parser = subcommands.add_parser("case-study", help="write the case study (and its planted problems) to CSV files",
-                                    description="Generate the course's churn case study and write it to CSV.")
+                                    description="Generate the course's churn case study and write it to CSV. Both files are "
+                                                "checked before anything is written, and written together or not at all.")
     parser.add_argument("output", type=Path, help="CSV file to write the data to")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed, a whole number from 0 to 4294967295 (default: 42)")
     parser.add_argument("--ground-truth", type=Path, help="also write the planted problems to this CSV file")
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     parser.set_defaults(run=_run_case_study)
+
+def _refuse_same_file(paths:dict):
+    "Raise `MlopsKitError` if two of `paths` (option -> path) are the same file, however they are spelled"
+    seen = {}
+    for option, path in paths.items():
+        key = path.resolve()
+        if key in seen: raise MlopsKitError(f"{seen[key]} and {option} name the same file ({path}): one would be written over the "
+                                            "other; give two different file names")
+        seen[key] = option
+
+def _write_together(writers:dict):
+    "Write each path of `writers` (path -> function writing a file) to a temporary file beside it, then move them all into place"
+    written = {}
+    try:
+        for path, write in writers.items():
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(handle)
+            written[path] = Path(temporary)
+            write(written[path])
+        for path, temporary in written.items(): os.replace(temporary, path)
+    finally:
+        for temporary in written.values(): temporary.unlink(missing_ok=True)
 
 def _run_case_study(args) -> int:
     from mlops_kit.data import load_case_study
-    for path in filter(None, [args.output, args.ground_truth]): _refuse_existing(path)
-    case_study = load_case_study(seed=args.seed)
-    case_study.frame.to_csv(args.output, index=False)
+    outputs = {"OUTPUT": args.output, **({"--ground-truth": args.ground_truth} if args.ground_truth else {})}
+    _refuse_same_file(outputs)
+    for path in outputs.values(): _refuse_existing(path, args.overwrite)
+    case_study = load_case_study(seed=args.seed)  # checks the seed, before anything is written
+    writers = {args.output: lambda path: case_study.frame.to_csv(path, index=False)}
+    if args.ground_truth: writers[args.ground_truth] = lambda path: case_study.ground_truth.table().to_csv(path, index=False)
+    _write_together(writers)
     print(f"wrote {len(case_study.frame):,} rows x {case_study.frame.shape[1]} columns to {args.output}")
-    if args.ground_truth:
-        case_study.ground_truth.table().to_csv(args.ground_truth, index=False)
-        print(f"wrote {len(case_study.ground_truth)} planted problems to {args.ground_truth}")
+    if args.ground_truth: print(f"wrote {len(case_study.ground_truth)} planted problems to {args.ground_truth}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #144cdb40
-def _refuse_existing(path: Path):
-    "Raise `FileExistsError` if `path` exists, so nothing saved is overwritten"
-    if path.exists(): raise FileExistsError(f"{path} exists already: choose another file name or remove it first")
+def _refuse_existing(path: Path, overwrite: bool = False):
+    "Raise an `OSError` unless `path` can be written: its folder exists, it is no folder, and it does not exist (or `overwrite`)"
+    if not path.parent.is_dir(): raise FileNotFoundError(errno.ENOENT, f"no such folder to write {path.name} into", str(path.parent))
+    if path.is_dir(): raise IsADirectoryError(errno.EISDIR, "is a folder, not a file: give a file name", str(path))
+    if not path.exists(): return
+    if not overwrite: raise FileExistsError(f"{path} exists already: choose another file name or remove it first, "
+                                            "or pass --overwrite to replace it")
+    if not stat.S_IMODE(path.stat().st_mode) & 0o222 or not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, "is read-only: it is kept as it is, even with --overwrite", str(path))
 
 # %% ../nbs/09_cli.ipynb #fdce030f
 def _add_check_data_command(subcommands):
@@ -61,17 +95,35 @@ def _parse_iso_dates(frame):
     return frame
 
 def _read_csv(path:Path):
-    "The CSV file at `path` as a DataFrame, with ISO dates parsed"
+    "The CSV file at `path` as a DataFrame with rows, with ISO dates parsed; a clear error for a folder, a missing or empty file"
     import pandas as pd
+    if path.is_dir(): raise IsADirectoryError(errno.EISDIR, "is a folder, not a CSV file", str(path))
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
-    try: return _parse_iso_dates(pd.read_csv(path))
+    try: frame = _parse_iso_dates(pd.read_csv(path))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise MlopsKitError(f"{path} is not a readable CSV file: {error}") from None
+    if frame.empty: raise MlopsKitError(f"{path} has no rows of data, only a header: there is nothing to check")
+    return frame
+
+def _check_column_options(args, frame, path:Path):
+    "Clear errors naming the option unless --target, --time-column and --id-column name distinct columns of `frame`"
+    import pandas as pd
+    options = {"--target": args.target, "--time-column": args.time_column, "--id-column": args.id_column}
+    given = {option: name for option, name in options.items() if name is not None}
+    for option, name in given.items():
+        if name not in frame.columns:
+            shown = ", ".join(repr(column) for column in list(frame.columns)[:12]) + (", ..." if len(frame.columns) > 12 else "")
+            raise MlopsKitError(f"{option} {name!r} is not a column of {path}; its columns are {shown}")
+    if len(set(given.values())) < len(given): raise MlopsKitError(f"{' and '.join(given)} must name different columns, got {given}")
+    if args.time_column is not None and not pd.api.types.is_datetime64_any_dtype(frame[args.time_column]):
+        raise MlopsKitError(f"--time-column {args.time_column!r} of {path} does not hold dates: every value must be an ISO date, "
+                            "like 2025-02-01")
 
 # %% ../nbs/09_cli.ipynb #7abf7d71
 def _run_check_data(args) -> int:
     from mlops_kit.data import quality_report
     reference, current = _read_csv(args.reference), _read_csv(args.current)
+    _check_column_options(args, current, args.current)
     report = quality_report(current, reference=reference, target=args.target,
                             time_column=args.time_column, id_column=args.id_column)
     print(report.summary().to_string(index=False))

@@ -4,18 +4,18 @@
 
 # %% ../nbs/01_data.ipynb #data-003
 from __future__ import annotations
-import hashlib, html, json
+import hashlib, html, json, math, reprlib
 from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import pandas as pd
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
-__all__ = ['COLUMN_KINDS', 'PROBLEM_KINDS', 'CASE_STUDY_COSTS', 'REAL_DATASETS', 'VIOLATION_KINDS', 'column_kind',
-           'PlantedProblem', 'GroundTruth', 'Dataset', 'case_study_ground_truth', 'load_case_study',
-           'load_real_dataset', 'ColumnSchema', 'Schema', 'infer_schema', 'validate', 'check_by_period',
-           'single_feature_scores', 'screen_leakage', 'find_duplicates', 'data_fingerprint', 'QualityReport',
-           'quality_report']
+__all__ = ['SEED_MAX', 'COLUMN_KINDS', 'PROBLEM_KINDS', 'CASE_STUDY_COSTS', 'CASE_STUDY_MAX_ROWS', 'REAL_DATASETS',
+           'VIOLATION_KINDS', 'PERIOD_FREQUENCIES', 'column_kind', 'PlantedProblem', 'GroundTruth', 'Dataset',
+           'case_study_ground_truth', 'load_case_study', 'load_real_dataset', 'ColumnSchema', 'Schema', 'infer_schema',
+           'validate', 'check_by_period', 'single_feature_scores', 'screen_leakage', 'find_duplicates',
+           'data_fingerprint', 'QualityReport', 'quality_report']
 
 # %% ../nbs/01_data.ipynb #data-006
 def _shorten(items:list, limit:int=8)->str:
@@ -39,11 +39,57 @@ def _check_frame(frame, argument:str="frame")->pd.DataFrame:
 
 def _check_columns(frame:pd.DataFrame, names, argument:str)->list:
     "`names` (one name or a list) as a list, or a clear error naming those that are not columns of `frame`"
-    names = [names] if isinstance(names, str) else list(names)
+    if isinstance(names, str): names = [names]
+    if not isinstance(names, (list, tuple, pd.Index)) or not all(isinstance(name, str) for name in names):
+        raise WrongTypeError(f"`{argument}` must be a column name or a list of column names, got {names!r}")
     unknown = [name for name in names if name not in frame.columns]
     if unknown: raise MlopsKitError(f"unknown column(s) {_shorten(unknown)} in `{argument}`; "
                                     f"the frame's columns are {_shorten(list(frame.columns), 12)}")
-    return names
+    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    if repeated: raise MlopsKitError(f"`{argument}` names {_shorten(repeated)} more than once; name each column once")
+    return list(names)
+
+# %% ../nbs/01_data.ipynb #e3e338b7
+SEED_MAX = 2**32 - 1 # the largest seed numpy and scikit-learn accept everywhere
+
+def _is_number(value)->bool:
+    "True for an int or a float (numpy's too), False for a bool, text or anything else"
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+def _whole_number(value, argument:str, minimum:int|None=0, maximum:int|None=None)->int:
+    "`value` as an int, or a clear error naming `argument` unless it is a whole number from `minimum` to `maximum` (None: no bound)"
+    accepted = "a whole number" + (f" from {minimum:,}" if minimum is not None else "") + (
+        f" to {maximum:,}" if maximum is not None else " up" if minimum is not None else "")
+    if not _is_number(value): raise WrongTypeError(f"`{argument}` must be {accepted}, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not (math.isfinite(value) and float(value).is_integer()): raise MlopsKitError(f"`{argument}` must be {accepted}, got {value!r}")
+        value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum): raise MlopsKitError(f"`{argument}` must be {accepted}, got {value!r}")
+    return int(value)
+
+def _check_seed(seed, argument:str="seed")->int:
+    "`seed` as an int, or a clear error unless it is a whole number from 0 to `SEED_MAX`"
+    return _whole_number(seed, argument, 0, SEED_MAX)
+
+def _real_number(value, argument:str, low:float, high:float, low_included:bool=True, high_included:bool=True)->float:
+    "`value` as a float, or a clear error naming `argument` unless it is a number between `low` and `high`"
+    interval = f"{'[' if low_included else '('}{low:g}, {high:g}{']' if high_included else ')'}"
+    if not _is_number(value): raise WrongTypeError(f"`{argument}` must be a number in {interval}, got {value!r}")
+    above = value >= low if low_included else value > low
+    below = value <= high if high_included else value < high
+    if not (above and below): raise MlopsKitError(f"`{argument}` must be a number in {interval}, got {value!r}")
+    return float(value)
+
+def _as_date(value, argument:str)->pd.Timestamp:
+    "`value` as a `pd.Timestamp`, or a clear error naming `argument` if it is not a date (text must be ISO 8601: '2025-01-31')"
+    example = "like '2025-01-31' or pd.Timestamp('2025-01-31')"
+    if isinstance(value, (bool, np.bool_, int, float, np.number)):
+        raise WrongTypeError(f"`{argument}` must be a date {example}, got the number {value!r}")
+    try: date = pd.to_datetime(value, format="ISO8601") if isinstance(value, str) else pd.Timestamp(value)  # text: ISO dates only
+    except (TypeError, ValueError): raise MlopsKitError(f"`{argument}` must be a date {example}, got {value!r}") from None
+    if pd.isna(date): raise MlopsKitError(f"`{argument}` must be a date {example}, got {value!r}")
+    return date
+
 
 # %% ../nbs/01_data.ipynb #data-009
 COLUMN_KINDS = ("boolean", "integer", "numeric", "datetime", "categorical", "text")
@@ -57,6 +103,8 @@ def column_kind(values:pd.Series, # one column of a frame
                 max_categories:int=50, # text with more distinct values than this is `text`, not `categorical`
                )->str: # one of `COLUMN_KINDS`
     "The kind of data in `values`: boolean, integer, numeric, datetime, categorical or text"
+    if not isinstance(values, pd.Series): raise WrongTypeError(f"`values` must be a pandas Series (one column), got {type(values).__name__}")
+    max_categories = _whole_number(max_categories, "max_categories", 1)
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype) or _holds_only_booleans(values): return "boolean"
     if pd.api.types.is_datetime64_any_dtype(dtype): return "datetime"
@@ -78,10 +126,17 @@ class PlantedProblem:
     magnitude: dict = field(default_factory=dict) # how big it is, e.g. {"factor": 100}
 
     def __post_init__(self):
-        if self.kind not in PROBLEM_KINDS: raise MlopsKitError(f"unknown problem kind {self.kind!r}; use one of {PROBLEM_KINDS}")
-        object.__setattr__(self, "columns", (self.columns,) if isinstance(self.columns, str) else tuple(self.columns))
-        object.__setattr__(self, "start", pd.Timestamp(self.start))
-        if self.end is not None: object.__setattr__(self, "end", pd.Timestamp(self.end))
+        if not isinstance(self.kind, str) or self.kind not in PROBLEM_KINDS:
+            raise MlopsKitError(f"unknown problem kind {self.kind!r}; use one of {PROBLEM_KINDS}")
+        columns = (self.columns,) if isinstance(self.columns, str) else self.columns
+        if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(name, str) for name in columns):
+            raise WrongTypeError(f"`columns` must be a column name or a list of names, got {self.columns!r}")
+        object.__setattr__(self, "columns", tuple(columns))
+        object.__setattr__(self, "start", _as_date(self.start, "start"))
+        if self.end is not None: object.__setattr__(self, "end", _as_date(self.end, "end"))
+        if self.end is not None and self.end <= self.start:
+            raise MlopsKitError(f"`end` ({self.end.date()}) must come after `start` ({self.start.date()}); None means to the end of the data")
+        if not isinstance(self.magnitude, dict): raise WrongTypeError(f"`magnitude` must be a dict, e.g. {{'factor': 100}}, got {self.magnitude!r}")
 
     def affects(self, times)->np.ndarray:
         "Which of `times` (dates, a column or a single date) fall inside this problem's period"
@@ -91,7 +146,10 @@ class PlantedProblem:
 # %% ../nbs/01_data.ipynb #data-013
 class GroundTruth:
     "The problems planted in a dataset: iterate over it, filter it with `of_kind`, or view it as a `table`"
-    def __init__(self, problems=()): self.problems = tuple(problems)
+    def __init__(self, problems=()):
+        self.problems = tuple(problems)
+        strangers = [problem for problem in self.problems if not isinstance(problem, PlantedProblem)]
+        if strangers: raise WrongTypeError(f"a GroundTruth holds PlantedProblem objects, got {_shorten(strangers, 3)}")
     def __iter__(self): return iter(self.problems)
     def __len__(self): return len(self.problems)
     def __getitem__(self, index): return self.problems[index]
@@ -100,7 +158,7 @@ class GroundTruth:
 
     def of_kind(self, kind:str)->GroundTruth:
         "The planted problems of this `kind`"
-        if kind not in PROBLEM_KINDS: raise MlopsKitError(f"unknown problem kind {kind!r}; use one of {PROBLEM_KINDS}")
+        if not isinstance(kind, str) or kind not in PROBLEM_KINDS: raise MlopsKitError(f"unknown problem kind {kind!r}; use one of {PROBLEM_KINDS}")
         return GroundTruth(problem for problem in self if problem.kind == kind)
 
     def columns(self, kind:str|None=None)->list:
@@ -123,6 +181,48 @@ class GroundTruth:
 
     def _repr_html_(self): return self.table().to_html(index=False)
 
+# %% ../nbs/01_data.ipynb #ae905b5c
+def _check_roles(frame:pd.DataFrame, target, time_column, id_column):
+    "Clear errors unless `target` (and the optional time and id columns) are distinct columns of `frame`, the time column of dates"
+    if not isinstance(target, str): raise WrongTypeError(f"`target` must be the name of the column to predict, got {target!r}")
+    roles = {"target": target, "time_column": time_column, "id_column": id_column}
+    for argument, name in roles.items():
+        if name is not None: _check_columns(frame, name, argument)
+    given = [(argument, name) for argument, name in roles.items() if name is not None]
+    for position, (argument, name) in enumerate(given):
+        for other, other_name in given[position + 1:]:
+            if name == other_name: raise MlopsKitError(f"`{argument}` and `{other}` both name {name!r}; each role needs its own column")
+    if time_column is not None and not pd.api.types.is_datetime64_any_dtype(frame[time_column]):
+        raise WrongTypeError(f"time column {time_column!r} holds {frame[time_column].dtype}, not dates; "
+                             f"convert it with pd.to_datetime(frame[{time_column!r}])")
+
+def _check_feature_kinds(features:list, categorical, numerical):
+    "Clear errors unless `categorical` and `numerical` are lists of features that do not overlap"
+    for argument, names in [("categorical", categorical), ("numerical", numerical)]:
+        if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+            raise WrongTypeError(f"`{argument}` must be a list of feature names, got {names!r}")
+        strangers = [name for name in names if name not in features]
+        if strangers: raise MlopsKitError(f"`{argument}` names {_shorten(strangers)}, which are not among the features {_shorten(features)}")
+    both = [name for name in categorical if name in numerical]
+    if both: raise MlopsKitError(f"{_shorten(both)} cannot be both categorical and numerical; list each feature in one of them")
+
+def _check_costs(costs):
+    "A clear error unless `costs` is None or {'false_positive': cost, 'false_negative': cost} with costs >= 0"
+    if costs is None: return
+    expected = "{'false_positive': 50.0, 'false_negative': 500.0}"
+    if not isinstance(costs, dict) or sorted(costs) != ["false_negative", "false_positive"]:
+        raise MlopsKitError(f"`costs` must be a dict with the cost of each kind of error, like {expected}; got {costs!r}")
+    for name, cost in costs.items(): _real_number(cost, f"costs['{name}']", 0, math.inf, high_included=False)
+
+def _comparable_date(value, argument:str, times:pd.Series)->pd.Timestamp:
+    "`value` as a date that can be compared with `times`: both with a time zone or both without"
+    date, zone = _as_date(value, argument), getattr(times.dt, "tz", None)
+    if (date.tz is None) != (zone is None):
+        raise MlopsKitError(f"`{argument}` ({date}) {'has no' if date.tz is None else 'has a'} time zone but the time column "
+                            f"{'is in ' + str(zone) if zone is not None else 'has none'}: give both a time zone or neither")
+    return date
+
+
 # %% ../nbs/01_data.ipynb #data-016
 @dataclass(eq=False, repr=False)
 class Dataset:
@@ -142,13 +242,17 @@ class Dataset:
     def __post_init__(self):
         _check_frame(self.frame, "frame")
         self.features = _check_columns(self.frame, self.features, "features")
-        roles = [self.target, self.time_column, self.id_column]
-        _check_columns(self.frame, [name for name in roles if name is not None], "target, time_column or id_column")
-        clash = [name for name in roles if name in self.features]
+        if not self.features: raise MlopsKitError("`features` is empty; name at least one input column")
+        clash = [name for name in [self.target, self.time_column, self.id_column] if name in self.features]
         if clash: raise MlopsKitError(f"{_shorten(clash)} cannot be both a feature and the target, time or id column")
+        _check_roles(self.frame, self.target, self.time_column, self.id_column)
         if self.categorical is None:
             self.categorical = [name for name in self.features if column_kind(self.frame[name]) in ("boolean", "categorical", "text")]
         if self.numerical is None: self.numerical = [name for name in self.features if name not in self.categorical]
+        _check_feature_kinds(self.features, self.categorical, self.numerical)
+        _check_costs(self.costs)
+        if self.ground_truth is not None and not isinstance(self.ground_truth, (GroundTruth, list, tuple)):
+            raise WrongTypeError(f"`ground_truth` must be a GroundTruth or a list of PlantedProblem, got {type(self.ground_truth).__name__}")
         self.ground_truth = GroundTruth(self.ground_truth or ())
 
     @property
@@ -169,17 +273,23 @@ class Dataset:
     def between(self, start=None, end=None)->Dataset:
         "The rows whose time is from `start` (included) to `end` (excluded); None leaves that side open"
         times, keep = self._times(), np.ones(len(self.frame), bool)
-        if start is not None: keep &= (times >= pd.Timestamp(start)).to_numpy()
-        if end is not None: keep &= (times < pd.Timestamp(end)).to_numpy()
+        start = None if start is None else _comparable_date(start, "start", times)
+        end = None if end is None else _comparable_date(end, "end", times)
+        if start is not None and end is not None and start >= end:
+            raise MlopsKitError(f"`start` ({start}) must come before `end` ({end}): the rows kept are from `start` (included) to `end` (excluded)")
+        if start is not None: keep &= (times >= start).to_numpy()
+        if end is not None: keep &= (times < end).to_numpy()
         if not keep.any(): raise MlopsKitError(f"no rows between {start} and {end}; the data runs from {times.min()} to {times.max()}")
         return replace(self, frame=self.frame[keep])
 
     def clean_sample(self, n:int|None=None, seed:int=0)->Dataset:
         "`n` rows (all if None) from before the first planted problem, without planted leakage columns"
+        seed = _check_seed(seed)
         leaks = self.ground_truth.columns("leakage")
         clean = self if self.ground_truth.clean_until is None else self.between(end=self.ground_truth.clean_until)
         frame = clean.frame.drop(columns=leaks)
         if n is not None:
+            n = _whole_number(n, "n", minimum=None)
             if not 0 < n <= len(frame): raise MlopsKitError(f"`n` must be between 1 and {len(frame)}, the clean rows available; got {n}")
             frame = frame.sample(n=n, random_state=seed).sort_index()
         keep = lambda names: [name for name in names if name not in leaks]
@@ -303,11 +413,15 @@ def _plant_case_study_problems(frame:pd.DataFrame, rng:np.random.Generator)->pd.
     frame.loc[in_cents, "monthly_charges"] = np.round(frame.loc[in_cents, "monthly_charges"] * incident.magnitude["factor"])
     return frame
 
+CASE_STUDY_MAX_ROWS = 2_400_000 # 100,000 customers a month: more would fill the memory of a laptop
+
 def load_case_study(seed:int=42, # same seed, same data
                     n_rows:int=36_000, # spread evenly over the 24 months (rounded down to a multiple of 24)
                    )->Dataset:
     "The course's churn case study: `n_rows` customer-months over 24 months with planted problems, drawn from `seed`"
-    if n_rows < 2_400: raise MlopsKitError(f"`n_rows` must be at least 2,400 (100 customers a month), got {n_rows}")
+    seed, n_rows = _check_seed(seed), _whole_number(n_rows, "n_rows", minimum=None)
+    if not 2_400 <= n_rows <= CASE_STUDY_MAX_ROWS:
+        raise MlopsKitError(f"`n_rows` must be at least 2,400 (100 customers a month) and at most {CASE_STUDY_MAX_ROWS:,}, got {n_rows:,}")
     rng = np.random.default_rng(seed)
     months = pd.date_range(_TIMELINE["start"], periods=_TIMELINE["months"], freq="MS")
     month = months.repeat(n_rows // len(months))
@@ -331,7 +445,7 @@ REAL_DATASETS = {
 
 def load_real_dataset(name:str="breast_cancer")->Dataset:
     "A real dataset that ships inside scikit-learn, so no download: `name` is a key of `REAL_DATASETS`"
-    if name not in REAL_DATASETS: raise MlopsKitError(f"unknown dataset {name!r}; the available ones are: {', '.join(REAL_DATASETS)}")
+    if not isinstance(name, str) or name not in REAL_DATASETS: raise MlopsKitError(f"unknown dataset {name!r}; the available ones are: {', '.join(REAL_DATASETS)}")
     from sklearn import datasets
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     target = "malignant" if name == "breast_cancer" else "cultivar"
@@ -351,7 +465,29 @@ class ColumnSchema:
     categories: list|None = None # the values of a categorical column, as text
 
     def __post_init__(self):
-        if self.kind not in COLUMN_KINDS: raise MlopsKitError(f"unknown column kind {self.kind!r}; use one of {COLUMN_KINDS}")
+        if not isinstance(self.kind, str) or self.kind not in COLUMN_KINDS:
+            raise MlopsKitError(f"unknown column kind {self.kind!r}; use one of {COLUMN_KINDS}")
+        self.null_rate = _real_number(self.null_rate, "null_rate", 0, 1)
+        _check_range(self.kind, self.minimum, self.maximum)
+        _check_categories(self.kind, self.categories)
+
+def _check_range(kind:str, minimum, maximum):
+    "Clear errors unless `minimum` and `maximum` fit `kind`: finite numbers (integer, numeric), ISO dates (datetime), else None"
+    if minimum is None and maximum is None: return
+    if (minimum is None) != (maximum is None): raise MlopsKitError("give both `minimum` and `maximum`, or neither")
+    if kind in ("integer", "numeric"):
+        low, high = (_real_number(value, argument, -math.inf, math.inf, False, False) for value, argument in [(minimum, "minimum"), (maximum, "maximum")])
+    elif kind == "datetime": low, high = _as_date(minimum, "minimum"), _as_date(maximum, "maximum")
+    else: raise MlopsKitError(f"a {kind} column has no range: leave `minimum` and `maximum` as None")
+    if low > high: raise MlopsKitError(f"`minimum` ({minimum!r}) is above `maximum` ({maximum!r})")
+
+def _check_categories(kind:str, categories):
+    "A clear error unless `categories` is a list of text for a categorical column, None for the others"
+    if kind != "categorical":
+        if categories is not None: raise MlopsKitError(f"only a categorical column has `categories`; a {kind} column has None")
+        return
+    if not isinstance(categories, list) or not all(isinstance(value, str) for value in categories):
+        raise MlopsKitError(f"a categorical column needs `categories`, the list of its values as text, e.g. ['basic', 'premium']; got {categories!r}")
 
 def _as_frame(data, argument:str)->pd.DataFrame:
     "The DataFrame in `data` (a DataFrame, or a `Dataset`'s frame), checked by `_check_frame`"
@@ -365,11 +501,11 @@ def _plain(value):
 def _infer_column(values:pd.Series, max_categories:int)->ColumnSchema:
     "The `ColumnSchema` of one reference column"
     kind, present = column_kind(values, max_categories), values.dropna()
-    column = ColumnSchema(kind, null_rate=float(values.isna().mean()))
-    if kind in ("integer", "numeric", "datetime") and len(present):
-        column.minimum, column.maximum = _plain(present.min()), _plain(present.max())
-    if kind == "categorical": column.categories = sorted(present.astype(str).unique().tolist())
-    return column
+    if kind in ("integer", "numeric"): present = present[np.isfinite(present.astype(float))]  # +-inf has no place in a range
+    has_range = kind in ("integer", "numeric", "datetime") and len(present) > 0
+    return ColumnSchema(kind, null_rate=float(values.isna().mean()),
+                        minimum=_plain(present.min()) if has_range else None, maximum=_plain(present.max()) if has_range else None,
+                        categories=sorted(present.astype(str).unique().tolist()) if kind == "categorical" else None)
 
 # %% ../nbs/01_data.ipynb #data-041
 _COLUMN_FIELDS = [spec.name for spec in fields(ColumnSchema)]
@@ -387,15 +523,20 @@ class Schema:
         return {"version": 1, "rows": self.rows, "range_tolerance": self.range_tolerance, "null_tolerance": self.null_tolerance,
                 "columns": {name: {key: getattr(column, key) for key in _COLUMN_FIELDS} for name, column in self.columns.items()}}
 
+    def __post_init__(self):
+        if not isinstance(self.columns, dict) or not self.columns:
+            raise MlopsKitError(f"`columns` must be a non-empty dict: column name -> ColumnSchema; got {reprlib.repr(self.columns)}")
+        strangers = [name for name, column in self.columns.items() if not isinstance(name, str) or not isinstance(column, ColumnSchema)]
+        if strangers: raise WrongTypeError(f"`columns` must map text names to ColumnSchema objects; see the entries {_shorten(strangers)}")
+        self.rows = _whole_number(self.rows, "rows")
+        self.range_tolerance = _real_number(self.range_tolerance, "range_tolerance", 0, math.inf, high_included=False)
+        self.null_tolerance = _real_number(self.null_tolerance, "null_tolerance", 0, 1)
+
     @classmethod
     def from_dict(cls, data:dict)->Schema:
-        "Rebuild a `Schema` from what `to_dict` wrote"
-        if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
-            raise MlopsKitError("a schema dict needs a 'columns' entry mapping names to columns, as written by Schema.to_dict()")
-        for name, spec in data["columns"].items():
-            unknown = set(spec) - set(_COLUMN_FIELDS)
-            if unknown: raise MlopsKitError(f"column {name!r} of the schema dict has unknown entries {sorted(unknown)}; expected {_COLUMN_FIELDS}")
-        columns = {name: ColumnSchema(**spec) for name, spec in data["columns"].items()}
+        "Rebuild a `Schema` from what `to_dict` wrote; raises `MlopsKitError` naming the entry that is wrong"
+        _check_schema_dict(data)
+        columns = {name: _column_from_dict(name, spec) for name, spec in data["columns"].items()}
         return cls(columns, data.get("rows", 0), data.get("range_tolerance", 0.1), data.get("null_tolerance", 0.01))
 
     def validate(self, frame:pd.DataFrame)->pd.DataFrame:
@@ -414,6 +555,31 @@ class Schema:
         return (f"<p>Schema of {len(self.columns)} columns from {self.rows:,} reference rows (range tolerance "
                 f"{self.range_tolerance:.0%}, null tolerance {self.null_tolerance:.0%})</p>" + self.table().to_html(index=False))
 
+_SCHEMA_ENTRIES = ["version", "rows", "range_tolerance", "null_tolerance", "columns"]
+
+def _check_schema_dict(data):
+    "A clear error unless `data` has the shape `Schema.to_dict` writes (the columns are checked one by one later)"
+    example = "{'columns': {'age': {'kind': 'integer', 'null_rate': 0.0, 'minimum': 18, 'maximum': 85}}}"
+    if not isinstance(data, dict) or not isinstance(data.get("columns"), dict) or not data["columns"]:
+        raise MlopsKitError(f"a schema dict needs a 'columns' entry mapping names to columns, as written by Schema.to_dict(), "
+                            f"e.g. {example}; got {reprlib.repr(data)}")
+    unknown = [key for key in data if key not in _SCHEMA_ENTRIES]
+    if unknown: raise MlopsKitError(f"the schema dict has unknown entries {sorted(unknown, key=str)}; expected some of {_SCHEMA_ENTRIES}")
+    if data.get("version", 1) != 1 or isinstance(data.get("version"), bool):
+        raise MlopsKitError(f"the schema dict has version {data['version']!r}; this kit reads version 1")
+
+def _column_from_dict(name, spec)->ColumnSchema:
+    "The `ColumnSchema` that `spec`, the entry for column `name` of a schema dict, describes; clear errors name the column"
+    if not isinstance(name, str): raise WrongTypeError(f"column names of a schema dict must be text, got {name!r}")
+    if not isinstance(spec, dict):
+        raise MlopsKitError(f"column {name!r} of the schema dict must be a dict of its entries, like {{'kind': 'numeric', "
+                            f"'null_rate': 0.0}}; got {reprlib.repr(spec)}")
+    unknown = [key for key in spec if key not in _COLUMN_FIELDS]
+    if unknown: raise MlopsKitError(f"column {name!r} of the schema dict has unknown entries {sorted(unknown, key=str)}; expected {_COLUMN_FIELDS}")
+    if "kind" not in spec: raise MlopsKitError(f"column {name!r} of the schema dict has no 'kind'; use one of {COLUMN_KINDS}")
+    try: return ColumnSchema(**spec)
+    except MlopsKitError as error: raise type(error)(f"column {name!r} of the schema dict: {error}") from None
+
 def infer_schema(reference:pd.DataFrame, # data you trust (a DataFrame or a `Dataset`)
                  range_tolerance:float=0.1, # numbers may exceed the reference range by this share of its width
                  null_tolerance:float=0.01, # null rates may exceed the reference's by this much, plus sampling noise
@@ -421,7 +587,9 @@ def infer_schema(reference:pd.DataFrame, # data you trust (a DataFrame or a `Dat
                 )->Schema:
     "The `Schema` of a `reference` frame: each column's kind, null rate, range and categories"
     reference = _as_frame(reference, "reference")
-    if not (range_tolerance >= 0 and null_tolerance >= 0): raise MlopsKitError("tolerances must be zero or positive")
+    range_tolerance = _real_number(range_tolerance, "range_tolerance", 0, math.inf, high_included=False)
+    null_tolerance = _real_number(null_tolerance, "null_tolerance", 0, 1)
+    max_categories = _whole_number(max_categories, "max_categories", 1)
     columns = {name: _infer_column(reference[name], max_categories) for name in reference.columns}
     return Schema(columns, len(reference), range_tolerance, null_tolerance)
 
@@ -551,27 +719,55 @@ def validate(frame:pd.DataFrame, # the data to check (a DataFrame or a `Dataset`
     return pd.DataFrame(found, columns=_VIOLATION_COLUMNS).astype({"rows": "int64"})
 
 # %% ../nbs/01_data.ipynb #data-053
+PERIOD_FREQUENCIES = {"h": "hour", "D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
+_PERIOD_SPELLINGS = {"MS": "M", "ME": "M", "QS": "Q", "QE": "Q", "YS": "Y", "YE": "Y", "d": "D", "w": "W", "H": "h",
+                     **{word: code for code, word in PERIOD_FREQUENCIES.items()}}
+
+def _period_freq(freq)->str:
+    "The pandas period code for `freq` (a key of `PERIOD_FREQUENCIES` or another spelling of one), or a clear error"
+    if isinstance(freq, str) and freq.strip() in PERIOD_FREQUENCIES: return freq.strip()
+    accepted = ", ".join(f"'{code}' ({word})" for code, word in PERIOD_FREQUENCIES.items())
+    spelling = _PERIOD_SPELLINGS.get(freq.strip()) if isinstance(freq, str) else None
+    if spelling is not None and freq.strip() in PERIOD_FREQUENCIES.values():
+        raise MlopsKitError(f"`freq` {freq!r} is a word, not a pandas period code: did you mean {spelling!r}? Accepted: {accepted}")
+    if spelling is not None: return spelling
+    hint = " one calendar period, without a number in front;" if isinstance(freq, str) and freq.strip()[:1].isdigit() else ""
+    raise MlopsKitError(f"`freq` must be{hint} one of {accepted} (or 'MS', 'QS', 'YS'); got {freq!r}")
+
 def check_by_period(frame:pd.DataFrame, # the data to check, with a time column
                     reference, # a `Schema`, its dict, or a reference DataFrame to infer one from
                     time_column:str, # column holding each row's date
-                    freq:str="M", # length of a period: "M" month, "W" week, "D" day, "Q" quarter...
+                    freq:str="M", # length of a period: a key of `PERIOD_FREQUENCIES`, e.g. "M" month, "W" week, "D" day
                    )->pd.DataFrame: # one row per violation, with its `period`
     "Validate each period of `frame` against `reference`: one row per violation, with the period it occurred in"
-    frame = _as_frame(frame, "frame")
+    frame, freq = _as_frame(frame, "frame"), _period_freq(freq)
     _check_columns(frame, time_column, "time_column")
     times = frame[time_column]
     if not pd.api.types.is_datetime64_any_dtype(times):
         raise WrongTypeError(f"time column {time_column!r} holds {times.dtype}, not dates; convert it with pd.to_datetime(frame[{time_column!r}])")
     schema = _as_schema(reference)
-    tables = [validate(rows, schema).assign(period=str(period)) for period, rows in frame.groupby(times.dt.to_period(freq), sort=True)]
+    periods = frame.groupby(times.dt.to_period(freq), sort=True, dropna=False)  # rows without a date: the period 'NaT'
+    tables = [validate(rows, schema).assign(period=str(period)) for period, rows in periods]
     return pd.concat(tables, ignore_index=True)[["period", *_VIOLATION_COLUMNS]]
 
 # %% ../nbs/01_data.ipynb #data-059
+def _screening_problem(frame:pd.DataFrame, target:str)->str|None:
+    "Why leakage screening cannot run on `frame`'s `target` (a sentence), or None if it can"
+    counts = frame[target].value_counts()  # nulls left out: rows without a target are not screened
+    if counts.sum() < 10: return f"leakage screening needs at least 10 rows with a target; got {counts.sum()}"
+    if len(counts) != 2:
+        levels = sorted((_plain(level) for level in counts.index), key=str)
+        return f"leakage screening needs a binary target; {target!r} has {len(levels)} distinct values ({_shorten(levels, 5)})"
+    if counts.min() < 2:
+        return (f"leakage screening needs at least 2 rows of each target value; {target!r} has only {counts.min()} "
+                f"with the value {_plain(counts.idxmin())!r}")
+    return None
+
 def _binary_target(frame:pd.DataFrame, target:str)->np.ndarray:
-    "The `target` column as 0/1, or a clear error if it does not hold exactly two values"
+    "The `target` column (without nulls) as 0/1, or a clear error if screening cannot run on it"
+    problem = _screening_problem(frame, target)
+    if problem: raise MlopsKitError(problem)
     levels = sorted(frame[target].dropna().unique().tolist(), key=str)
-    if len(levels) != 2:
-        raise MlopsKitError(f"leakage screening needs a binary target; {target!r} has {len(levels)} distinct values ({_shorten(levels, 5)})")
     return (frame[target] == levels[1]).to_numpy(int)
 
 def _auc(y:np.ndarray, score:np.ndarray)->float:
@@ -597,6 +793,7 @@ def _feature_score(values:pd.Series, y:np.ndarray, seed:int)->tuple:
     else:
         present = values[~missing].to_numpy()
         numbers = present.astype("datetime64[ns]").astype("int64") if kind == "datetime" else present.astype(float)
+        if kind != "datetime": numbers = np.nan_to_num(numbers, posinf=np.finfo(float).max, neginf=np.finfo(float).min)  # same order
         scores["values"] = _auc(y[~missing], numbers)
     best = max(scores, key=scores.get)
     return scores[best], best
@@ -608,11 +805,11 @@ def single_feature_scores(frame:pd.DataFrame, # data with a binary target (a Dat
                           seed:int=0, # for the folds of the target-rate encoding
                          )->pd.DataFrame: # feature, kind, score, evidence; best first
     "How well each feature alone ranks the binary `target` (ROC AUC, either direction), best first"
-    frame = _as_frame(frame, "frame")
+    frame, seed = _as_frame(frame, "frame"), _check_seed(seed)
     _check_columns(frame, target, "target")
     features = _check_columns(frame, [name for name in frame.columns if name != target] if features is None else features, "features")
+    if target in features: raise MlopsKitError(f"`features` includes the target {target!r}; it would rank itself perfectly")
     frame = frame[frame[target].notna()]
-    if len(frame) < 10: raise MlopsKitError(f"leakage screening needs at least 10 rows with a target; got {len(frame)}")
     y = _binary_target(frame, target)
     rows = [(name, column_kind(frame[name]), *_feature_score(frame[name], y, seed)) for name in features]
     table = pd.DataFrame(rows, columns=["feature", "kind", "score", "evidence"])
@@ -625,7 +822,7 @@ def screen_leakage(frame:pd.DataFrame, # data with a binary target (a DataFrame 
                    seed:int=0, # for the folds of the target-rate encoding
                   )->pd.DataFrame: # the suspicious features with their score and a message; empty if none
     "Features that alone predict the `target` almost perfectly (score >= `threshold`): probably known only after the outcome"
-    if not 0.5 < threshold <= 1: raise MlopsKitError(f"`threshold` is a ROC AUC between 0.5 and 1, got {threshold}")
+    if not _is_number(threshold) or not 0.5 < threshold <= 1: raise MlopsKitError(f"`threshold` is a ROC AUC between 0.5 and 1, got {threshold!r}")
     scores = single_feature_scores(frame, target, features, seed)
     suspicious = scores[scores.score >= threshold].reset_index(drop=True)
     messages = [f"{row.feature!r} alone ranks {target!r} with ROC AUC {row.score:.3f} (from its {row.evidence}); "
@@ -633,6 +830,17 @@ def screen_leakage(frame:pd.DataFrame, # data with a binary target (a DataFrame 
     return suspicious.assign(message=messages)
 
 # %% ../nbs/01_data.ipynb #data-066
+def _row_hashes(frame:pd.DataFrame, argument:str)->np.ndarray:
+    "One hash per row of `frame`, or a clear error naming the columns whose values cannot be hashed (lists, dicts, sets)"
+    try: return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError: pass
+    def hashable(name):
+        try: return pd.util.hash_pandas_object(frame[name], index=False) is not None
+        except TypeError: return False
+    unhashable = [name for name in frame.columns if not hashable(name)]
+    raise MlopsKitError(f"column(s) {_shorten(unhashable)} of `{argument}` hold values that cannot be compared (lists, dicts or "
+                        "sets); turn them into text or numbers first, e.g. frame[name].astype(str)")
+
 def find_duplicates(frame:pd.DataFrame, # the data to check (a DataFrame or a `Dataset`)
                     ignore=None, # column(s) left out of the comparison, e.g. an id
                    )->pd.DataFrame: # row (index label of the copy) and duplicate_of (label of the first occurrence)
@@ -641,7 +849,7 @@ def find_duplicates(frame:pd.DataFrame, # the data to check (a DataFrame or a `D
     ignored = _check_columns(frame, [] if ignore is None else ignore, "ignore")
     compared = [name for name in frame.columns if name not in ignored]
     if not compared: raise MlopsKitError("`ignore` lists every column; leave at least one column to compare")
-    keys = pd.Series(pd.util.hash_pandas_object(frame[compared], index=False).to_numpy(), index=frame.index)
+    keys = pd.Series(_row_hashes(frame[compared], "frame"), index=frame.index)
     repeats = keys.duplicated(keep="first")
     first_rows = keys[~repeats]
     first_of = pd.Series(first_rows.index, index=first_rows.to_numpy())
@@ -650,7 +858,8 @@ def find_duplicates(frame:pd.DataFrame, # the data to check (a DataFrame or a `D
 # %% ../nbs/01_data.ipynb #data-fingerprint
 def data_fingerprint(frame:pd.DataFrame)->str:
     "A sha256 of `frame`'s values, column names and dtypes (not its index): equal data, equal fingerprint"
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    if not isinstance(frame, pd.DataFrame): raise WrongTypeError(f"`frame` must be a pandas DataFrame, got {type(frame).__name__}")
+    digest = hashlib.sha256(_row_hashes(frame, "frame").tobytes())
     digest.update(json.dumps([[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]).encode())
     return "sha256:" + digest.hexdigest()
 
@@ -687,7 +896,8 @@ class QualityReport:
 def _leakage_or_reason(frame:pd.DataFrame, target:str|None, ignored:list, threshold:float, seed:int):
     "Suspected leaks of `frame`, or the reason the screen cannot run"
     if target is None: return "no target given"
-    if frame[target].nunique() != 2: return f"target {target!r} is not binary"
+    problem = _screening_problem(frame, target)
+    if problem: return problem
     return screen_leakage(frame, target, [name for name in frame.columns if name not in [target, *ignored]], threshold, seed)
 
 def quality_report(data, # a DataFrame, or a `Dataset` (whose target, time and id columns are used)
@@ -704,8 +914,15 @@ def quality_report(data, # a DataFrame, or a `Dataset` (whose target, time and i
         target, time_column, id_column = target or data.target, time_column or data.time_column, id_column or data.id_column
         data = data.frame
     _check_frame(data, "data")
-    for argument, name in {"target": target, "time_column": time_column, "id_column": id_column}.items():
+    roles = {"target": target, "time_column": time_column, "id_column": id_column}
+    for argument, name in roles.items():
         if name is not None: _check_columns(data, name, argument)
+    named = [name for name in roles.values() if name is not None]
+    if len(set(named)) < len(named): raise MlopsKitError(f"target, time_column and id_column must be different columns, got {roles}")
+    if time_column is not None: freq = _period_freq(freq)
+    if not _is_number(leakage_threshold) or not 0.5 < leakage_threshold <= 1:
+        raise MlopsKitError(f"`leakage_threshold` is a ROC AUC between 0.5 and 1, got {leakage_threshold!r}")
+    seed = _check_seed(seed)
     skipped, empty = {}, pd.DataFrame(columns=_VIOLATION_COLUMNS)
     if reference is None: violations, skipped["schema"] = empty, "no reference given"
     elif time_column is None: violations = validate(data, reference)

@@ -395,7 +395,8 @@ def test_real_datasets(cancer):
     wine = load_real_dataset("wine")
     assert wine.frame.shape == (178, 14) and sorted(wine.y.unique()) == [0, 1, 2]
     assert set(REAL_DATASETS) == {"breast_cancer", "wine"}
-    assert quality_report(wine).skipped == {"schema": "no reference given", "leakage": "target 'cultivar' is not binary"}
+    assert quality_report(wine).skipped == {"schema": "no reference given",
+                                            "leakage": "leakage screening needs a binary target; 'cultivar' has 3 distinct values (0, 1, 2)"}
 
 
 def test_single_feature_scores_on_real_data(cancer):
@@ -412,7 +413,7 @@ def test_single_feature_scores_on_real_data(cancer):
     (lambda: validate(GOOD, "schema.json"), TypeError, "must be a Schema, a dict from Schema.to_dict(), a DataFrame or a Dataset; got str"),
     (lambda: infer_schema(pd.DataFrame()), ValueError, "`reference` has no columns"),
     (lambda: infer_schema(pd.DataFrame([[1, 2]])), TypeError, "column names of `reference` must be text"),
-    (lambda: infer_schema(REFERENCE, range_tolerance=-1), ValueError, "tolerances must be zero or positive"),
+    (lambda: infer_schema(REFERENCE, range_tolerance=-1), ValueError, "`range_tolerance` must be a number in [0, inf), got -1"),
     (lambda: check_by_period(GOOD, REFERENCE, "when"), ValueError, "unknown column(s) 'when' in `time_column`"),
     (lambda: check_by_period(GOOD, REFERENCE, "plan"), TypeError, "time column 'plan' holds str, not dates; convert it with pd.to_datetime"),
     (lambda: screen_leakage(REFERENCE, "plans"), ValueError, "unknown column(s) 'plans' in `target`"),
@@ -433,3 +434,233 @@ def test_bad_input_gets_a_clear_error(call, error, message):
     with pytest.raises(error) as raised:
         call()
     assert message in str(raised.value)
+
+
+# --- issue 13: careless arguments get the kit's error, naming the argument and what is accepted -----------------------
+
+from mlops_kit.errors import MlopsKitError, WrongTypeError
+
+TIMED = pd.DataFrame({"month": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"] * 4), "plan": ["a", "b", "c"] * 4,
+                      "spend": np.arange(12.0), "left": [0, 1] * 6})
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**70, 1.5, float("nan"), "42", None, True, [1]])
+def test_a_bad_seed_names_the_seed_and_the_accepted_range(seed):
+    "numpy's own messages ('expected non-negative integer', 'SeedSequence expects int') never name the argument"
+    with pytest.raises(MlopsKitError, match=r"`seed` must be a whole number from 0 to 4,294,967,295"):
+        load_case_study(seed=seed, n_rows=2_400)
+    dataset = Dataset(TIMED, "left", ["plan", "spend"], time_column="month")
+    with pytest.raises(MlopsKitError, match=r"`seed` must be a whole number from 0 to 4,294,967,295"):
+        dataset.clean_sample(n=2, seed=seed)
+
+
+@pytest.mark.parametrize("n_rows, message", [
+    ("3000", "`n_rows` must be a whole number"), (None, "`n_rows` must be a whole number"), (2_400.5, "`n_rows` must be a whole number"),
+    (float("nan"), "`n_rows` must be a whole number"), (10**12, "at most 2,400,000"), (-5, "at least 2,400")])
+def test_a_bad_case_study_size_is_refused_before_any_work(n_rows, message):
+    with pytest.raises(MlopsKitError, match=message): load_case_study(n_rows=n_rows)
+
+
+@pytest.mark.parametrize("n, message", [(1.5, "`n` must be a whole number, got 1.5"), ("10", "`n` must be a whole number"),
+                                        (True, "`n` must be a whole number"), (0, "`n` must be between 1 and 12"),
+                                        (13, "`n` must be between 1 and 12")])
+def test_clean_sample_sizes(n, message):
+    with pytest.raises(MlopsKitError, match=message): Dataset(TIMED, "left", ["plan"]).clean_sample(n=n)
+
+
+@pytest.mark.parametrize("start, end, message", [
+    ("garbage", None, "`start` must be a date like '2025-01-31'"), (None, "2024-13-45", "`end` must be a date"),
+    ("March", None, "`start` must be a date"),  # pandas would read it as March of the year 1
+    (2024, None, "got the number 2024"), ([1, 2], None, "`start` must be a date"),
+    ("2024-03-01", "2024-02-01", "`start` (2024-03-01 00:00:00) must come before `end` (2024-02-01 00:00:00)"),
+    ("2024-03-01", "2024-03-01", "must come before `end`"),
+    ("2024-01-01T00:00Z", None, "`start` (2024-01-01 00:00:00+00:00) has a time zone but the time column has none")])
+def test_between_refuses_unparseable_reversed_or_incomparable_dates(start, end, message):
+    dataset = Dataset(TIMED, "left", ["plan"], time_column="month")
+    with pytest.raises(MlopsKitError) as raised: dataset.between(start, end)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("freq, message", [
+    ("month", "did you mean 'M'?"), ("2MS", "without a number in front"), ("7D", "without a number in front"),
+    ("", "`freq` must be one of 'h' (hour), 'D' (day), 'W' (week), 'M' (month), 'Q' (quarter), 'Y' (year)"),
+    (None, "got None"), (5, "got 5"), ("foo", "got 'foo'")])
+def test_check_by_period_says_which_frequencies_are_accepted(freq, message):
+    with pytest.raises(MlopsKitError) as raised: check_by_period(TIMED, TIMED, "month", freq=freq)
+    assert message in str(raised.value)
+    with pytest.raises(MlopsKitError) as raised: quality_report(TIMED, TIMED, time_column="month", freq=freq)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("freq", ["M", "MS", "ME", "W", "D", "Q", "QS", "Y", "YS", "h"])
+def test_check_by_period_accepts_every_calendar_period_spelling(freq):
+    assert check_by_period(TIMED, TIMED, "month", freq=freq).empty
+
+
+def test_rows_without_a_date_are_checked_as_their_own_period():
+    undated = TIMED.assign(month=TIMED.month.where(TIMED.index > 0))
+    table = check_by_period(undated, TIMED, "month")
+    assert table.period.tolist() == ["NaT"] and table.kind.tolist() == ["all_null"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"columns": {"age": "numeric"}}, "column 'age' of the schema dict must be a dict of its entries, like {'kind': 'numeric'"),
+    ({"columns": {"age": {}}}, "column 'age' of the schema dict has no 'kind'"),
+    ({"columns": {"age": {"kind": ["numeric"]}}}, "unknown column kind ['numeric']"),
+    ({"columns": {5: {"kind": "numeric"}}}, "column names of a schema dict must be text, got 5"),
+    ({"columns": {}}, "needs a 'columns' entry"), ({"columns": []}, "needs a 'columns' entry"), ([], "needs a 'columns' entry"),
+    ({"columns": {"age": {"kind": "numeric", "null_rate": 2}}}, "`null_rate` must be a number in [0, 1], got 2"),
+    ({"columns": {"age": {"kind": "numeric", "null_rate": "nan"}}}, "`null_rate` must be a number in [0, 1]"),
+    ({"columns": {"age": {"kind": "numeric", "minimum": "a", "maximum": 3}}}, "`minimum` must be a number"),
+    ({"columns": {"age": {"kind": "numeric", "minimum": 5, "maximum": 1}}}, "`minimum` (5) is above `maximum` (1)"),
+    ({"columns": {"age": {"kind": "numeric", "minimum": 5}}}, "give both `minimum` and `maximum`, or neither"),
+    ({"columns": {"day": {"kind": "datetime", "minimum": "nonsense", "maximum": "2024-01-01"}}}, "`minimum` must be a date"),
+    ({"columns": {"plan": {"kind": "categorical", "categories": "abc"}}}, "needs `categories`, the list of its values as text"),
+    ({"columns": {"plan": {"kind": "text", "categories": ["a"]}}}, "only a categorical column has `categories`"),
+    ({"columns": {"plan": {"kind": "text", "minimum": 1, "maximum": 2}}}, "a text column has no range"),
+    ({"columns": {"age": {"kind": "numeric"}}, "rows": -3}, "`rows` must be a whole number from 0 up, got -3"),
+    ({"columns": {"age": {"kind": "numeric"}}, "rows": "x"}, "`rows` must be a whole number from 0 up, got 'x'"),
+    ({"columns": {"age": {"kind": "numeric"}}, "null_tolerance": 3}, "`null_tolerance` must be a number in [0, 1], got 3"),
+    ({"columns": {"age": {"kind": "numeric"}}, "version": 7}, "the schema dict has version 7; this kit reads version 1"),
+    ({"columns": {"age": {"kind": "numeric"}}, "extra": 1}, "the schema dict has unknown entries ['extra']")])
+def test_schema_dicts_of_the_wrong_shape_say_what_is_expected(data, message):
+    "Before issue 13, {'age': 'numeric'} complained of entries 'c', 'e', 'i', 'm': the letters of a string"
+    with pytest.raises(MlopsKitError) as raised: Schema.from_dict(data)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(target="left", features=None), "`features` must be a column name or a list of column names, got None"),
+    (dict(target="left", features=[["plan"]]), "`features` must be a column name or a list"),
+    (dict(target="left", features=[]), "`features` is empty"),
+    (dict(target="left", features=["plan", "plan"]), "`features` names 'plan' more than once"),
+    (dict(target=None, features=["plan"]), "`target` must be the name of the column to predict, got None"),
+    (dict(target="churn", features=["plan"]), "unknown column(s) 'churn' in `target`"),
+    (dict(target="left", features=["plan"], time_column="when"), "unknown column(s) 'when' in `time_column`"),
+    (dict(target="left", features=["plan"], id_column="left"), "`target` and `id_column` both name 'left'"),
+    (dict(target="left", features=["plan"], time_column="spend"), "time column 'spend' holds float64, not dates"),
+    (dict(target="left", features=["plan"], categorical=["spend"]), "`categorical` names 'spend', which are not among the features"),
+    (dict(target="left", features=["plan", "spend"], categorical=["plan"], numerical=["plan"]), "cannot be both categorical and numerical"),
+    (dict(target="left", features=["plan"], costs="cheap"), "`costs` must be a dict with the cost of each kind of error"),
+    (dict(target="left", features=["plan"], costs={"false_positive": "50", "false_negative": 500}), "`costs['false_positive']` must be a number"),
+    (dict(target="left", features=["plan"], ground_truth="leakage"), "`ground_truth` must be a GroundTruth or a list of PlantedProblem, got str"),
+    (dict(target="left", features=["plan"], ground_truth=["leakage"]), "a GroundTruth holds PlantedProblem objects"),
+    (dict(target="left", features=["plan"], ground_truth=5), "`ground_truth` must be a GroundTruth")])
+def test_dataset_roles_are_checked_when_it_is_made(arguments, message):
+    with pytest.raises(MlopsKitError) as raised: Dataset(TIMED, **arguments)
+    assert message in str(raised.value)
+
+
+NO_ROWS, NO_COLUMNS = TIMED.iloc[:0], pd.DataFrame()
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: quality_report(NO_ROWS), "`data` has no rows"), (lambda: quality_report(NO_COLUMNS), "`data` has no columns"),
+    (lambda: quality_report(TIMED, reference=NO_ROWS), "`reference` has no rows"),
+    (lambda: quality_report(TIMED, target="left", leakage_threshold="high"), "`leakage_threshold` is a ROC AUC between 0.5 and 1"),
+    (lambda: quality_report(TIMED, target="left", seed=-1), "`seed` must be a whole number"),
+    (lambda: screen_leakage(NO_ROWS, "left"), "`frame` has no rows"), (lambda: screen_leakage(NO_COLUMNS, "left"), "`frame` has no columns"),
+    (lambda: screen_leakage(TIMED.assign(left=1), "left"), "needs a binary target; 'left' has 1 distinct values (1)"),
+    (lambda: screen_leakage(TIMED.assign(left=np.nan), "left"), "needs at least 10 rows with a target; got 0"),
+    (lambda: screen_leakage(TIMED.assign(left=[1] + [0] * 11), "left"), "needs at least 2 rows of each target value; 'left' has only 1"),
+    (lambda: screen_leakage(TIMED, "left", threshold="0.9"), "between 0.5 and 1, got '0.9'"),
+    (lambda: screen_leakage(TIMED, "left", features=["left"]), "`features` includes the target 'left'"),
+    (lambda: screen_leakage(TIMED, "left", seed="x"), "`seed` must be a whole number"),
+    (lambda: validate(NO_ROWS, TIMED), "`frame` has no rows"), (lambda: validate(TIMED, NO_ROWS), "`reference` has no rows"),
+    (lambda: infer_schema(NO_ROWS), "`reference` has no rows"), (lambda: infer_schema(TIMED, range_tolerance="x"), "`range_tolerance` must be a number"),
+    (lambda: infer_schema(TIMED, max_categories="x"), "`max_categories` must be a whole number"),
+    (lambda: find_duplicates(NO_ROWS), "`frame` has no rows"), (lambda: find_duplicates(TIMED, ignore=5), "`ignore` must be a column name"),
+    (lambda: find_duplicates(pd.DataFrame({"tags": [["a"], ["a"]]})), "column(s) 'tags' of `frame` hold values that cannot be compared"),
+    (lambda: load_real_dataset(["wine"]), "unknown dataset ['wine']"),
+    (lambda: PlantedProblem("leakage", "plan", "garbage"), "`start` must be a date"),
+    (lambda: PlantedProblem("leakage", "plan", "2025-01-01", "2024-01-01"), "`end` (2024-01-01) must come after `start` (2025-01-01)")])
+def test_empty_frames_one_class_and_bad_values_get_the_kits_error(call, message):
+    with pytest.raises(MlopsKitError) as raised: call()
+    assert message in str(raised.value)
+
+
+def test_a_target_with_one_class_or_no_labels_skips_screening_with_the_reason():
+    assert quality_report(TIMED.assign(left=1), target="left").skipped["leakage"].startswith("leakage screening needs a binary target")
+    assert "at least 10 rows with a target; got 0" in quality_report(TIMED.assign(left=np.nan), target="left").skipped["leakage"]
+
+
+def test_infinite_values_are_ranked_not_refused_by_leakage_screening():
+    frame = pd.DataFrame({"refund": np.where(np.arange(40) % 2, np.inf, np.arange(40.0)), "left": np.arange(40) % 2})
+    assert screen_leakage(frame, "left").feature.tolist() == ["refund"]
+
+
+def test_infinite_reference_values_are_left_out_of_the_range():
+    schema = infer_schema(pd.DataFrame({"spend": [1.0, 2.0, np.inf]}))
+    assert (schema.columns["spend"].minimum, schema.columns["spend"].maximum) == (1.0, 2.0)
+    assert validate(pd.DataFrame({"spend": [1.5, np.inf]}), schema).kind.tolist() == ["out_of_range"]
+
+
+# --- issue 13: the `case-study` and `check-data` commands, run as a user runs them -------------------------------------
+
+import hashlib, subprocess, sys
+from pathlib import Path
+
+COMMAND = str(Path(sys.executable).parent / "mlops-kit")
+
+
+def run_command(*arguments, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([COMMAND, *arguments], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def hashes(folder:Path)->dict:
+    "sha256 of every file under `folder`, by relative path: what a refused command must leave as it was"
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    "A folder with a small data file, a read-only file, an empty file, a header-only file and a sub-folder"
+    (tmp_path / "churn.csv").write_text("customer_id,month,plan,churned\nC1,2024-01-01,basic,0\nC2,2024-02-01,premium,1\n")
+    (tmp_path / "notes.csv").write_text("my own notes")
+    (tmp_path / "locked.csv").write_text("kept as it is")
+    (tmp_path / "locked.csv").chmod(0o444)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "header.csv").write_text("customer_id,month,plan,churned\n")
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["case-study", "churn.csv", "--ground-truth", "churn.csv"], "OUTPUT and --ground-truth name the same file (churn.csv)"),
+    (["case-study", "churn.csv", "--ground-truth", "./churn.csv", "--overwrite"], "OUTPUT and --ground-truth name the same file"),
+    (["case-study", "new.csv", "--ground-truth", "folder/../new.csv"], "OUTPUT and --ground-truth name the same file"),
+    (["case-study", "churn.csv"], "churn.csv exists already: choose another file name or remove it first, or pass --overwrite"),
+    (["case-study", "new.csv", "--ground-truth", "notes.csv"], "notes.csv exists already"),
+    (["case-study", "locked.csv", "--overwrite"], "locked.csv: is read-only: it is kept as it is, even with --overwrite"),
+    (["case-study", "folder", "--overwrite"], "folder: is a folder, not a file"),
+    (["case-study", "new.csv", "--ground-truth", "folder"], "folder: is a folder, not a file"),
+    (["case-study", "missing/new.csv"], "missing: no such folder to write new.csv into"),
+    (["case-study", "new.csv", "--seed", "-1"], "`seed` must be a whole number from 0 to 4,294,967,295, got -1"),
+    (["case-study", "new.csv", "--seed", "4294967296"], "`seed` must be a whole number from 0 to 4,294,967,295"),
+    (["case-study", "new.csv", "--seed", "forty-two"], "invalid int value: 'forty-two'"),
+    (["check-data", "churn.csv", "absent.csv"], "absent.csv: no such file"),
+    (["check-data", "churn.csv", "folder"], "folder: is a folder, not a CSV file"),
+    (["check-data", "churn.csv", "empty.csv"], "empty.csv is not a readable CSV file"),
+    (["check-data", "churn.csv", "header.csv"], "header.csv has no rows of data, only a header"),
+    (["check-data", "notes.csv", "churn.csv"], "notes.csv has no rows of data"),
+    (["check-data", "churn.csv", "churn.csv", "--target", "churn"], "--target 'churn' is not a column of churn.csv; its columns are"),
+    (["check-data", "churn.csv", "churn.csv", "--time-column", "when"], "--time-column 'when' is not a column of churn.csv"),
+    (["check-data", "churn.csv", "churn.csv", "--id-column", "id"], "--id-column 'id' is not a column of churn.csv"),
+    (["check-data", "churn.csv", "churn.csv", "--time-column", "plan"], "--time-column 'plan' of churn.csv does not hold dates"),
+    (["check-data", "churn.csv", "churn.csv", "--target", "churned", "--id-column", "churned"], "must name different columns"),
+])
+def test_data_commands_refuse_bad_arguments_in_one_line_and_write_nothing(workspace, arguments, message):
+    before = hashes(workspace)
+    result = run_command(*arguments, cwd=workspace)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert hashes(workspace) == before  # nothing written, nothing changed, nothing left behind
+
+
+def test_case_study_overwrites_only_with_overwrite_and_writes_both_files(workspace):
+    before = hashes(workspace)
+    result = run_command("case-study", "churn.csv", "--ground-truth", "notes.csv", "--seed", "3", "--overwrite", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(workspace / "churn.csv").shape == load_case_study(seed=3).frame.shape
+    assert set(pd.read_csv(workspace / "notes.csv").kind) == set(PROBLEM_KINDS)
+    after = hashes(workspace)
+    assert {name for name in after if after[name] != before.get(name)} == {"churn.csv", "notes.csv"}  # no temporary file left

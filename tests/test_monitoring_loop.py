@@ -456,3 +456,108 @@ def test_plot_performance_draws_one_axes_per_measured_criterion(loop):
         performance_alerts = [alert for alert in loop.alerts_ if alert.kind == "performance"]
         assert [len(red_dashed_lines(axes)) for axes in figure.axes] == [len(performance_alerts)] * 3 == [2] * 3
     finally: plt.close(figure)
+
+
+# ---------------------------------------------------------------- issue 13: careless inputs get a DriftError naming them
+
+import hashlib
+
+
+def file_hash(path)->str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda cases: cases.assign(prediction=cases.probability), "The prediction column must hold the predicted labels, the labels 0 and 1"),
+    (lambda cases: cases.assign(prediction=cases.probability), "They look like probabilities: put them in the `probability` column"),
+    (lambda cases: cases.assign(label=cases.probability), "The label column must hold the true labels"),
+    (lambda cases: cases.assign(label=np.where(cases.label == 1, "churned", "stayed")), "Map your labels to 0 and 1 first"),
+    (lambda cases: cases.assign(label=cases.label * 2), "e.g. 2.0"),
+    (lambda cases: cases.assign(prediction=np.nan), "The prediction column has 6,000 missing values"),
+    (lambda cases: cases.assign(probability=cases.probability * 100), "The probability column must hold numbers from 0 to 1 for every case"),
+    (lambda cases: cases.assign(probability="high"), "e.g. 'high'"),
+    (lambda cases: cases.assign(latency_ms="fast"), "The latency_ms column must hold numbers (milliseconds)"),
+])
+def test_a_window_that_is_not_labels_and_probabilities_is_refused_by_name(change, message):
+    "Before issue 13, probabilities in `prediction` were cut to 0 by astype(int) and the report said recall 0"
+    with pytest.raises(DriftError) as raised: performance_report(change(calibrated_cases()), CRITERIA, draws=0)
+    assert message in str(raised.value)
+
+
+def test_labels_as_booleans_or_floats_with_gaps_are_fine():
+    cases = calibrated_cases()
+    as_booleans = performance_report(cases.assign(prediction=cases.prediction.astype(bool)), LABEL_CRITERIA, draws=0)
+    assert as_booleans.measured == performance_report(cases, LABEL_CRITERIA, draws=0).measured
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(criteria="recall >= 0.6"), "criteria must be a mlops_kit.lifecycle.Criteria, got str"),
+    (dict(draws=-1), "`draws` must be a whole number from 0 to 100,000, got -1"), (dict(draws="100"), "`draws` must be a whole number"),
+    (dict(draws=1e20), "`draws` must be a whole number from 0 to 100,000"),
+    (dict(seed=-1), "`seed` must be a whole number from 0 to 4,294,967,295"), (dict(name=7), "name must be text")])
+def test_performance_report_arguments_are_checked(arguments, message):
+    with pytest.raises(DriftError) as raised: performance_report(calibrated_cases(), **{"criteria": CRITERIA, **arguments})
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("cooldown, message", [(60, "a bare number has no unit, got 60"), ("soon", "cooldown must be a duration"),
+                                               ("-1D", "cooldown must not be negative"), (None, "cooldown must be a duration")])
+def test_alert_policy_cooldowns_are_checked(cooldown, message):
+    with pytest.raises(DriftError) as raised: AlertPolicy(cooldown)
+    assert message in str(raised.value)
+
+
+def test_alert_policy_refuses_what_is_not_a_journal_or_a_report():
+    with pytest.raises(DriftError, match="project must be a mlops_kit.lifecycle.Project"): AlertPolicy(project="churn.journal.json")
+    with pytest.raises(DriftError, match="`at` must be a date"): AlertPolicy().consider("week 0", "next week")
+    with pytest.raises(DriftError, match="drift must be a DriftReport or None, got dict"): AlertPolicy().consider("week 0", START, drift={})
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(window="0D"), "must cover a positive length of time"), (dict(window="-7D"), "must cover a positive length of time"),
+    (dict(window="month"), "is not a pandas frequency"), (dict(window=0), "window must be at least 1 case"),
+    (dict(window=1.5), "window must be a number of cases"), (dict(label_lag="x"), "label_lag must be a duration"),
+    (dict(label_lag="-1D"), "label_lag must not be negative"), (dict(features=[]), "features must be a non-empty list"),
+    (dict(features="tenure_months"), "features must be a non-empty list"), (dict(features=["tenure"]), "Did you mean 'tenure_months'"),
+    (dict(drift_options={"foo": 1}), "drift_options must be a dict with some of the keys"), (dict(policy="60D"), "policy must be an AlertPolicy"),
+    (dict(criteria="recall >= 0.6"), "criteria must be a mlops_kit.lifecycle.Criteria"),
+    (dict(reference=pd.DataFrame()), "reference must be a DataFrame of training features with rows, got a DataFrame with 0 rows")])
+def test_loop_settings_are_checked_before_any_window(reference, stream, settings, message):
+    arguments = {**dict(reference=reference, criteria=CRITERIA, features=list(reference.columns), window="MS"), **settings}
+    with pytest.raises(DriftError) as raised: MonitoringLoop(**arguments).run(stream.head(3000))
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("times, message", [(lambda cases: range(len(cases)), "holds numbers (int64), not dates"),
+                                            (lambda cases: "last week", "holds values that are not dates, e.g. 'last week'"),
+                                            (lambda cases: pd.NaT, "3,000 cases have no time in 'received_at'")])
+def test_loop_refuses_times_that_are_not_dates(reference, stream, times, message):
+    cases = stream.head(3000)
+    with pytest.raises(DriftError) as raised: MonitoringLoop(reference, CRITERIA).run(cases.assign(received_at=times(cases)))
+    assert message in str(raised.value)
+
+
+def test_loop_results_before_run_are_a_clear_error(reference):
+    loop = MonitoringLoop(reference, CRITERIA)
+    for action in [loop.alerts, loop.plot_drift, loop.plot_performance]:
+        with pytest.raises(DriftError, match=r"call loop.run\(cases\) first"): action()
+
+
+def test_a_bad_late_window_leaves_the_journal_as_it_was(tmp_path, reference, stream):
+    "The monitoring loop reports every window before it records an alert: a failure in the last month records nothing"
+    project = Project(tmp_path / "churn.journal.json")
+    project.add_record("note", "start", {"text": "monitoring begins"})
+    before = file_hash(project.path)
+    stray = (stream.received_at == stream.received_at.max()) & (np.arange(len(stream)) % 10 == 0)  # a tenth of the last month
+    broken = stream.assign(tenure_months=stream.tenure_months.astype(object).where(~stray, "n/a"))
+    with pytest.raises(DriftError, match="Column 'tenure_months' of the current window mixes values of different types"):
+        MonitoringLoop(reference, CRITERIA, window="MS", policy=AlertPolicy("60D", project=project)).run(broken)
+    assert file_hash(project.path) == before and Project.open(project.path).records("alert") == []
+    assert len(MonitoringLoop(reference, CRITERIA, window="MS", policy=AlertPolicy("60D", project=project)).run(stream).alerts_) > 0
+    assert file_hash(project.path) != before  # the same loop on good cases does record its alerts
+
+
+def test_a_window_that_would_cut_the_cases_into_too_many_pieces_is_refused(reference, stream):
+    "'1s' over 18 months would be 47 million windows: a mistake, refused before any work rather than a hang"
+    with pytest.raises(DriftError, match=r"window '1s' would cut the cases' .* into about [\d,]+ windows, more than 10,000"):
+        MonitoringLoop(reference, CRITERIA, window="1s").run(stream)
