@@ -433,17 +433,18 @@ def main(argv:list[str]|None=None, # arguments; `None` reads them from the comma
     if args.command is None:
         parser.print_help()
         return 0
+    command = " ".join(filter(None, [args.command, getattr(args, "action", None)]))  # e.g. 'experiment worker'
     try: return args.run(args)
     except (MlopsKitError, OSError) as error:
         if _debugging(): traceback.print_exc()
-        print(f"mlops-kit {args.command}: error: {_error_text(error)}", file=sys.stderr)
+        print(f"mlops-kit {command}: error: {_error_text(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mlops-kit {args.command}: interrupted", file=sys.stderr)
+        print(f"mlops-kit {command}: interrupted", file=sys.stderr)
         return 130
     except Exception:
         traceback.print_exc()
-        print(f"mlops-kit {args.command}: this is a bug in mlops-kit, not a mistake of yours: please report it with the "
+        print(f"mlops-kit {command}: this is a bug in mlops-kit, not a mistake of yours: please report it with the "
               "traceback above", file=sys.stderr)
         return 70
 

@@ -11,7 +11,7 @@ import contextlib, hashlib, io, json, os, tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from conftest import REPO_ROOT
 from mlops_kit.cli import main
@@ -41,6 +41,8 @@ odd_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="
 paths = st.one_of(st.sampled_from(EXISTING + MISSING + SPELLINGS), odd_text)
 whole_numbers = st.one_of(st.integers(-10**20, 10**20), st.sampled_from([0, 1, -1, 65535, 65536, 2**31, 2**64]))
 numbers = st.one_of(whole_numbers.map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr), odd_text)
+valid_setting = st.integers(1, 60).map(str)
+settings_values = st.one_of(valid_setting, valid_setting, valid_setting, numbers)  # mostly valid: later checks are reached
 
 
 def option(name: str, values) -> st.SearchStrategy:
@@ -74,6 +76,7 @@ def assert_answers_without_traceback(argv: list):
             try: code = main(argv)
             except SystemExit as exit: code = exit.code  # argparse refuses what it cannot parse, with exit code 2
         printed = output.getvalue()
+        event(f"exit code {code}" + (" (argparse)" if "usage:" in printed else ""))  # --hypothesis-show-statistics
         assert code in (0, 1, 2), f"mlops-kit {argv} gave exit code {code}:\n{printed[-3000:]}"
         assert "Traceback" not in printed, f"mlops-kit {argv}:\n{printed[-3000:]}"
         if code == 2:
@@ -105,20 +108,20 @@ def test_report_arguments(argv):
 
 @EXAMPLES
 @given(st.one_of(
-    command("experiment", "worker", option("--storage", paths | st.sampled_from(["sqlite:///s.db", "journal:new.journal", "x://y"])),
-            option("--study", odd_text), option("--trials", numbers), option("--heartbeat-interval", numbers),
-            option("--grace-period", numbers), option("--n-jobs", numbers)),
-    command("experiment", "cleanup", option("--storage", paths), option("--study", odd_text),
-            option("--older-than", numbers), st.sampled_from([[], ["--no-retry"]]))))
+    command("experiment", "worker", one(paths | st.sampled_from(["sqlite:///s.db", "journal:new.journal", "x://y"])).map(lambda v: ["--storage", *v]),
+            one(odd_text).map(lambda v: ["--study", *v]), one(settings_values).map(lambda v: ["--trials", *v]), option("--heartbeat-interval", settings_values),
+            option("--grace-period", settings_values), option("--n-jobs", settings_values)),
+    command("experiment", "cleanup", one(paths).map(lambda v: ["--storage", *v]), one(odd_text).map(lambda v: ["--study", *v]),
+            one(settings_values).map(lambda v: ["--older-than", *v]), st.sampled_from([[], ["--no-retry"]]))))
 def test_experiment_arguments(argv):
     assert_answers_without_traceback(argv)
 
 
 @EXAMPLES
 @given(command("serve", option("--models", st.sampled_from(["empty-registry", "no-such-folder", "notes.txt", "a-folder"])),
-               option("--name", odd_text), option("--version", numbers), option("--host", odd_text | st.just("127.0.0.1")),
-               option("--port", numbers), option("--log", paths), option("--max-batch-rows", numbers),
-               option("--max-body-bytes", numbers)))
+               option("--name", odd_text), option("--version", settings_values), option("--host", odd_text | st.just("127.0.0.1")),
+               option("--port", settings_values), option("--log", paths), option("--max-batch-rows", settings_values),
+               option("--max-body-bytes", settings_values)))
 def test_serve_arguments_that_cannot_start_a_server(argv):
     assert_answers_without_traceback(argv)
 
@@ -128,10 +131,10 @@ def test_serve_arguments_that_cannot_start_a_server(argv):
     command("assign", one(paths | st.just("broken-solutions")), one(paths | st.just("new-exercises")),
             st.sampled_from([[], ["--check"], ["--force"]])),
     command("grade", one(st.sampled_from(["exercises/01_the_lifecycle.ipynb", "notes.txt", "no-such.ipynb", "a-folder"])),
-            option("--solutions", paths), option("--output", paths), option("--timeout", numbers)),
-    command("validate", option("--solutions", st.sampled_from(["no-such-folder", "notes.txt", "a-folder", "broken-solutions"])),
-            option("--exercises", paths), option("--timeout", numbers), option("--short-timeout", numbers),
-            option("--jobs", numbers)),
+            option("--solutions", paths), option("--output", paths), option("--timeout", settings_values)),
+    command("validate", one(st.sampled_from(["no-such-folder", "notes.txt", "a-folder", "broken-solutions"])).map(lambda path: ["--solutions", *path]),
+            option("--exercises", paths), option("--timeout", settings_values), option("--short-timeout", settings_values),
+            option("--jobs", settings_values)),
     command("seal", one(odd_text | st.just("lifecycle-first-phase")),
             one(st.one_of(odd_text, st.sampled_from(["NaN", "Infinity", '"Design"', "[1, 2]", '{"a": 1}', "1e400", "null"])))),
 ))
