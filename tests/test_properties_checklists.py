@@ -5,14 +5,11 @@ error (`MlopsKitError`, or its subclass `WrongTypeError` for a value of the wron
 numpy error. The strategies are mostly valid inputs with one thing wrong, so they reach past the first check.
 """
 import hashlib, math, numbers, re, tempfile, warnings
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
-from fractions import Fraction
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mlops_kit.checklists import (DESIGN_ITEMS, ML_TEST_SCORE_BANDS, Answer, ChecklistItem, Status, gate,

@@ -7,10 +7,9 @@ where a number belongs, and odd text. The commands run in this process (`main(ar
 Commands that would run for minutes with valid arguments (`tour`, `grade` and `validate` of real work, `serve` of a
 real model) are covered by tests/test_cli_bad_arguments.py instead; here their arguments never let them start.
 """
-import contextlib, hashlib, io, json, os, tempfile
+import contextlib, hashlib, io, json, tempfile
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from conftest import REPO_ROOT

@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mlops_kit.data import (COLUMN_KINDS, PERIOD_FREQUENCIES, SEED_MAX, Dataset, Schema, check_by_period, load_case_study,

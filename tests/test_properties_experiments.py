@@ -4,37 +4,20 @@ Any input either parses or raises the kit's documented error (`MlopsKitError`, o
 `WrongTypeError` are kinds), never anything else; a file a storage refuses is left byte for byte as it was. The
 strategies reach deep: mostly-valid inputs with one thing wrong, not only random text.
 """
-import contextlib, copy, hashlib, json, math, os, tempfile
-from pathlib import Path
+import contextlib, copy, json, math
 
 import numpy as np
 import optuna
-import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import assume, given, strategies as st
 
+from properties import SETTINGS, files_in, inside_a_new_folder
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.experiments import (Algorithm, CaseStudySample, Choice, DataVariant, FloatRange, IntRange, cv_folds, make_storage,
                                    default_algorithms)
 from mlops_kit.experiments import _space_from_dict
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PLAIN = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
 ANYTHING = st.recursive(PLAIN, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-
-
-@contextlib.contextmanager
-def inside_a_new_folder():
-    "Work in a fresh temporary folder (relative paths land there), then come back"
-    here = os.getcwd()
-    with tempfile.TemporaryDirectory() as folder:
-        os.chdir(folder)
-        try: yield Path(folder)
-        finally: os.chdir(here)
-
-
-def files_in(folder: Path) -> dict:
-    "path -> sha256 of every file under `folder`"
-    return {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.rglob("*") if path.is_file()}
 
 
 # ---- storage URLs ---------------------------------------------------------------------------------------------

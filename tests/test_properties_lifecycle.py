@@ -1,16 +1,16 @@
 """Property-based tests for the lifecycle's parsers: criteria strings, criteria and decision dictionaries, journal files.
 Any input either parses or raises the kit's documented error (`MlopsKitError`; `JournalError` for a journal file),
 never anything else, and a journal that is refused is left byte-identical."""
-import copy, hashlib, json, math, tempfile, warnings
+import hashlib, json, math, tempfile, warnings
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
+from properties import SETTINGS, mutated
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.lifecycle import (Criteria, Criterion, Decision, JournalError, MetricRegistry, Project, cost_metric,
                                  metric_registry)
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 METRICS = [*metric_registry.names(), "cost_per_1000"]
 
 
@@ -85,36 +85,6 @@ odd_values = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-10 
                        st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 
 
-def places(value, path=()):
-    "Every (path, container) in `value`: the places a mutation may change"
-    yield path
-    if isinstance(value, dict):
-        for key, item in value.items(): yield from places(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value): yield from places(item, (*path, index))
-
-
-def get(value, path):
-    for key in path: value = value[key]
-    return value
-
-
-@st.composite
-def mutated(draw, original, max_changes=3):
-    "`original`, with up to `max_changes` values replaced, deleted or added, anywhere in it"
-    document = copy.deepcopy(original)
-    for _ in range(draw(st.integers(0, max_changes))):
-        path = draw(st.sampled_from(list(places(document))))
-        if not path:
-            if draw(st.integers(0, 4)) == 0: document = draw(odd_values)
-            continue
-        parent, key = get(document, path[:-1]), path[-1]
-        action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
-        if action == "replace": parent[key] = draw(odd_values)
-        elif action == "delete": del parent[key]
-        elif isinstance(parent, dict): parent[draw(st.text(max_size=6))] = draw(odd_values)
-        else: parent.append(draw(odd_values))
-    return document
 
 
 VALID_CRITERIA = [
@@ -128,7 +98,7 @@ VALID_DECISIONS = [Decision("design", "go", evidence="beats the baseline", metri
 
 
 @SETTINGS
-@given(st.sampled_from(VALID_CRITERIA).flatmap(mutated))
+@given(st.sampled_from(VALID_CRITERIA).flatmap(lambda valid: mutated(valid, odd_values)))
 def test_a_criteria_dictionary_parses_or_raises_the_kits_error(data):
     criteria = parses_or_refuses(lambda: Criteria.from_dict(data, registry=fresh_registry()))
     if criteria is not None:
@@ -138,7 +108,7 @@ def test_a_criteria_dictionary_parses_or_raises_the_kits_error(data):
 
 
 @SETTINGS
-@given(st.sampled_from(VALID_DECISIONS).flatmap(mutated))
+@given(st.sampled_from(VALID_DECISIONS).flatmap(lambda valid: mutated(valid, odd_values)))
 def test_a_decision_dictionary_parses_or_raises_the_kits_error(data):
     decision = parses_or_refuses(lambda: Decision.from_dict(data))
     if decision is not None:
@@ -164,8 +134,8 @@ VALID_JOURNAL = valid_journal()
 journal_bytes = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=200).map(str.encode),
-    mutated(VALID_JOURNAL).map(lambda document: json.dumps(document).encode()),
-    mutated(VALID_JOURNAL, max_changes=1).map(lambda document: json.dumps(document, indent=2).encode()),
+    mutated(VALID_JOURNAL, odd_values).map(lambda document: json.dumps(document).encode()),
+    mutated(VALID_JOURNAL, odd_values, max_changes=1).map(lambda document: json.dumps(document, indent=2).encode()),
     st.tuples(st.just(json.dumps(VALID_JOURNAL).encode()), st.integers(0, 400)).map(lambda pair: pair[0][:pair[1]]),
     st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=5),
                  lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),

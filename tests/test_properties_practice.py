@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 from conftest import REPO_ROOT
 from mlops_kit.cli import main
 from mlops_kit.errors import MlopsKitError
-from mlops_kit.exercises import (AnswerStore, AnswerStoreError, CheckFailed, Matching, MultipleChoice, NumberAnswer, Ordering,
+from mlops_kit.exercises import (AnswerStore, AnswerStoreError, Matching, MultipleChoice, NumberAnswer, Ordering, 
                                  ThresholdSlider, seal)
 from mlops_kit.grading import GradingError, SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END, assign, assignment_differences
 

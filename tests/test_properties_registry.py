@@ -1,19 +1,19 @@
 """Property-based tests for what the registry reads back: `frame_from_json` dictionaries, model cards and alias
 histories. Any input either loads or raises the kit's documented error (`MlopsKitError`; `RegistryError` for a
 registry's files), never anything else, and a refused read changes no file."""
-import copy, hashlib, json, tempfile, warnings
+import hashlib, json, tempfile, warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 from sklearn.dummy import DummyClassifier
 
+from properties import SETTINGS, mutated
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.lifecycle import Criteria
 from mlops_kit.registry import ModelRegistry, RegistryError, _sealed, frame_from_json, frame_to_json
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 odd_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 600), st.integers(-10 ** 30, 10 ** 30),
                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
@@ -24,36 +24,6 @@ odd_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 600), st.intege
                        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 
 
-def places(value, path=()):
-    "Every path into `value`: the places a mutation may change"
-    yield path
-    if isinstance(value, dict):
-        for key, item in value.items(): yield from places(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value): yield from places(item, (*path, index))
-
-
-def get(value, path):
-    for key in path: value = value[key]
-    return value
-
-
-@st.composite
-def mutated(draw, original, max_changes=3):
-    "`original`, with up to `max_changes` values replaced, deleted or added anywhere in it (often none or one)"
-    document = copy.deepcopy(original)
-    for _ in range(draw(st.integers(0, max_changes))):
-        path = draw(st.sampled_from(list(places(document))))
-        if not path:
-            if draw(st.integers(0, 4)) == 0: document = draw(odd_values)
-            continue
-        parent, key = get(document, path[:-1]), path[-1]
-        action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
-        if action == "replace": parent[key] = draw(odd_values)
-        elif action == "delete": del parent[key]
-        elif isinstance(parent, dict): parent[draw(st.text(max_size=6))] = draw(odd_values)
-        else: parent.append(draw(odd_values))
-    return document
 
 
 # ---- frame_from_json --------------------------------------------------------------------------------------------
@@ -71,7 +41,7 @@ FRAMES = [json.loads(json.dumps(frame_to_json(TRICKY))),
 
 
 @SETTINGS
-@given(st.one_of(st.sampled_from(FRAMES).flatmap(mutated),
+@given(st.one_of(st.sampled_from(FRAMES).flatmap(lambda valid: mutated(valid, odd_values)),
                  st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
                               lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=7), children, max_size=3),
                               max_leaves=12)))
@@ -125,9 +95,9 @@ def reads_or_refuses(file:Path, content:bytes):
 
 
 cards = st.one_of(
-    mutated(CARD).map(lambda card: _sealed(card) if isinstance(card, dict) else card),   # resealed: reaches the value checks
-    mutated(CARD, max_changes=1),                                                      # not resealed: the seal refuses
-    mutated({key: value for key, value in CARD.items() if key != "card_sha256"} | {"format_version": 1}),  # an old card
+    mutated(CARD, odd_values).map(lambda card: _sealed(card) if isinstance(card, dict) else card),   # resealed: reaches the value checks
+    mutated(CARD, odd_values, max_changes=1),                                                      # not resealed: the seal refuses
+    mutated({key: value for key, value in CARD.items() if key != "card_sha256"} | {"format_version": 1}, odd_values),  # an old card
 )
 
 
@@ -138,6 +108,6 @@ def test_a_model_card_loads_or_raises_registry_error_and_no_file_changes(card):
 
 
 @SETTINGS
-@given(st.one_of(mutated(ALIASES).map(lambda document: json.dumps(document).encode()), st.binary(max_size=60)))
+@given(st.one_of(mutated(ALIASES, odd_values).map(lambda document: json.dumps(document).encode()), st.binary(max_size=60)))
 def test_an_alias_history_reads_or_raises_registry_error_and_no_file_changes(content):
     reads_or_refuses(VERSION.parent / "aliases.json", content)

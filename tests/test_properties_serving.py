@@ -4,33 +4,18 @@
 documented error), never anything else, and a file it refuses is left byte for byte as it was. `ServiceSettings` on any
 values, and the client's conversion of records to JSON on any values: a result JSON can carry, or the kit's error.
 """
-import contextlib, hashlib, json, math, os, sqlite3, tempfile
-from pathlib import Path
+import contextlib, json, math, sqlite3
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
+from properties import SETTINGS, files_in, inside_a_new_folder
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.serving import PredictionLog, ServiceSettings, ServingError
 from mlops_kit.serving import _json_value, _records_of
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PLAIN = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats() | st.text(max_size=12)
-
-
-@contextlib.contextmanager
-def inside_a_new_folder():
-    "Work in a fresh temporary folder (relative paths land there), then come back"
-    here = os.getcwd()
-    with tempfile.TemporaryDirectory() as folder:
-        os.chdir(folder)
-        try: yield Path(folder)
-        finally: os.chdir(here)
-
-
-def files_in(folder: Path) -> dict:
-    return {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.rglob("*") if path.is_file()}
 
 
 def opens_or_raises_serving_error(url):
