@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset, screen_leakage
+from .data import Dataset, check_seed, screen_leakage
 from .lifecycle import Criteria, Decision, Metric, Phase, Project, Verdict, cost_metric
 from .lifecycle import _did_you_mean, _quoted  # the same wording for every message
 from .errors import MlopsKitError, WrongTypeError
@@ -680,15 +680,6 @@ def churn_rule(frame:pd.DataFrame, # case-study rows
     # raises KeyError if `frame` lacks contract_type, support_calls or inactive_days: pass your own `rule` for other data
     return ((frame["contract_type"] == "month-to-month") | (frame["support_calls"] >= 3) | (frame["inactive_days"] >= 20)).to_numpy()
 
-_MAX_SEED = 2**32 - 1  # the largest seed numpy's and scikit-learn's generators take
-
-def _check_seed(seed, what:str="seed")->int:
-    "`seed` as an int if it is a whole number from 0 to 2**32 - 1; raises the kit's error naming `what` otherwise"
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise WrongTypeError(f"{what} must be a whole number from 0 to {_MAX_SEED}, got {seed!r}")
-    if not 0 <= seed <= _MAX_SEED: raise MlopsKitError(f"{what} must be a whole number from 0 to {_MAX_SEED}, got {seed!r}")
-    return int(seed)
-
 def _column_names(names, what:str)->list[str]:
     "`names` (one column name, or a list of them) as a list of text; raises WrongTypeError naming `what` otherwise"
     names = [names] if isinstance(names, str) else names
@@ -705,7 +696,7 @@ def simple_model(categorical:list, # categorical feature names: imputed with the
     "An unfitted scikit-learn pipeline: imputation, one-hot encoding and scaling, then logistic regression"
     categorical, numerical = _column_names(categorical, "categorical"), _column_names(numerical, "numerical")
     if not categorical and not numerical: raise MlopsKitError("simple_model needs at least one feature: categorical and numerical are both empty")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     from sklearn.compose import make_column_transformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -830,7 +821,7 @@ def _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_
     if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one bool per row, got {rule!r}")
     if model is not None and not all(callable(getattr(model, method, None)) for method in ("fit", "predict_proba")):
         raise WrongTypeError(f"model must be an unfitted classifier with fit and predict_proba (e.g. simple_model(...)), got {model!r}")
-    _check_seed(seed)
+    check_seed(seed)
     whole = not isinstance(resamples, bool) and isinstance(resamples, numbers.Integral)
     if not whole or resamples < 1:
         raise (MlopsKitError if whole else WrongTypeError)(f"resamples must be a whole number of at least 1 (1000 is usual), got {resamples!r}")

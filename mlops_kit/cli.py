@@ -265,9 +265,10 @@ def _add_tour_command(subcommands):
 
 def _run_tour(args) -> int:
     import matplotlib
+    from mlops_kit.data import SEED_MAX
     from mlops_kit.tour import run_tour
     if args.trials < 1: raise MlopsKitError(f"--trials must be at least 1, got {args.trials}")
-    if not 0 <= args.seed <= 2**32 - 1: raise MlopsKitError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {args.seed}")
+    if not 0 <= args.seed <= SEED_MAX: raise MlopsKitError(f"--seed must be a whole number from 0 to {SEED_MAX}, got {args.seed}")
     matplotlib.use("Agg")  # a command has no screen: the tour's figures go to files
     result = run_tour(args.output, args.seed, args.trials, echo=lambda text: print(text, flush=True))
     print(f"Report: {result.report}")

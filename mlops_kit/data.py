@@ -12,9 +12,9 @@ from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['SEED_MAX', 'COLUMN_KINDS', 'PROBLEM_KINDS', 'CASE_STUDY_COSTS', 'CASE_STUDY_MAX_ROWS', 'REAL_DATASETS',
-           'VIOLATION_KINDS', 'PERIOD_FREQUENCIES', 'column_kind', 'PlantedProblem', 'GroundTruth', 'Dataset',
-           'case_study_ground_truth', 'load_case_study', 'load_real_dataset', 'ColumnSchema', 'Schema', 'infer_schema',
-           'validate', 'check_by_period', 'single_feature_scores', 'screen_leakage', 'find_duplicates',
+           'VIOLATION_KINDS', 'PERIOD_FREQUENCIES', 'check_seed', 'column_kind', 'PlantedProblem', 'GroundTruth',
+           'Dataset', 'case_study_ground_truth', 'load_case_study', 'load_real_dataset', 'ColumnSchema', 'Schema',
+           'infer_schema', 'validate', 'check_by_period', 'single_feature_scores', 'screen_leakage', 'find_duplicates',
            'data_fingerprint', 'QualityReport', 'quality_report']
 
 # %% ../nbs/01_data.ipynb #data-006
@@ -67,7 +67,7 @@ def _whole_number(value, argument:str, minimum:int|None=0, maximum:int|None=None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum): raise MlopsKitError(f"`{argument}` must be {accepted}, got {value!r}")
     return int(value)
 
-def _check_seed(seed, argument:str="seed")->int:
+def check_seed(seed, argument:str="seed")->int:
     "`seed` as an int, or a clear error unless it is a whole number from 0 to `SEED_MAX`"
     return _whole_number(seed, argument, 0, SEED_MAX)
 
@@ -284,7 +284,7 @@ class Dataset:
 
     def clean_sample(self, n:int|None=None, seed:int=0)->Dataset:
         "`n` rows (all if None) from before the first planted problem, without planted leakage columns"
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         leaks = self.ground_truth.columns("leakage")
         clean = self if self.ground_truth.clean_until is None else self.between(end=self.ground_truth.clean_until)
         frame = clean.frame.drop(columns=leaks)
@@ -419,7 +419,7 @@ def load_case_study(seed:int=42, # same seed, same data
                     n_rows:int=36_000, # spread evenly over the 24 months (rounded down to a multiple of 24)
                    )->Dataset:
     "The course's churn case study: `n_rows` customer-months over 24 months with planted problems, drawn from `seed`"
-    seed, n_rows = _check_seed(seed), _whole_number(n_rows, "n_rows", minimum=None)
+    seed, n_rows = check_seed(seed), _whole_number(n_rows, "n_rows", minimum=None)
     if not 2_400 <= n_rows <= CASE_STUDY_MAX_ROWS:
         raise MlopsKitError(f"`n_rows` must be at least 2,400 (100 customers a month) and at most {CASE_STUDY_MAX_ROWS:,}, got {n_rows:,}")
     rng = np.random.default_rng(seed)
@@ -805,7 +805,7 @@ def single_feature_scores(frame:pd.DataFrame, # data with a binary target (a Dat
                           seed:int=0, # for the folds of the target-rate encoding
                          )->pd.DataFrame: # feature, kind, score, evidence; best first
     "How well each feature alone ranks the binary `target` (ROC AUC, either direction), best first"
-    frame, seed = _as_frame(frame, "frame"), _check_seed(seed)
+    frame, seed = _as_frame(frame, "frame"), check_seed(seed)
     _check_columns(frame, target, "target")
     features = _check_columns(frame, [name for name in frame.columns if name != target] if features is None else features, "features")
     if target in features: raise MlopsKitError(f"`features` includes the target {target!r}; it would rank itself perfectly")
@@ -922,7 +922,7 @@ def quality_report(data, # a DataFrame, or a `Dataset` (whose target, time and i
     if time_column is not None: freq = _period_freq(freq)
     if not _is_number(leakage_threshold) or not 0.5 < leakage_threshold <= 1:
         raise MlopsKitError(f"`leakage_threshold` is a ROC AUC between 0.5 and 1, got {leakage_threshold!r}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     skipped, empty = {}, pd.DataFrame(columns=_VIOLATION_COLUMNS)
     if reference is None: violations, skipped["schema"] = empty, "no reference given"
     elif time_column is None: violations = validate(data, reference)

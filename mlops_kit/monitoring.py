@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data import _as_date, _check_seed, _holds_only_booleans, _plain, _whole_number
+from .data import _as_date, check_seed, _holds_only_booleans, _plain, _whole_number
 from .lifecycle import Criteria, Project, _did_you_mean
 from .errors import MlopsKitError
 
@@ -443,8 +443,8 @@ MIN_LABELS = 50 # fewer labelled cases than this: metrics are not measured
 MAX_DRAWS = 100_000 # more simulated label sets than this would take hours and say nothing more
 
 def _seed(seed)->int:
-    "`seed` as an int (see `mlops_kit.data._check_seed`), or a `DriftError`"
-    try: return _check_seed(seed)
+    "`seed` as an int (see `mlops_kit.data.check_seed`), or a `DriftError`"
+    try: return check_seed(seed)
     except MlopsKitError as error: raise DriftError(str(error)) from None
 
 def _not_labels(values:pd.Series)->pd.Series:

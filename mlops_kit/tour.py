@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from .data import check_seed
 from .errors import MlopsKitError, WrongTypeError
 
 # %% ../nbs/10_tour.ipynb #tour-004
@@ -135,7 +136,6 @@ def _markdown_table(frame:pd.DataFrame)->str:
 
 # %% ../nbs/10_tour.ipynb #tour-checks
 _TOUR_OUTPUTS = ("churn.journal.json", "models", "predictions.db", "report.md", "drift.png", "performance.png")  # what a tour writes
-_MAX_SEED = 2**32 - 1  # the largest seed numpy's and scikit-learn's generators take
 
 def _check_tour_folder(output)->Path:
     "`output` as a Path, if the tour can write there without touching earlier work; raises FileExistsError naming what is there"
@@ -155,8 +155,7 @@ def _check_tour_arguments(output, seed, n_trials, echo)->Path:
     whole = lambda value: isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not whole(n_trials) or n_trials < 1:
         raise (MlopsKitError if whole(n_trials) else WrongTypeError)(f"n_trials must be at least 1 (a whole number of trials), got {n_trials!r}")
-    if not whole(seed) or not 0 <= seed <= _MAX_SEED:
-        raise (MlopsKitError if whole(seed) else WrongTypeError)(f"seed must be a whole number from 0 to {_MAX_SEED}, got {seed!r}")
+    check_seed(seed)
     if not callable(echo): raise WrongTypeError(f"echo must be a function that takes a line of text, such as print, got {echo!r}")
     return _check_tour_folder(output)
 

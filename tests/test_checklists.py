@@ -650,7 +650,7 @@ def test_a_report_replaces_a_file_whole_and_never_a_read_only_one(saved_report, 
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: simple_model(["plan"], ["tenure_months"], seed=-1), MlopsKitError, "seed must be a whole number from 0 to 4294967295, got -1"),
+    (lambda: simple_model(["plan"], ["tenure_months"], seed=-1), MlopsKitError, "`seed` must be a whole number from 0 to 4,294,967,295, got -1"),
     (lambda: simple_model(["plan"], ["tenure_months"], seed="0"), WrongTypeError, "got '0'"),
     (lambda: simple_model(["plan"], ["tenure_months"], seed=2**32), MlopsKitError, "got 4294967296"),
     (lambda: simple_model(None, ["tenure_months"]), WrongTypeError, "categorical must be a list of column names"),
@@ -684,8 +684,8 @@ class NeverFitted:
     (dict(train_end="2024-09-01", test_end="2024-07-01"), MlopsKitError, "train_end (2024-09-01) must come before test_end (2024-07-01)"),
     (dict(train_end="2023-01-01", test_end="2023-06-01"), MlopsKitError, "No rows before train_end (2023-01-01) to train on: the data runs from 2024-01-01 to 2025-12-01"),
     (dict(train_end="2026-01-01", test_end="2027-01-01"), MlopsKitError, "No rows from train_end (2026-01-01) to test_end (2027-01-01) to test on"),
-    (dict(seed=-1), MlopsKitError, "seed must be a whole number from 0 to 4294967295, got -1"),
-    (dict(seed=1.5), WrongTypeError, "got 1.5"),
+    (dict(seed=-1), MlopsKitError, "`seed` must be a whole number from 0 to 4,294,967,295, got -1"),
+    (dict(seed=1.5), MlopsKitError, "`seed` must be a whole number from 0 to 4,294,967,295, got 1.5"),
     (dict(resamples=0), MlopsKitError, "resamples must be a whole number of at least 1"),
     (dict(resamples="1000"), WrongTypeError, "got '1000'"),
     (dict(min_saving=5), MlopsKitError, "did you mean 0.05?"),

@@ -131,7 +131,7 @@ def test_the_tour_refuses_bad_arguments_in_one_line_before_any_work(earlier_work
     (dict(n_trials=0), MlopsKitError, "n_trials must be at least 1"),
     (dict(n_trials=2.5), WrongTypeError, "got 2.5"),
     (dict(n_trials=True), WrongTypeError, "got True"),
-    (dict(seed=-1), MlopsKitError, "seed must be a whole number from 0 to 4294967295, got -1"),
+    (dict(seed=-1), MlopsKitError, "`seed` must be a whole number from 0 to 4,294,967,295, got -1"),
     (dict(seed="42"), WrongTypeError, "got '42'"),
     (dict(echo="print"), WrongTypeError, "echo must be a function"),
     (dict(output=None), WrongTypeError, "output must be a folder name"),
