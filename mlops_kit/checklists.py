@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset, check_seed, screen_leakage
+from .data import Dataset, check_seed, churn_rule, screen_leakage
 from .lifecycle import Criteria, Decision, Metric, Phase, Project, Verdict, cost_metric
 from .lifecycle import _did_you_mean, _quoted  # the same wording for every message
 from .errors import MlopsKitError, WrongTypeError
@@ -25,8 +25,7 @@ from .errors import MlopsKitError, WrongTypeError
 __all__ = ['SOURCES', 'DESIGN_ITEMS', 'DEVELOPMENT_ITEMS', 'DEPLOYMENT_ITEMS', 'PHASE_ITEMS', 'ML_TEST_SCORE_SECTIONS',
            'ML_TEST_SCORE_ITEMS', 'ML_TEST_SCORE_BANDS', 'Status', 'ChecklistItem', 'ml_test_score_band', 'Answer',
            'UnknownItemError', 'Checklist', 'MLTestScore', 'phase_checklist', 'ml_test_score', 'GateRefused', 'gate',
-           'churn_rule', 'simple_model', 'AddedValue', 'assess_added_value', 'ChecklistView', 'PhaseReport',
-           'phase_report']
+           'simple_model', 'AddedValue', 'assess_added_value', 'ChecklistView', 'PhaseReport', 'phase_report']
 
 # %% ../nbs/02_checklists.ipynb #chk-status
 _STATUS_ALIASES = {"n/a": "not_applicable", "na": "not_applicable"}
@@ -674,12 +673,6 @@ def gate(project:Project, # the journal where the decision is recorded
     return project.add_decision(decision)
 
 # %% ../nbs/02_checklists.ipynb #chk-rule
-def churn_rule(frame:pd.DataFrame, # case-study rows
-              )->np.ndarray: # True for each customer who gets an offer
-    "Month-to-month contract, or 3+ support calls, or 20+ inactive days"
-    # raises KeyError if `frame` lacks contract_type, support_calls or inactive_days: pass your own `rule` for other data
-    return ((frame["contract_type"] == "month-to-month") | (frame["support_calls"] >= 3) | (frame["inactive_days"] >= 20)).to_numpy()
-
 def _column_names(names, what:str)->list[str]:
     "`names` (one column name, or a list of them) as a list of text; raises WrongTypeError naming `what` otherwise"
     names = [names] if isinstance(names, str) else names

@@ -11,11 +11,12 @@ import pandas as pd
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
-__all__ = ['SEED_MAX', 'COLUMN_KINDS', 'PROBLEM_KINDS', 'CASE_STUDY_COSTS', 'CASE_STUDY_MAX_ROWS', 'REAL_DATASETS',
-           'VIOLATION_KINDS', 'PERIOD_FREQUENCIES', 'check_seed', 'column_kind', 'PlantedProblem', 'GroundTruth',
-           'Dataset', 'case_study_ground_truth', 'load_case_study', 'load_real_dataset', 'ColumnSchema', 'Schema',
-           'infer_schema', 'validate', 'check_by_period', 'single_feature_scores', 'screen_leakage', 'find_duplicates',
-           'data_fingerprint', 'QualityReport', 'quality_report']
+__all__ = ['SEED_MAX', 'COLUMN_KINDS', 'PROBLEM_KINDS', 'TASKS', 'CLASS_LIMIT', 'CASE_STUDY_COSTS', 'CASE_STUDY_MAX_ROWS',
+           'REAL_DATASETS', 'VIOLATION_KINDS', 'PERIOD_FREQUENCIES', 'check_seed', 'column_kind', 'PlantedProblem',
+           'GroundTruth', 'infer_task', 'Dataset', 'case_study_ground_truth', 'churn_rule', 'CaseStudy',
+           'load_case_study', 'load_real_dataset', 'ColumnSchema', 'Schema', 'infer_schema', 'validate',
+           'check_by_period', 'single_feature_scores', 'screen_leakage', 'find_duplicates', 'data_fingerprint',
+           'QualityReport', 'quality_report']
 
 # %% ../nbs/01_data.ipynb #data-006
 def _shorten(items:list, limit:int=8)->str:
@@ -223,6 +224,44 @@ def _comparable_date(value, argument:str, times:pd.Series)->pd.Timestamp:
     return date
 
 
+# %% ../nbs/01_data.ipynb #task-infer
+TASKS = ("binary", "multiclass", "regression")
+CLASS_LIMIT = 20 # a numeric target with more distinct values than this is read as a regression target
+
+def infer_task(target:pd.Series)->str:
+    "'binary', 'multiclass' or 'regression', read from the values of `target` (see the rule above)"
+    values = target.dropna()
+    distinct = values.nunique()
+    if distinct < 2:
+        raise MlopsKitError(f"the target {target.name!r} holds {distinct} distinct value(s): a model needs at least two classes, "
+                            "or numbers, to learn from")
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and (distinct > CLASS_LIMIT or not np.all(np.mod(values.to_numpy(float), 1) == 0)): return "regression"
+    return "binary" if distinct == 2 else "multiclass"
+
+# %% ../nbs/01_data.ipynb #task-check
+def _check_task(task, target:pd.Series)->str:
+    "`task` if given and it fits the values of `target`, else the task inferred from them; raises MlopsKitError saying why not"
+    if task is None: return infer_task(target)
+    if task not in TASKS: raise MlopsKitError(f"Unknown task {task!r}: use one of {', '.join(map(repr, TASKS))}, or None to infer it")
+    values, name = target.dropna(), target.name
+    if task == "regression" and (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        raise MlopsKitError(f"a regression target holds numbers, but {name!r} holds {column_kind(values)} values such as {values.iloc[0]!r}")
+    if task == "binary" and values.nunique() > 2:
+        raise MlopsKitError(f"a binary target holds two labels, but {name!r} holds {values.nunique()}: use task='multiclass'")
+    return task
+
+def _positive_label(target:pd.Series, given):
+    "The positive class of a binary `target`: `given` if it is one of its labels, else 1 or True when present"
+    labels = target.dropna().unique().tolist()
+    if given is not None:
+        if len(labels) == 2 and given not in labels:
+            raise MlopsKitError(f"positive_label {given!r} is not a label of {target.name!r}, whose labels are {_shorten(labels)}")
+        return given.item() if isinstance(given, np.generic) else given
+    if 1 in labels: return True if all(isinstance(label, (bool, np.bool_)) for label in labels) else 1
+    raise MlopsKitError(f"the binary target {target.name!r} has the labels {_shorten(sorted(labels, key=str))}: say which one is the "
+                        f"positive class (the one to find), e.g. Dataset(..., positive_label={sorted(labels, key=str)[-1]!r})")
+
 # %% ../nbs/01_data.ipynb #data-016
 @dataclass(eq=False, repr=False)
 class Dataset:
@@ -238,6 +277,8 @@ class Dataset:
     numerical: list|None = None # numerical features (inferred from the dtypes if None)
     costs: dict|None = None # business cost of each error, e.g. {"false_positive": 50.0, "false_negative": 500.0}
     ground_truth: GroundTruth|None = None # problems planted in the data, if any
+    task: str|None = None # 'binary', 'multiclass' or 'regression'; None: inferred from the target (`infer_task`)
+    positive_label: object = None # binary: the class to find; None: 1 (or True) when it is a label
 
     def __post_init__(self):
         _check_frame(self.frame, "frame")
@@ -246,6 +287,10 @@ class Dataset:
         clash = [name for name in [self.target, self.time_column, self.id_column] if name in self.features]
         if clash: raise MlopsKitError(f"{_shorten(clash)} cannot be both a feature and the target, time or id column")
         _check_roles(self.frame, self.target, self.time_column, self.id_column)
+        self.task = _check_task(self.task, self.y)
+        if self.task == "binary": self.positive_label = _positive_label(self.y, self.positive_label)
+        elif self.positive_label is not None:
+            raise MlopsKitError(f"positive_label is for a binary target; {self.target!r} is a {self.task} target: leave it out")
         if self.categorical is None:
             self.categorical = [name for name in self.features if column_kind(self.frame[name]) in ("boolean", "categorical", "text")]
         if self.numerical is None: self.numerical = [name for name in self.features if name not in self.categorical]
@@ -264,6 +309,12 @@ class Dataset:
     def y(self)->pd.Series:
         "The target column"
         return self.frame[self.target]
+
+    @property
+    def classes(self)->list|None:
+        "The class labels, sorted (None for a regression target)"
+        if self.task == "regression": return None
+        return sorted(self.y.dropna().unique().tolist(), key=lambda label: (str(type(label)), label))
 
     def _times(self)->pd.Series:
         "The time column, or a clear error if the dataset has none"
@@ -307,12 +358,14 @@ class Dataset:
         return pd.DataFrame([row(name) for name in self.frame.columns])
 
     def __repr__(self):
-        return f"Dataset({self.name!r}: {len(self.frame):,} rows, target {self.target!r}, {len(self.features)} features)"
+        return (f"Dataset({self.name!r}: {len(self.frame):,} rows, {self.task} target {self.target!r}, "
+                f"{len(self.features)} features)")
 
     def _repr_html_(self):
         rows, target = len(self.frame), self.frame[self.target]
-        facts = [f"{rows:,} rows", f"{len(self.features)} features", f"target <code>{html.escape(self.target)}</code>"]
-        if target.nunique() == 2: facts.append(f"positive rate {(target == target.max()).mean():.1%}")
+        facts = [f"{rows:,} rows", f"{len(self.features)} features", f"{self.task} target <code>{html.escape(self.target)}</code>"]
+        if self.task == "binary": facts.append(f"positive ({html.escape(repr(self.positive_label))}) rate {(target == self.positive_label).mean():.1%}")
+        if self.task == "multiclass": facts.append(f"{len(self.classes)} classes")
         if self.time_column: facts.append(f"from {self._times().min():%Y-%m-%d} to {self._times().max():%Y-%m-%d}")
         parts = [f"<h4>{html.escape(self.name)}</h4><p>{', '.join(facts)}</p>"]
         if self.description: parts.append(f"<p>{html.escape(self.description)}</p>")
@@ -395,6 +448,25 @@ def case_study_ground_truth()->GroundTruth:
             "distribution; their link with churn changes.",
             {"effect_per_unit_before_after": {name: [_EFFECTS_BEFORE[name], _EFFECTS_AFTER[name]] for name in changed}})])
 
+# %% ../nbs/01_data.ipynb #case-object
+def churn_rule(frame:pd.DataFrame, # case-study rows
+              )->np.ndarray: # True for each customer who gets an offer
+    "The case study's rule of thumb: an offer for a month-to-month contract, 3+ support calls or 20+ inactive days"
+    missing = [name for name in ("contract_type", "support_calls", "inactive_days") if name not in frame.columns]
+    if missing: raise MlopsKitError(f"churn_rule reads the case study's columns; these rows lack {_shorten(missing)}")
+    return ((frame["contract_type"] == "month-to-month") | (frame["support_calls"] >= 3) | (frame["inactive_days"] >= 20)).to_numpy()
+
+@dataclass(eq=False, repr=False)
+class CaseStudy(Dataset):
+    "The course's case study: a `Dataset` with its business rule, the dates of the lessons' first split, its model's name"
+    model_name: str = "churn" # the name the lessons register its models under
+    train_end: str = "2024-07-01" # the lessons fit on the first half-year, the rows before this date ...
+    test_end: str = "2024-09-01" # ... and judge on the next two months, the rows before this date
+
+    def rule(self, frame:pd.DataFrame)->np.ndarray:
+        "Who gets a retention offer in `frame` without a model: `churn_rule`"
+        return churn_rule(frame)
+
 # %% ../nbs/01_data.ipynb #data-026
 _CASE_STUDY_DESCRIPTION = (
     "Lumen (a made-up streaming subscription): each month the customers up for renewal are scored; `churned` is 1 if "
@@ -417,7 +489,7 @@ CASE_STUDY_MAX_ROWS = 2_400_000 # 100,000 customers a month: more would fill the
 
 def load_case_study(seed:int=42, # same seed, same data
                     n_rows:int=36_000, # spread evenly over the 24 months (rounded down to a multiple of 24)
-                   )->Dataset:
+                   )->CaseStudy:
     "The course's churn case study: `n_rows` customer-months over 24 months with planted problems, drawn from `seed`"
     seed, n_rows = check_seed(seed), _whole_number(n_rows, "n_rows", minimum=None)
     if not 2_400 <= n_rows <= CASE_STUDY_MAX_ROWS:
@@ -434,21 +506,24 @@ def load_case_study(seed:int=42, # same seed, same data
                        customers, pd.DataFrame({"cancel_page_visits": visits, "churned": churned})], axis=1)
     frame = _plant_case_study_problems(frame, rng)
     features = [*customers.columns, "cancel_page_visits"]
-    return Dataset(frame, target="churned", features=features, name="Lumen churn case study", description=_CASE_STUDY_DESCRIPTION,
+    return CaseStudy(frame, target="churned", features=features, name="Lumen churn case study", description=_CASE_STUDY_DESCRIPTION,
                    time_column="month", id_column="customer_id", costs=dict(CASE_STUDY_COSTS), ground_truth=case_study_ground_truth())
 
 # %% ../nbs/01_data.ipynb #data-037
 REAL_DATASETS = {
     "breast_cancer": "Wisconsin diagnostic breast cancer (UCI): 569 tumours, 30 measurements of cell nuclei; target `malignant` (1) or benign (0)",
     "wine": "Wine recognition (UCI): 178 wines from three cultivars, 13 chemical measurements; target `cultivar` (0, 1 or 2)",
+    "diabetes": "Diabetes (Efron et al., 2004): 442 patients, 10 baseline measurements (age, sex, body mass index, blood "
+                "pressure, six blood serum values, all scaled); target `progression`, a measure of the disease a year later",
 }
+_REAL_TARGETS = {"breast_cancer": "malignant", "wine": "cultivar", "diabetes": "progression"}
 
 def load_real_dataset(name:str="breast_cancer")->Dataset:
     "A real dataset that ships inside scikit-learn, so no download: `name` is a key of `REAL_DATASETS`"
     if not isinstance(name, str) or name not in REAL_DATASETS: raise MlopsKitError(f"unknown dataset {name!r}; the available ones are: {', '.join(REAL_DATASETS)}")
     from sklearn import datasets
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
-    target = "malignant" if name == "breast_cancer" else "cultivar"
+    target = _REAL_TARGETS[name]
     values = (bunch.target == 0).astype(int) if name == "breast_cancer" else bunch.target
     frame = bunch.data.assign(**{target: values.to_numpy()})
     return Dataset(frame, target=target, features=list(bunch.data.columns), name=name.replace("_", " "),

@@ -20,9 +20,9 @@ from filelock import FileLock, Timeout
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
-__all__ = ['metric_registry', 'RECOMMENDATIONS', 'JOURNAL_FORMAT', 'JOURNAL_VERSION', 'Phase', 'Metric', 'cost_metric',
-           'UnknownMetricError', 'MetricRegistry', 'CriterionCheck', 'Criterion', 'MissingMetricError', 'Criteria',
-           'Verdict', 'Decision', 'JournalError', 'Record', 'Project']
+__all__ = ['TASKS', 'metric_registry', 'RECOMMENDATIONS', 'JOURNAL_FORMAT', 'JOURNAL_VERSION', 'Phase', 'Metric', 'cost_metric',
+           'error_cost_metric', 'UnknownMetricError', 'MetricRegistry', 'CriterionCheck', 'Criterion',
+           'MissingMetricError', 'Criteria', 'Verdict', 'Decision', 'JournalError', 'Record', 'Project']
 
 # %% ../nbs/00_lifecycle.ipynb #cf7b6588
 def _quoted(values)->str:
@@ -68,22 +68,28 @@ class Phase(StrEnum):
 _PHASE_ORDER = list(Phase)
 
 # %% ../nbs/00_lifecycle.ipynb #f7a2a6f7
+TASKS = ("binary", "multiclass", "regression")
 _DIRECTIONS = ("higher", "lower")
 _NEEDS = ("y_pred", "y_score")
 _KINDS = ("ml", "business", "system")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _MISSING_INPUT = {
-    "y_pred": "{name!r} is computed from predicted labels: pass `y_pred` (e.g. `model.predict(X)`)",
-    "y_score": "{name!r} is computed from scores: pass `y_score`, the predicted probability of the positive class "
-               "(e.g. `model.predict_proba(X)[:, 1]`)"}
+    "y_pred": "{name!r} is computed from predictions: pass `y_pred`, the predicted labels or values (e.g. `model.predict(X)`)",
+    "y_score": "{name!r} is computed from probabilities: pass `y_score`, the predicted probability of the positive class "
+               "(binary: `model.predict_proba(X)[:, 1]`) or one column per class (multiclass: `model.predict_proba(X)`)"}
 
-def _check_arrays(y_true, values, values_name:str):
-    "`y_true` and `values` as 1-d numpy arrays of the same, non-zero length; raises ValueError otherwise"
-    y_true, values = np.asarray(y_true), np.asarray(values)
-    for array, label in ((y_true, "y_true"), (values, values_name)):
-        if array.ndim != 1:
-            raise MlopsKitError(f"`{label}` must be one-dimensional (one value per case), got shape {array.shape}; "
-                                "for `predict_proba` output take the positive column: `[:, 1]`")
+def _check_values(values, label:str, classes)->np.ndarray:
+    "`values` as a numpy array: one value per case, or (multiclass probabilities) one column per class in `classes`"
+    values = np.asarray(values)
+    if values.ndim == 2 and classes is not None and values.shape[1] == len(classes) > 2: return values
+    if values.ndim != 1:
+        raise MlopsKitError(f"`{label}` must be one-dimensional (one value per case), got shape {values.shape}; for "
+                            "`predict_proba` output take the positive column (`[:, 1]`), or pass `classes` for multiclass")
+    return values
+
+def _check_arrays(y_true, values, values_name:str, classes=None):
+    "`y_true` and `values` as numpy arrays describing the same, non-zero number of cases, with no missing value"
+    y_true, values = _check_values(y_true, "y_true", None), _check_values(values, values_name, classes)
     if len(y_true) != len(values):
         raise MlopsKitError(f"`y_true` has {len(y_true)} values but `{values_name}` has {len(values)}: "
                             "they must describe the same cases")
@@ -92,7 +98,7 @@ def _check_arrays(y_true, values, values_name:str):
         missing = pd.isna(array)
         if missing.any():
             raise MlopsKitError(f"`{label}` holds {missing.sum()} missing value(s) (NaN or None), the first at position "
-                                f"{np.argmax(missing)}: drop those cases, or fill them, before computing a metric")
+                                f"{np.argmax(missing.ravel())}: drop those cases, or fill them, before computing a metric")
     return y_true, values
 
 def _check_bound(value, bound:str, name:str)->float:
@@ -102,18 +108,28 @@ def _check_bound(value, bound:str, name:str)->float:
     if math.isnan(value): raise MlopsKitError(f"Metric {name!r}: {bound} must be a number, got nan")
     return float(value)
 
+def _check_tasks(tasks, name:str)->tuple|None:
+    "`tasks` as a tuple of task names (None: any task); raises naming metric `name` otherwise"
+    if tasks is None: return None
+    if isinstance(tasks, str): tasks = (tasks,)
+    if not isinstance(tasks, (list, tuple)) or not tasks:
+        raise WrongTypeError(f"Metric {name!r}: tasks must be a list of tasks among {_quoted(TASKS)}, or None for any, got {tasks!r}")
+    for task in tasks: _check_choice(task, TASKS, f"task of metric {name!r}")
+    return tuple(task for task in TASKS if task in tasks)
+
 # %% ../nbs/00_lifecycle.ipynb #22af58f4
 @dataclass(frozen=True)
 class Metric:
-    "How the metric `name` is computed, whether `direction` 'higher' or 'lower' is better, and its range `lower`..`upper`"
+    "How the metric `name` is computed, whether `direction` 'higher' or 'lower' is better, its range, and its tasks"
     name:str # a short identifier, e.g. 'recall'
     direction:str # 'higher' or 'lower': which way is better
     compute:Callable|None=None # `compute(y_true, y_pred_or_score)` -> number; None if the system measures it
-    needs:str="y_pred" # 'y_pred' (predicted labels) or 'y_score' (probability of the positive class)
+    needs:str="y_pred" # 'y_pred' (predicted labels or values) or 'y_score' (predicted probabilities)
     kind:str="ml" # 'ml', 'business' or 'system'
     description:str="" # one line for the reader
     lower:float=-math.inf # the smallest value it can take, e.g. 0 for a share; -inf: no bound
     upper:float=math.inf # the largest value it can take, e.g. 1 for a share; inf: no bound
+    tasks:tuple|None=None # the tasks it measures, among 'binary', 'multiclass', 'regression'; None: any task
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
@@ -127,21 +143,31 @@ class Metric:
         for bound in ("lower", "upper"): object.__setattr__(self, bound, _check_bound(getattr(self, bound), bound, self.name))
         if not self.lower < self.upper:
             raise MlopsKitError(f"Metric {self.name!r}: lower ({self.lower:g}) must be below upper ({self.upper:g})")
+        object.__setattr__(self, "tasks", _check_tasks(self.tasks, self.name))
 
     @property
     def is_share(self)->bool:
         "Whether the metric is a share, between 0 and 1 (recall, accuracy, ...)"
         return (self.lower, self.upper) == (0, 1)
 
-    def __call__(self, y_true, y_pred=None, y_score=None)->float:
-        "Compute the metric from `y_true` and `y_pred` or `y_score`; raises ValueError if the needed one is missing"
+    def fits(self, task:str)->bool:
+        "Whether the metric measures models of `task` ('binary', 'multiclass' or 'regression')"
+        return self.tasks is None or _check_choice(task, TASKS, "task") in self.tasks
+
+    def __call__(self, y_true, y_pred=None, y_score=None,
+                 positive_label=None, # binary: the positive class (default 1)
+                 classes=None, # multiclass: the classes, in the order of the columns of `y_score`
+                )->float:
+        "Compute the metric from `y_true` and `y_pred` or `y_score`; raises MlopsKitError if the needed one is missing"
         if self.compute is None:
             raise MlopsKitError(f"{self.name!r} is a {self.kind} metric measured outside the model (e.g. by the service): "
                                 "it cannot be computed from predictions; pass its measured value to `Criteria.evaluate`")
         values = y_pred if self.needs == "y_pred" else y_score
         if values is None: raise MlopsKitError(_MISSING_INPUT[self.needs].format(name=self.name))
-        y_true, values = _check_arrays(y_true, values, self.needs)
-        try: return float(self.compute(y_true, values))
+        y_true, values = _check_arrays(y_true, values, self.needs, classes)
+        try:
+            if getattr(self.compute, "takes_labels", False): return float(self.compute(y_true, values, positive_label, classes))
+            return float(self.compute(y_true, values))
         except MlopsKitError: raise
         except (TypeError, ValueError) as error:
             raise MlopsKitError(f"{self.name!r} cannot be computed from these values: {error}") from None
@@ -152,10 +178,17 @@ class _SklearnMetric:
     "A compute function calling `sklearn.metrics.<function_name>`, imported on first use"
     function_name:str
     options:tuple=() # keyword arguments as (name, value) pairs
+    labels:str="plain" # how it learns the labels: 'plain' (from the values), 'positive' (`pos_label`), 'probabilities' (below)
+    takes_labels = True # `Metric` passes it the positive label and the classes
 
-    def __call__(self, y_true, values):
+    def __call__(self, y_true, values, positive_label=None, classes=None):
+        "Probabilities: one column (binary) is the positive class's, so `y_true` becomes 1 for it; several (multiclass) follow `classes`"
         import sklearn.metrics
-        return getattr(sklearn.metrics, self.function_name)(y_true, values, **dict(self.options))
+        options, positive = dict(self.options), 1 if positive_label is None else positive_label
+        if self.labels == "positive": options["pos_label"] = positive
+        if self.labels == "probabilities" and values.ndim == 1: y_true = (y_true == positive).astype(int)
+        if self.labels == "probabilities" and values.ndim == 2 and classes is not None: options["labels"] = list(classes)
+        return getattr(sklearn.metrics, self.function_name)(y_true, values, **options)
 
     def __repr__(self): return f"sklearn.metrics.{self.function_name}"
 
@@ -191,6 +224,22 @@ class _CostOfErrors:
         total = false_positives * self.false_positive_cost + false_negatives * self.false_negative_cost
         return total / len(y_true) * 1000
 
+@dataclass(frozen=True)
+class _CostOfErrorSizes:
+    "Cost of a regressor's errors per case, from the cost of one unit predicted too high and of one unit too low"
+    over_cost:float
+    under_cost:float
+
+    def __post_init__(self):
+        for what in ("over_cost", "under_cost"):
+            cost = _check_number(getattr(self, what), what)
+            if cost < 0: raise MlopsKitError(f"{what} must be >= 0 (a cost per unit of error, in your currency), got {cost:g}")
+            object.__setattr__(self, what, cost)
+
+    def __call__(self, y_true, y_pred)->float:
+        error = np.asarray(y_pred, float) - np.asarray(y_true, float)
+        return float(np.mean(np.where(error > 0, error * self.over_cost, -error * self.under_cost)))
+
 def _check_binary_labels(y_true, y_pred, positive_label):
     "Raise ValueError unless `y_true` and `y_pred` hold at most two labels, one of them `positive_label` if two"
     labels = set(y_true.tolist()) | set(y_pred.tolist())
@@ -213,7 +262,19 @@ def cost_metric(name:str, # the metric's name, e.g. 'cost_per_1000'
     if description is None:
         description = (f"cost of errors per 1,000 cases (false positive {costs.false_positive_cost:g}, "
                        f"false negative {costs.false_negative_cost:g})")
-    return Metric(name, "lower", costs, "y_pred", "business", description, lower=0)
+    return Metric(name, "lower", costs, "y_pred", "business", description, lower=0, tasks=("binary",))
+
+# %% ../nbs/00_lifecycle.ipynb #cost-regression
+def error_cost_metric(name:str, # the metric's name, e.g. 'stock_cost'
+                      over_cost:float, # cost of one unit predicted too high (e.g. one item stocked and not sold)
+                      under_cost:float, # cost of one unit predicted too low (e.g. one sale lost to an empty shelf)
+                      description:str|None=None, # one line for the reader; a default names the costs
+                     )->Metric:
+    "Business metric `name` for a regressor: the mean cost of its errors per case (0 or more)"
+    costs = _CostOfErrorSizes(over_cost, under_cost)
+    if description is None:
+        description = f"cost of errors per case ({costs.over_cost:g} per unit too high, {costs.under_cost:g} per unit too low)"
+    return Metric(name, "lower", costs, "y_pred", "business", description, lower=0, tasks=("regression",))
 
 # %% ../nbs/00_lifecycle.ipynb #22fb7267
 class UnknownMetricError(MlopsKitError, KeyError):
@@ -226,36 +287,75 @@ def _same_definition(old:Metric, new:Metric)->bool:
     old_code, new_code = getattr(old.compute, "__code__", None), getattr(new.compute, "__code__", None)
     return old_code is not None and old_code == new_code and dataclasses.replace(old, compute=new.compute) == new
 
+def _sklearn(name:str, labels:str="plain", **options)->_SklearnMetric:
+    "A compute function calling `sklearn.metrics.<name>` with `options`"
+    return _SklearnMetric(name, tuple(options.items()), labels)
+
+_SHARE, _AT_LEAST_ZERO = dict(lower=0, upper=1), dict(lower=0)
+_CLASSIFICATION, _BINARY, _MULTICLASS, _REGRESSION = ("binary", "multiclass"), ("binary",), ("multiclass",), ("regression",)
+
+def _binary_metrics()->list[Metric]:
+    "Metrics of a binary classifier: labels against the positive class, and the positive class's probability"
+    return [
+        Metric("precision", "higher", _sklearn("precision_score", "positive", zero_division=0.0),
+               description="share of predicted positives that are positive", tasks=_BINARY, **_SHARE),
+        Metric("recall", "higher", _sklearn("recall_score", "positive", zero_division=0.0),
+               description="share of actual positives that are found", tasks=_BINARY, **_SHARE),
+        Metric("f1", "higher", _sklearn("f1_score", "positive", zero_division=0.0),
+               description="harmonic mean of precision and recall", tasks=_BINARY, **_SHARE),
+        Metric("roc_auc", "higher", _sklearn("roc_auc_score", "probabilities"), "y_score",
+               description="chance that a random positive scores above a random negative", tasks=_BINARY, **_SHARE),
+        Metric("average_precision", "higher", _sklearn("average_precision_score", "probabilities"), "y_score",
+               description="area under the precision-recall curve", tasks=_BINARY, **_SHARE),
+        Metric("brier", "lower", _sklearn("brier_score_loss", "probabilities"), "y_score",
+               description="mean squared error of the predicted probabilities", tasks=_BINARY, **_SHARE)]
+
+def _classification_metrics()->list[Metric]:
+    "Metrics of any classifier, two classes or more: labels, macro and weighted averages, probabilities"
+    def averaged(name, function, average, what):
+        return Metric(f"{name}_{average}", "higher", _sklearn(function, average=average, zero_division=0.0),
+                      description=f"{what}, {'the mean over classes' if average == 'macro' else 'weighted by class size'}",
+                      tasks=_CLASSIFICATION, **_SHARE)
+    return [
+        Metric("accuracy", "higher", _sklearn("accuracy_score"), description="share of cases predicted correctly",
+               tasks=_CLASSIFICATION, **_SHARE),
+        Metric("balanced_accuracy", "higher", _sklearn("balanced_accuracy_score"),
+               description="mean of the recall of each class; not fooled by imbalance", tasks=_CLASSIFICATION, **_SHARE),
+        averaged("f1", "f1_score", "macro", "F1"), averaged("f1", "f1_score", "weighted", "F1"),
+        averaged("precision", "precision_score", "macro", "precision"), averaged("recall", "recall_score", "macro", "recall"),
+        Metric("log_loss", "lower", _sklearn("log_loss", "probabilities"), "y_score",
+               description="penalises confident wrong probabilities", tasks=_CLASSIFICATION, **_AT_LEAST_ZERO),
+        Metric("roc_auc_ovr", "higher", _sklearn("roc_auc_score", "probabilities", multi_class="ovr"), "y_score",
+               description="ROC AUC of each class against the rest, averaged", tasks=_MULTICLASS, **_SHARE)]
+
+def _regression_metrics()->list[Metric]:
+    "Metrics of a regressor: errors in the target's units, the share of variance explained, errors in percent"
+    return [
+        Metric("rmse", "lower", _sklearn("root_mean_squared_error"), description="root mean squared error, in the target's units",
+               tasks=_REGRESSION, **_AT_LEAST_ZERO),
+        Metric("mae", "lower", _sklearn("mean_absolute_error"), description="mean absolute error, in the target's units",
+               tasks=_REGRESSION, **_AT_LEAST_ZERO),
+        Metric("median_absolute_error", "lower", _sklearn("median_absolute_error"),
+               description="median absolute error: half the cases are closer than this", tasks=_REGRESSION, **_AT_LEAST_ZERO),
+        Metric("mape", "lower", _sklearn("mean_absolute_percentage_error"),
+               description="mean absolute error relative to the true value (0.1 is 10%)", tasks=_REGRESSION, **_AT_LEAST_ZERO),
+        Metric("r2", "higher", _sklearn("r2_score"), description="share of the target's variance explained (1 is perfect)",
+               tasks=_REGRESSION, upper=1)]
+
+def _system_metrics()->list[Metric]:
+    "Metrics the service measures, whatever the task"
+    return [Metric("latency_p50_ms", "lower", kind="system", description="median time to answer a request, in ms", **_AT_LEAST_ZERO),
+            Metric("latency_p95_ms", "lower", kind="system", description="95th percentile of the time to answer, in ms", **_AT_LEAST_ZERO),
+            Metric("latency_p99_ms", "lower", kind="system", description="99th percentile of the time to answer, in ms", **_AT_LEAST_ZERO),
+            Metric("throughput_rps", "higher", kind="system", description="requests answered per second", **_AT_LEAST_ZERO)]
+
 def _builtin_metrics()->list[Metric]:
     "The metrics every default registry starts with"
-    def sklearn_metric(name, **options): return _SklearnMetric(name, tuple(options.items()))
-    share, at_least_zero = dict(lower=0, upper=1), dict(lower=0)
-    return [
-        Metric("accuracy", "higher", sklearn_metric("accuracy_score"), description="share of cases predicted correctly", **share),
-        Metric("balanced_accuracy", "higher", sklearn_metric("balanced_accuracy_score"),
-               description="mean of the recall of each class; not fooled by imbalance", **share),
-        Metric("precision", "higher", sklearn_metric("precision_score", zero_division=0.0),
-               description="share of predicted positives that are positive", **share),
-        Metric("recall", "higher", sklearn_metric("recall_score", zero_division=0.0),
-               description="share of actual positives that are found", **share),
-        Metric("f1", "higher", sklearn_metric("f1_score", zero_division=0.0), description="harmonic mean of precision and recall", **share),
-        Metric("roc_auc", "higher", sklearn_metric("roc_auc_score"), "y_score",
-               description="chance that a random positive scores above a random negative", **share),
-        Metric("average_precision", "higher", sklearn_metric("average_precision_score"), "y_score",
-               description="area under the precision-recall curve", **share),
-        Metric("log_loss", "lower", sklearn_metric("log_loss"), "y_score", description="penalises confident wrong probabilities",
-               **at_least_zero),
-        Metric("brier", "lower", sklearn_metric("brier_score_loss"), "y_score",
-               description="mean squared error of the predicted probabilities", **share),
-        Metric("latency_p50_ms", "lower", kind="system", description="median time to answer a request, in ms", **at_least_zero),
-        Metric("latency_p95_ms", "lower", kind="system", description="95th percentile of the time to answer, in ms", **at_least_zero),
-        Metric("latency_p99_ms", "lower", kind="system", description="99th percentile of the time to answer, in ms", **at_least_zero),
-        Metric("throughput_rps", "higher", kind="system", description="requests answered per second", **at_least_zero),
-    ]
+    return [*_classification_metrics(), *_binary_metrics(), *_regression_metrics(), *_system_metrics()]
 
 # %% ../nbs/00_lifecycle.ipynb #510e8954
 class MetricRegistry:
-    "Metric name -> `Metric`: how each metric is computed and which way is better"
+    "Metric name -> `Metric`: how each metric is computed, which way is better, and for which tasks"
     def __init__(self, metrics=()): # `Metric`s to register
         self._metrics = {}
         if not isinstance(metrics, (list, tuple)):
@@ -264,11 +364,11 @@ class MetricRegistry:
 
     @classmethod
     def default(cls)->MetricRegistry:
-        "A new registry holding the built-in ML and system metrics"
+        "A new registry holding the built-in metrics of every task, and the system metrics"
         return cls(_builtin_metrics())
 
     def register(self, metric:Metric, replace:bool=False)->Metric:
-        "Add `metric`; raises ValueError if its name has a different definition, unless `replace`"
+        "Add `metric`; raises MlopsKitError if its name has a different definition, unless `replace`"
         if not isinstance(metric, Metric):
             raise WrongTypeError(f"register takes a Metric, e.g. Metric('specificity', 'higher', compute), got {metric!r}")
         old = self._metrics.get(metric.name)
@@ -286,32 +386,40 @@ class MetricRegistry:
             f"Unknown metric {name!r}.{hint} Known metrics: {', '.join(self._metrics)}. To use your own, register it "
             f"first: `metric_registry.register(Metric({str(name)!r}, 'higher', compute))`, or `cost_metric(...)` for a cost")
 
-    def names(self, kind:str|None=None)->list[str]:
-        "Names of the registered metrics, of `kind` ('ml', 'business', 'system') if given"
+    def names(self, kind:str|None=None, # 'ml', 'business' or 'system'; None: every kind
+              task:str|None=None, # 'binary', 'multiclass' or 'regression'; None: every task
+             )->list[str]:
+        "Names of the registered metrics of `kind` that fit `task`"
         if kind is not None: _check_choice(kind, _KINDS, "kind")
-        return [name for name, metric in self._metrics.items() if kind is None or metric.kind == kind]
+        if task is not None: _check_choice(task, TASKS, "task")
+        return [name for name, metric in self._metrics.items()
+                if (kind is None or metric.kind == kind) and (task is None or metric.fits(task))]
 
-    def compute(self, name:str, y_true, y_pred=None, y_score=None)->float:
-        "Compute metric `name` from `y_true` and `y_pred` or `y_score`; raises UnknownMetricError, ValueError"
-        return self.get(name)(y_true, y_pred, y_score)
+    def compute(self, name:str, y_true, y_pred=None, y_score=None, positive_label=None, classes=None)->float:
+        "Compute metric `name` from `y_true` and `y_pred` or `y_score` (see `Metric.__call__`); raises UnknownMetricError, MlopsKitError"
+        return self.get(name)(y_true, y_pred, y_score, positive_label, classes)
 
     def compute_all(self,
-                    names:list[str]|None, # metrics to compute; None: every one the given inputs allow
-                    y_true, y_pred=None, y_score=None)->dict[str, float]:
+                    names:list[str]|None, # metrics to compute; None: every one of `task` the given inputs allow
+                    y_true, y_pred=None, y_score=None, positive_label=None, classes=None,
+                    task:str|None=None, # with `names=None`: the task whose metrics to compute
+                   )->dict[str, float]:
         "Compute the metrics `names` into a dict name -> value; raises as `compute` does"
         if names is not None and not isinstance(names, (list, tuple)):
             raise WrongTypeError(f"names must be a list of metric names, e.g. ['recall'], or None for all; got {names!r}")
         if names is None:
+            if task is None: raise MlopsKitError(f"compute_all(None, ...) computes every metric of a task: pass task=, one of {_quoted(TASKS)}")
             given = {"y_pred": y_pred is not None, "y_score": y_score is not None}
-            names = [name for name, metric in self._metrics.items() if metric.compute is not None and given[metric.needs]]
-        return {name: self.compute(name, y_true, y_pred, y_score) for name in names}
+            names = [name for name in self.names("ml", task) if self._metrics[name].compute is not None and given[self._metrics[name].needs]]
+        return {name: self.compute(name, y_true, y_pred, y_score, positive_label, classes) for name in names}
 
     def to_frame(self)->pd.DataFrame:
-        "One row per metric: name, direction, needs, kind, lower, upper, description"
-        rows = [dict(name=metric.name, direction=metric.direction, needs=metric.needs if metric.compute else "(measured)",
-                     kind=metric.kind, lower=metric.lower, upper=metric.upper, description=metric.description)
+        "One row per metric: name, tasks, direction, needs, kind, lower, upper, description"
+        rows = [dict(name=metric.name, tasks=", ".join(metric.tasks) if metric.tasks else "any", direction=metric.direction,
+                     needs=metric.needs if metric.compute else "(measured)", kind=metric.kind, lower=metric.lower,
+                     upper=metric.upper, description=metric.description)
                 for metric in self._metrics.values()]
-        return pd.DataFrame(rows, columns=["name", "direction", "needs", "kind", "lower", "upper", "description"])
+        return pd.DataFrame(rows, columns=["name", "tasks", "direction", "needs", "kind", "lower", "upper", "description"])
 
     def copy(self)->MetricRegistry:
         "A new registry with the same metrics, to change without touching this one"
@@ -519,19 +627,31 @@ def _check_criteria_dict(data, what:str="criteria"):
     _check_criterion_dict(data["primary"], f"the primary criterion of {what}")
     for position, other in enumerate(data["others"], 1): _check_criterion_dict(other, f"criterion {position + 1} of {what}")
     for spec in data.get("cost_metrics", []):
-        _check_fields(spec, {"name": str, "false_positive_cost": numbers.Real, "false_negative_cost": numbers.Real},
-                      {"positive_label": (int, str, bool), "description": (str, type(None))}, f"a cost metric of {what}")
+        if isinstance(spec, dict) and "over_cost" in spec:
+            _check_fields(spec, {"name": str, "over_cost": numbers.Real, "under_cost": numbers.Real},
+                          {"description": (str, type(None))}, f"a cost metric of {what}")
+        else:
+            _check_fields(spec, {"name": str, "false_positive_cost": numbers.Real, "false_negative_cost": numbers.Real},
+                          {"positive_label": (int, str, bool), "description": (str, type(None))}, f"a cost metric of {what}")
 
 # %% ../nbs/00_lifecycle.ipynb #0ee52a75
 def _with_saved_costs(registry:MetricRegistry, # where the saved criteria's metrics are looked up
                       cost_specs:list, # the cost metrics saved with the criteria
                      )->MetricRegistry:
     "`registry`, with each saved cost metric registered; a copy when a saved cost differs from the registered one"
-    saved = [cost_metric(**spec) for spec in cost_specs]
+    saved = [error_cost_metric(**spec) if "over_cost" in spec else cost_metric(**spec) for spec in cost_specs]
     conflicting = [metric for metric in saved if metric.name in registry and not _same_definition(registry[metric.name], metric)]
     if conflicting: registry = registry.copy()
     for metric in saved: registry.register(metric, replace=True)
     return registry
+
+# %% ../nbs/00_lifecycle.ipynb #crit-tasks-text
+def _tasks_text(criteria)->str:
+    "Which tasks each criterion's metric fits, in words: 'recall fits binary; rmse fits regression'"
+    def fits(name):
+        tasks = criteria.registry.get(name).tasks
+        return f"{name} fits {' and '.join(tasks) if tasks else 'any task'}"
+    return "; ".join(fits(name) for name in criteria.metrics)
 
 # %% ../nbs/00_lifecycle.ipynb #3c414dcf
 class Criteria:
@@ -549,6 +669,7 @@ class Criteria:
         self.others = tuple(self._as_criterion(criterion) for criterion in others)
         repeated = sorted({name for name in self.metrics if self.metrics.count(name) > 1})
         if repeated: raise MlopsKitError(f"Each metric may appear in one criterion only; repeated: {_quoted(repeated)}")
+        if not self.tasks: raise MlopsKitError(f"No model can be judged on all of {_quoted(map(str, self))}: {_tasks_text(self)}")
 
     def _as_criterion(self, criterion)->Criterion:
         if isinstance(criterion, str): return Criterion.from_string(criterion, registry=self.registry)
@@ -561,6 +682,21 @@ class Criteria:
     def metrics(self)->list[str]:
         "The metric names, primary first"
         return [criterion.metric for criterion in self]
+
+    @property
+    def tasks(self)->tuple:
+        "The tasks every criterion's metric fits, e.g. ('binary', 'multiclass') for accuracy"
+        fitting = [self.registry.get(name).tasks or TASKS for name in self.metrics]
+        return tuple(task for task in TASKS if all(task in tasks for tasks in fitting))
+
+    def check_task(self, task:str)->Criteria:
+        "These criteria, if they can judge a model of `task`; raises MlopsKitError naming the misfits and the metrics that fit"
+        _check_choice(task, TASKS, "task")
+        misfits = [str(criterion) for criterion in self if not self.registry.get(criterion.metric).fits(task)]
+        if misfits:
+            raise MlopsKitError(f"{_quoted(misfits)} cannot judge a {task} model: {_tasks_text(self)}. "
+                                f"Metrics for {task}: {', '.join(self.registry.names(task=task))}")
+        return self
 
     @property
     def direction(self)->str:
@@ -610,16 +746,19 @@ class Criteria:
             raise MlopsKitError(f"The primary criterion ({self.primary}) must stay in a selection: add {self.primary.metric!r}")
         return Criteria(self.primary, [other for other in self.others if other.metric in metrics], self.registry)
 
-    def compute_metrics(self, y_true, y_pred=None, y_score=None)->dict[str, float]:
+    def compute_metrics(self, y_true, y_pred=None, y_score=None,
+                        positive_label=None, # binary: the positive class (default 1)
+                        classes=None, # multiclass: the classes, in the order of the columns of `y_score`
+                       )->dict[str, float]:
         "Compute every criterion metric the registry can compute from `y_true` and `y_pred` or `y_score`"
         computable = [name for name in self.metrics if self.registry.get(name).compute is not None]
-        return self.registry.compute_all(computable, y_true, y_pred, y_score)
+        return self.registry.compute_all(computable, y_true, y_pred, y_score, positive_label, classes)
 
     def to_dict(self)->dict:
         "Plain JSON-able form, with the definitions of the cost metrics it uses"
         used = [self.registry.get(name) for name in self.metrics]
         cost_metrics = [dict(name=metric.name, description=metric.description, **dataclasses.asdict(metric.compute))
-                        for metric in used if isinstance(metric.compute, _CostOfErrors)]
+                        for metric in used if isinstance(metric.compute, (_CostOfErrors, _CostOfErrorSizes))]
         return dict(primary=self.primary.to_dict(), others=[criterion.to_dict() for criterion in self.others],
                     cost_metrics=cost_metrics)
 

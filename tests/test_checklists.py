@@ -726,7 +726,7 @@ def with_labels(dataset, labels):
 @pytest.mark.parametrize("labels, message", [
     (lambda frame: frame.churned.where(frame.month < "2024-07-01", 0), "The 3,000 test rows, from train_end 2024-07-01 to test_end 2024-09-01, all have 'churned' = 0"),
     (lambda frame: frame.churned.where(frame.month >= "2024-07-01", 1), "The 9,000 training rows, before train_end 2024-07-01, all have 'churned' = 1"),
-    (lambda frame: frame.churned.map({0: "stays", 1: "churns"}), "must hold 0 and 1 (or False and True); the training rows, before train_end 2024-07-01, hold churns, stays"),
+    (lambda frame: frame.churned.map({0: "stays", 1: "churns"}), "positive_label 1 is not a label of 'churned', whose labels are 'stays', 'churns'"),
     (lambda frame: frame.churned.where(frame.index % 7 > 0, np.nan), "must hold 0 and 1"),
 ])
 def test_periods_without_both_classes_are_refused_before_any_fit(case_study, labels, message):

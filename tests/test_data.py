@@ -394,7 +394,7 @@ def test_real_datasets(cancer):
     assert fingerprint(load_real_dataset("breast_cancer").frame) == fingerprint(cancer.frame)
     wine = load_real_dataset("wine")
     assert wine.frame.shape == (178, 14) and sorted(wine.y.unique()) == [0, 1, 2]
-    assert set(REAL_DATASETS) == {"breast_cancer", "wine"}
+    assert set(REAL_DATASETS) == {"breast_cancer", "wine", "diabetes"}
     assert quality_report(wine).skipped == {"schema": "no reference given",
                                             "leakage": "leakage screening needs a binary target; 'cultivar' has 3 distinct values (0, 1, 2)"}
 
@@ -424,10 +424,10 @@ def test_single_feature_scores_on_real_data(cancer):
     (lambda: find_duplicates(REFERENCE, ignore="id"), ValueError, "unknown column(s) 'id' in `ignore`"),
     (lambda: quality_report(REFERENCE, target="churn"), ValueError, "unknown column(s) 'churn' in `target`"),
     (lambda: quality_report(None), TypeError, "`data` must be a pandas DataFrame, got NoneType"),
-    (lambda: load_real_dataset("iris"), ValueError, "unknown dataset 'iris'; the available ones are: breast_cancer, wine"),
+    (lambda: load_real_dataset("iris"), ValueError, "unknown dataset 'iris'; the available ones are: breast_cancer, wine, diabetes"),
     (lambda: Dataset(REFERENCE, target="churned", features=["plan"]), ValueError, "unknown column(s) 'churned'"),
     (lambda: Dataset(REFERENCE, target="plan", features=["plan", "calls"]), ValueError, "cannot be both a feature and"),
-    (lambda: Dataset(REFERENCE, target="plan", features=["calls"]).between("2024-01-01"), ValueError, "has no time column"),
+    (lambda: Dataset(REFERENCE, target="plan", features=["calls"], positive_label="premium").between("2024-01-01"), ValueError, "has no time column"),
     (lambda: PlantedProblem("typo", "plan", "2024-01-01"), ValueError, "unknown problem kind 'typo'"),
 ])
 def test_bad_input_gets_a_clear_error(call, error, message):

@@ -56,7 +56,7 @@ def test_unknown_metric_lists_known_ones_and_how_to_register():
         Criterion("recal", ">=", 0.8)
     message = str(raised.value)
     assert "Unknown metric 'recal'. Did you mean 'recall'?" in message
-    assert "accuracy, balanced_accuracy, precision, recall" in message
+    assert "accuracy, balanced_accuracy, f1_macro, f1_weighted, precision_macro" in message
     assert "metric_registry.register(Metric('recal', 'higher', compute))" in message
     assert isinstance(raised.value, KeyError) and isinstance(raised.value, ValueError)
 
@@ -124,9 +124,9 @@ def test_negative_cost_is_refused():
 
 
 def test_metric_inputs_are_checked(registry):
-    with pytest.raises(ValueError, match="'roc_auc' is computed from scores: pass `y_score`"):
+    with pytest.raises(ValueError, match="'roc_auc' is computed from probabilities: pass `y_score`"):
         registry.compute("roc_auc", Y_TRUE, Y_PRED)
-    with pytest.raises(ValueError, match="'recall' is computed from predicted labels: pass `y_pred`"):
+    with pytest.raises(ValueError, match="'recall' is computed from predictions: pass `y_pred`"):
         registry.compute("recall", Y_TRUE, y_score=Y_SCORE)
     with pytest.raises(ValueError, match="`y_true` has 10 values but `y_pred` has 9"):
         registry.compute("accuracy", Y_TRUE, Y_PRED[:9])
@@ -197,13 +197,13 @@ def test_custom_metric_registration(registry):
 
 def test_registry_table_and_reprs(registry):
     table = registry.to_frame()
-    assert list(table.columns) == ["name", "direction", "needs", "kind", "lower", "upper", "description"]
+    assert list(table.columns) == ["name", "tasks", "direction", "needs", "kind", "lower", "upper", "description"]
     assert table.set_index("name").loc["latency_p95_ms", "needs"] == "(measured)"
     ranges = table.set_index("name")[["lower", "upper"]].apply(tuple, axis=1).to_dict()
     assert ranges["recall"] == ranges["brier"] == ranges["roc_auc"] == (0, 1)
     assert ranges["log_loss"] == ranges["cost_per_1000"] == ranges["latency_p95_ms"] == ranges["throughput_rps"] == (0, math.inf)
     assert "<table" in registry._repr_html_() and "cost_per_1000" in registry._repr_html_()
-    assert repr(registry).startswith("MetricRegistry(14 metrics: accuracy,")
+    assert repr(registry).startswith("MetricRegistry(24 metrics: accuracy,")
 
 
 # --- criteria -----------------------------------------------------------------------------------------------------
