@@ -540,7 +540,7 @@ def _sqlite_problem(path:Path)->str|None:
     try:
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:  # reads only: the file was checked to be SQLite
             tables = {name for name, in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.Error as error: return f"it cannot be read as a SQLite database ({error})"
+    except (sqlite3.Error, UnicodeDecodeError) as error: return f"it cannot be read as a SQLite database ({error})"  # a damaged name is not UTF-8
     if tables and "version_info" not in tables:
         return f"it is a SQLite database of something else (its tables: {_quoted(sorted(tables)[:5])}), not an Optuna storage"
     return None

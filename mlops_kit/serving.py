@@ -187,7 +187,7 @@ def _log_file_problem(path:Path)->str|None:
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
             names = [name for name, in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             tables = {name: [column for column, in connection.execute("SELECT name FROM pragma_table_info(?)", (name,))] for name in names}
-    except sqlite3.Error as error: return f"cannot be read as a SQLite database ({error})"
+    except (sqlite3.Error, UnicodeDecodeError) as error: return f"cannot be read as a SQLite database ({error})"  # a damaged name is not UTF-8
     mine = {name: columns for name, columns in tables.items() if name in _LOG_TABLES}
     if tables and not mine: return f"is a SQLite database of something else (its tables: {', '.join(sorted(tables)[:5])})"
     wrong = [name for name, columns in mine.items() if columns != _LOG_TABLES[name]]

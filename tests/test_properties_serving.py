@@ -5,8 +5,10 @@ documented error), never anything else, and a file it refuses is left byte for b
 values, and the client's conversion of records to JSON on any values: a result JSON can carry, or the kit's error.
 """
 import contextlib, json, math, sqlite3
+from pathlib import Path
 
 import numpy as np
+import pytest
 import pandas as pd
 from hypothesis import given, strategies as st
 
@@ -147,3 +149,26 @@ def test_a_serve_option_parses_in_range_or_is_refused_by_name(option, text):
         return
     value = getattr(args, option.lstrip("-").replace("-", "_"))
     assert isinstance(value, int) and value >= 1 and (option != "--port" or value <= 65535)
+
+
+def damaged_database(folder: Path) -> Path:
+    "A SQLite file whose table name is no longer UTF-8 (one byte damaged): what hypothesis once found"
+    path = folder / "damaged.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE requests (id INTEGER)")
+    connection.commit()
+    connection.close()
+    content = bytearray(path.read_bytes())
+    content[content.find(b"requests", 100)] = 0x80
+    path.write_bytes(bytes(content))
+    return path
+
+
+def test_a_database_with_a_damaged_table_name_is_refused_unchanged():
+    from mlops_kit.experiments import make_storage
+    with inside_a_new_folder() as folder:
+        path = damaged_database(folder)
+        before = files_in(folder)
+        with pytest.raises(ServingError, match="cannot be read as a SQLite database"): PredictionLog(path)
+        with pytest.raises(MlopsKitError, match="cannot be read as a SQLite database"): make_storage(f"sqlite:///{path}")
+        assert files_in(folder) == before
