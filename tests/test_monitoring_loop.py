@@ -121,7 +121,8 @@ def test_fewer_than_min_labels_waits_with_a_separate_estimate():
     assert waiting.evaluation.empty
     assert set(waiting.estimated) == {"recall", "precision"}
     assert all(set(value) == {"estimate", "spread"} and 0 <= value["estimate"] <= 1 for value in waiting.estimated.values())
-    details = waiting.explain().splitlines()[1:]
+    note, *details = waiting.explain().splitlines()[1:]
+    assert note == f"- {MIN_LABELS - 1} labelled cases, fewer than min_labels ({MIN_LABELS}): not measured."
     assert len(details) == 2 and all("estimated" in line and "not measured" in line for line in details)
     assert performance_report(enough, LABEL_CRITERIA, draws=0).status != "waiting for labels"
 
@@ -468,10 +469,10 @@ def file_hash(path)->str:
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda cases: cases.assign(prediction=cases.probability), "The prediction column must hold the predicted labels, the labels 0 and 1"),
+    (lambda cases: cases.assign(prediction=cases.probability), "The prediction column must hold the predicted labels, the two labels of a binary model"),
     (lambda cases: cases.assign(prediction=cases.probability), "They look like probabilities: put them in the `probability` column"),
     (lambda cases: cases.assign(label=cases.probability), "The label column must hold the true labels"),
-    (lambda cases: cases.assign(label=np.where(cases.label == 1, "churned", "stayed")), "Map your labels to 0 and 1 first"),
+    (lambda cases: cases.assign(label=np.where(cases.label == 1, "churned", "stayed")), "Predictions and labels must name the classes the same way"),
     (lambda cases: cases.assign(label=cases.label * 2), "e.g. 2.0"),
     (lambda cases: cases.assign(prediction=np.nan), "The prediction column has 6,000 missing values"),
     (lambda cases: cases.assign(probability=cases.probability * 100), "The probability column must hold numbers from 0 to 1 for every case"),
