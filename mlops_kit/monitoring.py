@@ -1069,9 +1069,9 @@ class MonitoringLoop:
                              f"{_did_you_mean(str(self.target), [str(name) for name in self.reference.columns])}")
 
     def _features(self, cases:pd.DataFrame)->list:
-        "The features to watch: given, or the reference's columns found in the cases but the target and the log's own columns"
-        features = self.features if self.features is not None else [
-            name for name in self.reference.columns if name in cases.columns and name != self.target and name not in _CASE_COLUMNS]
+        "The features to watch: given, or the reference's columns found in the cases but the target, the time and the log's own columns"
+        features = self.features if self.features is not None else [name for name in self.reference.columns if name in cases.columns
+                                                                    and name not in (self.target, self.time_column, *_CASE_COLUMNS)]
         if isinstance(features, str) or not isinstance(features, (list, tuple)) or not features:
             raise DriftError(f"features must be a non-empty list of column names, got {features!r}")
         if self.target is not None and self.target in features:
