@@ -9,7 +9,7 @@ __all__ = ['DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'MIN_LABEL
            'RetrainingResult', 'retrain']
 
 # %% ../nbs/06_monitoring.ipynb #mon-003
-import dataclasses, math
+import dataclasses, math, numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -639,10 +639,15 @@ def _model_inputs(frame:pd.DataFrame, outputs:_Outputs, truth=None)->dict:
     return dict(y_true=labels, y_pred=outputs.values(frame["prediction"]), y_score=score, positive_label=outputs.positive_label,
                 classes=list(outputs.classes) if outputs.classes else None)
 
+def _is_row_of(row, width:int)->bool:
+    "Whether `row` is a list (or array) of `width` numbers"
+    if isinstance(row, np.ndarray): return row.ndim == 1 and len(row) == width
+    return isinstance(row, (list, tuple)) and len(row) == width and all(isinstance(value, numbers.Real) and not isinstance(value, bool) for value in row)
+
 def _probability_matrix(frame:pd.DataFrame, outputs:_Outputs)->np.ndarray:
     "A multiclass model's `probabilities` column as one row per case and one column per class; a DriftError if it is not that"
     rows, width = frame["probabilities"].tolist(), len(outputs.classes)
-    wrong = [row for row in rows if np.ndim(row) != 1 or len(row) != width]
+    wrong = [row for row in rows if not _is_row_of(row, width)]
     if wrong: raise DriftError(f"The probabilities column must hold, for each case, a list of {width} probabilities, one per class in the "
                                f"order {list(outputs.classes)}; {len(wrong):,} do not, e.g. {_plain(wrong[0])!r}. If the model's classes "
                                "are others, or in another order, pass them as `classes` (the model bundle's `classes`)")
@@ -883,11 +888,11 @@ def output_drift(reference, # the model's outputs on the reference data, or the 
     return column_drift(reference, current, "numerical" if task == "regression" else "categorical", method, threshold, column)
 
 def _as_column(values, argument:str)->pd.Series:
-    "`values` (a Series, an array or a list of outputs) as a Series; a DriftError unless it is one-dimensional"
+    "`values` (a Series, a one-dimensional array or a list of outputs) as a Series; a DriftError for anything else"
     if isinstance(values, pd.Series): return values.reset_index(drop=True)
-    if isinstance(values, (str, bytes, dict, pd.DataFrame)) or not hasattr(values, "__len__") or np.ndim(values) != 1:
-        raise DriftError(f"{argument} must be one value per case (a Series, an array or a list), got {type(values).__name__}")
-    return pd.Series(list(values), dtype=object).infer_objects()
+    if (isinstance(values, np.ndarray) and values.ndim == 1) or isinstance(values, (list, tuple, pd.Index)):
+        return pd.Series(list(values), dtype=object).infer_objects()
+    raise DriftError(f"{argument} must be one value per case (a Series, an array or a list), got {type(values).__name__}")
 
 # %% ../nbs/06_monitoring.ipynb #mon-038
 def _window_size(window):
@@ -1122,7 +1127,11 @@ class MonitoringLoop:
 # %% ../nbs/06_monitoring.ipynb #mon-loop-helpers
 def _check_reference_outputs(values:pd.Series, outputs:_Outputs, classes_given:bool):
     "A DriftError unless `values` (the model's outputs on the reference) are outputs of the task: numbers, or the model's classes"
-    if outputs.task == "regression": return _check_numbers(pd.DataFrame({"prediction": values}), "prediction")
+    if outputs.task == "regression":
+        numbers = pd.to_numeric(values.map(lambda value: None if isinstance(value, (bool, np.bool_)) else value), errors="coerce")
+        wrong = values[numbers.isna() | ~np.isfinite(numbers.astype(float))]
+        if len(wrong): raise DriftError(f"reference_predictions of a regression model must be finite numbers, but {len(wrong):,} are not, e.g. {_examples(wrong)}")
+        return
     _distinct(values, "reference_predictions")
     if not classes_given: return
     outside = values.dropna()[[_plain(value) not in set(outputs.classes) for value in values.dropna()]]
