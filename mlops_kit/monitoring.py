@@ -1271,7 +1271,7 @@ def _check_retraining(registry, recent, criteria, name, holdout_share, author):
     if not isinstance(criteria, Criteria): raise DriftError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(criteria).__name__}")
     try: criteria.check_task(recent.task)
     except MlopsKitError as error: raise DriftError(str(error)) from None
-    if not isinstance(name, str) or not name: raise DriftError(f"name must be the model's name in the registry, like 'churn', got {name!r}")
+    if not isinstance(name, str) or not name: raise DriftError(f"name must be the model's name in the registry (text), got {name!r}")
     if author is not None and not isinstance(author, str): raise DriftError(f"author must be a name (text) or None, got {author!r}")
 
 def _check_champion(champion, recent):
