@@ -668,8 +668,10 @@ def _measured_metrics(window:pd.DataFrame, criteria, labelled:pd.DataFrame, outp
         elif metric.compute is None: continue
         elif inputs is None: unmeasured[name] = f"{len(labelled):,} labelled cases, fewer than min_labels ({min_labels:,})"
         else:
-            try: measured[name] = metric(**inputs)
-            except MlopsKitError as error: unmeasured[name] = str(error)
+            try: value = metric(**inputs)
+            except MlopsKitError as error: unmeasured[name] = str(error); continue
+            if math.isnan(value): unmeasured[name] = "undefined on this window's labels (e.g. a class that none of them has)"
+            else: measured[name] = value
     return measured, unmeasured
 
 def _evaluation(criteria, measured:dict)->pd.DataFrame:

@@ -816,6 +816,17 @@ def test_a_multiclass_window_that_is_not_the_models_is_refused_by_name(change, a
     assert message in str(raised.value)
 
 
+def test_a_metric_the_window_leaves_undefined_is_not_measured_and_says_why():
+    "A window whose labels are all one class: its one-vs-rest ROC AUC is undefined, reported as such, not as a silent NaN"
+    rng = np.random.default_rng(4)
+    probabilities = rng.dirichlet([1, 1, 1], 120)
+    cases = pd.DataFrame({"prediction": np.array(["a", "b", "c"])[probabilities.argmax(axis=1)], "probabilities": list(probabilities), "label": "a"})
+    report = performance_report(cases, Criteria("f1_macro >= 0.1", ["roc_auc_ovr >= 0.6"]), classes=["a", "b", "c"], draws=0)
+    assert "roc_auc_ovr" not in report.measured and report.status == "not measurable"
+    assert report.unmeasured == {"roc_auc_ovr": "undefined on this window's labels (e.g. a class that none of them has)"}
+    assert report.note == "roc_auc_ovr not measured: undefined on this window's labels (e.g. a class that none of them has)"
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda cases: cases.assign(prediction="high"), "The prediction column of a regression model must hold the predicted values, finite numbers"),
     (lambda cases: cases.assign(label=["x" if number % 2 else 1.0 for number in cases.index]), "must hold the true values (NaN until known), finite numbers, but 96 of its values are not, e.g. 'x'"),
