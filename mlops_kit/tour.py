@@ -107,7 +107,7 @@ def _loop_back(project, registry, cases, criteria, loop, seed:int)->tuple:
     alert = next((alert for alert in loop.alerts_ if alert.kind == "performance" and alert.window >= "2025-09"), None)
     if alert is None: return None, "no performance alert after the concept drift: the champion stays"
     recent = _recent_labelled(cases, registry.load("churn", alias="champion").features, alert.window)
-    result = retrain(registry, recent, criteria, project=project, seed=seed)
+    result = retrain(registry, recent, criteria, name="churn", project=project, seed=seed)
     return result, (f"on {len(recent.frame):,} logged, labelled cases from {alert.window}: "
                     + ("promoted " if result.promoted else "kept the champion, ") + f"v{registry.champion('churn').version}")
 

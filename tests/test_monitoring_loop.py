@@ -121,7 +121,8 @@ def test_fewer_than_min_labels_waits_with_a_separate_estimate():
     assert waiting.evaluation.empty
     assert set(waiting.estimated) == {"recall", "precision"}
     assert all(set(value) == {"estimate", "spread"} and 0 <= value["estimate"] <= 1 for value in waiting.estimated.values())
-    details = waiting.explain().splitlines()[1:]
+    note, *details = waiting.explain().splitlines()[1:]
+    assert note == f"- {MIN_LABELS - 1} labelled cases, fewer than min_labels ({MIN_LABELS}): not measured."
     assert len(details) == 2 and all("estimated" in line and "not measured" in line for line in details)
     assert performance_report(enough, LABEL_CRITERIA, draws=0).status != "waiting for labels"
 
@@ -468,10 +469,10 @@ def file_hash(path)->str:
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda cases: cases.assign(prediction=cases.probability), "The prediction column must hold the predicted labels, the labels 0 and 1"),
+    (lambda cases: cases.assign(prediction=cases.probability), "The prediction column must hold the predicted labels, the two labels of a binary model"),
     (lambda cases: cases.assign(prediction=cases.probability), "They look like probabilities: put them in the `probability` column"),
     (lambda cases: cases.assign(label=cases.probability), "The label column must hold the true labels"),
-    (lambda cases: cases.assign(label=np.where(cases.label == 1, "churned", "stayed")), "Map your labels to 0 and 1 first"),
+    (lambda cases: cases.assign(label=np.where(cases.label == 1, "churned", "stayed")), "Predictions and labels must name the classes the same way"),
     (lambda cases: cases.assign(label=cases.label * 2), "e.g. 2.0"),
     (lambda cases: cases.assign(prediction=np.nan), "The prediction column has 6,000 missing values"),
     (lambda cases: cases.assign(probability=cases.probability * 100), "The probability column must hold numbers from 0 to 1 for every case"),
@@ -561,3 +562,432 @@ def test_a_window_that_would_cut_the_cases_into_too_many_pieces_is_refused(refer
     "'1s' over 18 months would be 47 million windows: a mistake, refused before any work rather than a hang"
     with pytest.raises(DriftError, match=r"window '1s' would cut the cases' .* into about [\d,]+ windows, more than 10,000"):
         MonitoringLoop(reference, CRITERIA, window="1s").run(stream)
+
+
+# ---------------------------------------------------------------- issue 14: every task, labels keep their values
+
+import inspect
+
+from sklearn.compose import make_column_transformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import f1_score, log_loss, mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlops_kit.data import Dataset, load_real_dataset
+from mlops_kit.errors import MlopsKitError
+from mlops_kit.monitoring import ALERT_KINDS, output_drift, retrain
+
+MONTHS = pd.date_range("2024-01-01", periods=18, freq="MS")
+SHIFT = ["2024-10", "2024-11"]  # the inputs shift (x1 up): input, prediction and target drift
+CONCEPT = ["2025-03", "2025-04"]  # same inputs, labels one tier up more often: target drift and a performance failure only
+TIER_FEATURES = ["x1", "x2", "colour"]
+TIER_CRITERIA = Criteria("f1_macro >= 0.7", ["log_loss <= 0.8"])
+
+
+def orders(rows_per_month:int=400, seed:int=0)->pd.DataFrame:
+    "A multiclass data set with a date column and missing values: each month's customers, their tier bronze, silver or gold"
+    rng = np.random.default_rng(seed)
+    month = MONTHS.repeat(rows_per_month)
+    shifted, concept = np.isin(month.strftime("%Y-%m"), SHIFT), np.isin(month.strftime("%Y-%m"), CONCEPT)
+    x1, x2 = rng.normal(0, 1, len(month)) + 1.2 * shifted, rng.normal(0, 1, len(month))
+    colour = rng.choice(["red", "green", "blue"], len(month), p=[0.5, 0.3, 0.2])
+    score = 1.5 * x1 + x2 + np.select([colour == "red", colour == "green"], [0.0, 0.5], 1.0) + rng.normal(0, 0.7, len(month)) + 1.5 * concept
+    frame = pd.DataFrame(dict(month=month, x1=x1, x2=x2, colour=colour, tier=np.select([score < -0.5, score < 1.5], ["bronze", "silver"], "gold")))
+    frame.loc[rng.random(len(frame)) < 0.05, "x1"] = np.nan
+    frame.loc[rng.random(len(frame)) < 0.05, "colour"] = None
+    return frame
+
+
+def tier_model(training:pd.DataFrame):
+    prepare = make_column_transformer((make_pipeline(SimpleImputer(), StandardScaler()), ["x1", "x2"]),
+                                      (make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), ["colour"]))
+    return make_pipeline(prepare, LogisticRegression(max_iter=1000)).fit(training[TIER_FEATURES], training.tier)
+
+
+@pytest.fixture(scope="module")
+def tiers():
+    "Trained on the first six months; the twelve later months served, a tenth of their labels still missing"
+    frame = orders()
+    training = frame[frame.month < "2024-07-01"]
+    model = tier_model(training)
+    later = frame[frame.month >= "2024-07-01"]
+    cases = later.assign(prediction=model.predict(later[TIER_FEATURES]), probabilities=list(model.predict_proba(later[TIER_FEATURES])),
+                         label=later.tier.where(np.random.default_rng(1).random(len(later)) > 0.1)).drop(columns="tier")
+    loop = MonitoringLoop(training, TIER_CRITERIA, window="MS", time_column="month", target="tier", classes=model.classes_,
+                          reference_predictions=model.predict(training[TIER_FEATURES]), alert_on=ALERT_KINDS).run(cases)
+    return dict(frame=frame, training=training, model=model, cases=cases, loop=loop)
+
+
+def statuses(loop, of:str)->dict:
+    "window -> status of the drift of `of` ('prediction', 'target' or an input column)"
+    rows = loop.drift_[(loop.drift_["of"] == of) | ((loop.drift_["of"] == "input") & (loop.drift_.column == of))]
+    return dict(zip(rows.window, rows.status))
+
+
+def test_multiclass_figures_per_month_equal_sklearn_on_the_same_labels(tiers):
+    "f1_macro and log_loss of each month: scikit-learn's on that month's labelled cases, text labels as they are"
+    loop, cases, classes = tiers["loop"], tiers["cases"], list(tiers["model"].classes_)
+    assert loop.performance_.window.tolist() == [month.strftime("%Y-%m") for month in MONTHS[6:]]
+    for row in loop.performance_.itertuples():
+        month = cases[(cases.month.dt.strftime("%Y-%m") == row.window) & cases.label.notna()]
+        assert row.labelled == len(month) < row.cases
+        assert row.f1_macro == pytest.approx(f1_score(month.label, month.prediction, average="macro"))
+        assert row.log_loss == pytest.approx(log_loss(month.label, np.vstack(month.probabilities), labels=classes))
+    assert "positive_rate" not in loop.performance_  # a share of 'positive' cases means nothing for three classes
+
+
+def test_multiclass_drift_of_predictions_and_labels_is_found_where_planted_and_nowhere_else(tiers):
+    loop = tiers["loop"]
+    drifted = lambda of: sorted(window for window, status in statuses(loop, of).items() if status == "drift")
+    assert drifted("prediction") == SHIFT
+    assert drifted("target") == SHIFT + CONCEPT
+    assert drifted("x1") == SHIFT
+    assert set(loop.drift_.column) == {*TIER_FEATURES, "prediction", "label"}  # the target is never watched as an input
+    failed = loop.performance_.window[loop.performance_.status == "criteria failed"].tolist()
+    assert failed == CONCEPT
+
+
+def test_output_alerts_are_raised_once_per_incident_and_only_when_asked(tiers):
+    loop = tiers["loop"]
+    assert [(alert.kind, alert.window, alert.subject) for alert in loop.alerts_ if alert.kind in ("prediction drift", "target drift")] == [
+        ("prediction drift", SHIFT[0], ("prediction",)), ("target drift", SHIFT[0], ("label",)), ("target drift", CONCEPT[0], ("label",))]
+    quiet = MonitoringLoop(tiers["training"], TIER_CRITERIA, window="MS", time_column="month", target="tier",
+                           reference_predictions=tiers["model"].predict(tiers["training"][TIER_FEATURES])).run(tiers["cases"])
+    assert {alert.kind for alert in quiet.alerts_} <= {"column drift", "dataset drift", "performance"}
+    assert quiet.drift_.equals(loop.drift_)  # the same verdicts, only the alerts differ
+
+
+def test_target_drift_alerts_wait_for_the_labels(tiers):
+    lagged = MonitoringLoop(tiers["training"], TIER_CRITERIA, window="MS", time_column="month", label_lag="31D", target="tier",
+                            reference_predictions=tiers["model"].predict(tiers["training"][TIER_FEATURES]), alert_on=["prediction", "target"]).run(tiers["cases"])
+    at = {alert.kind: alert.at for alert in lagged.alerts_ if alert.window == SHIFT[0]}
+    assert at["target drift"] - at["prediction drift"] == pd.Timedelta("31D")
+
+
+def test_plot_drift_draws_the_outputs_below_the_inputs(tiers):
+    figure = tiers["loop"].plot_drift()
+    try:
+        inputs, outputs = figure.axes
+        assert sorted(line.get_label() for line in outputs.get_lines() if not line.get_label().startswith("_")) == ["label", "prediction"]
+        assert len(red_dashed_lines(outputs)) == 3 and sorted(line.get_label() for line in inputs.get_lines() if not line.get_label().startswith("_")) == sorted(TIER_FEATURES)
+    finally: plt.close(figure)
+
+
+def test_a_window_without_labels_has_no_target_verdict_and_says_so(tiers):
+    cases = tiers["cases"].assign(label=tiers["cases"].label.where(tiers["cases"].month < "2025-06-01"))
+    loop = MonitoringLoop(tiers["training"], TIER_CRITERIA, window="MS", time_column="month", target="tier", classes=tiers["model"].classes_).run(cases)
+    last = loop.drift_[(loop.drift_.window == "2025-06") & (loop.drift_["of"] == "target")].iloc[0]
+    assert last.status == "empty" and pd.isna(last.score)
+    row = loop.performance_.set_index("window").loc["2025-06"]
+    assert (row.labelled, row.status, row.note) == (0, "waiting for labels", "0 labelled cases, fewer than min_labels (50): not measured")
+    assert pd.isna(row.f1_macro)
+
+
+def test_min_labels_is_a_parameter_and_a_small_window_says_so_in_the_table(tiers):
+    loop = MonitoringLoop(tiers["training"], TIER_CRITERIA, window="MS", time_column="month", classes=tiers["model"].classes_,
+                          min_labels=365).run(tiers["cases"])
+    small = loop.performance_[loop.performance_.labelled < 365]
+    assert len(small) and (small.status == "waiting for labels").all() and small.f1_macro.isna().all()
+    assert all(note == f"{labelled:,} labelled cases, fewer than min_labels (365): not measured" for note, labelled in zip(small.note, small.labelled))
+    assert (loop.performance_[loop.performance_.labelled >= 365].note == "").all()
+
+
+DIABETES_WINDOW = 400
+BIASED, SCALED = (5, 6), (2, 3)  # windows drawn from heavier patients; windows whose true values are 40% higher
+
+
+@pytest.fixture(scope="module")
+def diabetes_stream():
+    "A regressor on the 442 diabetes rows; eight windows of 400 cases drawn from them in row order, two with higher true values, two of heavier patients"
+    diabetes = load_real_dataset("diabetes")
+    data = diabetes.frame
+    model = make_pipeline(StandardScaler(), Ridge()).fit(data[diabetes.features], data.progression)
+    heavy = np.where(data.bmi > data.bmi.median(), 0.9, 0.1)
+    parts = [data.sample(DIABETES_WINDOW, replace=True, weights=heavy if number in BIASED else None, random_state=number) for number in range(8)]
+    parts = [part.assign(progression=part.progression * 1.4) if number in SCALED else part for number, part in enumerate(parts)]
+    later = pd.concat(parts, ignore_index=True)
+    cases = later.assign(received_at=pd.Timestamp("2025-01-01") + pd.to_timedelta(np.arange(len(later)), "h"),
+                         prediction=model.predict(later[diabetes.features]), label=later.progression).drop(columns="progression")
+    loop = MonitoringLoop(data, Criteria("rmse <= 65", ["mae <= 55", "r2 >= 0.2"]), window=DIABETES_WINDOW, target="progression",
+                          reference_predictions=model.predict(data[diabetes.features]), alert_on=ALERT_KINDS,
+                          drift_options={"methods": {"prediction": "wasserstein", "label": "wasserstein"}}).run(cases)
+    return dict(diabetes=diabetes, model=model, cases=cases, loop=loop)
+
+
+def test_regression_figures_per_window_equal_sklearn_on_the_values(diabetes_stream):
+    "RMSE, MAE and R2 of each window of 400 cases in row order: scikit-learn's on the same values (no cast to int)"
+    loop, cases = diabetes_stream["loop"], diabetes_stream["cases"]
+    assert loop.performance_.window.tolist() == [f"cases {start + 1}-{start + DIABETES_WINDOW}" for start in range(0, len(cases), DIABETES_WINDOW)]
+    for number, row in enumerate(loop.performance_.itertuples()):
+        window = cases.iloc[number * DIABETES_WINDOW:(number + 1) * DIABETES_WINDOW]
+        assert row.rmse == pytest.approx(mean_squared_error(window.label, window.prediction) ** 0.5)
+        assert row.mae == pytest.approx(mean_absolute_error(window.label, window.prediction))
+        assert row.r2 == pytest.approx(r2_score(window.label, window.prediction))
+    assert loop.performance_.status[loop.performance_.status == "criteria failed"].index.tolist() == list(SCALED)
+
+
+def test_regression_drift_of_predictions_and_values_is_found_where_planted_and_nowhere_else(diabetes_stream):
+    loop = diabetes_stream["loop"]
+    windows = loop.performance_.window.tolist()
+    drifted = lambda of: sorted(windows.index(window) for window, status in statuses(loop, of).items() if status == "drift")
+    assert drifted("prediction") == list(BIASED)
+    assert drifted("target") == sorted(SCALED + BIASED)
+    kinds = {row["of"]: row.method for _, row in loop.drift_.iterrows() if row["of"] != "input"}
+    assert kinds == {"prediction": "wasserstein", "target": "wasserstein"}  # chosen through drift_options, by the outputs' names
+
+
+def test_regression_windows_have_no_estimate_and_say_why(diabetes_stream):
+    report = performance_report(diabetes_stream["cases"].head(400).assign(label=np.nan), Criteria("rmse <= 65"), draws=100)
+    assert (report.task, report.estimated, report.status, report.positive_rate) == ("regression", {}, "waiting for labels", None)
+    assert "No estimate: a regression model gives no probabilities" in report.explain()
+
+
+def test_real_diabetes_rows_in_windows_by_row_order():
+    "The 442 rows as they come: a regressor trained on the first 250 rows, the next 192 watched in windows of 64"
+    diabetes = load_real_dataset("diabetes")
+    data = diabetes.frame
+    model = make_pipeline(StandardScaler(), Ridge()).fit(data[diabetes.features].iloc[:250], data.progression.iloc[:250])
+    later = data.iloc[250:]
+    cases = later.assign(received_at=pd.Timestamp("2025-01-01"), prediction=model.predict(later[diabetes.features]), label=later.progression)
+    loop = MonitoringLoop(data.iloc[:250], Criteria("rmse <= 70"), window=64, target="progression").run(cases)
+    expected = [mean_squared_error(part.label, part.prediction) ** 0.5 for part in (cases.iloc[start:start + 64] for start in (0, 64, 128))]
+    assert loop.performance_.rmse.tolist() == pytest.approx(expected)
+    assert 0.4 < expected[0] / 100 < 0.7  # RMSE of the values (about 55), not of values cast to whole numbers or classes
+
+
+def breast_cancer_cases(seed:int=0)->tuple:
+    "Breast cancer with its labels as words: a model trained on 300 tumours, the other 269 as served cases"
+    data = load_real_dataset("breast_cancer").frame
+    words = data.malignant.map({1: "malignant", 0: "benign"})
+    features = [name for name in data.columns if name != "malignant"]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(data[features].iloc[:300], words.iloc[:300])
+    later = data.iloc[300:]
+    probability = model.predict_proba(later[features])[:, list(model.classes_).index("malignant")]
+    cases = pd.DataFrame({"prediction": model.predict(later[features]), "probability": probability, "label": words.iloc[300:].to_numpy()})
+    return cases, model
+
+
+def test_binary_text_labels_keep_their_values_with_a_named_positive_class():
+    cases, model = breast_cancer_cases()
+    criteria = Criteria("recall >= 0.9", ["precision >= 0.8", "roc_auc >= 0.9"])
+    report = performance_report(cases, criteria, positive_label="malignant", draws=20)
+    assert report.measured["recall"] == pytest.approx(recall_score(cases.label, cases.prediction, pos_label="malignant"))
+    assert report.measured["precision"] == pytest.approx(precision_score(cases.label, cases.prediction, pos_label="malignant"))
+    from sklearn.metrics import roc_auc_score
+    assert report.measured["roc_auc"] == pytest.approx(roc_auc_score(cases.label == "malignant", cases.probability))
+    assert report.positive_rate == pytest.approx((cases.prediction == "malignant").mean())
+    assert set(report.estimated) == {"recall", "precision", "roc_auc"}
+    with pytest.raises(DriftError, match=r"The labels are 'benign', 'malignant': say which one is the positive class"):
+        performance_report(cases, criteria)
+    with pytest.raises(DriftError, match="positive_label 'cancer' is not one of the labels"):
+        performance_report(cases, criteria, positive_label="cancer")
+
+
+def test_binary_boolean_predictions_and_labels_with_gaps_are_the_same_classes():
+    "Predictions True/False, labels 1.0/0.0 with NaN (as a log gives them): one binary model, positive class True"
+    cases = calibrated_cases()
+    as_booleans = cases.assign(prediction=cases.prediction.astype(bool), label=cases.label.where(cases.index % 4 > 0))
+    as_numbers = cases.assign(label=cases.label.where(cases.index % 4 > 0))
+    assert performance_report(as_booleans, LABEL_CRITERIA, draws=5).measured == performance_report(as_numbers, LABEL_CRITERIA, draws=5).measured
+
+
+@pytest.mark.parametrize("change, arguments, message", [
+    (lambda cases: cases.assign(prediction="plum"), {}, "one of the model's classes ('barbera', 'barolo', 'grignolino'), but 89 of its values are not, e.g. 'plum'"),
+    (lambda cases: cases.assign(probabilities=[[0.5, 0.5]] * len(cases)), {}, "a list of 3 probabilities, one per class in the order ['barbera', 'barolo', 'grignolino']"),
+    (lambda cases: cases.assign(probabilities=[[2.0, -1.0, 0.0]] * len(cases)), {}, "numbers from 0 to 1, one per class"),
+    (lambda cases: cases.assign(prediction=[[1, 2]] * len(cases)), {}, "The prediction column must hold labels (text, numbers or booleans), got [1, 2] (list)"),
+    (lambda cases: cases, dict(classes="barolo"), "classes must be a list of the model's classes"),
+    (lambda cases: cases, dict(classes=["barolo", "barolo"]), "classes must name at least two different classes, each once"),
+    (lambda cases: cases, dict(positive_label="barolo"), "positive_label is for a binary model"),
+    (lambda cases: cases, dict(task="ternary"), "task must be one of 'binary', 'multiclass', 'regression'"),
+    (lambda cases: cases, dict(task="regression"), "cannot judge a regression model"),
+    (lambda cases: cases, dict(min_labels=-1), "`min_labels` must be a whole number from 1"),
+])
+def test_a_multiclass_window_that_is_not_the_models_is_refused_by_name(change, arguments, message):
+    wine = load_real_dataset("wine")
+    names = wine.y.map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(wine.X.iloc[::2], names.iloc[::2])
+    cases = pd.DataFrame({"prediction": model.predict(wine.X.iloc[1::2]), "probabilities": list(model.predict_proba(wine.X.iloc[1::2])),
+                          "label": names.iloc[1::2].to_numpy()})
+    with pytest.raises(DriftError) as raised:
+        performance_report(change(cases), Criteria("f1_macro >= 0.9", ["log_loss <= 0.3"]), **{"classes": model.classes_, **arguments})
+    assert message in str(raised.value)
+
+
+def test_a_metric_the_window_leaves_undefined_is_not_measured_and_says_why():
+    "A window whose labels are all one class: its one-vs-rest ROC AUC is undefined, reported as such, not as a silent NaN"
+    rng = np.random.default_rng(4)
+    probabilities = rng.dirichlet([1, 1, 1], 120)
+    cases = pd.DataFrame({"prediction": np.array(["a", "b", "c"])[probabilities.argmax(axis=1)], "probabilities": list(probabilities), "label": "a"})
+    report = performance_report(cases, Criteria("f1_macro >= 0.1", ["roc_auc_ovr >= 0.6"]), classes=["a", "b", "c"], draws=0)
+    assert "roc_auc_ovr" not in report.measured and report.status == "not measurable"
+    assert report.unmeasured == {"roc_auc_ovr": "undefined on this window's labels (e.g. a class that none of them has)"}
+    assert report.note == "roc_auc_ovr not measured: undefined on this window's labels (e.g. a class that none of them has)"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda cases: cases.assign(prediction="high"), "The prediction column of a regression model must hold the predicted values, finite numbers"),
+    (lambda cases: cases.assign(label=["x" if number % 2 else 1.0 for number in cases.index]), "must hold the true values (NaN until known), finite numbers, but 96 of its values are not, e.g. 'x'"),
+    (lambda cases: cases.assign(prediction=np.inf), "finite numbers, but 192 of its values are not, e.g. inf"),
+    (lambda cases: cases.assign(label=True), "e.g. True"),
+])
+def test_a_regression_window_that_is_not_numbers_is_refused_by_name(change, message):
+    data = load_real_dataset("diabetes").frame.iloc[250:]
+    cases = pd.DataFrame({"prediction": data.progression.to_numpy() * 0.9, "label": data.progression.to_numpy()}).reset_index(drop=True)
+    with pytest.raises(DriftError) as raised: performance_report(change(cases), Criteria("rmse <= 70"))
+    assert message in str(raised.value)
+
+
+def test_output_drift_compares_classes_as_categories_even_when_they_are_numbers():
+    "Eleven classes coded 0..10 would be read as numbers; the task says they are categories"
+    reference, current = pd.Series(np.arange(1100) % 11), pd.Series(np.arange(1100) % 11)
+    assert output_drift(reference, current, "multiclass").kind == "categorical"
+    assert output_drift(reference.astype(float), current.astype(float), "regression").kind == "numerical"
+    with pytest.raises(DriftError, match="task must be one of"): output_drift(reference, current, "classification")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(target="tiers"), "target must name the target column of the reference, got 'tiers'. Did you mean 'tier'"),
+    (dict(target="tier", features=["x1", "tier"]), "The target 'tier' cannot be watched as a feature"),
+    (dict(reference_predictions="gold"), "reference_predictions must be one value per case"),
+    (dict(reference_predictions=["gold", "platinum"], classes=["bronze", "gold", "silver"]), "reference_predictions must hold the model's predicted classes"),
+    (dict(alert_on="prediction drift"), "alert_on must be a list of some of ['input', 'prediction', 'target', 'performance']"),
+    (dict(drift_options={"kinds": {"label": "numerical"}}), "drift_options' kinds cannot be set for 'prediction' or 'label'"),
+    (dict(min_labels=0), "`min_labels` must be a whole number from 1"),
+])
+def test_loop_output_settings_are_checked_before_any_window(tmp_path, tiers, settings, message):
+    project = Project(tmp_path / "tiers.journal.json")
+    project.add_record("note", "start", {"text": "monitoring begins"})
+    before = file_hash(project.path)
+    arguments = {**dict(reference=tiers["training"], criteria=TIER_CRITERIA, window="MS", time_column="month",
+                        policy=AlertPolicy("60D", project=project), alert_on=ALERT_KINDS), **settings}
+    with pytest.raises(DriftError) as raised: MonitoringLoop(**arguments).run(tiers["cases"])
+    assert message in str(raised.value)
+    assert file_hash(project.path) == before
+
+
+# ---------------------------------------------------------------- issue 14: retrain for every task
+
+def folder_hashes(folder)->dict:
+    "sha256 of every file under `folder`"
+    return {str(path.relative_to(folder)): file_hash(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def other_tasks_supported()->bool:
+    "Whether this checkout's experiment grid and registry handle every task (issue 14's parts beside monitoring)"
+    from mlops_kit.experiments import default_algorithms
+    from mlops_kit.registry import ModelBundle
+    return bool(inspect.signature(default_algorithms).parameters) and hasattr(ModelBundle, "task")
+
+
+EVERY_TASK = pytest.mark.skipif(not other_tasks_supported(), reason="needs the experiment grid and the registry for every task (issue 14)")
+
+
+@pytest.fixture
+def tumours(tmp_path):
+    "A champion on breast cancer (0/1) trained on the first 200 tumours, in a registry and a deployed project's journal"
+    data = load_real_dataset("breast_cancer")
+    project = Project(tmp_path / "tumours.journal.json", name="tumours")
+    for gate in ("design", "development"): project.decide("go", f"{gate} gate")
+    registry = ModelRegistry(tmp_path / "models", project=project)
+    first = Dataset(data.frame.iloc[:200], target=data.target, features=data.features)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.01)).fit(first.X, first.y)
+    criteria = Criteria("recall >= 0.8", ["precision >= 0.8"])
+    registry.promote("tumours", registry.register(model, first, criteria, {"recall": 0.9, "precision": 0.9}, name="tumours").version)
+    recent = Dataset(data.frame.iloc[200:].reset_index(drop=True), target=data.target, features=data.features, name="recent tumours")
+    return dict(registry=registry, project=project, criteria=criteria, recent=recent, model=model)
+
+
+def test_retrain_without_a_time_column_judges_on_the_last_rows(tumours):
+    "No time column: the last 30% of the rows (row order) judge champion and challenger"
+    recent = tumours["recent"]
+    result = retrain(tumours["registry"], recent, tumours["criteria"], "tumours", project=tumours["project"], n_trials=3)
+    last = recent.frame.iloc[round(len(recent.frame) * 0.7):]
+    flags = tumours["model"].predict(last[recent.features])
+    champion = result.comparison.set_index("metric").champion
+    assert champion["recall"] == pytest.approx(recall_score(last[recent.target], flags))
+    assert champion["precision"] == pytest.approx(precision_score(last[recent.target], flags))
+    assert str(result.decisions[0].verdict) == "iterate" and len(result.decisions) == 2
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(name="tumors"), "tumors"),
+    (dict(name=""), "name must be the model's name in the registry"),
+    (dict(registry="models"), "registry must be a mlops_kit.registry.ModelRegistry, got str"),
+    (dict(criteria=Criteria("rmse <= 1")), "cannot judge a binary model"),
+    (dict(holdout_share=1), "holdout_share must be between 0 and 1"),
+    (dict(recent="recent.csv"), "recent must be a mlops_kit.data.Dataset"),
+])
+def test_a_refused_retraining_changes_no_file(tumours, arguments, message):
+    "Every check, the champion's loading included, comes before the first record: the journal and the registry keep their bytes"
+    registry, project = tumours["registry"], tumours["project"]
+    before = (folder_hashes(registry.folder), file_hash(project.path))
+    settings = {**dict(registry=registry, recent=tumours["recent"], criteria=tumours["criteria"], name="tumours", project=project, n_trials=2), **arguments}
+    with pytest.raises(MlopsKitError) as raised: retrain(**settings)
+    assert message in str(raised.value)
+    assert (folder_hashes(registry.folder), file_hash(project.path)) == before
+
+
+def test_retraining_a_classifier_on_a_regression_target_is_refused_before_anything_is_recorded(tumours):
+    data = load_real_dataset("diabetes")
+    before = (folder_hashes(tumours["registry"].folder), file_hash(tumours["project"].path))
+    with pytest.raises(DriftError, match="The champion 'tumours' v1 is a classifier, but recent's target 'progression' is a regression target"):
+        retrain(tumours["registry"], data, Criteria("rmse <= 60"), "tumours", project=tumours["project"])
+    assert (folder_hashes(tumours["registry"].folder), file_hash(tumours["project"].path)) == before
+
+
+def test_retrain_needs_the_models_name():
+    "No 'churn' default: the name is a required argument"
+    assert inspect.signature(retrain).parameters["name"].default is inspect.Parameter.empty
+
+
+@EVERY_TASK
+def test_retrain_a_multiclass_model_after_the_concept_changed(tmp_path, tiers):
+    "The tier model of the first half-year is champion; recent: the two months after the concept changed, labels known"
+    registry = ModelRegistry(tmp_path / "models")
+    training = Dataset(tiers["training"], target="tier", features=TIER_FEATURES, time_column="month")
+    registry.promote("tiers", registry.register(tiers["model"], training, TIER_CRITERIA, {"f1_macro": 0.8, "log_loss": 0.5}, name="tiers").version)
+    frame = tiers["frame"]
+    recent = Dataset(frame[frame.month.dt.strftime("%Y-%m").isin(CONCEPT)], target="tier", features=TIER_FEATURES, time_column="month")
+    result = retrain(registry, recent, TIER_CRITERIA, "tiers", n_trials=4)
+    holdout = recent.frame[recent.frame.month >= recent.frame.month.quantile(0.7)]
+    champion = result.comparison.set_index("metric").champion
+    assert champion["f1_macro"] == pytest.approx(f1_score(holdout.tier, tiers["model"].predict(holdout[TIER_FEATURES]), average="macro"))
+    assert champion["log_loss"] == pytest.approx(log_loss(holdout.tier, tiers["model"].predict_proba(holdout[TIER_FEATURES]), labels=tiers["model"].classes_))
+    assert result.promoted and registry.champion("tiers").version == 2
+    assert set(registry.load("tiers", alias="champion").predict(holdout[TIER_FEATURES])) <= {"bronze", "silver", "gold"}
+
+
+@EVERY_TASK
+def test_retrain_a_regressor_on_recent_rows_without_time(tmp_path, diabetes_stream):
+    "The diabetes regressor is champion; recent: the windows whose true values rose by 40%, in row order"
+    diabetes, cases = diabetes_stream["diabetes"], diabetes_stream["cases"]
+    registry = ModelRegistry(tmp_path / "models")
+    criteria = Criteria("rmse <= 65", ["mae <= 55"])
+    registry.promote("progression", registry.register(diabetes_stream["model"], diabetes, criteria, {"rmse": 54.0, "mae": 44.0}, name="progression").version)
+    rows = cases.iloc[SCALED[0] * DIABETES_WINDOW:(SCALED[-1] + 1) * DIABETES_WINDOW]
+    recent = Dataset(rows[diabetes.features].assign(progression=rows.label.to_numpy()).reset_index(drop=True), target="progression", features=diabetes.features)
+    result = retrain(registry, recent, criteria, "progression", n_trials=4)
+    last = recent.frame.iloc[round(len(recent.frame) * 0.7):]
+    champion = result.comparison.set_index("metric").champion
+    assert champion["rmse"] == pytest.approx(mean_squared_error(last.progression, diabetes_stream["model"].predict(last[diabetes.features])) ** 0.5)
+    assert result.comparison.set_index("metric").challenger["rmse"] < champion["rmse"]
+
+
+@EVERY_TASK
+def test_retrain_a_binary_model_with_text_labels(tmp_path):
+    data = load_real_dataset("breast_cancer").frame
+    words = data.assign(diagnosis=data.malignant.map({1: "malignant", 0: "benign"})).drop(columns="malignant")
+    features = [name for name in words.columns if name != "diagnosis"]
+    first = Dataset(words.iloc[:200], target="diagnosis", features=features, positive_label="malignant")
+    criteria = Criteria("recall >= 0.8", ["precision >= 0.8"])
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.01)).fit(first.X, first.y)
+    registry = ModelRegistry(tmp_path / "models")
+    registry.promote("tumours", registry.register(model, first, criteria, {"recall": 0.9, "precision": 0.9}, name="tumours").version)
+    recent = Dataset(words.iloc[200:].reset_index(drop=True), target="diagnosis", features=features, positive_label="malignant")
+    result = retrain(registry, recent, criteria, "tumours", n_trials=3)
+    last = recent.frame.iloc[round(len(recent.frame) * 0.7):]
+    champion = result.comparison.set_index("metric").champion
+    assert champion["recall"] == pytest.approx(recall_score(last.diagnosis, model.predict(last[features]), pos_label="malignant"))

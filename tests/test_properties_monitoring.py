@@ -128,8 +128,76 @@ BAD_DRAWS = st.one_of(st.integers(max_value=-1), st.floats(), st.text(max_size=4
 def test_performance_report_measures_or_raises_drift_error(window, draws, seed):
     report = report_or_drift_error(lambda: performance_report(window, CRITERIA, "window", draws=draws, seed=seed))
     if report is None: return
-    assert set(pd.to_numeric(window.prediction)) <= {0, 1} and set(pd.to_numeric(window.label.dropna())) <= {0, 1}
+    assert len(set(window.prediction) | set(window.label.dropna())) <= 2  # a binary model's two labels (1, 1.0 and True are one)
     assert all(0 <= value <= 1 for value in report.measured.values())
+
+
+# --- every task: multiclass and regression windows, the task, classes and positive label arguments ----------------------
+
+CLASSES = ["a", "b", "c"]
+
+
+def task_cases(rows:int=90)->dict:
+    "A multiclass window (classes a, b, c; probabilities in that order) and a regression window, labels known"
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet([1, 1, 1], rows)
+    multiclass = pd.DataFrame({"prediction": np.array(CLASSES)[probabilities.argmax(axis=1)], "probabilities": list(probabilities),
+                               "label": rng.choice(CLASSES, rows)})
+    regression = pd.DataFrame({"prediction": rng.normal(100, 20, rows), "label": rng.normal(100, 25, rows)})
+    return dict(multiclass=multiclass, regression=regression)
+
+
+TASK_CASES = task_cases()
+TASK_CRITERIA = dict(multiclass=Criteria("f1_macro >= 0.5", ["log_loss <= 2"]), regression=Criteria("rmse <= 30", ["r2 >= 0.1"]))
+
+
+@st.composite
+def task_windows(draw):
+    "A multiclass or regression window with one column changed (one value, all values, gaps, a column of another task)"
+    task = draw(st.sampled_from(["multiclass", "regression"]))
+    frame = TASK_CASES[task].copy()
+    column = draw(st.sampled_from(["prediction", "label", "probabilities"]))
+    change = draw(st.sampled_from(["none", "one value", "all values", "gap", "other task"]))
+    if column not in frame: frame[column] = [[0.2, 0.3, 0.5]] * len(frame)
+    frame[column] = frame[column].astype(object)
+    if change == "one value": frame.at[draw(st.integers(0, len(frame) - 1)), column] = draw(st.one_of(ANY_VALUE, st.lists(st.floats(), max_size=4)))
+    elif change == "all values": frame[column] = [draw(ANY_VALUE)] * len(frame)
+    elif change == "gap": frame.loc[frame.index % 5 == 0, column] = np.nan
+    elif change == "other task": frame[column] = TASK_CASES["regression" if task == "multiclass" else "multiclass"][column if column != "probabilities" else "label"]
+    return task, frame
+
+
+ARGUMENT_VALUES = st.one_of(st.none(), ANY_VALUE)
+
+
+@PROPERTY
+@given(case=task_windows(), task=st.one_of(st.none(), st.sampled_from(["binary", "multiclass", "regression"]), ANY_VALUE),
+       classes=st.one_of(st.none(), st.just(CLASSES), st.permutations(CLASSES), st.lists(st.sampled_from(["a", "b", "c", "d", 1, True]), max_size=4), ANY_VALUE),
+       positive_label=st.one_of(st.none(), st.sampled_from(["a", 1]), ANY_VALUE), min_labels=st.one_of(st.just(50), st.integers(-2, 200), ANY_VALUE))
+def test_performance_report_for_any_task_measures_or_raises_drift_error(case, task, classes, positive_label, min_labels):
+    kind, window = case
+    report = report_or_drift_error(lambda: performance_report(window, TASK_CRITERIA[kind], draws=3, task=task, classes=classes,
+                                                              positive_label=positive_label, min_labels=min_labels))
+    if report is None: return
+    assert report.task == kind  # the criteria fit one task only: it is theirs
+    if kind == "multiclass": assert all(0 <= value for value in report.measured.values()) and report.positive_rate is None
+    else: assert report.estimated == {} and "regression model gives no probabilities" in report.estimate_note
+
+
+@PROPERTY
+@given(target=st.one_of(st.none(), st.sampled_from(["plan", "amount", "plans"]), ANY_VALUE),
+       reference_predictions=st.one_of(st.none(), st.just([0, 1] * 50), st.just("1"), st.lists(ANY_VALUE, max_size=5), ANY_VALUE),
+       alert_on=st.one_of(st.just(("input", "performance")), st.lists(st.sampled_from(["input", "prediction", "target", "performance", "drift"]), max_size=3), ANY_VALUE),
+       min_labels=st.one_of(st.just(10), ANY_VALUE))
+def test_loop_parses_the_outputs_settings_or_raises_drift_error(target, reference_predictions, alert_on, min_labels):
+    def run():
+        return MonitoringLoop(REFERENCE, CRITERIA, window="MS", target=target, reference_predictions=reference_predictions, alert_on=alert_on,
+                              min_labels=min_labels).run(CASES)
+    loop = report_or_drift_error(run)
+    if loop is None: return
+    assert loop.performance_.cases.sum() == len(CASES)
+    assert target not in set(loop.drift_.column[loop.drift_["of"] == "input"])  # the target is never watched as an input
+    assert {alert.kind for alert in loop.alerts_} <= {"column drift", "dataset drift", "performance", "prediction drift", "target drift"}
 
 
 def test_drift_error_is_the_kits_error():
