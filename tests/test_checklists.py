@@ -1035,3 +1035,22 @@ def test_a_class_model_without_the_needed_method_is_named(wine, cancer):
     assert assess_added_value(wine, model=LinearSVC(), resamples=20).table.approach.tolist() == ["majority class", "model"]
     with pytest.raises(WrongTypeError, match="model must be an unfitted classifier with fit and predict_proba .* for the binary target 'diagnosis'"):
         assess_added_value(in_words(cancer), model=LinearSVC())
+
+
+def test_the_design_lesson_and_the_tours_design_step_give_the_numbers_they_gave_before(case_study, criteria):
+    "The course's call (its criteria, its best rule, the case study's dates) and the tour's quality check, as before issue 14"
+    from mlops_kit.data import quality_report
+    def month_to_month_or_new(frame):
+        "Month-to-month contract, or with Lumen under 2 years"
+        return (frame.contract_type == "month-to-month") | (frame.tenure_months < 24)
+    value = assess_added_value(case_study, criteria=criteria, rule=month_to_month_or_new,
+                               train_end=case_study.train_end, test_end=case_study.test_end)
+    table = value.table.set_index("approach")
+    assert table.churn_cost_per_1000.round(2).tolist() == [75_000, 42_500, 34_966.67, 29_083.33]
+    assert table.flagged.round(6).tolist() == [0, 1, 0.732, 0.581333] and table.meets_criteria.tolist() == [False, False, False, True]
+    assert (value.threshold, round(value.saving, 2)) == (0.085, 5_883.33)
+    assert [round(end, 2) for end in value.saving_interval] == [3_649.58, 8_183.33]
+    assert {name: round(number, 6) for name, number in value.measured.items()} == {
+        "churn_cost_per_1000": 29_083.333333, "recall": 0.908889, "precision": 0.234518}
+    quality = quality_report(case_study.clean_sample().between(end=case_study.train_end))
+    assert quality.ok and quality.summary().status.tolist() == ["skipped: no reference given", "ok", "ok"]
