@@ -859,13 +859,18 @@ def _examples(values:np.ndarray)->str:
     "A few distinct `values`, for a message"
     return ", ".join(map(repr, pd.unique(pd.Series(values.ravel(), dtype=object))[:3].tolist()))
 
+def _negative_label(dataset:Dataset):
+    "The class of a binary `dataset` that is not its positive label"
+    return [label for label in dataset.classes if label != dataset.positive_label][0]
+
 def _as_labels(predicted:np.ndarray, dataset:Dataset, name:str)->np.ndarray:
     "A rule's answers as the target's labels: its classes, or (binary) flags where True or 1 is the positive class"
     classes, binary = dataset.classes, dataset.task == "binary"
-    flags = predicted.dtype == bool or (predicted.dtype.kind in "iuf" and np.isin(predicted, (0, 1)).all())
-    if binary and flags: return np.where(predicted.astype(bool), dataset.positive_label, [label for label in classes if label != dataset.positive_label][0])
+    as_flags = lambda: np.where(predicted.astype(bool), dataset.positive_label, _negative_label(dataset))
+    if binary and predicted.dtype == bool: return as_flags()
     known = pd.Series(predicted, dtype=object).isin(classes).to_numpy() & (predicted.dtype != bool)  # True is no class 1
-    if known.all(): return predicted
+    if known.all(): return predicted  # labels first: with the classes 1 and 2, a rule answering 1 predicts the class 1
+    if binary and predicted.dtype.kind in "iuf" and np.isin(predicted, (0, 1)).all(): return as_flags()
     if binary:
         more = "" if set(classes) <= {0, 1} else f", or the labels {_quoted(classes)}"
         raise MlopsKitError(f"The rule ({name}) must return labels, True/False or 1/0 (flag the case or not){more}; it returned "
@@ -878,6 +883,8 @@ def _rule_predictions(rule, frame:pd.DataFrame, dataset:Dataset)->np.ndarray:
     try: predicted = np.asarray(rule(frame))
     except KeyError as missing:
         raise MlopsKitError(f"The rule ({name}) reads the column {missing}, which the data does not have: pass rule= a function of your own columns") from None
+    except Exception as error:  # the rule's own mistake: named, with its traceback chained below
+        raise MlopsKitError(f"The rule ({name}) failed on the test rows: {type(error).__name__}: {error}") from error
     if predicted.shape != (len(frame),):
         got = f"one value, {predicted.item()!r}" if predicted.ndim == 0 else f"an array of shape {predicted.shape}"
         raise MlopsKitError(f"The rule ({name}) must return one label per row ({len(frame):,} rows), got {got}")
@@ -914,19 +921,29 @@ def _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_
         raise (MlopsKitError if share else WrongTypeError)(f"test_share is the share of the rows to test on, above 0 and below 1 "
                                                            f"(0.25 is the last quarter), got {test_share!r}")
 
-def _fit(model, features:pd.DataFrame, labels:np.ndarray):
-    "Fit `model`; a model that cannot take these features is the kit's error, naming the model"
+def _fit(model, features:pd.DataFrame, labels:np.ndarray, task:str):
+    "Fit `model`; a model that cannot take these features or this `task`'s target is the kit's error, naming the model"
     try: model.fit(features, labels)
     except (TypeError, ValueError) as error:
-        raise MlopsKitError(f"The model {type(model).__name__} could not be fitted on the features {_quoted(features.columns)}: {error}. "
-                            "It must handle their types and missing values itself, as simple_model(categorical, numerical) does") from None
+        raise MlopsKitError(f"The model {type(model).__name__} could not be fitted on the features {_quoted(features.columns)} to predict a "
+                            f"{task} target: {error}. It must be a {_MODEL_WORDS[task].split(' with ')[0]} that handles the features' types "
+                            f"and missing values itself, as simple_model(categorical, numerical, task={task!r}) does") from None
+
+def _check_predictions(predicted, model, dataset:Dataset)->np.ndarray:
+    "The `model`'s predictions, if they are classes of the target (or finite numbers for regression); raises the kit's error naming the model"
+    predicted = np.asarray(predicted)
+    if dataset.task == "regression":
+        if predicted.dtype.kind in "iuf" and np.isfinite(predicted).all(): return predicted
+    elif pd.Series(predicted, dtype=object).isin(dataset.classes).all(): return predicted
+    wanted = "numbers" if dataset.task == "regression" else f"the classes {_quoted(dataset.classes)}"
+    raise MlopsKitError(f"The model {type(model).__name__} predicts {_examples(predicted)}, not {wanted} of {dataset.target!r}: "
+                        f"give a {_MODEL_WORDS[dataset.task].split(' with ')[0]}, e.g. simple_model(..., task={dataset.task!r})")
 
 # %% ../nbs/02_checklists.ipynb #chk-value-rows
 def _naive_approaches(train:Dataset, rows:int)->dict:
     "approach -> (description, predictions for `rows` test cases): the task's natural baselines, learned on the training rows"
     if train.task == "binary":
-        positive = train.positive_label
-        negative = [label for label in train.classes if label != positive][0]
+        positive, negative = train.positive_label, _negative_label(train)
         return {"flag nobody": (f"predict {negative!r} for every case", np.full(rows, negative)),
                 "flag everybody": (f"predict {positive!r} for every case", np.full(rows, positive))}
     if train.task == "multiclass":
@@ -942,9 +959,8 @@ def _positive_scores(model, features:pd.DataFrame, classes:list, positive)->np.n
 
 def _model_predictions(model, train:Dataset, test:Dataset, features:list, measure, direction:str)->tuple[np.ndarray, float|None]:
     "The fitted `model`'s predictions for the test rows, and (binary) the decision threshold chosen on the training rows"
-    if train.task != "binary": return model.predict(test.frame[features]), None
-    positive = train.positive_label
-    negative = [label for label in train.classes if label != positive][0]
+    if train.task != "binary": return _check_predictions(model.predict(test.frame[features]), model, train), None
+    positive, negative = train.positive_label, _negative_label(train)
     scores = _positive_scores(model, train.frame[features], train.classes, positive)
     threshold = _best_threshold(train.y.to_numpy(), scores, measure, positive, negative, direction)
     return np.where(_positive_scores(model, test.frame[features], train.classes, positive) >= threshold, positive, negative), threshold
@@ -984,6 +1000,7 @@ def _description(rule)->str:
 # %% ../nbs/02_checklists.ipynb #chk-added-value
 def _number(value:float)->str:
     "`value` in a sentence: thousands separated and no decimals from 100 up, three significant digits below"
+    value = value + 0.0  # -0.0 reads as 0
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 @dataclass(repr=False)
@@ -1072,7 +1089,7 @@ def assess_added_value(dataset:Dataset, # data with a target of any task; e.g. l
     if rule is not None: approaches["rule"] = (_description(rule), _rule_predictions(rule, test.frame, dataset))  # before any fit
     model = model if model is not None else simple_model([name for name in dataset.categorical if name in features],
                                                          [name for name in dataset.numerical if name in features], seed, dataset.task)
-    _fit(model, train.frame[features], train.y.to_numpy())
+    _fit(model, train.frame[features], train.y.to_numpy(), dataset.task)
     predicted, threshold = _model_predictions(model, train, test, features, measure, metric.direction)
     approaches["model"] = (f"{type(model).__name__} on {len(features)} features" + (f", threshold {threshold:g}" if threshold is not None else ""), predicted)
     y_test, reported = test.y.to_numpy(), [MetricRegistry.default().get(name) for name in _REPORTED_METRICS[dataset.task]]

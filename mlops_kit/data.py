@@ -50,6 +50,17 @@ def _check_columns(frame:pd.DataFrame, names, argument:str)->list:
     if repeated: raise MlopsKitError(f"`{argument}` names {_shorten(repeated)} more than once; name each column once")
     return list(names)
 
+def _row_hashes(frame:pd.DataFrame, argument:str)->np.ndarray:
+    "One hash per row of `frame`, or a clear error naming the columns whose values cannot be hashed (lists, dicts, sets)"
+    try: return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError: pass
+    def hashable(name):
+        try: return pd.util.hash_pandas_object(frame[name], index=False) is not None
+        except TypeError: return False
+    unhashable = [name for name in frame.columns if not hashable(name)]
+    raise MlopsKitError(f"column(s) {_shorten(unhashable)} of `{argument}` hold values that cannot be compared (lists, dicts or "
+                        "sets); turn them into text or numbers first, e.g. frame[name].astype(str)")
+
 # %% ../nbs/01_data.ipynb #e3e338b7
 SEED_MAX = 2**32 - 1 # the largest seed numpy and scikit-learn accept everywhere
 
@@ -889,10 +900,10 @@ def _as_groups(values:pd.Series)->np.ndarray:
     return values.astype(object).where(values.notna(), "<null>").astype(str).to_numpy()
 
 def _as_numbers(values:pd.Series, kind:str, missing:np.ndarray)->np.ndarray:
-    "The present values of a number, boolean or date column as numbers in the same order (dates in ns, infinities kept in place)"
-    present = values[~missing].to_numpy()
-    if kind == "datetime": return present.astype("datetime64[ns]").astype("int64")
-    return np.nan_to_num(present.astype(float), posinf=np.finfo(float).max, neginf=np.finfo(float).min)
+    "The present values of a number, boolean or date column as numbers in the same order (dates in seconds, infinities kept in place)"
+    present = values[~missing]
+    if kind == "datetime": return (present - present.min()).dt.total_seconds().to_numpy()  # with or without a time zone
+    return np.nan_to_num(present.to_numpy().astype(float), posinf=np.finfo(float).max, neginf=np.finfo(float).min)
 
 def _bins(numbers:np.ndarray, missing:np.ndarray)->np.ndarray:
     "Each row's quantile bin (of `_BINS`) as text, equal numbers in the same bin, nulls in their own"
@@ -953,6 +964,7 @@ def _screening_inputs(frame, target:str, features, seed, task, positive_label)->
     _check_columns(frame, target, "target")
     features = _check_columns(frame, [name for name in frame.columns if name != target] if features is None else features, "features")
     if target in features: raise MlopsKitError(f"`features` includes the target {target!r}; it would rank itself perfectly")
+    _row_hashes(frame[[target, *features]], "frame")  # a clear error for columns of lists or dicts, which cannot be scored
     frame = frame[frame[target].notna()]
     task, y = _screening_target(frame, target, task, positive_label)
     if positive_label is not None and task != "binary":
@@ -990,17 +1002,6 @@ def screen_leakage(frame:pd.DataFrame, # data with a target (a DataFrame or a `D
     return suspicious.assign(message=messages)
 
 # %% ../nbs/01_data.ipynb #data-066
-def _row_hashes(frame:pd.DataFrame, argument:str)->np.ndarray:
-    "One hash per row of `frame`, or a clear error naming the columns whose values cannot be hashed (lists, dicts, sets)"
-    try: return pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    except TypeError: pass
-    def hashable(name):
-        try: return pd.util.hash_pandas_object(frame[name], index=False) is not None
-        except TypeError: return False
-    unhashable = [name for name in frame.columns if not hashable(name)]
-    raise MlopsKitError(f"column(s) {_shorten(unhashable)} of `{argument}` hold values that cannot be compared (lists, dicts or "
-                        "sets); turn them into text or numbers first, e.g. frame[name].astype(str)")
-
 def find_duplicates(frame:pd.DataFrame, # the data to check (a DataFrame or a `Dataset`)
                     ignore=None, # column(s) left out of the comparison, e.g. an id
                    )->pd.DataFrame: # row (index label of the copy) and duplicate_of (label of the first occurrence)

@@ -1054,3 +1054,31 @@ def test_the_design_lesson_and_the_tours_design_step_give_the_numbers_they_gave_
         "churn_cost_per_1000": 29_083.333333, "recall": 0.908889, "precision": 0.234518}
     quality = quality_report(case_study.clean_sample().between(end=case_study.train_end))
     assert quality.ok and quality.summary().status.tolist() == ["skipped: no reference given", "ok", "ok"]
+
+
+def test_a_rule_that_fails_or_a_model_of_the_wrong_task_is_named(wine, diabetes):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    with pytest.raises(MlopsKitError, match="The rule \\(Divides by zero\\) failed on the test rows: ZeroDivisionError") as raised:
+        def broken(frame):
+            "Divides by zero"
+            return 1 / 0
+        assess_added_value(diabetes, rule=broken, model=NeverPredicts())
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)  # the rule's own traceback is kept
+    with pytest.raises(MlopsKitError, match="The model LinearRegression predicts .*, not the classes '0', '1', '2' of 'cultivar': give a classifier"):
+        assess_added_value(wine, model=LinearRegression(), resamples=10)
+    with pytest.raises(MlopsKitError, match="could not be fitted .* to predict a regression target: .* It must be a regressor"):
+        assess_added_value(Dataset(diabetes.frame.assign(progression=diabetes.y + 0.5), "progression", diabetes.features),
+                           model=LogisticRegression(), resamples=10)
+
+
+def test_with_the_classes_1_and_2_a_rule_answering_1_predicts_the_class_1(cancer):
+    labelled = Dataset(cancer.frame.assign(malignant=cancer.y + 1), "malignant", cancer.features, positive_label=2)
+    by_label = assess_added_value(labelled, rule=lambda frame: np.ones(len(frame), int), resamples=20).table.set_index("approach")
+    by_flag = assess_added_value(labelled, rule=lambda frame: np.zeros(len(frame), int), resamples=20).table.set_index("approach")
+    assert by_label.flagged["rule"] == 0 and by_flag.flagged["rule"] == 0  # 1 is a class; 0 is no class, so a flag
+
+
+def test_a_saving_of_zero_reads_as_zero(cancer):
+    value = assess_added_value(in_words(cancer), criteria=Criteria("recall >= 0.8"), resamples=20)
+    assert value.best_baseline == "flag everybody" and value.saving == 0 and "a gain of 0 (95% interval 0 to 0)" in value.statement
+    assert "-0" not in value.statement and not value.ml_adds_value

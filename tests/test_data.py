@@ -4,7 +4,7 @@ The generator and the checks were written together, so finding the case study's 
 These tests therefore also plant problems themselves, at random columns, periods and sizes, in clean case-study data
 and in the breast cancer data, for ten seeds each, and require the checks to find exactly those problems.
 """
-import json
+import json, warnings
 
 import numpy as np
 import pandas as pd
@@ -831,3 +831,17 @@ def test_check_data_refuses_a_task_that_does_not_fit_and_writes_nothing(task_fil
 def test_the_commands_tasks_are_the_librarys():
     from mlops_kit.cli import _TASK_CHOICES
     assert _TASK_CHOICES == TASKS
+
+
+@pytest.mark.parametrize("target", [[0, 1] * 150, [0, 1, 2] * 100, np.arange(300) * 0.5])
+def test_screening_names_columns_it_cannot_score_and_ranks_dates_with_a_time_zone(target):
+    frame = pd.DataFrame({"tags": [["a"]] * 300, "y": target})
+    with pytest.raises(MlopsKitError, match="column\\(s\\) 'tags' of `frame` hold values that cannot be compared"):
+        screen_leakage(frame, "y")
+    order = np.argsort(np.argsort(np.asarray(target, float) + np.arange(300) * 1e-6))  # the target's order, ties broken by row
+    dated = pd.DataFrame({"when": pd.Timestamp("2024-01-01", tz="Europe/Paris") + pd.to_timedelta(order, unit="D"), "y": target})
+    naive = dated.assign(when=dated.when.dt.tz_localize(None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning about time zones either
+        scores = single_feature_scores(dated, "y")
+    assert scores.score[0] > 0.98 and scores.score[0] == single_feature_scores(naive, "y").score[0]
