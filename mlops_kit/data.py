@@ -964,12 +964,21 @@ def _screening_inputs(frame, target:str, features, seed, task, positive_label)->
     _check_columns(frame, target, "target")
     features = _check_columns(frame, [name for name in frame.columns if name != target] if features is None else features, "features")
     if target in features: raise MlopsKitError(f"`features` includes the target {target!r}; it would rank itself perfectly")
-    _row_hashes(frame[[target, *features]], "frame")  # a clear error for columns of lists or dicts, which cannot be scored
+    _row_hashes(frame[[target]], "frame")  # a clear error for a target of lists or dicts
     frame = frame[frame[target].notna()]
     task, y = _screening_target(frame, target, task, positive_label)
     if positive_label is not None and task != "binary":
         raise MlopsKitError(f"positive_label is for a binary target; {target!r} is a {task} target: leave it out")
     return frame, features, task, y, seed
+
+def _score_table(frame:pd.DataFrame, features:list, task:str, y:np.ndarray, seed:int)->pd.DataFrame:
+    "One row per feature of `frame`: its kind, its score on the `task`'s scale, the measure and the evidence; best first"
+    try: rows = [(name, column_kind(frame[name]), *_feature_score(frame[name], y, task, seed)) for name in features]
+    except TypeError:  # a column of lists or dicts: named in the kit's words
+        _row_hashes(frame[features], "frame")
+        raise
+    table = pd.DataFrame(rows, columns=["feature", "kind", "score", "evidence"]).assign(measure=_MEASURES[task])
+    return table[["feature", "kind", "score", "measure", "evidence"]].sort_values("score", ascending=False, ignore_index=True)
 
 def single_feature_scores(frame:pd.DataFrame, # data with a target (a DataFrame or a `Dataset`)
                           target:str, # the target column
@@ -979,10 +988,7 @@ def single_feature_scores(frame:pd.DataFrame, # data with a target (a DataFrame 
                           positive_label=None, # binary: the class to find (the score is the same either way)
                          )->pd.DataFrame: # feature, kind, score, measure, evidence; best first
     "How well each feature alone tells the `target`, on the task's scale (see `screen_leakage`), best first"
-    frame, features, task, y, seed = _screening_inputs(frame, target, features, seed, task, positive_label)
-    rows = [(name, column_kind(frame[name]), *_feature_score(frame[name], y, task, seed)) for name in features]
-    table = pd.DataFrame(rows, columns=["feature", "kind", "score", "evidence"]).assign(measure=_MEASURES[task])
-    return table[["feature", "kind", "score", "measure", "evidence"]].sort_values("score", ascending=False, ignore_index=True)
+    return _score_table(*_screening_inputs(frame, target, features, seed, task, positive_label))
 
 def screen_leakage(frame:pd.DataFrame, # data with a target (a DataFrame or a `Dataset`)
                    target:str, # the target column
@@ -993,9 +999,9 @@ def screen_leakage(frame:pd.DataFrame, # data with a target (a DataFrame or a `D
                    positive_label=None, # binary: the class to find (the score is the same either way)
                   )->pd.DataFrame: # the suspicious features with their score and a message; empty if none
     "Features that alone predict the `target` almost perfectly (score >= `threshold`): probably known only after the outcome"
-    _, _, task, _, _ = _screening_inputs(frame, target, features, seed, task, positive_label)  # cheap: checks before scoring
-    threshold = _check_threshold(threshold, task)
-    scores = single_feature_scores(frame, target, features, seed, task, positive_label)
+    frame, features, task, y, seed = _screening_inputs(frame, target, features, seed, task, positive_label)
+    threshold = _check_threshold(threshold, task)  # on the task's scale, before any scoring
+    scores = _score_table(frame, features, task, y, seed)
     suspicious = scores[scores.score >= threshold].reset_index(drop=True)
     messages = [f"{row.feature!r} alone {_VERBS[task]} {target!r} with {row.measure} {row.score:.3f} (from its {row.evidence}); "
                 "check that its value is known before the outcome" for row in suspicious.itertuples()]

@@ -838,6 +838,8 @@ def test_screening_names_columns_it_cannot_score_and_ranks_dates_with_a_time_zon
     frame = pd.DataFrame({"tags": [["a"]] * 300, "y": target})
     with pytest.raises(MlopsKitError, match="column\\(s\\) 'tags' of `frame` hold values that cannot be compared"):
         screen_leakage(frame, "y")
+    with pytest.raises(MlopsKitError, match="column\\(s\\) 'tags' of `frame` hold values that cannot be compared"):
+        quality_report(pd.DataFrame({"tags": [["a"]] * 300, "x": target}), target="tags")  # a target of lists
     order = np.argsort(np.argsort(np.asarray(target, float) + np.arange(300) * 1e-6))  # the target's order, ties broken by row
     dated = pd.DataFrame({"when": pd.Timestamp("2024-01-01", tz="Europe/Paris") + pd.to_timedelta(order, unit="D"), "y": target})
     naive = dated.assign(when=dated.when.dt.tz_localize(None))
