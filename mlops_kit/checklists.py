@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html, math, numbers, os, re, stat, warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from functools import partial
@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset, check_seed, churn_rule, screen_leakage
-from .lifecycle import Criteria, Decision, Metric, Phase, Project, Verdict, cost_metric
-from .lifecycle import _did_you_mean, _quoted  # the same wording for every message
+from .data import TASKS, CaseStudy, Dataset, check_seed, screen_leakage
+from .data import _screening_problem  # the leakage screen's own check of what it needs
+from .data import churn_rule  # the case study's rule lives in mlops_kit.data; imported here for older code only
+from .lifecycle import Criteria, Decision, Metric, MetricRegistry, Phase, Project, Verdict, cost_metric
+from .lifecycle import _check_choice, _did_you_mean, _quoted  # the same wording for every message
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -685,38 +687,53 @@ def _column_names(names, what:str)->list[str]:
 def simple_model(categorical:list, # categorical feature names: imputed with the most frequent value, one-hot encoded
                  numerical:list, # numerical feature names: imputed with the median, scaled
                  seed:int=0, # the logistic regression's random state, 0 to 2**32 - 1
+                 task:str="binary", # 'binary' or 'multiclass': a logistic regression; 'regression': a ridge regression
                 ):
-    "An unfitted scikit-learn pipeline: imputation, one-hot encoding and scaling, then logistic regression"
+    "An unfitted scikit-learn pipeline: imputation, one-hot encoding and scaling, then a logistic (classes) or ridge (numbers) regression"
     categorical, numerical = _column_names(categorical, "categorical"), _column_names(numerical, "numerical")
     if not categorical and not numerical: raise MlopsKitError("simple_model needs at least one feature: categorical and numerical are both empty")
-    seed = check_seed(seed)
+    seed, task = check_seed(seed), _check_choice(task, TASKS, "task")
     from sklearn.compose import make_column_transformer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
     columns = make_column_transformer(
         (make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numerical),
         (make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), categorical))
-    return make_pipeline(columns, LogisticRegression(max_iter=1000, random_state=seed))
+    return make_pipeline(columns, Ridge() if task == "regression" else LogisticRegression(max_iter=1000, random_state=seed))
 
 # %% ../nbs/02_checklists.ipynb #chk-value-helpers
-def _cost_metric(dataset:Dataset, criteria:Criteria|None)->Metric:
-    "The business cost metric: the first business criterion computable from labels, or one built from `dataset.costs`"
-    if criteria is not None:
-        for criterion in criteria:
-            metric = criteria.registry.get(criterion.metric)
-            if metric.kind == "business" and metric.direction == "lower" and metric.compute is not None and metric.needs == "y_pred": return metric
-        raise MlopsKitError(f"The criteria {criteria!r} have no business cost metric to compare approaches on: add one, e.g. "
-                            "cost_metric('cost_per_1000', false_positive_cost=50, false_negative_cost=500), "
-                            "or pass criteria=None to use the dataset's costs")
-    costs = dataset.costs or {}
+_DEFAULT_METRICS = {"binary": "balanced_accuracy", "multiclass": "balanced_accuracy", "regression": "rmse"} # without criteria or costs
+_REPORTED_METRICS = {"binary": ("recall", "precision"), "multiclass": ("accuracy", "balanced_accuracy"), "regression": ("rmse", "mae")}
+
+def _cost_of_errors(dataset:Dataset)->Metric|None:
+    "The cost metric built from `dataset.costs` (binary only), or None if it has none"
+    costs = dataset.costs
+    if not costs: return None
+    if dataset.task != "binary":
+        raise MlopsKitError(f"Dataset {dataset.name!r} has costs of false positives and false negatives, which are for a binary target; "
+                            f"{dataset.target!r} is a {dataset.task} target: set its costs to None and pass criteria on the task's metrics")
     if not isinstance(costs, Mapping) or not {"false_positive", "false_negative"} <= set(costs):
-        raise MlopsKitError(f"Dataset {dataset.name!r} has no costs: pass criteria with a cost_metric, or give the Dataset "
-                            "costs={'false_positive': ..., 'false_negative': ...}")
-    try: return cost_metric("cost_per_1000", costs["false_positive"], costs["false_negative"])
+        raise MlopsKitError(f"Dataset {dataset.name!r} has costs {costs!r}, not a cost for each kind of error: give it "
+                            "costs={'false_positive': ..., 'false_negative': ...}, or costs=None")
+    try: return cost_metric("cost_per_1000", costs["false_positive"], costs["false_negative"], positive_label=dataset.positive_label)
     except MlopsKitError as error:  # the same error, saying where the bad cost comes from
         raise type(error)(f"Dataset {dataset.name!r} has costs {dict(costs)!r}: {error}") from None
+
+def _compared_metric(dataset:Dataset, criteria:Criteria|None)->Metric:
+    "The metric the approaches are compared on: the criteria's primary (or first) one computable from predictions, else the costs', else the task's usual one"
+    if criteria is not None:
+        criteria.check_task(dataset.task)
+        for criterion in criteria:
+            metric = criteria.registry.get(criterion.metric)
+            if metric.compute is not None and metric.needs == "y_pred": return metric
+    by_costs = _cost_of_errors(dataset)
+    if by_costs is not None: return by_costs
+    if criteria is not None:
+        raise MlopsKitError(f"None of the criteria {_quoted(map(str, criteria))} can be computed from predictions, the only thing a "
+                            f"rule gives: add one on a metric of predictions, such as {_quoted(_REPORTED_METRICS[dataset.task])}")
+    return MetricRegistry.default().get(_DEFAULT_METRICS[dataset.task])
 
 def _model_features(train:Dataset, exclude)->tuple[list, list]:
     "The features a model may use: those of `train` without `exclude` and the ones the leakage screen flags; and the ones dropped"
@@ -727,15 +744,19 @@ def _model_features(train:Dataset, exclude)->tuple[list, list]:
                             f"{_did_you_mean(unknown[0], train.features)} Its features are {_quoted(train.features)}")
     candidates = [name for name in train.features if name not in excluded]
     if not candidates: raise MlopsKitError(f"exclude leaves the model no feature: the features are {_quoted(train.features)}")
-    leaking = screen_leakage(train.frame, train.target, candidates).feature.tolist()
+    problem = _screening_problem(train.frame, train.target, train.task)
+    if problem: warnings.warn(f"The training rows were not screened for leakage: {problem}")
+    leaking = [] if problem else screen_leakage(train, train.target, candidates).feature.tolist()
     dropped = [name for name in train.features if name in excluded or name in leaking]
     return [name for name in train.features if name not in dropped], dropped
 
-def _best_threshold(y_true:np.ndarray, scores:np.ndarray, metric:Metric)->float:
-    "The score threshold (on a grid of 0.005) that minimises `metric` on (`y_true`, `scores`)"
+def _best_threshold(y_true:np.ndarray, scores:np.ndarray, measure, positive, negative, direction:str)->float:
+    "The score threshold (on a grid of 0.005) from which `positive` is predicted that gives the best `measure` on (`y_true`, `scores`)"
     thresholds = np.linspace(0, 1, 201)
-    costs = [metric(y_true, (scores >= threshold).astype(int)) for threshold in thresholds]
-    return float(thresholds[int(np.argmin(costs))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a threshold that predicts one class only is allowed to be bad, quietly
+        values = [measure(y_true, np.where(scores >= threshold, positive, negative)) for threshold in thresholds]
+    return float(thresholds[int(np.argmin(values) if direction == "lower" else np.argmax(values))])
 
 # %% ../nbs/02_checklists.ipynb #chk-value-checks
 _ISO_DATE = re.compile(r"\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?", re.ASCII)
@@ -764,14 +785,18 @@ def _time_column(dataset:Dataset)->pd.Series:
                             f"e.g. frame[{dataset.time_column!r}] = pd.to_datetime(frame[{dataset.time_column!r}])")
     return times
 
-def _check_classes(labels:pd.Series, period:str, target:str):
-    "Raises the kit's error unless `labels` hold only 0 and 1, and both of them"
+_TOO_FEW = {"binary": "cases of both classes", "multiclass": "cases of two classes at least", "regression": "two different values at least"}
+
+def _check_target(part:Dataset, rows:str, hint:str):
+    "Raises the kit's error unless the target of `part` (the `rows`, in words) can judge the approaches: no gap, two values at least"
+    labels, target = part.y, part.target
+    if labels.isna().any():
+        raise MlopsKitError(f"{labels.isna().sum():,} of the {len(labels):,} {rows} have no value of the target {target!r}: drop them first, "
+                            f"e.g. dataset.frame.dropna(subset=[{target!r}])")
     values = sorted(map(str, pd.unique(labels)))
-    if labels.isna().any() or not set(pd.unique(labels)) <= {0, 1}:
-        raise MlopsKitError(f"The target {target!r} must hold 0 and 1 (or False and True); the {period} hold {', '.join(values[:5])}")
     if len(values) < 2:
-        raise MlopsKitError(f"The {len(labels):,} {period} all have {target!r} = {values[0]}: comparing approaches needs "
-                            "cases of both classes; choose dates whose period holds both")
+        raise MlopsKitError(f"The {len(labels):,} {rows} all have {target!r} = {values[0]}: comparing approaches needs "
+                            f"{_TOO_FEW[part.task]}; {hint}")
 
 def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
     "The rows before `train_end`, and those from `train_end` to `test_end`; raises the kit's error for a bad date or period"
@@ -783,37 +808,105 @@ def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
     if not ((times >= start) & (times < end)).any():
         raise MlopsKitError(f"No rows from train_end ({train_end}) to test_end ({test_end}) to test on: {span}; choose dates inside it")
     train, test = dataset.between(end=start), dataset.between(start, end)
-    _check_classes(train.y, f"training rows, before train_end {train_end},", dataset.target)
-    _check_classes(test.y, f"test rows, from train_end {train_end} to test_end {test_end},", dataset.target)
+    hint = "choose dates whose periods hold them"
+    _check_target(train, f"training rows, before train_end {train_end},", hint)
+    _check_target(test, f"test rows, from train_end {train_end} to test_end {test_end},", hint)
     overlap = dataset.ground_truth.clean_until
     if overlap is not None and end > overlap:
         warnings.warn(f"The test period reaches planted problems (from {overlap:%Y-%m-%d}): the comparison then measures them too")
     return train, test
 
-def _rule_labels(rule, frame:pd.DataFrame)->np.ndarray:
-    "What `rule` flags in `frame`, as 0 and 1; raises the kit's error unless it returns one label per row"
+def _row_split(dataset:Dataset, test_share:float)->tuple[Dataset, Dataset]:
+    "The first rows of `dataset` to train on and the last `test_share` of them to test on, in the frame's order"
+    rows = len(dataset.frame)
+    test_rows = int(round(test_share * rows))
+    if not 0 < test_rows < rows:
+        raise MlopsKitError(f"test_share {test_share:g} of {rows:,} rows leaves {'no' if test_rows == 0 else 'all the'} rows to test on: "
+                            "the assessment needs rows to train on and rows to test on")
+    train, test = replace(dataset, frame=dataset.frame.iloc[:rows - test_rows]), replace(dataset, frame=dataset.frame.iloc[rows - test_rows:])
+    hint = "the rows are split in their order: if they are sorted (by label, say), shuffle them first, e.g. frame.sample(frac=1, random_state=0)"
+    _check_target(train, f"training rows, the first {1 - test_share:.0%} of the {rows:,},", hint)
+    _check_target(test, f"test rows, the last {test_share:.0%} of the {rows:,},", hint)
+    return train, test
+
+def _suggested_ends(times:pd.Series)->str:
+    "Two dates that split `times` about three quarters to one quarter, as the text of the two arguments"
+    ordered = times.dropna().sort_values()
+    return f"train_end='{ordered.iloc[int(0.75 * len(ordered))]:%Y-%m-%d}', test_end='{ordered.iloc[-1] + pd.Timedelta(days=1):%Y-%m-%d}'"
+
+def _split(dataset:Dataset, train_end, test_end, test_share)->tuple[Dataset, Dataset, str]:
+    "Training and test rows, and how they were split in words: by time (the case study's dates by default) or by row order"
+    if isinstance(dataset, CaseStudy):  # the lessons' first split, unless the caller chose another
+        train_end = dataset.train_end if train_end is None else train_end
+        test_end = dataset.test_end if test_end is None else test_end
+    if dataset.time_column is None:
+        given = [name for name, value in (("train_end", train_end), ("test_end", test_end)) if value is not None]
+        if given: raise MlopsKitError(f"Dataset {dataset.name!r} has no time column, so {' and '.join(given)} cannot split it: leave them "
+                                      "out to split by row order (the last test_share of the rows is the test), or give it a time_column")
+        share = 0.25 if test_share is None else test_share
+        return *_row_split(dataset, share), f"in row order: the first {1 - share:.0%} of the rows to train, the last {share:.0%} to test"
+    if test_share is not None:
+        raise MlopsKitError(f"test_share is for data without time; Dataset {dataset.name!r} has the time column {dataset.time_column!r}: "
+                            "give train_end and test_end instead")
+    missing = [name for name, value in (("train_end", train_end), ("test_end", test_end)) if value is None]
+    if missing:
+        raise MlopsKitError(f"Dataset {dataset.name!r} has the time column {dataset.time_column!r}: give {' and '.join(missing)}, the dates that "
+                            f"end the training rows and the test rows, e.g. {_suggested_ends(_time_column(dataset))}")
+    return *_time_split(dataset, train_end, test_end), f"in time: trained before {train_end}, tested from {train_end} to {test_end}"
+
+# %% ../nbs/02_checklists.ipynb #chk-value-rule
+def _examples(values:np.ndarray)->str:
+    "A few distinct `values`, for a message"
+    return ", ".join(map(repr, pd.unique(pd.Series(values.ravel(), dtype=object))[:3].tolist()))
+
+def _negative_label(dataset:Dataset):
+    "The class of a binary `dataset` that is not its positive label"
+    return [label for label in dataset.classes if label != dataset.positive_label][0]
+
+def _as_labels(predicted:np.ndarray, dataset:Dataset, name:str)->np.ndarray:
+    "A rule's answers as the target's labels: its classes, or (binary) flags where True or 1 is the positive class"
+    classes, binary = dataset.classes, dataset.task == "binary"
+    as_flags = lambda: np.where(predicted.astype(bool), dataset.positive_label, _negative_label(dataset))
+    if binary and predicted.dtype == bool: return as_flags()
+    known = pd.Series(predicted, dtype=object).isin(classes).to_numpy() & (predicted.dtype != bool)  # True is no class 1
+    if known.all(): return predicted  # labels first: with the classes 1 and 2, a rule answering 1 predicts the class 1
+    if binary and predicted.dtype.kind in "iuf" and np.isin(predicted, (0, 1)).all(): return as_flags()
+    if binary:
+        more = "" if set(classes) <= {0, 1} else f", or the labels {_quoted(classes)}"
+        raise MlopsKitError(f"The rule ({name}) must return labels, True/False or 1/0 (flag the case or not){more}; it returned "
+                            f"{_examples(predicted[~known])}. If it returns scores, threshold them, e.g. scores >= 0.5")
+    raise MlopsKitError(f"The rule ({name}) must return one of the classes {_quoted(classes)} for each row; it returned {_examples(predicted[~known])}")
+
+def _rule_predictions(rule, frame:pd.DataFrame, dataset:Dataset)->np.ndarray:
+    "What `rule` predicts for each row of `frame`, as labels (classes) or numbers (regression); raises the kit's error unless one per row"
     name = _description(rule)
-    try: flagged = np.asarray(rule(frame))
+    try: predicted = np.asarray(rule(frame))
     except KeyError as missing:
         raise MlopsKitError(f"The rule ({name}) reads the column {missing}, which the data does not have: pass rule= a function of your own columns") from None
-    if flagged.shape != (len(frame),):
-        got = f"one value, {flagged.item()!r}" if flagged.ndim == 0 else f"an array of shape {flagged.shape}"
+    except Exception as error:  # the rule's own mistake: named, with its traceback chained below
+        raise MlopsKitError(f"The rule ({name}) failed on the test rows: {type(error).__name__}: {error}") from error
+    if predicted.shape != (len(frame),):
+        got = f"one value, {predicted.item()!r}" if predicted.ndim == 0 else f"an array of shape {predicted.shape}"
         raise MlopsKitError(f"The rule ({name}) must return one label per row ({len(frame):,} rows), got {got}")
-    if flagged.dtype != bool and (flagged.dtype.kind not in "iuf" or not np.isin(flagged, (0, 1)).all()):
-        wrong = flagged[~np.isin(flagged, (0, 1))] if flagged.dtype.kind in "iuf" else flagged
-        examples = ", ".join(map(repr, pd.unique(wrong)[:3].tolist()))
-        raise MlopsKitError(f"The rule ({name}) must return labels, True/False or 1/0 (flag the case or not); it returned {examples}. "
-                            "If it returns scores, threshold them, e.g. scores >= 0.5")
-    return flagged.astype(int)
+    if dataset.task != "regression": return _as_labels(predicted, dataset, name)
+    if predicted.dtype.kind not in "iuf" or not np.isfinite(predicted).all():
+        raise MlopsKitError(f"The rule ({name}) must return one number per row, its prediction of {dataset.target!r}; it returned "
+                            f"{_examples(predicted[~np.isfinite(predicted)] if predicted.dtype.kind in 'iuf' else predicted)}")
+    return predicted.astype(float)
 
-def _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_saving):
+_NEEDED_METHODS = {"binary": ("fit", "predict_proba"), "multiclass": ("fit", "predict"), "regression": ("fit", "predict")}
+_MODEL_WORDS = {"binary": "classifier with fit and predict_proba", "multiclass": "classifier with fit and predict",
+                "regression": "regressor with fit and predict"}
+
+def _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_saving, test_share):
     "Raises the kit's error for an argument of `assess_added_value` that is of the wrong type or out of range"
     if not isinstance(dataset, Dataset):
         raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, e.g. load_case_study(), got {type(dataset).__name__}")
     _check_criteria(criteria)
-    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one bool per row, got {rule!r}")
-    if model is not None and not all(callable(getattr(model, method, None)) for method in ("fit", "predict_proba")):
-        raise WrongTypeError(f"model must be an unfitted classifier with fit and predict_proba (e.g. simple_model(...)), got {model!r}")
+    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one prediction per row, got {rule!r}")
+    if model is not None and not all(callable(getattr(model, method, None)) for method in _NEEDED_METHODS[dataset.task]):
+        raise WrongTypeError(f"model must be an unfitted {_MODEL_WORDS[dataset.task]} (e.g. simple_model(..., task={dataset.task!r})) "
+                             f"for the {dataset.task} target {dataset.target!r}, got {model!r}")
     check_seed(seed)
     whole = not isinstance(resamples, bool) and isinstance(resamples, numbers.Integral)
     if not whole or resamples < 1:
@@ -822,37 +915,80 @@ def _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_
     if not number or not 0 <= min_saving < 1:
         hint = f" (did you mean {min_saving / 100:g}?)" if number and 1 <= min_saving <= 100 else ""
         raise (MlopsKitError if number else WrongTypeError)(
-            f"min_saving is a share of the best non-ML cost, from 0 up to 1 (0.01 is 1%), got {min_saving!r}{hint}")
+            f"min_saving is a share of the best non-ML approach's value, from 0 up to 1 (0.01 is 1%), got {min_saving!r}{hint}")
+    share = not isinstance(test_share, bool) and isinstance(test_share, numbers.Real)
+    if test_share is not None and (not share or not 0 < test_share < 1):
+        raise (MlopsKitError if share else WrongTypeError)(f"test_share is the share of the rows to test on, above 0 and below 1 "
+                                                           f"(0.25 is the last quarter), got {test_share!r}")
 
-def _fit(model, features:pd.DataFrame, labels:np.ndarray):
-    "Fit `model`; a model that cannot take these features is the kit's error, naming the model"
+def _fit(model, features:pd.DataFrame, labels:np.ndarray, task:str):
+    "Fit `model`; a model that cannot take these features or this `task`'s target is the kit's error, naming the model"
     try: model.fit(features, labels)
     except (TypeError, ValueError) as error:
-        raise MlopsKitError(f"The model {type(model).__name__} could not be fitted on the features {_quoted(features.columns)}: {error}. "
-                            "It must handle their types and missing values itself, as simple_model(categorical, numerical) does") from None
+        raise MlopsKitError(f"The model {type(model).__name__} could not be fitted on the features {_quoted(features.columns)} to predict a "
+                            f"{task} target: {error}. It must be a {_MODEL_WORDS[task].split(' with ')[0]} that handles the features' types "
+                            f"and missing values itself, as simple_model(categorical, numerical, task={task!r}) does") from None
+
+def _check_predictions(predicted, model, dataset:Dataset)->np.ndarray:
+    "The `model`'s predictions, if they are classes of the target (or finite numbers for regression); raises the kit's error naming the model"
+    predicted = np.asarray(predicted)
+    if dataset.task == "regression":
+        if predicted.dtype.kind in "iuf" and np.isfinite(predicted).all(): return predicted
+    elif pd.Series(predicted, dtype=object).isin(dataset.classes).all(): return predicted
+    wanted = "numbers" if dataset.task == "regression" else f"the classes {_quoted(dataset.classes)}"
+    raise MlopsKitError(f"The model {type(model).__name__} predicts {_examples(predicted)}, not {wanted} of {dataset.target!r}: "
+                        f"give a {_MODEL_WORDS[dataset.task].split(' with ')[0]}, e.g. simple_model(..., task={dataset.task!r})")
 
 # %% ../nbs/02_checklists.ipynb #chk-value-rows
-def _approach_row(approach:str, description:str, y_true:np.ndarray, flagged:np.ndarray, metric:Metric, criteria:Criteria|None)->dict:
-    "One row of the comparison: cost, share flagged, recall, precision, and the criteria computable from labels"
-    flagged = np.asarray(flagged).astype(int)
-    true_positives = int(((flagged == 1) & (y_true == 1)).sum())
-    row = dict(approach=approach, description=description, cost_per_1000=metric(y_true, flagged), flagged=flagged.mean(),
-               recall=true_positives / max(int(y_true.sum()), 1), precision=true_positives / max(int(flagged.sum()), 1))
+def _naive_approaches(train:Dataset, rows:int)->dict:
+    "approach -> (description, predictions for `rows` test cases): the task's natural baselines, learned on the training rows"
+    if train.task == "binary":
+        positive, negative = train.positive_label, _negative_label(train)
+        return {"flag nobody": (f"predict {negative!r} for every case", np.full(rows, negative)),
+                "flag everybody": (f"predict {positive!r} for every case", np.full(rows, positive))}
+    if train.task == "multiclass":
+        majority = train.y.value_counts().idxmax()
+        return {"majority class": (f"predict the training rows' most frequent class, {majority!r}", np.full(rows, majority))}
+    mean = float(train.y.mean())
+    return {"mean": (f"predict the training rows' mean, {mean:,.4g}", np.full(rows, mean))}
+
+def _positive_scores(model, features:pd.DataFrame, classes:list, positive)->np.ndarray:
+    "The probability of the `positive` class that a fitted binary `model` gives each row"
+    order = list(getattr(model, "classes_", classes))  # scikit-learn's order of the predict_proba columns
+    return model.predict_proba(features)[:, order.index(positive)]
+
+def _model_predictions(model, train:Dataset, test:Dataset, features:list, measure, direction:str)->tuple[np.ndarray, float|None]:
+    "The fitted `model`'s predictions for the test rows, and (binary) the decision threshold chosen on the training rows"
+    if train.task != "binary": return _check_predictions(model.predict(test.frame[features]), model, train), None
+    positive, negative = train.positive_label, _negative_label(train)
+    scores = _positive_scores(model, train.frame[features], train.classes, positive)
+    threshold = _best_threshold(train.y.to_numpy(), scores, measure, positive, negative, direction)
+    return np.where(_positive_scores(model, test.frame[features], train.classes, positive) >= threshold, positive, negative), threshold
+
+def _approach_row(approach:str, description:str, y_true:np.ndarray, predicted:np.ndarray, metric:Metric, reported:list,
+                  dataset:Dataset, criteria:Criteria|None)->dict:
+    "One row of the comparison: the compared metric, the share flagged (binary), the task's usual metrics, and the criteria computable from predictions"
+    measure = lambda metric: metric(y_true, predicted, positive_label=dataset.positive_label)
+    row = dict(approach=approach, description=description, **{metric.name: measure(metric)})
+    if dataset.task == "binary": row["flagged"] = float(np.mean(predicted == dataset.positive_label))
+    row.update({other.name: measure(other) for other in reported if other.name != metric.name})
     if criteria is not None:
         checked = [criterion for criterion in criteria if criteria.registry.get(criterion.metric).needs == "y_pred"
                    and criteria.registry.get(criterion.metric).compute is not None]
-        values = {criterion.metric: criteria.registry.compute(criterion.metric, y_true, flagged) for criterion in checked}
+        values = {criterion.metric: measure(criteria.registry.get(criterion.metric)) for criterion in checked}
         row.update({name: value for name, value in values.items() if name != metric.name},
                    meets_criteria=all(criterion.passes(values[criterion.metric]) for criterion in checked))
     return row
 
-def _saving_interval(y_true:np.ndarray, baseline:np.ndarray, model:np.ndarray, metric:Metric, seed:int, resamples:int)->tuple[float, float]:
-    "95% paired-bootstrap interval of `metric`(baseline) - `metric`(model) over the test cases"
-    rng = np.random.default_rng(seed)
+def _saving_interval(y_true:np.ndarray, baseline:np.ndarray, model:np.ndarray, measure, direction:str, seed:int, resamples:int)->tuple[float, float]:
+    "95% paired-bootstrap interval of how much better the model is than `baseline` on `measure` (its `direction`) over the test cases"
+    rng, sign = np.random.default_rng(seed), 1 if direction == "lower" else -1
     savings = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(y_true), len(y_true))
-        savings.append(metric(y_true[rows], baseline[rows]) - metric(y_true[rows], model[rows]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a resample may miss a class: scikit-learn warns, the value is still right
+        for _ in range(resamples):
+            rows = rng.integers(0, len(y_true), len(y_true))
+            savings.append(sign * (measure(y_true[rows], baseline[rows]) - measure(y_true[rows], model[rows])))
     low, high = np.percentile(savings, [2.5, 97.5])
     return float(low), float(high)
 
@@ -862,99 +998,110 @@ def _description(rule)->str:
     return doc.splitlines()[0] if doc else getattr(rule, "__name__", "a rule")
 
 # %% ../nbs/02_checklists.ipynb #chk-added-value
+def _number(value:float)->str:
+    "`value` in a sentence: thousands separated and no decimals from 100 up, three significant digits below"
+    value = value + 0.0  # -0.0 reads as 0
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
 @dataclass(repr=False)
 class AddedValue:
-    "Whether a simple model beats the best non-ML approach on the business cost, on later data: table, saving and verdict"
-    table:pd.DataFrame # one row per approach: cost_per_1000, flagged, recall, precision (and criteria)
-    metric:str # the name of the cost metric compared
-    best_baseline:str # the cheapest non-ML approach on the test data
-    saving:float # its cost minus the model's (positive: the model is cheaper)
+    "Whether a simple model beats the best non-ML approach on the compared metric, on data it has not seen: table, saving and verdict"
+    table:pd.DataFrame # one row per approach: the compared metric, the task's usual metrics (and the criteria)
+    metric:str # the name of the metric compared, e.g. the business cost
+    best_baseline:str # the best non-ML approach on the test data
+    saving:float # how much better the model is on `metric` (a cost saved, or a score gained); negative: worse
     saving_interval:tuple # 95% paired-bootstrap interval of the saving
-    min_saving:float # the smallest saving that counts, as a share of the best non-ML approach's cost
-    threshold:float # the model's decision threshold, chosen on the training data
-    train_period:tuple # first and last month of training
-    test_period:tuple # first and last month of the test
+    min_saving:float # the smallest saving that counts, as a share of the best non-ML approach's value
+    threshold:float|None # binary: the model's decision threshold, chosen on the training data; None for other tasks
+    train_period:tuple|None # first and last time of the training rows (None without a time column)
+    test_period:tuple|None # first and last time of the test rows (None without a time column)
     test_rows:int # how many cases were scored
     features:list # what the model used
     dropped:list # features left out (planted leakage, `exclude`)
     model:object=None # the fitted model
+    task:str="binary" # the dataset's task
+    direction:str="lower" # which way `metric` is better
+    split:str="" # how the rows were split into training and test, in words
 
     @property
-    def baseline_cost(self)->float:
-        "The cost of the best non-ML approach"
-        return float(self.table.set_index("approach").cost_per_1000[self.best_baseline])
+    def baseline_value(self)->float:
+        "The compared metric's value for the best non-ML approach"
+        return float(self.table.set_index("approach")[self.metric][self.best_baseline])
 
     @property
     def ml_adds_value(self)->bool:
-        "True if the model saves more than `min_saving` of the best non-ML approach's cost across the saving's whole 95% interval"
-        return self.saving_interval[0] > self.min_saving * self.baseline_cost
+        "True if the model beats the best non-ML approach by more than `min_saving` of its value across the saving's whole 95% interval"
+        return self.saving_interval[0] > self.min_saving * abs(self.baseline_value)
 
     @property
     def measured(self)->dict:
         "The model's measured values by metric name, for a gate's `measured`"
         row = self.table.set_index("approach").loc["model"]
-        values = {self.metric: row.cost_per_1000, "recall": row.recall, "precision": row.precision}
-        values.update({name: row[name] for name in self.table.columns if name not in _VALUE_COLUMNS})
-        return {name: float(value) for name, value in values.items()}
+        return {name: float(row[name]) for name in self.table.columns if name not in _NOT_METRICS}
 
     @property
     def statement(self)->str:
         "The finding in one sentence"
-        costs = self.table.set_index("approach").cost_per_1000
-        model, best = costs["model"], costs[self.best_baseline]
+        values = self.table.set_index("approach")[self.metric]
+        model, best = values["model"], values[self.best_baseline]
         low, high = self.saving_interval
-        start, end = (f"{month:%b %Y}" for month in self.test_period)
+        saving = "a saving" if self.direction == "lower" else "a gain"
+        cases = "held-out cases (the last rows)" if self.test_period is None else \
+                "later cases ({} to {})".format(*(f"{moment:%b %Y}" for moment in self.test_period))
         found = ("so ML adds value" if self.ml_adds_value else
-                 f"so ML does not clearly add value (the saving must stay above {self.min_saving:.0%} of {best:,.0f}): "
+                 f"so ML does not clearly add value ({saving[2:]} must stay above {self.min_saving:.0%} of {_number(abs(best))}): "
                  "launch without it first (Rules of ML #1)")
-        return (f"On {self.test_rows:,} later cases ({start} to {end}), the model costs {model:,.0f} per 1,000 against "
-                f"{best:,.0f} for the best non-ML approach ({self.best_baseline}): a saving of {self.saving:,.0f} "
-                f"(95% interval {low:,.0f} to {high:,.0f}), {found}.")
+        return (f"On {self.test_rows:,} {cases}, the model's {self.metric} is {_number(model)} against {_number(best)} for the best "
+                f"non-ML approach ({self.best_baseline}): {saving} of {_number(self.saving)} (95% interval {_number(low)} to "
+                f"{_number(high)}), {found}.")
 
     def __repr__(self): return f"AddedValue(ml_adds_value={self.ml_adds_value}: {self.statement})"
 
     def _repr_html_(self):
+        threshold = f"Model threshold {self.threshold:g} (chosen on the training data); " if self.threshold is not None else ""
         return (f"<b>Added value of ML: {'yes' if self.ml_adds_value else 'not shown'}</b><br>{_escape(self.statement)}<br>"
-                f"Model threshold {self.threshold:g} (chosen on the training data); features dropped: "
-                f"{_escape(', '.join(self.dropped) or 'none')}" + _html_table(self.table.round(3)))
+                f"Split {_escape(self.split)}; {threshold}features dropped: {_escape(', '.join(self.dropped) or 'none')}"
+                + _html_table(self.table.round(3)))
 
-_VALUE_COLUMNS = {"approach", "description", "cost_per_1000", "flagged", "recall", "precision", "meets_criteria"}
+_NOT_METRICS = {"approach", "description", "flagged", "meets_criteria"}
 
 # %% ../nbs/02_checklists.ipynb #chk-assess
-def assess_added_value(dataset:Dataset, # data with a binary target and a time column, e.g. load_case_study()
-                       criteria:Criteria|None=None, # success criteria: their cost metric is compared, the others reported
-                       rule=None, # function(frame) -> one bool per row: the non-ML approach; default `churn_rule`
-                       model=None, # an unfitted classifier with predict_proba; default `simple_model`
-                       train_end="2024-07-01", # fit on rows before this date
-                       test_end="2024-09-01", # score rows from `train_end` up to this date
+def assess_added_value(dataset:Dataset, # data with a target of any task; e.g. load_case_study()
+                       criteria:Criteria|None=None, # success criteria: the primary one is compared (if computable from predictions), the others reported
+                       rule=None, # function(frame) -> one prediction per row: the non-ML approach; a CaseStudy's `rule` by default, else none
+                       model=None, # an unfitted model (binary: with predict_proba); default `simple_model` for the task
+                       train_end=None, # with a time column: fit on rows before this date (a CaseStudy's `train_end` by default)
+                       test_end=None, # with a time column: score rows from `train_end` up to this date (a CaseStudy's `test_end` by default)
                        seed:int=0, # for the model and the bootstrap
                        exclude=(), # more columns to keep out of the model's features
                        resamples:int=1000, # bootstrap resamples of the saving
-                       min_saving:float=0.01, # ML must save at least this share of the best non-ML cost, with 95% confidence
+                       min_saving:float=0.01, # ML must beat the best non-ML value by at least this share of it, with 95% confidence
+                       test_share:float|None=None, # without a time column: the share of the rows, the last ones, to test on (default 0.25)
                       )->AddedValue:
-    "Compare a simple model with a non-ML `rule` and the naive choices on the business cost, on later data; raises MlopsKitError"
-    _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_saving)
-    metric = _cost_metric(dataset, criteria)
-    train, test = _time_split(dataset, train_end, test_end)
+    "Compare a simple model with a non-ML `rule` and the task's naive baselines on data it has not seen; raises MlopsKitError"
+    _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_saving, test_share)
+    metric = _compared_metric(dataset, criteria)
+    measure = lambda y_true, predicted: metric(y_true, predicted, positive_label=dataset.positive_label)
+    train, test, split = _split(dataset, train_end, test_end, test_share)
     features, dropped = _model_features(train, exclude)
-    rule = rule if rule is not None else churn_rule
-    by_rule = _rule_labels(rule, test.frame)  # checked before the model is fitted
+    rule = dataset.rule if rule is None and isinstance(dataset, CaseStudy) else rule
+    approaches = _naive_approaches(train, len(test.frame))
+    if rule is not None: approaches["rule"] = (_description(rule), _rule_predictions(rule, test.frame, dataset))  # before any fit
     model = model if model is not None else simple_model([name for name in dataset.categorical if name in features],
-                                                         [name for name in dataset.numerical if name in features], seed)
-    y_train, y_test = train.y.to_numpy().astype(int), test.y.to_numpy().astype(int)
-    _fit(model, train.frame[features], y_train)
-    threshold = _best_threshold(y_train, model.predict_proba(train.frame[features])[:, 1], metric)
-    flagged = {"flag nobody": np.zeros(len(y_test), int), "flag everybody": np.ones(len(y_test), int), "rule": by_rule,
-               "model": (model.predict_proba(test.frame[features])[:, 1] >= threshold).astype(int)}
-    descriptions = {"flag nobody": "no offers", "flag everybody": "an offer to every customer", "rule": _description(rule),
-                    "model": f"{type(model).__name__} on {len(features)} features, threshold {threshold:g}"}
-    table = pd.DataFrame([_approach_row(name, descriptions[name], y_test, flagged[name], metric, criteria) for name in flagged])
-    costs = table.set_index("approach").cost_per_1000
-    best = costs.drop("model").idxmin()
-    interval = _saving_interval(y_test, flagged[best], flagged["model"], metric, seed, resamples)
-    months = lambda part: (part.frame[dataset.time_column].min(), part.frame[dataset.time_column].max())
-    return AddedValue(table, metric.name, best, float(costs[best] - costs["model"]), interval, min_saving, threshold,
-                      months(train), months(test), len(y_test), features, dropped, model)
+                                                         [name for name in dataset.numerical if name in features], seed, dataset.task)
+    _fit(model, train.frame[features], train.y.to_numpy(), dataset.task)
+    predicted, threshold = _model_predictions(model, train, test, features, measure, metric.direction)
+    approaches["model"] = (f"{type(model).__name__} on {len(features)} features" + (f", threshold {threshold:g}" if threshold is not None else ""), predicted)
+    y_test, reported = test.y.to_numpy(), [MetricRegistry.default().get(name) for name in _REPORTED_METRICS[dataset.task]]
+    table = pd.DataFrame([_approach_row(name, description, y_test, predictions, metric, reported, dataset, criteria)
+                          for name, (description, predictions) in approaches.items()])
+    values = table.set_index("approach")[metric.name]
+    best = values.drop("model").idxmin() if metric.direction == "lower" else values.drop("model").idxmax()
+    interval = _saving_interval(y_test, approaches[best][1], predicted, measure, metric.direction, seed, resamples)
+    saving = float(values[best] - values["model"]) * (1 if metric.direction == "lower" else -1)
+    period = lambda part: None if dataset.time_column is None else (part.frame[dataset.time_column].min(), part.frame[dataset.time_column].max())
+    return AddedValue(table, metric.name, best, saving, interval, min_saving, threshold, period(train), period(test), len(y_test),
+                      features, dropped, model, dataset.task, metric.direction, split)
 
 # %% ../nbs/02_checklists.ipynb #chk-view-helpers
 def _view_project(checklist:Checklist, project:Project|None)->Project|None:

@@ -73,6 +73,8 @@ def _refuse_existing(path: Path, overwrite: bool = False):
         raise PermissionError(errno.EACCES, "is read-only: it is kept as it is, even with --overwrite", str(path))
 
 # %% ../nbs/09_cli.ipynb #fdce030f
+_TASK_CHOICES = ("binary", "multiclass", "regression") # `mlops_kit.data.TASKS`, without importing pandas
+
 def _add_check_data_command(subcommands):
     "`mlops-kit check-data`: check a CSV file's quality against a reference CSV file"
     parser = subcommands.add_parser("check-data", help="check a CSV file's quality against a reference CSV file",
@@ -80,7 +82,10 @@ def _add_check_data_command(subcommands):
                     "Exit code 0: no problem found; 1: problems found; 2: the command could not run.")
     parser.add_argument("reference", type=Path, help="CSV file of data you trust (e.g. the training data)")
     parser.add_argument("current", type=Path, help="CSV file to check (e.g. this month's extract)")
-    parser.add_argument("--target", help="binary target column: screen the features for leakage")
+    parser.add_argument("--target", help="target column: screen the features for leakage (a binary, multiclass or regression "
+                                         "target, read from its values)")
+    parser.add_argument("--task", choices=_TASK_CHOICES, help="the target's task, if its values say otherwise (e.g. "
+                                                                "ratings 1 to 5 as regression); needs --target")
     parser.add_argument("--time-column", help="column of dates: check the data period by period")
     parser.add_argument("--id-column", help="identifier column, left out of the duplicate and leakage checks")
     parser.set_defaults(run=_run_check_data)
@@ -122,10 +127,11 @@ def _check_column_options(args, frame, path:Path):
 # %% ../nbs/09_cli.ipynb #7abf7d71
 def _run_check_data(args) -> int:
     from mlops_kit.data import quality_report
+    if args.task is not None and args.target is None: raise MlopsKitError("--task says what the target holds: give --target too")
     reference, current = _read_csv(args.reference), _read_csv(args.current)
     _check_column_options(args, current, args.current)
     report = quality_report(current, reference=reference, target=args.target,
-                            time_column=args.time_column, id_column=args.id_column)
+                            time_column=args.time_column, id_column=args.id_column, task=args.task)
     print(report.summary().to_string(index=False))
     for title, table in [("schema violations", report.violations), ("possible leakage", report.leakage),
                          ("duplicated rows", report.duplicates)]:

@@ -50,6 +50,17 @@ def _check_columns(frame:pd.DataFrame, names, argument:str)->list:
     if repeated: raise MlopsKitError(f"`{argument}` names {_shorten(repeated)} more than once; name each column once")
     return list(names)
 
+def _row_hashes(frame:pd.DataFrame, argument:str)->np.ndarray:
+    "One hash per row of `frame`, or a clear error naming the columns whose values cannot be hashed (lists, dicts, sets)"
+    try: return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError: pass
+    def hashable(name):
+        try: return pd.util.hash_pandas_object(frame[name], index=False) is not None
+        except TypeError: return False
+    unhashable = [name for name in frame.columns if not hashable(name)]
+    raise MlopsKitError(f"column(s) {_shorten(unhashable)} of `{argument}` hold values that cannot be compared (lists, dicts or "
+                        "sets); turn them into text or numbers first, e.g. frame[name].astype(str)")
+
 # %% ../nbs/01_data.ipynb #e3e338b7
 SEED_MAX = 2**32 - 1 # the largest seed numpy and scikit-learn accept everywhere
 
@@ -207,9 +218,13 @@ def _check_feature_kinds(features:list, categorical, numerical):
     both = [name for name in categorical if name in numerical]
     if both: raise MlopsKitError(f"{_shorten(both)} cannot be both categorical and numerical; list each feature in one of them")
 
-def _check_costs(costs):
-    "A clear error unless `costs` is None or {'false_positive': cost, 'false_negative': cost} with costs >= 0"
+def _check_costs(costs, task:str, target:str):
+    "A clear error unless `costs` is None or {'false_positive': cost, 'false_negative': cost} with costs >= 0, for a binary `task`"
     if costs is None: return
+    if task != "binary":
+        raise MlopsKitError(f"`costs` of false positives and false negatives are for a binary target; {target!r} is a {task} target: "
+                            "leave them out and judge models with criteria on the task's metrics (metric_registry.names(task=...))"
+                            + (", or price the errors with error_cost_metric(name, over_cost, under_cost)" if task == "regression" else ""))
     expected = "{'false_positive': 50.0, 'false_negative': 500.0}"
     if not isinstance(costs, dict) or sorted(costs) != ["false_negative", "false_positive"]:
         raise MlopsKitError(f"`costs` must be a dict with the cost of each kind of error, like {expected}; got {costs!r}")
@@ -295,7 +310,7 @@ class Dataset:
             self.categorical = [name for name in self.features if column_kind(self.frame[name]) in ("boolean", "categorical", "text")]
         if self.numerical is None: self.numerical = [name for name in self.features if name not in self.categorical]
         _check_feature_kinds(self.features, self.categorical, self.numerical)
-        _check_costs(self.costs)
+        _check_costs(self.costs, self.task, self.target)
         if self.ground_truth is not None and not isinstance(self.ground_truth, (GroundTruth, list, tuple)):
             raise WrongTypeError(f"`ground_truth` must be a GroundTruth or a list of PlantedProblem, got {type(self.ground_truth).__name__}")
         self.ground_truth = GroundTruth(self.ground_truth or ())
@@ -826,24 +841,42 @@ def check_by_period(frame:pd.DataFrame, # the data to check, with a time column
     return pd.concat(tables, ignore_index=True)[["period", *_VIOLATION_COLUMNS]]
 
 # %% ../nbs/01_data.ipynb #data-059
-def _screening_problem(frame:pd.DataFrame, target:str)->str|None:
-    "Why leakage screening cannot run on `frame`'s `target` (a sentence), or None if it can"
+_MEASURES = {"binary": "ROC AUC", "multiclass": "macro ROC AUC (each class against the rest)", "regression": "Spearman |rho|"}
+_NO_SIGNAL = {"binary": 0.5, "multiclass": 0.5, "regression": 0.0} # the score of a feature that tells nothing
+_VERBS = {"binary": "ranks", "multiclass": "tells apart the classes of", "regression": "orders"}
+
+def _screening_problem(frame:pd.DataFrame, target:str, task:str|None=None)->str|None:
+    "Why leakage screening cannot run on `frame`'s `target` (a sentence), or None if it can; raises for a `task` the target cannot have"
     counts = frame[target].value_counts()  # nulls left out: rows without a target are not screened
     if counts.sum() < 10: return f"leakage screening needs at least 10 rows with a target; got {counts.sum()}"
-    if len(counts) != 2:
-        levels = sorted((_plain(level) for level in counts.index), key=str)
-        return f"leakage screening needs a binary target; {target!r} has {len(levels)} distinct values ({_shorten(levels, 5)})"
-    if counts.min() < 2:
+    if len(counts) < 2:
+        return f"leakage screening needs at least two target values; {target!r} has only one ({_shorten([_plain(counts.index[0])])})"
+    if _check_task(task, frame[target]) != "regression" and counts.min() < 2:
         return (f"leakage screening needs at least 2 rows of each target value; {target!r} has only {counts.min()} "
                 f"with the value {_plain(counts.idxmin())!r}")
     return None
 
-def _binary_target(frame:pd.DataFrame, target:str)->np.ndarray:
-    "The `target` column (without nulls) as 0/1, or a clear error if screening cannot run on it"
-    problem = _screening_problem(frame, target)
+def _screening_target(frame:pd.DataFrame, target:str, task:str|None, positive_label)->tuple[str, np.ndarray]:
+    "The task of `target` and its values to screen against: 0/1 (binary, 1 the positive label), class codes 0, 1, ... or numbers"
+    problem = _screening_problem(frame, target, task)
     if problem: raise MlopsKitError(problem)
-    levels = sorted(frame[target].dropna().unique().tolist(), key=str)
-    return (frame[target] == levels[1]).to_numpy(int)
+    values, task = frame[target], _check_task(task, frame[target])
+    if task == "regression": return task, values.to_numpy(float)
+    if task == "multiclass": return task, pd.Categorical(values).codes.astype(int)
+    levels = sorted(values.unique().tolist(), key=str)
+    positive = levels[1] if positive_label is None else _positive_label(values, positive_label)
+    return task, (values == positive).to_numpy(int)
+
+def _check_threshold(threshold, task:str|None, argument:str="threshold")->float:
+    "`threshold` as a float on the scale of `task`'s screening score; None (task unknown yet): in (0, 1]"
+    scales = "a ROC AUC between 0.5 and 1 (a Spearman |rho| between 0 and 1 for a regression target)"
+    scale = scales if task is None else ("a ROC AUC between 0.5 and 1" if task != "regression" else "a Spearman |rho| between 0 and 1")
+    if not _is_number(threshold): raise WrongTypeError(f"`{argument}` is {scale}, got {threshold!r}")
+    if not _NO_SIGNAL[task or "regression"] < threshold <= 1: raise MlopsKitError(f"`{argument}` is {scale}, got {threshold!r}")
+    return float(threshold)
+
+# %% ../nbs/01_data.ipynb #screen-measures
+_BINS = 20 # numbers are cut into this many quantile bins to learn class rates from their range
 
 def _auc(y:np.ndarray, score:np.ndarray)->float:
     "ROC AUC of `score` for the 0/1 `y`, in whichever direction is larger (0.5 when `y` has one class)"
@@ -852,70 +885,129 @@ def _auc(y:np.ndarray, score:np.ndarray)->float:
     auc = roc_auc_score(y, score)
     return float(max(auc, 1 - auc))
 
-def _target_rates(values:pd.Series, y:np.ndarray, seed:int)->np.ndarray:
-    "Each row's category replaced by its target rate in the other folds (five, fewer for a rare class), nulls as their own category"
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.preprocessing import TargetEncoder
-    text = values.astype(object).where(values.notna(), "<null>").astype(str).to_numpy().reshape(-1, 1)
-    folds = StratifiedKFold(n_splits=int(np.clip(np.bincount(y).min(), 2, 5)), shuffle=True, random_state=seed)
-    return TargetEncoder(target_type="binary", cv=folds).fit_transform(text, y).ravel()
+def _macro_auc(codes:np.ndarray, rates:np.ndarray)->float:
+    "The mean over classes of the ROC AUC of each class's rate (a column of `rates`) for that class against the rest"
+    return float(np.mean([_auc((codes == code).astype(int), rates[:, code]) for code in range(rates.shape[1])]))
 
-def _feature_score(values:pd.Series, y:np.ndarray, seed:int)->tuple:
-    "How well `values` alone rank `y`, and from what: their values, their missingness, or their target rate"
-    kind, missing = column_kind(values), values.isna().to_numpy()
+def _rank_correlation(y:np.ndarray, values:np.ndarray)->float:
+    "Spearman's |rho| between `values` and the numbers `y` (0 when either holds a single value)"
+    from scipy.stats import spearmanr
+    if len(np.unique(values)) < 2 or len(np.unique(y)) < 2: return 0.0
+    return float(abs(spearmanr(values, y).statistic))
+
+def _as_groups(values:pd.Series)->np.ndarray:
+    "A categorical column as text, nulls as their own category '<null>'"
+    return values.astype(object).where(values.notna(), "<null>").astype(str).to_numpy()
+
+def _as_numbers(values:pd.Series, kind:str, missing:np.ndarray)->np.ndarray:
+    "The present values of a number, boolean or date column as numbers in the same order (dates in seconds, infinities kept in place)"
+    present = values[~missing]
+    if kind == "datetime": return (present - present.min()).dt.total_seconds().to_numpy()  # with or without a time zone
+    return np.nan_to_num(present.to_numpy().astype(float), posinf=np.finfo(float).max, neginf=np.finfo(float).min)
+
+def _bins(numbers:np.ndarray, missing:np.ndarray)->np.ndarray:
+    "Each row's quantile bin (of `_BINS`) as text, equal numbers in the same bin, nulls in their own"
+    from scipy.stats import rankdata
+    groups = np.full(len(missing), "<null>", dtype=object)
+    if len(numbers): groups[~missing] = ((rankdata(numbers, method="min") - 1) * _BINS // len(numbers)).astype(str)
+    return groups
+
+def _fold_means(groups:np.ndarray, y:np.ndarray, task:str, seed:int)->np.ndarray:
+    "Each row's group replaced by the target's rate (binary), class rates (multiclass) or mean (regression) in the other folds"
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.preprocessing import TargetEncoder
+    if task == "regression": folds = KFold(n_splits=5, shuffle=True, random_state=seed)
+    else: folds = StratifiedKFold(n_splits=int(np.clip(np.bincount(y).min(), 2, 5)), shuffle=True, random_state=seed)
+    target_type = "continuous" if task == "regression" else "binary" if y.max() == 1 else "multiclass"  # two classes: binary
+    encoded = TargetEncoder(target_type=target_type, cv=folds).fit_transform(groups.reshape(-1, 1), y)
+    if task != "multiclass": return encoded.ravel()
+    return encoded if target_type == "multiclass" else np.hstack([1 - encoded, encoded])  # one column per class
+
+# %% ../nbs/01_data.ipynb #screen-tasks
+def _binary_scores(values:pd.Series, kind:str, missing:np.ndarray, y:np.ndarray, seed:int)->dict:
+    "Evidence -> ROC AUC (either direction) of the feature's missingness, its values or its categories' target rate"
     scores = {"missingness": _auc(y, missing)} if missing.any() else {}
-    if kind in ("categorical", "text"): scores["target rate"] = _auc(y, _target_rates(values, y, seed))
-    else:
-        present = values[~missing].to_numpy()
-        numbers = present.astype("datetime64[ns]").astype("int64") if kind == "datetime" else present.astype(float)
-        if kind != "datetime": numbers = np.nan_to_num(numbers, posinf=np.finfo(float).max, neginf=np.finfo(float).min)  # same order
-        scores["values"] = _auc(y[~missing], numbers)
+    if kind in ("categorical", "text"): scores["target rate"] = _auc(y, _fold_means(_as_groups(values), y, "binary", seed))
+    else: scores["values"] = _auc(y[~missing], _as_numbers(values, kind, missing))
+    return scores
+
+def _multiclass_scores(values:pd.Series, kind:str, missing:np.ndarray, y:np.ndarray, seed:int)->dict:
+    "Evidence -> macro ROC AUC of the class rates learned, on other folds, from the feature's missingness, categories or value bins"
+    def score(groups): return _macro_auc(y, _fold_means(groups, y, "multiclass", seed))
+    scores = {"missingness": score(missing.astype(str))} if missing.any() else {}
+    if kind in ("categorical", "text"): scores["class rates"] = score(_as_groups(values))
+    else: scores["values"] = score(_bins(_as_numbers(values, kind, missing), missing))
+    return scores
+
+def _regression_scores(values:pd.Series, kind:str, missing:np.ndarray, y:np.ndarray, seed:int)->dict:
+    "Evidence -> Spearman |rho| between the target and the feature's missingness, its values or its categories' target mean"
+    scores = {"missingness": _rank_correlation(y, missing.astype(float))} if missing.any() else {}
+    if kind in ("categorical", "text"): scores["target mean"] = _rank_correlation(y, _fold_means(_as_groups(values), y, "regression", seed))
+    else: scores["values"] = _rank_correlation(y[~missing], _as_numbers(values, kind, missing))
+    return scores
+
+_TASK_SCORES = {"binary": _binary_scores, "multiclass": _multiclass_scores, "regression": _regression_scores}
+
+def _feature_score(values:pd.Series, y:np.ndarray, task:str, seed:int)->tuple:
+    "How well `values` alone tell the target `y` of `task`, and from what: their values, their missingness or their categories"
+    scores = _TASK_SCORES[task](values, column_kind(values), values.isna().to_numpy(), y, seed)
     best = max(scores, key=scores.get)
     return scores[best], best
 
 # %% ../nbs/01_data.ipynb #data-060
-def single_feature_scores(frame:pd.DataFrame, # data with a binary target (a DataFrame or a `Dataset`)
-                          target:str, # the target column
-                          features:list|None=None, # columns to score; None: all but the target
-                          seed:int=0, # for the folds of the target-rate encoding
-                         )->pd.DataFrame: # feature, kind, score, evidence; best first
-    "How well each feature alone ranks the binary `target` (ROC AUC, either direction), best first"
+def _screening_inputs(frame, target:str, features, seed, task, positive_label)->tuple:
+    "The rows with a target, the features to score, the task and the target's values; raises the kit's error for bad input"
+    if isinstance(frame, Dataset) and target == frame.target:  # the dataset knows its task and positive class
+        task = frame.task if task is None else task
+        positive_label = frame.positive_label if positive_label is None else positive_label
     frame, seed = _as_frame(frame, "frame"), check_seed(seed)
     _check_columns(frame, target, "target")
     features = _check_columns(frame, [name for name in frame.columns if name != target] if features is None else features, "features")
     if target in features: raise MlopsKitError(f"`features` includes the target {target!r}; it would rank itself perfectly")
+    _row_hashes(frame[[target]], "frame")  # a clear error for a target of lists or dicts
     frame = frame[frame[target].notna()]
-    y = _binary_target(frame, target)
-    rows = [(name, column_kind(frame[name]), *_feature_score(frame[name], y, seed)) for name in features]
-    table = pd.DataFrame(rows, columns=["feature", "kind", "score", "evidence"])
-    return table.sort_values("score", ascending=False, ignore_index=True)
+    task, y = _screening_target(frame, target, task, positive_label)
+    if positive_label is not None and task != "binary":
+        raise MlopsKitError(f"positive_label is for a binary target; {target!r} is a {task} target: leave it out")
+    return frame, features, task, y, seed
 
-def screen_leakage(frame:pd.DataFrame, # data with a binary target (a DataFrame or a `Dataset`)
+def _score_table(frame:pd.DataFrame, features:list, task:str, y:np.ndarray, seed:int)->pd.DataFrame:
+    "One row per feature of `frame`: its kind, its score on the `task`'s scale, the measure and the evidence; best first"
+    try: rows = [(name, column_kind(frame[name]), *_feature_score(frame[name], y, task, seed)) for name in features]
+    except TypeError:  # a column of lists or dicts: named in the kit's words
+        _row_hashes(frame[features], "frame")
+        raise
+    table = pd.DataFrame(rows, columns=["feature", "kind", "score", "evidence"]).assign(measure=_MEASURES[task])
+    return table[["feature", "kind", "score", "measure", "evidence"]].sort_values("score", ascending=False, ignore_index=True)
+
+def single_feature_scores(frame:pd.DataFrame, # data with a target (a DataFrame or a `Dataset`)
+                          target:str, # the target column
+                          features:list|None=None, # columns to score; None: all but the target
+                          seed:int=0, # for the folds of the target-rate encoding
+                          task:str|None=None, # 'binary', 'multiclass' or 'regression'; None: the Dataset's, or read from the target
+                          positive_label=None, # binary: the class to find (the score is the same either way)
+                         )->pd.DataFrame: # feature, kind, score, measure, evidence; best first
+    "How well each feature alone tells the `target`, on the task's scale (see `screen_leakage`), best first"
+    return _score_table(*_screening_inputs(frame, target, features, seed, task, positive_label))
+
+def screen_leakage(frame:pd.DataFrame, # data with a target (a DataFrame or a `Dataset`)
                    target:str, # the target column
                    features:list|None=None, # columns to screen; None: all but the target
-                   threshold:float=0.98, # single-feature ROC AUC from which a feature is suspicious
+                   threshold:float=0.98, # score from which a feature is suspicious: ROC AUC (classes) or Spearman |rho| (numbers)
                    seed:int=0, # for the folds of the target-rate encoding
+                   task:str|None=None, # 'binary', 'multiclass' or 'regression'; None: the Dataset's, or read from the target
+                   positive_label=None, # binary: the class to find (the score is the same either way)
                   )->pd.DataFrame: # the suspicious features with their score and a message; empty if none
     "Features that alone predict the `target` almost perfectly (score >= `threshold`): probably known only after the outcome"
-    if not _is_number(threshold) or not 0.5 < threshold <= 1: raise MlopsKitError(f"`threshold` is a ROC AUC between 0.5 and 1, got {threshold!r}")
-    scores = single_feature_scores(frame, target, features, seed)
+    frame, features, task, y, seed = _screening_inputs(frame, target, features, seed, task, positive_label)
+    threshold = _check_threshold(threshold, task)  # on the task's scale, before any scoring
+    scores = _score_table(frame, features, task, y, seed)
     suspicious = scores[scores.score >= threshold].reset_index(drop=True)
-    messages = [f"{row.feature!r} alone ranks {target!r} with ROC AUC {row.score:.3f} (from its {row.evidence}); "
+    messages = [f"{row.feature!r} alone {_VERBS[task]} {target!r} with {row.measure} {row.score:.3f} (from its {row.evidence}); "
                 "check that its value is known before the outcome" for row in suspicious.itertuples()]
     return suspicious.assign(message=messages)
 
 # %% ../nbs/01_data.ipynb #data-066
-def _row_hashes(frame:pd.DataFrame, argument:str)->np.ndarray:
-    "One hash per row of `frame`, or a clear error naming the columns whose values cannot be hashed (lists, dicts, sets)"
-    try: return pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    except TypeError: pass
-    def hashable(name):
-        try: return pd.util.hash_pandas_object(frame[name], index=False) is not None
-        except TypeError: return False
-    unhashable = [name for name in frame.columns if not hashable(name)]
-    raise MlopsKitError(f"column(s) {_shorten(unhashable)} of `{argument}` hold values that cannot be compared (lists, dicts or "
-                        "sets); turn them into text or numbers first, e.g. frame[name].astype(str)")
-
 def find_duplicates(frame:pd.DataFrame, # the data to check (a DataFrame or a `Dataset`)
                     ignore=None, # column(s) left out of the comparison, e.g. an id
                    )->pd.DataFrame: # row (index label of the copy) and duplicate_of (label of the first occurrence)
@@ -968,24 +1060,35 @@ class QualityReport:
         return "\n".join(parts)
 
 # %% ../nbs/01_data.ipynb #data-070
-def _leakage_or_reason(frame:pd.DataFrame, target:str|None, ignored:list, threshold:float, seed:int):
+def _leakage_or_reason(frame:pd.DataFrame, target:str|None, ignored:list, threshold:float, seed:int, task:str|None, positive_label):
     "Suspected leaks of `frame`, or the reason the screen cannot run"
     if target is None: return "no target given"
-    problem = _screening_problem(frame, target)
+    problem = _screening_problem(frame, target, task)
     if problem: return problem
-    return screen_leakage(frame, target, [name for name in frame.columns if name not in [target, *ignored]], threshold, seed)
+    features = [name for name in frame.columns if name not in [target, *ignored]]
+    return screen_leakage(frame, target, features, threshold, seed, task, positive_label)
 
-def quality_report(data, # a DataFrame, or a `Dataset` (whose target, time and id columns are used)
+def _report_threshold(data:pd.DataFrame, target:str|None, task:str|None, threshold)->float:
+    "`threshold` checked on the scale of the target's task when it can be screened, else on the widest scale"
+    screened = target is not None and _screening_problem(data, target, task) is None  # raises for a task that does not fit
+    return _check_threshold(threshold, _check_task(task, data[target]) if screened else None, "leakage_threshold")
+
+def quality_report(data, # a DataFrame, or a `Dataset` (whose target, time and id columns, task and positive label are used)
                    reference=None, # good data: a DataFrame, `Dataset`, `Schema` or its dict; None skips the schema check
-                   target:str|None=None, # binary target column; None skips leakage screening
+                   target:str|None=None, # target column (any task); None skips leakage screening
                    time_column:str|None=None, # if given, the schema is checked period by period
                    id_column:str|None=None, # left out of the duplicate check and of leakage screening
                    freq:str="M", # length of a period for `time_column`: "M" month, "W" week...
-                   leakage_threshold:float=0.98, # single-feature ROC AUC from which a feature is suspicious
+                   leakage_threshold:float=0.98, # score from which a feature is suspicious (see `screen_leakage`)
                    seed:int=0, # for the folds of leakage screening
+                   task:str|None=None, # 'binary', 'multiclass' or 'regression'; None: the Dataset's, or read from the target
+                   positive_label=None, # binary: the class to find
                   )->QualityReport:
     "Run the data-quality checks on `data` at once: schema against `reference`, leakage screening and duplicates"
     if isinstance(data, Dataset):
+        if target is None or target == data.target:
+            task = data.task if task is None else task
+            positive_label = data.positive_label if positive_label is None else positive_label
         target, time_column, id_column = target or data.target, time_column or data.time_column, id_column or data.id_column
         data = data.frame
     _check_frame(data, "data")
@@ -995,13 +1098,12 @@ def quality_report(data, # a DataFrame, or a `Dataset` (whose target, time and i
     named = [name for name in roles.values() if name is not None]
     if len(set(named)) < len(named): raise MlopsKitError(f"target, time_column and id_column must be different columns, got {roles}")
     if time_column is not None: freq = _period_freq(freq)
-    if not _is_number(leakage_threshold) or not 0.5 < leakage_threshold <= 1:
-        raise MlopsKitError(f"`leakage_threshold` is a ROC AUC between 0.5 and 1, got {leakage_threshold!r}")
-    seed = check_seed(seed)
+    leakage_threshold, seed = _report_threshold(data, target, task, leakage_threshold), check_seed(seed)
     skipped, empty = {}, pd.DataFrame(columns=_VIOLATION_COLUMNS)
     if reference is None: violations, skipped["schema"] = empty, "no reference given"
     elif time_column is None: violations = validate(data, reference)
     else: violations = check_by_period(data, reference, time_column, freq)
-    leakage = _leakage_or_reason(data, target, [name for name in [time_column, id_column] if name], leakage_threshold, seed)
-    if isinstance(leakage, str): leakage, skipped["leakage"] = pd.DataFrame(columns=["feature", "kind", "score", "evidence", "message"]), leakage
+    leakage = _leakage_or_reason(data, target, [name for name in [time_column, id_column] if name], leakage_threshold, seed, task, positive_label)
+    if isinstance(leakage, str):
+        leakage, skipped["leakage"] = pd.DataFrame(columns=["feature", "kind", "score", "measure", "evidence", "message"]), leakage
     return QualityReport(violations, leakage, find_duplicates(data, ignore=id_column), skipped)

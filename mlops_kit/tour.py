@@ -45,7 +45,7 @@ class TourResult:
 def _design(project, case, criteria)->str:
     from mlops_kit.data import quality_report
     clean = case.clean_sample()
-    quality = quality_report(clean.between(end="2024-07-01"))
+    quality = quality_report(clean.between(end=case.train_end))  # the case study's first half-year
     project.set_criteria(criteria)
     project.decide("go", f"Criteria agreed: {criteria}. Data of the first half-year checked: "
                          f"{'all quality checks passed' if quality.ok else 'problems found, see the quality report'}.")

@@ -484,7 +484,7 @@ def test_criteria_pick_the_cost_metric_and_are_checked_per_approach(case_study, 
 def test_assessment_mistakes_are_clear_errors(case_study, criteria):
     with pytest.raises(ValueError, match="must come before test_end"):
         assess_added_value(case_study, train_end="2024-09-01", test_end="2024-03-01")
-    with pytest.raises(ValueError, match="have no business cost metric"): assess_added_value(case_study, criteria=Criteria("recall >= 0.8"))
+    with pytest.raises(ValueError, match="'rmse <= 3' cannot judge a binary model"): assess_added_value(case_study, criteria=Criteria("rmse <= 3"))
     with pytest.raises(TypeError, match="must be a mlops_kit.data.Dataset"): assess_added_value(case_study.frame)
     with pytest.raises(ValueError, match="No rows before train_end \\(2020-01-01\\) to train on"):
         assess_added_value(case_study, train_end="2020-01-01", test_end="2021-01-01")
@@ -677,7 +677,7 @@ class NeverFitted:
     (dict(train_end="07/01/2024"), MlopsKitError, "train_end '07/01/2024' is not a date written 'YYYY-MM-DD'"),
     (dict(test_end="2024-02-30"), MlopsKitError, "test_end '2024-02-30' is not a date on the calendar"),
     (dict(test_end="2024-13-45"), MlopsKitError, "test_end '2024-13-45' is not a date"),
-    (dict(train_end=None), WrongTypeError, "train_end must be a date such as '2024-07-01'"),
+    (dict(train_end=["2024-07-01"]), WrongTypeError, "train_end must be a date such as '2024-07-01'"),
     (dict(test_end=20240901), WrongTypeError, "test_end must be a date"),
     (dict(train_end="NaT"), MlopsKitError, "is not a date"),
     (dict(train_end="2024-07-01T00:00+02:00"), MlopsKitError, "has a time zone but the time column 'month' has no time zone"),
@@ -689,11 +689,11 @@ class NeverFitted:
     (dict(resamples=0), MlopsKitError, "resamples must be a whole number of at least 1"),
     (dict(resamples="1000"), WrongTypeError, "got '1000'"),
     (dict(min_saving=5), MlopsKitError, "did you mean 0.05?"),
-    (dict(min_saving=float("nan")), MlopsKitError, "min_saving is a share of the best non-ML cost"),
+    (dict(min_saving=float("nan")), MlopsKitError, "min_saving is a share of the best non-ML approach's value"),
     (dict(min_saving=-0.1), MlopsKitError, "from 0 up to 1"),
     (dict(exclude=["cancel_page_visit"]), MlopsKitError, "exclude names 'cancel_page_visit', which is not a feature of 'Lumen churn case study'. Did you mean 'cancel_page_visits'?"),
     (dict(exclude=3), WrongTypeError, "exclude must be a list of column names"),
-    (dict(rule="month-to-month"), WrongTypeError, "rule must be a function(frame) -> one bool per row"),
+    (dict(rule="month-to-month"), WrongTypeError, "rule must be a function(frame) -> one prediction per row"),
     (dict(rule=lambda frame: frame["inactive_days"] / 30), MlopsKitError, "must return labels, True/False or 1/0 (flag the case or not); it returned 0.0"),
     (dict(rule=lambda frame: np.array(["yes"] * len(frame))), MlopsKitError, "it returned 'yes'"),
     (dict(rule=lambda frame: np.full(len(frame), np.nan)), MlopsKitError, "it returned nan"),
@@ -727,7 +727,7 @@ def with_labels(dataset, labels):
     (lambda frame: frame.churned.where(frame.month < "2024-07-01", 0), "The 3,000 test rows, from train_end 2024-07-01 to test_end 2024-09-01, all have 'churned' = 0"),
     (lambda frame: frame.churned.where(frame.month >= "2024-07-01", 1), "The 9,000 training rows, before train_end 2024-07-01, all have 'churned' = 1"),
     (lambda frame: frame.churned.map({0: "stays", 1: "churns"}), "positive_label 1 is not a label of 'churned', whose labels are 'stays', 'churns'"),
-    (lambda frame: frame.churned.where(frame.index % 7 > 0, np.nan), "must hold 0 and 1"),
+    (lambda frame: frame.churned.where(frame.index % 7 > 0, np.nan), "of the 9,000 training rows, before train_end 2024-07-01, have no value of the target 'churned'"),
 ])
 def test_periods_without_both_classes_are_refused_before_any_fit(case_study, labels, message):
     with pytest.raises(MlopsKitError) as raised: assess_added_value(with_labels(case_study, labels), model=NeverFitted())
@@ -738,8 +738,8 @@ def test_periods_without_both_classes_are_refused_before_any_fit(case_study, lab
     ({"false_positive": -50, "false_negative": 500}, MlopsKitError, "false_positive_cost must be >= 0"),
     ({"false_positive": 50, "false_negative": float("nan")}, MlopsKitError, "false_negative_cost must be a finite number"),
     ({"false_positive": "50", "false_negative": 500}, WrongTypeError, "false_positive_cost must be a number"),
-    ({"false_positive": 50}, MlopsKitError, "has no costs"),
-    (["false_positive", "false_negative"], MlopsKitError, "has no costs"),
+    ({"false_positive": 50}, MlopsKitError, "has costs {'false_positive': 50}, not a cost for each kind of error"),
+    (["false_positive", "false_negative"], MlopsKitError, "not a cost for each kind of error"),
 ])
 def test_dataset_costs_that_are_not_costs_are_named(case_study, costs, error, message):
     dataset = case_study.between(end="2024-09-01")
@@ -829,3 +829,256 @@ def test_report_replaces_an_output_with_overwrite_and_a_broken_record_is_one_lin
     code, output = run_report(journal, "--output", earlier, "--overwrite")
     assert code == 2 and "Journal record" in output and "Unknown status 'finished'" in output and "Traceback" not in output
     assert hashes(journal, earlier) == before
+
+
+# --- issue 14: does ML add value, for every task and any data ----------------------------------------------------------
+
+from sklearn.metrics import balanced_accuracy_score, root_mean_squared_error
+from mlops_kit.data import Dataset, churn_rule, load_real_dataset
+
+
+class NeverPredicts(NeverFitted):
+    "A model with predict, that fails the test if the assessment fits it"
+    def predict(self, features): raise AssertionError("the model was used before the arguments were checked")
+
+
+@pytest.fixture(scope="module")
+def wine():
+    "The wine data, shuffled: it is sorted by cultivar, and without time the rows are split in their order"
+    rows = load_real_dataset("wine").frame.sample(frac=1, random_state=0)
+    return Dataset(rows, "cultivar", [name for name in rows.columns if name != "cultivar"], name="wine")
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return load_real_dataset("diabetes")
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    return load_real_dataset("breast_cancer")
+
+
+def in_words(cancer, **fields):
+    "Breast cancer with its diagnosis as words, 'malignant' (the class to find) or 'benign'"
+    frame = cancer.frame.assign(diagnosis=cancer.y.map({1: "malignant", 0: "benign"})).drop(columns="malignant")
+    return Dataset(frame, "diagnosis", cancer.features, positive_label="malignant", name="breast cancer in words", **fields)
+
+
+def large_nuclei(frame):
+    "The largest nuclei have a radius above 17"
+    return frame["worst radius"] > 17
+
+
+def upgrades(seed=0, months=12, per_month=150):
+    """A multiclass data set the test builds itself: which plan a customer moves to ('basic', 'standard', 'premium'), by
+    month, from usage (with gaps), region and tenure; and a leaking column, the plan billed next month"""
+    rng = np.random.default_rng(seed)
+    n = months * per_month
+    usage, tenure = rng.gamma(2, 20, n), rng.integers(1, 60, n)
+    region = rng.choice(["north", "south", "east"], n)
+    score = usage / 20 + tenure / 30 + (region == "north") + rng.normal(0, 0.8, n)
+    plan = np.where(score < 2.5, "basic", np.where(score < 4, "standard", "premium"))
+    billed = np.where(rng.random(n) < 0.995, plan, "basic")
+    return pd.DataFrame({"month": pd.date_range("2024-01-01", periods=months, freq="MS").repeat(per_month),
+                         "usage": np.where(rng.random(n) < 0.1, np.nan, usage), "tenure": tenure, "region": region,
+                         "billed_next_month": billed, "plan": plan})
+
+
+@pytest.fixture(scope="module")
+def upgrades_data():
+    frame = upgrades()
+    return Dataset(frame, "plan", ["usage", "tenure", "region", "billed_next_month"], time_column="month", name="plan upgrades")
+
+
+def by_hand(train, test, features, task):
+    "The simple model fitted by hand on `train`, and its predictions for `test`"
+    from mlops_kit.checklists import simple_model
+    model = simple_model([name for name in train.categorical if name in features], [name for name in train.numerical if name in features],
+                         0, task).fit(train.frame[features], train.y)
+    return model.predict(test.frame[features])
+
+
+def test_a_multiclass_assessment_compares_with_the_majority_class_on_balanced_accuracy(wine):
+    value = assess_added_value(wine, resamples=200)
+    train, test = wine.frame.iloc[:134], wine.frame.iloc[134:]
+    assert value.test_rows == 44 and value.table.approach.tolist() == ["majority class", "model"] and value.threshold is None
+    table = value.table.set_index("approach")
+    majority = train.cultivar.value_counts().idxmax()
+    assert table.balanced_accuracy["majority class"] == pytest.approx(balanced_accuracy_score(test.cultivar, np.full(44, majority)))
+    expected = by_hand(Dataset(train, "cultivar", wine.features), Dataset(test, "cultivar", wine.features), wine.features, "multiclass")
+    assert table.balanced_accuracy["model"] == pytest.approx(balanced_accuracy_score(test.cultivar, expected))
+    assert value.ml_adds_value and value.metric == "balanced_accuracy" and value.direction == "higher"
+    assert value.saving == pytest.approx(table.balanced_accuracy["model"] - table.balanced_accuracy["majority class"])
+    assert "a gain of" in value.statement and "held-out cases" in value.statement and value.train_period is None
+
+
+def test_a_regression_assessment_compares_with_the_mean_on_rmse(diabetes):
+    value = assess_added_value(diabetes, resamples=200)
+    rows = len(diabetes.frame)
+    train, test = diabetes.frame.iloc[:rows - 110], diabetes.frame.iloc[rows - 110:]
+    table = value.table.set_index("approach")
+    assert value.table.approach.tolist() == ["mean", "model"] and value.metric == "rmse" and value.direction == "lower"
+    assert table.rmse["mean"] == pytest.approx(root_mean_squared_error(test.progression, np.full(110, train.progression.mean())))
+    expected = by_hand(Dataset(train, "progression", diabetes.features), Dataset(test, "progression", diabetes.features), diabetes.features, "regression")
+    assert table.rmse["model"] == pytest.approx(root_mean_squared_error(test.progression, expected))
+    assert value.saving == pytest.approx(table.rmse["mean"] - table.rmse["model"]) and value.saving > 0
+    assert value.ml_adds_value and "Ridge" in str(value.model) and set(value.measured) == {"rmse", "mae"}
+
+
+def test_a_regression_rule_and_criteria_on_a_cost_of_errors(diabetes):
+    from mlops_kit.lifecycle import error_cost_metric
+    registry = MetricRegistry.default()
+    registry.register(error_cost_metric("care_cost", over_cost=1, under_cost=3))
+    criteria = Criteria("care_cost <= 60", ["mae <= 50"], registry=registry)
+    def by_bmi(frame):
+        "Progression grows with the body mass index"
+        return 150 + 900 * frame["bmi"]
+    value = assess_added_value(diabetes, criteria=criteria, rule=by_bmi, resamples=200)
+    assert value.metric == "care_cost" and value.table.approach.tolist() == ["mean", "rule", "model"]
+    assert list(value.table.columns) == ["approach", "description", "care_cost", "rmse", "mae", "meets_criteria"]
+    assert value.best_baseline == "rule" and "Progression grows with the body mass index" in value.table.description.tolist()
+
+
+def test_binary_labels_in_words_give_the_numbers_of_zero_and_one(cancer):
+    costs = {"false_positive": 100, "false_negative": 2_000}
+    numbers = assess_added_value(Dataset(cancer.frame, "malignant", cancer.features, costs=costs), rule=large_nuclei, resamples=200)
+    words = assess_added_value(in_words(cancer, costs=costs), rule=large_nuclei, resamples=200)
+    columns = ["cost_per_1000", "flagged", "recall", "precision"]
+    pd.testing.assert_frame_equal(words.table[columns], numbers.table[columns])
+    assert (words.saving, words.saving_interval, words.threshold) == (numbers.saving, numbers.saving_interval, numbers.threshold)
+    assert words.table.description[:2].tolist() == ["predict 'benign' for every case", "predict 'malignant' for every case"]
+    by_labels = assess_added_value(in_words(cancer, costs=costs), rule=lambda frame: np.where(large_nuclei(frame), "malignant", "benign"), resamples=200)
+    assert by_labels.table.cost_per_1000.tolist() == words.table.cost_per_1000.tolist()  # a rule may answer with the labels
+
+
+def test_without_criteria_costs_or_rule_binary_data_is_compared_on_balanced_accuracy(cancer):
+    value = assess_added_value(in_words(cancer), resamples=200)
+    assert value.metric == "balanced_accuracy" and value.table.approach.tolist() == ["flag nobody", "flag everybody", "model"]
+    assert value.table.set_index("approach").balanced_accuracy[["flag nobody", "flag everybody"]].tolist() == [0.5, 0.5]
+    assert value.ml_adds_value and 0 < value.threshold < 1
+
+
+def test_a_multiclass_data_set_with_time_and_gaps_is_split_by_its_dates_and_its_leak_dropped(upgrades_data):
+    value = assess_added_value(upgrades_data, train_end="2024-09-01", test_end="2024-12-01", resamples=200)
+    assert value.dropped == ["billed_next_month"] and value.features == ["usage", "tenure", "region"]
+    assert value.test_rows == 450 and value.test_period == (pd.Timestamp("2024-09-01"), pd.Timestamp("2024-11-01"))
+    assert value.train_period == (pd.Timestamp("2024-01-01"), pd.Timestamp("2024-08-01")) and "Sep 2024 to Nov 2024" in value.statement
+    assert value.ml_adds_value and value.measured["balanced_accuracy"] > 0.6
+    with pytest.raises(MlopsKitError, match="has the time column 'month': give test_end"):
+        assess_added_value(upgrades_data, train_end="2024-09-01", model=NeverPredicts())
+
+
+def test_the_case_study_brings_its_dates_and_rule_and_other_data_must_bring_its_own(case_study, assessment):
+    explicit = assess_added_value(case_study, rule=case_study.rule, train_end=case_study.train_end, test_end=case_study.test_end)
+    pd.testing.assert_frame_equal(explicit.table, assessment.table)
+    own = Dataset(case_study.frame, "churned", case_study.features, time_column="month", costs=dict(case_study.costs))
+    with pytest.raises(MlopsKitError, match="give train_end and test_end"): assess_added_value(own, model=NeverFitted())
+    without_rule = assess_added_value(own, train_end="2024-07-01", test_end="2024-09-01")
+    assert without_rule.table.approach.tolist() == ["flag nobody", "flag everybody", "model"]  # no churn rule outside the case study
+    with_rule = assess_added_value(own, rule=churn_rule, train_end="2024-07-01", test_end="2024-09-01")
+    pd.testing.assert_frame_equal(with_rule.table.drop(columns="description"), assessment.table.drop(columns="description"))
+
+
+@pytest.mark.parametrize("share, rows", [(0.1, 57), (0.5, 284)])
+def test_test_share_sets_the_last_rows_to_test_on(cancer, share, rows):
+    value = assess_added_value(in_words(cancer), test_share=share, resamples=50)
+    assert value.test_rows == rows and f"the last {share:.0%}" in value.split
+
+
+@pytest.mark.parametrize("dataset, arguments, error, message", [
+    ("wine", dict(criteria=Criteria("recall >= 0.8")), MlopsKitError, "'recall >= 0.8' cannot judge a multiclass model"),
+    ("wine", dict(criteria=Criteria("roc_auc_ovr >= 0.9")), MlopsKitError, "None of the criteria 'roc_auc_ovr >= 0.9' can be computed from predictions"),
+    ("diabetes", dict(criteria=Criteria("f1_macro >= 0.5")), MlopsKitError, "cannot judge a regression model"),
+    ("wine", dict(rule=lambda frame: frame.alcohol > 13), MlopsKitError, "must return one of the classes '0', '1', '2' for each row; it returned True"),
+    ("wine", dict(rule=lambda frame: np.full(len(frame), "gold")), MlopsKitError, "it returned 'gold'"),
+    ("diabetes", dict(rule=lambda frame: frame.bmi > 0), MlopsKitError, "must return one number per row, its prediction of 'progression'"),
+    ("diabetes", dict(rule=lambda frame: frame.bmi / 0.0), MlopsKitError, "it returned inf"),
+    ("words", dict(rule=lambda frame: np.full(len(frame), "yes")), MlopsKitError, "or the labels 'benign', 'malignant'; it returned 'yes'"),
+    ("wine", dict(train_end="2024-07-01"), MlopsKitError, "has no time column, so train_end cannot split it"),
+    ("wine", dict(train_end="2024-07-01", test_end="2024-09-01"), MlopsKitError, "so train_end and test_end cannot split it"),
+    ("wine", dict(test_share=0), MlopsKitError, "test_share is the share of the rows to test on, above 0 and below 1"),
+    ("wine", dict(test_share=1), MlopsKitError, "got 1"),
+    ("wine", dict(test_share="0.2"), WrongTypeError, "got '0.2'"),
+    ("wine", dict(test_share=0.001), MlopsKitError, "test_share 0.001 of 178 rows leaves no rows to test on"),
+    ("wine", dict(test_share=0.999), MlopsKitError, "leaves all the rows to test on"),
+    ("upgrades", dict(test_share=0.2), MlopsKitError, "test_share is for data without time"),
+    ("upgrades", dict(), MlopsKitError, "give train_end and test_end, the dates that end the training rows and the test rows, e.g. train_end='2024-10-01', test_end='2024-12-02'"),
+    ("diabetes", dict(model=NeverFitted()), WrongTypeError, "model must be an unfitted regressor with fit and predict (e.g. simple_model(..., task='regression'))"),
+])
+def test_assessments_of_other_tasks_refuse_what_does_not_fit_before_any_fit(wine, diabetes, cancer, upgrades_data, dataset, arguments, error, message):
+    data = {"wine": wine, "diabetes": diabetes, "words": in_words(cancer), "upgrades": upgrades_data}[dataset]
+    model = NeverPredicts() if data.task != "binary" else NeverFitted()
+    with pytest.raises(error) as raised: assess_added_value(data, **{"model": model, **arguments})
+    assert message in str(raised.value)
+
+
+def test_sorted_rows_and_a_class_missing_from_a_period_are_named_with_the_fix(wine, upgrades_data):
+    with pytest.raises(MlopsKitError) as raised: assess_added_value(load_real_dataset("wine"), model=NeverPredicts())
+    assert "The 44 test rows, the last 25% of the 178, all have 'cultivar' = 2" in str(raised.value)
+    assert "shuffle them first, e.g. frame.sample(frac=1, random_state=0)" in str(raised.value)
+    one_plan = Dataset(upgrades_data.frame.assign(plan="basic").where(upgrades_data.frame.month < "2024-09-01", upgrades_data.frame),
+                       "plan", upgrades_data.features, time_column="month")
+    with pytest.raises(MlopsKitError, match="all have 'plan' = basic: comparing approaches needs cases of two classes at least"):
+        assess_added_value(one_plan, train_end="2024-09-01", test_end="2024-12-01", model=NeverPredicts())
+
+
+def test_costs_on_a_target_that_is_not_binary_are_named(diabetes):
+    dataset = Dataset(diabetes.frame, "progression", diabetes.features)
+    dataset.costs = {"false_positive": 1, "false_negative": 5}  # set after the Dataset was made, which refuses them
+    with pytest.raises(MlopsKitError, match="has costs of false positives and false negatives, which are for a binary target; 'progression' is a regression target"):
+        assess_added_value(dataset, model=NeverPredicts())
+
+
+def test_a_class_model_without_the_needed_method_is_named(wine, cancer):
+    from sklearn.svm import LinearSVC
+    assert assess_added_value(wine, model=LinearSVC(), resamples=20).table.approach.tolist() == ["majority class", "model"]
+    with pytest.raises(WrongTypeError, match="model must be an unfitted classifier with fit and predict_proba .* for the binary target 'diagnosis'"):
+        assess_added_value(in_words(cancer), model=LinearSVC())
+
+
+def test_the_design_lesson_and_the_tours_design_step_give_the_numbers_they_gave_before(case_study, criteria):
+    "The course's call (its criteria, its best rule, the case study's dates) and the tour's quality check, as before issue 14"
+    from mlops_kit.data import quality_report
+    def month_to_month_or_new(frame):
+        "Month-to-month contract, or with Lumen under 2 years"
+        return (frame.contract_type == "month-to-month") | (frame.tenure_months < 24)
+    value = assess_added_value(case_study, criteria=criteria, rule=month_to_month_or_new,
+                               train_end=case_study.train_end, test_end=case_study.test_end)
+    table = value.table.set_index("approach")
+    assert table.churn_cost_per_1000.round(2).tolist() == [75_000, 42_500, 34_966.67, 29_083.33]
+    assert table.flagged.round(6).tolist() == [0, 1, 0.732, 0.581333] and table.meets_criteria.tolist() == [False, False, False, True]
+    assert (value.threshold, round(value.saving, 2)) == (0.085, 5_883.33)
+    assert [round(end, 2) for end in value.saving_interval] == [3_649.58, 8_183.33]
+    assert {name: round(number, 6) for name, number in value.measured.items()} == {
+        "churn_cost_per_1000": 29_083.333333, "recall": 0.908889, "precision": 0.234518}
+    quality = quality_report(case_study.clean_sample().between(end=case_study.train_end))
+    assert quality.ok and quality.summary().status.tolist() == ["skipped: no reference given", "ok", "ok"]
+
+
+def test_a_rule_that_fails_or_a_model_of_the_wrong_task_is_named(wine, diabetes):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    with pytest.raises(MlopsKitError, match="The rule \\(Divides by zero\\) failed on the test rows: ZeroDivisionError") as raised:
+        def broken(frame):
+            "Divides by zero"
+            return 1 / 0
+        assess_added_value(diabetes, rule=broken, model=NeverPredicts())
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)  # the rule's own traceback is kept
+    with pytest.raises(MlopsKitError, match="The model LinearRegression predicts .*, not the classes '0', '1', '2' of 'cultivar': give a classifier"):
+        assess_added_value(wine, model=LinearRegression(), resamples=10)
+    with pytest.raises(MlopsKitError, match="could not be fitted .* to predict a regression target: .* It must be a regressor"):
+        assess_added_value(Dataset(diabetes.frame.assign(progression=diabetes.y + 0.5), "progression", diabetes.features),
+                           model=LogisticRegression(), resamples=10)
+
+
+def test_with_the_classes_1_and_2_a_rule_answering_1_predicts_the_class_1(cancer):
+    labelled = Dataset(cancer.frame.assign(malignant=cancer.y + 1), "malignant", cancer.features, positive_label=2)
+    by_label = assess_added_value(labelled, rule=lambda frame: np.ones(len(frame), int), resamples=20).table.set_index("approach")
+    by_flag = assess_added_value(labelled, rule=lambda frame: np.zeros(len(frame), int), resamples=20).table.set_index("approach")
+    assert by_label.flagged["rule"] == 0 and by_flag.flagged["rule"] == 0  # 1 is a class; 0 is no class, so a flag
+
+
+def test_a_saving_of_zero_reads_as_zero(cancer):
+    value = assess_added_value(in_words(cancer), criteria=Criteria("recall >= 0.8"), resamples=20)
+    assert value.best_baseline == "flag everybody" and value.saving == 0 and "a gain of 0 (95% interval 0 to 0)" in value.statement
+    assert "-0" not in value.statement and not value.ml_adds_value

@@ -4,7 +4,7 @@ The generator and the checks were written together, so finding the case study's 
 These tests therefore also plant problems themselves, at random columns, periods and sizes, in clean case-study data
 and in the breast cancer data, for ten seeds each, and require the checks to find exactly those problems.
 """
-import json
+import json, warnings
 
 import numpy as np
 import pandas as pd
@@ -395,8 +395,7 @@ def test_real_datasets(cancer):
     wine = load_real_dataset("wine")
     assert wine.frame.shape == (178, 14) and sorted(wine.y.unique()) == [0, 1, 2]
     assert set(REAL_DATASETS) == {"breast_cancer", "wine", "diabetes"}
-    assert quality_report(wine).skipped == {"schema": "no reference given",
-                                            "leakage": "leakage screening needs a binary target; 'cultivar' has 3 distinct values (0, 1, 2)"}
+    assert quality_report(wine).skipped == {"schema": "no reference given"}  # three cultivars are screened, not skipped
 
 
 def test_single_feature_scores_on_real_data(cancer):
@@ -417,7 +416,7 @@ def test_single_feature_scores_on_real_data(cancer):
     (lambda: check_by_period(GOOD, REFERENCE, "when"), ValueError, "unknown column(s) 'when' in `time_column`"),
     (lambda: check_by_period(GOOD, REFERENCE, "plan"), TypeError, "time column 'plan' holds str, not dates; convert it with pd.to_datetime"),
     (lambda: screen_leakage(REFERENCE, "plans"), ValueError, "unknown column(s) 'plans' in `target`"),
-    (lambda: screen_leakage(REFERENCE, "calls"), ValueError, "needs a binary target; 'calls' has 4 distinct values"),
+    (lambda: screen_leakage(REFERENCE, "calls", task="binary"), ValueError, "a binary target holds two labels, but 'calls' holds 4: use task='multiclass'"),
     (lambda: screen_leakage(REFERENCE.head(5), "plan"), ValueError, "needs at least 10 rows with a target; got 5"),
     (lambda: screen_leakage(REFERENCE, "plan", threshold=1.5), ValueError, "`threshold` is a ROC AUC between 0.5 and 1, got 1.5"),
     (lambda: find_duplicates(REFERENCE, ignore=list(REFERENCE.columns)), ValueError, "`ignore` lists every column"),
@@ -559,7 +558,7 @@ NO_ROWS, NO_COLUMNS = TIMED.iloc[:0], pd.DataFrame()
     (lambda: quality_report(TIMED, target="left", leakage_threshold="high"), "`leakage_threshold` is a ROC AUC between 0.5 and 1"),
     (lambda: quality_report(TIMED, target="left", seed=-1), "`seed` must be a whole number"),
     (lambda: screen_leakage(NO_ROWS, "left"), "`frame` has no rows"), (lambda: screen_leakage(NO_COLUMNS, "left"), "`frame` has no columns"),
-    (lambda: screen_leakage(TIMED.assign(left=1), "left"), "needs a binary target; 'left' has 1 distinct values (1)"),
+    (lambda: screen_leakage(TIMED.assign(left=1), "left"), "needs at least two target values; 'left' has only one (1)"),
     (lambda: screen_leakage(TIMED.assign(left=np.nan), "left"), "needs at least 10 rows with a target; got 0"),
     (lambda: screen_leakage(TIMED.assign(left=[1] + [0] * 11), "left"), "needs at least 2 rows of each target value; 'left' has only 1"),
     (lambda: screen_leakage(TIMED, "left", threshold="0.9"), "between 0.5 and 1, got '0.9'"),
@@ -579,7 +578,7 @@ def test_empty_frames_one_class_and_bad_values_get_the_kits_error(call, message)
 
 
 def test_a_target_with_one_class_or_no_labels_skips_screening_with_the_reason():
-    assert quality_report(TIMED.assign(left=1), target="left").skipped["leakage"].startswith("leakage screening needs a binary target")
+    assert quality_report(TIMED.assign(left=1), target="left").skipped["leakage"].startswith("leakage screening needs at least two target values")
     assert "at least 10 rows with a target; got 0" in quality_report(TIMED.assign(left=np.nan), target="left").skipped["leakage"]
 
 
@@ -664,3 +663,187 @@ def test_case_study_overwrites_only_with_overwrite_and_writes_both_files(workspa
     assert set(pd.read_csv(workspace / "notes.csv").kind) == set(PROBLEM_KINDS)
     after = hashes(workspace)
     assert {name for name in after if after[name] != before.get(name)} == {"churn.csv", "notes.csv"}  # no temporary file left
+
+
+# --- issue 14: leakage screening and the quality report for every task ------------------------------------------------
+
+from mlops_kit.data import TASKS
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return load_real_dataset("wine")
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return load_real_dataset("diabetes")
+
+
+def in_words(cancer):
+    "Breast cancer with its diagnosis as words, 'malignant' (the class to find) or 'benign'"
+    frame = cancer.frame.assign(diagnosis=cancer.y.map({1: "malignant", 0: "benign"})).drop(columns="malignant")
+    return Dataset(frame, "diagnosis", cancer.features, positive_label="malignant", name="breast cancer in words")
+
+
+def noisy_copy(data, rng):
+    """A copy of `data`'s target with a little noise: numbers plus 2% of their spread (regression); else labels with up
+    to 1% of the rows given another class, dressed as numbers (class codes, scaled, with noise) or as text"""
+    target = data.y
+    if data.task == "regression": return target.to_numpy(float) + rng.normal(0, 0.02 * target.std(), len(target))
+    codes = pd.Categorical(target, categories=data.classes).codes.astype(int)
+    changed = rng.choice(len(codes), size=int(rng.uniform(0, 0.01) * len(codes)), replace=False)
+    codes[changed] = (codes[changed] + rng.integers(1, len(data.classes), len(changed))) % len(data.classes)
+    if rng.random() < 0.5: return codes * rng.uniform(2, 10) + rng.uniform(0, 1, len(codes))
+    return np.asarray([f"code {code}" for code in codes])
+
+
+def with_leak(data, rng):
+    "`data` with one more feature, 'lab_result', a noisy copy of its target"
+    frame = data.frame.assign(lab_result=noisy_copy(data, rng))
+    return Dataset(frame, data.target, [*data.features, "lab_result"], name=data.name, task=data.task, positive_label=data.positive_label)
+
+
+@pytest.fixture(scope="module")
+def task_datasets(cancer, wine, diabetes):
+    return {"wine": wine, "diabetes": diabetes, "breast cancer in words": in_words(cancer)}
+
+
+@pytest.mark.parametrize("name", ["wine", "diabetes", "breast cancer in words"])
+@pytest.mark.parametrize("seed", range(5))
+def test_screening_finds_a_leak_planted_in_any_task_and_nothing_else(task_datasets, name, seed):
+    data = with_leak(task_datasets[name], np.random.default_rng(seed))
+    suspicious = screen_leakage(data, data.target, features=data.features)
+    assert suspicious.feature.tolist() == ["lab_result"], suspicious
+    measure = {"binary": "ROC AUC", "multiclass": "macro ROC AUC (each class against the rest)", "regression": "Spearman |rho|"}[data.task]
+    assert suspicious.measure[0] == measure and suspicious.score[0] >= 0.98 and measure in suspicious.message[0]
+    report = quality_report(data, reference=data.frame)
+    assert report.leakage.feature.tolist() == ["lab_result"] and report.violations.empty and report.duplicates.empty
+    assert quality_report(data.frame, target=data.target).leakage.feature.tolist() == ["lab_result"]  # the task read from the frame
+
+
+@pytest.mark.parametrize("name, task, best, low, high", [
+    ("wine", "multiclass", "flavanoids", 0.85, 0.95), ("diabetes", "regression", "s5", 0.55, 0.65),
+    ("breast cancer in words", "binary", "worst perimeter", 0.97, 0.98)])
+def test_honest_features_score_on_the_tasks_scale_below_the_threshold(task_datasets, name, task, best, low, high):
+    data = task_datasets[name]
+    scores = single_feature_scores(data, data.target)
+    assert data.task == task and scores.feature[0] == best and low < scores.score[0] < high
+    assert quality_report(data).ok and screen_leakage(data, data.target).empty
+
+
+def test_labels_and_the_positive_class_do_not_change_the_binary_scores(cancer):
+    words = in_words(cancer)
+    numbers = single_feature_scores(cancer, "malignant")
+    for scores in (single_feature_scores(words, "diagnosis"), single_feature_scores(words.frame, "diagnosis", positive_label="benign")):
+        np.testing.assert_allclose(scores.score.to_numpy(), numbers.score.to_numpy())
+        assert scores.feature.tolist() == numbers.feature.tolist()
+
+
+def test_multiclass_and_regression_screens_read_categories_dates_and_missingness():
+    "A class told by a category, a date or by which rows are missing is found; the middle class of a number is found too"
+    rng = np.random.default_rng(0)
+    n = 300
+    classes = rng.choice(["bronze", "silver", "gold"], n)
+    frame = pd.DataFrame({"tier": classes, "honest": rng.normal(size=n),
+                          "code": np.where(classes == "bronze", "B7", np.where(classes == "silver", "S2", "G9")),
+                          "ordered": pd.Timestamp("2024-01-01") + pd.to_timedelta(pd.Series(classes).map({"bronze": 0, "silver": 1, "gold": 2}) * 40 + rng.integers(0, 30, n), unit="D"),
+                          "middle": np.where(classes == "silver", 0.0, np.where(classes == "bronze", -1.0, 1.0)) * 10 + rng.normal(size=n),
+                          "gap": np.where(classes == "gold", np.nan, 1.0)})
+    scores = single_feature_scores(frame, "tier").set_index("feature")
+    assert scores.loc[["code", "ordered", "middle"], "score"].min() > 0.99 and scores.score["honest"] < 0.6
+    assert scores.evidence[["code", "ordered", "middle", "gap"]].tolist() == ["class rates", "values", "values", "missingness"]
+    assert 0.7 < scores.score["gap"] < 0.9  # one class in three told apart by its missing values: a clue, not a leak
+    amount = rng.gamma(2, 50, n)
+    numbers = pd.DataFrame({"amount": amount, "band": pd.cut(amount, [0, 50, 100, 200, np.inf]).astype(str), "noise": rng.normal(size=n),
+                            "recorded": np.where(amount > np.median(amount), np.nan, 1.0)})
+    by_number = single_feature_scores(numbers, "amount").set_index("feature")
+    assert by_number.evidence[["band", "recorded"]].tolist() == ["target mean", "missingness"] and by_number.score["noise"] < 0.2
+    assert 0.9 < by_number.score["band"] < 0.98 and 0.8 < by_number.score["recorded"] < 0.9
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: screen_leakage(TIMED.assign(left=["a", "b", "c"] * 4), "left", task="binary"), MlopsKitError, "a binary target holds two labels, but 'left' holds 3"),
+    (lambda: screen_leakage(TIMED.assign(left=["a", "b"] * 6), "left", task="regression"), MlopsKitError, "a regression target holds numbers"),
+    (lambda: screen_leakage(TIMED, "left", task="ordinal"), MlopsKitError, "Unknown task 'ordinal': use one of 'binary', 'multiclass', 'regression'"),
+    (lambda: screen_leakage(TIMED, "left", positive_label=2), MlopsKitError, "positive_label 2 is not a label of 'left'"),
+    (lambda: screen_leakage(TIMED.assign(left=np.arange(12) * 0.5), "left", positive_label=1), MlopsKitError, "positive_label is for a binary target; 'left' is a regression target"),
+    (lambda: screen_leakage(TIMED.assign(left=np.arange(12) * 0.5), "left", threshold=0), MlopsKitError, "`threshold` is a Spearman |rho| between 0 and 1, got 0"),
+    (lambda: screen_leakage(TIMED.assign(left=np.arange(12) * 0.5), "left", threshold=True), WrongTypeError, "got True"),
+    (lambda: screen_leakage(TIMED.assign(left=[0, 1, 2] * 4), "left", threshold=0.5), MlopsKitError, "`threshold` is a ROC AUC between 0.5 and 1, got 0.5"),
+    (lambda: screen_leakage(TIMED.assign(left=[0, 1, 2] * 3 + [3, 0, 1]), "left"), MlopsKitError, "needs at least 2 rows of each target value; 'left' has only 1 with the value 3"),
+    (lambda: quality_report(TIMED.assign(left=np.arange(12) * 0.5), target="left", leakage_threshold=1.5), MlopsKitError, "`leakage_threshold` is a Spearman |rho| between 0 and 1, got 1.5"),
+    (lambda: quality_report(TIMED, target="left", leakage_threshold=float("nan")), MlopsKitError, "`leakage_threshold` is a ROC AUC between 0.5 and 1, got nan"),
+    (lambda: quality_report(TIMED, target="left", task="regression", positive_label=1), MlopsKitError, "positive_label is for a binary target"),
+    (lambda: Dataset(TIMED.assign(spend=TIMED.spend * 0.5), "spend", ["plan"], costs={"false_positive": 1, "false_negative": 5}), MlopsKitError,
+     "`costs` of false positives and false negatives are for a binary target; 'spend' is a regression target"),
+    (lambda: Dataset(TIMED, "plan", ["spend"], costs={"false_positive": 1, "false_negative": 5}), MlopsKitError, "'plan' is a multiclass target"),
+])
+def test_a_task_that_does_not_fit_the_target_is_named_with_what_to_use_instead(call, error, message):
+    with pytest.raises(error) as raised: call()
+    assert message in str(raised.value)
+
+
+def test_a_regression_target_with_few_rows_skips_screening_with_the_reason():
+    assert quality_report(TIMED.head(8).assign(left=np.arange(8) * 0.5), target="left").skipped["leakage"] == \
+        "leakage screening needs at least 10 rows with a target; got 8"
+    assert quality_report(TIMED.assign(left=np.arange(12) * 0.5), target="left").skipped == {"schema": "no reference given"}
+    assert quality_report(TIMED.assign(left=np.arange(12.0)), target="left", task="regression").skipped == {"schema": "no reference given"}
+
+
+@pytest.fixture
+def task_files(tmp_path, task_datasets):
+    "CSV files of the wine and diabetes data with a planted leak, and of breast cancer in words, and a read-only copy"
+    rng = np.random.default_rng(7)
+    for name, data in task_datasets.items():
+        with_leak(data, rng).frame.to_csv(tmp_path / f"{name.replace(' ', '_')}.csv", index=False)
+    (tmp_path / "wine.csv").chmod(0o444)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name, target, task, measure", [
+    ("wine", "cultivar", None, "macro ROC AUC"), ("diabetes", "progression", None, "Spearman |rho|"),
+    ("breast_cancer_in_words", "diagnosis", None, "with ROC AUC"), ("breast_cancer_in_words", "diagnosis", "multiclass", "macro ROC AUC"),
+    ("diabetes", "progression", "regression", "Spearman |rho|")])
+def test_check_data_screens_every_task_and_finds_the_planted_leak(task_files, name, target, task, measure):
+    before = hashes(task_files)
+    result = run_command("check-data", f"{name}.csv", f"{name}.csv", "--target", target, *(["--task", task] if task else []), cwd=task_files)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "possible leakage" in result.stdout and "lab_result" in result.stdout
+    assert measure in result.stdout.replace("\n", " ")
+    assert hashes(task_files) == before
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--target", "diagnosis", "--task", "regression"], "a regression target holds numbers, but 'diagnosis' holds"),
+    (["--target", "cultivar", "--task", "binary"], "a binary target holds two labels, but 'cultivar' holds 3: use task='multiclass'"),
+    (["--task", "binary"], "--task says what the target holds: give --target too"),
+    (["--target", "diagnosis", "--task", "ordinal"], "argument --task: invalid choice: 'ordinal'"),
+])
+def test_check_data_refuses_a_task_that_does_not_fit_and_writes_nothing(task_files, arguments, message):
+    before = hashes(task_files)
+    data = "wine.csv" if "cultivar" in arguments else "breast_cancer_in_words.csv"
+    result = run_command("check-data", data, data, *arguments, cwd=task_files)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert hashes(task_files) == before
+
+
+def test_the_commands_tasks_are_the_librarys():
+    from mlops_kit.cli import _TASK_CHOICES
+    assert _TASK_CHOICES == TASKS
+
+
+@pytest.mark.parametrize("target", [[0, 1] * 150, [0, 1, 2] * 100, np.arange(300) * 0.5])
+def test_screening_names_columns_it_cannot_score_and_ranks_dates_with_a_time_zone(target):
+    frame = pd.DataFrame({"tags": [["a"]] * 300, "y": target})
+    with pytest.raises(MlopsKitError, match="column\\(s\\) 'tags' of `frame` hold values that cannot be compared"):
+        screen_leakage(frame, "y")
+    with pytest.raises(MlopsKitError, match="column\\(s\\) 'tags' of `frame` hold values that cannot be compared"):
+        quality_report(pd.DataFrame({"tags": [["a"]] * 300, "x": target}), target="tags")  # a target of lists
+    order = np.argsort(np.argsort(np.asarray(target, float) + np.arange(300) * 1e-6))  # the target's order, ties broken by row
+    dated = pd.DataFrame({"when": pd.Timestamp("2024-01-01", tz="Europe/Paris") + pd.to_timedelta(order, unit="D"), "y": target})
+    naive = dated.assign(when=dated.when.dt.tz_localize(None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning about time zones either
+        scores = single_feature_scores(dated, "y")
+    assert scores.score[0] > 0.98 and scores.score[0] == single_feature_scores(naive, "y").score[0]

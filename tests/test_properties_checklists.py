@@ -252,3 +252,62 @@ def test_the_assessments_periods_are_sound_or_the_dates_are_refused_naming_them(
     assert len(train_times) and len(test_times)
     assert train_times.max() < start <= test_times.min() and test_times.max() < end
     assert set(train.y) == set(test.y) == {0, 1}
+
+
+# --- assess_added_value: how to split data without time, and what a rule may answer -------------------------------
+
+from mlops_kit.checklists import _check_value_arguments, _rule_predictions, _split, simple_model
+from mlops_kit.data import TASKS, Dataset
+
+ROWS = pd.DataFrame({"size": np.arange(40.0), "kind": ["a", "b"] * 20, "label": ["yes", "no", "no", "maybe"] * 10,
+                     "flag": ["yes", "no"] * 20, "amount": np.linspace(0.5, 80.25, 40)})
+DATASETS = {"binary": Dataset(ROWS, "flag", ["size", "kind"], positive_label="yes"),
+            "multiclass": Dataset(ROWS, "label", ["size", "kind"]), "regression": Dataset(ROWS, "amount", ["size", "kind"])}
+shares = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.sampled_from([0.25, 0.5, 0.025, 0.975]),
+                   st.text(max_size=4), st.booleans())
+
+
+@SETTINGS
+@given(task=st.sampled_from(TASKS), share=shares)
+def test_a_split_in_row_order_is_sound_or_the_share_is_refused_naming_it(task, share):
+    dataset = DATASETS[task]
+    try:
+        _check_value_arguments(dataset, None, None, None, 0, 10, 0.01, share)
+        train, test, words = _split(dataset, None, None, share)
+    except MlopsKitError as error:
+        assert "test_share" in str(error) or "all have" in str(error), error
+        return
+    assert len(train.frame) + len(test.frame) == 40 and len(test.frame) == round((0.25 if share is None else share) * 40)
+    assert train.frame.index.max() < test.frame.index.min() and "row order" in words
+
+
+answers = st.one_of(st.lists(st.sampled_from(["yes", "no", "maybe", "gold", 0, 1, 2, 1.5, True, False, None, float("nan"), float("inf")]),
+                             min_size=40, max_size=40),
+                    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=40, max_size=40),
+                    st.lists(st.booleans(), min_size=40, max_size=40), st.lists(st.integers(-2, 3), min_size=40, max_size=40),
+                    st.lists(st.sampled_from(["yes", "no"]), min_size=0, max_size=41), st.none(), st.text(max_size=3))
+
+
+@SETTINGS
+@given(task=st.sampled_from(TASKS), answer=answers)
+def test_a_rules_answers_become_labels_or_numbers_or_are_refused(task, answer):
+    "Whatever a rule returns, it becomes one label of the target (or one number) per row, or the kit's error"
+    dataset = DATASETS[task]
+    def rule(frame): return answer if not isinstance(answer, list) else np.asarray(answer, dtype=object if any(isinstance(value, str) for value in answer) else None)
+    try: predicted = _rule_predictions(rule, ROWS, dataset)
+    except MlopsKitError as error:
+        assert "The rule" in str(error), error
+        return
+    assert len(predicted) == 40
+    if task == "regression": assert np.isfinite(predicted).all()
+    else: assert set(pd.unique(pd.Series(predicted, dtype=object))) <= set(dataset.classes)
+
+
+@SETTINGS
+@given(task=st.one_of(st.sampled_from(TASKS), st.text(max_size=12), st.none(), st.integers()))
+def test_simple_model_takes_a_task_or_names_the_tasks(task):
+    try: model = simple_model(["kind"], ["size"], task=task)
+    except MlopsKitError as error:
+        assert task not in TASKS and "use one of 'binary', 'multiclass', 'regression'" in str(error)
+        return
+    assert task in TASKS and type(model[-1]).__name__ == ("Ridge" if task == "regression" else "LogisticRegression")

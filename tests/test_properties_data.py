@@ -150,3 +150,26 @@ def test_between_parses_any_dates_or_raises_the_kits_error(start, end):
     dataset = Dataset(TIMED, "left", ["plan", "spend"], time_column="month")
     window = parses_or_kit_error(lambda: dataset.between(start, end))
     if window is not None: assert 0 < len(window.frame) <= len(TIMED)
+
+
+# --- leakage screening: the task, the positive label and the threshold -------------------------------------------------
+
+from mlops_kit.data import TASKS, screen_leakage
+
+SCREENED = pd.DataFrame({"plan": ["a", "b", "c"] * 8, "spend": np.arange(24) * 0.5, "left": [0, 1] * 12,
+                         "tier": ["x", "y", "z", "x"] * 6, "signed": [True, False, False] * 8})
+THRESHOLDS = st.one_of(st.floats(-1, 2), st.sampled_from([0, 0.5, 0.98, 1, 1.0001]), ANY_VALUE)
+
+
+@PROPERTY
+@given(target=st.sampled_from(list(SCREENED.columns)), task=st.one_of(st.none(), st.sampled_from(TASKS), ANY_VALUE),
+       positive_label=st.one_of(st.none(), st.sampled_from([0, 1, "x", True, "a", 2.5]), ANY_VALUE), threshold=THRESHOLDS)
+def test_screening_parses_any_task_label_and_threshold_or_raises_the_kits_error(target, task, positive_label, threshold):
+    "Whatever task, positive label and threshold a user passes, the screen answers or refuses in the kit's words, like the report"
+    table = parses_or_kit_error(lambda: screen_leakage(SCREENED, target, task=task, positive_label=positive_label, threshold=threshold))
+    report = parses_or_kit_error(lambda: quality_report(SCREENED, target=target, task=task, positive_label=positive_label,
+                                                        leakage_threshold=threshold))
+    assert (report is None) == (table is None)  # the report accepts exactly what the screen accepts
+    if table is not None:
+        assert set(table.feature) <= set(SCREENED.columns) - {target} and (table.score >= threshold).all()
+        assert table.feature.tolist() == report.leakage.feature.tolist()
