@@ -73,8 +73,8 @@ def test_pruning_saves_work_and_pruned_trials_keep_their_constraints(sequential)
         assert trial.user_attrs["folds_fitted"] < 3 and "roc_auc_mean" in trial.user_attrs
 
 
-def test_the_best_is_compared_with_baselines_and_checked_on_repeated_folds(sequential):
-    baselines = compare_baselines(sequential)
+def test_the_best_is_compared_with_baselines_and_checked_on_repeated_folds(sequential, sample):
+    baselines = compare_baselines(sequential, rule=sample.rule)
     assert baselines.approach.tolist() == ["dummy", "rule", f"best trial #{sequential.best_trial_.number}"]
     assert baselines.roc_auc_mean.iloc[-1] > baselines.roc_auc_mean.iloc[0]
     check = check_winner(sequential, top=2, repeats=1)
@@ -202,8 +202,10 @@ def test_bad_input_gets_a_clear_error(variants, sample):
         IntRange(16, 2)
     with pytest.raises(ValueError, match="data variant 'scaled' uses 'region'"):
         ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame.drop(columns="region"), sample.y, n_trials=1)
-    with pytest.raises(ValueError, match="must hold both 0"):
-        ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame, sample.y + 1, n_trials=1)
+    with pytest.raises(ValueError, match="holds 1 distinct value"):
+        ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame, sample.y * 0, n_trials=1)
+    with pytest.raises(ValueError, match="positive_label 3 is not a label"):
+        ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame, sample.y + 1, n_trials=1, positive_label=3)
 
 
 def test_a_storage_that_cannot_connect_is_a_clear_error():
@@ -446,7 +448,7 @@ def test_a_candidate_scikit_learn_cannot_fit_is_named_without_a_traceback(capfd)
 
 def test_an_algorithm_that_is_no_classifier_or_has_a_refused_value_is_refused_before_any_trial():
     for algorithm, message in [(Algorithm("linear", "sklearn.linear_model.LinearRegression"), "is not a classifier with predict_proba"),
-                               (Algorithm("nothing", "sklearn.ensemble.NoSuchForest"), "is not a scikit-learn class"),
+                               (Algorithm("nothing", "sklearn.ensemble.NoSuchForest"), "cannot be imported here: check the spelling"),
                                (Algorithm("tree", "sklearn.tree.DecisionTreeClassifier", {"max_depth": IntRange(0, 4)}), "max_depth=0 is refused"),
                                (Algorithm("tree", "sklearn.tree.DecisionTreeClassifier", {}, {"criterion": "gin"}), "criterion='gin' is refused")]:
         grid = ExperimentGrid([DataVariant("plain", ["a", "b"])], [algorithm], "recall >= 0.5", cv=2)
