@@ -353,7 +353,7 @@ def _check_value(estimator, fixed:dict, key:str, value, algorithm:str):
     trial = clone(estimator).set_params(**{**fixed, key: value})
     owner = trial.get_params().get(key.rpartition("__")[0]) if "__" in key else trial  # a pipeline's step checks its own parameters
     validate = getattr(owner, "_validate_params", None)  # scikit-learn's own checks of parameter types and ranges
-    if validate is None: return
+    if validate is None or not hasattr(owner, "_parameter_constraints"): return  # an estimator of another package may declare none
     try: validate()
     except (TypeError, ValueError) as error:
         raise MlopsKitError(f"{algorithm}: {key}={value!r} is refused by scikit-learn: {error}") from None
@@ -1390,7 +1390,8 @@ def _rule_decisions(rule, frame:pd.DataFrame, data:_Data)->tuple[np.ndarray, np.
         flags = values.astype(bool)
         return np.where(flags, data.positive_label, data.negative_label), flags.astype(float)
     if data.task == "multiclass":
-        strangers = [value for value in found if value not in data.classes]
+        as_flags = values.dtype == bool and not all(isinstance(label, bool) for label in data.classes)  # True is no class 1
+        strangers = found if as_flags else [value for value in found if value not in data.classes]
         if strangers: raise MlopsKitError(f"rule must give one of the classes {_shown(data.classes)} per row, got {_shown(strangers[:5])}")
         return values, (values[:, None] == np.asarray(data.classes)[None, :]).astype(float)
     try: numbers_given = values.astype(float)
