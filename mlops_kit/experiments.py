@@ -1748,13 +1748,16 @@ def _read_table(path, columns:dict)->pd.DataFrame:
         try: return pd.read_parquet(path)
         except Exception as error: raise MlopsKitError(f"data file {path} cannot be read as Parquet: {error}") from None
     as_read = {name: dtype for name, dtype in columns.items() if not dtype.startswith(("datetime64", "category"))}
-    try: return pd.read_csv(path, dtype=as_read, float_precision="round_trip")
+    try: return pd.read_csv(path, dtype=as_read)  # pandas reads back every float written by to_csv exactly
     except (OSError, ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise MlopsKitError(f"data file {path} cannot be read with the column types the study was made from: {error}") from None
 
 def _typed(values:pd.Series, dtype:str)->pd.Series:
     "`values` as `dtype` (dates are parsed); raises MlopsKitError naming the column if they cannot be"
-    try: return (pd.to_datetime(values) if dtype.startswith("datetime64") else values).astype(dtype)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns when it guesses a date format
+            return (pd.to_datetime(values) if dtype.startswith("datetime64") else values).astype(dtype)
     except (TypeError, ValueError, OverflowError) as error:
         raise MlopsKitError(f"column {values.name!r} cannot be read as {dtype}, the type it had when the study was made: {error}") from None
 
