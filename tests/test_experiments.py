@@ -716,7 +716,7 @@ def test_an_estimator_of_another_package_a_pipeline_and_a_step_of_your_own_are_r
     diabetes.frame.to_csv(tmp_path / "diabetes.csv", index=False)
     own = [Algorithm("median", MedianRegressor, {"shrink": FloatRange(0.0, 0.5)}),
            Algorithm("reduced_ridge", Pipeline([("reduce", PCA(n_components=3)), ("model", Ridge())]),
-                     {"model__alpha": FloatRange(0.01, 10.0, log=True), "reduce__n_components": IntRange(2, 6)}, simple=True)]
+                     {"model__alpha": FloatRange(0.01, 10.0, log=True), "reduce__n_components": IntRange(2, 4)}, simple=True)]  # <= the 5 of `projected`
     variants = [DataVariant("plain", diabetes.features), DataVariant("projected", diabetes.features, step=PCA(n_components=5))]
     assert own[0].estimator == "test_experiments.MedianRegressor" and Algorithm.from_dict(own[1].to_dict()) == own[1]
     assert DataVariant.from_dict(variants[1].to_dict()) == variants[1] and variants[1].step.n_components == 5
