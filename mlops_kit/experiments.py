@@ -385,7 +385,8 @@ def _regressors()->list[Algorithm]:
     from sklearn.neighbors import KNeighborsRegressor
     return [
         Algorithm("ridge", Ridge, {"alpha": FloatRange(1e-3, 100.0, log=True)}, simple=True),
-        Algorithm("k_nearest_neighbours", KNeighborsRegressor, {"n_neighbors": IntRange(2, 50, log=True), "weights": Choice("uniform", "distance")}),
+        Algorithm("k_nearest_neighbours", KNeighborsRegressor, {"n_neighbors": IntRange(2, 50, log=True), "weights": Choice("uniform", "distance")},
+                  {"algorithm": "brute"}),  # no search tree in the packaged model: only arrays, which the registry loads safely
         Algorithm("random_forest", RandomForestRegressor, {"n_estimators": IntRange(20, 150, log=True), "max_depth": IntRange(2, 16),
                                                            "min_samples_leaf": IntRange(1, 50, log=True)}),
         Algorithm("hist_gradient_boosting", HistGradientBoostingRegressor,

@@ -808,3 +808,17 @@ def test_default_data_variants_keep_only_the_variants_the_features_allow(wine):
     text = pd.DataFrame({"colour": ["red", "green"] * 24, "shape": ["round", "square", "flat", "long"] * 12, "kind": ["a", "a", "b"] * 16})
     only_text = default_data_variants(Dataset(text, target="kind", features=["colour", "shape"], positive_label="a"))
     assert [(variant.name, variant.categorical) for variant in only_text] == [("scaled", ("colour", "shape"))]
+
+
+def test_every_default_regressor_packages_with_the_registrys_allow_list(diabetes, tmp_path):
+    "What default_algorithms(dataset) gives for numbers must be packaged as safely as the classifiers (test_registry covers those)"
+    from mlops_kit.experiments import Choice, _pipeline
+    from mlops_kit.registry import save_pipeline, untrusted_types
+    variant = DataVariant("scaled", diabetes.numerical)
+    for algorithm in default_algorithms(diabetes):
+        for corner in (0, 1):
+            params = {name: space.options[-corner] if isinstance(space, Choice) else (space.low, space.high)[corner]
+                      for name, space in algorithm.space.items()}
+            pipeline = _pipeline(variant, algorithm, params, seed=0).fit(diabetes.X, diabetes.y)
+            save_pipeline(pipeline, tmp_path / f"{algorithm.name}-{corner}.skops")
+            assert untrusted_types(tmp_path / f"{algorithm.name}-{corner}.skops") == [], algorithm.name
