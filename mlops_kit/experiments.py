@@ -1778,7 +1778,7 @@ def _worker_data(grid:ExperimentGrid, data)->Dataset|None:
     stored, name = grid._definition_.get("data"), grid.study_name
     source = stored.get("source") if isinstance(stored, dict) else None
     if isinstance(source, dict) and "case_study_sample" in source:
-        if data is not None: raise MlopsKitError(f"Study {name!r} draws its data from the case study (a CaseStudySample): leave out the data")
+        if data is not None: raise MlopsKitError(f"Study {name!r} draws its data from the case study (a CaseStudySample), which a worker draws again: leave out the data (--data)")
         return None
     if not (isinstance(source, dict) and isinstance(source.get("dataset"), dict)):
         raise MlopsKitError(f"Study {name!r} was made from data held in memory (a DataFrame X and y), which a worker cannot rebuild: "
