@@ -202,6 +202,8 @@ def _saved(value, where:str="estimator"):
     if isinstance(value, tuple): return {"tuple": [_saved(item, where) for item in value]}
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
         return {"dict": {key: _saved(item, f"{where}[{key!r}]") for key, item in value.items()}}
+    if isinstance(value, dict):  # keys that are not text, e.g. class_weight={0: 1, 1: 10}
+        return {"pairs": [[_saved(key, where), _saved(item, f"{where}[{key!r}]")] for key, item in value.items()]}
     if _has_estimator_api(type(value)):
         params = value.get_params(deep=False)
         return {"estimator": _class_path(type(value)), "params": {key: _saved(item, f"{key}") for key, item in params.items()}}
@@ -214,6 +216,9 @@ def _rebuilt(data):
     if isinstance(data, list): return [_rebuilt(item) for item in data]
     if isinstance(data, dict) and set(data) == {"tuple"} and isinstance(data["tuple"], list): return tuple(_rebuilt(item) for item in data["tuple"])
     if isinstance(data, dict) and set(data) == {"dict"} and isinstance(data["dict"], dict): return {key: _rebuilt(item) for key, item in data["dict"].items()}
+    if isinstance(data, dict) and set(data) == {"pairs"} and isinstance(data["pairs"], list) and all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (type(None), bool, int, float, str)) for pair in data["pairs"]):
+        return {_rebuilt(key): _rebuilt(item) for key, item in data["pairs"]}
     if isinstance(data, dict) and set(data) == {"float"} and data["float"] in ("nan", "inf", "-inf"): return float(data["float"])
     if isinstance(data, dict) and set(data) == {"callable"} and isinstance(data["callable"], str):
         if data["callable"].split(".")[0] not in _SAVED_MODULES or not _PATH_RE.fullmatch(data["callable"]):
@@ -891,8 +896,10 @@ def _plain(value):
 
 def _target_roles(target:pd.Series, task, positive_label)->Dataset:
     "A Dataset of `target` alone: it infers (or checks) the task and the positive class as every Dataset does"
-    frame = pd.DataFrame({"target": target.to_numpy(), "row": np.zeros(len(target))})
-    return Dataset(frame, target="target", features=["row"], task=task, positive_label=positive_label)
+    frame = pd.DataFrame({"y": target.to_numpy(), "row": np.zeros(len(target))})
+    try: return Dataset(frame, target="y", features=["row"], task=task, positive_label=positive_label)
+    except MlopsKitError as error:  # its advice names Dataset(...): say where the grid takes these
+        raise type(error)(f"{error} (with a DataFrame X and y, give task= and positive_label= to run)") from None
 
 def _check_given_roles(dataset:Dataset, task, positive_label):
     "Raise MlopsKitError if `task` or `positive_label` is given and differs from what `dataset` holds: a Dataset brings its own"
@@ -1380,7 +1387,10 @@ def _rule_description(rule)->str:
 
 def _rule_decisions(rule, frame:pd.DataFrame, data:_Data)->tuple[np.ndarray, np.ndarray]:
     "The decisions `rule` gives the rows of `frame` as (labels, outputs); raises MlopsKitError unless it gives one fitting decision per row"
-    values = np.asarray(rule(frame))
+    try: values = np.asarray(rule(frame))
+    except MlopsKitError: raise
+    except Exception as error:  # the rule's own mistake: name it, without a traceback into the grid
+        raise MlopsKitError(f"rule {_rule_description(rule)!r} failed on the rows of a fold: {type(error).__name__}: {error}") from None
     if values.shape != (len(frame),):
         raise MlopsKitError(f"rule must give one decision per row: for {len(frame)} rows it gave an array of shape {values.shape}")
     found = pd.unique(values.ravel()).tolist()
