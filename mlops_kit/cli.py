@@ -214,6 +214,7 @@ def _add_experiment_command(subcommands):
     worker.add_argument("--heartbeat-interval", type=_whole_option(1), default=10, help="seconds between heartbeats on a database (default: 10)")
     worker.add_argument("--grace-period", type=_whole_option(1), help="seconds without heartbeat before a trial counts as dead (default: 2 x interval)")
     worker.add_argument("--n-jobs", type=_whole_option(1), default=1, help="threads each trial may use (default: 1)")
+    worker.add_argument("--data", type=Path, metavar="FILE", help="a study made from your own data: the same data, as a .csv or .parquet file")
     worker.set_defaults(run=_run_experiment_worker)
     cleanup = actions.add_parser("cleanup", help="fail (and retry) RUNNING trials of stopped workers",
         description="Mark RUNNING trials older than --older-than minutes as FAIL and queue them again. Only do this when every "
@@ -226,7 +227,7 @@ def _add_experiment_command(subcommands):
 
 def _run_experiment_worker(args) -> int:
     from mlops_kit.experiments import run_worker
-    grid = run_worker(args.storage, args.study, args.trials, args.heartbeat_interval, args.grace_period, args.n_jobs)
+    grid = run_worker(args.storage, args.study, args.trials, args.heartbeat_interval, args.grace_period, args.n_jobs, data=args.data)
     print(repr(grid))
     return 0
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset, data_fingerprint, load_case_study, screen_leakage
-from .lifecycle import Criteria, Project
+from .data import Dataset, data_fingerprint, infer_task, load_case_study, screen_leakage
+from .lifecycle import TASKS, Criteria, Project
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -121,6 +121,7 @@ def _space_from_dict(data:dict):
 
 # %% ../nbs/03_experiments.ipynb #exp-algo
 _NAME_RE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+_PATH_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 def _check_name(name, what:str)->str:
     "`name` if it is lowercase words joined by single underscores; raises ValueError otherwise"
@@ -129,51 +130,142 @@ def _check_name(name, what:str)->str:
                             f"e.g. 'random_forest', got {name!r}")
     return name
 
+def _has_estimator_api(cls)->bool:
+    "Whether `cls` is a class with scikit-learn's estimator API: `fit`, `get_params` and `set_params`"
+    return isinstance(cls, type) and all(callable(getattr(cls, name, None)) for name in ("fit", "get_params", "set_params"))
+
+def _class_path(cls:type)->str: return f"{cls.__module__}.{cls.__qualname__}"
+
+_CLASSES_SEEN = {}  # import path -> class, for the classes given as objects in this process (a notebook's own class too)
+
 def _estimator_path(estimator)->str:
-    "The import path of a scikit-learn estimator class (or of the path given); raises TypeError, ValueError"
-    path = estimator if isinstance(estimator, str) else f"{getattr(estimator, '__module__', '')}.{getattr(estimator, '__qualname__', '')}"
-    if not isinstance(estimator, (str, type)):
-        raise WrongTypeError(f"estimator must be a scikit-learn class such as RandomForestClassifier (not an instance), got {estimator!r}")
-    if not path.startswith("sklearn."):
-        raise MlopsKitError(f"estimator must be a scikit-learn classifier (so that workers can rebuild it and the registry "
-                            f"can package it safely), got {path!r}")
-    return path
+    "The import path of an estimator class (or of the path given); raises WrongTypeError, MlopsKitError"
+    if isinstance(estimator, str):
+        if not _PATH_RE.fullmatch(estimator):
+            raise MlopsKitError(f"estimator {estimator!r} is not an import path: write it as 'package.module.Class', "
+                                "e.g. 'sklearn.ensemble.RandomForestClassifier'")
+        return estimator
+    if not _has_estimator_api(estimator):
+        raise WrongTypeError(f"estimator must be an estimator class with the scikit-learn API (fit, get_params, set_params), e.g. "
+                             f"RandomForestClassifier, its import path, or an estimator or pipeline instance; got {_shown(estimator)}")
+    _CLASSES_SEEN[_class_path(estimator)] = estimator
+    return _class_path(estimator)
+
+def _import_path(path:str, what:str="estimator"):
+    "The object at the import `path` ('module.Name' or 'module.Class.Inner'); raises MlopsKitError if there is none"
+    import importlib
+    if path in _CLASSES_SEEN: return _CLASSES_SEEN[path]
+    parts = path.split(".")
+    if parts[0] == "__main__" or "<locals>" in parts:
+        raise MlopsKitError(f"{what} {path!r} was defined in a notebook, a script or a function, so another process cannot import it: "
+                            "move it to a module (a .py file) that the workers can import")
+    for split in range(len(parts) - 1, 0, -1):
+        try: found = importlib.import_module(".".join(parts[:split]))
+        except Exception: continue  # no such module (or it fails to import): try a shorter one
+        try:
+            for name in parts[split:]: found = getattr(found, name)
+            return found
+        except AttributeError: break
+    raise MlopsKitError(f"{what} {path!r} cannot be imported here: check the spelling (e.g. 'sklearn.ensemble.RandomForestClassifier') "
+                        "and that its package is installed")
 
 def _import_estimator(path:str)->type:
-    "The class at `path` (a scikit-learn import path); raises MlopsKitError if there is none there"
-    import importlib
-    module, _, name = _estimator_path(path).rpartition(".")
-    try: found = getattr(importlib.import_module(module), name)
-    except Exception: found = None  # no such module, or no such name in it
-    if not isinstance(found, type):
-        raise MlopsKitError(f"estimator {path!r} is not a scikit-learn class: check the spelling, e.g. 'sklearn.ensemble.RandomForestClassifier'")
+    "The estimator class at `path`; raises MlopsKitError if there is none there, or it lacks the scikit-learn API"
+    found = _import_path(_estimator_path(path))
+    if not _has_estimator_api(found):
+        raise MlopsKitError(f"estimator {path!r} is not an estimator class with the scikit-learn API (fit, get_params, set_params)")
     return found
 
-def _default_classifier(path:str):
-    "An instance of the classifier at `path` with its default parameters; raises MlopsKitError if it is not one"
-    from sklearn.base import is_classifier
-    try: estimator = _import_estimator(path)()
-    except MlopsKitError: raise
-    except Exception: estimator = None  # it needs arguments
-    if estimator is None or not is_classifier(estimator) or not hasattr(estimator, "predict_proba"):
-        raise MlopsKitError(f"estimator {path!r} is not a classifier with predict_proba that can be made without arguments: the grid "
-                            "scores the probability of the positive class, e.g. with 'sklearn.ensemble.RandomForestClassifier'")
-    return estimator
+
+# %% ../nbs/03_experiments.ipynb #exp-algo-saved
+_SAVED_MODULES = ("numpy", "scipy", "sklearn")  # where the functions and types inside a saved estimator may come from
+
+class _Unsaveable(MlopsKitError):
+    "A value inside an estimator instance that cannot be saved with a study as data"
+
+def _saved_callable(value, where:str)->dict:
+    "A function or type of numpy, scipy or scikit-learn as {'callable': its import path}; raises _Unsaveable for any other"
+    path = f"{getattr(value, '__module__', None)}.{getattr(value, '__qualname__', None)}"
+    trusted = path.split(".")[0] in _SAVED_MODULES and "<" not in path
+    try: same = trusted and _import_path(path) is value
+    except MlopsKitError: same = False
+    if not same: raise _Unsaveable(f"{where}={_shown(value, 60)} is code from outside numpy, scipy and scikit-learn")
+    return {"callable": path}
+
+def _saved(value, where:str="estimator"):
+    "`value` (an estimator or one of its parameters) as JSON-able data that `_rebuilt` turns back into it; raises _Unsaveable"
+    if value is None or isinstance(value, (bool, str)): return value
+    if isinstance(value, np.bool_): return bool(value)
+    if isinstance(value, numbers.Integral): return int(value)
+    if isinstance(value, numbers.Real): return float(value) if math.isfinite(value) else {"float": repr(float(value))}
+    if isinstance(value, list): return [_saved(item, where) for item in value]
+    if isinstance(value, tuple): return {"tuple": [_saved(item, where) for item in value]}
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {"dict": {key: _saved(item, f"{where}[{key!r}]") for key, item in value.items()}}
+    if isinstance(value, dict):  # keys that are not text, e.g. class_weight={0: 1, 1: 10}
+        return {"pairs": [[_saved(key, where), _saved(item, f"{where}[{key!r}]")] for key, item in value.items()]}
+    if _has_estimator_api(type(value)):
+        params = value.get_params(deep=False)
+        return {"estimator": _class_path(type(value)), "params": {key: _saved(item, f"{key}") for key, item in params.items()}}
+    if isinstance(value, type) or callable(value): return _saved_callable(value, where)
+    raise _Unsaveable(f"{where}={_shown(value, 60)} is neither plain data nor an estimator")
+
+def _rebuilt(data):
+    "The value saved as `data` by `_saved`; raises MlopsKitError for data of another shape"
+    if data is None or isinstance(data, (bool, str, int, float)): return data
+    if isinstance(data, list): return [_rebuilt(item) for item in data]
+    if isinstance(data, dict) and set(data) == {"tuple"} and isinstance(data["tuple"], list): return tuple(_rebuilt(item) for item in data["tuple"])
+    if isinstance(data, dict) and set(data) == {"dict"} and isinstance(data["dict"], dict): return {key: _rebuilt(item) for key, item in data["dict"].items()}
+    if isinstance(data, dict) and set(data) == {"pairs"} and isinstance(data["pairs"], list) and all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (type(None), bool, int, float, str)) for pair in data["pairs"]):
+        return {_rebuilt(key): _rebuilt(item) for key, item in data["pairs"]}
+    if isinstance(data, dict) and set(data) == {"float"} and data["float"] in ("nan", "inf", "-inf"): return float(data["float"])
+    if isinstance(data, dict) and set(data) == {"callable"} and isinstance(data["callable"], str):
+        if data["callable"].split(".")[0] not in _SAVED_MODULES or not _PATH_RE.fullmatch(data["callable"]):
+            raise MlopsKitError(f"A saved estimator may only name functions of {', '.join(_SAVED_MODULES)}, got {data['callable']!r}")
+        return _import_path(data["callable"], "function")
+    if isinstance(data, dict) and set(data) == {"estimator", "params"} and isinstance(data["params"], dict):
+        estimator_class = _import_estimator(data["estimator"])
+        try: return estimator_class(**{key: _rebuilt(item) for key, item in data["params"].items()})
+        except MlopsKitError: raise
+        except Exception as error:
+            raise MlopsKitError(f"The saved {data['estimator']} cannot be rebuilt: {type(error).__name__}: {error}") from None
+    raise MlopsKitError(f"A saved estimator is data such as {{'estimator': 'sklearn.decomposition.PCA', 'params': {{...}}}}; got {_shown(data)}")
+
+def _rebuilt_instance(data:dict, what:str):
+    "The estimator instance saved as {'instance': ...}; raises MlopsKitError if it could not be saved ({'unsaved': why})"
+    if set(data) == {"unsaved"}:
+        raise MlopsKitError(f"{what} was given as an instance that cannot be saved with the study ({data['unsaved']}), so a worker cannot "
+                            "rebuild it: use functions and types of numpy, scipy or scikit-learn in it, or give a class and `fixed` parameters")
+    if set(data) != {"instance"}: raise MlopsKitError(f"{what}: a saved instance is {{'instance': ...}}; got {_shown(data)}")
+    return _rebuilt(data["instance"])
 
 
 # %% ../nbs/03_experiments.ipynb #exp-algo-class
-@dataclass(frozen=True)
+def _estimator_type(estimator)->str|None:
+    "'classifier', 'regressor', or None when the estimator does not say (scikit-learn's tags, or the older `_estimator_type`)"
+    from sklearn.base import is_classifier, is_regressor
+    try: return "classifier" if is_classifier(estimator) else "regressor" if is_regressor(estimator) else None
+    except Exception: return getattr(estimator, "_estimator_type", None)  # a class of another package, without scikit-learn's tags
+
+def _learns(estimator, task:str)->bool:
+    "Whether `estimator` can learn `task`: a classifier with `predict_proba` for classes, a regressor for numbers"
+    kind = _estimator_type(estimator)
+    if task == "regression": return kind == "regressor" or (kind is None and hasattr(estimator, "predict") and not hasattr(estimator, "predict_proba"))
+    return kind != "regressor" and hasattr(estimator, "predict_proba")
+
+@dataclass(frozen=True, eq=False)
 class Algorithm:
-    "A named scikit-learn classifier with its hyperparameter `space`; raises ValueError, TypeError for a bad definition"
+    "A named estimator (a class, its import path, or a ready instance) with its hyperparameter `space`; raises ValueError, TypeError"
     name:str # e.g. 'random_forest'; it prefixes the parameter names in the study
-    estimator:str # the classifier class or its import path, e.g. RandomForestClassifier
-    space:dict=field(default_factory=dict) # parameter -> IntRange, FloatRange or Choice
+    estimator:object # a class (e.g. RandomForestClassifier, or another package's), its import path, or an estimator/pipeline instance
+    space:dict=field(default_factory=dict) # parameter -> IntRange, FloatRange or Choice; 'step__param' for a pipeline's steps
     fixed:dict=field(default_factory=dict) # parameters set, not searched, e.g. {'max_iter': 1000}
     simple:bool=False # the simple model the winner is compared with
 
     def __post_init__(self):
         _check_name(self.name, "An algorithm")
-        object.__setattr__(self, "estimator", _estimator_path(self.estimator))
+        if not _has_estimator_api(type(self.estimator)): object.__setattr__(self, "estimator", _estimator_path(self.estimator))
         if not isinstance(self.space, dict) or not isinstance(self.fixed, dict):
             raise WrongTypeError(f"{self.name}: space and fixed must be dicts parameter -> value")
         unnamed = [key for key in [*self.space, *self.fixed] if not isinstance(key, str) or not key]
@@ -185,17 +277,38 @@ class Algorithm:
         if not isinstance(self.simple, bool): raise WrongTypeError(f"{self.name}: simple must be True or False, got {self.simple!r}")
 
     @property
-    def estimator_name(self)->str: return self.estimator.rpartition(".")[2]
+    def is_instance(self)->bool: return not isinstance(self.estimator, str)
 
-    def check(self):
-        "Raise MlopsKitError for an estimator that is no classifier, a parameter it does not have, or a value it refuses"
-        estimator = _default_classifier(self.estimator)
+    @property
+    def estimator_name(self)->str: return type(self.estimator).__name__ if self.is_instance else self.estimator.rpartition(".")[2]
+
+    def _template(self):
+        "A fresh, unfitted estimator with its default parameters (a clone of the instance given); raises MlopsKitError"
+        from sklearn.base import clone
+        if self.is_instance: return clone(self.estimator)
+        try: return _import_estimator(self.estimator)()
+        except MlopsKitError: raise
+        except Exception as error:
+            raise MlopsKitError(f"{self.name}: {self.estimator_name} cannot be made without arguments ({error}): give a ready instance "
+                                f"instead, e.g. Algorithm({self.name!r}, {self.estimator_name}(...))") from None
+
+    def check(self, task:str|None=None, # 'binary', 'multiclass' or 'regression': also check that it can learn it
+             ):
+        "Raise MlopsKitError for an estimator that cannot learn `task`, a parameter it does not have, or a value it refuses"
+        estimator = self._template()
+        if task is not None and not _learns(estimator, task):
+            what = ("is not a regressor" if task == "regression" else "is not a classifier with predict_proba")
+            example = "Ridge or RandomForestRegressor" if task == "regression" else "LogisticRegression or RandomForestClassifier"
+            raise MlopsKitError(f"{self.name}: {self.estimator_name} {what}, so it cannot learn a {task} task (the grid scores "
+                                f"{'predictions' if task == 'regression' else 'class probabilities'}): use e.g. {example}, "
+                                "or see default_algorithms(dataset)")
         known = estimator.get_params()
         unknown = [key for key in [*self.space, *self.fixed] if key not in known]
         if unknown:
             raise MlopsKitError(f"{self.name}: {self.estimator_name} has no parameter {_quoted(unknown)}; check the list of "
                                 f"available parameters with `{self.estimator_name}().get_params().keys()`")
         for key, value in self._values_to_try(): _check_value(estimator, self.fixed, key, value, self.name)
+        return self
 
     def _values_to_try(self)->list:
         "(parameter, value) pairs that the trials may use: each fixed value, both ends of each range, each option of a choice"
@@ -206,37 +319,53 @@ class Algorithm:
 
     def build(self, params:dict, seed:int=0):
         "An unfitted estimator with `params` (names without the prefix), seeded; its threads are set where it is fitted"
-        estimator_class = _import_estimator(self.estimator)
-        defaults, options = estimator_class().get_params(), {**self.fixed, **params}
-        if "random_state" in defaults: options.setdefault("random_state", seed)
-        return estimator_class(**options)
+        options = {**self.fixed, **params}
+        if not self.is_instance:
+            estimator_class = _import_estimator(self.estimator)
+            if "random_state" in estimator_class().get_params(): options.setdefault("random_state", seed)
+            return estimator_class(**options)
+        estimator = self._template()
+        unseeded = {key: seed for key, value in estimator.get_params().items()
+                    if (key == "random_state" or key.endswith("__random_state")) and value is None and key not in options}
+        return estimator.set_params(**unseeded, **options)
 
     def to_dict(self)->dict:
-        return dict(name=self.name, estimator=self.estimator, space={key: value.to_dict() for key, value in self.space.items()},
-                    fixed=dict(self.fixed), simple=self.simple)
+        "JSON-able data a worker rebuilds the algorithm from; an instance that cannot be saved says why, and is refused by `from_dict`"
+        space = {key: value.to_dict() for key, value in self.space.items()}
+        try: estimator, fixed = (_saved(self.estimator) if self.is_instance else self.estimator), _saved(dict(self.fixed))["dict"]
+        except _Unsaveable as reason:
+            return dict(name=self.name, estimator={"unsaved": f"{self.estimator_name}: {reason}"}, space=space, fixed={}, simple=self.simple)
+        return dict(name=self.name, estimator={"instance": estimator} if self.is_instance else estimator, space=space, fixed=fixed, simple=self.simple)
 
     @classmethod
     def from_dict(cls, data:dict)->Algorithm:
-        "The algorithm saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
+        "The algorithm saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape, or an instance that was not saved"
         keys = {"name", "estimator", "space", "fixed", "simple"}
-        if not isinstance(data, dict) or set(data) != keys or not isinstance(data["space"], dict):
-            raise MlopsKitError(f"An algorithm is saved as a dict with the keys {_quoted(sorted(keys))} (space: parameter -> range); got {_shown(data)}")
-        return cls(data["name"], data["estimator"], {key: _space_from_dict(value) for key, value in data["space"].items()},
-                   data["fixed"], data["simple"])
+        if not isinstance(data, dict) or set(data) != keys or not isinstance(data["space"], dict) or not isinstance(data["fixed"], dict):
+            raise MlopsKitError(f"An algorithm is saved as a dict with the keys {_quoted(sorted(keys))} (space: parameter -> range, "
+                                f"fixed: parameter -> value); got {_shown(data)}")
+        estimator = data["estimator"]
+        if isinstance(estimator, dict): estimator = _rebuilt_instance(estimator, f"algorithm {data['name']!r}")
+        return cls(data["name"], estimator, {key: _space_from_dict(value) for key, value in data["space"].items()},
+                   _rebuilt({"dict": data["fixed"]}), data["simple"])
+
+    def __eq__(self, other): return isinstance(other, Algorithm) and self.to_dict() == other.to_dict()
+    def __hash__(self): return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
 
 def _check_value(estimator, fixed:dict, key:str, value, algorithm:str):
     "Raise MlopsKitError if scikit-learn refuses `value` for parameter `key` of `estimator` (with the `fixed` ones set)"
     from sklearn.base import clone
     trial = clone(estimator).set_params(**{**fixed, key: value})
-    validate = getattr(trial, "_validate_params", None)  # scikit-learn's own checks of parameter types and ranges
-    if validate is None: return
+    owner = trial.get_params().get(key.rpartition("__")[0]) if "__" in key else trial  # a pipeline's step checks its own parameters
+    validate = getattr(owner, "_validate_params", None)  # scikit-learn's own checks of parameter types and ranges
+    if validate is None or not hasattr(owner, "_parameter_constraints"): return  # an estimator of another package may declare none
     try: validate()
     except (TypeError, ValueError) as error:
         raise MlopsKitError(f"{algorithm}: {key}={value!r} is refused by scikit-learn: {error}") from None
 
 
 # %% ../nbs/03_experiments.ipynb #exp-default-algos
-def default_algorithms()->list[Algorithm]:
+def _classifiers()->list[Algorithm]:
     "Logistic regression (the simple model), a decision tree, a random forest and histogram gradient boosting"
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -254,6 +383,36 @@ def default_algorithms()->list[Algorithm]:
                    "max_leaf_nodes": IntRange(4, 48, log=True), "l2_regularization": FloatRange(1e-6, 10.0, log=True)}),
     ]
 
+def _regressors()->list[Algorithm]:
+    "Ridge regression (the simple model), k-nearest neighbours, a random forest and histogram gradient boosting"
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.neighbors import KNeighborsRegressor
+    return [
+        Algorithm("ridge", Ridge, {"alpha": FloatRange(1e-3, 100.0, log=True)}, simple=True),
+        Algorithm("k_nearest_neighbours", KNeighborsRegressor, {"n_neighbors": IntRange(2, 50, log=True), "weights": Choice("uniform", "distance")},
+                  {"algorithm": "brute"}),  # no search tree in the packaged model: only arrays, which the registry loads safely
+        Algorithm("random_forest", RandomForestRegressor, {"n_estimators": IntRange(20, 150, log=True), "max_depth": IntRange(2, 16),
+                                                           "min_samples_leaf": IntRange(1, 50, log=True)}),
+        Algorithm("hist_gradient_boosting", HistGradientBoostingRegressor,
+                  {"learning_rate": FloatRange(0.02, 0.3, log=True), "max_iter": IntRange(20, 150, log=True),
+                   "max_leaf_nodes": IntRange(4, 48, log=True), "l2_regularization": FloatRange(1e-6, 10.0, log=True)}),
+    ]
+
+def _task_of(dataset, what:str)->str:
+    "The task of `dataset` (a Dataset, or a task name); raises WrongTypeError, MlopsKitError otherwise"
+    if isinstance(dataset, Dataset): return dataset.task
+    if isinstance(dataset, str) and dataset in TASKS: return dataset
+    if isinstance(dataset, str): raise MlopsKitError(f"{what}: unknown task {dataset!r}; the tasks are {_quoted(TASKS)}")
+    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {_quoted(TASKS)}), got {_shown(dataset)}")
+
+def default_algorithms(dataset=None, # a Dataset (or a task name): regressors for a regression task; None: the classifiers
+                      )->list[Algorithm]:
+    "Four estimators that fit the task of `dataset`, the simple one first: classifiers (the default), or regressors"
+    if dataset is not None and _task_of(dataset, "default_algorithms") == "regression": return _regressors()
+    return _classifiers()
+
+
 # %% ../nbs/03_experiments.ipynb #exp-variant
 _NUMERIC_TREATMENTS = ("standard", "minmax", "bins", "none")
 
@@ -267,7 +426,7 @@ def _column_names(columns, what:str)->tuple:
     if repeated: raise MlopsKitError(f"{what} names {_quoted(repeated)} more than once; give each column once")
     return columns
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DataVariant:
     "A named way to prepare the data: which columns, and how numbers are treated; raises ValueError, TypeError"
     name:str # e.g. 'scaled'
@@ -275,6 +434,7 @@ class DataVariant:
     categorical:tuple=() # categorical columns: imputed with the most frequent value, then one-hot encoded
     numeric:str="standard" # 'standard', 'minmax', 'bins' (quantile bins, one-hot) or 'none'
     bins:int=5 # number of bins when numeric='bins'
+    step:object=None # a transformer of your own (an instance, cloned for each trial) applied to the prepared columns, e.g. PCA(5)
 
     def __post_init__(self):
         _check_name(self.name, "A data variant")
@@ -285,12 +445,15 @@ class DataVariant:
         if both: raise MlopsKitError(f"data variant {self.name!r}: {_quoted(both)} is both numerical and categorical; keep it in one")
         if self.numeric not in _NUMERIC_TREATMENTS: raise MlopsKitError(f"numeric must be one of {_quoted(_NUMERIC_TREATMENTS)}, got {self.numeric!r}")
         if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 2: raise MlopsKitError(f"bins must be a whole number >= 2, got {self.bins!r}")
+        if self.step is not None and not (_has_estimator_api(type(self.step)) and hasattr(self.step, "transform")):
+            raise WrongTypeError(f"data variant {self.name!r}: step must be a transformer instance (with fit and transform), e.g. "
+                                 f"PCA(n_components=5), got {_shown(self.step)}")
 
     @property
     def columns(self)->list[str]: return [*self.numerical, *self.categorical]
 
     def build(self):
-        "An unfitted ColumnTransformer that prepares the columns of this variant"
+        "An unfitted ColumnTransformer that prepares the columns of this variant, followed by a clone of its `step` if it has one"
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import SimpleImputer
         from sklearn.pipeline import Pipeline
@@ -306,31 +469,55 @@ class DataVariant:
             parts.append(("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
                                                    ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
                           list(self.categorical)))
-        return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
+        columns = ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
+        if self.step is None: return columns
+        from sklearn.base import clone
+        return Pipeline([("columns", columns), ("step", clone(self.step))])
 
     def to_dict(self)->dict:
-        return dict(name=self.name, numerical=list(self.numerical), categorical=list(self.categorical), numeric=self.numeric, bins=self.bins)
+        "JSON-able data a worker rebuilds the variant from; a `step` that cannot be saved says why, and is refused by `from_dict`"
+        saved = dict(name=self.name, numerical=list(self.numerical), categorical=list(self.categorical), numeric=self.numeric, bins=self.bins)
+        if self.step is None: return saved
+        try: return dict(saved, step={"instance": _saved(self.step)})
+        except _Unsaveable as reason: return dict(saved, step={"unsaved": f"{type(self.step).__name__}: {reason}"})
 
     @classmethod
     def from_dict(cls, data:dict)->DataVariant:
         "The data variant saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
-        keys = {"name", "numerical", "categorical", "numeric", "bins"}
+        keys = {"name", "numerical", "categorical", "numeric", "bins", "step"}
         if not isinstance(data, dict) or "name" not in data or not set(data) <= keys:
             raise MlopsKitError(f"A data variant is saved as a dict with the keys {_quoted(sorted(keys))} (name required); got {_shown(data)}")
-        return cls(**data)
+        if "step" in data and not isinstance(data["step"], dict): raise MlopsKitError(f"A data variant's step is saved as {{'instance': ...}}; got {_shown(data['step'])}")
+        step = _rebuilt_instance(data["step"], f"the step of data variant {data['name']!r}") if "step" in data else None
+        return cls(**{**data, "step": step})
+
+    def __eq__(self, other): return isinstance(other, DataVariant) and self.to_dict() == other.to_dict()
+    def __hash__(self): return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
 
 # %% ../nbs/03_experiments.ipynb #exp-default-variants
+def _leakage_suspects(dataset:Dataset)->set:
+    "The features `screen_leakage` flags in `dataset`; for a task it cannot screen yet, none, with a warning saying why"
+    try: return set(screen_leakage(dataset.frame, dataset.target, dataset.features).feature)
+    except MlopsKitError as reason:
+        if dataset.task == "binary": raise
+        warnings.warn(f"default_data_variants: the features were not screened for leakage ({reason}); check them yourself")
+        return set()
+
 def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical` and `categorical` features are used
                           exclude=(), # more columns to leave out
                          )->list[DataVariant]:
-    "Three variants of `dataset`: every feature scaled, numbers binned, numbers only; features flagged by `screen_leakage` are left out"
+    "Up to three variants of `dataset`: every feature scaled, numbers binned, numbers only; features flagged by `screen_leakage` are left out"
     if not isinstance(dataset, Dataset): raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, got {type(dataset).__name__}")
-    excluded = set(_column_names(exclude, "exclude"))
-    excluded |= set(screen_leakage(dataset.frame, dataset.target, dataset.features).feature)
+    excluded = set(_column_names(exclude, "exclude")) | _leakage_suspects(dataset)
     numerical = [name for name in dataset.numerical if name not in excluded]
     categorical = [name for name in dataset.categorical if name not in excluded]
-    return [DataVariant("scaled", numerical, categorical, "standard"), DataVariant("binned", numerical, categorical, "bins"),
-            DataVariant("numbers_only", numerical, (), "standard")]
+    if not numerical and not categorical:
+        raise MlopsKitError(f"default_data_variants: every feature of {dataset.name!r} is excluded ({_quoted(sorted(excluded))}): nothing is left to learn from")
+    variants = [DataVariant("scaled", numerical, categorical, "standard")]
+    if numerical: variants.append(DataVariant("binned", numerical, categorical, "bins"))
+    if numerical and categorical: variants.append(DataVariant("numbers_only", numerical, (), "standard"))
+    return variants
+
 
 # %% ../nbs/03_experiments.ipynb #exp-sample
 @dataclass(frozen=True)
@@ -408,7 +595,7 @@ def _rows_text(y:np.ndarray)->str:
 def _check_stratified(y:np.ndarray, n_splits:int):
     "Raise MlopsKitError unless each class has at least `n_splits` rows: one in each test fold, so every fold can be scored"
     labels, counts = np.unique(y, return_counts=True)
-    if len(labels) < 2: raise MlopsKitError(f"y holds one class only ({_rows_text(y)}): cross-validation needs both classes")
+    if len(labels) < 2: raise MlopsKitError(f"y holds one class only ({_rows_text(y)}): cross-validation needs two classes or more")
     fewest = int(counts.min())
     if fewest < n_splits:
         fewer = f"lower cv to {fewest}" if fewest >= 2 else "add rows of the rarer class"
@@ -422,28 +609,36 @@ def _span(times:np.ndarray)->str:
     return as_text(first) if first == last else f"{as_text(first)} to {as_text(last)}"
 
 def _check_time_folds(folds:list, y:np.ndarray, times:np.ndarray):
-    "Raise MlopsKitError unless the training and the test rows of every fold hold both classes"
+    "Raise MlopsKitError unless the training and the test rows of every fold hold every class"
+    classes = np.unique(y)
     for number, (train, test) in enumerate(folds, start=1):
         for role, rows in (("trains on", train), ("tests on", test)):
-            if len(np.unique(y[rows])) < 2:
+            if len(np.unique(y[rows])) < len(classes):
                 span = _span(times[rows])
                 raise MlopsKitError(f"The data is too small for {len(folds)} forward-chaining folds: fold {number} {role} {span}, "
-                                    f"{_rows_text(y[rows])}, so it cannot be trained or scored. Lower cv, or use more data")
+                                    f"{_rows_text(y[rows])}, without every class, so it cannot be trained or scored. Lower cv, or use more data")
+
+def _check_rows(y:np.ndarray, n_splits:int):
+    "Raise MlopsKitError unless there are at least `n_splits` rows: one in each test fold"
+    if len(y) < n_splits: raise MlopsKitError(f"The data is too small for {n_splits} folds: it has {len(y)} rows. Lower cv, or use more data")
 
 def cv_folds(n_splits:int, # number of folds
-             y, # the binary target, one value per row
+             y, # the target, one label (or number) per row
              times=None, # the time of each row: forward-chaining folds by period when given
              seed:int=0, # shuffles the stratified folds
              repeat:int=0, # 0 for the search; 1, 2, ... for other folds of the same kind
+             task:str|None=None, # 'binary', 'multiclass' or 'regression'; None: inferred from `y` (`infer_task`)
             )->list[tuple[np.ndarray, np.ndarray]]: # (train rows, test rows) positions
-    "Cross-validation folds: forward-chaining by period when `times` is given, else stratified K-fold; raises MlopsKitError if the data is too small for them"
-    from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
+    "Cross-validation folds: forward-chaining by period when `times` is given, else stratified K-fold (K-fold for regression); raises MlopsKitError if the data is too small for them"
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
     n_splits, seed, repeat = _check_whole(n_splits, "cv", 2), _check_whole(seed, "seed", 0, _SEED_LIMIT), _check_whole(repeat, "repeat", 0)
     y = np.asarray(y)
     if y.ndim != 1 or pd.isna(y).any(): raise MlopsKitError("y must be one label per row, none missing")
+    task = infer_task(pd.Series(y, name="y")) if task is None else _task_of(task, "cv_folds")
     if times is None:
-        _check_stratified(y, n_splits)
-        splitter = StratifiedKFold(n_splits, shuffle=True, random_state=(seed + 1000 * repeat) % (_SEED_LIMIT + 1))
+        if task == "regression": _check_rows(y, n_splits)
+        else: _check_stratified(y, n_splits)
+        splitter = (KFold if task == "regression" else StratifiedKFold)(n_splits, shuffle=True, random_state=(seed + 1000 * repeat) % (_SEED_LIMIT + 1))
         return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
     times = _fold_times(times, len(y))
     periods = np.unique(times)
@@ -453,7 +648,7 @@ def cv_folds(n_splits:int, # number of folds
     splits = min(n_splits + repeat, len(periods) - 1)
     folds = [(np.flatnonzero(np.isin(times, periods[train])), np.flatnonzero(np.isin(times, periods[test])))
              for train, test in TimeSeriesSplit(splits).split(periods)]
-    _check_time_folds(folds, y, times)
+    if task != "regression": _check_time_folds(folds, y, times)
     return folds
 
 
@@ -640,7 +835,7 @@ class _Setup:
     later:list
     variants:dict
     algorithms:dict
-    threshold:float
+    threshold:float|None # binary tasks only
 
 def _named(items, kind, what:str, example:str)->dict:
     "`items` by name; raises ValueError if there are none or a name repeats, TypeError for a wrong item"
@@ -659,16 +854,30 @@ def _named(items, kind, what:str, example:str)->dict:
 # %% ../nbs/03_experiments.ipynb #exp-data
 @dataclass(frozen=True)
 class _Data:
-    "The data a grid runs on: all columns, the 0/1 target, the time of each row (or None), where it came from, a fingerprint"
+    "The data a grid runs on: all columns, the target, the time of each row (or None), its task and labels, where it came from, a fingerprint"
     frame:pd.DataFrame
     y:np.ndarray
     times:np.ndarray|None
     source:dict|None
     fingerprint:str
+    task:str # 'binary', 'multiclass' or 'regression'
+    classes:list|None=None # the class labels, sorted (None for regression)
+    positive_label:object=None # binary: the class to find
+
+    @property
+    def negative_label(self):
+        "Binary: the label that is not the positive one"
+        return next(label for label in self.classes if label != self.positive_label)
+
+    def roles(self)->dict:
+        "The task and its labels, JSON-able, for the study's definition"
+        return dict(task=self.task, classes=self.classes, positive_label=self.positive_label)
 
 def _fingerprint(frame:pd.DataFrame, y:np.ndarray)->str:
     "The fingerprint of `frame` and its target `y`: the same data gives the same fingerprint"
-    return data_fingerprint(frame.assign(_target=np.asarray(y, np.int64)))
+    target = pd.Series(y)
+    if pd.api.types.is_integer_dtype(target) or pd.api.types.is_bool_dtype(target): target = target.astype(np.int64)
+    return data_fingerprint(frame.assign(_target=target.to_numpy()))
 
 def _check_numerical(frame:pd.DataFrame, variant:DataVariant):
     "Raise MlopsKitError if a column the variant treats as numerical holds something else (text, dates) in `frame`"
@@ -679,28 +888,69 @@ def _check_numerical(frame:pd.DataFrame, variant:DataVariant):
     raise MlopsKitError(f"data variant {variant.name!r} treats {_quoted(others)} as numerical, but the data holds other values there{example}: "
                         "move it to categorical, or convert the column to numbers")
 
-def _prepare_data(data, y, variants:dict)->_Data:
+
+# %% ../nbs/03_experiments.ipynb #exp-data-roles
+def _plain(value):
+    "`value` as a plain Python value (numpy scalars become int, float, bool or str), so that JSON keeps it"
+    return value.item() if isinstance(value, np.generic) else value
+
+def _target_roles(target:pd.Series, task, positive_label)->Dataset:
+    "A Dataset of `target` alone: it infers (or checks) the task and the positive class as every Dataset does"
+    frame = pd.DataFrame({"y": target.to_numpy(), "row": np.zeros(len(target))})
+    try: return Dataset(frame, target="y", features=["row"], task=task, positive_label=positive_label)
+    except MlopsKitError as error:  # its advice names Dataset(...): say where the grid takes these
+        raise type(error)(f"{error} (with a DataFrame X and y, give task= and positive_label= to run)") from None
+
+def _check_given_roles(dataset:Dataset, task, positive_label):
+    "Raise MlopsKitError if `task` or `positive_label` is given and differs from what `dataset` holds: a Dataset brings its own"
+    for argument, given, held in (("task", task, dataset.task), ("positive_label", positive_label, dataset.positive_label)):
+        if given is not None and given != held:
+            raise MlopsKitError(f"{argument}={given!r} is for a DataFrame X with y: the Dataset {dataset.name!r} holds its own "
+                                f"({argument} {held!r}); set it when you make the Dataset")
+
+def _dataset_source(dataset:Dataset)->dict:
+    "How a worker rebuilds `dataset` from a file of its frame: the roles of the columns, and each column's type"
+    roles = dict(target=dataset.target, features=list(dataset.features), time_column=dataset.time_column, id_column=dataset.id_column,
+                 categorical=list(dataset.categorical), numerical=list(dataset.numerical), task=dataset.task,
+                 positive_label=_plain(dataset.positive_label))
+    return {"dataset": dict(roles, columns={str(name): str(dtype) for name, dtype in dataset.frame.dtypes.items()})}
+
+def _check_target(target:pd.Series, name:str):
+    "Raise MlopsKitError if the target has missing values: a row without its label can be neither learnt nor scored"
+    missing = target.isna().to_numpy()
+    if missing.any():
+        raise MlopsKitError(f"The target {name} has {missing.sum()} missing value(s) (the first at row {int(np.argmax(missing))}): a row "
+                            "without its label can be neither learnt from nor scored; drop those rows first, e.g. frame.dropna(subset=[target])")
+
+def _prepare_data(data, y, variants:dict, task=None, positive_label=None)->_Data:
     "`data` (a Dataset, a CaseStudySample, or a DataFrame with `y`) ready for the grid; raises TypeError, ValueError"
     source = None
     if isinstance(data, CaseStudySample): source, data = data.to_dict(), data.load()
     if isinstance(data, Dataset):
         if y is not None: raise WrongTypeError("Give `y` only with a DataFrame X: a Dataset holds its own target")
-        frame, target = data.frame, data.y.to_numpy()
+        _check_given_roles(data, task, positive_label)
+        frame, target, roles, name = data.frame, data.y, data, repr(data.target)
         times = data.frame[data.time_column].to_numpy() if data.time_column else None
+        source = source or _dataset_source(data)
     elif isinstance(data, pd.DataFrame):
         if y is None: raise WrongTypeError("Give the target `y` with a DataFrame X, or pass a Dataset")
-        frame, target, times = data, np.asarray(y), None
-        if target.ndim != 1: raise MlopsKitError(f"y must be one label per row (a list, array or Series), got an array of shape {target.shape}")
-        if len(target) != len(frame): raise MlopsKitError(f"X has {len(frame)} rows but y has {len(target)} values")
+        values = np.asarray(y)
+        if values.ndim != 1: raise MlopsKitError(f"y must be one label per row (a list, array or Series), got an array of shape {values.shape}")
+        if len(values) != len(data): raise MlopsKitError(f"X has {len(data)} rows but y has {len(values)} values")
+        if len(values) == 0: raise MlopsKitError("X and y have no rows: the grid needs data to learn from")
+        frame, target, times, name = data, pd.Series(values), None, "y"
+        _check_target(target, name)
+        roles = _target_roles(target, task, positive_label)
     else: raise WrongTypeError(f"data must be a Dataset, a CaseStudySample or a DataFrame X (with y), got {type(data).__name__}")
-    values = set(pd.unique(pd.Series(target)).tolist())
-    if values != {0, 1}: raise MlopsKitError(f"The target must hold both 0 (negative) and 1 (positive), got the values {sorted(values, key=repr)!r}")
+    _check_target(target, name)
     for variant in variants.values():
-        missing = [name for name in variant.columns if name not in frame.columns]
+        missing = [column for column in variant.columns if column not in frame.columns]
         if missing: raise MlopsKitError(f"data variant {variant.name!r} uses {_quoted(missing)}, which the data lacks; its columns are {_quoted(frame.columns)}")
         _check_numerical(frame, variant)
-    frame = frame.reset_index(drop=True)
-    return _Data(frame, np.asarray(target).astype(int), times, source, _fingerprint(frame, target))
+    frame, y = frame.reset_index(drop=True), target.to_numpy()
+    classes = None if roles.task == "regression" else [_plain(label) for label in roles.classes]
+    return _Data(frame, y, times, source, _fingerprint(frame, y), roles.task, classes, _plain(roles.positive_label))
+
 
 # %% ../nbs/03_experiments.ipynb #exp-trial
 _GRID_ATTR = "mlops_kit_grid"
@@ -720,16 +970,33 @@ def _limited_threads(n_jobs:int):
         warnings.simplefilter("ignore", UserWarning)  # convergence, and bins merged by KBinsDiscretizer
         yield
 
+def _model_outputs(model, frame:pd.DataFrame, data:_Data)->np.ndarray:
+    "What the metrics read from fitted `model` on `frame`: the positive class's probability (binary), one probability per class of `data.classes` (multiclass), or predictions (regression)"
+    if data.task == "regression": return np.asarray(model.predict(frame), float)
+    probabilities, learnt = model.predict_proba(frame), list(model.classes_)
+    if data.task == "binary": return probabilities[:, learnt.index(data.positive_label)]
+    aligned = np.zeros((len(frame), len(data.classes)))  # a class the model never saw gets probability 0
+    for column, label in enumerate(learnt): aligned[:, data.classes.index(label)] = probabilities[:, column]
+    return aligned
+
 def _fit_and_score(model, data:_Data, train, test, n_jobs:int)->np.ndarray:
-    "Fit `model` on the `train` rows and return its probability of the positive class on the `test` rows"
+    "Fit `model` on the `train` rows and return its outputs on the `test` rows (see `_model_outputs`)"
     with _limited_threads(n_jobs):
         model.fit(data.frame.iloc[train], data.y[train])
-        return model.predict_proba(data.frame.iloc[test])[:, 1]
+        return _model_outputs(model, data.frame.iloc[test], data)
 
-def _fold_metrics(criteria:Criteria, y_true, scores, threshold:float, labels=None)->dict:
-    "The criteria metrics of one fold: labels are `scores >= threshold` unless given"
-    labels = (np.asarray(scores) >= threshold).astype(int) if labels is None else np.asarray(labels).astype(int)
-    return {name: float(value) for name, value in criteria.compute_metrics(y_true, labels, np.asarray(scores, float)).items()}
+def _labels(outputs:np.ndarray, data:_Data, threshold:float|None)->np.ndarray:
+    "The decisions behind `outputs`: the positive label from `threshold` on (binary), the most probable class (multiclass), the predictions (regression)"
+    if data.task == "binary": return np.where(outputs >= threshold, data.positive_label, data.negative_label)
+    if data.task == "multiclass": return np.asarray(data.classes)[np.argmax(outputs, axis=1)]
+    return outputs
+
+def _fold_metrics(criteria:Criteria, data:_Data, y_true, outputs, threshold:float|None, labels=None)->dict:
+    "The criteria metrics of one fold from the model's `outputs`: its labels are those of `_labels` unless given"
+    labels = _labels(np.asarray(outputs), data, threshold) if labels is None else np.asarray(labels)
+    scores = None if data.task == "regression" else np.asarray(outputs, float)
+    measured = criteria.compute_metrics(y_true, labels, scores, positive_label=data.positive_label, classes=data.classes)
+    return {name: float(value) for name, value in measured.items()}
 
 def _mean_std(fold_metrics:list, metrics:list)->dict:
     "metric -> (mean, standard deviation) over the folds"
@@ -768,7 +1035,7 @@ class _Objective:
                 raise MlopsKitError(f"Trial #{trial.number} ({algorithm.name} on {variant.name}, parameters {params}) could not be fitted "
                                     f"on fold {step + 1}: {type(error).__name__}: {error}") from None
             fit_seconds += time.perf_counter() - started
-            fold_metrics.append(_fold_metrics(criteria, self.data.y[test], scores, self.setup.threshold))
+            fold_metrics.append(_fold_metrics(criteria, self.data, self.data.y[test], scores, self.setup.threshold))
             running_mean = float(np.mean([fold[criteria.primary.metric] for fold in fold_metrics]))
             trial.report(running_mean, step)
             if trial.should_prune():
@@ -786,6 +1053,8 @@ def _quiet_failed_trials():
     finally: logger.setLevel(level)
 
 # %% ../nbs/03_experiments.ipynb #exp-grid-helpers
+_FORMAT = 2  # of the grid definition saved with a study: 2 since it holds the task and the data's roles
+
 def _definition_differences(stored:dict, current:dict)->list[str]:
     "The top-level parts of two grid definitions that differ (data: which of its parts)"
     keys = sorted(set(stored) | set(current))
@@ -826,12 +1095,12 @@ class ExperimentGrid:
     def __init__(self, data_variants, # DataVariant objects, e.g. default_data_variants(dataset)
                  algorithms, # Algorithm objects, e.g. default_algorithms()
                  criteria, # the success criteria: a Criteria, or strings [primary, *others]
-                 cv:int=5, # folds: forward-chaining by period if the data has a time column, else stratified
+                 cv:int=5, # folds: forward-chaining by period if the data has a time column, else stratified (K-fold for regression)
                  seed:int=0, # seeds the sampler, the folds and the estimators
                  storage=None, # None (memory), a journal path, a database URL (see make_storage) or an Optuna storage
                  study_name:str|None=None, # the study's name in the storage; default 'experiment-grid'
                  pruner:str="median", # 'median' (MedianPruner(5, 1)) or 'none'
-                 threshold:float|None=None, # flag cases from this probability; None: cost-optimal (see decision_threshold)
+                 threshold:float|None=None, # binary tasks: predict the positive class from this probability; None: cost-optimal (see decision_threshold)
                  n_jobs_per_trial:int=1, # threads each trial's estimators may use
                 ):
         self.data_variants, self.algorithms, self.criteria = data_variants, algorithms, criteria
@@ -855,13 +1124,24 @@ class ExperimentGrid:
         threshold = decision_threshold(criteria) if self.threshold is None else float(self.threshold)
         return _Setup(criteria, later, variants, algorithms, threshold)
 
+    def _setup_for(self, setup:_Setup, task:str)->_Setup:
+        "`setup` checked against the data's `task`: criteria that can judge it, algorithms that can learn it, a threshold only if binary"
+        _as_criteria(self.criteria).check_task(task)
+        for algorithm in setup.algorithms.values(): algorithm.check(task)
+        if task == "binary": return setup
+        if self.threshold is not None:
+            raise MlopsKitError(f"threshold={self.threshold!r} is for a binary task (the probability from which the positive class is "
+                                f"predicted); this data is a {task} task, so leave threshold=None: "
+                                + ("a multiclass model predicts its most probable class" if task == "multiclass" else "a regressor predicts numbers"))
+        return _Setup(setup.criteria, setup.later, setup.variants, setup.algorithms, None)
+
     def _definition(self, setup:_Setup, data:_Data)->dict:
         "Everything a worker needs to rebuild this grid, as JSON-able data (saved with the study)"
-        definition = dict(format=1, data_variants=[variant.to_dict() for variant in setup.variants.values()],
+        definition = dict(format=_FORMAT, data_variants=[variant.to_dict() for variant in setup.variants.values()],
                           algorithms=[algorithm.to_dict() for algorithm in setup.algorithms.values()],
                           criteria=_as_criteria(self.criteria).to_dict(), cv=int(self.cv), seed=int(self.seed),
                           pruner=self.pruner, threshold=self.threshold,
-                          data=dict(source=data.source, fingerprint=data.fingerprint, rows=len(data.y), by_time=data.times is not None))
+                          data=dict(source=data.source, fingerprint=data.fingerprint, rows=len(data.y), by_time=data.times is not None, **data.roles()))
         return json.loads(json.dumps(definition))
 
     def _storage(self):
@@ -905,19 +1185,24 @@ class ExperimentGrid:
             raise MlopsKitError(f"No study {name!r} in {_storage_label(self.storage)} yet: pass the data to run")
         stored = optuna.load_study(study_name=name, storage=self._storage()).user_attrs.get(_GRID_ATTR)
         source = stored.get("data", {}).get("source") if isinstance(stored, dict) and isinstance(stored.get("data"), dict) else None
+        if isinstance(source, dict) and "dataset" in source:
+            raise MlopsKitError(f"Study {name!r} was made from your own data, which the study does not hold: pass the same data to run, "
+                                "or give a worker its file (mlops-kit experiment worker ... --data FILE.csv)")
         if not source:
-            raise MlopsKitError(f"Study {name!r} was made from data held in memory, which a worker cannot rebuild: pass the data to "
-                                "run, or make the study from a CaseStudySample")
+            raise MlopsKitError(f"Study {name!r} was made from data held in memory (a DataFrame X and y), which a worker cannot rebuild: "
+                                "pass the data to run, or make the study from a Dataset (workers read its file) or a CaseStudySample")
         return _prepare_data(CaseStudySample.from_dict(source), None, setup.variants)
 
     def run(self, data=None, # a Dataset, a CaseStudySample, or a DataFrame X; None: the data saved with the study
-            y=None, # the 0/1 target when `data` is a DataFrame
+            y=None, # the target when `data` is a DataFrame
             n_trials:int|None=20, # trials to run in this call (None: no limit)
             timeout:float|None=None, # stop starting trials after this many seconds
             max_trials:int|None=None, # stop once the study holds this many finished trials, counting every worker's
             show_progress:bool=True, # show a progress bar
             project:Project|None=None, # record the study in this project's journal
             sampler_seed:int|None=None, # the sampler's seed; default the grid's seed (workers use their own)
+            task:str|None=None, # with a DataFrame X: 'binary', 'multiclass' or 'regression'; None: inferred from y
+            positive_label=None, # with a DataFrame X and a binary y: the class to find; None: 1 (or True)
            )->ExperimentGrid:
         "Run trials of the study; raises MlopsKitError for bad input (before any trial), StorageConnectionError if the storage cannot be opened"
         _check_budget(n_trials, timeout, max_trials, sampler_seed)
@@ -925,8 +1210,9 @@ class ExperimentGrid:
         if project is not None and not isinstance(project, Project):
             raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project (or None), got {_shown(project)}")
         setup = self._setup()
-        data = self._stored_data(setup) if data is None else _prepare_data(data, y, setup.variants)
-        folds = cv_folds(self.cv, data.y, data.times, self.seed)
+        data = self._stored_data(setup) if data is None else _prepare_data(data, y, setup.variants, task, positive_label)
+        setup = self._setup_for(setup, data.task)
+        folds = cv_folds(self.cv, data.y, data.times, self.seed, task=data.task)
         study = self._open_study(setup, data, self.seed if sampler_seed is None else sampler_seed)
         callbacks = []
         if max_trials is not None:
@@ -943,9 +1229,9 @@ class ExperimentGrid:
         if project is not None: self.record(project)
         return self
 
-    def create_study(self, data, y=None)->ExperimentGrid:
+    def create_study(self, data, y=None, task:str|None=None, positive_label=None)->ExperimentGrid:
         "Create (or check) the study and save this grid's definition without running a trial, e.g. before starting workers"
-        return self.run(data, y, n_trials=0, show_progress=False)
+        return self.run(data, y, n_trials=0, show_progress=False, task=task, positive_label=positive_label)
 
     @classmethod
     def from_study(cls, storage, # a storage URL (see make_storage) or an Optuna storage
@@ -959,11 +1245,12 @@ class ExperimentGrid:
         if study_name not in names:
             raise MlopsKitError(f"No study {study_name!r} in {_storage_label(storage)}; the studies there are: {_quoted(names) or 'none'}")
         definition = optuna.load_study(study_name=study_name, storage=opened).user_attrs.get(_GRID_ATTR)
-        if not isinstance(definition, dict) or definition.get("format") != 1:
+        if not isinstance(definition, dict) or definition.get("format") != _FORMAT:
             raise MlopsKitError(f"Study {study_name!r} in {_storage_label(storage)} was not made by an ExperimentGrid of this mlops-kit version")
         grid = cls(**_grid_arguments(definition, study_name), storage=opened, study_name=study_name, n_jobs_per_trial=n_jobs_per_trial)
-        grid._setup()  # a definition edited by hand is refused here, before a worker runs a trial
-        grid._opened_storage, grid._label = opened, _storage_label(storage)
+        setup = grid._setup()  # a definition edited by hand is refused here, before a worker runs a trial
+        grid._setup_for(setup, _stored_task(definition, study_name))
+        grid._opened_storage, grid._label, grid._definition_ = opened, _storage_label(storage), definition
         return grid
 
     def _fitted(self):
@@ -1010,7 +1297,7 @@ class ExperimentGrid:
         return dict(study_name=self.study_.study_name, storage=getattr(self, "_label", _storage_label(self.storage)),
                     trials={state: int(count) for state, count in states.items()}, best=best,
                     criteria=_as_criteria(self.criteria).to_dict(), criteria_not_measured=list(self.criteria_not_measured_),
-                    threshold=self.threshold_, cv=int(self.cv), folds="time" if self._data_.times is not None else "stratified",
+                    threshold=self.threshold_, cv=int(self.cv), folds=_fold_kind(self._data_), task=self._data_.task,
                     seed=int(self.seed), data_fingerprint=self._data_.fingerprint)
 
     def record(self, project:Project):
@@ -1037,6 +1324,16 @@ def _check_budget(n_trials, timeout, max_trials, sampler_seed):
     if max_trials is not None: _check_whole(max_trials, "max_trials", 1)
     if timeout is not None and _check_seconds(timeout, "timeout") == 0: raise MlopsKitError("timeout must be a number of seconds > 0, got 0")
     if sampler_seed is not None: _check_whole(sampler_seed, "sampler_seed", 0, _SEED_LIMIT)
+
+def _fold_kind(data:_Data)->str:
+    "'time' (forward-chaining), 'stratified' (classes) or 'k-fold' (regression)"
+    return "time" if data.times is not None else "k-fold" if data.task == "regression" else "stratified"
+
+def _stored_task(definition:dict, study_name:str)->str:
+    "The task saved in a grid definition; raises MlopsKitError if there is none"
+    task = definition.get("data", {}).get("task") if isinstance(definition.get("data"), dict) else None
+    if task not in TASKS: raise MlopsKitError(f"Study {study_name!r} holds a grid definition without its task (got {_shown(task)}): create a new study")
+    return task
 
 def _grid_arguments(definition:dict, study_name:str)->dict:
     "The variants, algorithms, criteria, cv, seed, pruner and threshold of a saved grid definition; raises MlopsKitError if one is missing"
@@ -1077,51 +1374,73 @@ def _leaderboard(grid:ExperimentGrid)->pd.DataFrame:
     return frame.sort_values(["_group", "_order", "number"], na_position="last").drop(columns=["_order", "_group"]).reset_index(drop=True)
 
 # %% ../nbs/03_experiments.ipynb #exp-baselines
-def _case_study_rule(frame:pd.DataFrame):
-    "`churn_rule` if `frame` has the case study's columns, else None"
-    from mlops_kit.checklists import churn_rule
-    return churn_rule if {"contract_type", "support_calls", "inactive_days"} <= set(frame.columns) else None
-
 def _baseline_row(approach:str, description:str, fold_metrics:list, criteria:Criteria)->dict:
     summary = _mean_std(fold_metrics, criteria.metrics)
     row = dict(approach=approach, description=description)
     for name, (mean, std) in summary.items(): row.update({f"{name}_mean": mean, f"{name}_std": std})
     return dict(row, meets_criteria=criteria.all_passed({name: mean for name, (mean, _) in summary.items()}))
 
-def _rule_flags(rule, frame:pd.DataFrame)->np.ndarray:
-    "The 0/1 flags `rule` gives the rows of `frame`; raises MlopsKitError unless it gives one boolean (or 0/1) per row"
-    flags = np.asarray(rule(frame))
-    if flags.shape != (len(frame),) or not set(pd.unique(flags.ravel()).tolist()) <= {0, 1}:
-        raise MlopsKitError(f"rule must give one True/False (or 1/0) per row: for {len(frame)} rows it gave an array of shape {flags.shape} "
-                            f"holding {_shown(sorted(map(repr, pd.unique(flags.ravel())))[:5])}")
-    return flags.astype(int)
+def _rule_description(rule)->str:
+    "The first line of `rule`'s docstring, or its name"
+    doc = (getattr(rule, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else getattr(rule, "__name__", "a rule")
+
+def _rule_decisions(rule, frame:pd.DataFrame, data:_Data)->tuple[np.ndarray, np.ndarray]:
+    "The decisions `rule` gives the rows of `frame` as (labels, outputs); raises MlopsKitError unless it gives one fitting decision per row"
+    try: values = np.asarray(rule(frame))
+    except MlopsKitError: raise
+    except Exception as error:  # the rule's own mistake: name it, without a traceback into the grid
+        raise MlopsKitError(f"rule {_rule_description(rule)!r} failed on the rows of a fold: {type(error).__name__}: {error}") from None
+    if values.shape != (len(frame),):
+        raise MlopsKitError(f"rule must give one decision per row: for {len(frame)} rows it gave an array of shape {values.shape}")
+    found = pd.unique(values.ravel()).tolist()
+    if data.task == "binary":
+        if not set(found) <= {0, 1}:
+            raise MlopsKitError(f"rule must give one True/False (or 1/0) per row: True flags the positive class {data.positive_label!r}; "
+                                f"for {len(frame)} rows it gave values such as {_shown(sorted(map(repr, found))[:5])}")
+        flags = values.astype(bool)
+        return np.where(flags, data.positive_label, data.negative_label), flags.astype(float)
+    if data.task == "multiclass":
+        as_flags = values.dtype == bool and not all(isinstance(label, bool) for label in data.classes)  # True is no class 1
+        strangers = found if as_flags else [value for value in found if value not in data.classes]
+        if strangers: raise MlopsKitError(f"rule must give one of the classes {_shown(data.classes)} per row, got {_shown(strangers[:5])}")
+        return values, (values[:, None] == np.asarray(data.classes)[None, :]).astype(float)
+    try: numbers_given = values.astype(float)
+    except (TypeError, ValueError): numbers_given = None
+    if numbers_given is None or not np.isfinite(numbers_given).all():
+        raise MlopsKitError(f"rule must give one finite number per row for a regression task, got values such as {_shown(found[:5])}")
+    return numbers_given, numbers_given
+
+def _dummy(task:str):
+    "The task's natural baseline: the class shares (DummyClassifier) or the mean (DummyRegressor)"
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    if task == "regression": return DummyRegressor(strategy="mean"), "DummyRegressor: the mean of the training target for everybody"
+    what = "the base rate for everybody" if task == "binary" else "the most frequent class for everybody"
+    return DummyClassifier(strategy="prior"), f"DummyClassifier: {what}"
 
 def compare_baselines(grid:ExperimentGrid, # a grid that has run
-                      rule="auto", # function(frame) -> one bool per row; 'auto': churn_rule for the case study; None: no rule
+                      rule=None, # function(frame) -> one decision per row (see above); None: no rule
                      )->pd.DataFrame: # one row per approach: metrics (mean, std over the folds) and whether it meets the criteria
-    "The best candidate against a DummyClassifier and the non-ML `rule`, on the grid's folds; raises ValueError if the grid has not run"
-    from sklearn.dummy import DummyClassifier
+    "The best candidate against the task's dummy model and the non-ML `rule`, on the grid's folds; raises ValueError if the grid has not run"
     grid._fitted()
     data, criteria, threshold = grid._data_, grid.criteria_, grid.threshold_
-    rule = _case_study_rule(data.frame) if isinstance(rule, str) and rule == "auto" else rule
-    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one bool per row, 'auto' or None, got {_shown(rule)}")
-    dummy, ruled = [], []
+    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one decision per row, or None, got {_shown(rule)}")
+    (dummy_model, dummy_text), dummy, ruled = _dummy(data.task), [], []
     for train, test in grid.folds_:
-        scores = _fit_and_score(DummyClassifier(strategy="prior"), data, train, test, 1)
-        dummy.append(_fold_metrics(criteria, data.y[test], scores, threshold))
+        outputs = _fit_and_score(dummy_model, data, train, test, 1)
+        dummy.append(_fold_metrics(criteria, data, data.y[test], outputs, threshold))
         if rule is not None:
-            flags = _rule_flags(rule, data.frame.iloc[test])
-            ruled.append(_fold_metrics(criteria, data.y[test], flags.astype(float), threshold, labels=flags))
-    rows = [_baseline_row("dummy", "DummyClassifier: the base rate for everybody", dummy, criteria)]
-    if rule is not None:
-        from mlops_kit.checklists import _description
-        rows.append(_baseline_row("rule", _description(rule), ruled, criteria))
+            labels, outputs = _rule_decisions(rule, data.frame.iloc[test], data)
+            ruled.append(_fold_metrics(criteria, data, data.y[test], outputs, threshold, labels=labels))
+    rows = [_baseline_row("dummy", dummy_text, dummy, criteria)]
+    if rule is not None: rows.append(_baseline_row("rule", _rule_description(rule), ruled, criteria))
     best = grid.best_trial_ or grid.best_unconstrained_trial_
     if best is not None:
         row = dict(approach=f"best trial #{best.number}", description=f"{best.params['algorithm']} on {best.params['data_variant']}")
         row.update({f"{name}_{stat}": best.user_attrs[f"{name}_{stat}"] for name in criteria.metrics for stat in ("mean", "std")})
         rows.append(dict(row, meets_criteria=best.user_attrs["meets_criteria"]))
     return pd.DataFrame(rows)
+
 
 # %% ../nbs/03_experiments.ipynb #exp-ttest
 def _check_confidence(confidence):
@@ -1195,14 +1514,15 @@ def _candidates(grid:ExperimentGrid, top:int)->tuple[list, object]:
     complete = grid._trials("complete")
     feasible = [trial for trial in complete if _meets_constraints(trial)] or complete
     simple = {name for name, algorithm in grid._setup_.algorithms.items() if algorithm.simple}
-    simple_trials = grid._ranked([trial for trial in feasible if trial.params["algorithm"] in simple]) or                     grid._ranked([trial for trial in complete if trial.params["algorithm"] in simple])
+    simple_trials = (grid._ranked([trial for trial in feasible if trial.params["algorithm"] in simple])
+                     or grid._ranked([trial for trial in complete if trial.params["algorithm"] in simple]))
     return grid._ranked(feasible)[:top], (simple_trials[0] if simple_trials else None)
 
 def _rescoring_folds(grid:ExperimentGrid, repeats:int)->list[tuple]:
     "(repeat, fold, train, test) of `repeats` new cross-validations, each distinct fold once"
     data, seen, folds = grid._data_, set(), []
     for repeat in range(1, repeats + 1):
-        for fold, (train, test) in enumerate(cv_folds(grid.cv, data.y, data.times, grid.seed, repeat=repeat)):
+        for fold, (train, test) in enumerate(cv_folds(grid.cv, data.y, data.times, grid.seed, repeat=repeat, task=data.task)):
             key = (len(train), test.tobytes())  # forward-chaining folds of time data recur across repeats
             if key not in seen: seen.add(key); folds.append((repeat, fold, train, test))
     return folds
@@ -1215,7 +1535,7 @@ def _rescore(grid:ExperimentGrid, trial, folds:list)->list[tuple]:
     for repeat, fold, train, test in folds:
         model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed + repeat)
         scores = _fit_and_score(model, data, train, test, grid.n_jobs_per_trial)
-        value = _fold_metrics(setup.criteria, data.y[test], scores, setup.threshold)[setup.criteria.primary.metric]
+        value = _fold_metrics(setup.criteria, data, data.y[test], scores, setup.threshold)[setup.criteria.primary.metric]
         rows.append((repeat, fold, value, len(test) / len(train)))
     return rows
 
@@ -1352,25 +1672,41 @@ class BestModel:
     criteria:dict # the full criteria (Criteria.to_dict), system ones included
     criteria_results:pd.DataFrame # the development criteria checked on the cross-validated means
     criteria_not_measured:list # metrics measured later, on the service
-    threshold:float # flag a case when predict_proba(...)[:, 1] >= threshold
+    threshold:float|None # binary: predict the positive class when its probability >= threshold; None for other tasks
     seed:int
-    cv:dict # {'folds': n, 'kind': 'time' or 'stratified'}
+    cv:dict # {'folds': n, 'kind': 'time', 'stratified' or 'k-fold'}
     study_name:str
     features:list # the columns the model reads
+    task:str="binary" # 'binary', 'multiclass' or 'regression'
+    classes:list|None=None # the class labels, sorted (None for regression)
+    positive_label:object=None # binary: the class to find
 
     @property
     def meets_criteria(self)->bool: return bool(self.criteria_results.passed.all())
 
+    def _positive_probability(self, frame:pd.DataFrame)->np.ndarray:
+        return self.model.predict_proba(frame[self.features])[:, list(self.model.classes_).index(self.positive_label)]
+
     def flag(self, frame:pd.DataFrame)->np.ndarray:
-        "1 for each row of `frame` to act on (probability >= threshold), else 0"
-        return (self.model.predict_proba(frame[self.features])[:, 1] >= self.threshold).astype(int)
+        "Binary: 1 for each row of `frame` to act on (probability of the positive class >= threshold), else 0; raises MlopsKitError for other tasks"
+        if self.task != "binary":
+            raise MlopsKitError(f"flag is for a binary task (it flags the positive class from the threshold); this model is {self.task}: "
+                                "use predict(frame), which gives " + ("the most probable class" if self.task == "multiclass" else "its predictions"))
+        return (self._positive_probability(frame) >= self.threshold).astype(int)
+
+    def predict(self, frame:pd.DataFrame)->np.ndarray:
+        "The model's decision for each row of `frame`: a label (binary: the positive one from the threshold on), or a number (regression)"
+        if self.task != "binary": return self.model.predict(frame[self.features])
+        negative = next(label for label in self.classes if label != self.positive_label)
+        return np.where(self._positive_probability(frame) >= self.threshold, self.positive_label, negative)
 
     def to_dict(self)->dict:
         "Everything but the model, JSON-able, for a model card"
         return dict(trial=self.trial, data_variant=self.data_variant, algorithm=self.algorithm, params=self.params,
                     cv_metrics=self.cv_metrics, criteria=self.criteria, criteria_results=self.criteria_results.to_dict("records"),
                     criteria_not_measured=self.criteria_not_measured, threshold=self.threshold, seed=self.seed, cv=self.cv,
-                    study_name=self.study_name, features=self.features)
+                    study_name=self.study_name, features=self.features, task=self.task, classes=self.classes,
+                    positive_label=self.positive_label)
 
     def __repr__(self):
         return (f"BestModel(trial #{self.trial}: {self.algorithm} on {self.data_variant}, meets the development criteria: "
@@ -1379,14 +1715,18 @@ class BestModel:
 
 def fit_best(grid:ExperimentGrid, # a grid that has run
              data=None, # the data to fit on (Dataset, CaseStudySample or DataFrame X); None: the data the grid ran on
-             y=None, # the 0/1 target when `data` is a DataFrame
+             y=None, # the target when `data` is a DataFrame (of the grid's task and labels)
             )->BestModel:
     "Fit the best candidate meeting every constraint on all of `data`; raises ValueError if the grid has not run or none qualifies"
     grid._fitted()
     trial = grid.best_trial_
     if trial is None: raise MlopsKitError(_no_feasible_message(grid))
     setup = grid._setup_
-    data = grid._data_ if data is None else _prepare_data(data, y, setup.variants)
+    roles = dict(task=grid._data_.task, positive_label=grid._data_.positive_label) if isinstance(data, pd.DataFrame) else {}
+    data = grid._data_ if data is None else _prepare_data(data, y, setup.variants, **roles)
+    if data.task != grid._data_.task or data.classes != grid._data_.classes or data.positive_label != grid._data_.positive_label:
+        raise MlopsKitError(f"fit_best: the data given is a {data.task} task with the classes {_shown(data.classes)}, but the grid ran on a "
+                            f"{grid._data_.task} task with the classes {_shown(grid._data_.classes)}: fit on data of the same task and labels")
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
     model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed)
     _fit_all(model, data, grid.n_jobs_per_trial)
@@ -1394,13 +1734,78 @@ def fit_best(grid:ExperimentGrid, # a grid that has run
     means = {name: values["mean"] for name, values in best["metrics"].items()}
     return BestModel(model, trial.number, variant.name, algorithm.name, best["params"], best["metrics"], _as_criteria(grid.criteria).to_dict(),
                      setup.criteria.evaluate(means), list(setup.later), setup.threshold, int(grid.seed),
-                     dict(folds=len(grid.folds_), kind="time" if data.times is not None else "stratified"), grid.study_.study_name, variant.columns)
+                     dict(folds=len(grid.folds_), kind=_fold_kind(grid._data_)), grid.study_.study_name, variant.columns,
+                     data.task, data.classes, data.positive_label)
 
 def _fit_all(model, data:_Data, n_jobs:int):
     "Fit `model` on every row of `data`"
     with _limited_threads(n_jobs): return model.fit(data.frame, data.y)
 
 # %% ../nbs/03_experiments.ipynb #exp-worker
+_TABLE_SUFFIXES = (".csv", ".parquet")
+
+def _read_table(path, columns:dict)->pd.DataFrame:
+    "The frame in the CSV or Parquet file at `path`, its `columns` (name -> dtype) read back as those types; raises MlopsKitError"
+    path = Path(path)
+    if path.suffix.lower() not in _TABLE_SUFFIXES:
+        raise MlopsKitError(f"data file {path}: give a .csv or .parquet file (the frame the study was made from), got a {path.suffix or 'name without suffix'}")
+    if path.is_dir(): raise MlopsKitError(f"data file {path} is a folder: give the .csv or .parquet file the study was made from")
+    if not path.is_file(): raise MlopsKitError(f"data file {path}: no such file")
+    if path.suffix.lower() == ".parquet":
+        try: import pyarrow  # noqa: F401 (pandas reads Parquet with it)
+        except ImportError:
+            raise MlopsKitError(f"data file {path}: reading Parquet needs the pyarrow package, which is not installed: "
+                                "`pip install pyarrow`, or give the data as a .csv file") from None
+        try: return pd.read_parquet(path)
+        except Exception as error: raise MlopsKitError(f"data file {path} cannot be read as Parquet: {error}") from None
+    as_read = {name: dtype for name, dtype in columns.items() if not dtype.startswith(("datetime64", "category"))}
+    try: return pd.read_csv(path, dtype=as_read)  # pandas reads back every float written by to_csv exactly
+    except (OSError, ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise MlopsKitError(f"data file {path} cannot be read with the column types the study was made from: {error}") from None
+
+def _typed(values:pd.Series, dtype:str)->pd.Series:
+    "`values` as `dtype` (dates are parsed); raises MlopsKitError naming the column if they cannot be"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns when it guesses a date format
+            return (pd.to_datetime(values) if dtype.startswith("datetime64") else values).astype(dtype)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise MlopsKitError(f"column {values.name!r} cannot be read as {dtype}, the type it had when the study was made: {error}") from None
+
+def _rebuilt_dataset(frame:pd.DataFrame, spec:dict)->Dataset:
+    "The Dataset a study was made from, rebuilt from `frame` with the roles and column types saved in `spec`; raises MlopsKitError"
+    columns = spec.get("columns")
+    if not isinstance(columns, dict) or not all(isinstance(dtype, str) for dtype in columns.values()):
+        raise MlopsKitError(f"The study's data description has no column types (got {_shown(columns)}): create a new study")
+    missing = [name for name in columns if name not in frame.columns]
+    if missing: raise MlopsKitError(f"the data lacks the column(s) {_quoted(missing)} of the data the study was made from")
+    frame = pd.DataFrame({name: _typed(frame[name], dtype) for name, dtype in columns.items()})
+    roles = {key: spec.get(key) for key in ("target", "features", "time_column", "id_column", "categorical", "numerical", "task", "positive_label")}
+    return Dataset(frame, **roles)
+
+def _worker_data(grid:ExperimentGrid, data)->Dataset|None:
+    "The data a worker trains on: None for a case-study sample (drawn again); for the user's own data, `data` checked against the study's fingerprint"
+    stored, name = grid._definition_.get("data"), grid.study_name
+    source = stored.get("source") if isinstance(stored, dict) else None
+    if isinstance(source, dict) and "case_study_sample" in source:
+        if data is not None: raise MlopsKitError(f"Study {name!r} draws its data from the case study (a CaseStudySample), which a worker draws again: leave out the data (--data)")
+        return None
+    if not (isinstance(source, dict) and isinstance(source.get("dataset"), dict)):
+        raise MlopsKitError(f"Study {name!r} was made from data held in memory (a DataFrame X and y), which a worker cannot rebuild: "
+                            "make the study from a Dataset, and give workers its frame's file (--data FILE.csv)")
+    if data is None:
+        raise MlopsKitError(f"Study {name!r} was made from your own data: give the worker the same data, --data FILE.csv or FILE.parquet "
+                            "(written with dataset.frame.to_csv(path, index=False)), or run_worker(..., data=frame)")
+    spec = source["dataset"]
+    frame = data.frame if isinstance(data, Dataset) else data if isinstance(data, pd.DataFrame) else _read_table(data, spec.get("columns") or {})
+    dataset = _rebuilt_dataset(frame, spec)
+    found = _fingerprint(dataset.frame, dataset.y.to_numpy())
+    if found != stored.get("fingerprint"):
+        raise MlopsKitError(f"The data given is not the data study {name!r} was made from ({len(dataset.frame)} rows given, {stored.get('rows')} "
+                            f"in the study; fingerprint {found[:19]}... instead of {str(stored.get('fingerprint'))[:19]}...): a worker must train on "
+                            "the same rows, or its trials could not be compared. Give it the file the study was made from; the study was left unchanged")
+    return dataset
+
 def run_worker(storage:str, # the study storage URL (see make_storage)
                study_name:str, # the study to join
                max_trials:int, # stop once the study holds this many finished trials (complete or pruned), all workers counted
@@ -1408,15 +1813,20 @@ def run_worker(storage:str, # the study storage URL (see make_storage)
                grace_period:int|None=None, # seconds without heartbeat before a trial counts as dead; default 2 x interval
                n_jobs_per_trial:int=1, # threads each trial may use
                show_progress:bool=False,
+               data=None, # a study made from your own data: the same data, as a .csv or .parquet path, a DataFrame or a Dataset
               )->ExperimentGrid:
     "Join study `study_name` in `storage` with the grid saved in it, and run trials up to `max_trials`; raises MlopsKitError, StorageConnectionError"
     _check_whole(max_trials, "max_trials", 1)  # checked before the storage is opened: a bad call changes nothing
     if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
+    if data is not None and not isinstance(data, (str, os.PathLike, pd.DataFrame, Dataset)):
+        raise WrongTypeError(f"data must be the path of a .csv or .parquet file, a DataFrame or a Dataset, got {_shown(data)}")
     opened = _existing_storage(storage, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     grid = ExperimentGrid.from_study(opened, study_name, n_jobs_per_trial)
     grid._label = _storage_label(storage)
+    dataset = _worker_data(grid, data)
     worker_seed = int.from_bytes(os.urandom(4), "little")
-    return grid.run(None, n_trials=None, max_trials=max_trials, show_progress=show_progress, sampler_seed=worker_seed)
+    return grid.run(dataset, n_trials=None, max_trials=max_trials, show_progress=show_progress, sampler_seed=worker_seed)
+
 
 # %% ../nbs/03_experiments.ipynb #exp-stale
 def _started_before(seconds:float)->datetime:

@@ -2,6 +2,7 @@
 file and on PostgreSQL, a killed worker whose trial is retried, and bad input refused without damaging a stored study."""
 import hashlib, multiprocessing, os, signal, sqlite3, subprocess, sys, time
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -73,8 +74,8 @@ def test_pruning_saves_work_and_pruned_trials_keep_their_constraints(sequential)
         assert trial.user_attrs["folds_fitted"] < 3 and "roc_auc_mean" in trial.user_attrs
 
 
-def test_the_best_is_compared_with_baselines_and_checked_on_repeated_folds(sequential):
-    baselines = compare_baselines(sequential)
+def test_the_best_is_compared_with_baselines_and_checked_on_repeated_folds(sequential, sample):
+    baselines = compare_baselines(sequential, rule=sample.rule)
     assert baselines.approach.tolist() == ["dummy", "rule", f"best trial #{sequential.best_trial_.number}"]
     assert baselines.roc_auc_mean.iloc[-1] > baselines.roc_auc_mean.iloc[0]
     check = check_winner(sequential, top=2, repeats=1)
@@ -202,8 +203,10 @@ def test_bad_input_gets_a_clear_error(variants, sample):
         IntRange(16, 2)
     with pytest.raises(ValueError, match="data variant 'scaled' uses 'region'"):
         ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame.drop(columns="region"), sample.y, n_trials=1)
-    with pytest.raises(ValueError, match="must hold both 0"):
-        ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame, sample.y + 1, n_trials=1)
+    with pytest.raises(ValueError, match="holds 1 distinct value"):
+        ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame, sample.y * 0, n_trials=1)
+    with pytest.raises(ValueError, match="positive_label 3 is not a label"):
+        ExperimentGrid(variants, fast_algorithms(), tracked_criteria()).run(sample.frame, sample.y + 1, n_trials=1, positive_label=3)
 
 
 def test_a_storage_that_cannot_connect_is_a_clear_error():
@@ -446,7 +449,7 @@ def test_a_candidate_scikit_learn_cannot_fit_is_named_without_a_traceback(capfd)
 
 def test_an_algorithm_that_is_no_classifier_or_has_a_refused_value_is_refused_before_any_trial():
     for algorithm, message in [(Algorithm("linear", "sklearn.linear_model.LinearRegression"), "is not a classifier with predict_proba"),
-                               (Algorithm("nothing", "sklearn.ensemble.NoSuchForest"), "is not a scikit-learn class"),
+                               (Algorithm("nothing", "sklearn.ensemble.NoSuchForest"), "cannot be imported here: check the spelling"),
                                (Algorithm("tree", "sklearn.tree.DecisionTreeClassifier", {"max_depth": IntRange(0, 4)}), "max_depth=0 is refused"),
                                (Algorithm("tree", "sklearn.tree.DecisionTreeClassifier", {}, {"criterion": "gin"}), "criterion='gin' is refused")]:
         grid = ExperimentGrid([DataVariant("plain", ["a", "b"])], [algorithm], "recall >= 0.5", cv=2)
@@ -478,3 +481,344 @@ def test_the_experiment_command_refuses_bad_options_with_exit_code_2_and_no_trac
     assert finished.returncode == 2 and message in output and "Traceback" not in output, output
     assert sha256(app_log) == before and sorted(tmp_path.iterdir()) == [app_log]
 
+
+
+# ---- every task: binary with named classes, multiclass, regression; the user's own data and estimators ---------------
+
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.decomposition import PCA
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.linear_model import Ridge
+from sklearn.metrics import (f1_score, log_loss, precision_score, r2_score, recall_score, roc_auc_score, root_mean_squared_error)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from mlops_kit.data import load_real_dataset
+
+
+class MedianRegressor(RegressorMixin, BaseEstimator):
+    "An estimator of 'another package' (this test module), with the scikit-learn API: the median of the training target, shrunk"
+    def __init__(self, shrink=0.0): self.shrink = shrink
+    def fit(self, X, y): self.median_ = float(np.median(y)) * (1 - self.shrink); return self
+    def predict(self, X): return np.full(len(X), self.median_)
+
+
+def quick_variants(dataset):
+    with pytest.warns(UserWarning, match="not screened for leakage") if dataset.task != "binary" else __import__("contextlib").nullcontext():
+        return default_data_variants(dataset)
+
+
+def candidates(grid, variants, algorithms):
+    "Each complete trial with the scikit-learn pipeline it scored, built from the public pieces"
+    by_name = {item.name: item for item in [*variants, *algorithms]}
+    for trial in grid.study_.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        params = {key.partition("__")[2]: value for key, value in trial.params.items() if "__" in key}
+        yield trial, Pipeline([("prepare", by_name[trial.params["data_variant"]].build()),
+                               ("model", by_name[trial.params["algorithm"]].build(params, grid.seed))])
+
+
+def fold_means(pipeline, frame, y, folds, measure):
+    "The mean over `folds` of measure(y_true, fitted pipeline, test rows), on one thread as the grid fits (k-nearest neighbours break ties by thread)"
+    from threadpoolctl import threadpool_limits
+    values = []
+    for train, test in folds:
+        with __import__("warnings").catch_warnings(), threadpool_limits(1):
+            __import__("warnings").simplefilter("ignore", UserWarning)
+            fitted = pipeline.fit(frame.iloc[train], y[train])
+            values.append(measure(y[test], fitted, frame.iloc[test]))
+    return float(np.mean(values))
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return load_real_dataset("wine")
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return load_real_dataset("diabetes")
+
+
+@pytest.fixture(scope="module")
+def named_cancer():
+    cancer = load_real_dataset("breast_cancer")
+    frame = cancer.frame.assign(malignant=np.where(cancer.y == 1, "malignant", "benign"))
+    return Dataset(frame, target="malignant", features=cancer.features, positive_label="malignant")
+
+
+def test_a_multiclass_grid_end_to_end_gives_scikit_learns_figures_on_its_folds(wine):
+    variants, algorithms = quick_variants(wine), default_algorithms(wine)[:2]
+    criteria = Criteria("f1_macro >= 0.8", ["log_loss <= 2", "roc_auc_ovr >= 0.8"])
+    grid = ExperimentGrid(variants, algorithms, criteria, cv=3, seed=1, pruner="none").run(wine, n_trials=5, show_progress=False)
+    frame, y, classes = grid._data_.frame, grid._data_.y, wine.classes
+    assert grid.summary()["task"] == "multiclass" and grid.summary()["folds"] == "stratified" and grid.threshold_ is None
+    assert all(set(y[test]) == set(classes) for _, test in grid.folds_)
+    for trial, pipeline in candidates(grid, variants, algorithms):
+        f1 = fold_means(pipeline, frame, y, grid.folds_, lambda truth, model, rows: f1_score(truth, model.predict(rows), average="macro"))
+        loss = fold_means(pipeline, frame, y, grid.folds_, lambda truth, model, rows: log_loss(truth, model.predict_proba(rows), labels=classes))
+        auc = fold_means(pipeline, frame, y, grid.folds_, lambda truth, model, rows: roc_auc_score(truth, model.predict_proba(rows), multi_class="ovr"))
+        assert trial.value == pytest.approx(f1, abs=1e-12) and trial.user_attrs["f1_macro_mean"] == pytest.approx(f1, abs=1e-12)
+        assert trial.user_attrs["log_loss_mean"] == pytest.approx(loss, abs=1e-12)
+        assert trial.user_attrs["roc_auc_ovr_mean"] == pytest.approx(auc, abs=1e-12)
+    baselines = compare_baselines(grid)
+    dummy = fold_means(DummyClassifier(strategy="prior"), frame, y, grid.folds_,
+                       lambda truth, model, rows: f1_score(truth, model.predict(rows), average="macro"))
+    assert baselines.approach.tolist()[0] == "dummy" and baselines.f1_macro_mean.iloc[0] == pytest.approx(dummy, abs=1e-12)
+    assert "rule" not in baselines.approach.tolist()
+    check = check_winner(grid, top=2, repeats=1)
+    assert check.metric == "f1_macro" and len(check.comparisons) >= 1
+    assert [type(plot(grid)).__name__ for plot in (plot_history, plot_importances, plot_scores)] == ["Figure"] * 3
+    best = fit_best(grid)
+    assert best.task == "multiclass" and best.classes == [0, 1, 2] and best.threshold is None
+    assert set(best.predict(wine.frame)) <= set(classes) and best.to_dict()["classes"] == [0, 1, 2]
+    with pytest.raises(MlopsKitError, match="flag is for a binary task.*use predict"): best.flag(wine.frame)
+
+
+def test_a_regression_grid_end_to_end_gives_scikit_learns_figures_on_its_folds(diabetes):
+    variants, algorithms = quick_variants(diabetes), default_algorithms(diabetes)
+    assert [algorithm.name for algorithm in algorithms] == ["ridge", "k_nearest_neighbours", "random_forest", "hist_gradient_boosting"]
+    assert algorithms[0].simple and all(algorithm.check("regression") for algorithm in algorithms)
+    grid = ExperimentGrid(variants, [algorithms[0], algorithms[1]], Criteria("rmse <= 80", ["r2 >= 0.1"]), cv=4, seed=0, pruner="none")
+    grid.run(diabetes, n_trials=5, show_progress=False)
+    frame, y = grid._data_.frame, grid._data_.y
+    assert grid.summary()["folds"] == "k-fold" and grid.criteria_.direction == "minimize" and grid.threshold_ is None
+    assert sorted(np.concatenate([test for _, test in grid.folds_]).tolist()) == list(range(len(y)))
+    for trial, pipeline in candidates(grid, variants, algorithms):
+        rmse = fold_means(pipeline, frame, y, grid.folds_, lambda truth, model, rows: root_mean_squared_error(truth, model.predict(rows)))
+        r2 = fold_means(pipeline, frame, y, grid.folds_, lambda truth, model, rows: r2_score(truth, model.predict(rows)))
+        assert trial.value == pytest.approx(rmse, abs=1e-9) and trial.user_attrs["r2_mean"] == pytest.approx(r2, abs=1e-12)
+    baselines = compare_baselines(grid, rule=lambda rows: rows.bmi * 900 + 150)
+    dummy = fold_means(DummyRegressor(), frame, y, grid.folds_, lambda truth, model, rows: root_mean_squared_error(truth, model.predict(rows)))
+    ruled = np.mean([root_mean_squared_error(y[test], frame.bmi.iloc[test] * 900 + 150) for _, test in grid.folds_])
+    assert baselines.approach.tolist()[:2] == ["dummy", "rule"] and baselines.description.iloc[0].startswith("DummyRegressor")
+    assert baselines.rmse_mean.iloc[0] == pytest.approx(dummy, abs=1e-9) and baselines.rmse_mean.iloc[1] == pytest.approx(ruled, abs=1e-9)
+    assert history_frame_is_monotonic(grid)
+    check = check_winner(grid, top=2, repeats=2)
+    assert check.metric == "rmse" and check.beats_simple_model in (None, True, False)
+    best = fit_best(grid)
+    predictions = best.predict(diabetes.frame)
+    assert best.task == "regression" and best.classes is None and best.cv["kind"] == "k-fold" and predictions.dtype.kind == "f"
+    with pytest.raises(MlopsKitError, match="this model is regression: use predict"): best.flag(diabetes.frame)
+
+
+def history_frame_is_monotonic(grid):
+    from mlops_kit.experiments import history_frame
+    return history_frame(grid).best_so_far.dropna().is_monotonic_decreasing
+
+
+def test_a_binary_target_with_named_classes_keeps_its_labels_and_positive_class(named_cancer):
+    variants, algorithms = quick_variants(named_cancer)[:1], default_algorithms(named_cancer)[:1]
+    criteria = Criteria("roc_auc >= 0.9", ["recall >= 0.8", "precision >= 0.8"])
+    grid = ExperimentGrid(variants, algorithms, criteria, cv=3, seed=0, pruner="none").run(named_cancer, n_trials=3, show_progress=False)
+    frame, y = grid._data_.frame, grid._data_.y
+    assert set(y) == {"malignant", "benign"} and grid.threshold_ == 0.5
+    def positive(model, rows): return model.predict_proba(rows)[:, list(model.classes_).index("malignant")]
+    for trial, pipeline in candidates(grid, variants, algorithms):
+        recall = fold_means(pipeline, frame, y, grid.folds_,
+                            lambda truth, model, rows: recall_score(truth, np.where(positive(model, rows) >= 0.5, "malignant", "benign"), pos_label="malignant"))
+        precision = fold_means(pipeline, frame, y, grid.folds_,
+                               lambda truth, model, rows: precision_score(truth, np.where(positive(model, rows) >= 0.5, "malignant", "benign"), pos_label="malignant"))
+        auc = fold_means(pipeline, frame, y, grid.folds_, lambda truth, model, rows: roc_auc_score(truth == "malignant", positive(model, rows)))
+        assert (trial.value, trial.user_attrs["recall_mean"], trial.user_attrs["precision_mean"]) == pytest.approx((auc, recall, precision), abs=1e-12)
+    baselines = compare_baselines(grid, rule=lambda rows: rows["mean radius"] > 15)
+    flags = [(frame["mean radius"].iloc[test] > 15).to_numpy() for _, test in grid.folds_]
+    ruled = np.mean([recall_score(y[test] == "malignant", flagged) for (_, test), flagged in zip(grid.folds_, flags)])
+    assert baselines.recall_mean.iloc[1] == pytest.approx(ruled, abs=1e-12)
+    best = fit_best(grid)
+    assert set(best.predict(named_cancer.frame)) == {"malignant", "benign"} and best.positive_label == "malignant"
+    assert (best.flag(named_cancer.frame) == (best.predict(named_cancer.frame) == "malignant")).all()
+    benign_first = Dataset(named_cancer.frame, target="malignant", features=named_cancer.features, positive_label="benign")
+    other = ExperimentGrid(variants, algorithms, criteria, cv=3, seed=0, pruner="none").run(benign_first, n_trials=1, show_progress=False)
+    assert other.study_.trials[0].user_attrs["recall_mean"] != grid.study_.trials[0].user_attrs["recall_mean"]  # the other class is found
+
+
+def months_of_kinds(months=8, rows=60, seed=0):
+    "A multiclass target with text labels, a date column, a text feature and missing values, built here"
+    rng = np.random.default_rng(seed)
+    n = months * rows
+    frame = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=months, freq="MS").repeat(rows), "size": rng.normal(size=n),
+                          "weight": rng.normal(size=n), "colour": rng.choice(["red", "green", "blue"], size=n)})
+    frame["kind"] = np.select([frame["size"] > 0.6, frame["size"] < -0.6], ["large", "small"], "medium")
+    frame.loc[rng.random(n) < 0.1, "weight"] = np.nan
+    frame.loc[rng.random(n) < 0.05, "colour"] = None
+    return frame
+
+
+def test_a_multiclass_dataset_with_dates_and_missing_values_gets_forward_chaining_folds_and_fits_later_months():
+    frame = months_of_kinds()
+    dataset = Dataset(frame, target="kind", features=["size", "weight", "colour"], time_column="month")
+    early = dataset.between(end="2024-06-01")
+    variants = quick_variants(early)
+    grid = ExperimentGrid(variants, default_algorithms(early)[:2], "balanced_accuracy >= 0.6", cv=3, seed=0).run(early, n_trials=3, show_progress=False)
+    months = grid._data_.times
+    assert grid.summary()["folds"] == "time" and all(months[train].max() < months[test].min() for train, test in grid.folds_)
+    best = fit_best(grid)
+    later = dataset.between("2024-06-01").frame
+    assert set(best.predict(later)) <= {"large", "medium", "small"} and best.cv["kind"] == "time"
+    assert (best.predict(later) == later.kind).mean() > 0.6
+    no_small_in_march = frame[~((frame.month == "2024-03-01") & (frame.kind == "small"))]
+    gap = Dataset(no_small_in_march, target="kind", features=["size", "weight", "colour"], time_column="month").between(end="2024-06-01")
+    with pytest.raises(MlopsKitError, match=r"fold 1 tests on 2024-03-01, 45 rows: 15 of class 'large', 30 of class 'medium', without every class"):
+        ExperimentGrid(variants, default_algorithms(early)[:1], "balanced_accuracy >= 0.6", cv=3).run(gap, n_trials=1)
+
+
+def worker_command(url, study, data, trials, env=None):
+    return subprocess.run([*COMMAND, "experiment", "worker", "--storage", url, "--study", study, "--data", str(data), "--trials", str(trials)],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_a_worker_rebuilds_a_study_made_from_the_users_csv_and_refuses_other_rows(tmp_path):
+    frame = months_of_kinds()
+    dataset = Dataset(frame, target="kind", features=["size", "weight", "colour"], time_column="month")
+    frame.to_csv(tmp_path / "kinds.csv", index=False)
+    url, journal = f"journal:{tmp_path}/kinds.journal", tmp_path / "kinds.journal"
+    grid = ExperimentGrid(quick_variants(dataset), default_algorithms(dataset)[:2], "f1_macro >= 0.5", cv=3, storage=url, study_name="kinds")
+    grid.run(dataset, n_trials=2, show_progress=False)
+    joined = worker_command(url, "kinds", tmp_path / "kinds.csv", 4)
+    assert joined.returncode == 0 and "study 'kinds': 4 trials" in joined.stdout, joined.stderr[-2000:]
+    trials = optuna.load_study(study_name="kinds", storage=make_storage(url)).trials
+    assert len(trials) == 4 and all(trial.state in FINISHED for trial in trials)
+    frame.iloc[1:].to_csv(tmp_path / "fewer.csv", index=False)
+    frame.assign(size=frame["size"].round(3)).to_csv(tmp_path / "rounded.csv", index=False)
+    frame.drop(columns="colour").to_csv(tmp_path / "narrower.csv", index=False)
+    frame.assign(size="x").to_csv(tmp_path / "text.csv", index=False)
+    (tmp_path / "folder.csv").mkdir()
+    before = sha256(journal)
+    for data, message in [("fewer.csv", "is not the data study 'kinds' was made from (479 rows given, 480 in the study"),
+                          ("rounded.csv", "is not the data study 'kinds' was made from (480 rows given, 480 in the study"),
+                          ("narrower.csv", "the data lacks the column(s) 'colour'"), ("text.csv", "cannot be read with the column types"),
+                          ("folder.csv", "is a folder"), ("kinds.xlsx", "give a .csv or .parquet file"), ("missing.csv", "no such file")]:
+        refused = worker_command(url, "kinds", tmp_path / data, 6)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr, (data, refused.stderr[-2000:])
+    assert sha256(journal) == before and len(optuna.load_study(study_name="kinds", storage=make_storage(url)).trials) == 4
+    with pytest.raises(MlopsKitError, match="give the worker the same data, --data FILE.csv"): run_worker(url, "kinds", 6)
+    with pytest.raises(MlopsKitError, match="data must be the path of a .csv or .parquet file"): run_worker(url, "kinds", 6, data=3)
+    assert sha256(journal) == before
+    assert len(run_worker(url, "kinds", 5, data=dataset).study_.trials) == 5  # the Dataset itself, or its frame, does as well as a file
+
+
+def test_a_parquet_file_needs_pyarrow_or_is_read_back(tmp_path):
+    wine = load_real_dataset("wine")
+    url = f"journal:{tmp_path}/wine.journal"
+    ExperimentGrid([DataVariant("plain", wine.features)], default_algorithms(wine)[:1], "accuracy >= 0.5", cv=2, storage=url,
+                   study_name="wine").create_study(wine)
+    try: import pyarrow  # noqa: F401
+    except ImportError:
+        (tmp_path / "wine.parquet").write_bytes(b"PAR1")
+        with pytest.raises(MlopsKitError, match="reading Parquet needs the pyarrow package, which is not installed"):
+            run_worker(url, "wine", 1, data=tmp_path / "wine.parquet")
+        return
+    wine.frame.to_parquet(tmp_path / "wine.parquet")
+    assert len(run_worker(url, "wine", 1, data=tmp_path / "wine.parquet").study_.trials) == 1
+
+
+def test_an_estimator_of_another_package_a_pipeline_and_a_step_of_your_own_are_rebuilt_by_a_worker(tmp_path, diabetes):
+    diabetes.frame.to_csv(tmp_path / "diabetes.csv", index=False)
+    own = [Algorithm("median", MedianRegressor, {"shrink": FloatRange(0.0, 0.5)}),
+           Algorithm("reduced_ridge", Pipeline([("reduce", PCA(n_components=3)), ("model", Ridge())]),
+                     {"model__alpha": FloatRange(0.01, 10.0, log=True), "reduce__n_components": IntRange(2, 4)}, simple=True)]  # <= the 5 of `projected`
+    variants = [DataVariant("plain", diabetes.features), DataVariant("projected", diabetes.features, step=PCA(n_components=5))]
+    assert own[0].estimator == "test_experiments.MedianRegressor" and Algorithm.from_dict(own[1].to_dict()) == own[1]
+    assert DataVariant.from_dict(variants[1].to_dict()) == variants[1] and variants[1].step.n_components == 5
+    url = f"journal:{tmp_path}/own.journal"
+    grid = ExperimentGrid(variants, own, "rmse <= 100", cv=3, storage=url, study_name="own", pruner="none")
+    grid.run(diabetes, n_trials=4, show_progress=False)
+    assert {trial.params["algorithm"] for trial in grid.study_.trials} == {"median", "reduced_ridge"}
+    for trial, pipeline in candidates(grid, variants, own):
+        rmse = fold_means(pipeline, grid._data_.frame, grid._data_.y, grid.folds_,
+                          lambda truth, model, rows: root_mean_squared_error(truth, model.predict(rows)))
+        assert trial.value == pytest.approx(rmse, abs=1e-9)
+    assert own[1].estimator.named_steps["model"].alpha == 1.0  # the instance given is cloned, never fitted or changed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    joined = worker_command(url, "own", tmp_path / "diabetes.csv", 7, env=env)
+    assert joined.returncode == 0 and "study 'own': 7 trials" in joined.stdout, joined.stderr[-2000:]
+    best = fit_best(ExperimentGrid.from_study(url, "own").run(diabetes, n_trials=0, show_progress=False))
+    assert best.predict(diabetes.frame).shape == (len(diabetes.frame),)
+
+
+def test_an_instance_holding_code_of_its_own_runs_here_and_is_refused_for_a_worker_with_its_name(tmp_path, diabetes):
+    diabetes.frame.to_csv(tmp_path / "diabetes.csv", index=False)
+    squared = Algorithm("squared_ridge", Pipeline([("square", FunctionTransformer(lambda values: values ** 2)), ("model", Ridge())]))
+    url = f"journal:{tmp_path}/own.journal"
+    ExperimentGrid([DataVariant("plain", diabetes.features)], [squared], "rmse <= 100", cv=3, storage=url, study_name="own").run(
+        diabetes, n_trials=1, show_progress=False)
+    before = sha256(tmp_path / "own.journal")
+    refused = worker_command(url, "own", tmp_path / "diabetes.csv", 3)
+    assert refused.returncode == 2 and "algorithm 'squared_ridge' was given as an instance that cannot be saved" in refused.stderr
+    assert "func=<function" in refused.stderr and "Traceback" not in refused.stderr
+    stepped = DataVariant("odd", diabetes.features, step=FunctionTransformer(np.log1p))
+    assert DataVariant.from_dict(stepped.to_dict()).step.func is np.log1p  # numpy's own functions are saved by name
+    assert sha256(tmp_path / "own.journal") == before
+
+
+def test_binary_only_settings_on_another_task_name_the_task_and_what_to_use(wine, diabetes):
+    variants = quick_variants(wine)[:1]
+    cost = cost_metric("wine_cost", 1, 5)
+    registry = metric_registry.copy()
+    registry.register(cost)
+    with pytest.raises(MlopsKitError, match="'wine_cost <= 100' cannot judge a multiclass model.*Metrics for multiclass: .*f1_macro"):
+        ExperimentGrid(variants, default_algorithms(wine), Criteria("f1_macro >= 0.5", ["wine_cost <= 100"], registry=registry)).run(wine, n_trials=1)
+    with pytest.raises(MlopsKitError, match="threshold=0.2 is for a binary task.*multiclass task, so leave threshold=None"):
+        ExperimentGrid(variants, default_algorithms(wine), "accuracy >= 0.5", threshold=0.2).run(wine, n_trials=1)
+    with pytest.raises(MlopsKitError, match="'recall >= 0.5' cannot judge a regression model.*Metrics for regression: rmse"):
+        ExperimentGrid(quick_variants(diabetes), default_algorithms(diabetes), "recall >= 0.5").run(diabetes, n_trials=1)
+    with pytest.raises(MlopsKitError, match="LogisticRegression is not a regressor, so it cannot learn a regression task.*default_algorithms"):
+        ExperimentGrid(quick_variants(diabetes), default_algorithms(), "rmse <= 50").run(diabetes, n_trials=1)
+    with pytest.raises(MlopsKitError, match="Ridge is not a classifier with predict_proba, so it cannot learn a multiclass task"):
+        ExperimentGrid(variants, default_algorithms(diabetes)[:1], "accuracy >= 0.5").run(wine, n_trials=1)
+    grid = ExperimentGrid(variants, default_algorithms(wine)[:1], "accuracy >= 0.5", cv=2).run(wine, n_trials=1, show_progress=False)
+    with pytest.raises(MlopsKitError, match=r"rule must give one of the classes \[0, 1, 2\] per row"):
+        compare_baselines(grid, rule=lambda rows: rows.alcohol > 13)
+    with pytest.raises(MlopsKitError, match="the grid ran on a multiclass task"):
+        fit_best(grid, wine.frame, wine.frame.alcohol)  # the wines' alcohol: numbers, a regression target
+
+
+def test_careless_data_for_any_task_is_refused_before_anything_is_written(tmp_path, wine):
+    journal = tmp_path / "studies.journal"
+    def grid(): return ExperimentGrid([DataVariant("plain", ["a", "b"])], fast_algorithms()[:1], "accuracy >= 0.5", cv=2, storage=f"journal:{journal}")
+    frame = pd.DataFrame({"a": np.arange(12.0), "b": np.arange(12.0) % 3})
+    labels = np.array(["red", "green", "blue"] * 4, dtype=object)
+    for call, message in [
+            (lambda: grid().run(frame, np.where(np.arange(12) == 4, None, labels), n_trials=1), "The target y has 1 missing value"),
+            (lambda: grid().run(frame, labels, n_trials=1, task="regression"), "a regression target holds numbers"),
+            (lambda: grid().run(frame, labels, n_trials=1, positive_label="red"), "positive_label is for a binary target"),
+            (lambda: grid().run(frame, labels[:2].tolist() * 6, n_trials=1), "say which one is the positive class"),
+            (lambda: grid().run(frame, labels, n_trials=1, task="ordinal"), "Unknown task 'ordinal'"),
+            (lambda: grid().run(frame.iloc[:0], labels[:0], n_trials=1), "X and y have no rows"),
+            (lambda: grid().run(wine, n_trials=1, task="binary"), "task='binary' is for a DataFrame X with y"),
+            (lambda: grid().run(frame, labels, n_trials=1, show_progress=False) and None, "")]:
+        if not message: continue
+        with pytest.raises(MlopsKitError, match=message): call()
+    assert not journal.exists()
+    green = grid().run(frame, (labels == "green"), n_trials=1, show_progress=False)  # True / False: True is the positive class
+    assert green._data_.positive_label is True and green.summary()["task"] == "binary"
+    with pytest.raises(MlopsKitError, match="every feature of 'wine' is excluded"):
+        default_data_variants(wine, exclude=wine.features)
+    with pytest.raises(MlopsKitError, match="unknown task 'clustering'"): default_algorithms("clustering")
+    with pytest.raises(MlopsKitError, match="takes a mlops_kit.data.Dataset"): default_algorithms(wine.frame)
+    with pytest.raises(MlopsKitError, match="step must be a transformer instance"): DataVariant("odd", ["a"], step=PCA)
+    with pytest.raises(MlopsKitError, match="an estimator class with the scikit-learn API"): Algorithm("odd", print)
+    with pytest.raises(MlopsKitError, match="defined in a notebook, a script or a function"):
+        Algorithm.from_dict(dict(name="odd", estimator="__main__.Unknown", space={}, fixed={}, simple=False)).check()
+
+
+def test_default_data_variants_keep_only_the_variants_the_features_allow(wine):
+    only_numbers = quick_variants(wine)
+    assert [variant.name for variant in only_numbers] == ["scaled", "binned"]
+    text = pd.DataFrame({"colour": ["red", "green"] * 24, "shape": ["round", "square", "flat", "long"] * 12, "kind": ["a", "a", "b"] * 16})
+    only_text = default_data_variants(Dataset(text, target="kind", features=["colour", "shape"], positive_label="a"))
+    assert [(variant.name, variant.categorical) for variant in only_text] == [("scaled", ("colour", "shape"))]
+
+
+def test_every_default_regressor_packages_with_the_registrys_allow_list(diabetes, tmp_path):
+    "What default_algorithms(dataset) gives for numbers must be packaged as safely as the classifiers (test_registry covers those)"
+    from mlops_kit.experiments import Choice, _pipeline
+    from mlops_kit.registry import save_pipeline, untrusted_types
+    variant = DataVariant("scaled", diabetes.numerical)
+    for algorithm in default_algorithms(diabetes):
+        for corner in (0, 1):
+            params = {name: space.options[-corner] if isinstance(space, Choice) else (space.low, space.high)[corner]
+                      for name, space in algorithm.space.items()}
+            pipeline = _pipeline(variant, algorithm, params, seed=0).fit(diabetes.X, diabetes.y)
+            save_pipeline(pipeline, tmp_path / f"{algorithm.name}-{corner}.skops")
+            assert untrusted_types(tmp_path / f"{algorithm.name}-{corner}.skops") == [], algorithm.name

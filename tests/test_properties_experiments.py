@@ -10,11 +10,11 @@ import numpy as np
 import optuna
 from hypothesis import assume, given, strategies as st
 
-from properties import SETTINGS, files_in, inside_a_new_folder
+from properties import SETTINGS, files_in, inside_a_new_folder, mutated
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.experiments import (Algorithm, CaseStudySample, Choice, DataVariant, FloatRange, IntRange, cv_folds, make_storage,
                                    default_algorithms)
-from mlops_kit.experiments import _space_from_dict
+from mlops_kit.experiments import _read_table, _rebuilt, _rebuilt_dataset, _saved, _space_from_dict
 
 PLAIN = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
 ANYTHING = st.recursive(PLAIN, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
@@ -114,8 +114,23 @@ def test_make_storage_on_a_file_of_any_content_opens_it_or_leaves_it_unchanged(c
 # ---- the dictionaries a study is rebuilt from -------------------------------------------------------------------
 
 SPACES = [IntRange(2, 16).to_dict(), FloatRange(0.001, 10.0, log=True).to_dict(), Choice(None, "balanced", 3, 0.5, True).to_dict()]
-ALGORITHMS = [algorithm.to_dict() for algorithm in default_algorithms()]
-VARIANTS = [DataVariant("scaled", ["tenure_months"], ["plan"]).to_dict(), DataVariant("binned", ["usage_hours"], (), "bins", 4).to_dict()]
+def own_estimators() -> list:
+    "Estimators a user may hand the grid as instances: a pipeline, a column transformer, a function of numpy's"
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+    return [Pipeline([("reduce", PCA(n_components=3)), ("model", Ridge(alpha=0.5))]), FunctionTransformer(np.log1p),
+            ColumnTransformer([("one_hot", OneHotEncoder(), ["plan"])], remainder="drop")]
+
+
+OWN = own_estimators()
+ALGORITHMS = [algorithm.to_dict() for algorithm in [*default_algorithms(), *default_algorithms("regression")]] + [
+    Algorithm("reduced_ridge", OWN[0], {"model__alpha": FloatRange(0.01, 10.0, log=True)}, {"reduce__n_components": 2}).to_dict()]
+VARIANTS = [DataVariant("scaled", ["tenure_months"], ["plan"]).to_dict(), DataVariant("binned", ["usage_hours"], (), "bins", 4).to_dict(),
+            DataVariant("reduced", ["usage_hours", "tenure_months"], step=OWN[0][0]).to_dict()]
+SAVED = [_saved(estimator) for estimator in OWN]
 
 
 @st.composite
@@ -158,6 +173,15 @@ def test_an_algorithm_dict_parses_and_checks_or_raises_the_kits_error(data):
 
 
 @SETTINGS
+@given(data=st.sampled_from(SAVED).flatmap(lambda saved: mutated(saved, ANYTHING | st.sampled_from(SAVED).map(copy.deepcopy))) | ANYTHING)
+def test_a_saved_estimator_rebuilds_or_raises_the_kits_error(data):
+    "The instance a study saves (class paths and parameters) comes back as an equal estimator, or is refused: never anything else"
+    estimator = parses_or_raises_the_kits_error(_rebuilt, data)
+    if estimator is None or not hasattr(estimator, "get_params"): return
+    assert _saved(estimator) == _saved(_rebuilt(_saved(estimator)))
+
+
+@SETTINGS
 @given(data=st.sampled_from(VARIANTS).flatmap(one_thing_wrong) | ANYTHING)
 def test_a_data_variant_dict_parses_or_raises_the_kits_error(data):
     variant = parses_or_raises_the_kits_error(DataVariant.from_dict, data)
@@ -184,6 +208,79 @@ def test_cv_folds_gives_folds_that_hold_both_classes_or_raises_the_kits_error(la
     if folds is None: return
     for train, test in folds:
         assert set(y[train]) == {0, 1} and set(y[test]) == {0, 1}, "a fold with one class would be scored wrongly"
+
+
+@SETTINGS
+@given(labels=st.lists(st.sampled_from(["red", "green", "blue"]), min_size=0, max_size=40), cv=st.integers(-1, 6),
+       periods=st.none() | st.integers(1, 8))
+def test_cv_folds_of_a_multiclass_target_hold_every_class_or_raise_the_kits_error(labels, cv, periods):
+    y = np.array(labels, dtype=object)
+    times = None if periods is None else np.sort(np.arange(len(y)) % periods)
+    folds = parses_or_raises_the_kits_error(lambda _: cv_folds(cv, y, times, task="multiclass"), None)
+    if folds is None: return
+    for train, test in folds:
+        assert set(y[train]) == set(y) and set(y[test]) == set(y), "a fold without a class would be trained or scored wrongly"
+
+
+@SETTINGS
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=30), cv=st.integers(-1, 6), periods=st.none() | st.integers(1, 8))
+def test_cv_folds_of_a_regression_target_cover_every_row_or_raise_the_kits_error(values, cv, periods):
+    y = np.array(values)
+    times = None if periods is None else np.sort(np.arange(len(y)) % periods)
+    folds = parses_or_raises_the_kits_error(lambda _: cv_folds(cv, y, times, task="regression"), None)
+    if folds is None: return
+    assert all(len(train) and len(test) for train, test in folds)
+    if times is None: assert sorted(np.concatenate([test for _, test in folds]).tolist()) == list(range(len(y)))
+
+
+# ---- a worker's data file -------------------------------------------------------------------------------------------
+
+def a_dataset():
+    "A small Dataset of the user's own: dates, numbers with gaps, text, a text target"
+    import pandas as pd
+    from mlops_kit.data import Dataset
+    frame = pd.DataFrame({"month": pd.date_range("2024-01-01", periods=4, freq="MS").repeat(3), "size": np.arange(12) / 7,
+                          "count": np.arange(12), "colour": ["red", "green", None] * 4, "kind": ["a", "b", "c"] * 4})
+    frame.loc[5, "size"] = np.nan
+    return Dataset(frame, target="kind", features=["size", "count", "colour"], time_column="month")
+
+
+DATASET = a_dataset()
+SPEC = __import__("mlops_kit.experiments", fromlist=["_dataset_source"])._dataset_source(DATASET)["dataset"]
+CSV_LINES = DATASET.frame.to_csv(index=False).encode().splitlines(keepends=True)
+
+
+@st.composite
+def csv_contents(draw):
+    "The dataset's CSV with a line dropped, cut, duplicated or replaced, a cell changed, or random bytes"
+    lines = list(CSV_LINES)
+    edit = draw(st.sampled_from(["none", "drop", "cut", "duplicate", "replace", "cell", "noise"]))
+    position = draw(st.integers(0, len(lines) - 1))
+    if edit == "drop": del lines[position]
+    elif edit == "cut": lines[position] = lines[position][:draw(st.integers(0, len(lines[position])))]
+    elif edit == "duplicate": lines.insert(position, lines[position])
+    elif edit == "replace": lines[position] = draw(st.binary(max_size=40)) + b"\n"
+    elif edit == "cell":
+        cells = lines[position].rstrip(b"\n").split(b",")
+        cells[draw(st.integers(0, len(cells) - 1))] = draw(st.text(max_size=8)).replace(",", "").replace("\n", "").encode()
+        lines[position] = b",".join(cells) + b"\n"
+    elif edit == "noise": return draw(st.binary(max_size=200))
+    return b"".join(lines)
+
+
+@SETTINGS
+@given(content=csv_contents())
+def test_a_workers_data_file_of_any_content_rebuilds_the_dataset_or_raises_the_kits_error(content):
+    with inside_a_new_folder() as folder:
+        path = folder / "data.csv"
+        path.write_bytes(content)
+        before = files_in(folder)
+        try: dataset = _rebuilt_dataset(_read_table(path, SPEC["columns"]), SPEC)
+        except MlopsKitError: dataset = None
+        assert files_in(folder) == before, "reading the data changes nothing"
+        if dataset is not None:
+            assert list(dataset.frame.dtypes.astype(str)) == list(SPEC["columns"].values()) and dataset.task == SPEC["task"]
+        if content == b"".join(CSV_LINES): assert dataset is not None and dataset.frame.equals(DATASET.frame)
 
 
 # ---- the experiment command's options ------------------------------------------------------------------------------
