@@ -26,7 +26,7 @@ def models(tmp_path_factory) -> Path:
     model = simple_model(training.categorical, training.numerical).fit(training.X, training.y)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry") / "models")
     version = registry.register(model, training, Criteria("recall >= 0.6", ["precision >= 0.2"]),
-                                {"recall": 0.7, "precision": 0.3}, threshold=0.2)
+                                {"recall": 0.7, "precision": 0.3}, name="churn", threshold=0.2)
     registry.promote("churn", version.version)
     return registry.folder
 

@@ -65,7 +65,7 @@ def registered()->tuple[ModelRegistry, Path]:
     pipeline = DummyClassifier(strategy="prior").fit(frame[["plan", "tenure"]], frame.churned)
     registry = ModelRegistry(folder / "models")
     criteria = Criteria("recall >= 0.5", ["precision >= 0.2", "latency_p95_ms <= 50"])
-    registry.register(pipeline, frame, criteria, {"recall": 0.7, "precision": 0.3}, target="churned", seed=0, threshold=0.4)
+    registry.register(pipeline, frame, criteria, {"recall": 0.7, "precision": 0.3}, name="churn", target="churned", seed=0, threshold=0.4)
     registry.promote("churn", 1)
     return registry, registry.folder / "churn" / "v1"
 

@@ -172,7 +172,7 @@ def registry(tmp_path, project):
 
 def register(registry, metrics, **fields):
     sample = training_sample()
-    return registry.register(fitted_grid()["simple_model"], sample, CRITERIA, metrics, seed=0, **fields)
+    return registry.register(fitted_grid()["simple_model"], sample, CRITERIA, metrics, name="churn", seed=0, **fields)
 
 
 def test_register_writes_a_complete_bundle_and_records_it(registry, project):
@@ -196,7 +196,7 @@ def test_bundle_schema_and_reference_round_trip_exactly_and_validate_new_data(re
     case_study = load_case_study(seed=7)
     training = case_study.clean_sample(6_000, seed=0)
     register(registry, PASSING)  # on the 500-row sample
-    registry.register(fitted_grid()["simple_model"], training, CRITERIA, PASSING, seed=3)
+    registry.register(fitted_grid()["simple_model"], training, CRITERIA, PASSING, name="churn", seed=3)
     bundle = registry.load("churn", version=2)
     expected = reference_sample(training.frame[[*training.features, training.target]], seed=3)
     assert len(bundle.reference) == 5_000
@@ -329,7 +329,7 @@ def test_a_pipeline_with_an_untrusted_type_is_not_registered(registry):
 ])
 def test_bad_registrations_are_refused_before_anything_is_written(registry, change, error, message):
     sample = training_sample()
-    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING)
+    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING, name="churn")
     with pytest.raises(error, match=message):
         registry.register(**{**arguments, **change})
     assert registry.names() == []
@@ -348,7 +348,7 @@ CONCURRENT_REGISTRATIONS = textwrap.dedent('''
     (folder / f"ready-{worker}").touch()
     while not (folder / "go").exists(): time.sleep(0.01)  # start registering together
     for _ in range(6):
-        print(registry.register(pipeline, sample, Criteria("recall >= 0.1"), {"recall": 0.5}, author=worker).version)
+        print(registry.register(pipeline, sample, Criteria("recall >= 0.1"), {"recall": 0.5}, name="churn", author=worker).version)
 ''')
 
 
@@ -422,7 +422,7 @@ def as_old_card(handle, **changes):
 
 def test_a_card_edited_by_hand_fails_verify_and_load_naming_the_file_and_nothing_changes(registry):
     version = register(registry, PASSING, threshold=0.2)
-    assert version.card["card_sha256"] == _card_fingerprint(version.card) and version.card["format_version"] == 2
+    assert version.card["card_sha256"] == _card_fingerprint(version.card) and version.card["format_version"] == 3
     rewrite_card(version, threshold=20)
     before = hashes(registry.folder)
     for call in (lambda: registry.verify("churn", 1), lambda: registry.load("churn", 1), lambda: registry.promote("churn", 1),
@@ -444,7 +444,7 @@ def test_a_card_written_before_seals_still_loads_with_the_checks_that_still_appl
                             (dict(accepted=False), "'accepted' is false but its criteria results say true"),
                             (dict(metrics={"recall": "high"}), "'metrics' must map metric names to finite numbers"),
                             (dict(version="1"), "'version' must be a whole number"),
-                            (dict(format_version=3), "card format version 3; this mlops-kit reads 1 to 2 \\(written by a newer"),
+                            (dict(format_version=4), "card format version 4; this mlops-kit reads 1 to 3 \\(written by a newer"),
                             (dict(metrics={"recall": 0.1, "precision": 0.4}),
                              "the card's results say \\['passed', 'passed', 'not measured'\\], but its metrics give \\['failed'")]:
         as_old_card(version, **change)
@@ -499,7 +499,7 @@ def test_a_reference_sample_of_the_wrong_shape_is_refused_not_padded(registry, b
     (dict(alias="staging"), ValueError, "no alias 'staging'"),
     (dict(version=1, alias="champion"), ValueError, "Give a version or an alias, not both"),
     (dict(name="chrun"), ValueError, "No model 'chrun' in .* Did you mean 'churn'\\? Models: churn"),
-    (dict(name=None), ValueError, "A model name is a word"),
+    (dict(name=5), ValueError, "A model name is a word"),
 ])
 def test_version_alias_and_name_mistakes_are_named(registry, arguments, error, message):
     register(registry, PASSING)
@@ -559,7 +559,7 @@ def test_careless_registrations_are_refused_before_anything_is_written(registry,
     register(registry, PASSING)
     before = hashes(registry.folder)
     sample = training_sample()
-    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING)
+    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING, name="churn")
     with pytest.raises(error, match=message) as refused:
         registry.register(**{**arguments, **change})
     assert isinstance(refused.value, MlopsKitError) and hashes(registry.folder) == before
