@@ -269,7 +269,7 @@ BUNDLE_FILES = ("model.skops", "schema.json", "reference.json", "criteria.json")
 def _number(value)->str: return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 def _threshold_text(threshold)->str:
-    return "the most probable class" if threshold is None else f"the positive class when its probability is >= {threshold:.4g}"
+    return "none: the most probable class" if threshold is None else f"flag when the probability of the positive class is >= {threshold:.4g}"
 
 def _task_text(card:dict)->str:
     "The card's task in words, e.g. 'binary (classes 0, 1; positive 1)' or 'regression (predicts a number)'"
@@ -286,7 +286,7 @@ def card_markdown(card:dict)->str:
              f"- **Algorithm:** {card['algorithm']} (data variant: {card['variant'] or '-'}, seed: {card['seed']})",
              f"- **Created:** {card['created']} by {card['author']}",
              f"- **Task:** {_task_text(card)}",
-             *([f"- **Predicted label:** {_threshold_text(card.get('threshold'))}"] if card.get("task") != "regression" else []),
+             *([f"- **Decision threshold:** {_threshold_text(card.get('threshold'))}"] if card.get("task") != "regression" else []),
              f"- **Accepted on its criteria:** {'yes' if card['accepted'] else 'no'}",
              f"- **Training data:** {card['training_data']['rows']:,} rows, fingerprint `{card['training_data']['fingerprint']}`",
              "", "## Success criteria", "", "| criterion | kind | measured | status |", "|---|---|---|---|"]
@@ -976,9 +976,10 @@ class ModelRegistry:
         return ModelVersion(name, number, folder, _read_card(folder, name, number))
 
     def verify(self, name:str|None=None, version:int|None=None, alias:str|None=None, trusted_extra=())->ModelVersion:
-        "Check a version's files against its card and its model's types against the allow-list, without loading it (`name` as in `version`)"
+        "Check a version's files against its card, that its criteria can be read (their own metrics imported) and its model's types against the allow-list, without loading it (`name` as in `version`)"
         handle = self.version(name, version, alias)
         _verify_files(handle.path, handle.card, f"Model {handle.name!r} v{handle.version}")
+        _read_criteria(handle.path, handle.card, self._metric_registry)
         refused = untrusted_types(handle.path / "model.skops", trusted_extra)
         if refused: raise UntrustedTypesError(f"Model {handle.name!r} v{handle.version}", refused)
         return handle

@@ -114,7 +114,7 @@ CASES = {
     "serve: a port out of range": (["serve", "--models", "models", "--port", "99999"], "99999"),
     "serve: a negative port": (["serve", "--models", "models", "--port", "-1"], "-1"),
     "serve: no registry": (["serve", "--models", "no-such-folder"], "no-such-folder"),
-    "serve: an empty registry": (["serve", "--models", "empty-registry"], "churn"),
+    "serve: an empty registry": (["serve", "--models", "empty-registry"], "No model in 'empty-registry' yet"),
     "serve: a version that does not exist": (["serve", "--models", "models", "--version", "7"], "7"),
     "serve: a folder as log": (["serve", "--models", "models", "--log", "a-folder"], "a-folder"),
     "serve: a text file as log": (["serve", "--models", "models", "--log", "notes.txt"], "notes.txt"),
