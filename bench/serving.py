@@ -104,7 +104,7 @@ def train_and_register(folder: Path):
     model = simple_model(train.categorical, train.numerical).fit(train.X, train.y)
     registry = ModelRegistry(folder)
     version = registry.register(model, train, Criteria("recall >= 0.6", ["precision >= 0.2"]), {"recall": 0.7, "precision": 0.3},
-                                threshold=0.2, seed=0)
+                                name="churn", threshold=0.2, seed=0)
     registry.promote("churn", version.version)
     return registry, clean.between(start="2024-07-01").X
 

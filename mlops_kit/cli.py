@@ -243,7 +243,7 @@ def _add_serve_command(subcommands):
     parser = subcommands.add_parser("serve", help="serve a registered model: Open Inference Protocol, /predict, /feedback, /metrics",
         description="Serve a model from the registry until Ctrl-C, logging every prediction. Loopback only unless --host says otherwise.")
     parser.add_argument("--models", type=Path, default=Path("models"), help="the model registry's folder (default: models)")
-    parser.add_argument("--name", default="churn", help="the model's name (default: churn)")
+    parser.add_argument("--name", help="the model's name (default: the registry's only model; an error lists them when there are several)")
     parser.add_argument("--version", type=_whole_option(1), help="the version to serve (default: the champion)")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=_whole_option(1, 65535), default=8000, help="the port, from 1 to 65535 (default: 8000)")

@@ -5,7 +5,7 @@
 # %% ../nbs/04_registry.ipynb #reg-imports
 from __future__ import annotations
 
-import contextlib, difflib, getpass, hashlib, html, json, math, numbers, os, platform, re, reprlib, shutil, tempfile, warnings
+import contextlib, difflib, getpass, hashlib, html, importlib, json, math, numbers, os, platform, re, reprlib, shutil, tempfile, warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +15,7 @@ import pandas as pd
 from filelock import FileLock
 
 from .data import Dataset, Schema, data_fingerprint, infer_schema
-from .lifecycle import Criteria, Project
+from .lifecycle import TASKS, Criteria, Metric, MetricRegistry, Project, metric_registry
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -60,18 +60,26 @@ _CLASSIFIER_TYPES = [
     "sklearn.linear_model._logistic.LogisticRegression", "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.ensemble._forest.RandomForestClassifier", "sklearn.dummy.DummyClassifier",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"]
+_REGRESSOR_TYPES = [
+    "sklearn.linear_model._ridge.Ridge", "sklearn.linear_model._base.LinearRegression", "sklearn.dummy.DummyRegressor",
+    "sklearn.tree._classes.DecisionTreeRegressor", "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+    "sklearn.neighbors._regression.KNeighborsRegressor", "sklearn.neighbors._classification.KNeighborsClassifier"]
 _FITTED_STATE_TYPES = [  # what fitted trees and boosting hold; data only
     "sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper", "sklearn._loss.loss.HalfBinomialLoss",
     "sklearn._loss.loss.HalfMultinomialLoss", "sklearn._loss.link.LogitLink", "sklearn._loss.link.HalfLogitLink",
-    "sklearn._loss.link.MultinomialLogit", "sklearn._loss.link.Interval"]
+    "sklearn._loss.link.MultinomialLogit", "sklearn._loss.link.Interval", "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.link.IdentityLink", "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64", "sklearn.metrics._dist_metrics.ManhattanDistance64",
+    "sklearn.metrics._dist_metrics.MinkowskiDistance64"]
 _NUMPY_AND_PYTHON_TYPES = [
     "numpy.dtype", "numpy.ndarray", "numpy.bool", "numpy.bool_", "numpy.int32", "numpy.int64", "numpy.float32",
     "numpy.float64", "numpy.str_", "numpy.dtypes.BoolDType", "numpy.dtypes.Int32DType", "numpy.dtypes.Int64DType",
     "numpy.dtypes.Float32DType", "numpy.dtypes.Float64DType", "numpy.dtypes.ObjectDType", "numpy.dtypes.StrDType",
     "numpy.random.mtrand.RandomState", "numpy.random._mt19937.MT19937", "builtins.slice"]
 
-TRUSTED_TYPES = tuple(sorted({*_PIPELINE_TYPES, *_CLASSIFIER_TYPES, *_FITTED_STATE_TYPES, *_NUMPY_AND_PYTHON_TYPES}))
+TRUSTED_TYPES = tuple(sorted({*_PIPELINE_TYPES, *_CLASSIFIER_TYPES, *_REGRESSOR_TYPES, *_FITTED_STATE_TYPES, *_NUMPY_AND_PYTHON_TYPES}))
 
 def _type_names(types)->set[str]:
     "Fully qualified names of `types`, given as names or as classes/functions; raises TypeError for anything else"
@@ -255,13 +263,21 @@ def criteria_results(criteria:Criteria, # the success criteria
 
 # %% ../nbs/04_registry.ipynb #reg-card-markdown
 CARD_FORMAT = "mlops-kit model card"
-CARD_VERSION = 2  # 2: the card is sealed by `card_sha256`, a fingerprint of its own content
+CARD_VERSION = 3  # 2: the card is sealed by `card_sha256`, a fingerprint of its own content; 3: it records the task
 BUNDLE_FILES = ("model.skops", "schema.json", "reference.json", "criteria.json")
 
 def _number(value)->str: return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 def _threshold_text(threshold)->str:
-    return "the pipeline's own `predict`" if threshold is None else f"flag when the probability of the positive class is >= {threshold:.4g}"
+    return "none: the most probable class" if threshold is None else f"flag when the probability of the positive class is >= {threshold:.4g}"
+
+def _task_text(card:dict)->str:
+    "The card's task in words, e.g. 'binary (classes 0, 1; positive 1)' or 'regression (predicts a number)'"
+    task = card.get("task")
+    if task is None: return "not recorded (a card written before cards recorded it)"
+    if task == "regression": return "regression (predicts a number)"
+    classes = ", ".join(json.dumps(label) for label in card["classes"])
+    return f"{task} (classes {classes}" + (f"; positive {json.dumps(card['positive_label'])})" if task == "binary" else ")")
 
 def card_markdown(card:dict)->str:
     "The model `card` as Markdown, for people: what the model is, how it did, on which data"
@@ -269,7 +285,8 @@ def card_markdown(card:dict)->str:
              f"{card['description'] or 'No description.'}", "",
              f"- **Algorithm:** {card['algorithm']} (data variant: {card['variant'] or '-'}, seed: {card['seed']})",
              f"- **Created:** {card['created']} by {card['author']}",
-             f"- **Decision threshold:** {_threshold_text(card.get('threshold'))}",
+             f"- **Task:** {_task_text(card)}",
+             *([f"- **Decision threshold:** {_threshold_text(card.get('threshold'))}"] if card.get("task") != "regression" else []),
              f"- **Accepted on its criteria:** {'yes' if card['accepted'] else 'no'}",
              f"- **Training data:** {card['training_data']['rows']:,} rows, fingerprint `{card['training_data']['fingerprint']}`",
              "", "## Success criteria", "", "| criterion | kind | measured | status |", "|---|---|---|---|"]
@@ -279,6 +296,141 @@ def card_markdown(card:dict)->str:
     lines += ["", "## Parameters", "", "```json", json.dumps(card["params"], indent=2), "```", "", "## Library versions", ""]
     lines += [f"- {name}: {version}" for name, version in card["library_versions"].items()]
     return "\n".join(lines) + "\n"
+
+# %% ../nbs/04_registry.ipynb #reg-task-classes
+def _label_value(label, what:str="A class label"):
+    "`label` as JSON keeps it (numpy scalars become Python ones); raises WrongTypeError for what a card cannot hold"
+    value = label.item() if isinstance(label, np.generic) else label
+    if not isinstance(value, (bool, int, float, str)) or (isinstance(value, float) and not math.isfinite(value)):
+        raise WrongTypeError(f"{what} {label!r} cannot be stored in a model card: class labels are text, numbers or true/false")
+    return value
+
+def _same_label(label, other)->bool:
+    "Whether two labels are the same class: equal, and both or neither true/false (True is not the class 1)"
+    return bool(label == other) and isinstance(label, (bool, np.bool_)) == isinstance(other, (bool, np.bool_))
+
+def _model_classes(pipeline)->list|None:
+    "The pipeline's classes as JSON values, in its `classes_` order; None for a regressor"
+    classes = getattr(pipeline, "classes_", None)
+    return None if classes is None else [_label_value(label, "The pipeline's class") for label in classes]
+
+def _task_from_classes(classes:list|None)->str:
+    "'regression' without classes, 'binary' with two, else 'multiclass'"
+    return "regression" if classes is None else "binary" if len(classes) == 2 else "multiclass"
+
+# %% ../nbs/04_registry.ipynb #reg-task
+def _checked_task(task, dataset:Dataset|None, classes:list|None)->str:
+    "The model's task: `task`, else the training Dataset's, else read from the classes; raises if the pipeline cannot do it"
+    if task is not None and task not in TASKS:
+        raise MlopsKitError(f"Unknown task {task!r}: use one of {list(TASKS)}, or leave it out to read it from the training data")
+    if task is not None and dataset is not None and task != dataset.task:
+        raise MlopsKitError(f"task={task!r}, but the training Dataset's target {dataset.target!r} is {dataset.task}: leave task out")
+    task = task or (dataset.task if dataset is not None else _task_from_classes(classes))
+    if (task == "regression") != (classes is None):
+        kind = "a regressor (it has no classes_)" if classes is None else f"a classifier of the classes {reprlib.repr(classes)}"
+        raise MlopsKitError(f"The pipeline is {kind}, but the task is {task}: "
+                            f"register a {'regressor' if task == 'regression' else 'classifier'} for this data")
+    if task == "binary" and len(classes) != 2:
+        raise MlopsKitError(f"A binary model has two classes, but the pipeline has {len(classes)} ({reprlib.repr(classes)}): give task='multiclass'")
+    return task
+
+def _check_known_labels(labels:pd.Series, classes:list):
+    "Raise unless every label of the training target is one of the pipeline's classes"
+    unknown = [label for label in pd.unique(labels.dropna()) if not any(_same_label(label, known) for known in classes)]
+    if unknown:
+        raise MlopsKitError(f"The training target holds {reprlib.repr([_label_value(label) for label in unknown])}, which are not among "
+                            f"the pipeline's classes {reprlib.repr(classes)}: fit the pipeline on this data's labels themselves, not on codes")
+
+def _positive_of(classes:list|None, task:str, dataset:Dataset|None, positive_label):
+    "The positive class of a binary model: `positive_label`, else the training Dataset's, else True or 1 when it is a class"
+    if task != "binary":
+        if positive_label is not None: raise MlopsKitError(f"positive_label is for a binary model, and this one is {task}: leave it out")
+        return None
+    chosen = dataset.positive_label if dataset is not None else None
+    if positive_label is not None and chosen is not None and not _same_label(positive_label, chosen):
+        raise MlopsKitError(f"positive_label={positive_label!r}, but the training Dataset's positive label is {chosen!r}: give one of them")
+    if positive_label is not None: chosen = positive_label
+    if chosen is None: chosen = next((label for label in (True, 1) if any(_same_label(label, known) for known in classes)), None)
+    if chosen is None:
+        raise MlopsKitError(f"Which class is the positive one (the one to find)? The model's classes are {classes}: "
+                            f"give positive_label=, e.g. positive_label={classes[-1]!r}")
+    match = [known for known in classes if _same_label(chosen, known)]
+    if not match: raise MlopsKitError(f"positive_label={chosen!r} is not one of the model's classes {classes}")
+    return match[0]
+
+def _model_task(pipeline, training_data, labels:pd.Series|None, task, positive_label)->dict:
+    "The card's `task`, `classes` and `positive_label`, from the pipeline's classes and the training data (or given)"
+    dataset = training_data if isinstance(training_data, Dataset) else None
+    classes = _model_classes(pipeline)
+    task = _checked_task(task, dataset, classes)
+    if classes is not None and labels is not None: _check_known_labels(labels, classes)
+    return dict(task=task, classes=classes, positive_label=_positive_of(classes, task, dataset, positive_label))
+
+# %% ../nbs/04_registry.ipynb #reg-metric-refs
+def _reference_problem(function)->str|None:
+    "Why `function` cannot be imported back by its `module:qualified_name`, in words (None if it can)"
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str): return f"{function!r}, which has no importable name"
+    if "<lambda>" in qualname: return "a lambda, which has no name to import it by"
+    if "<locals>" in qualname: return f"{qualname!r}, a function defined inside another function"
+    if module == "__main__": return f"{qualname!r}, a function defined in the notebook or script itself (module __main__)"
+    try: found = _import_reference(f"{module}:{qualname}")
+    except (ImportError, AttributeError, ValueError): return f"'{module}:{qualname}', which cannot be imported"
+    return None if found is function else f"'{module}:{qualname}', which imports as another object"
+
+def _import_reference(reference:str):
+    "The object that `reference`, 'module:qualified.name', names; imports the module"
+    if not isinstance(reference, str) or ":" not in reference: raise ValueError(f"{reference!r} is not a 'module:function' reference")
+    module_name, _, qualname = reference.partition(":")
+    found = importlib.import_module(module_name)
+    for part in qualname.split("."): found = getattr(found, part)
+    return found
+
+def _function_reference(function, metric:str)->str:
+    "'module:qualified_name' that imports `function` back in a fresh process; raises MlopsKitError saying how to make it importable"
+    problem = _reference_problem(function)
+    if problem:
+        raise MlopsKitError(f"The metric {metric!r} is computed by {problem}: a fresh process (the server, a worker) could not import "
+                            "it, so the model would register and then fail to load. Move the function into a module on the Python path "
+                            "(e.g. a file my_metrics.py beside the notebook), import it from there, register the Metric with it "
+                            "(replace=True), build the criteria again, and register the model again. Nothing was written")
+    return f"{function.__module__}:{function.__qualname__}"
+
+# %% ../nbs/04_registry.ipynb #reg-metric-specs
+def _bound(value:float)->float|None: return value if math.isfinite(value) else None
+
+def _custom_metric_specs(criteria:Criteria)->list[dict]:
+    "The metrics of `criteria` that the kit does not define and the criteria do not save (costs), each with its function's reference"
+    builtin, costs = MetricRegistry.default(), {spec["name"] for spec in criteria.to_dict()["cost_metrics"]}
+    custom = [criteria.registry.get(name) for name in criteria.metrics
+              if name not in costs and not (name in builtin and builtin[name] == criteria.registry.get(name))]
+    return [dict(name=metric.name, compute=None if metric.compute is None else _function_reference(metric.compute, metric.name),
+                 direction=metric.direction, needs=metric.needs, kind=metric.kind, description=metric.description,
+                 lower=_bound(metric.lower), upper=_bound(metric.upper), tasks=None if metric.tasks is None else list(metric.tasks))
+            for metric in custom]
+
+def _metric_from_spec(spec:dict, what:str)->Metric:
+    "The metric that `_custom_metric_specs` saved, its function imported now; raises RegistryError saying what to make importable"
+    if not isinstance(spec, dict): raise TypeError(f"a custom metric is an object, got {reprlib.repr(spec)}")
+    compute = spec.get("compute")
+    if compute is not None:
+        try: compute = _import_reference(compute)
+        except (ImportError, AttributeError) as error:
+            raise RegistryError(f"{what}: its criteria use the metric {spec.get('name')!r}, computed by {spec['compute']!r}, which cannot be "
+                                f"imported here ({type(error).__name__}: {error}). Put its module on this process's Python path "
+                                "(PYTHONPATH, or install it), then load the model again") from None
+    lower, upper = (-math.inf if spec.get("lower") is None else spec["lower"]), (math.inf if spec.get("upper") is None else spec["upper"])
+    return Metric(spec["name"], spec["direction"], compute, spec["needs"], spec["kind"], spec["description"], lower, upper, spec["tasks"])
+
+def _criteria_from(data, registry:MetricRegistry|None, what:str)->Criteria:
+    "The criteria saved in `criteria.json`, their custom metrics imported and registered in a copy of `registry`"
+    if isinstance(data, dict) and "custom_metrics" in data:
+        specs = data["custom_metrics"]
+        if not isinstance(specs, list): raise TypeError("'custom_metrics' must be a list")
+        registry = (registry if registry is not None else metric_registry).copy()
+        for spec in specs: registry.register(_metric_from_spec(spec, what), replace=True)
+        data = {key: value for key, value in data.items() if key != "custom_metrics"}
+    return Criteria.from_dict(data, registry=registry)
 
 # %% ../nbs/04_registry.ipynb #reg-bundle
 @dataclass(repr=False)
@@ -295,6 +447,25 @@ class ModelBundle:
     @property
     def features(self)->list: return list(self.schema.columns)
 
+    @property
+    def task(self)->str:
+        "'binary', 'multiclass' or 'regression' (read from the pipeline for a card written before cards recorded it)"
+        return self.card["task"] if "task" in self.card else _task_from_classes(_model_classes(self.pipeline))
+
+    @property
+    def classes(self)->list|None:
+        "The class labels, in the order of `predict_proba`'s columns; None for a regressor"
+        return self.card["classes"] if "task" in self.card else _model_classes(self.pipeline)
+
+    @property
+    def positive_label(self):
+        "The positive class of a binary model (the one its threshold flags); None for other tasks"
+        if "task" in self.card: return self.card["positive_label"]
+        return self.classes[1] if self.task == "binary" else None  # older cards: the second class, as they were served
+
+    @property
+    def threshold(self)->float|None: return self.card.get("threshold")
+
     def _features_of(self, frame:pd.DataFrame)->pd.DataFrame:
         "The feature columns of `frame`; raises ValueError naming the missing ones"
         if not isinstance(frame, pd.DataFrame): raise WrongTypeError(f"Give a DataFrame of cases, got {type(frame).__name__}")
@@ -307,27 +478,37 @@ class ModelBundle:
         return self.schema.validate(self._features_of(frame))
 
     def predict_proba(self, frame:pd.DataFrame)->np.ndarray:
-        "The pipeline's class probabilities for the feature columns of `frame`"
+        "A classifier's probabilities for the feature columns of `frame`, one column per class in `classes` order"
+        if self.task == "regression":
+            raise MlopsKitError(f"Model {self.name!r} is a regressor: it predicts values, not class probabilities; use predict")
         return self.pipeline.predict_proba(self._features_of(frame))
 
-    @property
-    def threshold(self)->float|None: return self.card.get("threshold")
-
     def predict(self, frame:pd.DataFrame)->np.ndarray:
-        "Predicted labels for the feature columns of `frame`: probability >= the card's `threshold`, or the pipeline's own predict"
-        return self.labels_from(self.predict_proba(frame)) if self.threshold is not None else self.pipeline.predict(self._features_of(frame))
+        "Predicted labels (a classifier: see `labels_from`) or values (a regressor) for the feature columns of `frame`"
+        if self.task == "regression": return self.pipeline.predict(self._features_of(frame))
+        return self.labels_from(self.predict_proba(frame))
 
     def labels_from(self, probabilities:np.ndarray)->np.ndarray:
-        "The labels `predict` gives for `probabilities` from `predict_proba` (no second pass through the pipeline)"
+        "The labels for `predict_proba`'s output: binary, the positive label where its probability reaches `threshold`; else the most probable class"
+        if self.task == "regression": raise MlopsKitError(f"Model {self.name!r} is a regressor: it has no class probabilities to turn into labels")
         classes, probabilities = self.pipeline.classes_, np.asarray(probabilities)
         if probabilities.ndim != 2 or probabilities.shape[1] != len(classes):
             raise MlopsKitError(f"labels_from takes the output of predict_proba: one column per class ({len(classes)}), "
                                 f"got shape {probabilities.shape}")
         if self.threshold is None: return classes[np.argmax(probabilities, axis=1)]
-        return classes[(probabilities[:, 1] >= self.threshold).astype(int)]
+        positive = self._positive_column()
+        return np.where(probabilities[:, positive] >= self.threshold, classes[positive], classes[1 - positive])
+
+    def positive_probability(self, probabilities:np.ndarray)->np.ndarray:
+        "A binary model's probability of its positive class, from `predict_proba`'s output"
+        if self.task != "binary": raise MlopsKitError(f"Model {self.name!r} is {self.task}: only a binary model has a positive class")
+        return np.asarray(probabilities)[:, self._positive_column()]
+
+    def _positive_column(self)->int:
+        return next(index for index, label in enumerate(self.classes) if _same_label(label, self.positive_label))
 
     def __repr__(self):
-        return (f"ModelBundle({self.name!r} v{self.version}: {self.card['algorithm']}, {len(self.features)} features, "
+        return (f"ModelBundle({self.name!r} v{self.version}: {self.task} {self.card['algorithm']}, {len(self.features)} features, "
                 f"{len(self.reference):,} reference rows, criteria {self.criteria!r})")
 
     def _repr_html_(self): return _card_html(self.card)
@@ -339,7 +520,7 @@ def _card_html(card:dict)->str:
     title = html.escape(f"{card['name']} v{card['version']}: {card['algorithm']} "
                         f"({'accepted' if card['accepted'] else 'not accepted'})")
     return (f"<p><b>{title}</b> created {html.escape(card['created'])} by {html.escape(card['author'])}, "
-            f"trained on {card['training_data']['rows']:,} rows</p>" + results.to_html(index=False))
+            f"trained on {card['training_data']['rows']:,} rows; task: {html.escape(_task_text(card))}</p>" + results.to_html(index=False))
 
 @dataclass(repr=False)
 class ModelVersion:
@@ -450,16 +631,25 @@ def _card_fields(variant, algorithm, params, seed, author, description, threshol
                 params=params, seed=seed, author=_check_text(author, "author", optional=True),
                 description=_check_text(description, "description"), threshold=_check_threshold(threshold))
 
-def _check_pipeline(pipeline, features:pd.DataFrame):
-    "Raise ValueError unless `pipeline` is fitted and gives probabilities for a few training rows"
+def _check_fitted(pipeline):
+    "Raise ValueError unless `pipeline` is a fitted estimator"
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
     try: check_is_fitted(pipeline)
     except (NotFittedError, TypeError) as error: raise MlopsKitError(f"Register a fitted pipeline: {error}") from None
-    try: pipeline.predict_proba(features.head(5))
+
+def _check_predicts(pipeline, features:pd.DataFrame, task:str):
+    "Raise ValueError unless `pipeline` scores a few training rows: probabilities for a classifier, values for a regressor"
+    method = "predict" if task == "regression" else "predict_proba"
+    try: getattr(pipeline, method)(features.head(5))
     except Exception as error:
-        raise MlopsKitError(f"The pipeline cannot predict_proba its own training features ({type(error).__name__}: "
+        raise MlopsKitError(f"The pipeline cannot {method} its own training features ({type(error).__name__}: "
                             f"{error}): pass the data it was trained on, without extra columns (or give `target=`)") from None
+
+def _check_threshold_fits(threshold:float|None, task:str):
+    "Raise ValueError for a decision threshold on a model that is not a binary classifier"
+    if threshold is not None and task != "binary":
+        raise MlopsKitError(f"threshold is for a binary classifier (a probability of its positive class); this model is {task}: leave it out")
 
 def _check_metrics(metrics)->dict:
     "`metrics` as name -> float; raises TypeError naming a value that is not a number"
@@ -473,15 +663,17 @@ def _check_metrics(metrics)->dict:
     return checked
 
 # %% ../nbs/04_registry.ipynb #reg-register-helpers
-def _write_bundle(folder:Path, pipeline, features:pd.DataFrame, reference:pd.DataFrame, criteria:Criteria)->dict:
-    "Write the bundle's files (all but the card) into `folder`; returns their sha256"
+def _write_bundle(folder:Path, pipeline, features:pd.DataFrame, reference:pd.DataFrame, criteria:Criteria,
+                  custom_metrics:list)->dict:
+    "Write the bundle's files (all but the card) into `folder`, the criteria with their `custom_metrics`; returns their sha256"
     save_pipeline(pipeline, folder / "model.skops")
     (folder / "schema.json").write_text(_to_json(infer_schema(features).to_dict()), encoding="utf-8")
     (folder / "reference.json").write_text(json.dumps(frame_to_json(reference)), encoding="utf-8")
-    (folder / "criteria.json").write_text(_to_json(criteria.to_dict()), encoding="utf-8")
+    saved_criteria = {**criteria.to_dict(), **({"custom_metrics": custom_metrics} if custom_metrics else {})}
+    (folder / "criteria.json").write_text(_to_json(saved_criteria), encoding="utf-8")
     return {name: _sha256(folder / name) for name in BUNDLE_FILES}
 
-def _new_card(name, pipeline, features, training, target, criteria, metrics, fields:dict)->dict:
+def _new_card(name, pipeline, features, training, target, criteria, metrics, fields:dict, labels:dict)->dict:
     "The card of a version about to be registered (its number and file hashes are added under the lock)"
     results = criteria_results(criteria, metrics)
     final_step = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
@@ -491,7 +683,7 @@ def _new_card(name, pipeline, features, training, target, criteria, metrics, fie
             "description": fields["description"], "variant": fields["variant"],
             "algorithm": fields["algorithm"] or type(final_step).__name__, "params": json.loads(_to_json(params)),
             "seed": fields["seed"], "threshold": fields["threshold"], "metrics": metrics, "criteria_results": json.loads(results.to_json(orient="records")),
-            "accepted": not results.blocks.any(), "features": list(features.columns), "target": target,
+            "accepted": not results.blocks.any(), "features": list(features.columns), "target": target, **labels,
             "training_data": {"rows": len(training), "fingerprint": data_fingerprint(training)},
             "library_versions": library_versions(), "files": {}}
 
@@ -546,7 +738,25 @@ def _card_problem(card:dict)->str|None:
     rows, fingerprint = card["training_data"].get("rows"), card["training_data"].get("fingerprint")
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1 or not isinstance(fingerprint, str):
         return "'training_data' must hold 'rows' (a whole number, 1 or more) and 'fingerprint' (text)"
-    return _results_problem(card["criteria_results"], card["accepted"])
+    return _task_problem(card) or _results_problem(card["criteria_results"], card["accepted"])
+
+def _is_label(value)->bool: return isinstance(value, (bool, int, str)) or _is_number(value)
+
+def _task_problem(card:dict)->str|None:
+    "What is wrong with the card's `task`, `classes` and `positive_label`, or None (cards before format 3 have none)"
+    if "task" not in card: return "'task' is missing" if card.get("format_version", 1) >= 3 else None
+    task, classes, positive = card["task"], card.get("classes"), card.get("positive_label")
+    if task not in TASKS: return f"'task' must be one of {list(TASKS)}, got {reprlib.repr(task)}"
+    if task == "regression":
+        return None if classes is None and positive is None else "a regressor has no 'classes' and no 'positive_label' (null)"
+    if not isinstance(classes, list) or len(classes) < 2 or not all(_is_label(label) for label in classes) \
+       or len({json.dumps(label) for label in classes}) != len(classes):
+        return f"'classes' must list two or more distinct class labels (text, numbers or true/false), got {reprlib.repr(classes)}"
+    if task == "binary" and (len(classes) != 2 or not any(_same_label(positive, label) for label in classes)):
+        return f"a binary model has two 'classes', one of them its 'positive_label'; got {reprlib.repr(classes)} and {positive!r}"
+    if task == "multiclass" and positive is not None: return "a multiclass model has no 'positive_label' (null)"
+    if card.get("threshold") is not None and task != "binary": return f"'threshold' is for a binary model, and this one is {task}"
+    return None
 
 def _results_problem(results:list, accepted:bool)->str|None:
     "What is wrong with a card's `criteria_results` and `accepted`, or None"
@@ -634,7 +844,7 @@ def _read_schema(folder:Path, card:dict)->Schema:
 def _read_criteria(folder:Path, card:dict, criteria_registry)->Criteria:
     "The criteria of the version in `folder`; raises RegistryError unless they are the ones the card's results are about"
     what = f"Model {card['name']!r} v{card['version']}"
-    criteria = _read_part(folder, "criteria.json", lambda data: Criteria.from_dict(data, registry=criteria_registry), what)
+    criteria = _read_part(folder, "criteria.json", lambda data: _criteria_from(data, criteria_registry, what), what)
     if [str(criterion) for criterion in criteria] != [row["criterion"] for row in card["criteria_results"]]:
         raise RegistryError(f"{what}: 'criteria.json' holds {[str(criterion) for criterion in criteria]}, but the card's results "
                             f"are about {[row['criterion'] for row in card['criteria_results']]}: restore the files")
@@ -662,7 +872,19 @@ def _load_bundle(folder:Path, card:dict, criteria_registry, trusted_extra)->Mode
     _check_reference(reference, card, what)
     criteria = _read_criteria(folder, card, criteria_registry)
     pipeline = load_pipeline(folder / "model.skops", trusted_extra)
+    _check_classes(pipeline, card, what)
     return ModelBundle(card["name"], card["version"], pipeline, schema, reference, criteria, card)
+
+def _check_classes(pipeline, card:dict, what:str):
+    "Raise RegistryError unless the pipeline's classes are the card's, in the same order (cards before format 3 record none)"
+    if "task" not in card: return
+    try: classes = _model_classes(pipeline)
+    except WrongTypeError as error: raise RegistryError(f"{what}: {error}") from None
+    same = (classes is None) == (card["classes"] is None) and (classes is None or (
+        len(classes) == len(card["classes"]) and all(map(_same_label, classes, card["classes"]))))
+    if not same:
+        raise RegistryError(f"{what}: the pipeline's classes are {reprlib.repr(classes)}, but the card records {reprlib.repr(card['classes'])}. "
+                            "Nothing was loaded: restore the files, or register the model again")
 
 def _promotion_problems(results:pd.DataFrame)->str:
     "The blocking criteria in `results`, in words"
@@ -686,7 +908,7 @@ class ModelRegistry:
                  training_data, # what it was trained on: a `Dataset`, or a DataFrame (give `target` if it holds it)
                  criteria:Criteria, # the success criteria it is judged on
                  metrics:dict, # the cross-validation metrics measured for it, name -> value
-                 name:str="churn", # the model's name
+                 name:str, # the model's name, e.g. 'churn' (versions of one name are numbered 1, 2, ...)
                  target:str|None=None, # the target column of a DataFrame `training_data`
                  variant:str="", # the data variant of the experiment grid, e.g. 'no-leaky-columns'
                  algorithm:str|None=None, # default: the class of the pipeline's last step
@@ -694,26 +916,33 @@ class ModelRegistry:
                  seed:int|None=None, # the seed the model was trained with
                  author:str|None=None, # default: the login name
                  description:str="", # one paragraph for the card
-                 threshold:float|None=None, # flag a case when predict_proba(...)[:, 1] >= threshold; None: the pipeline's own predict
+                 threshold:float|None=None, # binary: predict the positive label when its probability >= threshold; None: the most probable class
                  max_reference_rows:int=REFERENCE_ROWS, # size of the reference sample
                  trusted_extra=(), # types outside `TRUSTED_TYPES` that the pipeline needs, trusted on purpose
+                 task:str|None=None, # 'binary', 'multiclass' or 'regression'; None: the `Dataset`'s, or read from the pipeline's classes
+                 positive_label=None, # binary: the class to find; None: the `Dataset`'s, or True / 1 when it is a class
                 )->ModelVersion:
-        "Save a new version of `name`; raises TypeError/ValueError for bad input, UntrustedTypesError (nothing is written)"
+        "Save a new version of `name`; raises TypeError/ValueError for bad input (criteria that cannot judge the task, a metric function that cannot be imported), UntrustedTypesError; nothing is written then"
         if not isinstance(criteria, Criteria): raise WrongTypeError(f"criteria must be a Criteria, got {type(criteria).__name__}")
         self._model_folder(name)
         fields = _card_fields(variant, algorithm, params, seed, author, description, threshold)
         _check_count(max_reference_rows, "max_reference_rows", minimum=1)
         _type_names(trusted_extra)
         features, training, target = _training_parts(training_data, target)
-        _check_pipeline(pipeline, features)
+        _check_fitted(pipeline)
+        labels = _model_task(pipeline, training_data, training[target] if target is not None else None, task, positive_label)
+        _check_threshold_fits(fields["threshold"], labels["task"])
+        criteria.check_task(labels["task"])
+        _check_predicts(pipeline, features, labels["task"])
+        custom_metrics = _custom_metric_specs(criteria)
         if self.project is not None: self.project.check_writable()  # the version must not exist without its record
-        card = _new_card(name, pipeline, features, training, target, criteria, _check_metrics(metrics), fields)
+        card = _new_card(name, pipeline, features, training, target, criteria, _check_metrics(metrics), fields, labels)
         reference = reference_sample(training, max_reference_rows, seed or 0)
         with self._lock(name):
             folder = self._model_folder(name)
             staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
             try:
-                card["files"] = _write_bundle(staging, pipeline, features, reference, criteria)
+                card["files"] = _write_bundle(staging, pipeline, features, reference, criteria, custom_metrics)
                 refused = untrusted_types(staging / "model.skops", trusted_extra)
                 if refused: raise UntrustedTypesError(f"The {name!r} pipeline", refused, "registered")
                 card["version"] = max(self._numbers(name), default=0) + 1
@@ -725,8 +954,9 @@ class ModelRegistry:
         if self.project is not None: self.project.add_record("model", f"{name}:v{card['version']}", _card_summary(card))
         return ModelVersion(name, card["version"], folder / f"v{card['version']}", card)
 
-    def versions(self, name:str="churn")->pd.DataFrame:
-        "One row per version of `name`: when, who, what, its primary metric, whether accepted, its aliases"
+    def versions(self, name:str|None=None)->pd.DataFrame:
+        "One row per version of `name` (None: the registry's only model): when, who, what, its primary metric, whether accepted, its aliases"
+        name = self._chosen(name)
         self._check_known(name)
         aliases = _current_aliases(_read_aliases(self._model_folder(name)))
         rows = []
@@ -738,24 +968,26 @@ class ModelRegistry:
                              accepted=card["accepted"], aliases=", ".join(alias for alias, version in aliases.items() if version == number)))
         return pd.DataFrame(rows, columns=["version", "created", "author", "variant", "algorithm", "primary", "measured", "accepted", "aliases"])
 
-    def version(self, name:str="churn", version:int|None=None, alias:str|None=None)->ModelVersion:
-        "The `version` of `name`, or the one `alias` points to, or the latest; raises UnknownVersionError"
+    def version(self, name:str|None=None, version:int|None=None, alias:str|None=None)->ModelVersion:
+        "The `version` of `name` (None: the registry's only model), or the one `alias` points to, or the latest; raises UnknownVersionError"
+        name = self._chosen(name)
         number = self._resolve(name, version, alias)
         folder = self._model_folder(name) / f"v{number}"
         return ModelVersion(name, number, folder, _read_card(folder, name, number))
 
-    def verify(self, name:str="churn", version:int|None=None, alias:str|None=None, trusted_extra=())->ModelVersion:
-        "Check a version's files against its card and its model's types against the allow-list, without loading it"
+    def verify(self, name:str|None=None, version:int|None=None, alias:str|None=None, trusted_extra=())->ModelVersion:
+        "Check a version's files against its card, that its criteria can be read (their own metrics imported) and its model's types against the allow-list, without loading it (`name` as in `version`)"
         handle = self.version(name, version, alias)
-        _verify_files(handle.path, handle.card, f"Model {name!r} v{handle.version}")
+        _verify_files(handle.path, handle.card, f"Model {handle.name!r} v{handle.version}")
+        _read_criteria(handle.path, handle.card, self._metric_registry)
         refused = untrusted_types(handle.path / "model.skops", trusted_extra)
-        if refused: raise UntrustedTypesError(f"Model {name!r} v{handle.version}", refused)
+        if refused: raise UntrustedTypesError(f"Model {handle.name!r} v{handle.version}", refused)
         return handle
 
-    def load(self, name:str="churn", version:int|None=None, alias:str|None=None, trusted_extra=())->ModelBundle:
+    def load(self, name:str|None=None, version:int|None=None, alias:str|None=None, trusted_extra=())->ModelBundle:
         "The bundle of a version (see `version`); raises UnknownVersionError, IntegrityError, UntrustedTypesError"
         handle = self.version(name, version, alias)
-        _verify_files(handle.path, handle.card, f"Model {name!r} v{handle.version}")
+        _verify_files(handle.path, handle.card, f"Model {handle.name!r} v{handle.version}")
         return _load_bundle(handle.path, handle.card, self._metric_registry, trusted_extra)
 
     def promote(self, name:str, version:int, alias:str="champion", reason:str="")->dict:
@@ -782,14 +1014,16 @@ class ModelRegistry:
         if self.project is not None: self.project.add_record("alias", f"{name}:{alias}", entry)
         return entry
 
-    def aliases(self, name:str="churn")->pd.DataFrame:
-        "The alias history of `name`, oldest first: which version each alias pointed to, when and why"
+    def aliases(self, name:str|None=None)->pd.DataFrame:
+        "The alias history of `name` (None: the registry's only model), oldest first: which version each alias pointed to, when and why"
         columns = ["alias", "version", "previous", "timestamp", "author", "reason", "not_measured"]
+        name = self._chosen(name)
         self._check_known(name)
         return pd.DataFrame(_read_aliases(self._model_folder(name)), columns=columns)
 
-    def champion(self, name:str="churn")->ModelVersion|None:
-        "The version the 'champion' alias points to, or None if no version was promoted; raises UnknownVersionError for an unknown model"
+    def champion(self, name:str|None=None)->ModelVersion|None:
+        "The version the 'champion' alias points to (`name` None: the registry's only model), or None if no version was promoted; raises UnknownVersionError for an unknown model"
+        name = self._chosen(name)
         self._check_known(name)
         current = _current_aliases(_read_aliases(self._model_folder(name))).get("champion")
         return None if current is None else self.version(name, alias="champion")
@@ -804,6 +1038,14 @@ class ModelRegistry:
             if folder.exists() and not folder.is_dir():
                 raise RegistryError(f"'{folder}' is a file, but the registry keeps its models in folders: give another folder")
         return self.folder / name
+
+    def _chosen(self, name:str|None)->str:
+        "`name`, or the registry's only model when `name` is None; raises naming the models to choose from"
+        if name is not None: return name
+        known = self.names()
+        if len(known) == 1: return known[0]
+        if not known: raise UnknownVersionError(f"No model in '{self.folder}' yet: register one first")
+        raise MlopsKitError(f"Which model? The registry in '{self.folder}' holds {', '.join(map(repr, known))}: give name=, e.g. name={known[0]!r}")
 
     def _check_known(self, name:str):
         "Raise UnknownVersionError if no version of `name` is registered, with the closest known name"

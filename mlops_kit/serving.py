@@ -38,10 +38,12 @@ class _RequestRecord:
     model_name: str
     model_version: int
     inputs: dict|bytes # column -> list of values, or the JSON body of a /predict request, {"records": [...]}
-    predictions: list # one label per row
-    probabilities: np.ndarray # one row of class probabilities per case
+    predictions: list # one label (a classifier) or value (a regressor) per row
+    probabilities: np.ndarray # one row of class probabilities per case (no columns for a regressor)
     latency_ms: float # validation and model time, before the commit
     compressed_inputs: bytes|None = None # the inputs already compressed (a large body is, while the model scores it)
+    classes: list|None = None # the classes, in the order of the probabilities' columns; None for a regressor
+    positive_label: object = None # a binary model's positive class
 
     @property
     def ids(self)->list[str]: return [f"{self.request_id}-{row}" for row in range(len(self.predictions))]
@@ -50,8 +52,9 @@ class _RequestRecord:
         "The row of the requests table, built when the record is written"
         inputs = self.compressed_inputs or zlib.compress(self.inputs if isinstance(self.inputs, bytes) else json.dumps(self.inputs).encode(), 1)
         probabilities = np.ascontiguousarray(self.probabilities, dtype="<f8").tobytes()
+        outputs = json.dumps(dict(predictions=self.predictions, classes=self.classes, positive_label=self.positive_label))
         return (self.request_id, self.client_request_id, self.received_at, self.endpoint, self.model_name, self.model_version,
-                len(self.predictions), inputs, json.dumps(self.predictions), probabilities, self.latency_ms)
+                len(self.predictions), inputs, outputs, probabilities, self.latency_ms)
 
 # %% ../nbs/05_serving.ipynb #srv-011
 _REQUEST_COLUMNS = ["request_id", "client_request_id", "received_at", "endpoint", "model_name", "model_version", "n_rows",
@@ -269,29 +272,41 @@ def _input_columns(blob:bytes)->dict:
 
 def _cases(requests:list)->pd.DataFrame:
     "One row per predicted case of `requests` (rows of the requests table)"
-    columns = {name: [] for name in _CASE_COLUMNS + ["prediction", "latency_ms"]}
-    inputs, probabilities = {}, []
-    for request_id, client_id, received_at, endpoint, name, version, n_rows, inputs_blob, labels, probability_bytes, latency in requests:
+    columns = {name: [] for name in _CASE_COLUMNS + ["prediction", "probability", "probabilities", "latency_ms"]}
+    inputs = {}
+    for request_id, client_id, received_at, endpoint, name, version, n_rows, inputs_blob, outputs, probability_bytes, latency in requests:
         columns["id"] += [f"{request_id}-{row}" for row in range(n_rows)]
         for column, value in zip(_CASE_COLUMNS[1:], [request_id, client_id, received_at, endpoint, name, int(version)]):
             columns[column] += [value] * n_rows
-        for column, values in _input_columns(bytes(inputs_blob)).items(): inputs.setdefault(column, []).extend(values)
-        columns["prediction"] += json.loads(labels)
-        probabilities.append(np.frombuffer(bytes(probability_bytes), dtype="<f8").reshape(n_rows, -1))
+        _add_inputs(inputs, _input_columns(bytes(inputs_blob)), len(columns["id"]))
+        probabilities = np.frombuffer(bytes(probability_bytes), dtype="<f8").reshape(n_rows, -1)
+        predictions, positive = _request_outputs(outputs, probabilities)
+        columns["prediction"] += predictions
+        columns["probability"].append(positive)
+        columns["probabilities"] += probabilities.tolist() if probabilities.shape[1] else [None] * n_rows
         columns["latency_ms"] += [latency] * n_rows
     frame = pd.DataFrame({**{name: columns[name] for name in _CASE_COLUMNS}, **inputs, "prediction": columns["prediction"]})
-    frame["probability"] = _probability_column(probabilities)
-    frame["probabilities"] = [row for part in probabilities for row in part.tolist()]
+    frame["probability"] = np.concatenate(columns["probability"]) if requests else np.empty(0)
+    frame["probabilities"] = columns["probabilities"]
     frame["latency_ms"] = columns["latency_ms"]
     frame["received_at"] = pd.to_datetime(frame["received_at"].astype(float), unit="s", utc=True)
     return frame
 
-def _probability_column(probabilities:list)->np.ndarray:
-    "The probability of the positive class (two classes) or of the most likely class, for each case"
-    if not probabilities: return np.empty(0)
-    stacked = np.concatenate(probabilities) if len({part.shape[1] for part in probabilities}) == 1 else None
-    if stacked is not None and stacked.shape[1] == 2: return stacked[:, 1]
-    return np.concatenate([part.max(axis=1) for part in probabilities])
+def _add_inputs(inputs:dict, request:dict, rows:int):
+    "Extend the input `columns` with one request's, to `rows` values each: a column a request lacks (another model's) is None there"
+    for column, values in request.items(): inputs.setdefault(column, [None] * (rows - len(values))).extend(values)
+    for values in inputs.values(): values.extend([None] * (rows - len(values)))
+
+def _request_outputs(text:str, probabilities:np.ndarray)->tuple[list, np.ndarray]:
+    "The predictions of one logged request, and each case's probability of the positive class (NaN unless the model is binary)"
+    saved = json.loads(text)
+    if isinstance(saved, list):  # written before the log kept the classes: two columns were (negative, positive)
+        if probabilities.shape[1] == 0: return saved, np.full(len(saved), np.nan)
+        return saved, probabilities[:, 1] if probabilities.shape[1] == 2 else probabilities.max(axis=1)
+    classes, positive = saved["classes"], saved["positive_label"]
+    if classes is None or positive is None: return saved["predictions"], np.full(len(saved["predictions"]), np.nan)
+    column = next(index for index, label in enumerate(classes) if label == positive and type(label) is type(positive))
+    return saved["predictions"], probabilities[:, column]
 
 def _with_labels(frame:pd.DataFrame, feedback:list)->pd.DataFrame:
     "`frame` with the `label` and `label_received_at` of each case (missing where no feedback arrived)"
@@ -304,10 +319,11 @@ def _with_labels(frame:pd.DataFrame, feedback:list)->pd.DataFrame:
 
 # %% ../nbs/05_serving.ipynb #srv-018
 def _plain_label(value, prediction_id):
-    "A true label as JSON keeps it: a boolean, a whole number or text (numpy scalars become Python ones); raises ServingError otherwise"
+    "A true label as JSON keeps it: a boolean, a whole number, text or a finite number (numpy scalars become Python ones); raises ServingError otherwise"
     value = value.item() if isinstance(value, np.generic) else value
-    if not isinstance(value, (bool, int, str)):
-        raise ServingError(f"The label of {prediction_id!r} must be one of the model's classes (a boolean, a whole number or text), got {value!r}")
+    if not isinstance(value, (bool, int, str, float)) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ServingError(f"The label of {prediction_id!r} must be one of the model's classes (a boolean, a whole number or text) "
+                           f"or a regressor's true value (a finite number), got {value!r}")
     return value
 
 class PredictionLog:
@@ -489,23 +505,41 @@ def _record_type(model_name:str, schema:Schema):
     return record
 
 # %% ../nbs/05_serving.ipynb #srv-025
-def _learner_models(model_name:str, schema:Schema, max_rows:int)->dict:
+def _label_type(task:str|None, classes:list|None):
+    "The type of a true label sent to /feedback: a finite number for a regressor; for a classifier a label, its classes listed in the schema"
+    from typing import Annotated
+    from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
+    if task == "regression":
+        return Annotated[StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)], Field(description="the true value, a number")]
+    listed = dict(json_schema_extra={"enum": classes}) if classes is not None else {}
+    return Annotated[StrictBool | StrictInt | StrictFloat | StrictStr, Field(description="the true label, one of the model's classes", **listed)]
+
+def _learner_models(model_name:str, schema:Schema, max_rows:int,
+                    task:str|None=None, # the model's task; None: not known before it loads (a card written before cards recorded it)
+                    classes:list|None=None, # a classifier's classes, listed in the schema of /feedback
+                   )->dict:
     "The pydantic bodies of /predict and /feedback for a model with this `schema`"
     from typing import Annotated
-    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, create_model
+    from pydantic import BaseModel, ConfigDict, Field, create_model
+    TrueLabel = _label_type(task, classes)
     record = _record_type(model_name, schema)
     predict_request = create_model("PredictRequest", __config__=ConfigDict(extra="forbid"),
                                    records=(Annotated[list[record], Field(min_length=1, max_length=max_rows)], ...))
     class PredictResponse(BaseModel):
         model_name: str; model_version: int; request_id: str
         ids: list[str] = Field(description="one id per record, for POST /feedback")
-        predictions: list[bool | int | str] = Field(description="the predicted label of each record, after the decision threshold")
-        probabilities: list[float] = Field(description="the probability of the positive class (binary) or of the predicted class")
-        threshold: float | None = Field(description="the decision threshold on the positive class; null: the model's own predict")
+        predictions: list[bool | int | float | str] = Field(description="the predicted label (after a binary model's decision threshold) "
+                                                                   "or value (a regressor) of each record")
+        probabilities: list[float] | None = Field(description="the probability of the positive class (binary) or of the predicted class "
+                                                              "(multiclass); null for a regressor")
+        threshold: float | None = Field(description="a binary model's decision threshold on its positive class; null: the most probable class")
+        classes: list[bool | int | float | str] | None = Field(description="a classifier's classes, in the order of class_probabilities; null for a regressor")
+        class_probabilities: list[list[float]] | None = Field(description="a classifier's probability of each class, one list per record; "
+                                                                          "null for a regressor")
     class Feedback(BaseModel):
         model_config = ConfigDict(extra="forbid")
         id: str = Field(description="a prediction id returned by /predict or /infer")
-        label: StrictBool | StrictInt | StrictStr = Field(description="the true label, one of the model's classes")
+        label: TrueLabel
     class FeedbackRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         labels: Annotated[list[Feedback], Field(min_length=1, max_length=max_rows)]
@@ -546,8 +580,8 @@ def _problems_text(problems:list, features:list, max_rows:int)->str:
     return "; ".join(texts[:10]) + more
 
 # %% ../nbs/05_serving.ipynb #srv-030
-PROTOCOL_OUTPUTS = {"predict": "the predicted label of each case, after the decision threshold",
-                    "predict_proba": "the probability of each class, one row per case",
+PROTOCOL_OUTPUTS = {"predict": "the predicted label (after a binary model's decision threshold) or value (a regressor) of each case",
+                    "predict_proba": "a classifier's probability of each class, one row per case, in the order of the model's classes",
                     "prediction_id": "the id of each case's prediction, for POST /feedback"}
 _INTEGER_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 _FLOAT_TYPES = {"FP16", "FP32", "FP64"}
@@ -579,6 +613,7 @@ def _protocol_models()->dict:
         parameters: dict[str, Any] | None = None; outputs: list[ResponseOutput]
     class TensorMetadata(BaseModel):
         name: str; datatype: str; shape: list[int]
+        parameters: dict[str, Any] | None = None
     class ModelMetadata(BaseModel):
         name: str; versions: list[str]; platform: str; inputs: list[TensorMetadata]; outputs: list[TensorMetadata]
         parameters: dict[str, Any] | None = None
@@ -727,8 +762,9 @@ class _Metrics:
                                 ["endpoint", "outcome"], registry=self.registry)
         self.latency = Histogram("mlops_kit_request_duration_seconds", "Time to answer a request, commit included", ["endpoint"],
                                  buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.predictions = Counter("mlops_kit_predictions", "Predicted cases by predicted label", ["label"], registry=self.registry)
-        self.feedback = Counter("mlops_kit_feedback_labels", "True labels received by /feedback, by label", ["label"], registry=self.registry)
+        self.predictions = Counter("mlops_kit_predictions", "Predicted cases by predicted label (a regressor's: 'value')", ["label"], registry=self.registry)
+        self.feedback = Counter("mlops_kit_feedback_labels", "True labels received by /feedback, by label (a regressor's: 'value')", ["label"],
+                                registry=self.registry)
         self.probability = _BatchHistogram("mlops_kit_predicted_probability", "Predicted probability of the positive class (binary) "
                                            "or of the predicted class", np.linspace(0.1, 1.0, 10))
         self.registry.register(self.probability)
@@ -744,9 +780,15 @@ class _Metrics:
         self.requests.labels(endpoint, outcome).inc()
         self.latency.labels(endpoint).observe(seconds)
 
-    def observe_predictions(self, labels:list, scores:np.ndarray):
-        for label, count in collections.Counter(labels).items(): self.predictions.labels(str(label)).inc(count)
+    def observe_predictions(self, labels:list, scores:np.ndarray, task:str|None):
+        "Count predicted cases by label (a regressor's under 'value': one series per number would grow without end) and their scores"
+        if task == "regression": self.predictions.labels("value").inc(len(labels))
+        else:
+            for label, count in collections.Counter(labels).items(): self.predictions.labels(str(label)).inc(count)
         self.probability.observe(scores)
+
+    def observe_feedback(self, labels:list, task:str|None):
+        for label in labels: self.feedback.labels("value" if task == "regression" else str(label)).inc()
 
     def text(self)->bytes:
         from prometheus_client import generate_latest
@@ -828,6 +870,8 @@ class _Service:
         self.name, self.version = self.handle.name, self.handle.version
         self.schema = self.handle.input_schema()
         self.kinds = {column: spec.kind for column, spec in self.schema.columns.items()}
+        card = self.handle.card  # a card written before cards recorded the task: known once the model loads
+        self.task, self.classes, self.positive_label = card.get("task"), card.get("classes"), card.get("positive_label")
         self.model, self.load_error, self.startup_error, self.nullable = None, None, None, set()
         self.metrics = _Metrics(self.name, self.version, lambda: self.log)
 
@@ -845,6 +889,7 @@ class _Service:
         try:
             model = self.registry.load(self.name, self.version, trusted_extra=self.settings.trusted_extra)
             self.nullable = _nullable_features(model)
+            self.task, self.classes, self.positive_label = model.task, model.classes, model.positive_label
             self.model = model
             self.metrics.ready.set(1)
         except Exception as error:
@@ -873,8 +918,19 @@ def _nullable_features(model)->set:
     nullable = set()
     for name in model.features:
         with contextlib.suppress(Exception), np.errstate(all="ignore"):
-            if np.isfinite(model.predict_proba(pd.DataFrame({**columns, name: [None] * len(rows)}))).all(): nullable.add(name)
+            _predict(model, pd.DataFrame({**columns, name: [None] * len(rows)}))
+            nullable.add(name)
     return nullable
+
+def _predict(model, frame:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
+    "A classifier's labels and probabilities for `frame` (one pass through the pipeline), or a regressor's values and no probabilities; raises ValueError for NaN or infinity"
+    if model.task == "regression":
+        values, probabilities = np.asarray(model.pipeline.predict(frame), dtype=float), np.empty((len(frame), 0))
+        if not np.isfinite(values).all(): raise ValueError("the model predicted a value that is not a finite number")
+        return values, probabilities
+    probabilities = model.pipeline.predict_proba(frame)
+    if not np.isfinite(probabilities).all(): raise ValueError("the model gave a probability that is not a finite number")
+    return model.labels_from(probabilities), probabilities
 
 # %% ../nbs/05_serving.ipynb #srv-050
 async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
@@ -890,26 +946,26 @@ async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_re
                                  "there and has no imputer): send a value")
     packing = asyncio.get_running_loop().run_in_executor(None, zlib.compress, body, 1) if body and len(body) > 65_536 else None
     try:
-        with np.errstate(all="ignore"): probabilities = model.pipeline.predict_proba(pd.DataFrame(columns))  # columns in the model's order
-        labels = model.labels_from(probabilities)
+        with np.errstate(all="ignore"): labels, probabilities = _predict(model, pd.DataFrame(columns))  # columns in the model's order
     except Exception as error:
         raise HTTPException(422, f"The model could not score these records ({type(error).__name__}: {error}); check the values "
                                  f"against GET /v2/models/{service.name}") from None
     record = _RequestRecord(uuid.uuid4().hex, client_request_id, time.time(), endpoint, service.name, service.version,
                             columns if body is None else body, labels.tolist(), probabilities, (time.perf_counter() - started) * 1000,
-                            compressed_inputs=await packing if packing else None)
+                            compressed_inputs=await packing if packing else None, classes=service.classes, positive_label=service.positive_label)
     try: await service.log.commit(_record_statements(record))
     except Exception as error:
         raise HTTPException(500, f"The prediction could not be saved in the prediction log ({type(error).__name__}: {error}), "
                                  "so it is not given; retry later") from None
-    scores = _scores(probabilities, labels, model)
-    service.metrics.observe_predictions(record.predictions, scores)
+    scores = _scores(probabilities, model)
+    service.metrics.observe_predictions(record.predictions, scores, service.task)
     return record, probabilities, scores
 
-def _scores(probabilities:np.ndarray, labels:np.ndarray, model)->np.ndarray:
-    "The probability of the positive class (binary), or of the predicted class"
-    if probabilities.shape[1] == 2: return probabilities[:, 1]
-    return probabilities[np.arange(len(labels)), np.searchsorted(model.pipeline.classes_, labels)]
+def _scores(probabilities:np.ndarray, model)->np.ndarray:
+    "The probability of the positive class (binary), or of the predicted class (multiclass: the most probable); none for a regressor"
+    if model.task == "regression": return np.empty(0)
+    if model.task == "binary": return model.positive_probability(probabilities)
+    return probabilities.max(axis=1)
 
 # %% ../nbs/05_serving.ipynb #srv-052
 _ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": {
@@ -977,25 +1033,37 @@ def _add_error_handlers(app, service:_Service):
 # %% ../nbs/05_serving.ipynb #srv-054
 def _model_metadata(service:_Service)->dict:
     inputs = [dict(name=name, datatype=_KIND_DATATYPES[kind], shape=[-1]) for name, kind in service.kinds.items()]
-    outputs = [dict(name="predict", datatype=_label_datatype(service), shape=[-1]),
-               dict(name="predict_proba", datatype="FP64", shape=[-1, -1]),
+    probabilities = dict(name="predict_proba", datatype="FP64", shape=[-1, len(service.classes) if service.classes else -1],
+                         parameters=dict(classes=service.classes))
+    outputs = [dict(name="predict", datatype=_label_datatype(service), shape=[-1]), probabilities,
                dict(name="prediction_id", datatype="BYTES", shape=[-1])]
+    if service.task == "regression": outputs.remove(probabilities)
     return dict(name=service.name, versions=[str(service.version)], platform="scikit-learn", inputs=inputs, outputs=outputs,
                 parameters=dict(max_batch_rows=service.settings.max_batch_rows, threshold=service.handle.card.get("threshold"),
-                                target=service.handle.card.get("target")))
+                                target=service.handle.card.get("target"), task=service.task, classes=service.classes,
+                                positive_label=service.positive_label))
 
 def _label_datatype(service:_Service)->str:
-    "The datatype of the `predict` output: known from the model's classes once it is loaded (INT64 for 0/1 targets)"
-    if service.model is None: return "INT64"
-    classes = service.model.pipeline.classes_
-    return "BOOL" if classes.dtype == bool else "INT64" if np.issubdtype(classes.dtype, np.integer) else "FP64" if np.issubdtype(classes.dtype, np.floating) else "BYTES"
+    "The datatype of the `predict` output, from the card: FP64 for a regressor's values, else the classes' (INT64 until a card without them loads)"
+    if service.task == "regression": return "FP64"
+    classes = service.classes or [0]
+    if all(isinstance(label, bool) for label in classes): return "BOOL"
+    if all(isinstance(label, int) and not isinstance(label, bool) for label in classes): return "INT64"
+    if all(isinstance(label, (int, float)) and not isinstance(label, bool) for label in classes): return "FP64"
+    return "BYTES"
 
-def _requested_outputs(request)->list:
-    "The names of the outputs the request asks for (all when it names none); raises _ProtocolError"
-    if not request.outputs: return list(PROTOCOL_OUTPUTS)
+def _outputs_of(service:_Service)->list:
+    "The names of the outputs this model gives: a regressor has no `predict_proba`"
+    return [name for name in PROTOCOL_OUTPUTS if not (name == "predict_proba" and service.task == "regression")]
+
+def _requested_outputs(request, available:list)->list:
+    "The names of the outputs the request asks for (all `available` when it names none); raises _ProtocolError"
+    if not request.outputs: return available
     for output in request.outputs:
+        if output.name == "predict_proba" and output.name not in available:
+            raise _ProtocolError(f"this model is a regressor: it has no 'predict_proba' output; its outputs are {available}")
         if output.name not in PROTOCOL_OUTPUTS:
-            raise _ProtocolError(f"unknown output {output.name!r}{_did_you_mean(output.name, list(PROTOCOL_OUTPUTS))}; the outputs are {list(PROTOCOL_OUTPUTS)}")
+            raise _ProtocolError(f"unknown output {output.name!r}{_did_you_mean(output.name, available)}; the outputs are {available}")
         if (output.parameters or {}).get("binary_data"):
             raise _ProtocolError("the binary tensor extension is not supported: ask for JSON outputs (binary_data=False)")
     return [output.name for output in request.outputs]
@@ -1040,7 +1108,7 @@ def _add_protocol_routes(app, service:_Service):
         service.check_model_name(name, version)
         service.ready_model()
         inference, _ = await _read_body(request, InferenceRequest)
-        names = _requested_outputs(inference)
+        names = _requested_outputs(inference, _outputs_of(service))
         columns = _columns_from_tensors(inference.inputs, service.kinds, service.settings.max_batch_rows)
         record, probabilities, _ = await _score_and_log(service, columns, "infer", inference.id)
         return dict(model_name=service.name, model_version=str(service.version), id=inference.id,
@@ -1073,7 +1141,7 @@ def _add_learner_routes(app, service:_Service):
     "POST /predict, POST /feedback and GET /metrics"
     from fastapi import HTTPException, Request
     from fastapi.responses import Response
-    bodies = _learner_models(service.name, service.schema, service.settings.max_batch_rows)
+    bodies = _learner_models(service.name, service.schema, service.settings.max_batch_rows, service.task, service.classes)
     PredictRequest, FeedbackRequest = bodies["PredictRequest"], bodies["FeedbackRequest"]
     features = list(service.kinds)
 
@@ -1083,19 +1151,21 @@ def _add_learner_routes(app, service:_Service):
         body, raw_body = await _read_body(request, PredictRequest)
         columns = {name: [record[name] for record in body.records] for name in features}
         record, probabilities, scores = await _score_and_log(service, columns, "predict", body=raw_body)
+        classifier = service.task != "regression"
         return dict(model_name=service.name, model_version=service.version, request_id=record.request_id, ids=record.ids,
-                    predictions=record.predictions, probabilities=scores.tolist(), threshold=service.model.threshold)
+                    predictions=record.predictions, probabilities=scores.tolist() if classifier else None, threshold=service.model.threshold,
+                    classes=service.classes, class_probabilities=probabilities.tolist() if classifier else None)
 
     @app.post("/feedback", response_model=bodies["FeedbackResponse"], responses={s: _ERROR_RESPONSES[s] for s in (400, 404, 413, 422, 503)},
               tags=["Learners"], summary="True labels for earlier predictions, by prediction id")
     async def feedback(body:FeedbackRequest):
-        model = service.ready_model()
-        labels = _checked_labels(body.labels, model.pipeline.classes_.tolist())
+        service.ready_model()
+        labels = _checked_labels(body.labels, service.classes)
         try: unknown = await asyncio.to_thread(service.log.unknown_ids, list(labels))
         except ServingError as error: raise HTTPException(422, str(error)) from None
         if unknown: raise HTTPException(404, f"No prediction has the id(s) {unknown[:5]}: send ids that /predict or /infer returned. Nothing was saved")
         await service.log.commit(_feedback_statements(labels))
-        for label in labels.values(): service.metrics.feedback.labels(str(label)).inc()
+        service.metrics.observe_feedback(list(labels.values()), service.task)
         return dict(received=len(labels))
 
     @app.get("/metrics", response_class=Response, tags=["Operations"], summary="Prometheus metrics",
@@ -1104,13 +1174,13 @@ def _add_learner_routes(app, service:_Service):
         from prometheus_client import CONTENT_TYPE_LATEST
         return Response(service.metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
-def _checked_labels(items:list, classes:list)->dict:
-    "Feedback `items` as prediction id -> label; raises a 422 HTTPException for a label that is not a class, or an id given twice"
+def _checked_labels(items:list, classes:list|None)->dict:
+    "Feedback `items` as prediction id -> label; raises a 422 HTTPException for a label that is not a class (`classes` None: a regressor's numbers), or an id given twice"
     from fastapi import HTTPException
     labels = {}
     for position, item in enumerate(items):
         if item.id in labels: raise HTTPException(422, f"labels[{position}]: the id {item.id!r} appears twice; send one label per prediction")
-        if not any(item.label == cls and type(item.label) is type(cls) for cls in classes):
+        if classes is not None and not any(item.label == cls and type(item.label) is type(cls) for cls in classes):
             raise HTTPException(422, f"labels[{position}].label: {item.label!r} is not one of the model's classes {classes}")
         labels[item.id] = item.label
     return labels
@@ -1126,14 +1196,15 @@ def _registry_of(registry):
     return ModelRegistry(registry)
 
 def _check_model_choice(name, version, alias):
-    "Raise ServingError unless `name` is text, `version` a whole number >= 1 (or None) and `alias` text (or None)"
-    if not isinstance(name, str) or not name: raise ServingError(f"name must be the name of a registered model (text), got {name!r}")
+    "Raise ServingError unless `name` is text (or None), `version` a whole number >= 1 (or None) and `alias` text (or None)"
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ServingError(f"name must be the name of a registered model (text), or None for the registry's only model, got {name!r}")
     if version is not None and (isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1):
         raise ServingError(f"version must be a whole number >= 1 (or None for the alias's version), got {version!r}")
     if alias is not None and (not isinstance(alias, str) or not alias): raise ServingError(f"alias must be text (or None), got {alias!r}")
 
 def create_app(registry, # a `ModelRegistry`, or the folder of one
-               name:str="churn", # the model to serve
+               name:str|None=None, # the model to serve; None: the registry's only model (an error names them when there are several)
                version:int|None=None, # its version; None: the one `alias` points to
                alias:str|None="champion", # the alias to serve when `version` is None (None: the latest version)
                log=DEFAULT_LOG, # a `PredictionLog`, or its path or URL
@@ -1298,7 +1369,7 @@ def _plain_records(records:list)->list:
 class ServiceClient:
     "Call a running model service at `url`: readiness, /predict, /infer, /feedback, /metrics"
     def __init__(self, url:str, # e.g. 'http://127.0.0.1:8000'
-                 model:str="churn", # the name of the model it serves
+                 model:str, # the name of the model it serves, e.g. 'churn'
                  timeout:float=30, # seconds per request
                 ):
         import httpx
@@ -1342,7 +1413,7 @@ class ServiceClient:
 
     def predict(self, data, # a DataFrame (extra columns are dropped) or a list of records
                )->pd.DataFrame:
-        "One row per case: `id` (for feedback), `prediction`, `probability`, and the `model_version`"
+        "One row per case: `id` (for feedback), `prediction`, `probability` (see /predict), `probabilities` (a classifier's, one per class), `model_version`"
         metadata = self.metadata()
         features = [spec["name"] for spec in metadata["inputs"]]
         if isinstance(data, pd.DataFrame):
@@ -1355,8 +1426,10 @@ class ServiceClient:
         size, parts = metadata["parameters"]["max_batch_rows"], []
         for start in range(0, max(len(records), 1), size):
             answer = self._call("POST", "/predict", json={"records": records[start:start + size]}).json()
-            parts.append(pd.DataFrame(dict(id=answer["ids"], prediction=answer["predictions"], probability=answer["probabilities"],
-                                           model_version=answer["model_version"])))
+            rows = len(answer["ids"])
+            parts.append(pd.DataFrame(dict(id=answer["ids"], prediction=answer["predictions"],
+                                           probability=answer["probabilities"] or [math.nan] * rows,
+                                           probabilities=answer["class_probabilities"] or [None] * rows, model_version=answer["model_version"])))
         result = pd.concat(parts, ignore_index=True)
         if isinstance(data, pd.DataFrame): result.index = data.index
         return result
@@ -1391,7 +1464,7 @@ class ServiceClient:
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 def serve(models="models", # the model registry's folder
-          name:str="churn", # the model to serve
+          name:str|None=None, # the model to serve; None: the registry's only model
           version:int|None=None, # its version; None: the champion
           host:str="127.0.0.1", # the address to listen on; loopback by default
           port:int=8000, # the port

@@ -58,7 +58,7 @@ def _development(project, registry, case, criteria, n_trials:int, seed:int)->str
     grid = ExperimentGrid(default_data_variants(development), default_algorithms()[:2], criteria, cv=3, seed=seed, study_name="tour")
     best = fit_best(grid.run(development, n_trials=n_trials, show_progress=False))
     cv_means = {name: values["mean"] for name, values in best.cv_metrics.items()}
-    version = registry.register(best.model, development, criteria, cv_means, variant=best.data_variant, algorithm=best.algorithm,
+    version = registry.register(best.model, development, criteria, cv_means, name=case.model_name, variant=best.data_variant, algorithm=best.algorithm,
                                 seed=seed, threshold=best.threshold, description="The tour's champion, from its experiment grid")
     registry.promote("churn", version.version, reason="development gate passed")
     project.decide("go", f"v{version.version} ({best.algorithm}, {best.data_variant}) meets the criteria in cross-validation", cv_means)
@@ -80,7 +80,7 @@ def _replay(client, case, first:str="2024-07-01", last:str="2026-01-01")->pd.Dat
 def _deployment(folder:Path, registry, case)->tuple:
     from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
     log_path = folder / "predictions.db"
-    with BackgroundServer(create_app(registry, log=log_path)) as client:
+    with BackgroundServer(create_app(registry, name=case.model_name, log=log_path)) as client:
         months = _replay(client, case)
     cases = PredictionLog(log_path).window().merge(months, on="id")
     return cases, f"{len(cases):,} predictions over {cases.month.nunique()} months served on loopback and logged, labels a month later"

@@ -26,7 +26,7 @@ def models(tmp_path_factory) -> Path:
     model = simple_model(training.categorical, training.numerical).fit(training.X, training.y)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry") / "models")
     version = registry.register(model, training, Criteria("recall >= 0.6", ["precision >= 0.2"]),
-                                {"recall": 0.7, "precision": 0.3}, threshold=0.2)
+                                {"recall": 0.7, "precision": 0.3}, name="churn", threshold=0.2)
     registry.promote("churn", version.version)
     return registry.folder
 
@@ -114,7 +114,7 @@ CASES = {
     "serve: a port out of range": (["serve", "--models", "models", "--port", "99999"], "99999"),
     "serve: a negative port": (["serve", "--models", "models", "--port", "-1"], "-1"),
     "serve: no registry": (["serve", "--models", "no-such-folder"], "no-such-folder"),
-    "serve: an empty registry": (["serve", "--models", "empty-registry"], "churn"),
+    "serve: an empty registry": (["serve", "--models", "empty-registry"], "No model in 'empty-registry' yet"),
     "serve: a version that does not exist": (["serve", "--models", "models", "--version", "7"], "7"),
     "serve: a folder as log": (["serve", "--models", "models", "--log", "a-folder"], "a-folder"),
     "serve: a text file as log": (["serve", "--models", "models", "--log", "notes.txt"], "notes.txt"),

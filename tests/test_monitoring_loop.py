@@ -413,12 +413,12 @@ def test_loop_over_no_cases_gives_no_windows_and_no_alerts(reference, stream, wi
 def test_loop_reads_a_real_prediction_log(tmp_path, case, training, model):
     "A clean month, then the same customers with charges in cents: the second window raises drift on monthly_charges"
     registry = ModelRegistry(tmp_path / "models")
-    version = registry.register(model, training, LABEL_CRITERIA, {"recall": 0.7, "precision": 0.3}, threshold=THRESHOLD)
+    version = registry.register(model, training, LABEL_CRITERIA, {"recall": 0.7, "precision": 0.3}, name="churn", threshold=THRESHOLD)
     registry.promote("churn", version.version)
     clean = case.clean_sample().between(start="2024-07-01", end="2024-08-01").frame.reset_index(drop=True)
     in_cents = clean.assign(monthly_charges=clean.monthly_charges * 100)
     log_path = tmp_path / "predictions.db"
-    with BackgroundServer(create_app(registry, log=log_path)) as client:
+    with BackgroundServer(create_app(registry, name="churn", log=log_path)) as client:
         for batch in (clean, in_cents):
             answer = client.predict(batch)
             assert client.feedback(dict(zip(answer.id, batch.churned))) == len(batch)

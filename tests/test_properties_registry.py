@@ -65,7 +65,7 @@ def registered()->tuple[ModelRegistry, Path]:
     pipeline = DummyClassifier(strategy="prior").fit(frame[["plan", "tenure"]], frame.churned)
     registry = ModelRegistry(folder / "models")
     criteria = Criteria("recall >= 0.5", ["precision >= 0.2", "latency_p95_ms <= 50"])
-    registry.register(pipeline, frame, criteria, {"recall": 0.7, "precision": 0.3}, target="churned", seed=0, threshold=0.4)
+    registry.register(pipeline, frame, criteria, {"recall": 0.7, "precision": 0.3}, name="churn", target="churned", seed=0, threshold=0.4)
     registry.promote("churn", 1)
     return registry, registry.folder / "churn" / "v1"
 
@@ -111,3 +111,51 @@ def test_a_model_card_loads_or_raises_registry_error_and_no_file_changes(card):
 @given(st.one_of(mutated(ALIASES, odd_values).map(lambda document: json.dumps(document).encode()), st.binary(max_size=60)))
 def test_an_alias_history_reads_or_raises_registry_error_and_no_file_changes(content):
     reads_or_refuses(VERSION.parent / "aliases.json", content)
+
+
+# ---- criteria on a metric of one's own, as criteria.json saves them ---------------------------------------------
+
+def registered_with_a_metric_of_ones_own()->tuple[ModelRegistry, Path]:
+    "A registry whose one version is judged on `mcc`, computed by scikit-learn's `matthews_corrcoef` (saved as a reference)"
+    import sklearn.metrics
+    from mlops_kit.lifecycle import Metric, MetricRegistry
+    folder = Path(tempfile.mkdtemp())
+    metrics = MetricRegistry.default()
+    metrics.register(Metric("mcc", "higher", sklearn.metrics.matthews_corrcoef, lower=-1, upper=1, tasks=("binary", "multiclass")))
+    frame = pd.DataFrame({"x": np.arange(40.0), "y": [0, 1] * 20})
+    pipeline = DummyClassifier().fit(frame[["x"]], frame.y)
+    registry = ModelRegistry(folder / "models")
+    registry.register(pipeline, frame, Criteria("mcc >= 0.1", ["recall >= 0.5"], registry=metrics), {"mcc": 0.3, "recall": 0.6},
+                      name="own", target="y")
+    return registry, registry.folder / "own" / "v1"
+
+
+OWN, OWN_VERSION = registered_with_a_metric_of_ones_own()
+OWN_CRITERIA = json.loads((OWN_VERSION / "criteria.json").read_text())
+references = st.sampled_from(["sklearn.metrics:matthews_corrcoef", "sklearn.metrics._classification:matthews_corrcoef", "os:getcwd",
+                              "no_such_module:f", "sklearn.metrics:no_such_function", ":", "sklearn.metrics", "", "json:loads.x"])
+
+
+@SETTINGS
+@given(mutated(OWN_CRITERIA, odd_values | references))
+def test_saved_criteria_on_a_metric_of_ones_own_load_or_raise_registry_error_and_no_file_changes(criteria):
+    "criteria.json rewritten, its fingerprint renewed in a resealed card, as a careful forger would: it loads, or RegistryError"
+    from mlops_kit.registry import _sha256
+    criteria_file, card_file = OWN_VERSION / "criteria.json", OWN_VERSION / "card.json"
+    originals = criteria_file.read_bytes(), card_file.read_bytes()
+    try:
+        criteria_file.write_text(json.dumps(criteria))
+        card = json.loads(originals[1])
+        card["files"]["criteria.json"] = _sha256(criteria_file)
+        card_file.write_text(json.dumps(_sealed({key: value for key, value in card.items() if key != "card_sha256"})))
+        before = digests(OWN.folder)
+        for read in (lambda: OWN.load("own", 1), lambda: OWN.verify("own", 1), lambda: OWN.promote("own", 1)):
+            try: read()
+            except RegistryError: pass
+            except MlopsKitError as error: assert "Refused to make" in str(error)  # a promotion refused on its criteria
+        changed = {path for path, digest in digests(OWN.folder).items() if before.get(path) != digest}
+        assert changed <= {OWN_VERSION.parent / "aliases.json"}  # only a promotion writes, and only its alias history
+    finally:
+        criteria_file.write_bytes(originals[0])
+        card_file.write_bytes(originals[1])
+        (OWN_VERSION.parent / "aliases.json").unlink(missing_ok=True)

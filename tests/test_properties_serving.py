@@ -172,3 +172,46 @@ def test_a_database_with_a_damaged_table_name_is_refused_unchanged():
         with pytest.raises(ServingError, match="cannot be read as a SQLite database"): PredictionLog(path)
         with pytest.raises(MlopsKitError, match="cannot be read as a SQLite database"): make_storage(f"sqlite:///{path}")
         assert files_in(folder) == before
+
+
+# ---- the true labels /feedback takes, for every task ----------------------------------------------------------------
+
+from fastapi import HTTPException  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+from mlops_kit.serving import _checked_labels, _learner_models, _plain_label  # noqa: E402
+
+MODELS = {"binary": ["benign", "malignant"], "multiclass": [0, 1, 2], "regression": None, "flags": [False, True]}
+LABELS = (PLAIN | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(["malignant", "Malignant", 0, 1, 2, 1.0, True, "2"])
+          | st.lists(PLAIN, max_size=2) | st.dictionaries(st.text(max_size=3), PLAIN, max_size=2))
+LABEL_TEXTS = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "1.0", "true", "null", '"1"', "[]", "{}", "01", "1_0"])
+
+
+@SETTINGS
+@given(task=st.sampled_from(list(MODELS)), label=LABELS | LABEL_TEXTS.map(lambda text: ("raw", text)))
+def test_a_feedback_label_is_one_of_the_tasks_or_refused(task, label):
+    "The /feedback body on any label: a class of the model (the same value and type) or a regressor's finite number; else refused"
+    from mlops_kit.data import infer_schema
+    classes = MODELS[task]
+    bodies = _learner_models("m", infer_schema(pd.DataFrame({"x": [1.0]})), 10, "regression" if classes is None else "binary", classes)
+    text = label[1] if isinstance(label, tuple) else json.dumps(label)
+    try: body = bodies["FeedbackRequest"].model_validate_json(f'{{"labels": [{{"id": "{"a" * 32}-0", "label": {text}}}]}}')
+    except ValidationError: return
+    try: checked = _checked_labels(body.labels, classes)
+    except HTTPException as error:
+        assert error.status_code == 422 and "is not one of the model's classes" in error.detail
+        return
+    value = checked[f"{'a' * 32}-0"]
+    if classes is None: assert isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else: assert any(value == known and type(value) is type(known) for known in classes)
+    assert _plain_label(value, "x") == value  # what the log stores is what was checked
+
+
+@SETTINGS
+@given(label=LABELS | st.integers(-10, 10).map(np.int64) | st.floats(allow_nan=True).map(np.float64) | st.builds(object))
+def test_a_label_the_python_client_sends_is_json_or_a_serving_error(label):
+    try: value = _plain_label(label, "p-0")
+    except ServingError as error:
+        assert "'p-0'" in str(error)
+        return
+    json.dumps(value, allow_nan=False)
+    assert isinstance(value, (bool, int, float, str))

@@ -1,6 +1,7 @@
 """The model registry: skops round trips for every pipeline the experiment grid can build, the allow-list of trusted
 types, promotion gated by the success criteria, tamper detection, concurrent registration and exact bundles."""
-import dataclasses, functools, itertools, json, subprocess, sys, textwrap, time, warnings
+import dataclasses, functools, itertools, json, os, subprocess, sys, tempfile, textwrap, time, warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -172,7 +173,7 @@ def registry(tmp_path, project):
 
 def register(registry, metrics, **fields):
     sample = training_sample()
-    return registry.register(fitted_grid()["simple_model"], sample, CRITERIA, metrics, seed=0, **fields)
+    return registry.register(fitted_grid()["simple_model"], sample, CRITERIA, metrics, name="churn", seed=0, **fields)
 
 
 def test_register_writes_a_complete_bundle_and_records_it(registry, project):
@@ -196,7 +197,7 @@ def test_bundle_schema_and_reference_round_trip_exactly_and_validate_new_data(re
     case_study = load_case_study(seed=7)
     training = case_study.clean_sample(6_000, seed=0)
     register(registry, PASSING)  # on the 500-row sample
-    registry.register(fitted_grid()["simple_model"], training, CRITERIA, PASSING, seed=3)
+    registry.register(fitted_grid()["simple_model"], training, CRITERIA, PASSING, name="churn", seed=3)
     bundle = registry.load("churn", version=2)
     expected = reference_sample(training.frame[[*training.features, training.target]], seed=3)
     assert len(bundle.reference) == 5_000
@@ -329,7 +330,7 @@ def test_a_pipeline_with_an_untrusted_type_is_not_registered(registry):
 ])
 def test_bad_registrations_are_refused_before_anything_is_written(registry, change, error, message):
     sample = training_sample()
-    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING)
+    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING, name="churn")
     with pytest.raises(error, match=message):
         registry.register(**{**arguments, **change})
     assert registry.names() == []
@@ -348,7 +349,7 @@ CONCURRENT_REGISTRATIONS = textwrap.dedent('''
     (folder / f"ready-{worker}").touch()
     while not (folder / "go").exists(): time.sleep(0.01)  # start registering together
     for _ in range(6):
-        print(registry.register(pipeline, sample, Criteria("recall >= 0.1"), {"recall": 0.5}, author=worker).version)
+        print(registry.register(pipeline, sample, Criteria("recall >= 0.1"), {"recall": 0.5}, name="churn", author=worker).version)
 ''')
 
 
@@ -422,7 +423,7 @@ def as_old_card(handle, **changes):
 
 def test_a_card_edited_by_hand_fails_verify_and_load_naming_the_file_and_nothing_changes(registry):
     version = register(registry, PASSING, threshold=0.2)
-    assert version.card["card_sha256"] == _card_fingerprint(version.card) and version.card["format_version"] == 2
+    assert version.card["card_sha256"] == _card_fingerprint(version.card) and version.card["format_version"] == 3
     rewrite_card(version, threshold=20)
     before = hashes(registry.folder)
     for call in (lambda: registry.verify("churn", 1), lambda: registry.load("churn", 1), lambda: registry.promote("churn", 1),
@@ -444,7 +445,7 @@ def test_a_card_written_before_seals_still_loads_with_the_checks_that_still_appl
                             (dict(accepted=False), "'accepted' is false but its criteria results say true"),
                             (dict(metrics={"recall": "high"}), "'metrics' must map metric names to finite numbers"),
                             (dict(version="1"), "'version' must be a whole number"),
-                            (dict(format_version=3), "card format version 3; this mlops-kit reads 1 to 2 \\(written by a newer"),
+                            (dict(format_version=4), "card format version 4; this mlops-kit reads 1 to 3 \\(written by a newer"),
                             (dict(metrics={"recall": 0.1, "precision": 0.4}),
                              "the card's results say \\['passed', 'passed', 'not measured'\\], but its metrics give \\['failed'")]:
         as_old_card(version, **change)
@@ -499,7 +500,7 @@ def test_a_reference_sample_of_the_wrong_shape_is_refused_not_padded(registry, b
     (dict(alias="staging"), ValueError, "no alias 'staging'"),
     (dict(version=1, alias="champion"), ValueError, "Give a version or an alias, not both"),
     (dict(name="chrun"), ValueError, "No model 'chrun' in .* Did you mean 'churn'\\? Models: churn"),
-    (dict(name=None), ValueError, "A model name is a word"),
+    (dict(name=5), ValueError, "A model name is a word"),
 ])
 def test_version_alias_and_name_mistakes_are_named(registry, arguments, error, message):
     register(registry, PASSING)
@@ -559,7 +560,7 @@ def test_careless_registrations_are_refused_before_anything_is_written(registry,
     register(registry, PASSING)
     before = hashes(registry.folder)
     sample = training_sample()
-    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING)
+    arguments = dict(pipeline=fitted_grid()["simple_model"], training_data=sample.X, criteria=CRITERIA, metrics=PASSING, name="churn")
     with pytest.raises(error, match=message) as refused:
         registry.register(**{**arguments, **change})
     assert isinstance(refused.value, MlopsKitError) and hashes(registry.folder) == before
@@ -632,3 +633,253 @@ def test_a_read_only_journal_stops_a_registration_or_promotion_before_anything_i
         registry.promote("churn", 1)
     assert hashes(registry.folder) == before and project.path.read_bytes() == journal
     assert registry.versions("churn").version.tolist() == [1] and registry.champion("churn") is None
+
+
+# ---- any task: multiclass, regression, binary with text labels --------------------------------------------------
+
+from sklearn.linear_model import Ridge  # noqa: E402
+from mlops_kit.data import Dataset, load_real_dataset  # noqa: E402
+from mlops_kit.lifecycle import Metric, MetricRegistry, cost_metric  # noqa: E402
+
+
+@functools.cache
+def task_data(task: str):
+    "A bundled data set of `task` (breast cancer with its labels as words for binary) and criteria that fit it"
+    if task == "multiclass": return load_real_dataset("wine"), Criteria("f1_macro >= 0.8", ["accuracy >= 0.8"])
+    if task == "regression": return load_real_dataset("diabetes"), Criteria("rmse <= 70", ["r2 >= 0.2"])
+    cancer = load_real_dataset("breast_cancer")
+    words = cancer.frame.assign(malignant=cancer.y.map({1: "malignant", 0: "benign"}))
+    return Dataset(words, target="malignant", features=cancer.features, positive_label="malignant"), Criteria("recall >= 0.8")
+
+
+@functools.cache
+def task_model(task: str):
+    data, _ = task_data(task)
+    final = Ridge() if task == "regression" else LogisticRegression(max_iter=1000)
+    return make_pipeline(StandardScaler(), final).fit(data.X, data.y)
+
+
+MEASURED = {"multiclass": {"f1_macro": 0.95, "accuracy": 0.96}, "regression": {"rmse": 55.0, "r2": 0.45}, "binary": {"recall": 0.95}}
+EXPECTED_LABELS = {"multiclass": ([0, 1, 2], None), "regression": (None, None), "binary": (["benign", "malignant"], "malignant")}
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression", "binary"])
+def test_every_task_registers_and_loads_with_its_task_classes_and_positive_label(task, tmp_path):
+    data, criteria = task_data(task)
+    registry = ModelRegistry(tmp_path / "models")
+    version = registry.register(task_model(task), data, criteria, MEASURED[task], name=task, threshold=0.3 if task == "binary" else None)
+    registry.promote(task, version.version)
+    bundle = registry.load(task, alias="champion")
+    classes, positive = EXPECTED_LABELS[task]
+    assert (bundle.task, bundle.classes, bundle.positive_label) == (task, classes, positive)
+    assert (version.card["task"], version.card["classes"], version.card["positive_label"]) == (task, classes, positive)
+    assert f"- **Task:** {task}" in (version.path / "card.md").read_text()
+    predictions = bundle.predict(data.frame)
+    if task == "regression":
+        np.testing.assert_array_equal(predictions, task_model(task).predict(data.X))
+        with pytest.raises(MlopsKitError, match="is a regressor: it predicts values"): bundle.predict_proba(data.frame)
+        return
+    probabilities = bundle.predict_proba(data.frame)
+    np.testing.assert_array_equal(probabilities, task_model(task).predict_proba(data.X))
+    if task == "binary":  # the positive label where its probability reaches the threshold, the other label elsewhere
+        np.testing.assert_array_equal(predictions, np.where(probabilities[:, 1] >= 0.3, "malignant", "benign"))
+        np.testing.assert_array_equal(bundle.positive_probability(probabilities), probabilities[:, 1])
+    else:  # the most probable class, as a label
+        np.testing.assert_array_equal(predictions, np.asarray(classes)[probabilities.argmax(axis=1)])
+
+
+def test_the_positive_label_may_be_the_first_class():
+    data, criteria = task_data("binary")
+    benign = dataclasses.replace(data, positive_label="benign")
+    registry = ModelRegistry(Path(tempfile.mkdtemp()) / "models")
+    registry.register(task_model("binary"), benign, criteria, MEASURED["binary"], name="benign", threshold=0.9)
+    bundle = registry.load("benign")
+    probabilities = bundle.predict_proba(data.frame)
+    assert bundle.positive_label == "benign" and bundle.classes == ["benign", "malignant"]
+    np.testing.assert_array_equal(bundle.predict(data.frame), np.where(probabilities[:, 0] >= 0.9, "benign", "malignant"))
+
+
+def codes_model():
+    "A pipeline fitted on codes of the wine labels, while the data holds the words"
+    data, _ = task_data("multiclass")
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(data.X, data.y)
+
+
+@pytest.mark.parametrize("task, change, message", [
+    ("multiclass", dict(pipeline="regressor"), "The pipeline is a regressor \\(it has no classes_\\), but the task is multiclass"),
+    ("regression", dict(pipeline="classifier"), "The pipeline is a classifier of the classes .*, but the task is regression"),
+    ("multiclass", dict(threshold=0.3), "threshold is for a binary classifier .* this model is multiclass"),
+    ("regression", dict(threshold=0.3), "threshold is for a binary classifier .* this model is regression"),
+    ("multiclass", dict(criteria=Criteria("recall >= 0.8")), "cannot judge a multiclass model.*Metrics for multiclass: .*f1_macro"),
+    ("regression", dict(criteria=Criteria("f1_macro >= 0.8")), "cannot judge a regression model.*rmse"),
+    ("multiclass", dict(task="binary"), "task='binary', but the training Dataset's target 'cultivar' is multiclass"),
+    ("multiclass", dict(task="ordinal"), "Unknown task 'ordinal'"),
+    ("multiclass", dict(task="regression"), "task='regression', but the training Dataset's target 'cultivar' is multiclass"),
+    ("multiclass", dict(positive_label=1), "positive_label is for a binary model, and this one is multiclass"),
+    ("binary", dict(positive_label="Malignant"), "positive_label='Malignant', but the training Dataset's positive label is 'malignant'"),
+    ("binary", dict(pipeline="codes"), "The training target holds .*'malignant'.* not among the pipeline's classes \\[0, 1\\]"),
+])
+def test_registrations_that_cannot_work_for_the_task_are_refused_and_nothing_is_written(task, change, message, tmp_path):
+    data, criteria = task_data(task)
+    registry = ModelRegistry(tmp_path / "models")
+    registry.register(task_model(task), data, criteria, MEASURED[task], name="kept")
+    before = hashes(registry.folder)
+    pipelines = {"regressor": lambda: Ridge().fit(data.X, data.y.astype(float)),
+                 "classifier": lambda: LogisticRegression().fit(data.X, data.y > data.y.median()),
+                 "codes": lambda: make_pipeline(StandardScaler(), LogisticRegression()).fit(data.X, (data.y == "malignant").astype(int))}
+    arguments = dict(pipeline=task_model(task), training_data=data, criteria=criteria, metrics=MEASURED[task], name="refused")
+    arguments.update({key: pipelines[value]() if key == "pipeline" else value for key, value in change.items()})
+    with pytest.raises(MlopsKitError, match=message):
+        registry.register(**arguments)
+    assert hashes(registry.folder) == before and registry.names() == ["kept"]
+
+
+def test_a_frame_without_a_dataset_takes_the_task_and_positive_label_from_the_pipeline_or_the_caller(tmp_path):
+    data, criteria = task_data("binary")
+    registry = ModelRegistry(tmp_path / "models")
+    with pytest.raises(MlopsKitError, match="Which class is the positive one .* positive_label='malignant'"):
+        registry.register(task_model("binary"), data.frame, criteria, MEASURED["binary"], name="cancer", target="malignant")
+    registry.register(task_model("binary"), data.frame, criteria, MEASURED["binary"], name="cancer", target="malignant", positive_label="malignant")
+    assert registry.load("cancer").positive_label == "malignant"
+    wine, wine_criteria = task_data("multiclass")
+    registry.register(task_model("multiclass"), wine.X, wine_criteria, MEASURED["multiclass"], name="wine")
+    assert registry.load("wine").task == "multiclass"
+
+
+def test_reading_methods_use_the_only_model_and_name_them_when_there_are_several(tmp_path):
+    registry = ModelRegistry(tmp_path / "models")
+    with pytest.raises(UnknownVersionError, match="No model in .* yet: register one first"):
+        registry.load()
+    data, criteria = task_data("multiclass")
+    registry.register(task_model("multiclass"), data, criteria, MEASURED["multiclass"], name="wine")
+    registry.promote("wine", 1)
+    assert registry.load().name == "wine" and registry.version().version == 1 and registry.champion().version == 1
+    assert registry.versions().version.tolist() == [1] and registry.aliases().alias.tolist() == ["champion"]
+    assert registry.verify().name == "wine"
+    data, criteria = task_data("regression")
+    registry.register(task_model("regression"), data, criteria, MEASURED["regression"], name="diabetes")
+    for call in (registry.load, registry.version, registry.verify, registry.versions, registry.aliases, registry.champion):
+        with pytest.raises(MlopsKitError, match="Which model\\? The registry in .* holds 'diabetes', 'wine': give name=, e.g. name='diabetes'"):
+            call()
+    with pytest.raises(TypeError, match="name"):
+        registry.register(task_model("regression"), data, criteria, MEASURED["regression"])
+
+
+def test_a_card_from_before_tasks_loads_as_the_binary_model_it_was(registry):
+    version = register(registry, PASSING, threshold=0.3)
+    as_old_card(version)
+    card = json.loads((version.path / "card.json").read_text())
+    for key in ("task", "classes", "positive_label"): card.pop(key)
+    (version.path / "card.json").write_text(json.dumps(card))
+    bundle = registry.load("churn", 1)
+    assert (bundle.task, bundle.classes, bundle.positive_label) == ("binary", [0, 1], 1)
+    sample = training_sample()
+    np.testing.assert_array_equal(bundle.predict(sample.frame), (bundle.predict_proba(sample.frame)[:, 1] >= 0.3).astype(int))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(classes=[1, 0]), "the pipeline's classes are \\[0, 1\\], but the card records \\[1, 0\\]"),
+    (dict(task="regression", classes=None, positive_label=None), "the pipeline's classes are \\[0, 1\\], but the card records None"),
+    (dict(task="multiclass", positive_label=None), "'threshold' is for a binary model, and this one is multiclass"),
+    (dict(positive_label=2), "a binary model has two 'classes', one of them its 'positive_label'"),
+    (dict(classes=[0, 0]), "'classes' must list two or more distinct class labels"),
+    (dict(task="ranking"), "'task' must be one of \\['binary', 'multiclass', 'regression'\\]"),
+])
+def test_a_card_whose_task_or_classes_do_not_fit_its_model_is_refused(registry, changes, message):
+    version = register(registry, PASSING, threshold=0.3)
+    card = json.loads((version.path / "card.json").read_text()) | changes
+    (version.path / "card.json").write_text(json.dumps(_sealed({key: value for key, value in card.items() if key != "card_sha256"})))
+    before = hashes(registry.folder)
+    with pytest.raises(RegistryError, match=message):
+        registry.load("churn", 1)
+    assert hashes(registry.folder) == before
+
+
+# ---- criteria on a metric of one's own ---------------------------------------------------------------------------
+
+METRIC_MODULE = '''
+import numpy as np
+def within_one(y_true, y_pred):
+    "The share of cases predicted within one class of the truth"
+    return float(np.mean(np.abs(np.asarray(y_true, float) - np.asarray(y_pred, float)) <= 1))
+'''
+
+
+def with_metric_module(tmp_path, monkeypatch, module_name: str):
+    "A module of metrics in a folder of its own, importable in this process (and in a child given PYTHONPATH)"
+    folder = tmp_path / "metrics_path"
+    folder.mkdir()
+    (folder / f"{module_name}.py").write_text(METRIC_MODULE)
+    monkeypatch.syspath_prepend(str(folder))
+    module = __import__(module_name)
+    metrics = MetricRegistry.default()
+    metrics.register(Metric("within_one", "higher", module.within_one, lower=0, upper=1, tasks=("multiclass",),
+                            description="predicted within one class"))
+    return folder, metrics
+
+
+LOAD_IN_A_FRESH_PROCESS = textwrap.dedent('''
+    import sys
+    from mlops_kit.registry import ModelRegistry
+    bundle = ModelRegistry(sys.argv[1]).load("wine")
+    metric = bundle.criteria.registry.get("within_one")
+    print(metric.compute.__module__, metric.tasks, metric.lower, metric.upper, bundle.criteria.compute_metrics([0, 1, 2], [0, 2, 0])["within_one"])
+''')
+
+
+def test_a_metric_of_ones_own_is_saved_as_a_reference_and_imported_by_a_fresh_process(tmp_path, monkeypatch):
+    folder, metrics = with_metric_module(tmp_path, monkeypatch, "my_wine_metrics")
+    data, _ = task_data("multiclass")
+    registry = ModelRegistry(tmp_path / "models")
+    version = registry.register(task_model("multiclass"), data, Criteria("within_one >= 0.9", ["f1_macro >= 0.8"], registry=metrics),
+                                {"within_one": 0.99, "f1_macro": 0.95}, name="wine")
+    saved = json.loads((version.path / "criteria.json").read_text())["custom_metrics"]
+    assert [(spec["name"], spec["compute"], spec["tasks"]) for spec in saved] == [("within_one", "my_wine_metrics:within_one", ["multiclass"])]
+    child = dict(os.environ, PYTHONPATH=str(folder))
+    loaded = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(registry.folder)], capture_output=True, text=True,
+                            timeout=120, env=child, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["my_wine_metrics", "('multiclass',)", "0.0", "1.0", "0.6666666666666666"]
+    without = subprocess.run([sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(registry.folder)], capture_output=True, text=True,
+                             timeout=120, env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"}, cwd=tmp_path)
+    assert without.returncode != 0
+    assert "'my_wine_metrics:within_one', which cannot be imported here (ModuleNotFoundError" in without.stderr, without.stderr
+    assert "Python path" in without.stderr
+
+
+def _inner_function():
+    def within(y_true, y_pred): return 1.0
+    return within
+
+
+def _written_in_main(y_true, y_pred): return 1.0
+_written_in_main.__module__ = "__main__"  # as a function defined in a notebook's own cell is
+
+
+@pytest.mark.parametrize("function, words", [
+    (lambda y_true, y_pred: 1.0, "a lambda, which has no name to import it by"),
+    (_inner_function(), "a function defined inside another function"),
+    (_written_in_main, "a function defined in the notebook or script itself \\(module __main__\\)"),
+    (functools.partial(lambda y_true, y_pred, power: 1.0, power=2), "which has no importable name"),
+])
+def test_a_metric_function_that_cannot_be_imported_by_name_is_refused_and_nothing_is_written(function, words, tmp_path):
+    data, criteria = task_data("multiclass")
+    registry = ModelRegistry(tmp_path / "models")
+    registry.register(task_model("multiclass"), data, criteria, MEASURED["multiclass"], name="wine")
+    before = hashes(registry.folder)
+    metrics = MetricRegistry.default()
+    metrics.register(Metric("mine", "higher", function, lower=0, upper=1))
+    with pytest.raises(MlopsKitError, match=f"(?s)The metric 'mine' is computed by .*{words}.*Move the function into a module"):
+        registry.register(task_model("multiclass"), data, Criteria("mine >= 0.5", registry=metrics), {"mine": 0.9}, name="wine")
+    assert hashes(registry.folder) == before and registry.versions("wine").version.tolist() == [1]
+
+
+def test_built_in_and_cost_metrics_need_no_reference(tmp_path):
+    data, _ = task_data("binary")
+    metrics = MetricRegistry.default()
+    metrics.register(cost_metric("cost", 10, 100, positive_label="malignant"))
+    registry = ModelRegistry(tmp_path / "models")
+    version = registry.register(task_model("binary"), data, Criteria("recall >= 0.8", ["cost <= 50"], registry=metrics),
+                                {"recall": 0.9, "cost": 20.0}, name="cancer")
+    assert "custom_metrics" not in json.loads((version.path / "criteria.json").read_text())
+    assert registry.load("cancer").criteria.registry.get("cost").compute.positive_label == "malignant"

@@ -9,7 +9,7 @@ threshold and the errors of the public entry points.
 Most tests share one running server per test module (`server`); tests that need their own model or settings
 start their own.
 """
-import json, math, re, subprocess, sys, threading
+import contextlib, json, math, os, re, subprocess, sys, threading, time
 from collections import Counter
 from pathlib import Path
 
@@ -72,7 +72,7 @@ def fitted_model(training):
 def register_champion(folder, pipeline, training, **fields):
     "A registry in `folder` whose champion 'churn' is `pipeline`"
     registry = ModelRegistry(folder)
-    version = registry.register(pipeline, training, CRITERIA, PASSING, **fields)
+    version = registry.register(pipeline, training, CRITERIA, PASSING, name="churn", **fields)
     registry.promote("churn", version.version)
     return registry
 
@@ -98,7 +98,7 @@ def log_path(tmp_path_factory):
 def server(registry, log_path):
     "One running server shared by the tests of this module, with small request limits"
     settings = ServiceSettings(max_batch_rows=MAX_BATCH_ROWS, max_body_bytes=MAX_BODY_BYTES)
-    background = BackgroundServer(create_app(registry, log=log_path, settings=settings))
+    background = BackgroundServer(create_app(registry, name="churn", log=log_path, settings=settings))
     background.start()
     yield background
     background.stop()
@@ -164,10 +164,12 @@ def test_model_metadata_describes_inputs_outputs_and_parameters(http, path):
     outputs = {tensor["name"]: tensor for tensor in metadata["outputs"]}
     assert list(outputs) == ["predict", "predict_proba", "prediction_id"]
     assert outputs["predict"]["datatype"] == "INT64"  # the target is 0/1
-    assert (outputs["predict_proba"]["datatype"], outputs["predict_proba"]["shape"]) == ("FP64", [-1, -1])
+    assert (outputs["predict_proba"]["datatype"], outputs["predict_proba"]["shape"]) == ("FP64", [-1, 2])  # one column per class
+    assert outputs["predict_proba"]["parameters"] == {"classes": [0, 1]}
     assert outputs["prediction_id"]["datatype"] == "BYTES"
     assert metadata["parameters"]["max_batch_rows"] == MAX_BATCH_ROWS
     assert metadata["parameters"]["threshold"] == THRESHOLD
+    assert {key: metadata["parameters"][key] for key in ("task", "classes", "positive_label")} == dict(task="binary", classes=[0, 1], positive_label=1)
 
 
 @pytest.mark.parametrize("path", ["/v2/models/churn/ready", "/v2/models/churn/versions/1/ready"])
@@ -304,7 +306,7 @@ def slowly_loading_registry(tmp_path, training):
 
 
 def test_ready_only_once_the_model_is_loaded(slowly_loading_registry, tmp_path, new_customers):
-    background = BackgroundServer(create_app(slowly_loading_registry, log=tmp_path / "log.db"))
+    background = BackgroundServer(create_app(slowly_loading_registry, name="churn", log=tmp_path / "log.db"))
     client = background.start(wait_ready=False)
     try:
         with httpx.Client(base_url=background.url, timeout=30) as http:
@@ -368,7 +370,7 @@ def test_infer_predictions_are_logged_and_take_feedback(http, new_customers, log
 
 def test_the_python_client_splits_big_frames_into_batches(server, new_customers, bundle):
     frame = new_customers.iloc[100:112]  # more rows than the server takes per request
-    with ServiceClient(server.url) as client: served = client.predict(frame)
+    with ServiceClient(server.url, "churn") as client: served = client.predict(frame)
     assert served.index.equals(frame.index) and served["id"].is_unique
     np.testing.assert_allclose(served["probability"], bundle.predict_proba(frame)[:, 1])
     assert (served["model_version"] == 1).all()
@@ -604,11 +606,11 @@ def registry_with_custom_code(tmp_path, training):
 
 
 def test_a_model_with_untrusted_types_is_refused_at_startup(registry_with_custom_code, tmp_path, new_customers):
-    background = BackgroundServer(create_app(registry_with_custom_code, log=tmp_path / "log.db"))
+    background = BackgroundServer(create_app(registry_with_custom_code, name="churn", log=tmp_path / "log.db"))
     with pytest.raises(ServingError, match=r"(?s)UntrustedTypesError.*select_numbers.*trusted_extra"):
         background.start()
     trusted = ServiceSettings(trusted_extra=(select_numbers,))  # trusting it on purpose serves it
-    with BackgroundServer(create_app(registry_with_custom_code, log=tmp_path / "trusted.db", settings=trusted)) as client:
+    with BackgroundServer(create_app(registry_with_custom_code, name="churn", log=tmp_path / "trusted.db", settings=trusted)) as client:
         assert len(client.predict(new_customers.head(2))) == 2
 
 
@@ -616,7 +618,7 @@ def test_serve_raises_serving_error_for_a_model_with_untrusted_types(registry_wi
     "`serve` promises a ServingError when the server cannot start"
     messages = []
     with pytest.raises(ServingError, match=r"(?s)select_numbers.*trusted_extra"):
-        serve(registry_with_custom_code.folder, port=0, log=tmp_path / "log.db", echo=messages.append)
+        serve(registry_with_custom_code.folder, name="churn", port=0, log=tmp_path / "log.db", echo=messages.append)
 
 
 def test_the_cli_refuses_a_model_with_untrusted_types(registry_with_custom_code, tmp_path):
@@ -631,7 +633,7 @@ def test_a_tampered_model_file_is_refused_at_startup(tmp_path, fitted_model, tra
     registry = register_champion(tmp_path / "models", fitted_model, training)
     with open(registry.version("churn").path / "model.skops", "ab") as model_file: model_file.write(b"\0")
     with pytest.raises(ServingError, match=r"IntegrityError.*model\.skops.*changed since it was registered"):
-        BackgroundServer(create_app(registry, log=tmp_path / "log.db")).start()
+        BackgroundServer(create_app(registry, name="churn", log=tmp_path / "log.db")).start()
 
 
 def first_lines(command: list, count: int, timeout: float = 60) -> list:
@@ -659,7 +661,7 @@ def test_serving_beyond_loopback_prints_a_warning(registry, tmp_path):
 @pytest.mark.service("postgresql")
 def test_a_postgresql_prediction_log(postgres_url, registry, new_customers):
     frame = new_customers.head(4)
-    with BackgroundServer(create_app(registry, log=postgres_url)) as client:
+    with BackgroundServer(create_app(registry, name="churn", log=postgres_url)) as client:
         served = client.predict(frame)
         assert client.feedback({served["id"][0]: 1, served["id"][3]: 0}) == 2
     with PredictionLog(postgres_url) as log:
@@ -675,8 +677,8 @@ def test_a_postgresql_prediction_log(postgres_url, registry, new_customers):
 
 def test_the_threshold_decides_the_predicted_label(tmp_path, fitted_model, training, new_customers):
     registry = ModelRegistry(tmp_path / "models")
-    with_threshold = registry.register(fitted_model, training, CRITERIA, PASSING, threshold=0.3)
-    without = registry.register(fitted_model, training, CRITERIA, PASSING)
+    with_threshold = registry.register(fitted_model, training, CRITERIA, PASSING, name="churn", threshold=0.3)
+    without = registry.register(fitted_model, training, CRITERIA, PASSING, name="churn")
     flagged, own = registry.load("churn", with_threshold.version), registry.load("churn", without.version)
     probabilities = flagged.predict_proba(new_customers)
     assert flagged.threshold == 0.3 and own.threshold is None
@@ -685,14 +687,14 @@ def test_the_threshold_decides_the_predicted_label(tmp_path, fitted_model, train
     assert (flagged.predict(new_customers) != own.predict(new_customers)).any()  # 0.3 is not the pipeline's 0.5
     card = (with_threshold.path / "card.md").read_text()
     assert "Decision threshold:** flag when the probability of the positive class is >= 0.3" in card
-    assert "pipeline's own `predict`" in (without.path / "card.md").read_text()
+    assert "Decision threshold:** none: the most probable class" in (without.path / "card.md").read_text()
 
 
 @pytest.mark.parametrize("threshold", [0, 1, 1.5, -0.1, True, "0.5", math.nan])
 def test_a_bad_threshold_is_refused(tmp_path, fitted_model, training, threshold):
     registry = ModelRegistry(tmp_path / "models")
     with pytest.raises(ValueError, match="threshold must be a probability strictly between 0 and 1"):
-        registry.register(fitted_model, training, CRITERIA, PASSING, threshold=threshold)
+        registry.register(fitted_model, training, CRITERIA, PASSING, name="churn", threshold=threshold)
     assert registry.names() == []
 
 
@@ -713,7 +715,7 @@ def test_bad_service_settings(limit, value):
 
 @pytest.mark.parametrize("arguments", [dict(name="churm"), dict(version=7)], ids=["unknown name", "unknown version"])
 def test_create_app_for_an_unknown_model(registry, tmp_path, arguments):
-    with pytest.raises(UnknownVersionError): create_app(registry, log=tmp_path / "log.db", **arguments)
+    with pytest.raises(UnknownVersionError): create_app(registry, log=tmp_path / "log.db", **{"name": "churn", **arguments})
 
 
 def test_a_client_without_a_service_says_it_cannot_reach_it():
@@ -721,7 +723,7 @@ def test_a_client_without_a_service_says_it_cannot_reach_it():
     with socket.socket() as bound_but_not_listening:  # connections to it are refused
         bound_but_not_listening.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{bound_but_not_listening.getsockname()[1]}"
-        with ServiceClient(url, timeout=5) as client:
+        with ServiceClient(url, "churn", timeout=5) as client:
             with pytest.raises(ServiceError, match="Cannot reach the service at .* is it running"): client.metadata()
             assert not client.ready()
 
@@ -753,7 +755,7 @@ def read_only_log(path: Path) -> Path:
 def test_an_existing_file_that_cannot_be_the_log_is_refused_and_left_unchanged(tmp_path, make, message):
     path = make(tmp_path)
     before, files = sha256(path), sorted(tmp_path.iterdir())
-    for attempt in (lambda: PredictionLog(path), lambda: PredictionLog(f"sqlite:///{path}"), lambda: create_app(tmp_path, log=path)):
+    for attempt in (lambda: PredictionLog(path), lambda: PredictionLog(f"sqlite:///{path}"), lambda: create_app(tmp_path, name="churn", log=path)):
         with pytest.raises(ServingError, match=message): attempt()
     assert sha256(path) == before and sorted(tmp_path.iterdir()) == files
 
@@ -770,17 +772,17 @@ def test_a_log_location_that_cannot_hold_a_log_is_a_clear_error(tmp_path, log, m
 
 def test_a_failed_start_leaves_no_prediction_log_behind(registry, registry_with_custom_code, tmp_path):
     log = tmp_path / "predictions.db"
-    with pytest.raises(UnknownVersionError): create_app(registry, version=7, log=log)
-    with pytest.raises(ServingError, match="untrusted|UntrustedTypesError"): BackgroundServer(create_app(registry_with_custom_code, log=log)).start()
-    with pytest.raises(ServingError, match="select_numbers"): serve(registry_with_custom_code.folder, port=0, log=log, echo=lambda text: None)
+    with pytest.raises(UnknownVersionError): create_app(registry, name="churn", version=7, log=log)
+    with pytest.raises(ServingError, match="untrusted|UntrustedTypesError"): BackgroundServer(create_app(registry_with_custom_code, name="churn", log=log)).start()
+    with pytest.raises(ServingError, match="select_numbers"): serve(registry_with_custom_code.folder, name="churn", port=0, log=log, echo=lambda text: None)
     import socket
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ServingError, match=f"Cannot listen on 127.0.0.1:{port} \\(Address already in use\\); choose another port"):
-            BackgroundServer(create_app(registry, log=log), port=port).start()
-        with pytest.raises(ServingError, match="Address already in use"): serve(registry.folder, port=port, log=log, echo=lambda text: None)
+            BackgroundServer(create_app(registry, name="churn", log=log), port=port).start()
+        with pytest.raises(ServingError, match="Address already in use"): serve(registry.folder, name="churn", port=port, log=log, echo=lambda text: None)
     assert not log.exists()
 
 
@@ -790,7 +792,7 @@ def test_a_failed_start_leaves_no_prediction_log_behind(registry, registry_with_
     (dict(host=""), "host must be an address"), (dict(timeout=0), "timeout must be a number of seconds > 0"),
     (dict(timeout=math.nan), "timeout must be a number of seconds > 0")])
 def test_bad_background_server_arguments(registry, tmp_path, arguments, message):
-    with pytest.raises(ServingError, match=message): BackgroundServer(create_app(registry, log=tmp_path / "log.db"), **arguments)
+    with pytest.raises(ServingError, match=message): BackgroundServer(create_app(registry, name="churn", log=tmp_path / "log.db"), **arguments)
     assert not (tmp_path / "log.db").exists()
 
 
@@ -798,14 +800,14 @@ def test_bad_background_server_arguments(registry, tmp_path, arguments, message)
     (dict(version=0), "version must be a whole number >= 1"), (dict(version="1"), "version must be a whole number >= 1"),
     (dict(name=""), "name must be the name of a registered model"), (dict(alias=""), "alias must be text")])
 def test_bad_model_choices_are_refused_by_create_app(registry, tmp_path, arguments, message):
-    with pytest.raises(ServingError, match=message): create_app(registry, log=tmp_path / "log.db", **arguments)
-    with pytest.raises(ServingError, match="No model registry folder at"): create_app(tmp_path / "no-models", log=tmp_path / "log.db")
+    with pytest.raises(ServingError, match=message): create_app(registry, log=tmp_path / "log.db", **{"name": "churn", **arguments})
+    with pytest.raises(ServingError, match="No model registry folder at"): create_app(tmp_path / "no-models", name="churn", log=tmp_path / "log.db")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_the_client_checks_what_it_can_before_sending(server, new_customers, log_reader):
     before = log_reader.counts()
-    with ServiceClient(server.url) as client:
+    with ServiceClient(server.url, "churn") as client:
         with pytest.raises(MlopsKitError, match="predict got no rows"): client.predict(new_customers.head(0))
         with pytest.raises(MlopsKitError, match="predict got no rows"): client.predict([])
         infinite = new_customers.head(2).assign(monthly_charges=[1.0, math.inf])
@@ -851,3 +853,268 @@ def test_the_serve_command_on_a_port_in_use_says_so_and_leaves_no_log(registry, 
     output = finished.stdout + finished.stderr
     assert finished.returncode == 2 and "Address already in use); choose another port" in output and "Traceback" not in output, output
     assert output.count("\n") == 1 and not (tmp_path / "log.db").exists()
+
+
+# ---- 10. any task: multiclass, regression, binary with text labels -----------------------------------------------
+
+from sklearn.linear_model import Ridge  # noqa: E402
+from sklearn.metrics import f1_score, mean_squared_error, recall_score  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from mlops_kit.data import Dataset, load_real_dataset  # noqa: E402
+from mlops_kit.lifecycle import Metric, MetricRegistry  # noqa: E402
+
+TASKS = ["multiclass", "regression", "binary"]
+LABEL_DATATYPES = {"multiclass": "INT64", "regression": "FP64", "binary": "BYTES"}
+
+
+def task_data(task: str):
+    "wine (multiclass, labels 0/1/2), diabetes (regression), breast cancer with the labels 'malignant'/'benign'; and criteria"
+    if task == "multiclass": return load_real_dataset("wine"), Criteria("f1_macro >= 0.8")
+    if task == "regression": return load_real_dataset("diabetes"), Criteria("rmse <= 70")
+    cancer = load_real_dataset("breast_cancer")
+    words = cancer.frame.assign(malignant=cancer.y.map({1: "malignant", 0: "benign"}))
+    return Dataset(words, target="malignant", features=cancer.features, positive_label="malignant"), Criteria("recall >= 0.8")
+
+
+@pytest.fixture(scope="module", params=TASKS)
+def task_service(request, tmp_path_factory):
+    "A server of one task's model (registered as its champion), the loaded bundle, the data, its log; shared by this section's tests"
+    task = request.param
+    data, criteria = task_data(task)
+    model = make_pipeline(StandardScaler(), Ridge() if task == "regression" else LogisticRegression(max_iter=1000)).fit(data.X, data.y)
+    registry = ModelRegistry(tmp_path_factory.mktemp(task) / "models")
+    measured = {criteria.primary.metric: 0.95 if task != "regression" else 55.0}
+    version = registry.register(model, data, criteria, measured, name=task, threshold=0.3 if task == "binary" else None)
+    registry.promote(task, version.version)
+    log_path = registry.folder.parent / "predictions.db"
+    with BackgroundServer(create_app(registry, name=task, log=log_path)) as client:
+        yield task, client, registry.load(task), data, log_path
+
+
+def test_any_task_predicts_labels_or_values_as_the_bundle_does(task_service):
+    task, client, bundle, data, _ = task_service
+    frame = data.frame.sample(40, random_state=0)
+    answer = client.predict(frame)
+    if task == "regression":  # the same values, but for the last bits of summing in another order
+        np.testing.assert_allclose(answer.prediction.to_numpy(float), bundle.predict(frame), rtol=1e-12)
+        assert all(isinstance(value, float) for value in answer.prediction)
+        assert answer.probability.isna().all() and answer.probabilities.isna().all()
+        return
+    assert answer.prediction.tolist() == bundle.predict(frame).tolist()
+    probabilities = bundle.predict_proba(frame)
+    np.testing.assert_allclose(np.array(answer.probabilities.tolist()), probabilities)
+    if task == "binary":
+        assert set(answer.prediction) <= {"malignant", "benign"}
+        np.testing.assert_allclose(answer.probability, probabilities[:, 1])  # the positive class's, 'malignant'
+    else:
+        assert set(answer.prediction) <= {0, 1, 2} and all(type(value) is int for value in answer.prediction)
+        np.testing.assert_allclose(answer.probability, probabilities.max(axis=1))
+
+
+def test_any_task_infer_outputs_are_named_for_what_they_hold(task_service):
+    task, client, bundle, data, _ = task_service
+    frame = data.X.head(6)
+    inputs = [dict(name=name, datatype="FP64", shape=[len(frame)], data=frame[name].tolist()) for name in frame.columns]
+    outputs = outputs_by_name(client.infer({"inputs": inputs}))
+    assert outputs["predict"]["datatype"] == LABEL_DATATYPES[task]
+    np.testing.assert_array_equal(outputs["predict"]["data"], bundle.predict(frame)) if task != "regression" else \
+        np.testing.assert_allclose(outputs["predict"]["data"], bundle.predict(frame), rtol=1e-12)
+    metadata = client.metadata()
+    assert metadata["parameters"]["task"] == task and metadata["parameters"]["classes"] == bundle.classes
+    if task == "regression":
+        assert list(outputs) == ["predict", "prediction_id"] and [output["name"] for output in metadata["outputs"]] == ["predict", "prediction_id"]
+        with pytest.raises(ServiceError, match="this model is a regressor: it has no 'predict_proba' output"):
+            client.infer({"inputs": inputs, "outputs": [{"name": "predict_proba"}]})
+        return
+    proba = outputs["predict_proba"]
+    assert proba["shape"] == [6, len(bundle.classes)]
+    np.testing.assert_allclose(np.reshape(proba["data"], proba["shape"]), bundle.predict_proba(frame))
+    described = {output["name"]: output for output in metadata["outputs"]}["predict_proba"]
+    assert described["shape"] == [-1, len(bundle.classes)] and described["parameters"] == {"classes": bundle.classes}
+
+
+def test_any_task_takes_its_labels_as_feedback_and_the_window_keeps_them(task_service):
+    task, client, bundle, data, log_path = task_service
+    frame = data.frame.iloc[100:160]
+    answer = client.predict(frame)
+    truth = frame[data.target].tolist()
+    assert client.feedback(dict(zip(answer.id, truth))) == len(frame)
+    with PredictionLog(log_path) as log:
+        window = log.window()
+    window = window[window.id.isin(answer.id)].set_index("id").loc[answer.id]
+    assert window.prediction.tolist() == answer.prediction.tolist() and window.label.tolist() == truth
+    if task == "regression":
+        assert window.probability.isna().all() and window.probabilities.isna().all()
+        assert math.isclose(mean_squared_error(window.label, window.prediction) ** 0.5,
+                            mean_squared_error(frame[data.target], bundle.predict(frame)) ** 0.5, rel_tol=1e-12)
+    elif task == "multiclass":
+        assert window.probability.isna().all()  # no positive class
+        np.testing.assert_allclose(np.array(window.probabilities.tolist()), bundle.predict_proba(frame))
+        assert f1_score(window.label, window.prediction, average="macro") == f1_score(frame[data.target], bundle.predict(frame), average="macro")
+    else:
+        np.testing.assert_allclose(window.probability, bundle.predict_proba(frame)[:, 1])
+        assert recall_score(window.label, window.prediction, pos_label="malignant") == \
+            recall_score(frame[data.target], bundle.predict(frame), pos_label="malignant")
+
+
+WRONG_LABELS = {"multiclass": [(7, "7 is not one of the model's classes \\[0, 1, 2\\]"), ("1", "'1' is not one of the model's classes"),
+                               (1.0, "1.0 is not one of the model's classes")],
+                "binary": [("Malignant", "'Malignant' is not one of the model's classes \\['benign', 'malignant'\\]"),
+                           (1, "1 is not one of the model's classes \\['benign', 'malignant'\\]")],
+                "regression": [("high", "Input should be a valid"), (True, "Input should be a valid")]}
+
+
+def test_a_label_that_is_not_one_of_the_tasks_is_refused_and_nothing_is_saved(task_service):
+    task, client, bundle, data, log_path = task_service
+    answer = client.predict(data.frame.head(2))
+    with PredictionLog(log_path) as log: before = log.counts()
+    for label, message in WRONG_LABELS[task]:
+        with pytest.raises(ServiceError, match=message) as refused:
+            client._call("POST", "/feedback", json={"labels": [{"id": answer.id[0], "label": label}]})
+        assert refused.value.status == 422
+    if task == "regression":
+        response = httpx.post(f"{client.url}/feedback", content=f'{{"labels": [{{"id": "{answer.id[0]}", "label": NaN}}]}}',
+                              headers={"content-type": "application/json"})
+        assert response.status_code == 422
+    with PredictionLog(log_path) as log: assert log.counts() == before
+
+
+def test_the_openapi_schema_lists_the_classes_a_label_may_take(task_service):
+    task, client, bundle, _, _ = task_service
+    schema = httpx.get(f"{client.url}/openapi.json").json()
+    label = schema["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    while "$ref" in label: label = schema["components"]["schemas"][label["$ref"].rsplit("/", 1)[-1]]
+    label = label["properties"]["labels"]["items"]
+    if "$ref" in label: label = schema["components"]["schemas"][label["$ref"].rsplit("/", 1)[-1]]
+    label = label["properties"]["label"]
+    if task == "regression": assert "enum" not in label and {"type": "number"} in label["anyOf"]
+    else: assert label["enum"] == bundle.classes
+
+
+def test_tritonclient_gets_labels_and_class_probabilities_from_a_multiclass_model(tmp_path):
+    import tritonclient.http as triton_http
+    data, criteria = task_data("multiclass")
+    named = Dataset(data.frame.assign(cultivar=data.y.map({0: "barolo", 1: "grignolino", 2: "barbera"})), target="cultivar", features=data.features)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(named.X, named.y)
+    registry = ModelRegistry(tmp_path / "models")
+    registry.promote("wine", registry.register(model, named, criteria, {"f1_macro": 0.95}, name="wine").version)
+    frame = named.X.head(7)
+    with BackgroundServer(create_app(registry, name="wine", log=tmp_path / "log.db")) as client:
+        triton = triton_http.InferenceServerClient(url=client.url.removeprefix("http://"))
+        try:
+            metadata = triton.get_model_metadata("wine")
+            inputs = []
+            for name in frame.columns:
+                tensor = triton_http.InferInput(name, [len(frame)], "FP64")
+                tensor.set_data_from_numpy(frame[name].to_numpy(np.float64), binary_data=False)
+                inputs.append(tensor)
+            result = triton.infer("wine", inputs, outputs=triton_outputs())
+        finally: triton.close()
+    assert metadata["parameters"]["classes"] == ["barbera", "barolo", "grignolino"]
+    labels = [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("predict").tolist()]
+    assert labels == model.predict(frame).tolist()
+    probabilities = result.as_numpy("predict_proba")
+    assert probabilities.shape == (7, 3)
+    np.testing.assert_allclose(probabilities, model.predict_proba(frame))
+
+
+def wait_until_ready(url: str, process, name: str, timeout: float = 90) -> dict:
+    "Poll a server started by a command until its model `name` is ready; its model metadata (fails if the process ends first)"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return httpx.get(f"{url}/v2/models/{name}", timeout=5).json()
+        except httpx.TransportError: pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} was not ready after {timeout} s")
+
+
+@contextlib.contextmanager
+def serve_command(*arguments, env=None):
+    "`mlops-kit serve` in a child process on a free port; its URL and the process, stopped afterwards"
+    port = free_port()
+    process = subprocess.Popen([MLOPS_KIT_COMMAND, "serve", "--port", str(port), *map(str, arguments)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try: yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        try: process.wait(timeout=30)
+        except subprocess.TimeoutExpired: process.kill()
+        process.stdout.close()
+
+
+def test_the_serve_command_serves_a_multiclass_model_judged_on_f1_macro(tmp_path):
+    data, criteria = task_data("multiclass")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(data.X, data.y)
+    registry = ModelRegistry(tmp_path / "models")
+    registry.promote("wine", registry.register(model, data, criteria, {"f1_macro": 0.95}, name="wine").version)
+    with serve_command("--models", registry.folder, "--log", tmp_path / "log.db") as (url, process):  # the only model: no --name
+        metadata = wait_until_ready(url, process, "wine")
+        answer = httpx.post(f"{url}/predict", json={"records": records_of(data.X.head(3))}, timeout=30).json()
+    assert metadata["parameters"]["classes"] == [0, 1, 2] and metadata["parameters"]["task"] == "multiclass"
+    assert {output["name"]: output for output in metadata["outputs"]}["predict_proba"]["parameters"] == {"classes": [0, 1, 2]}
+    assert answer["predictions"] == model.predict(data.X.head(3)).tolist() and answer["classes"] == [0, 1, 2]
+    np.testing.assert_allclose(answer["class_probabilities"], model.predict_proba(data.X.head(3)))
+
+
+METRIC_MODULE = '''
+import numpy as np
+def share_within_one(y_true, y_pred):
+    "The share of wines predicted within one cultivar of the truth"
+    return float(np.mean(np.abs(np.asarray(y_true, float) - np.asarray(y_pred, float)) <= 1))
+'''
+
+
+def test_a_model_judged_on_a_metric_of_ones_own_is_served_by_a_fresh_process(tmp_path, monkeypatch):
+    folder = tmp_path / "my_code"
+    folder.mkdir()
+    (folder / "wine_metrics_for_serving.py").write_text(METRIC_MODULE)
+    monkeypatch.syspath_prepend(str(folder))
+    import wine_metrics_for_serving
+    metrics = MetricRegistry.default()
+    metrics.register(Metric("within_one", "higher", wine_metrics_for_serving.share_within_one, lower=0, upper=1, tasks=("multiclass",)))
+    data, _ = task_data("multiclass")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(data.X, data.y)
+    registry = ModelRegistry(tmp_path / "models")
+    version = registry.register(model, data, Criteria("within_one >= 0.9", ["f1_macro >= 0.8"], registry=metrics),
+                                {"within_one": 0.99, "f1_macro": 0.95}, name="wine")
+    registry.promote("wine", version.version)
+    with_path = dict(os.environ, PYTHONPATH=str(folder))
+    with serve_command("--models", registry.folder, "--name", "wine", "--log", tmp_path / "log.db", env=with_path) as (url, process):
+        wait_until_ready(url, process, "wine")
+        answer = httpx.post(f"{url}/predict", json={"records": records_of(data.X.head(2))}, timeout=30).json()
+    assert answer["predictions"] == model.predict(data.X.head(2)).tolist()
+    without_path = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(registry.folder), "--port", str(free_port()),
+                               "--log", str(tmp_path / "other.db")], capture_output=True, text=True, timeout=120, env=without_path, cwd=tmp_path)
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 2 and "'wine_metrics_for_serving:share_within_one', which cannot be imported here" in output, output
+    assert "Traceback" not in output and not (tmp_path / "other.db").exists()  # refused before anything is made
+
+
+def test_create_app_serves_the_only_model_and_names_them_when_there_are_several(registry, tmp_path, fitted_model, training):
+    assert create_app(registry, log=tmp_path / "log.db").state.service.name == "churn"
+    several = register_champion(tmp_path / "models", fitted_model, training)
+    several.register(fitted_model, training, CRITERIA, PASSING, name="churn-b")
+    with pytest.raises(MlopsKitError, match="Which model\\? The registry in .* holds 'churn', 'churn-b'"):
+        create_app(several, log=tmp_path / "log.db")
+    finished = subprocess.run([MLOPS_KIT_COMMAND, "serve", "--models", str(several.folder), "--port", str(free_port()),
+                               "--log", str(tmp_path / "log.db")], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2 and "give name=" in finished.stderr + finished.stdout
+    assert not (tmp_path / "log.db").exists()
+    with pytest.raises(TypeError): ServiceClient("http://127.0.0.1:1")
+
+
+def test_a_log_row_written_before_the_log_kept_the_classes_reads_as_it_did(tmp_path):
+    path = tmp_path / "old.db"
+    with PredictionLog(path): pass
+    import sqlite3, zlib
+    with sqlite3.connect(path) as connection:
+        connection.execute("INSERT INTO requests (request_id, client_request_id, received_at, endpoint, model_name, model_version, n_rows, "
+                           "inputs, predictions, probabilities, latency_ms) VALUES (?, NULL, 1.0, 'predict', 'churn', 1, 2, ?, '[1, 0]', ?, 1.0)",
+                           ("a" * 32, zlib.compress(json.dumps({"tenure_months": [3, 40]}).encode()), np.array([[0.3, 0.7], [0.9, 0.1]]).tobytes()))
+    with PredictionLog(path) as log: window = log.window()
+    assert window.prediction.tolist() == [1, 0] and window.probability.tolist() == [0.7, 0.1]
+    assert window.probabilities.tolist() == [[0.3, 0.7], [0.9, 0.1]]

@@ -50,7 +50,7 @@ def registry(case_study, tmp_path_factory) -> ModelRegistry:
     model = simple_model(train.categorical, train.numerical).fit(train.X, train.frame[train.target])
     registry = ModelRegistry(tmp_path_factory.mktemp("registry") / "models")
     version = registry.register(model, train, Criteria("recall >= 0.6", ["precision >= 0.2"]),
-                                {"recall": 0.7, "precision": 0.3}, threshold=0.2)
+                                {"recall": 0.7, "precision": 0.3}, name=MODEL, threshold=0.2)
     registry.promote(MODEL, version.version)
     return registry
 
@@ -194,7 +194,7 @@ def test_every_acknowledged_prediction_is_logged_exactly_once_under_concurrent_l
             answered_uncommitted.extend(so_far - set(reader.window()["id"]))
 
     log = PredictionLog(prediction_log_url, sqlite_synchronous=synchronous)
-    with BackgroundServer(create_app(registry, log=log)) as service:
+    with BackgroundServer(create_app(registry, name=MODEL, log=log)) as service:
         asyncio.run(run_clients(service.url, records, LOAD_CLIENTS, LOAD_REQUESTS_PER_CLIENT, seen,
                                 while_running=stall_the_log_and_compare))
         metrics = service.metrics()
@@ -295,7 +295,7 @@ SERVED_PATH = {"model_name": MODEL, "model_version": "1"}
 @pytest.fixture(scope="module")
 def fuzzed_service(registry, tmp_path_factory):
     "A server with the model loaded, shared by the fuzz tests"
-    server = BackgroundServer(create_app(registry, log=tmp_path_factory.mktemp("fuzz") / "log.db"))
+    server = BackgroundServer(create_app(registry, name=MODEL, log=tmp_path_factory.mktemp("fuzz") / "log.db"))
     with server as client:
         yield server
         client.close()
