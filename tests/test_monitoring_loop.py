@@ -875,16 +875,6 @@ def folder_hashes(folder)->dict:
     return {str(path.relative_to(folder)): file_hash(path) for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def other_tasks_supported()->bool:
-    "Whether this checkout's experiment grid and registry handle every task (issue 14's parts beside monitoring)"
-    from mlops_kit.experiments import default_algorithms
-    from mlops_kit.registry import ModelBundle
-    return bool(inspect.signature(default_algorithms).parameters) and hasattr(ModelBundle, "task")
-
-
-EVERY_TASK = pytest.mark.skipif(not other_tasks_supported(), reason="needs the experiment grid and the registry for every task (issue 14)")
-
-
 @pytest.fixture
 def tumours(tmp_path):
     "A champion on breast cancer (0/1) trained on the first 200 tumours, in a registry and a deployed project's journal"
@@ -943,7 +933,6 @@ def test_retrain_needs_the_models_name():
     assert inspect.signature(retrain).parameters["name"].default is inspect.Parameter.empty
 
 
-@EVERY_TASK
 def test_retrain_a_multiclass_model_after_the_concept_changed(tmp_path, tiers):
     "The tier model of the first half-year is champion; recent: the two months after the concept changed, labels known"
     registry = ModelRegistry(tmp_path / "models")
@@ -960,7 +949,6 @@ def test_retrain_a_multiclass_model_after_the_concept_changed(tmp_path, tiers):
     assert set(registry.load("tiers", alias="champion").predict(holdout[TIER_FEATURES])) <= {"bronze", "silver", "gold"}
 
 
-@EVERY_TASK
 def test_retrain_a_regressor_on_recent_rows_without_time(tmp_path, diabetes_stream):
     "The diabetes regressor is champion; recent: the windows whose true values rose by 40%, in row order"
     diabetes, cases = diabetes_stream["diabetes"], diabetes_stream["cases"]
@@ -976,7 +964,6 @@ def test_retrain_a_regressor_on_recent_rows_without_time(tmp_path, diabetes_stre
     assert result.comparison.set_index("metric").challenger["rmse"] < champion["rmse"]
 
 
-@EVERY_TASK
 def test_retrain_a_binary_model_with_text_labels(tmp_path):
     data = load_real_dataset("breast_cancer").frame
     words = data.assign(diagnosis=data.malignant.map({1: "malignant", 0: "benign"})).drop(columns="malignant")
