@@ -496,12 +496,8 @@ class DataVariant:
 
 # %% ../nbs/03_experiments.ipynb #exp-default-variants
 def _leakage_suspects(dataset:Dataset)->set:
-    "The features `screen_leakage` flags in `dataset`; for a task it cannot screen yet, none, with a warning saying why"
-    try: return set(screen_leakage(dataset.frame, dataset.target, dataset.features).feature)
-    except MlopsKitError as reason:
-        if dataset.task == "binary": raise
-        warnings.warn(f"default_data_variants: the features were not screened for leakage ({reason}); check them yourself")
-        return set()
+    "The features `screen_leakage` flags in `dataset`, screened for the dataset's own task and positive class"
+    return set(screen_leakage(dataset.frame, dataset.target, dataset.features, task=dataset.task, positive_label=dataset.positive_label).feature)
 
 def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical` and `categorical` features are used
                           exclude=(), # more columns to leave out
