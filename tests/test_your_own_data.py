@@ -1,0 +1,339 @@
+"""Your own data, any tabular task: the acceptance tests of issue 14, run as a practitioner runs the library.
+
+Four data sets go through the whole lifecycle with the documented public calls:
+`Dataset` -> schema -> `default_data_variants` -> `default_algorithms` -> `ExperimentGrid(...).run` -> `fit_best` ->
+`ModelRegistry.register` + `promote` -> the champion loaded in a fresh process -> served by
+`BackgroundServer(create_app(registry, name=..., log=...))` (`/predict`, `/feedback`) -> `PredictionLog.window()` ->
+`performance_report` -> `MonitoringLoop` -> `retrain`. Every figure the kit reports is checked against scikit-learn's,
+computed directly on the same labels and predictions.
+
+- diabetes: regression, judged on RMSE (and R2); watched in windows of rows in their order;
+- wine: multiclass, its cultivars named 'barolo', 'grignolino', 'barbera' so that class names travel end to end;
+- breast cancer: binary with the labels 'malignant' / 'benign' and positive_label='malignant';
+- plans: a multiclass set built here, with a date column, numbers and text with gaps, three string classes and a
+  change planted in its later months: trained on the early months, watched month by month, retrained.
+
+Then `mlops-kit serve` (the console script, a real process) on a multiclass model with class names, called by the
+Triton HTTP client; and every binary-only call on another task, refused with a message naming the task and what to
+use instead, nothing saved changed.
+"""
+import hashlib, json, math, subprocess, sys, textwrap
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (f1_score, log_loss, mean_squared_error, precision_score, r2_score, recall_score, roc_auc_score)
+
+from mlops_kit.data import Dataset, Schema, infer_schema, load_real_dataset
+from mlops_kit.errors import MlopsKitError
+from mlops_kit.experiments import ExperimentGrid, default_algorithms, default_data_variants, fit_best
+from mlops_kit.lifecycle import Criteria
+from mlops_kit.monitoring import MonitoringLoop, performance_report, retrain
+from mlops_kit.registry import ModelRegistry
+from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
+
+MLOPS_KIT_COMMAND = str(Path(sys.executable).parent / "mlops-kit")  # the console script of the installed package
+CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
+
+
+def file_hash(path)->str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def folder_hashes(folder)->dict:
+    "sha256 of every file under `folder`"
+    return {str(path.relative_to(folder)): file_hash(path) for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+# ---- the four data sets ------------------------------------------------------------------------------------------
+
+def shuffled(frame:pd.DataFrame)->pd.DataFrame:
+    "scikit-learn's sets are sorted by label; shuffled once, their rows come in a fair order"
+    return frame.sample(frac=1, random_state=0).reset_index(drop=True)
+
+
+def wine_named()->pd.DataFrame:
+    wine = load_real_dataset("wine")
+    return shuffled(wine.frame.assign(cultivar=wine.y.map(CULTIVARS)))
+
+
+def tumours_in_words()->pd.DataFrame:
+    cancer = load_real_dataset("breast_cancer")
+    return shuffled(cancer.frame.assign(diagnosis=cancer.y.map({1: "malignant", 0: "benign"})).drop(columns="malignant"))
+
+
+PLAN_MONTHS = pd.date_range("2024-01-01", periods=12, freq="MS")
+PLAN_CHANGE = "2024-10-01"  # from October, where customers live changes the plan they choose (a change of concept)
+
+
+def plans(rows_per_month:int=160, seed:int=0)->pd.DataFrame:
+    "Each month's customers and the plan they chose, 'basic', 'standard' or 'premium'; numbers and text with gaps"
+    rng = np.random.default_rng(seed)
+    month = PLAN_MONTHS.repeat(rows_per_month)
+    spend, tenure = rng.gamma(4, 15, len(month)), rng.integers(1, 72, len(month)).astype(float)
+    region = rng.choice(["north", "south", "east", "west"], len(month))
+    device = rng.choice(["phone", "laptop", "tablet"], len(month), p=[0.5, 0.3, 0.2])
+    changed = month >= PLAN_CHANGE  # from then on, the north and the south trade places, twice as far apart
+    region_effect = np.select([region == "north", region == "south"], [0.6, -0.6], 0.0) * np.where(changed, -2, 1)
+    score = (spend - 60) / 30 + (tenure - 36) / 30 + region_effect + np.where(device == "laptop", 0.5, 0.0) + rng.normal(0, 0.5, len(month))
+    frame = pd.DataFrame(dict(month=month, spend=spend.round(2), tenure=tenure, region=region, device=device,
+                              plan=np.select([score < -0.6, score < 0.6], ["basic", "standard"], "premium")))
+    frame.loc[rng.random(len(frame)) < 0.05, "tenure"] = np.nan
+    frame.loc[rng.random(len(frame)) < 0.05, "region"] = None
+    return frame
+
+
+def label_changed(frame:pd.DataFrame, target:str)->pd.DataFrame:
+    "The later rows of a scikit-learn set after a planted change: true values 80 higher, or the classes' names rotated"
+    values = frame[target]
+    if values.dtype.kind == "f" or values.nunique() > 10: return frame.assign(**{target: values + 80})
+    classes = sorted(values.unique())
+    return frame.assign(**{target: values.map(dict(zip(classes, classes[1:] + classes[:1])))})
+
+
+# name -> how to make its Dataset, the criteria, what to watch. `split`: rows (or months) learnt from; the rest is served
+CHAINS = {
+    "diabetes": dict(criteria=Criteria("rmse <= 70", ["r2 >= 0.2"]), window=48, min_labels=30),
+    "wine": dict(criteria=Criteria("f1_macro >= 0.8", ["log_loss <= 1.0"]), window=29, min_labels=20),
+    "tumours": dict(criteria=Criteria("recall >= 0.8", ["precision >= 0.8", "roc_auc >= 0.9"]), window=63, min_labels=30),
+    "plans": dict(criteria=Criteria("f1_macro >= 0.65", ["log_loss <= 1.0"]), window="MS", min_labels=50),
+}
+
+
+def dataset_of(name:str, frame:pd.DataFrame|None=None, **roles)->Dataset:
+    "The Dataset of chain `name` on `frame` (default: all of its rows)"
+    if name == "diabetes":
+        diabetes = load_real_dataset("diabetes")
+        return Dataset(diabetes.frame if frame is None else frame, "progression", diabetes.features, name="diabetes", **roles)
+    if name == "wine":
+        frame = wine_named() if frame is None else frame
+        return Dataset(frame, "cultivar", [column for column in frame.columns if column != "cultivar"], name="wine", **roles)
+    if name == "tumours":
+        frame = tumours_in_words() if frame is None else frame
+        return Dataset(frame, "diagnosis", [column for column in frame.columns if column != "diagnosis"], name="tumours",
+                       positive_label="malignant", **roles)
+    frame = plans() if frame is None else frame
+    return Dataset(frame, "plan", ["spend", "tenure", "region", "device"], name="plans", time_column="month", **roles)
+
+
+def split_rows(name:str)->tuple[pd.DataFrame, pd.DataFrame]:
+    "The rows learnt from, and the later rows served (with the planted change for the scikit-learn sets)"
+    full = dataset_of(name)
+    if name == "plans": return full.frame[full.frame.month < "2024-07-01"], full.frame[full.frame.month >= "2024-07-01"]
+    cut = round(len(full.frame) * 0.67)
+    frame = full.frame.copy() if name != "diabetes" else shuffled(full.frame)
+    return frame.iloc[:cut], label_changed(frame.iloc[cut:], full.target)
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import json, sys
+    import pandas as pd
+    from mlops_kit.registry import ModelRegistry
+    registry = ModelRegistry(sys.argv[1])
+    bundle = registry.load(sys.argv[2], alias="champion")
+    rows = pd.read_pickle(sys.argv[3])
+    probabilities = None if bundle.task == "regression" else bundle.predict_proba(rows).tolist()
+    print(json.dumps(dict(version=bundle.version, task=bundle.task, classes=bundle.classes,
+                          predictions=bundle.predict(rows).tolist(), probabilities=probabilities)))
+""")
+
+
+def predictions_in_a_fresh_process(folder:Path, name:str, rows:pd.DataFrame, tmp:Path)->dict:
+    "A new python process loads the registry's champion `name` and prints its predictions on `rows` as JSON"
+    rows.to_pickle(tmp / "rows.pkl")
+    finished = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(folder), name, str(tmp / "rows.pkl")],
+                              capture_output=True, text=True, timeout=180, cwd=tmp)
+    assert finished.returncode == 0, finished.stderr
+    return json.loads(finished.stdout)
+
+
+@pytest.fixture(scope="module", params=list(CHAINS))
+def chain(request, tmp_path_factory):
+    "One data set through development, the registry, serving with feedback and the prediction log"
+    name, settings = request.param, CHAINS[request.param]
+    tmp = tmp_path_factory.mktemp(name)
+    learnt, served = split_rows(name)
+    development = dataset_of(name, learnt)
+    schema = infer_schema(development)
+    variants, algorithms = default_data_variants(development), default_algorithms(development)
+    grid = ExperimentGrid(variants, algorithms[:2], settings["criteria"], cv=3, seed=0).run(development, n_trials=4, show_progress=False)
+    best = fit_best(grid)
+    registry = ModelRegistry(tmp / "models")
+    version = registry.register(best.model, development, settings["criteria"], {metric: values["mean"] for metric, values in best.cv_metrics.items()},
+                                name=name, variant=best.data_variant, algorithm=best.algorithm, seed=best.seed, threshold=best.threshold)
+    registry.promote(name, version.version)
+    fresh = predictions_in_a_fresh_process(registry.folder, name, served[development.features], tmp)
+    with BackgroundServer(create_app(registry, name=name, log=tmp / "log.db")) as client:
+        answers = [client.predict(part[development.features]) for part in parts_of(served, name, settings["window"])]
+        answer = pd.concat(answers)
+        received = client.feedback(dict(zip(answer.id, served[development.target].loc[answer.index])))
+    with PredictionLog(tmp / "log.db") as log: window = log.window()
+    return dict(name=name, settings=settings, development=development, served=served, schema=schema, variants=variants,
+                algorithms=algorithms, grid=grid, best=best, registry=registry, version=version, fresh=fresh, answer=answer,
+                received=received, window=window, tmp=tmp)
+
+
+def parts_of(served:pd.DataFrame, name:str, window)->list:
+    "The served rows as the requests a client sends: one per month for data with time, else one per window of rows"
+    if name == "plans": return [group for _, group in served.groupby("month")]
+    return [served.iloc[start:start + window] for start in range(0, len(served), window)]
+
+
+# ---- 1. each data set through the lifecycle ------------------------------------------------------------------------
+
+def test_the_dataset_knows_its_task_and_the_grid_fits_it(chain):
+    development, best = chain["development"], chain["best"]
+    expected = {"diabetes": ("regression", None), "wine": ("multiclass", ["barbera", "barolo", "grignolino"]),
+                "tumours": ("binary", ["benign", "malignant"]), "plans": ("multiclass", ["basic", "premium", "standard"])}[chain["name"]]
+    assert (development.task, development.classes) == expected
+    assert isinstance(chain["schema"], Schema) and set(chain["schema"].columns) == set(development.frame.columns)
+    assert all(set(variant.columns) <= set(development.features) for variant in chain["variants"])
+    names = [algorithm.name for algorithm in chain["algorithms"]]
+    assert names[0] == ("ridge" if development.task == "regression" else "logistic_regression")
+    assert (best.task, best.classes) == expected and best.meets_criteria
+    assert best.threshold == (0.5 if development.task == "binary" else None)
+    assert len(chain["grid"].leaderboard()) == 4
+    if chain["name"] == "plans": assert best.cv["kind"] == "time"  # folds forward in time on data with dates
+
+
+def test_the_champion_loaded_in_a_fresh_process_predicts_as_the_pipeline(chain):
+    best, served, fresh = chain["best"], chain["served"], chain["fresh"]
+    rows = served[chain["development"].features]
+    assert (fresh["version"], fresh["task"], fresh["classes"]) == (1, best.task, best.classes)
+    if best.task == "regression":
+        np.testing.assert_allclose(fresh["predictions"], best.predict(rows), rtol=1e-12)
+        assert fresh["probabilities"] is None
+        return
+    assert fresh["predictions"] == best.predict(rows).tolist()  # the class names themselves, never their indices
+    assert set(fresh["predictions"]) <= set(best.classes)
+    np.testing.assert_allclose(fresh["probabilities"], best.model.predict_proba(rows))
+
+
+def test_served_answers_are_labels_with_per_class_probabilities_or_values(chain):
+    best, answer, served = chain["best"], chain["answer"], chain["served"]
+    rows = served[chain["development"].features].loc[answer.index]
+    assert (answer.model_version == 1).all() and len(answer) == len(served)
+    if best.task == "regression":
+        np.testing.assert_allclose(answer.prediction.astype(float), best.predict(rows), rtol=1e-12)
+        assert answer.probability.isna().all() and answer.probabilities.isna().all()
+        return
+    assert answer.prediction.tolist() == best.predict(rows).tolist()
+    assert all(isinstance(label, str) for label in answer.prediction)
+    np.testing.assert_allclose(np.array(answer.probabilities.tolist()), best.model.predict_proba(rows))  # columns in `classes` order
+    assert list(best.model.classes_) == best.classes
+    if best.task == "binary": np.testing.assert_allclose(answer.probability, best.model.predict_proba(rows)[:, best.classes.index("malignant")])
+
+
+def test_feedback_and_the_log_keep_the_labels(chain):
+    window, served, target = chain["window"], chain["served"], chain["development"].target
+    assert chain["received"] == len(served) == len(window)
+    truth = served[target].loc[chain["answer"].index].tolist()
+    by_id = window.set_index("id").loc[chain["answer"].id]
+    assert by_id.label.tolist() == truth if chain["best"].task != "regression" else np.allclose(by_id.label, truth)
+    assert by_id.prediction.tolist() == chain["answer"].prediction.tolist()
+
+
+def sklearn_figures(name:str, labels, predictions, probabilities, classes)->dict:
+    "The criteria's metrics computed by scikit-learn directly"
+    labels, predictions = list(labels), list(predictions)
+    if name == "diabetes":
+        return dict(rmse=mean_squared_error(labels, predictions) ** 0.5, r2=r2_score(labels, predictions))
+    if name == "tumours":
+        positive = np.array(probabilities)[:, classes.index("malignant")]
+        return dict(recall=recall_score(labels, predictions, pos_label="malignant"),
+                    precision=precision_score(labels, predictions, pos_label="malignant", zero_division=0),
+                    roc_auc=roc_auc_score(np.array(labels) == "malignant", positive))
+    return dict(f1_macro=f1_score(labels, predictions, average="macro"), log_loss=log_loss(labels, np.array(probabilities), labels=classes))
+
+
+def test_the_performance_report_equals_scikit_learn_on_the_same_labels(chain):
+    window, best, name = chain["window"], chain["best"], chain["name"]
+    report = performance_report(window, chain["settings"]["criteria"], task=best.task, positive_label=best.positive_label,
+                                classes=best.classes, min_labels=chain["settings"]["min_labels"], draws=0)
+    assert report.task == best.task and report.labelled == len(window)
+    probabilities = None if best.task == "regression" else window.probabilities.tolist()
+    expected = sklearn_figures(name, window.label, window.prediction, probabilities, best.classes)
+    assert report.measured == pytest.approx(expected, rel=1e-12)
+    rows = chain["served"][chain["development"].features]  # the same figures from the pipeline and the true labels, no service between
+    direct = sklearn_figures(name, chain["served"][chain["development"].target], best.predict(rows),
+                             None if best.task == "regression" else best.model.predict_proba(rows), best.classes)
+    assert report.measured == pytest.approx(direct, rel=1e-9)
+
+
+def cases_of(chain)->pd.DataFrame:
+    "The log's window, with each case's month for the data with dates (a practitioner keeps when each case happened)"
+    window = chain["window"]
+    if chain["name"] != "plans": return window
+    months = pd.Series(chain["served"].month.loc[chain["answer"].index].to_numpy(), index=chain["answer"].id.to_numpy())
+    return window.assign(month=months.loc[window.id].to_numpy())
+
+
+@pytest.fixture(scope="module")
+def watched(chain):
+    bundle = chain["registry"].load(chain["name"], alias="champion")
+    cases = cases_of(chain)
+    time_column = "month" if chain["name"] == "plans" else "received_at"
+    loop = MonitoringLoop(bundle.reference, chain["settings"]["criteria"], window=chain["settings"]["window"], time_column=time_column,
+                          target=chain["development"].target, reference_predictions=bundle.predict(bundle.reference), task=bundle.task,
+                          positive_label=bundle.positive_label, classes=bundle.classes, min_labels=chain["settings"]["min_labels"],
+                          alert_on=("input", "performance", "prediction", "target")).run(cases)
+    return dict(loop=loop, cases=cases, bundle=bundle)
+
+
+def window_groups(chain, cases:pd.DataFrame)->list:
+    "The cases of each window as the loop should cut them: calendar months, or windows of rows in their order"
+    if chain["name"] == "plans": return [group for _, group in cases.groupby(cases.month.dt.strftime("%Y-%m"))]
+    size = chain["settings"]["window"]
+    return [cases.iloc[start:start + size] for start in range(0, len(cases), size)]
+
+
+def test_the_monitoring_loop_measures_the_primary_metric_per_window_as_scikit_learn(chain, watched):
+    loop, cases, bundle = watched["loop"], watched["cases"], watched["bundle"]
+    groups = window_groups(chain, cases)
+    primary = chain["settings"]["criteria"].primary.metric
+    assert len(loop.performance_) == len(groups) and primary in loop.performance_
+    for row, group in zip(loop.performance_.itertuples(), groups):
+        if len(group) < chain["settings"]["min_labels"]:
+            assert row.status == "waiting for labels" and math.isnan(getattr(row, primary))
+            continue
+        probabilities = None if bundle.task == "regression" else group.probabilities.tolist()
+        expected = sklearn_figures(chain["name"], group.label, group.prediction, probabilities, bundle.classes)
+        assert getattr(row, primary) == pytest.approx(expected[primary], rel=1e-12), row.window
+    assert {"prediction", "target"} <= set(loop.drift_["of"])  # the outputs' drift next to the inputs'
+
+
+def test_the_planted_change_fails_the_criteria_where_it_is_and_nowhere_else(chain, watched):
+    performance = watched["loop"].performance_.set_index("window")
+    failed = performance.index[performance.status == "criteria failed"].tolist()
+    if chain["name"] == "plans":
+        assert failed == ["2024-10", "2024-11", "2024-12"]
+        assert (performance.loc[["2024-07", "2024-08", "2024-09"], "status"] == "criteria met").all()
+        assert any(alert.kind == "performance" and alert.window == "2024-10" for alert in watched["loop"].alerts_)
+    else:  # every later row of the scikit-learn sets carries the change
+        measured = performance[performance.status != "waiting for labels"]
+        assert len(measured) and (measured.status == "criteria failed").all()
+
+
+def test_retraining_on_the_newer_data_registers_a_better_version(chain):
+    name, criteria, registry = chain["name"], chain["settings"]["criteria"], chain["registry"]
+    recent = dataset_of(name, served_with_labels(chain))
+    champion = registry.load(name, alias="champion")
+    result = retrain(registry, recent, criteria, name, n_trials=3)
+    assert result.promoted and result.challenger_version == 2 and registry.champion(name).version == 2
+    assert result.comparison.metric.tolist() == [criterion.metric for criterion in criteria]  # judged on the same criteria
+    holdout = recent.frame.iloc[round(len(recent.frame) * 0.7):] if recent.time_column is None else \
+        recent.frame[recent.frame.month >= recent.frame.month.quantile(0.7)]
+    rows = holdout[recent.features]
+    probabilities = None if champion.task == "regression" else champion.predict_proba(rows)
+    expected = sklearn_figures(name, holdout[recent.target], champion.predict(rows), probabilities, champion.classes)
+    assert result.comparison.set_index("metric").champion.to_dict() == pytest.approx(expected, rel=1e-9)
+    retrained = registry.load(name, alias="champion")
+    assert retrained.card["training_data"]["rows"] == len(recent.frame) - len(holdout)  # trained on the newer data, not the old
+    assert retrained.criteria.to_dict() == criteria.to_dict() and retrained.classes == champion.classes
+
+
+def served_with_labels(chain)->pd.DataFrame:
+    "The served rows with their true labels: the recent labelled data a retraining learns from"
+    served = chain["served"]
+    return served[served.month >= PLAN_CHANGE] if chain["name"] == "plans" else served.reset_index(drop=True)
