@@ -17,7 +17,7 @@ Then `mlops-kit serve` (the console script, a real process) on a multiclass mode
 Triton HTTP client; and every binary-only call on another task, refused with a message naming the task and what to
 use instead, nothing saved changed.
 """
-import hashlib, json, math, subprocess, sys, textwrap
+import hashlib, json, math, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import httpx
@@ -337,3 +337,68 @@ def served_with_labels(chain)->pd.DataFrame:
     "The served rows with their true labels: the recent labelled data a retraining learns from"
     served = chain["served"]
     return served[served.month >= PLAN_CHANGE] if chain["name"] == "plans" else served.reset_index(drop=True)
+
+
+# ---- 2. `mlops-kit serve` on a multiclass model with class names, called by the Triton HTTP client -------------------
+
+def serve_in_a_process(folder:Path, name:str, log:Path):
+    "`mlops-kit serve` (the console script) on a free port: the process and its URL"
+    from conftest import free_port
+    port = free_port()
+    process = subprocess.Popen([MLOPS_KIT_COMMAND, "serve", "--models", str(folder), "--name", name, "--port", str(port), "--log", str(log)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_until_ready(url:str, process, timeout:float=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200: return
+        except httpx.TransportError: pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} was not ready after {timeout} s")
+
+
+def test_the_serve_command_answers_the_triton_client_with_class_names_and_their_probabilities(tmp_path):
+    import tritonclient.http as triton_http
+    wine = dataset_of("wine")
+    criteria = Criteria("f1_macro >= 0.8", ["balanced_accuracy >= 0.8"])
+    grid = ExperimentGrid(default_data_variants(wine), default_algorithms(wine)[:1], criteria, cv=3).run(wine, n_trials=2, show_progress=False)
+    best = fit_best(grid)
+    registry = ModelRegistry(tmp_path / "models")
+    registry.promote("wine", registry.register(best.model, wine, criteria, {metric: values["mean"] for metric, values in best.cv_metrics.items()},
+                                               name="wine").version)
+    frame = wine.X.head(9)
+    process, url = serve_in_a_process(registry.folder, "wine", tmp_path / "log.db")
+    try:
+        wait_until_ready(url, process)
+        client = triton_http.InferenceServerClient(url=url.removeprefix("http://"))
+        try:
+            assert client.is_server_ready() and client.is_model_ready("wine")
+            metadata = client.get_model_metadata("wine")
+            inputs = []
+            for name in frame.columns:
+                tensor = triton_http.InferInput(name, [len(frame)], "FP64")
+                tensor.set_data_from_numpy(frame[name].to_numpy(np.float64), binary_data=False)
+                inputs.append(tensor)
+            outputs = [triton_http.InferRequestedOutput(name, binary_data=False) for name in ("predict", "predict_proba", "prediction_id")]
+            result = client.infer("wine", inputs, outputs=outputs)
+        finally: client.close()
+    finally:
+        process.terminate()
+        try: process.wait(timeout=30)
+        except subprocess.TimeoutExpired: process.kill()
+        process.stdout.close()
+    classes = ["barbera", "barolo", "grignolino"]
+    assert metadata["parameters"]["classes"] == classes and metadata["parameters"]["task"] == "multiclass"
+    described = {output["name"]: output for output in metadata["outputs"]}
+    assert described["predict"]["datatype"] == "BYTES" and described["predict_proba"]["parameters"] == {"classes": classes}
+    labels = [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("predict").tolist()]
+    assert labels == best.predict(frame).tolist() and set(labels) <= set(classes)
+    assert result.get_output("predict")["datatype"] == "BYTES"
+    probabilities = result.as_numpy("predict_proba")
+    assert probabilities.shape == (len(frame), 3)
+    np.testing.assert_allclose(probabilities, best.model.predict_proba(frame))  # one column per class, in the metadata's order
+    assert list(best.model.classes_) == classes
