@@ -402,3 +402,105 @@ def test_the_serve_command_answers_the_triton_client_with_class_names_and_their_
     assert probabilities.shape == (len(frame), 3)
     np.testing.assert_allclose(probabilities, best.model.predict_proba(frame))  # one column per class, in the metadata's order
     assert list(best.model.classes_) == classes
+
+
+# ---- 3. every binary-only call on another task: a clear error naming the task and what to use instead ---------------
+
+from mlops_kit.experiments import decision_threshold
+from mlops_kit.lifecycle import MetricRegistry, cost_metric
+
+
+@pytest.fixture(scope="module")
+def other_tasks(tmp_path_factory):
+    "A multiclass (wine, class names) and a regression (diabetes) champion in one registry, their grids, and served-like cases"
+    tmp = tmp_path_factory.mktemp("other_tasks")
+    metrics = MetricRegistry.default()
+    metrics.register(cost_metric("cost_per_1000", 10, 100))
+    registry, found = ModelRegistry(tmp / "models"), {}
+    for name, criteria in (("wine", Criteria("f1_macro >= 0.8")), ("diabetes", Criteria("rmse <= 70"))):
+        data = dataset_of(name)
+        grid = ExperimentGrid(default_data_variants(data), default_algorithms(data)[:1], criteria, cv=3, storage=tmp / f"{name}.journal",
+                              study_name=name).run(data, n_trials=1, show_progress=False)
+        best = fit_best(grid)
+        registry.promote(name, registry.register(best.model, data, criteria, {criteria.primary.metric: best.cv_metrics[criteria.primary.metric]["mean"]},
+                                                 name=name).version)
+        rows = data.X.head(80)
+        cases = pd.DataFrame(dict(prediction=best.predict(rows), label=data.y.head(80).to_numpy(),
+                                  received_at=pd.Timestamp("2025-01-01") + pd.to_timedelta(np.arange(80), "min")))
+        if name == "wine": cases["probabilities"] = list(best.model.predict_proba(rows))
+        found[name] = dict(data=data, grid=grid, best=best, criteria=criteria, cases=cases, journal=tmp / f"{name}.journal")
+    return dict(registry=registry, metrics=metrics, tmp=tmp, **found)
+
+
+def binary_only_calls(setup)->list:
+    "(what, call, message) for each binary-only call on a multiclass or a regression model or data"
+    wine, diabetes, registry, metrics = setup["wine"], setup["diabetes"], setup["registry"], setup["metrics"]
+    cost = Criteria("cost_per_1000 <= 500", registry=metrics)
+    grid_of = lambda task, **options: ExperimentGrid(default_data_variants(task["data"]), default_algorithms(task["data"])[:1], task["criteria"], cv=3,
+                                                    storage=task["journal"], study_name=task["grid"].study_name, **options)
+    with_costs = lambda task: Dataset(task["data"].frame, task["data"].target, task["data"].features, costs={"false_positive": 10, "false_negative": 100})
+    return [
+        ("costs on a multiclass Dataset", lambda: with_costs(wine), "are for a binary target; 'cultivar' is a multiclass target: leave them out and judge models with criteria on the task's metrics"),
+        ("costs on a regression Dataset", lambda: with_costs(diabetes), "'progression' is a regression target: leave them out"),
+        ("positive_label on a multiclass Dataset", lambda: dataset_of("wine", positive_label="barolo"), "positive_label is for a binary target; 'cultivar' is a multiclass target: leave it out"),
+        ("positive_label on a regression Dataset", lambda: dataset_of("diabetes", positive_label=1), "'progression' is a regression target: leave it out"),
+        ("a cost criterion on a multiclass grid", lambda: ExperimentGrid(default_data_variants(wine["data"]), default_algorithms(wine["data"])[:1], cost,
+                                                                        storage=wine["journal"], study_name="wine").run(wine["data"], n_trials=1, show_progress=False),
+         "'cost_per_1000 <= 500' cannot judge a multiclass model: cost_per_1000 fits binary. Metrics for multiclass: accuracy"),
+        ("a binary metric on a regression grid", lambda: ExperimentGrid(default_data_variants(diabetes["data"]), default_algorithms(diabetes["data"])[:1],
+                                                                       Criteria("recall >= 0.8"), storage=diabetes["journal"], study_name="diabetes").run(diabetes["data"], n_trials=1, show_progress=False),
+         "'recall >= 0.8' cannot judge a regression model: recall fits binary. Metrics for regression: rmse"),
+        ("a threshold on a multiclass grid", lambda: grid_of(wine, threshold=0.3).run(wine["data"], n_trials=1, show_progress=False),
+         "threshold=0.3 is for a binary task (the probability from which the positive class is predicted); this data is a multiclass task, so leave threshold=None"),
+        ("a threshold on a regression grid", lambda: grid_of(diabetes, threshold=0.3).run(diabetes["data"], n_trials=1, show_progress=False),
+         "this data is a regression task, so leave threshold=None: a regressor predicts numbers"),
+        ("decision_threshold of regression criteria", lambda: decision_threshold(diabetes["criteria"]),
+         "decision_threshold is for a binary task (the probability from which the positive class is predicted); the criteria 'rmse <= 70' judge a regression model"),
+        ("flag of a multiclass best model", lambda: wine["best"].flag(wine["data"].frame), "flag is for a binary task (it flags the positive class from the threshold); this model is multiclass: use predict(frame)"),
+        ("flag of a regressor", lambda: diabetes["best"].flag(diabetes["data"].frame), "this model is regression: use predict(frame), which gives its predictions"),
+        ("a cost metric on three classes", lambda: metrics.compute("cost_per_1000", [0, 1, 2], [0, 2, 1]),
+         "A cost metric is for a binary task: it compares predicted labels of two classes, but y_true and y_pred hold 3 different values"),
+        ("register a multiclass model with a threshold", lambda: registry.register(wine["best"].model, wine["data"], wine["criteria"], {"f1_macro": 0.9}, name="wine", threshold=0.4),
+         "threshold is for a binary classifier (a probability of its positive class); this model is multiclass: leave it out"),
+        ("register a regressor with a threshold", lambda: registry.register(diabetes["best"].model, diabetes["data"], diabetes["criteria"], {"rmse": 50}, name="diabetes", threshold=0.4),
+         "this model is regression: leave it out"),
+        ("register a multiclass model with a positive label", lambda: registry.register(wine["best"].model, wine["data"], wine["criteria"], {"f1_macro": 0.9}, name="wine", positive_label="barolo"),
+         "positive_label is for a binary model, and this one is multiclass: leave it out"),
+        ("register a multiclass model judged on a cost", lambda: registry.register(wine["best"].model, wine["data"], cost, {"cost_per_1000": 100}, name="wine"),
+         "'cost_per_1000 <= 500' cannot judge a multiclass model"),
+        ("positive probability of a multiclass bundle", lambda: registry.load("wine").positive_probability(registry.load("wine").predict_proba(wine["data"].X)),
+         "Model 'wine' is multiclass: only a binary model has a positive class; read predict_proba's columns, one per class in `classes`"),
+        ("positive probability of a regressor", lambda: registry.load("diabetes").positive_probability(np.zeros((3, 2))), "use predict, which gives numbers"),
+        ("recall on multiclass cases", lambda: performance_report(wine["cases"], Criteria("recall >= 0.8")),
+         "'recall >= 0.8' cannot judge a multiclass model: recall fits binary. Metrics for multiclass: accuracy"),
+        ("recall on regression cases", lambda: performance_report(diabetes["cases"], Criteria("recall >= 0.8")),
+         "If the model is a regressor or a multiclass model, judge it on criteria of its task (metric_registry.names(task=...)) and pass task='regression'"),
+        ("a cost on multiclass cases", lambda: performance_report(wine["cases"], cost, task="multiclass"), "'cost_per_1000 <= 500' cannot judge a multiclass model"),
+        ("positive_label on multiclass cases", lambda: performance_report(wine["cases"], wine["criteria"], positive_label="barolo"),
+         "positive_label is for a binary model; a multiclass model has no positive class: leave it out"),
+        ("positive_label on regression cases", lambda: performance_report(diabetes["cases"], diabetes["criteria"], positive_label=1),
+         "classes and positive_label are for classifiers; a regression model predicts numbers: leave them out"),
+        ("positive_label in a regression loop", lambda: MonitoringLoop(diabetes["data"].frame, diabetes["criteria"], window=40, target="progression",
+                                                                       positive_label=1).run(diabetes["cases"]), "a regression model predicts numbers: leave them out"),
+        ("positive_label in a multiclass loop", lambda: MonitoringLoop(wine["data"].frame, wine["criteria"], window=40, target="cultivar",
+                                                                       positive_label="barolo").run(wine["cases"]), "a multiclass model has no positive class"),
+        ("retrain a regressor on binary criteria", lambda: retrain(registry, diabetes["data"], Criteria("recall >= 0.8"), "diabetes", n_trials=1),
+         "'recall >= 0.8' cannot judge a regression model: recall fits binary. Metrics for regression: rmse"),
+        ("retrain a multiclass model on a cost", lambda: retrain(registry, wine["data"], cost, "wine", n_trials=1), "'cost_per_1000 <= 500' cannot judge a multiclass model"),
+    ]
+
+
+def test_every_binary_only_call_on_another_task_is_refused_by_name_and_nothing_saved_changes(other_tasks):
+    "Each refusal names the task and the alternative; the registry's files and the studies' journals keep their bytes"
+    saved = lambda: (folder_hashes(other_tasks["registry"].folder), file_hash(other_tasks["wine"]["journal"]), file_hash(other_tasks["diabetes"]["journal"]))
+    before, failures = saved(), []
+    calls = binary_only_calls(other_tasks)
+    assert len(calls) >= 25
+    for what, call, message in calls:
+        try: call()
+        except MlopsKitError as error:
+            if message not in str(error): failures.append(f"{what}: {error}")
+        else: failures.append(f"{what}: not refused")
+    assert not failures, "\n".join(failures)
+    assert saved() == before
+    assert other_tasks["registry"].versions("wine").version.tolist() == [1] and other_tasks["registry"].versions("diabetes").version.tolist() == [1]
