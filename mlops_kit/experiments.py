@@ -558,6 +558,10 @@ def development_criteria(criteria)->tuple[Criteria, list[str]]:
 def decision_threshold(criteria)->float:
     "The probability from which a case is flagged: cost-optimal `fp / (fp + fn)` for the first cost metric of `criteria`, else 0.5"
     criteria = _as_criteria(criteria)
+    if "binary" not in criteria.tasks:
+        raise MlopsKitError(f"decision_threshold is for a binary task (the probability from which the positive class is predicted); the "
+                            f"criteria {_quoted(str(criterion) for criterion in criteria)} judge a {' or '.join(criteria.tasks) or 'other'} model, which predicts its most probable "
+                            "class or a number: it needs no threshold (leave threshold=None)")
     for criterion in criteria:
         compute = criteria.registry.get(criterion.metric).compute
         if hasattr(compute, "false_positive_cost") and hasattr(compute, "false_negative_cost"):
@@ -1117,7 +1121,7 @@ class ExperimentGrid:
         if self.pruner not in ("median", "none"): raise MlopsKitError(f"pruner must be 'median' or 'none', got {self.pruner!r}")
         if self.threshold is not None and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
             raise MlopsKitError(f"threshold must be a probability between 0 and 1 (or None), got {self.threshold!r}")
-        threshold = decision_threshold(criteria) if self.threshold is None else float(self.threshold)
+        threshold = float(self.threshold) if self.threshold is not None else decision_threshold(criteria) if "binary" in criteria.tasks else None
         return _Setup(criteria, later, variants, algorithms, threshold)
 
     def _setup_for(self, setup:_Setup, task:str)->_Setup:

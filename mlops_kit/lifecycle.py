@@ -244,8 +244,10 @@ def _check_binary_labels(y_true, y_pred, positive_label):
     "Raise ValueError unless `y_true` and `y_pred` hold at most two labels, one of them `positive_label` if two"
     labels = set(y_true.tolist()) | set(y_pred.tolist())
     if len(labels) > 2:
-        raise MlopsKitError(f"A cost metric compares predicted labels, but y_true and y_pred hold {len(labels)} different "
-                            f"values ({reprlib.repr(sorted(labels, key=str))}). Did you pass scores? Threshold them first.")
+        raise MlopsKitError(f"A cost metric is for a binary task: it compares predicted labels of two classes, but y_true and y_pred hold "
+                            f"{len(labels)} different values ({reprlib.repr(sorted(labels, key=str))}). Did you pass scores? Threshold them first. "
+                            "A multiclass task is judged on its own metrics (metric_registry.names(task='multiclass')); a regression's cost "
+                            "of errors is error_cost_metric.")
     if len(labels) == 2 and positive_label not in labels:
         raise MlopsKitError(f"The positive label {positive_label!r} is not among the labels {_quoted(sorted(labels, key=str))}: "
                             "pass the right `positive_label` to `cost_metric`")

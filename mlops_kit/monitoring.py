@@ -508,10 +508,14 @@ def _check_task_arguments(task, positive_label, classes)->tuple|None:
         raise DriftError(f"classes must name at least two different classes, each once, got {labels!r}")
     return tuple(labels)
 
-def _task_of(criteria, task, classes, seen:list)->str:
-    "`task` if given; else the only task the criteria fit, the number of `classes`, or what the `seen` outputs and labels look like"
+def _many_classes_for_binary(criteria, predicted:list)->bool:
+    "Whether binary-only `criteria` face predictions of more than two classes (text, or a few whole numbers): a multiclass model"
+    return criteria.tasks == ("binary",) and len(predicted) > 2 and infer_task(pd.Series(predicted, dtype=object).infer_objects()) == "multiclass"
+
+def _task_of(criteria, task, classes, seen:list, predicted:list=())->str:
+    "`task` if given; else the only task the criteria fit (unless the `predicted` labels are too many for it), the number of `classes`, or what the `seen` outputs and labels look like"
     if task is not None: return task
-    if len(criteria.tasks) == 1: return criteria.tasks[0]
+    if len(criteria.tasks) == 1 and not _many_classes_for_binary(criteria, list(predicted)): return criteria.tasks[0]
     if classes is not None: return "binary" if len(classes) == 2 else "multiclass"
     if len(seen) < 2 or set(seen) <= {0, 1}: return "binary" if "binary" in criteria.tasks else criteria.tasks[0]
     return infer_task(pd.Series(seen, dtype=object).infer_objects())
@@ -542,7 +546,9 @@ def _seen_classes(window:pd.DataFrame, task:str, predicted:list, labelled:list)-
     if task == "multiclass" or len(seen) <= 2: return _in_order(seen)
     if len(predicted) > 2:
         raise DriftError(f"The prediction column must hold the predicted labels, the two labels of a binary model, but it holds "
-                         f"{len(predicted):,} different values, e.g. {_examples(predicted)}.{_label_hint(window['prediction'])}")
+                         f"{len(predicted):,} different values, e.g. {_examples(predicted)}.{_label_hint(window['prediction'])} If the model "
+                         "is a regressor or a multiclass model, judge it on criteria of its task (metric_registry.names(task=...)) and pass "
+                         "task='regression' or task='multiclass'.")
     if len(predicted) == 2: _check_in_classes(window, "label", _in_order(predicted), "the labels the model predicts")
     raise DriftError(f"The predictions hold {_shorten(predicted)} and the labels {_shorten(labelled)}: more than the two labels of a binary "
                      f"model.{_label_hint(window['label'].dropna())}")
@@ -620,8 +626,9 @@ def _checked_task(criteria, task, classes, window:pd.DataFrame)->str:
     "The task of the model behind `window` (see `_task_of`), once `criteria` are known to judge it"
     if not isinstance(criteria, Criteria): raise DriftError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(criteria).__name__}")
     given = task is not None
-    seen = list(dict.fromkeys(_distinct(window["prediction"], "prediction")[:30] + _distinct(window.get("label", pd.Series(dtype=float)), "label")[:30]))
-    task = _task_of(criteria, task, classes, seen)
+    predicted = _distinct(window["prediction"], "prediction")[:30]
+    seen = list(dict.fromkeys(predicted + _distinct(window.get("label", pd.Series(dtype=float)), "label")[:30]))
+    task = _task_of(criteria, task, classes, seen, predicted)
     try: criteria.check_task(task)
     except MlopsKitError as error:
         raise DriftError(f"{error}{'' if given else ' (the task was read from the predictions and labels: pass task= if it is wrong)'}") from None

@@ -501,7 +501,9 @@ class ModelBundle:
 
     def positive_probability(self, probabilities:np.ndarray)->np.ndarray:
         "A binary model's probability of its positive class, from `predict_proba`'s output"
-        if self.task != "binary": raise MlopsKitError(f"Model {self.name!r} is {self.task}: only a binary model has a positive class")
+        if self.task != "binary":
+            instead = "read predict_proba's columns, one per class in `classes`" if self.task == "multiclass" else "use predict, which gives numbers"
+            raise MlopsKitError(f"Model {self.name!r} is {self.task}: only a binary model has a positive class; {instead}")
         return np.asarray(probabilities)[:, self._positive_column()]
 
     def _positive_column(self)->int:
