@@ -1251,10 +1251,10 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
     champion = registry.load(name, alias="champion")
     _check_champion(champion, recent)
     decisions, task, positive = [], recent.task, recent.positive_label
+    training, holdout = _holdout_split(recent, holdout_share)
+    challenger = _challenger(training, criteria, n_trials, seed)  # before any record: a grid that finds nothing leaves the journal as it was
     if project is not None and str(project.phase) == "deployment":
         _record(project, decisions, "deployment", "iterate", "development", f"Retrain {name!r} on {len(recent.frame):,} recent labelled cases", {}, author)
-    training, holdout = _holdout_split(recent, holdout_share)
-    challenger = _challenger(training, criteria, n_trials, seed)
     threshold = challenger.threshold if task == "binary" else None
     champion_measured = _measure(criteria, holdout.y, _model_outputs(champion.pipeline, holdout.frame[champion.features], task, positive, champion.threshold))
     challenger_measured = _measure(criteria, holdout.y, _model_outputs(challenger.model, holdout.frame[challenger.features], task, positive, threshold))
@@ -1300,8 +1300,12 @@ def _challenger(training, criteria, n_trials:int, seed:int):
     if training.time_column is not None and training.frame[training.time_column].nunique() < 4:  # too few periods for forward-chaining folds
         training = dataclasses.replace(training, time_column=None)
     algorithms = default_algorithms() if training.task == "binary" else default_algorithms(training)  # today's classifiers for a binary target
-    grid = ExperimentGrid(default_data_variants(training), algorithms[:2], criteria, cv=3, seed=seed, study_name="retraining")
-    return fit_best(grid.run(training, n_trials=n_trials, show_progress=False))
+    grid = ExperimentGrid(default_data_variants(training), algorithms[:2], criteria, cv=3, seed=seed, study_name="retraining").run(
+        training, n_trials=n_trials, show_progress=False)
+    if grid.best_trial_ is None:
+        raise DriftError(f"retrain: none of the {n_trials} trials on the {len(training.frame):,} recent training cases meets the criteria's "
+                         "constraints; nothing was recorded or registered. Raise n_trials, give more recent cases, or rethink the criteria")
+    return fit_best(grid)
 
 def _comparison(criteria, champion:dict, challenger:dict)->pd.DataFrame:
     rows = [dict(metric=c.metric, comparison=c.comparison, threshold=c.threshold, champion=champion[c.metric], challenger=challenger[c.metric],

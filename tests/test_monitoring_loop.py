@@ -920,6 +920,16 @@ def test_a_refused_retraining_changes_no_file(tumours, arguments, message):
     assert (folder_hashes(registry.folder), file_hash(project.path)) == before
 
 
+def test_a_retraining_whose_grid_finds_no_model_meeting_the_constraints_records_nothing(tumours):
+    "No trial meets the constraints (a Brier score no model reaches here): refused with the way out, the journal and registry unchanged"
+    registry, project = tumours["registry"], tumours["project"]
+    before = (folder_hashes(registry.folder), file_hash(project.path))
+    unreachable = Criteria("recall >= 0.8", ["brier <= 0.0001"])
+    with pytest.raises(DriftError, match="none of the 2 trials .* meets the criteria's constraints; nothing was recorded or registered"):
+        retrain(registry, tumours["recent"], unreachable, "tumours", project=project, n_trials=2)
+    assert (folder_hashes(registry.folder), file_hash(project.path)) == before and str(project.phase) == "deployment"
+
+
 def test_retraining_a_classifier_on_a_regression_target_is_refused_before_anything_is_recorded(tumours):
     data = load_real_dataset("diabetes")
     before = (folder_hashes(tumours["registry"].folder), file_hash(tumours["project"].path))
