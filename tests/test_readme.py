@@ -45,7 +45,7 @@ def test_readme_serve_command_serves_the_model_the_example_registered(tmp_path):
     "The serving example registers a champion; `mlops-kit serve` as the README writes it (on a free port) serves it"
     import httpx, os, signal, time
     from conftest import free_port
-    example = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "BackgroundServer" in block)
+    example = next(block for block in re.findall(r"```python\n(.*?)```", README, re.S) if "BackgroundServer" in block and "churn" in block)
     assert subprocess.run([sys.executable, "-c", example], cwd=tmp_path, timeout=300).returncode == 0
     serve_block = next(block for block in re.findall(r"```sh\n(.*?)```", README, re.S) if "mlops-kit serve" in block)
     command = next(line.split() for line in serve_block.splitlines() if line.startswith("mlops-kit serve"))
