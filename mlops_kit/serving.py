@@ -286,6 +286,7 @@ def _cases(requests:list)->pd.DataFrame:
         columns["probabilities"] += probabilities.tolist() if probabilities.shape[1] else [None] * n_rows
         columns["latency_ms"] += [latency] * n_rows
     frame = pd.DataFrame({**{name: columns[name] for name in _CASE_COLUMNS}, **inputs, "prediction": columns["prediction"]})
+    frame["id"] = frame["id"].astype("str")  # text even when no case was logged, so that the labels can be joined on it
     frame["probability"] = np.concatenate(columns["probability"]) if requests else np.empty(0)
     frame["probabilities"] = columns["probabilities"]
     frame["latency_ms"] = columns["latency_ms"]
@@ -310,7 +311,7 @@ def _request_outputs(text:str, probabilities:np.ndarray)->tuple[list, np.ndarray
 
 def _with_labels(frame:pd.DataFrame, feedback:list)->pd.DataFrame:
     "`frame` with the `label` and `label_received_at` of each case (missing where no feedback arrived)"
-    labels = pd.DataFrame(feedback, columns=["id", "label", "label_received_at"])
+    labels = pd.DataFrame(feedback, columns=["id", "label", "label_received_at"]).astype({"id": "str"})
     labels["label"] = pd.Series([json.loads(text) for text in labels["label"]], index=labels.index, dtype=object)
     labels["label_received_at"] = pd.to_datetime(labels["label_received_at"].astype(float), unit="s", utc=True)
     merged = frame.merge(labels, on="id", how="left")
@@ -1140,6 +1141,7 @@ def _add_protocol_routes(app, service:_Service):
 def _add_learner_routes(app, service:_Service):
     "POST /predict, POST /feedback and GET /metrics"
     from fastapi import HTTPException, Request
+    import pydantic_core
     from fastapi.responses import Response
     bodies = _learner_models(service.name, service.schema, service.settings.max_batch_rows, service.task, service.classes)
     PredictRequest, FeedbackRequest = bodies["PredictRequest"], bodies["FeedbackRequest"]
@@ -1152,9 +1154,10 @@ def _add_learner_routes(app, service:_Service):
         columns = {name: [record[name] for record in body.records] for name in features}
         record, probabilities, scores = await _score_and_log(service, columns, "predict", body=raw_body)
         classifier = service.task != "regression"
-        return dict(model_name=service.name, model_version=service.version, request_id=record.request_id, ids=record.ids,
-                    predictions=record.predictions, probabilities=scores.tolist() if classifier else None, threshold=service.model.threshold,
-                    classes=service.classes, class_probabilities=probabilities.tolist() if classifier else None)
+        answer = dict(model_name=service.name, model_version=service.version, request_id=record.request_id, ids=record.ids,
+                      predictions=record.predictions, probabilities=scores.tolist() if classifier else None, threshold=service.model.threshold,
+                      classes=service.classes, class_probabilities=probabilities.tolist() if classifier else None)
+        return Response(pydantic_core.to_json(answer), media_type="application/json")  # built here to fit PredictResponse: not validated again
 
     @app.post("/feedback", response_model=bodies["FeedbackResponse"], responses={s: _ERROR_RESPONSES[s] for s in (400, 404, 413, 422, 503)},
               tags=["Learners"], summary="True labels for earlier predictions, by prediction id")

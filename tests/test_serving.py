@@ -911,6 +911,18 @@ def test_any_task_predicts_labels_or_values_as_the_bundle_does(task_service):
         np.testing.assert_allclose(answer.probability, probabilities.max(axis=1))
 
 
+def test_any_task_predict_answer_fits_the_documented_response_model(task_service):
+    "/predict writes its JSON itself (not validated again by FastAPI): it must still be what the OpenAPI schema promises"
+    from mlops_kit.serving import _learner_models
+    task, client, bundle, data, _ = task_service
+    response = httpx.post(f"{client.url}/predict", json={"records": records_of(data.X.head(5))}, timeout=30)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    documented = _learner_models(task, bundle.schema, 10, task, bundle.classes)["PredictResponse"]
+    answer = documented.model_validate_json(response.content)
+    assert answer.model_dump() == response.json() and answer.classes == bundle.classes
+    assert (answer.class_probabilities is None) == (task == "regression")
+
+
 def test_any_task_infer_outputs_are_named_for_what_they_hold(task_service):
     task, client, bundle, data, _ = task_service
     frame = data.X.head(6)
