@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_experiments.ipynb #exp-imports
 from __future__ import annotations
-import contextlib, html, json, logging, math, numbers, os, re, sqlite3, stat, time, warnings
+import contextlib, functools, html, json, logging, math, numbers, os, re, sqlite3, stat, time, warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,9 +19,10 @@ from .errors import MlopsKitError, WrongTypeError
 # %% auto #0
 __all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant', 'default_data_variants',
            'CaseStudySample', 'development_criteria', 'decision_threshold', 'cv_folds', 'StorageConnectionError',
-           'safe_url', 'make_storage', 'ExperimentGrid', 'compare_baselines', 'corrected_t_test', 'WinnerCheck',
-           'check_winner', 'history_frame', 'parameter_importances', 'score_frame', 'plot_history', 'plot_importances',
-           'plot_scores', 'BestModel', 'fit_best', 'run_worker', 'fail_stale_trials']
+           'safe_url', 'make_storage', 'GridSetup', 'GridData', 'ExperimentGrid', 'compare_baselines',
+           'corrected_t_test', 'WinnerCheck', 'check_winner', 'history_frame', 'parameter_importances', 'score_frame',
+           'plot_history', 'plot_importances', 'plot_scores', 'BestModel', 'fit_best', 'run_worker',
+           'fail_stale_trials']
 
 # %% ../nbs/03_experiments.ipynb #exp-optuna
 def _optuna():
@@ -829,7 +830,7 @@ def _existing_storage(storage, study_name:str, **options):
 
 # %% ../nbs/03_experiments.ipynb #exp-setup
 @dataclass(frozen=True)
-class _Setup:
+class GridSetup:
     "What a grid checked: the criteria scored in development, those left for later, the variants and algorithms by name"
     criteria:Criteria
     later:list
@@ -853,7 +854,7 @@ def _named(items, kind, what:str, example:str)->dict:
 
 # %% ../nbs/03_experiments.ipynb #exp-data
 @dataclass(frozen=True)
-class _Data:
+class GridData:
     "The data a grid runs on: all columns, the target, the time of each row (or None), its task and labels, where it came from, a fingerprint"
     frame:pd.DataFrame
     y:np.ndarray
@@ -922,7 +923,7 @@ def _check_target(target:pd.Series, name:str):
         raise MlopsKitError(f"The target {name} has {missing.sum()} missing value(s) (the first at row {int(np.argmax(missing))}): a row "
                             "without its label can be neither learnt from nor scored; drop those rows first, e.g. frame.dropna(subset=[target])")
 
-def _prepare_data(data, y, variants:dict, task=None, positive_label=None)->_Data:
+def _prepare_data(data, y, variants:dict, task=None, positive_label=None)->GridData:
     "`data` (a Dataset, a CaseStudySample, or a DataFrame with `y`) ready for the grid; raises TypeError, ValueError"
     source = None
     if isinstance(data, CaseStudySample): source, data = data.to_dict(), data.load()
@@ -949,7 +950,7 @@ def _prepare_data(data, y, variants:dict, task=None, positive_label=None)->_Data
         _check_numerical(frame, variant)
     frame, y = frame.reset_index(drop=True), target.to_numpy()
     classes = None if roles.task == "regression" else [_plain(label) for label in roles.classes]
-    return _Data(frame, y, times, source, _fingerprint(frame, y), roles.task, classes, _plain(roles.positive_label))
+    return GridData(frame, y, times, source, _fingerprint(frame, y), roles.task, classes, _plain(roles.positive_label))
 
 
 # %% ../nbs/03_experiments.ipynb #exp-trial
@@ -970,7 +971,7 @@ def _limited_threads(n_jobs:int):
         warnings.simplefilter("ignore", UserWarning)  # convergence, and bins merged by KBinsDiscretizer
         yield
 
-def _model_outputs(model, frame:pd.DataFrame, data:_Data)->np.ndarray:
+def _model_outputs(model, frame:pd.DataFrame, data:GridData)->np.ndarray:
     "What the metrics read from fitted `model` on `frame`: the positive class's probability (binary), one probability per class of `data.classes` (multiclass), or predictions (regression)"
     if data.task == "regression": return np.asarray(model.predict(frame), float)
     probabilities, learnt = model.predict_proba(frame), list(model.classes_)
@@ -979,19 +980,19 @@ def _model_outputs(model, frame:pd.DataFrame, data:_Data)->np.ndarray:
     for column, label in enumerate(learnt): aligned[:, data.classes.index(label)] = probabilities[:, column]
     return aligned
 
-def _fit_and_score(model, data:_Data, train, test, n_jobs:int)->np.ndarray:
+def _fit_and_score(model, data:GridData, train, test, n_jobs:int)->np.ndarray:
     "Fit `model` on the `train` rows and return its outputs on the `test` rows (see `_model_outputs`)"
     with _limited_threads(n_jobs):
         model.fit(data.frame.iloc[train], data.y[train])
         return _model_outputs(model, data.frame.iloc[test], data)
 
-def _labels(outputs:np.ndarray, data:_Data, threshold:float|None)->np.ndarray:
+def _labels(outputs:np.ndarray, data:GridData, threshold:float|None)->np.ndarray:
     "The decisions behind `outputs`: the positive label from `threshold` on (binary), the most probable class (multiclass), the predictions (regression)"
     if data.task == "binary": return np.where(outputs >= threshold, data.positive_label, data.negative_label)
     if data.task == "multiclass": return np.asarray(data.classes)[np.argmax(outputs, axis=1)]
     return outputs
 
-def _fold_metrics(criteria:Criteria, data:_Data, y_true, outputs, threshold:float|None, labels=None)->dict:
+def _fold_metrics(criteria:Criteria, data:GridData, y_true, outputs, threshold:float|None, labels=None)->dict:
     "The criteria metrics of one fold from the model's `outputs`: its labels are those of `_labels` unless given"
     labels = _labels(np.asarray(outputs), data, threshold) if labels is None else np.asarray(labels)
     scores = None if data.task == "regression" else np.asarray(outputs, float)
@@ -1020,7 +1021,7 @@ def _store_results(trial, criteria:Criteria, fold_metrics:list, fit_seconds:floa
 
 class _Objective:
     "The study's objective: pick a variant, an algorithm and its parameters, then score them fold by fold"
-    def __init__(self, setup:_Setup, data:_Data, folds:list, seed:int, n_jobs:int):
+    def __init__(self, setup:GridSetup, data:GridData, folds:list, seed:int, n_jobs:int):
         self.setup, self.data, self.folds, self.seed, self.n_jobs = setup, data, folds, seed, n_jobs
 
     def __call__(self, trial)->float:
@@ -1089,6 +1090,21 @@ def _trial_params(trial)->dict:
 
 def _trial_label(trial)->str: return f"#{trial.number} {trial.params['algorithm']} on {trial.params['data_variant']}"
 
+# %% ../nbs/03_experiments.ipynb #exp-not-run
+@functools.cache
+def _grid_not_run_error()->type:
+    "The class GridNotRunError, made on first use: a kit error and scikit-learn's NotFittedError"
+    from sklearn.exceptions import NotFittedError
+    class GridNotRunError(MlopsKitError, NotFittedError):
+        "Results of an ExperimentGrid asked for before `grid.run(...)`"
+    GridNotRunError.__module__, GridNotRunError.__qualname__ = __name__, "GridNotRunError"
+    return GridNotRunError
+
+def __getattr__(name:str):
+    "`from mlops_kit.experiments import GridNotRunError` makes the class then (module attributes on demand, PEP 562)"
+    if name == "GridNotRunError": return _grid_not_run_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 # %% ../nbs/03_experiments.ipynb #exp-grid
 class ExperimentGrid:
     "One Optuna study over data variants x algorithms x hyperparameters: optimise the primary criterion, meet the others"
@@ -1107,7 +1123,7 @@ class ExperimentGrid:
         self.cv, self.seed, self.storage, self.study_name = cv, seed, storage, study_name
         self.pruner, self.threshold, self.n_jobs_per_trial = pruner, threshold, n_jobs_per_trial
 
-    def _setup(self)->_Setup:
+    def _setup(self)->GridSetup:
         "The checked configuration; raises ValueError, TypeError naming what is wrong"
         variants = _named(self.data_variants, DataVariant, "data variants", "default_data_variants(dataset)")
         algorithms = _named(self.algorithms, Algorithm, "algorithms", "default_algorithms()")
@@ -1122,9 +1138,9 @@ class ExperimentGrid:
         if self.threshold is not None and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
             raise MlopsKitError(f"threshold must be a probability between 0 and 1 (or None), got {self.threshold!r}")
         threshold = float(self.threshold) if self.threshold is not None else decision_threshold(criteria) if "binary" in criteria.tasks else None
-        return _Setup(criteria, later, variants, algorithms, threshold)
+        return GridSetup(criteria, later, variants, algorithms, threshold)
 
-    def _setup_for(self, setup:_Setup, task:str)->_Setup:
+    def _setup_for(self, setup:GridSetup, task:str)->GridSetup:
         "`setup` checked against the data's `task`: criteria that can judge it, algorithms that can learn it, a threshold only if binary"
         _as_criteria(self.criteria).check_task(task)
         for algorithm in setup.algorithms.values(): algorithm.check(task)
@@ -1133,9 +1149,9 @@ class ExperimentGrid:
             raise MlopsKitError(f"threshold={self.threshold!r} is for a binary task (the probability from which the positive class is "
                                 f"predicted); this data is a {task} task, so leave threshold=None: "
                                 + ("a multiclass model predicts its most probable class" if task == "multiclass" else "a regressor predicts numbers"))
-        return _Setup(setup.criteria, setup.later, setup.variants, setup.algorithms, None)
+        return GridSetup(setup.criteria, setup.later, setup.variants, setup.algorithms, None)
 
-    def _definition(self, setup:_Setup, data:_Data)->dict:
+    def _definition(self, setup:GridSetup, data:GridData)->dict:
         "Everything a worker needs to rebuild this grid, as JSON-able data (saved with the study)"
         definition = dict(format=_FORMAT, data_variants=[variant.to_dict() for variant in setup.variants.values()],
                           algorithms=[algorithm.to_dict() for algorithm in setup.algorithms.values()],
@@ -1148,7 +1164,7 @@ class ExperimentGrid:
         if getattr(self, "_opened_storage", None) is None: self._opened_storage = make_storage(self.storage)
         return self._opened_storage
 
-    def _sampler(self, setup:_Setup, seed:int|None):
+    def _sampler(self, setup:GridSetup, seed:int|None):
         optuna = _optuna()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -1159,7 +1175,7 @@ class ExperimentGrid:
         if self.pruner == "none": return optuna.pruners.NopPruner()
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
-    def _open_study(self, setup:_Setup, data:_Data, sampler_seed:int|None):
+    def _open_study(self, setup:GridSetup, data:GridData, sampler_seed:int|None):
         "Create the study with this grid's definition, or load it after checking the stored definition is the same"
         optuna, storage = _optuna(), self._storage()
         name, definition = self.study_name or "experiment-grid", self._definition(setup, data)
@@ -1178,7 +1194,7 @@ class ExperimentGrid:
         elif stored != definition: raise _conflict(name, _storage_label(self.storage), stored, definition)
         return study
 
-    def _stored_data(self, setup:_Setup)->_Data:
+    def _stored_data(self, setup:GridSetup)->GridData:
         "The data described by the stored study (a CaseStudySample), for workers; raises ValueError if it cannot be rebuilt"
         optuna, name = _optuna(), self.study_name or "experiment-grid"
         if name not in optuna.get_all_study_names(self._storage()):
@@ -1225,7 +1241,7 @@ class ExperimentGrid:
                 study.optimize(_Objective(setup, data, folds, int(self.seed), int(self.n_jobs_per_trial)), n_trials=n_trials,
                                timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
         self.study_, self.criteria_, self.criteria_not_measured_, self.threshold_ = study, setup.criteria, setup.later, setup.threshold
-        self.folds_, self._setup_, self._data_ = folds, setup, data
+        self.folds_, self.setup_, self.data_ = folds, setup, data
         if project is not None: self.record(project)
         return self
 
@@ -1250,18 +1266,24 @@ class ExperimentGrid:
         grid = cls(**_grid_arguments(definition, study_name), storage=opened, study_name=study_name, n_jobs_per_trial=n_jobs_per_trial)
         setup = grid._setup()  # a definition edited by hand is refused here, before a worker runs a trial
         grid._setup_for(setup, _stored_task(definition, study_name))
-        grid._opened_storage, grid._label, grid._definition_ = opened, _storage_label(storage), definition
+        grid._opened_storage, grid._label, grid.definition_ = opened, _storage_label(storage), definition
         return grid
 
+    def check_has_run(self):
+        "Raise GridNotRunError (a scikit-learn NotFittedError) unless the grid has run: every reader of its results checks this first"
+        if not hasattr(self, "study_"):
+            raise _grid_not_run_error()("This ExperimentGrid has not run yet: call `grid.run(data, n_trials=...)` first")
+
     def _fitted(self):
-        if not hasattr(self, "study_"): raise MlopsKitError("This ExperimentGrid has not run yet: call `grid.run(data, n_trials=...)` first")
+        self.check_has_run()
         return self.study_
 
-    def _trials(self, *states:str)->list:
-        optuna = _optuna()
-        return self._fitted().get_trials(deepcopy=False, states=tuple(optuna.trial.TrialState[state.upper()] for state in states))
+    @property
+    def complete_trials_(self)->list:
+        "The study's complete trials, in the order they were numbered"
+        return self._fitted().get_trials(deepcopy=False, states=(_optuna().trial.TrialState.COMPLETE,))
 
-    def _ranked(self, trials:list)->list:
+    def rank(self, trials:list)->list:
         "`trials` best first by the primary metric (ties: earlier first)"
         sign = -1 if self.criteria_.direction == "maximize" else 1
         return sorted(trials, key=lambda trial: (sign * trial.value, trial.number))
@@ -1269,14 +1291,14 @@ class ExperimentGrid:
     @property
     def best_trial_(self):
         "The complete trial with the best primary metric among those that meet every constraint (None if none does)"
-        feasible = [trial for trial in self._trials("complete") if _meets_constraints(trial)]
-        return self._ranked(feasible)[0] if feasible else None
+        feasible = [trial for trial in self.complete_trials_ if _meets_constraints(trial)]
+        return self.rank(feasible)[0] if feasible else None
 
     @property
     def best_unconstrained_trial_(self):
         "The complete trial with the best primary metric, constraints ignored (what `study.best_trial` gives)"
-        complete = self._trials("complete")
-        return self._ranked(complete)[0] if complete else None
+        complete = self.complete_trials_
+        return self.rank(complete)[0] if complete else None
 
     def leaderboard(self)->pd.DataFrame:
         "One row per trial: the ones meeting every constraint first, best first; then the others"
@@ -1297,8 +1319,8 @@ class ExperimentGrid:
         return dict(study_name=self.study_.study_name, storage=getattr(self, "_label", _storage_label(self.storage)),
                     trials={state: int(count) for state, count in states.items()}, best=best,
                     criteria=_as_criteria(self.criteria).to_dict(), criteria_not_measured=list(self.criteria_not_measured_),
-                    threshold=self.threshold_, cv=int(self.cv), folds=_fold_kind(self._data_), task=self._data_.task,
-                    seed=int(self.seed), data_fingerprint=self._data_.fingerprint)
+                    threshold=self.threshold_, cv=int(self.cv), folds=_fold_kind(self.data_), task=self.data_.task,
+                    seed=int(self.seed), data_fingerprint=self.data_.fingerprint)
 
     def record(self, project:Project):
         "Add the study's `summary` to `project`'s journal as a 'study' record; returns the record"
@@ -1325,7 +1347,7 @@ def _check_budget(n_trials, timeout, max_trials, sampler_seed):
     if timeout is not None and _check_seconds(timeout, "timeout") == 0: raise MlopsKitError("timeout must be a number of seconds > 0, got 0")
     if sampler_seed is not None: _check_whole(sampler_seed, "sampler_seed", 0, _SEED_LIMIT)
 
-def _fold_kind(data:_Data)->str:
+def _fold_kind(data:GridData)->str:
     "'time' (forward-chaining), 'stratified' (classes) or 'k-fold' (regression)"
     return "time" if data.times is not None else "k-fold" if data.task == "regression" else "stratified"
 
@@ -1354,11 +1376,12 @@ def _no_feasible_message(grid:ExperimentGrid)->str:
 
 def _leaderboard(grid:ExperimentGrid)->pd.DataFrame:
     "The leaderboard of `grid`: one row per trial"
+    grid.check_has_run()
     metrics = grid.criteria_.metrics
     columns = ["number", "state", "data_variant", "algorithm", "params", *[f"{name}_{stat}" for name in metrics for stat in ("mean", "std")],
                "fit_seconds", "folds_fitted", "meets_constraints", "meets_criteria", "retry_of"]
     rows = []
-    for trial in grid._fitted().get_trials(deepcopy=False):
+    for trial in grid.study_.get_trials(deepcopy=False):
         row = dict(number=trial.number, state=trial.state.name.lower(), data_variant=trial.params.get("data_variant"),
                    algorithm=trial.params.get("algorithm"), params=_trial_params(trial),
                    fit_seconds=trial.user_attrs.get("fit_seconds"), folds_fitted=trial.user_attrs.get("folds_fitted", 0),
@@ -1385,7 +1408,7 @@ def _rule_description(rule)->str:
     doc = (getattr(rule, "__doc__", None) or "").strip()
     return doc.splitlines()[0] if doc else getattr(rule, "__name__", "a rule")
 
-def _rule_decisions(rule, frame:pd.DataFrame, data:_Data)->tuple[np.ndarray, np.ndarray]:
+def _rule_decisions(rule, frame:pd.DataFrame, data:GridData)->tuple[np.ndarray, np.ndarray]:
     "The decisions `rule` gives the rows of `frame` as (labels, outputs); raises MlopsKitError unless it gives one fitting decision per row"
     try: values = np.asarray(rule(frame))
     except MlopsKitError: raise
@@ -1422,8 +1445,8 @@ def compare_baselines(grid:ExperimentGrid, # a grid that has run
                       rule=None, # function(frame) -> one decision per row (see above); None: no rule
                      )->pd.DataFrame: # one row per approach: metrics (mean, std over the folds) and whether it meets the criteria
     "The best candidate against the task's dummy model and the non-ML `rule`, on the grid's folds; raises ValueError if the grid has not run"
-    grid._fitted()
-    data, criteria, threshold = grid._data_, grid.criteria_, grid.threshold_
+    grid.check_has_run()
+    data, criteria, threshold = grid.data_, grid.criteria_, grid.threshold_
     if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one decision per row, or None, got {_shown(rule)}")
     (dummy_model, dummy_text), dummy, ruled = _dummy(data.task), [], []
     for train, test in grid.folds_:
@@ -1511,16 +1534,16 @@ class WinnerCheck:
 # %% ../nbs/03_experiments.ipynb #exp-winner-fn
 def _candidates(grid:ExperimentGrid, top:int)->tuple[list, object]:
     "The top `top` trials meeting the constraints (all complete ones if none does), best first; and the simple algorithm's best trial"
-    complete = grid._trials("complete")
+    complete = grid.complete_trials_
     feasible = [trial for trial in complete if _meets_constraints(trial)] or complete
-    simple = {name for name, algorithm in grid._setup_.algorithms.items() if algorithm.simple}
-    simple_trials = (grid._ranked([trial for trial in feasible if trial.params["algorithm"] in simple])
-                     or grid._ranked([trial for trial in complete if trial.params["algorithm"] in simple]))
-    return grid._ranked(feasible)[:top], (simple_trials[0] if simple_trials else None)
+    simple = {name for name, algorithm in grid.setup_.algorithms.items() if algorithm.simple}
+    simple_trials = (grid.rank([trial for trial in feasible if trial.params["algorithm"] in simple])
+                     or grid.rank([trial for trial in complete if trial.params["algorithm"] in simple]))
+    return grid.rank(feasible)[:top], (simple_trials[0] if simple_trials else None)
 
 def _rescoring_folds(grid:ExperimentGrid, repeats:int)->list[tuple]:
     "(repeat, fold, train, test) of `repeats` new cross-validations, each distinct fold once"
-    data, seen, folds = grid._data_, set(), []
+    data, seen, folds = grid.data_, set(), []
     for repeat in range(1, repeats + 1):
         for fold, (train, test) in enumerate(cv_folds(grid.cv, data.y, data.times, grid.seed, repeat=repeat, task=data.task)):
             key = (len(train), test.tobytes())  # forward-chaining folds of time data recur across repeats
@@ -1529,7 +1552,7 @@ def _rescoring_folds(grid:ExperimentGrid, repeats:int)->list[tuple]:
 
 def _rescore(grid:ExperimentGrid, trial, folds:list)->list[tuple]:
     "The primary metric of `trial`'s candidate on each of `folds`: (repeat, fold, value, test/train ratio) each"
-    setup, data = grid._setup_, grid._data_
+    setup, data = grid.setup_, grid.data_
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
     rows = []
     for repeat, fold, train, test in folds:
@@ -1545,7 +1568,7 @@ def check_winner(grid:ExperimentGrid, # a grid that has run
                  confidence:float=0.95, # of the intervals
                 )->WinnerCheck:
     "Re-score the top candidates and the best simple model on repeated new folds; compare the best with each; raises ValueError"
-    grid._fitted()
+    grid.check_has_run()
     _check_whole(top, "top", 1)
     _check_whole(repeats, "repeats", 1)
     _check_confidence(confidence)
@@ -1574,7 +1597,7 @@ def check_winner(grid:ExperimentGrid, # a grid that has run
 # %% ../nbs/03_experiments.ipynb #exp-plots-data
 def history_frame(grid:ExperimentGrid)->pd.DataFrame:
     "One row per complete trial in order: its value, whether it meets the constraints, and the best feasible value so far"
-    trials = sorted(grid._trials("complete"), key=lambda trial: trial.number)
+    trials = sorted(grid.complete_trials_, key=lambda trial: trial.number)
     frame = pd.DataFrame([dict(number=trial.number, value=trial.value, feasible=_meets_constraints(trial)) for trial in trials],
                          columns=["number", "value", "feasible"])
     feasible = frame.value.where(frame.feasible.astype(bool))
@@ -1597,10 +1620,10 @@ def _spearman_importances(trials:list, params:list)->dict:
 def parameter_importances(grid:ExperimentGrid)->pd.DataFrame:
     "How much each choice explains the objective: variant and algorithm over all complete trials, each algorithm's parameters over its own"
     optuna = _optuna()
-    complete = grid._trials("complete")
+    complete = grid.complete_trials_
     scopes = [("all", complete, ["data_variant", "algorithm"])] + [
         (name, [trial for trial in complete if trial.params["algorithm"] == name], [f"{name}__{key}" for key in algorithm.space])
-        for name, algorithm in grid._setup_.algorithms.items()]
+        for name, algorithm in grid.setup_.algorithms.items()]
     rows = []
     for scope, trials, params in scopes:
         params = [name for name in params if len({repr(trial.params.get(name)) for trial in trials}) > 1]
@@ -1619,7 +1642,7 @@ def parameter_importances(grid:ExperimentGrid)->pd.DataFrame:
 def score_frame(grid:ExperimentGrid)->pd.DataFrame:
     "One row per complete trial: algorithm, data variant, value of the primary metric"
     return pd.DataFrame([dict(algorithm=trial.params["algorithm"], data_variant=trial.params["data_variant"], value=trial.value)
-                         for trial in grid._trials("complete")], columns=["algorithm", "data_variant", "value"])
+                         for trial in grid.complete_trials_], columns=["algorithm", "data_variant", "value"])
 
 # %% ../nbs/03_experiments.ipynb #exp-plots
 def _figure(width:float=7, height:float=3.5):
@@ -1652,7 +1675,7 @@ def plot_importances(grid:ExperimentGrid):
 def plot_scores(grid:ExperimentGrid):
     "The distribution of the primary metric per algorithm over the complete trials"
     frame, metric = score_frame(grid), grid.criteria_.primary.metric
-    names = [name for name in grid._setup_.algorithms if name in set(frame.algorithm)]
+    names = [name for name in grid.setup_.algorithms if name in set(frame.algorithm)]
     figure, axes = _figure()
     axes.boxplot([frame.value[frame.algorithm == name] for name in names], tick_labels=names)
     axes.set(ylabel=metric, title=f"{metric} per algorithm (complete trials)")
@@ -1718,15 +1741,15 @@ def fit_best(grid:ExperimentGrid, # a grid that has run
              y=None, # the target when `data` is a DataFrame (of the grid's task and labels)
             )->BestModel:
     "Fit the best candidate meeting every constraint on all of `data`; raises ValueError if the grid has not run or none qualifies"
-    grid._fitted()
+    grid.check_has_run()
     trial = grid.best_trial_
     if trial is None: raise MlopsKitError(_no_feasible_message(grid))
-    setup = grid._setup_
-    roles = dict(task=grid._data_.task, positive_label=grid._data_.positive_label) if isinstance(data, pd.DataFrame) else {}
-    data = grid._data_ if data is None else _prepare_data(data, y, setup.variants, **roles)
-    if data.task != grid._data_.task or data.classes != grid._data_.classes or data.positive_label != grid._data_.positive_label:
+    setup = grid.setup_
+    roles = dict(task=grid.data_.task, positive_label=grid.data_.positive_label) if isinstance(data, pd.DataFrame) else {}
+    data = grid.data_ if data is None else _prepare_data(data, y, setup.variants, **roles)
+    if data.task != grid.data_.task or data.classes != grid.data_.classes or data.positive_label != grid.data_.positive_label:
         raise MlopsKitError(f"fit_best: the data given is a {data.task} task with the classes {_shown(data.classes)}, but the grid ran on a "
-                            f"{grid._data_.task} task with the classes {_shown(grid._data_.classes)}: fit on data of the same task and labels")
+                            f"{grid.data_.task} task with the classes {_shown(grid.data_.classes)}: fit on data of the same task and labels")
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
     model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed)
     _fit_all(model, data, grid.n_jobs_per_trial)
@@ -1734,10 +1757,10 @@ def fit_best(grid:ExperimentGrid, # a grid that has run
     means = {name: values["mean"] for name, values in best["metrics"].items()}
     return BestModel(model, trial.number, variant.name, algorithm.name, best["params"], best["metrics"], _as_criteria(grid.criteria).to_dict(),
                      setup.criteria.evaluate(means), list(setup.later), setup.threshold, int(grid.seed),
-                     dict(folds=len(grid.folds_), kind=_fold_kind(grid._data_)), grid.study_.study_name, variant.columns,
+                     dict(folds=len(grid.folds_), kind=_fold_kind(grid.data_)), grid.study_.study_name, variant.columns,
                      data.task, data.classes, data.positive_label)
 
-def _fit_all(model, data:_Data, n_jobs:int):
+def _fit_all(model, data:GridData, n_jobs:int):
     "Fit `model` on every row of `data`"
     with _limited_threads(n_jobs): return model.fit(data.frame, data.y)
 
@@ -1785,7 +1808,7 @@ def _rebuilt_dataset(frame:pd.DataFrame, spec:dict)->Dataset:
 
 def _worker_data(grid:ExperimentGrid, data)->Dataset|None:
     "The data a worker trains on: None for a case-study sample (drawn again); for the user's own data, `data` checked against the study's fingerprint"
-    stored, name = grid._definition_.get("data"), grid.study_name
+    stored, name = grid.definition_.get("data"), grid.study_name
     source = stored.get("source") if isinstance(stored, dict) else None
     if isinstance(source, dict) and "case_study_sample" in source:
         if data is not None: raise MlopsKitError(f"Study {name!r} draws its data from the case study (a CaseStudySample), which a worker draws again: leave out the data (--data)")

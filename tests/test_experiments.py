@@ -258,7 +258,7 @@ def test_cleanup_fails_and_requeues_a_dead_workers_trial_on_a_journal(tmp_path, 
 def test_the_winner_check_scores_each_distinct_time_fold_once(sequential):
     "Forward-chaining folds recur across repeats; a fold counted twice would narrow the t-test's interval falsely"
     check = check_winner(sequential, top=2, repeats=3)
-    data = sequential._data_
+    data = sequential.data_
     windows = {}
     for repeat in (1, 2, 3):
         for fold, (train, test) in enumerate(cv_folds(sequential.cv, data.y, data.times, sequential.seed, repeat=repeat)):
@@ -301,7 +301,7 @@ def test_data_too_small_for_its_folds_is_refused_before_any_trial(tmp_path):
     with pytest.raises(MlopsKitError, match="1 positives .* Add rows of the rarer class"):
         tiny_grid(cv=2).run(*tiny_data(positives=1), n_trials=1, show_progress=False)
     grid = tiny_grid(cv=2).run(*tiny_data(), n_trials=2, show_progress=False)  # two folds fit: each tests on one positive
-    assert all(grid._data_.y[test].sum() == 1 for _, test in grid.folds_)
+    assert all(grid.data_.y[test].sum() == 1 for _, test in grid.folds_)
 
 
 def test_a_period_with_one_class_is_refused_for_time_folds():
@@ -552,7 +552,7 @@ def test_a_multiclass_grid_end_to_end_gives_scikit_learns_figures_on_its_folds(w
     variants, algorithms = quick_variants(wine), default_algorithms(wine)[:2]
     criteria = Criteria("f1_macro >= 0.8", ["log_loss <= 2", "roc_auc_ovr >= 0.8"])
     grid = ExperimentGrid(variants, algorithms, criteria, cv=3, seed=1, pruner="none").run(wine, n_trials=5, show_progress=False)
-    frame, y, classes = grid._data_.frame, grid._data_.y, wine.classes
+    frame, y, classes = grid.data_.frame, grid.data_.y, wine.classes
     assert grid.summary()["task"] == "multiclass" and grid.summary()["folds"] == "stratified" and grid.threshold_ is None
     assert all(set(y[test]) == set(classes) for _, test in grid.folds_)
     for trial, pipeline in candidates(grid, variants, algorithms):
@@ -582,7 +582,7 @@ def test_a_regression_grid_end_to_end_gives_scikit_learns_figures_on_its_folds(d
     assert algorithms[0].simple and all(algorithm.check("regression") for algorithm in algorithms)
     grid = ExperimentGrid(variants, [algorithms[0], algorithms[1]], Criteria("rmse <= 80", ["r2 >= 0.1"]), cv=4, seed=0, pruner="none")
     grid.run(diabetes, n_trials=5, show_progress=False)
-    frame, y = grid._data_.frame, grid._data_.y
+    frame, y = grid.data_.frame, grid.data_.y
     assert grid.summary()["folds"] == "k-fold" and grid.criteria_.direction == "minimize" and grid.threshold_ is None
     assert sorted(np.concatenate([test for _, test in grid.folds_]).tolist()) == list(range(len(y)))
     for trial, pipeline in candidates(grid, variants, algorithms):
@@ -612,7 +612,7 @@ def test_a_binary_target_with_named_classes_keeps_its_labels_and_positive_class(
     variants, algorithms = quick_variants(named_cancer)[:1], default_algorithms(named_cancer)[:1]
     criteria = Criteria("roc_auc >= 0.9", ["recall >= 0.8", "precision >= 0.8"])
     grid = ExperimentGrid(variants, algorithms, criteria, cv=3, seed=0, pruner="none").run(named_cancer, n_trials=3, show_progress=False)
-    frame, y = grid._data_.frame, grid._data_.y
+    frame, y = grid.data_.frame, grid.data_.y
     assert set(y) == {"malignant", "benign"} and grid.threshold_ == 0.5
     def positive(model, rows): return model.predict_proba(rows)[:, list(model.classes_).index("malignant")]
     for trial, pipeline in candidates(grid, variants, algorithms):
@@ -653,7 +653,7 @@ def test_a_multiclass_dataset_with_dates_and_missing_values_gets_forward_chainin
     early = dataset.between(end="2024-06-01")
     variants = quick_variants(early)
     grid = ExperimentGrid(variants, default_algorithms(early)[:2], "balanced_accuracy >= 0.6", cv=3, seed=0).run(early, n_trials=3, show_progress=False)
-    months = grid._data_.times
+    months = grid.data_.times
     assert grid.summary()["folds"] == "time" and all(months[train].max() < months[test].min() for train, test in grid.folds_)
     best = fit_best(grid)
     later = dataset.between("2024-06-01").frame
@@ -728,7 +728,7 @@ def test_an_estimator_of_another_package_a_pipeline_and_a_step_of_your_own_are_r
     grid.run(diabetes, n_trials=4, show_progress=False)
     assert {trial.params["algorithm"] for trial in grid.study_.trials} == {"median", "reduced_ridge"}
     for trial, pipeline in candidates(grid, variants, own):
-        rmse = fold_means(pipeline, grid._data_.frame, grid._data_.y, grid.folds_,
+        rmse = fold_means(pipeline, grid.data_.frame, grid.data_.y, grid.folds_,
                           lambda truth, model, rows: root_mean_squared_error(truth, model.predict(rows)))
         assert trial.value == pytest.approx(rmse, abs=1e-9)
     assert own[1].estimator.named_steps["model"].alpha == 1.0  # the instance given is cloned, never fitted or changed
@@ -794,7 +794,7 @@ def test_careless_data_for_any_task_is_refused_before_anything_is_written(tmp_pa
         with pytest.raises(MlopsKitError, match=message): call()
     assert not journal.exists()
     green = grid().run(frame, (labels == "green"), n_trials=1, show_progress=False)  # True / False: True is the positive class
-    assert green._data_.positive_label is True and green.summary()["task"] == "binary"
+    assert green.data_.positive_label is True and green.summary()["task"] == "binary"
     with pytest.raises(MlopsKitError, match="every feature of 'wine' is excluded"):
         default_data_variants(wine, exclude=wine.features)
     with pytest.raises(MlopsKitError, match="unknown task 'clustering'"): default_algorithms("clustering")
@@ -825,3 +825,27 @@ def test_every_default_regressor_packages_with_the_registrys_allow_list(diabetes
             pipeline = _pipeline(variant, algorithm, params, seed=0).fit(diabetes.X, diabetes.y)
             save_pipeline(pipeline, tmp_path / f"{algorithm.name}-{corner}.skops")
             assert untrusted_types(tmp_path / f"{algorithm.name}-{corner}.skops") == [], algorithm.name
+
+
+# ---- a grid's results before it has run: scikit-learn's NotFittedError, the kit's error, the way to fix it ------------
+
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from mlops_kit.experiments import GridNotRunError, history_frame, score_frame  # noqa: E402
+
+READERS = {"leaderboard": lambda grid: grid.leaderboard(), "best": lambda grid: grid.best(), "summary": lambda grid: grid.summary(),
+           "best_trial_": lambda grid: grid.best_trial_, "complete_trials_": lambda grid: grid.complete_trials_,
+           "fit_best": fit_best, "compare_baselines": compare_baselines,
+           "check_winner": check_winner, "history_frame": history_frame, "parameter_importances": parameter_importances,
+           "score_frame": score_frame, "plot_history": plot_history, "plot_importances": plot_importances, "plot_scores": plot_scores}
+
+
+@pytest.mark.parametrize("reader", [*READERS, "record"])
+def test_every_reader_of_a_grids_results_before_it_ran_says_to_run_it(reader, tmp_path):
+    grid = ExperimentGrid([DataVariant("scaled", ["x"], [], "standard")], default_algorithms()[:1], "roc_auc >= 0.6")
+    project = Project(tmp_path / "p.journal.json", name="p")
+    before = sha256(project.path)
+    read = (lambda grid: grid.record(project)) if reader == "record" else READERS[reader]
+    with pytest.raises(GridNotRunError, match=r"has not run yet: call `grid.run\(data, n_trials=...\)` first") as raised:
+        read(grid)
+    assert isinstance(raised.value, NotFittedError) and isinstance(raised.value, MlopsKitError)
+    assert sha256(project.path) == before  # nothing recorded
