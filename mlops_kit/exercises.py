@@ -15,11 +15,6 @@ import ipywidgets as widgets
 from filelock import FileLock
 from .errors import MlopsKitError, WrongTypeError
 
-# %% ../nbs/07_exercises.ipynb #exr-004
-__all__ = ['AnswerStoreError', 'AnswerStore', 'ANSWERS_FORMAT', 'CheckFailed', 'seal', 'expect', 'check', 'checking',
-           'Question', 'MultipleChoice', 'Ordering', 'Matching', 'GateDecision', 'ThresholdSlider', 'NumberAnswer',
-           'CodeExercise']
-
 # %% ../nbs/07_exercises.ipynb #exr-006
 ANSWERS_FORMAT = "mlops-kit answers"
 

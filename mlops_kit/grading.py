@@ -17,11 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .errors import MlopsKitError, WrongTypeError
 
-# %% ../nbs/08_grading.ipynb #grd-004
-__all__ = ['GradingError', 'SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'assign_notebook', 'assign',
-           'Assignment', 'ChangedExercisesError', 'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths',
-           'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'CHEATS', 'leaked_lines', 'validate', 'Validation']
-
 # %% ../nbs/08_grading.ipynb #grd-007
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN CHECKS", "### END HIDDEN CHECKS"

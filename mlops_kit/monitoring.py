@@ -19,11 +19,6 @@ from .data import _as_date, check_seed, _holds_only_booleans, _plain, _shorten, 
 from .lifecycle import TASKS, Criteria, Project, _did_you_mean
 from .errors import MlopsKitError
 
-# %% ../nbs/06_monitoring.ipynb #mon-004
-__all__ = ['DRIFT_METHODS', 'DriftError', 'ColumnDrift', 'DriftReport', 'drift_type', 'column_drift', 'drift_report',
-           'MIN_LABELS', 'PerformanceReport', 'performance_report', 'Alert', 'AlertPolicy', 'output_drift', 'ALERT_KINDS',
-           'MonitoringLoop', 'RetrainingResult', 'retrain']
-
 # %% ../nbs/06_monitoring.ipynb #mon-007
 _JENSEN_SHANNON_MAX = math.sqrt(math.log(2)) # the largest Jensen-Shannon distance (natural log), about 0.833
 

@@ -18,10 +18,6 @@ from .data import Schema
 from .lifecycle import _did_you_mean
 from .errors import MlopsKitError, WrongTypeError
 
-# %% ../nbs/05_serving.ipynb #srv-004
-__all__ = ['ServingError', 'PredictionLog', 'ServiceSettings', 'create_app', 'BackgroundServer', 'ServiceClient', 'ServiceError',
-           'serve', 'DEFAULT_LOG', 'PROTOCOL_OUTPUTS']
-
 # %% ../nbs/05_serving.ipynb #srv-009
 class ServingError(MlopsKitError):
     "Bad input to the serving API (log URL, settings, a window, feedback); the message says what to fix"

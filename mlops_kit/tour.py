@@ -14,9 +14,6 @@ import pandas as pd
 from .data import check_seed
 from .errors import MlopsKitError, WrongTypeError
 
-# %% ../nbs/10_tour.ipynb #tour-004
-__all__ = ['TourResult', 'tour_criteria', 'run_tour']
-
 # %% ../nbs/10_tour.ipynb #tour-007
 def tour_criteria(case):
     "The course's success criteria for the churn case study `case` (a Dataset with costs)"

@@ -77,3 +77,14 @@ def test_wheel_installs_and_runs_in_a_fresh_environment_outside_the_repository(w
     toured = run(str(venv / "bin" / "mlops-kit"), "tour", "--output", "tour", "--trials", "4")
     assert toured.returncode == 0, toured.stdout[-2000:] + toured.stderr[-3000:]
     assert "loop back" in toured.stdout and (outside / "tour" / "report.md").exists() and (outside / "tour" / "drift.png").exists()
+
+
+def test_each_module_has_one_all_the_generated_one():
+    "nbdev writes `__all__` from the exported names; a second, hand-written list would hide what the first says"
+    import ast
+    for module in sorted((REPO_ROOT / "mlops_kit").glob("[!_]*.py")):
+        assignments = [node for node in ast.parse(module.read_text()).body if isinstance(node, ast.Assign)
+                       and any(isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets)]
+        assert len(assignments) == 1, f"{module.name} assigns __all__ {len(assignments)} times"
+        names = ast.literal_eval(assignments[0].value)
+        assert all(not name.startswith("_") for name in names), f"{module.name} exports private names"
