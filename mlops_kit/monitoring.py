@@ -6,7 +6,7 @@
 __all__ = ['DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'MIN_LABELS', 'MAX_DRAWS', 'MAX_WINDOWS', 'ALERT_KINDS',
            'DriftError', 'drift_type', 'ColumnDrift', 'column_drift', 'DriftReport', 'drift_report',
            'PerformanceReport', 'performance_report', 'Alert', 'AlertPolicy', 'output_drift', 'MonitoringLoop',
-           'RetrainingResult', 'retrain']
+           'RetrainingError', 'RetrainingResult', 'retrain']
 
 # %% ../nbs/06_monitoring.ipynb #mon-003
 import dataclasses, math, numbers
@@ -1173,6 +1173,10 @@ def _plot_severities(axes, frame:pd.DataFrame, columns:list, alerts:list, kinds:
     axes.set(yscale="log", ylabel="drift score / threshold (>= 1: drift)", title=title)
     axes.legend(fontsize=7, ncol=2, loc="upper left")
 
+# %% ../nbs/06_monitoring.ipynb #mon-retraining-error
+class RetrainingError(DriftError):
+    "A retraining refused before anything is recorded or registered: a wrong argument, a champion of another task, no model meeting the criteria"
+
 # %% ../nbs/06_monitoring.ipynb #mon-047
 @dataclass
 class RetrainingResult:
@@ -1197,7 +1201,7 @@ def _holdout_split(recent, holdout_share:float)->tuple:
         return recent.between(end=cut), recent.between(start=cut)
     cut = round(len(recent.frame) * (1 - holdout_share))
     if not 0 < cut < len(recent.frame):
-        raise DriftError(f"recent has {len(recent.frame):,} rows: too few to keep {holdout_share:.0%} of them apart to judge on and train on the rest")
+        raise RetrainingError(f"recent has {len(recent.frame):,} rows: too few to keep {holdout_share:.0%} of them apart to judge on and train on the rest")
     return dataclasses.replace(recent, frame=recent.frame.iloc[:cut]), dataclasses.replace(recent, frame=recent.frame.iloc[cut:])
 
 # %% ../nbs/06_monitoring.ipynb #mon-048
@@ -1240,7 +1244,8 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
            )->RetrainingResult:
     """Retrain on recent labelled data, compare with the champion on held-out cases, promote only a better model.
     The held-out cases are the latest `holdout_share` of `recent`: by its time column, or its last rows (row order) without one.
-    Works for every task; raises DriftError (before anything is recorded) for bad arguments or a champion of another task."""
+    Works for every task; raises RetrainingError (a DriftError), before anything is recorded, for bad arguments, a champion of
+    another task, or a grid that finds no model meeting the constraints."""
     _check_retraining(registry, recent, criteria, name, holdout_share, author)
     n_trials, seed = _whole(n_trials, "n_trials", 1), _seed(seed)
     champion = registry.load(name, alias="champion")
@@ -1268,25 +1273,25 @@ def _check_retraining(registry, recent, criteria, name, holdout_share, author):
     "A DriftError naming the first argument of `retrain` that is wrong"
     from mlops_kit.data import Dataset
     from mlops_kit.registry import ModelRegistry
-    if not isinstance(registry, ModelRegistry): raise DriftError(f"registry must be a mlops_kit.registry.ModelRegistry, got {type(registry).__name__}")
-    if not isinstance(recent, Dataset): raise DriftError(f"recent must be a mlops_kit.data.Dataset of recent labelled cases, got {type(recent).__name__}")
+    if not isinstance(registry, ModelRegistry): raise RetrainingError(f"registry must be a mlops_kit.registry.ModelRegistry, got {type(registry).__name__}")
+    if not isinstance(recent, Dataset): raise RetrainingError(f"recent must be a mlops_kit.data.Dataset of recent labelled cases, got {type(recent).__name__}")
     if isinstance(holdout_share, bool) or not isinstance(holdout_share, (int, float)) or not 0 < holdout_share < 1:
-        raise DriftError(f"holdout_share must be between 0 and 1, got {holdout_share!r}")
-    if not isinstance(criteria, Criteria): raise DriftError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(criteria).__name__}")
+        raise RetrainingError(f"holdout_share must be between 0 and 1, got {holdout_share!r}")
+    if not isinstance(criteria, Criteria): raise RetrainingError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(criteria).__name__}")
     try: criteria.check_task(recent.task)
-    except MlopsKitError as error: raise DriftError(str(error)) from None
-    if not isinstance(name, str) or not name: raise DriftError(f"name must be the model's name in the registry (text), got {name!r}")
-    if author is not None and not isinstance(author, str): raise DriftError(f"author must be a name (text) or None, got {author!r}")
+    except MlopsKitError as error: raise RetrainingError(str(error)) from None
+    if not isinstance(name, str) or not name: raise RetrainingError(f"name must be the model's name in the registry (text), got {name!r}")
+    if author is not None and not isinstance(author, str): raise RetrainingError(f"author must be a name (text) or None, got {author!r}")
 
 def _check_champion(champion, recent):
     "A DriftError unless the champion models `recent`'s task: a regressor for numbers, a classifier knowing the positive class"
     from sklearn.base import is_classifier
     if is_classifier(champion.pipeline) == (recent.task == "regression"):
         kind = "a classifier" if is_classifier(champion.pipeline) else "a regressor"
-        raise DriftError(f"The champion {champion.name!r} v{champion.version} is {kind}, but recent's target {recent.target!r} is a "
+        raise RetrainingError(f"The champion {champion.name!r} v{champion.version} is {kind}, but recent's target {recent.target!r} is a "
                          f"{recent.task} target: retrain on data of the task the model was built for")
     if recent.task == "binary" and recent.positive_label not in list(champion.pipeline.classes_):
-        raise DriftError(f"recent's positive label {recent.positive_label!r} is not a class of the champion, whose classes are "
+        raise RetrainingError(f"recent's positive label {recent.positive_label!r} is not a class of the champion, whose classes are "
                          f"{list(champion.pipeline.classes_)}: pass Dataset(..., positive_label=) as the model was trained")
 
 def _challenger(training, criteria, n_trials:int, seed:int):
@@ -1298,7 +1303,7 @@ def _challenger(training, criteria, n_trials:int, seed:int):
     grid = ExperimentGrid(default_data_variants(training), algorithms[:2], criteria, cv=3, seed=seed, study_name="retraining").run(
         training, n_trials=n_trials, show_progress=False)
     if grid.best_trial_ is None:
-        raise DriftError(f"retrain: none of the {n_trials} trials on the {len(training.frame):,} recent training cases meets the criteria's "
+        raise RetrainingError(f"retrain: none of the {n_trials} trials on the {len(training.frame):,} recent training cases meets the criteria's "
                          "constraints; nothing was recorded or registered. Raise n_trials, give more recent cases, or rethink the criteria")
     return fit_best(grid)
 

@@ -20,7 +20,7 @@ from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'REFERENCE_ROWS', 'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES', 'ALIASES_FORMAT', 'RegistryError',
-           'UntrustedTypesError', 'IntegrityError', 'PromotionError', 'UnknownVersionError', 'untrusted_types',
+           'UntrustedTypesError', 'ModelIntegrityError', 'PromotionError', 'UnknownVersionError', 'untrusted_types',
            'save_pipeline', 'load_pipeline', 'reference_sample', 'frame_to_json', 'frame_from_json', 'library_versions',
            'criteria_results', 'card_markdown', 'ModelBundle', 'ModelVersion', 'ModelRegistry']
 
@@ -40,7 +40,7 @@ class UntrustedTypesError(RegistryError):
             "object of an unknown type can run code: check where this model comes from. If you wrote it yourself and "
             f"trust these types, pass them on purpose: trusted_extra={self.types!r}")
 
-class IntegrityError(RegistryError):
+class ModelIntegrityError(RegistryError):
     "A file of a model version that is missing, or changed since the version was registered"
 
 class PromotionError(RegistryError):
@@ -595,7 +595,7 @@ def _write_atomic(path:Path, text:str):
 def _read_json(path:Path, what:str):
     "The JSON in `path`; raises RegistryError naming `what` and the problem"
     try: return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError: raise IntegrityError(f"{what}: '{path.name}' is missing from '{path.parent}'") from None
+    except FileNotFoundError: raise ModelIntegrityError(f"{what}: '{path.name}' is missing from '{path.parent}'") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RegistryError(f"{what}: '{path}' is not valid JSON ({error}). Nothing was changed; restore the file "
                             "from a backup, or register the model again as a new version") from None
@@ -774,7 +774,7 @@ def _results_problem(results:list, accepted:bool)->str|None:
     return None
 
 def _read_card(folder:Path, name:str, version:int)->dict:
-    "The checked card of `name` v`version` in `folder`; raises RegistryError (IntegrityError if edited) naming the problem"
+    "The checked card of `name` v`version` in `folder`; raises RegistryError (ModelIntegrityError if edited) naming the problem"
     what, path = f"Model {name!r} v{version}", folder / "card.json"
     card = _read_json(path, what)
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or not _CARD_KEYS <= set(card):
@@ -789,24 +789,24 @@ def _read_card(folder:Path, name:str, version:int)->dict:
     return card
 
 def _check_seal(card:dict, path:Path, what:str):
-    "Raise IntegrityError if a sealed card changed since it was written; a card of format 1 (before seals) has none"
+    "Raise ModelIntegrityError if a sealed card changed since it was written; a card of format 1 (before seals) has none"
     version = card.get("format_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= CARD_VERSION:
         newer = " (written by a newer mlops-kit: upgrade it)" if isinstance(version, int) and version > CARD_VERSION else ""
         raise RegistryError(f"{what}: '{path}' has card format version {version!r}; this mlops-kit reads 1 to {CARD_VERSION}{newer}")
     if version >= 2 and card.get("card_sha256") != _card_fingerprint(card):
-        raise IntegrityError(f"{what}: '{path.name}' changed since it was registered (its content no longer matches the "
+        raise ModelIntegrityError(f"{what}: '{path.name}' changed since it was registered (its content no longer matches the "
                              f"fingerprint sealed in it) in '{path.parent}'. Nothing was loaded: restore the original file, "
                              "or register the model again")
 
 def _verify_files(folder:Path, card:dict, what:str):
-    "Raise IntegrityError if a bundle file is missing or differs from the sha256 in its card"
+    "Raise ModelIntegrityError if a bundle file is missing or differs from the sha256 in its card"
     for file_name in BUNDLE_FILES:
         path, expected = folder / file_name, card["files"].get(file_name)
-        if not path.exists(): raise IntegrityError(f"{what}: '{file_name}' is missing from '{folder}'. Nothing was loaded")
-        if expected is None: raise IntegrityError(f"{what}: the card has no fingerprint for '{file_name}'")
+        if not path.exists(): raise ModelIntegrityError(f"{what}: '{file_name}' is missing from '{folder}'. Nothing was loaded")
+        if expected is None: raise ModelIntegrityError(f"{what}: the card has no fingerprint for '{file_name}'")
         if _sha256(path) != expected:
-            raise IntegrityError(f"{what}: '{file_name}' changed since it was registered (its sha256 differs from the card's). "
+            raise ModelIntegrityError(f"{what}: '{file_name}' changed since it was registered (its sha256 differs from the card's). "
                                  "Nothing was loaded: restore the original file, or register the model again")
 
 def _read_aliases(folder:Path)->list:
@@ -987,7 +987,7 @@ class ModelRegistry:
         return handle
 
     def load(self, name:str|None=None, version:int|None=None, alias:str|None=None, trusted_extra=())->ModelBundle:
-        "The bundle of a version (see `version`); raises UnknownVersionError, IntegrityError, UntrustedTypesError"
+        "The bundle of a version (see `version`); raises UnknownVersionError, ModelIntegrityError, UntrustedTypesError"
         handle = self.version(name, version, alias)
         _verify_files(handle.path, handle.card, f"Model {handle.name!r} v{handle.version}")
         return _load_bundle(handle.path, handle.card, self._metric_registry, trusted_extra)

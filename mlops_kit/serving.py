@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_LOG', 'PROTOCOL_OUTPUTS', 'ServingError', 'PredictionLog', 'ServiceSettings', 'create_app',
-           'BackgroundServer', 'ServiceError', 'ServiceClient', 'serve']
+           'BackgroundServer', 'ServiceCallError', 'ServiceClient', 'serve']
 
 # %% ../nbs/05_serving.ipynb #srv-003
 import asyncio, collections, concurrent.futures, contextlib, datetime, errno, json, math, numbers, os, re, sqlite3, stat, threading, time, uuid, zlib
@@ -1336,7 +1336,7 @@ class BackgroundServer:
     def __repr__(self): return f"BackgroundServer({self.url}, {'running' if self._thread else 'stopped'})"
 
 # %% ../nbs/05_serving.ipynb #srv-062
-class ServiceError(MlopsKitError, RuntimeError):
+class ServiceCallError(MlopsKitError, RuntimeError):
     "An error answer of the service: `status` and the server's `message`"
     def __init__(self, status:int, message:str):
         self.status, self.message = status, message
@@ -1383,26 +1383,26 @@ class ServiceClient:
     def _call(self, method:str, path:str, **arguments):
         import httpx
         try: response = self._http.request(method, path, **arguments)
-        except httpx.TransportError as error: raise ServiceError(0, f"Cannot reach the service at {self.url} ({error}); is it running?") from None
+        except httpx.TransportError as error: raise ServiceCallError(0, f"Cannot reach the service at {self.url} ({error}); is it running?") from None
         if response.status_code >= 400:
             try: message = response.json().get("error", response.text)
             except ValueError: message = response.text
-            raise ServiceError(response.status_code, message)
+            raise ServiceCallError(response.status_code, message)
         return response
 
     def ready(self)->bool:
         "True if the model is loaded and serving"
         try: return self._call("GET", "/v2/health/ready").status_code == 200
-        except ServiceError: return False
+        except ServiceCallError: return False
 
     def wait_until_ready(self, timeout:float=60):
-        "Wait until the model is ready; raises ServiceError after `timeout` seconds, with the reason"
+        "Wait until the model is ready; raises ServiceCallError after `timeout` seconds, with the reason"
         deadline = time.monotonic() + timeout
         while not self.ready():
             if time.monotonic() > deadline:
                 try: self._call("GET", "/v2/health/ready"); reason = ""
-                except ServiceError as error: reason = error.message
-                raise ServiceError(503, f"The service at {self.url} was not ready after {timeout:g} s: {reason}")
+                except ServiceCallError as error: reason = error.message
+                raise ServiceCallError(503, f"The service at {self.url} was not ready after {timeout:g} s: {reason}")
             time.sleep(0.02)
 
     def metadata(self)->dict:

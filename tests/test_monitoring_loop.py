@@ -28,7 +28,7 @@ from sklearn.metrics import precision_score, recall_score
 from conftest import REFERENCE_END
 from mlops_kit.checklists import simple_model
 from mlops_kit.lifecycle import Criteria, Phase, Project
-from mlops_kit.monitoring import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, drift_report, performance_report
+from mlops_kit.monitoring import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, RetrainingError, drift_report, performance_report
 from mlops_kit.registry import ModelRegistry
 from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
 
@@ -925,7 +925,7 @@ def test_a_retraining_whose_grid_finds_no_model_meeting_the_constraints_records_
     registry, project = tumours["registry"], tumours["project"]
     before = (folder_hashes(registry.folder), file_hash(project.path))
     unreachable = Criteria("recall >= 0.8", ["brier <= 0.0001"])
-    with pytest.raises(DriftError, match="none of the 2 trials .* meets the criteria's constraints; nothing was recorded or registered"):
+    with pytest.raises(RetrainingError, match="none of the 2 trials .* meets the criteria's constraints; nothing was recorded or registered"):
         retrain(registry, tumours["recent"], unreachable, "tumours", project=project, n_trials=2)
     assert (folder_hashes(registry.folder), file_hash(project.path)) == before and str(project.phase) == "deployment"
 

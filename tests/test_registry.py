@@ -21,7 +21,7 @@ from sklearn.tree import DecisionTreeClassifier
 from mlops_kit.checklists import simple_model
 from mlops_kit.data import infer_schema, load_case_study
 from mlops_kit.lifecycle import Criteria, Project
-from mlops_kit.registry import (TRUSTED_TYPES, IntegrityError, ModelRegistry, PromotionError, RegistryError,
+from mlops_kit.registry import (TRUSTED_TYPES, ModelIntegrityError, ModelRegistry, PromotionError, RegistryError,
                                 UnknownVersionError, UntrustedTypesError, frame_from_json, frame_to_json,
                                 load_pipeline, reference_sample, save_pipeline, untrusted_types)
 

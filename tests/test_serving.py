@@ -30,7 +30,7 @@ from mlops_kit.data import load_case_study
 from mlops_kit.errors import MlopsKitError, WrongTypeError
 from mlops_kit.lifecycle import Criteria
 from mlops_kit.registry import ModelRegistry, UnknownVersionError
-from mlops_kit.serving import (BackgroundServer, PredictionLog, ServiceClient, ServiceError, ServiceSettings, ServingError,
+from mlops_kit.serving import (BackgroundServer, PredictionLog, ServiceClient, ServiceCallError, ServiceSettings, ServingError,
                                create_app, serve)
 
 CRITERIA = Criteria("recall >= 0.6", ["precision >= 0.2"])
@@ -632,7 +632,7 @@ def test_the_cli_refuses_a_model_with_untrusted_types(registry_with_custom_code,
 def test_a_tampered_model_file_is_refused_at_startup(tmp_path, fitted_model, training):
     registry = register_champion(tmp_path / "models", fitted_model, training)
     with open(registry.version("churn").path / "model.skops", "ab") as model_file: model_file.write(b"\0")
-    with pytest.raises(ServingError, match=r"IntegrityError.*model\.skops.*changed since it was registered"):
+    with pytest.raises(ServingError, match=r"ModelIntegrityError.*model\.skops.*changed since it was registered"):
         BackgroundServer(create_app(registry, name="churn", log=tmp_path / "log.db")).start()
 
 
@@ -724,7 +724,7 @@ def test_a_client_without_a_service_says_it_cannot_reach_it():
         bound_but_not_listening.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{bound_but_not_listening.getsockname()[1]}"
         with ServiceClient(url, "churn", timeout=5) as client:
-            with pytest.raises(ServiceError, match="Cannot reach the service at .* is it running"): client.metadata()
+            with pytest.raises(ServiceCallError, match="Cannot reach the service at .* is it running"): client.metadata()
             assert not client.ready()
 
 
@@ -935,7 +935,7 @@ def test_any_task_infer_outputs_are_named_for_what_they_hold(task_service):
     assert metadata["parameters"]["task"] == task and metadata["parameters"]["classes"] == bundle.classes
     if task == "regression":
         assert list(outputs) == ["predict", "prediction_id"] and [output["name"] for output in metadata["outputs"]] == ["predict", "prediction_id"]
-        with pytest.raises(ServiceError, match="this model is a regressor: it has no 'predict_proba' output"):
+        with pytest.raises(ServiceCallError, match="this model is a regressor: it has no 'predict_proba' output"):
             client.infer({"inputs": inputs, "outputs": [{"name": "predict_proba"}]})
         return
     proba = outputs["predict_proba"]
@@ -981,7 +981,7 @@ def test_a_label_that_is_not_one_of_the_tasks_is_refused_and_nothing_is_saved(ta
     answer = client.predict(data.frame.head(2))
     with PredictionLog(log_path) as log: before = log.counts()
     for label, message in WRONG_LABELS[task]:
-        with pytest.raises(ServiceError, match=message) as refused:
+        with pytest.raises(ServiceCallError, match=message) as refused:
             client._call("POST", "/feedback", json={"labels": [{"id": answer.id[0], "label": label}]})
         assert refused.value.status == 422
     if task == "regression":
