@@ -1107,6 +1107,32 @@ def _next_id_after(first:bytes, last:bytes, only_header:bool)->int|None:
         return entry["id"] + 1
     except (ValueError, RecursionError): return None
 
+# %% ../nbs/00_lifecycle.ipynb #jrn-append
+def _read_ends(path:Path)->tuple[bytes, bytes, bool]:
+    "The first and last lines of the file at `path` (with their newlines), and whether they are one line: nothing between is read"
+    try:
+        with open(path, "rb") as file:
+            first, size = file.readline(_LONGEST_HEADER), os.fstat(file.fileno()).st_size
+            return first, _last_line(file, size), len(first) == size
+    except FileNotFoundError: raise
+    except OSError as error: raise JournalError(path, f"it cannot be read ({error.strerror})") from None
+
+def _append_line(path:Path, line:bytes):
+    "Write `line` at the end of `path` with one `os.write` on an O_APPEND descriptor and fsync it; on failure, cut the file back"
+    try: descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except PermissionError as error:
+        raise JournalError(path, f"it cannot be written ({error.strerror})", "Nothing was written.") from None
+    try:
+        size = os.fstat(descriptor).st_size
+        try:
+            written = os.write(descriptor, line)
+            if written != len(line): raise OSError(f"only {written} of {len(line)} bytes were written (is the disk full?)")
+            os.fsync(descriptor)
+        except BaseException:
+            with contextlib.suppress(OSError): os.ftruncate(descriptor, size)  # leave no partial line behind
+            raise
+    finally: os.close(descriptor)
+
 # %% ../nbs/00_lifecycle.ipynb #jrn-class
 class _Journal:
     "One journal file: checked reads, and appends of one fsynced line under a file lock"
@@ -1168,48 +1194,23 @@ class _Journal:
         "Append an entry as one fsynced line, reading only the first and last lines; returns the entry with its id"
         self._check_writable("nothing was added")
         with self._locked():
-            next_id = _next_id_after(*self._ends())
+            self._check_not_a_folder()
+            next_id = _next_id_after(*_read_ends(self.path))
             if next_id is None: return self._append_after_reading_all(kind, name, data)
             entry = dict(id=next_id, kind=kind, name=name, timestamp=_now(), data=data)
-            self._append_line(_json_line(entry).encode("utf-8"))
+            _append_line(self.path, _json_line(entry).encode("utf-8"))
             return entry
-
-    def _ends(self)->tuple[bytes, bytes, bool]:
-        "The first and last lines of the file (with their newlines) and whether they are one line, read without what lies between"
-        self._check_not_a_folder()
-        try:
-            with open(self.path, "rb") as file:
-                first, size = file.readline(_LONGEST_HEADER), os.fstat(file.fileno()).st_size
-                return first, _last_line(file, size), len(first) == size
-        except FileNotFoundError: raise
-        except OSError as error: raise JournalError(self.path, f"it cannot be read ({error.strerror})") from None
 
     def _append_after_reading_all(self, kind:str, name:str, data)->dict:
         "Append after a full read, which names the line of any problem; a version-1 journal is rewritten as JSON lines"
         document = self.read()
         entries = document["entries"]
         entry = dict(id=entries[-1]["id"] + 1 if entries else 1, kind=kind, name=name, timestamp=_now(), data=data)
-        if document["format_version"] == JOURNAL_VERSION: self._append_line(_json_line(entry).encode("utf-8"))
+        if document["format_version"] == JOURNAL_VERSION: _append_line(self.path, _json_line(entry).encode("utf-8"))
         else:
             header = dict(format=JOURNAL_FORMAT, format_version=JOURNAL_VERSION, name=document["name"], created=document["created"])
             self._write(_journal_text(header, [*entries, entry]))
         return entry
-
-    def _append_line(self, line:bytes):
-        "Write `line` with one `os.write` on an O_APPEND descriptor and fsync it; on any failure, cut the file back to its size"
-        try: descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        except PermissionError as error:
-            raise JournalError(self.path, f"it cannot be written ({error.strerror})", "Nothing was written.") from None
-        try:
-            size = os.fstat(descriptor).st_size
-            try:
-                written = os.write(descriptor, line)
-                if written != len(line): raise OSError(f"only {written} of {len(line)} bytes were written (is the disk full?)")
-                os.fsync(descriptor)
-            except BaseException:
-                with contextlib.suppress(OSError): os.ftruncate(descriptor, size)  # leave no partial line behind
-                raise
-        finally: os.close(descriptor)
 
     def _write(self, text:str):
         "Replace the journal by `text`; a refused write (permission) raises JournalError and changes nothing"
