@@ -880,6 +880,11 @@ def test_odd_record_data_is_refused_and_the_journal_unchanged(tmp_path):
     (b'{"format": "mlops-kit journal", "format_version": 1, "name": "x", "created": "", "entries": [NaN]}',
      "NaN is not a JSON value"),
     (b'{"format": "mlops-kit journal", "format_version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    (b'{"format": "mlops-kit journal", "format_version": 2, "name": "x", "created": ""}\n'
+     b'{"id": 1, "kind": "alert", "name": "x", "timestamp": "2025-01-01T00:00:00+00:00", "data": NaN}\n',
+     "line 2 is not valid JSON: NaN is not a JSON value"),
+    (b'{"format": "mlops-kit journal", "format_version": 2, "name": "x", "created": ""}\n' + b"[" * 100_000 + b"\n",
+     "line 2 is nested too deeply"),
 ])
 def test_journal_files_json_reads_but_the_journal_cannot_are_refused(tmp_path, content, problem):
     path = tmp_path / "journal.json"
