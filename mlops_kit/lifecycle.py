@@ -924,7 +924,8 @@ def _json_key(key, where:str)->str:
 
 # %% ../nbs/00_lifecycle.ipynb #5a327d48
 JOURNAL_FORMAT = "mlops-kit journal"
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2 # JSON lines: a header line, then one entry a line
+_DOCUMENT_VERSION = 1 # one JSON document holding every entry: read as it is, rewritten as JSON lines on its first write
 _RESERVED_KINDS = {"criteria": "project.set_criteria(...)", "decision": "project.decide(...) or project.add_decision(...)"}
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -937,13 +938,12 @@ class JournalError(MlopsKitError):
         super().__init__(f"Journal '{path}': {problem}. {advice}")
 
 # %% ../nbs/00_lifecycle.ipynb #c52e9fb1
-def _check_entry(entry, position:int, previous_id:int):
-    "Check one journal entry; raises ValueError naming entry `position` and the problem"
-    what = f"entry {position}"
+def _check_entry(entry, what:str, previous_id:int):
+    "Check one journal entry, called `what` in errors (e.g. 'line 3 (entry 2)'); raises ValueError naming the problem"
     _check_fields(entry, {"id": int, "kind": str, "name": str, "timestamp": str, "data": object}, {}, what)
     if entry["id"] <= previous_id: raise MlopsKitError(f"{what}: its id {entry['id']} is not above the previous id {previous_id}")
-    _as_timestamp(entry["timestamp"])
     try:
+        _as_timestamp(entry["timestamp"])
         if entry["kind"] == "criteria": _check_criteria_dict(entry["data"])
         if entry["kind"] == "decision": Decision.from_dict(entry["data"])
     except (TypeError, ValueError) as error: raise MlopsKitError(f"{what} ({entry['kind']}): {error}") from None
@@ -952,35 +952,98 @@ def _refuse_constant(name:str):
     "Refuse NaN and Infinity while reading JSON: Python accepts them, JSON (and the journal's writer) does not"
     raise ValueError(f"{name} is not a JSON value")
 
-def _parse_journal(content:bytes, path)->dict:
-    "The journal document in `content`, checked; raises JournalError naming `path` and the problem"
-    try: document = json.loads(content.decode("utf-8"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError as error: raise JournalError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+def _loads(text:str):
+    "The JSON value in `text`; raises ValueError for anything JSON does not allow, NaN and Infinity included"
+    return json.loads(text, parse_constant=_refuse_constant)
+
+# %% ../nbs/00_lifecycle.ipynb #jrn-header
+def _check_format(header):
+    "Check that `header` names this format and a version this kit reads (1 or 2); raises ValueError otherwise"
+    fields = header if not isinstance(header, dict) else {
+        name: header[name] for name in ("format", "format_version") if name in header}
+    _check_fields(fields, {"format": str, "format_version": int}, {}, "the journal")
+    if header["format"] != JOURNAL_FORMAT: raise MlopsKitError(f"its format is {header['format']!r}, not {JOURNAL_FORMAT!r}")
+    version = header["format_version"]
+    if version not in (_DOCUMENT_VERSION, JOURNAL_VERSION):
+        newer = " (written by a newer mlops-kit: upgrade it)" if version > JOURNAL_VERSION else ""
+        raise MlopsKitError(f"its format version is {version}, this mlops-kit reads version {JOURNAL_VERSION} "
+                            f"(and version {_DOCUMENT_VERSION}, which it rewrites as {JOURNAL_VERSION}){newer}")
+
+def _check_header(header):
+    "Check the first line of a journal in JSON lines: format, version 2, name and creation time; raises ValueError"
+    _check_format(header)
+    if header["format_version"] != JOURNAL_VERSION:
+        raise MlopsKitError(f"its first line says format version {header['format_version']}, which is one JSON document, "
+                            f"not JSON lines (version {JOURNAL_VERSION})")
+    _check_fields(header, {"format": str, "format_version": int, "name": str, "created": str}, {}, "the journal's header (line 1)")
+
+# %% ../nbs/00_lifecycle.ipynb #jrn-v1
+def _parse_document(text:str)->dict:
+    "A journal of version 1: one JSON document with the header's fields and the list of `entries`; checked, raises ValueError"
+    try: document = _loads(text)
     except json.JSONDecodeError as error:
-        raise JournalError(path, f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
-    except ValueError as error: raise JournalError(path, f"not valid JSON: {error}") from None
-    except RecursionError: raise JournalError(path, "its JSON is nested too deeply to be a journal") from None
-    try:
-        header = document if not isinstance(document, dict) else {
-            name: document[name] for name in ("format", "format_version") if name in document}
-        _check_fields(header, {"format": str, "format_version": int}, {}, "the journal")
-        if document["format"] != JOURNAL_FORMAT: raise MlopsKitError(f"its format is {document['format']!r}, not {JOURNAL_FORMAT!r}")
-        version = document["format_version"]
-        if version != JOURNAL_VERSION:
-            newer = " (written by a newer mlops-kit: upgrade it)" if version > JOURNAL_VERSION else ""
-            raise MlopsKitError(f"its format version is {version}, this mlops-kit reads version {JOURNAL_VERSION}{newer}")
-        _check_fields(document, {"format": str, "format_version": int, "name": str, "created": str, "entries": list}, {},
-                      "the journal")
-        previous_id = 0
-        for position, entry in enumerate(document["entries"], 1):
-            _check_entry(entry, position, previous_id)
-            previous_id = entry["id"]
-    except (ValueError, RecursionError) as error: raise JournalError(path, str(error) or "nested too deeply") from None
+        raise MlopsKitError(f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+    except ValueError as error: raise MlopsKitError(f"not valid JSON: {error}") from None
+    _check_format(document)
+    if document["format_version"] != _DOCUMENT_VERSION:
+        raise MlopsKitError(f"its format version is {document['format_version']}, which is JSON lines, but its first line "
+                            "is not the header alone: write one JSON object a line")
+    _check_fields(document, {"format": str, "format_version": int, "name": str, "created": str, "entries": list}, {},
+                  "the journal")
+    previous_id = 0
+    for position, entry in enumerate(document["entries"], 1):
+        _check_entry(entry, f"entry {position}", previous_id)
+        previous_id = entry["id"]
     return document
+
+# %% ../nbs/00_lifecycle.ipynb #jrn-lines
+def _line_value(line:str, number:int):
+    "The JSON value on line `number` of a journal; raises ValueError naming the line"
+    try: return _loads(line)
+    except json.JSONDecodeError as error:
+        raise MlopsKitError(f"line {number} is not valid JSON: {error.msg} at column {error.colno}") from None
+    except ValueError as error: raise MlopsKitError(f"line {number} is not valid JSON: {error}") from None
+    except RecursionError: raise MlopsKitError(f"line {number} is nested too deeply to be a journal entry") from None
+
+def _parse_lines(text:str)->dict:
+    "A journal in JSON lines: its header and `entries`, every line checked; raises ValueError naming the line"
+    lines = text.split("\n")  # not splitlines(): JSON text may hold other line separators, such as U+2028
+    if lines[-1]:
+        raise MlopsKitError(f"its last line (line {len(lines)}) does not end with a newline: an append was cut short, or "
+                            "the file was edited. If that line is a whole entry, end it with a newline; if not, remove it")
+    header, entries = None, []
+    for number, line in enumerate(lines[:-1], 1):
+        value = _line_value(line, number)
+        if number == 1: _check_header(value); header = value; continue
+        _check_entry(value, f"line {number} (entry {number - 1})", entries[-1]["id"] if entries else 0)
+        entries.append(value)
+    return {**header, "entries": entries}
+
+# %% ../nbs/00_lifecycle.ipynb #jrn-parse
+def _is_json_lines(text:str)->bool:
+    "Whether the journal `text` is JSON lines: its first line alone is a JSON object, and not a version-1 document"
+    try: first = _loads(text.partition("\n")[0])
+    except (ValueError, RecursionError): return False
+    return isinstance(first, dict) and first.get("format_version") != _DOCUMENT_VERSION
+
+def _parse_journal(content:bytes, path)->dict:
+    "The journal in `content`, JSON lines or version 1, checked, as a dict of its header and `entries`; raises JournalError naming `path`"
+    try: text = content.decode("utf-8")
+    except UnicodeDecodeError as error: raise JournalError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    try: return _parse_lines(text) if _is_json_lines(text) else _parse_document(text)
+    except RecursionError: raise JournalError(path, "its JSON is nested too deeply to be a journal") from None
+    except ValueError as error: raise JournalError(path, str(error)) from None
 
 # %% ../nbs/00_lifecycle.ipynb #b8e935a7
 def _now()->str: return datetime.now(timezone.utc).isoformat(timespec="seconds")
-def _dump(document:dict)->str: return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+
+def _json_line(value)->str:
+    "`value` as one line of compact JSON, newline-terminated; raises ValueError for NaN or Infinity"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
+
+def _journal_text(header:dict, entries:list)->str:
+    "A whole journal in JSON lines: the `header` line, then one line per entry"
+    return "".join(_json_line(value) for value in [header, *entries])
 
 def _write_atomic(path:Path, text:str):
     "Replace `path` by `text` atomically: write a temporary file beside it, fsync, then `os.replace`"
@@ -1019,15 +1082,67 @@ def _check_journal_path(path)->Path:
         raise WrongTypeError(f"A journal path is a file name like 'churn.journal.json', got {path!r}")
     return Path(path)
 
+# %% ../nbs/00_lifecycle.ipynb #jrn-ends
+_LONGEST_HEADER = 2**20  # bytes read to find the end of a journal's first line
+
+def _last_line(file, size:int)->bytes:
+    "The last line of the binary `file` of `size` bytes, with its newline if it has one: read backwards from the end"
+    block = 4096
+    while True:
+        start = max(0, size - block)
+        file.seek(start)
+        tail = file.read(size - start)
+        cut = tail.rfind(b"\n", 0, max(0, len(tail) - 1))
+        if cut >= 0 or start == 0: return tail[cut + 1:]
+        block *= 4
+
+def _next_id_after(first:bytes, last:bytes, only_header:bool)->int|None:
+    "The id of the next entry of a JSON-lines journal whose first and `last` lines these are; None unless both are sound"
+    try:
+        if not (first.endswith(b"\n") and last.endswith(b"\n")): return None
+        _check_header(_loads(first.decode("utf-8")))
+        if only_header: return 1
+        entry = _loads(last.decode("utf-8"))
+        _check_entry(entry, "the last line", 0)
+        return entry["id"] + 1
+    except (ValueError, RecursionError): return None
+
+# %% ../nbs/00_lifecycle.ipynb #jrn-append
+def _read_ends(path:Path)->tuple[bytes, bytes, bool]:
+    "The first and last lines of the file at `path` (with their newlines), and whether they are one line: nothing between is read"
+    try:
+        with open(path, "rb") as file:
+            first, size = file.readline(_LONGEST_HEADER), os.fstat(file.fileno()).st_size
+            return first, _last_line(file, size), len(first) == size
+    except FileNotFoundError: raise
+    except OSError as error: raise JournalError(path, f"it cannot be read ({error.strerror})") from None
+
+def _append_line(path:Path, line:bytes):
+    "Write `line` at the end of `path` with one `os.write` on an O_APPEND descriptor and fsync it; on failure, cut the file back"
+    try: descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except PermissionError as error:
+        raise JournalError(path, f"it cannot be written ({error.strerror})", "Nothing was written.") from None
+    try:
+        size = os.fstat(descriptor).st_size
+        try:
+            written = os.write(descriptor, line)
+            if written != len(line): raise OSError(f"only {written} of {len(line)} bytes were written (is the disk full?)")
+            os.fsync(descriptor)
+        except BaseException:
+            with contextlib.suppress(OSError): os.ftruncate(descriptor, size)  # leave no partial line behind
+            raise
+    finally: os.close(descriptor)
+
+# %% ../nbs/00_lifecycle.ipynb #jrn-class
 class _Journal:
-    "One journal file: checked reads, and appends made atomically under a file lock"
+    "One journal file: checked reads, and appends of one fsynced line under a file lock"
     def __init__(self, path, lock_timeout:float):
         self.path = _check_journal_path(path)
         self.lock_timeout = _check_lock_timeout(lock_timeout)
         self.lock = FileLock(f"{self.path}.lock", timeout=self.lock_timeout)
 
     def read(self)->dict:
-        "The checked document on disk; raises FileNotFoundError, or JournalError if unreadable"
+        "The checked journal on disk, its header and `entries`; raises FileNotFoundError, or JournalError if unreadable"
         self._check_not_a_folder()
         try: content = self.path.read_bytes()
         except (FileNotFoundError, IsADirectoryError): raise
@@ -1048,8 +1163,8 @@ class _Journal:
             raise JournalError(self.path, f"the file is read-only, so {what}", unchanged)
         folder = self.path.parent
         if folder.exists() and _read_only(folder):
-            raise JournalError(self.path, f"its folder '{folder}' is read-only (a journal is replaced through its folder, "
-                                          f"atomically), so {what}", unchanged)
+            raise JournalError(self.path, f"its folder '{folder}' is read-only (the journal's lock file is made there, and a "
+                                          f"journal is created or migrated through it, atomically), so {what}", unchanged)
 
     @contextlib.contextmanager
     def _locked(self):
@@ -1071,24 +1186,35 @@ class _Journal:
             if self.path.exists():
                 if exist_ok: return self.read()
                 raise FileExistsError(f"A journal already exists at '{self.path}': open it with Project.open(path)")
-            document = dict(format=JOURNAL_FORMAT, format_version=JOURNAL_VERSION, name=name, created=_now(), entries=[])
-            self._write(document)
-            return document
+            header = dict(format=JOURNAL_FORMAT, format_version=JOURNAL_VERSION, name=name, created=_now())
+            self._write(_journal_text(header, []))
+            return {**header, "entries": []}
 
     def append(self, kind:str, name:str, data)->dict:
-        "Append an entry to the journal as it is on disk now; returns the entry with its id"
+        "Append an entry as one fsynced line, reading only the first and last lines; returns the entry with its id"
         self._check_writable("nothing was added")
         with self._locked():
-            document = self.read()
-            entries = document["entries"]
-            entry = dict(id=entries[-1]["id"] + 1 if entries else 1, kind=kind, name=name, timestamp=_now(), data=data)
-            entries.append(entry)
-            self._write(document)
+            self._check_not_a_folder()
+            next_id = _next_id_after(*_read_ends(self.path))
+            if next_id is None: return self._append_after_reading_all(kind, name, data)
+            entry = dict(id=next_id, kind=kind, name=name, timestamp=_now(), data=data)
+            _append_line(self.path, _json_line(entry).encode("utf-8"))
             return entry
 
-    def _write(self, document:dict):
-        "Replace the journal by `document`; a refused write (permission) raises JournalError and changes nothing"
-        try: _write_atomic(self.path, _dump(document))
+    def _append_after_reading_all(self, kind:str, name:str, data)->dict:
+        "Append after a full read, which names the line of any problem; a version-1 journal is rewritten as JSON lines"
+        document = self.read()
+        entries = document["entries"]
+        entry = dict(id=entries[-1]["id"] + 1 if entries else 1, kind=kind, name=name, timestamp=_now(), data=data)
+        if document["format_version"] == JOURNAL_VERSION: _append_line(self.path, _json_line(entry).encode("utf-8"))
+        else:
+            header = dict(format=JOURNAL_FORMAT, format_version=JOURNAL_VERSION, name=document["name"], created=document["created"])
+            self._write(_journal_text(header, [*entries, entry]))
+        return entry
+
+    def _write(self, text:str):
+        "Replace the journal by `text`; a refused write (permission) raises JournalError and changes nothing"
+        try: _write_atomic(self.path, text)
         except PermissionError as error:
             raise JournalError(self.path, f"it cannot be written ({error.strerror})", "Nothing was written.") from None
 

@@ -319,8 +319,9 @@ def test_journal_round_trip(tmp_path, criteria, registry):
     frame = reopened.records(as_frame=True)
     assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["id", "kind", "name", "timestamp", "data"]
     assert reopened.latest("alert") is None
-    document = json.loads(path.read_text())
-    assert (document["format"], document["format_version"], document["name"]) == ("mlops-kit journal", 1, "churn")
+    header, *entries = [json.loads(line) for line in path.read_text().split("\n")[:-1]]
+    assert (header["format"], header["format_version"], header["name"]) == ("mlops-kit journal", 2, "churn")
+    assert [entry["id"] for entry in entries] == [1, 2, 3] and path.read_text().endswith("}\n")
 
 
 def test_criteria_history_is_append_only(tmp_path, criteria, registry):
@@ -423,17 +424,23 @@ def test_failed_write_leaves_the_previous_file_byte_identical(tmp_path, monkeypa
     assert [record.data for record in project.records("model")] == [{"version": 1}]
 
 
+def _as_version_1(path):
+    "The journal at `path` as a document of format version 1 (one JSON document), as journals were written before"
+    header, *entries = [json.loads(line) for line in path.read_text().splitlines()]
+    return {**header, "format_version": 1, "entries": entries}
+
+
 def _journal_with_one_record(path):
     Project(path).add_record("alert", "drift", {"share": 0.4})
-    return json.loads(path.read_text())
+    return _as_version_1(path)
 
 
 def _drop_name(document): del document["entries"][0]["name"]; return json.dumps(document, indent=2)
 def _text_id(document): document["entries"][0]["id"] = "1"; return json.dumps(document, indent=2)
-def _wrong_version(document): document["format_version"] = 2; return json.dumps(document, indent=2)
+def _wrong_version(document): document["format_version"] = 3; return json.dumps(document, indent=2)
 def _other_format(document): document["format"] = "model card"; return json.dumps(document, indent=2)
 def _newer_version_with_new_field(document):
-    document.update(format_version=2, owners=["ana"]); return json.dumps(document, indent=2)
+    document.update(format_version=3, owners=["ana"]); return json.dumps(document, indent=2)
 def _no_version(document): del document["format_version"]; return json.dumps(document, indent=2)
 def _bad_decision(document):
     document["entries"].append({"id": 2, "kind": "decision", "name": "design", "timestamp": "2025-01-01T00:00:00+00:00",
@@ -449,10 +456,11 @@ def _truncated(document): return json.dumps(document, indent=2)[:-40]
 @pytest.mark.parametrize("corrupt, problem", [
     (_truncated, "not valid JSON: .* at line \\d+, column \\d+"),
     (lambda document: "", "not valid JSON: Expecting value at line 1, column 1"),
-    (_wrong_version, "its format version is 2, this mlops-kit reads version 1 \\(written by a newer mlops-kit: upgrade it\\)"),
+    (_wrong_version, "its format version is 3, this mlops-kit reads version 2 \\(and version 1, which it rewrites as 2\\) "
+                     "\\(written by a newer mlops-kit: upgrade it\\)"),
     (_no_version, "the journal is missing the field 'format_version'"),
     (_other_format, "its format is 'model card', not 'mlops-kit journal'"),
-    (_newer_version_with_new_field, "its format version is 2, this mlops-kit reads version 1"),
+    (_newer_version_with_new_field, "its format version is 3, this mlops-kit reads version 2"),
     (_drop_name, "entry 1 is missing the field 'name'"),
     (_text_id, "entry 1: the field 'id' must be an integer, got '1'"),
     (_bad_decision, "entry 2 \\(decision\\): An 'iterate' decision goes back to a phase"),
@@ -469,6 +477,123 @@ def test_corrupt_journal_raises_naming_file_and_problem_and_is_never_overwritten
     with pytest.raises(JournalError):
         Project.open(path)
     assert path.read_bytes() == before
+
+
+def _lines_journal(path):
+    "A journal in JSON lines with criteria, a decision and a record: its lines, without their newlines"
+    project = Project(path, name="churn")
+    project.set_criteria(Criteria("recall >= 0.8"))
+    project.decide("go", evidence="beats the baseline")
+    project.add_record("alert", "drift", {"share": 0.4})
+    return path.read_text().split("\n")[:-1]
+
+
+def _replace_line(lines, number, change):
+    "`lines` with line `number` (from 1) parsed, changed by `change` and written back as JSON"
+    value = json.loads(lines[number - 1])
+    change(value)
+    return [*lines[:number - 1], json.dumps(value), *lines[number:]]
+
+
+def _joined(lines): return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("corrupt, problem", [
+    (lambda lines: _joined(lines)[:-1], "its last line \\(line 4\\) does not end with a newline: an append was cut short"),
+    (lambda lines: _joined(lines)[:-9] + "\n", "line 4 is not valid JSON"),
+    (lambda lines: _joined(lines) + '{"id": 4, "kind"\n', "line 5 is not valid JSON: Expecting ':' delimiter at column 17"),
+    (lambda lines: _joined([*lines[:2], "", *lines[2:]]), "line 3 is not valid JSON: Expecting value at column 1"),
+    (lambda lines: _joined(_replace_line(lines, 3, lambda entry: entry.pop("name"))),
+     "line 3 \\(entry 2\\) is missing the field 'name'"),
+    (lambda lines: _joined(_replace_line(lines, 4, lambda entry: entry.update(id=2))),
+     "line 4 \\(entry 3\\): its id 2 is not above the previous id 2"),
+    (lambda lines: _joined(_replace_line(lines, 3, lambda entry: entry["data"].update(verdict="maybe"))),
+     "line 3 \\(entry 2\\) \\(decision\\): Unknown verdict 'maybe'"),
+    (lambda lines: _joined(_replace_line(lines, 1, lambda header: header.update(format_version=3))),
+     "its format version is 3, this mlops-kit reads version 2 .*upgrade it"),
+    (lambda lines: _joined(_replace_line(lines, 1, lambda header: header.pop("created"))),
+     "the journal's header \\(line 1\\) is missing the field 'created'"),
+    (lambda lines: _joined(_replace_line(lines, 1, lambda header: header.update(format="model card"))),
+     "its format is 'model card', not 'mlops-kit journal'"),
+])
+def test_a_broken_json_lines_journal_is_refused_naming_the_line_and_never_overwritten(tmp_path, corrupt, problem):
+    path = tmp_path / "churn.journal.json"
+    path.write_text(corrupt(_lines_journal(path)))
+    before = sha256(path)
+    with pytest.raises(JournalError, match="Journal '.*churn.journal.json': " + problem) as raised:
+        Project(path)
+    assert "The file was left unchanged" in str(raised.value) and raised.value.path == path
+    assert sha256(path) == before
+
+
+@pytest.mark.parametrize("corrupt, problem", [
+    (lambda lines: _joined(lines)[:-1], "its last line \\(line 4\\) does not end with a newline"),
+    (lambda lines: _joined(lines)[:-9] + "\n", "line 4 is not valid JSON"),
+    (lambda lines: _joined(_replace_line(lines, 4, lambda entry: entry.update(timestamp="yesterday"))), "line 4 \\(entry 3\\)"),
+    (lambda lines: _joined(_replace_line(lines, 1, lambda header: header.update(format_version=3))), "its format version is 3"),
+    (lambda lines: _joined(lines[:1])[:-1], "its last line \\(line 1\\) does not end with a newline"),
+    (lambda lines: "", "not valid JSON: Expecting value at line 1, column 1"),
+])
+def test_an_append_to_a_journal_broken_at_its_ends_is_refused_naming_the_line_and_writes_nothing(tmp_path, corrupt, problem):
+    path = tmp_path / "churn.journal.json"
+    lines = _lines_journal(path)
+    project = Project(path)                                 # opened while the file was sound
+    path.write_text(corrupt(lines))
+    before = sha256(path)
+    with pytest.raises(JournalError, match=problem):
+        project.add_record("alert", "drift", {"share": 0.5})
+    assert sha256(path) == before
+
+
+def test_an_append_writes_one_line_and_reads_only_the_ends_of_the_journal(tmp_path, monkeypatch):
+    path = tmp_path / "churn.journal.json"
+    project = Project(path)
+    for number in range(50): project.add_record("alert", "drift", {"number": number})
+    before = path.read_bytes()
+    def no_full_read(content, path): raise AssertionError("an append parsed the whole journal")
+    monkeypatch.setattr(lifecycle, "_parse_journal", no_full_read)
+    record = project.add_record("alert", "café ☕", {"share": 0.5, "note": "a\nb\u2028c"})
+    monkeypatch.undo()
+    added = path.read_bytes()[len(before):]
+    assert path.read_bytes().startswith(before) and added.count(b"\n") == 1 and added.endswith(b"\n")
+    assert json.loads(added) == {"id": 51, "kind": "alert", "name": "café ☕", "timestamp": json.loads(added)["timestamp"],
+                                 "data": {"share": 0.5, "note": "a\nb\u2028c"}}
+    assert "café ☕".encode() in added and b", " not in added             # UTF-8 as it is, compact separators
+    assert record.id == 51 and Project.open(path).latest("alert").name == "café ☕"
+    assert [record.id for record in Project.open(path).records()] == list(range(1, 52))
+
+
+def test_a_version_1_journal_is_read_and_migrated_to_json_lines_on_its_first_write(tmp_path):
+    path = tmp_path / "churn.journal.json"
+    _lines_journal(path)
+    old = _as_version_1(path)
+    path.write_text(json.dumps(old, indent=2))              # as mlops-kit wrote it before JSON lines
+    path.chmod(0o640)
+    project = Project.open(path)
+    assert project.name == "churn" and project.phase is Phase.development and project.criteria == Criteria("recall >= 0.8")
+    assert [record.id for record in project.records()] == [1, 2, 3]
+    assert json.loads(path.read_text())["format_version"] == 1     # reading wrote nothing
+    project.add_record("alert", "drift", {"share": 0.5})
+    header, *entries = [json.loads(line) for line in path.read_text().split("\n")[:-1]]
+    assert header == {"format": "mlops-kit journal", "format_version": 2, "name": "churn", "created": old["created"]}
+    assert entries[:3] == old["entries"] and entries[3]["id"] == 4 and entries[3]["data"] == {"share": 0.5}
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["churn.journal.json", "churn.journal.json.lock"]
+    project.add_record("alert", "drift", {"share": 0.6})    # from now on, appends are one line
+    assert [record.id for record in Project.open(path).records()] == [1, 2, 3, 4, 5]
+
+
+def test_a_refused_migration_changes_no_byte(tmp_path):
+    path = tmp_path / "churn.journal.json"
+    _lines_journal(path)
+    path.write_text(json.dumps(_as_version_1(path)))
+    path.chmod(0o444)
+    before = sha256(path)
+    with pytest.raises(JournalError, match="the file is read-only, so nothing was added"):
+        Project.open(path).add_record("alert", "drift", {})
+    with pytest.raises(TypeError, match="Cannot store data"):
+        Project.open(path).add_record("alert", "drift", {"model": object()})
+    assert sha256(path) == before
 
 
 def test_a_file_broken_while_open_is_not_overwritten(tmp_path):
@@ -625,10 +750,10 @@ def test_an_old_journal_with_a_criterion_now_refused_fails_clearly_and_can_be_fi
     path = tmp_path / "journal.json"
     project = Project(path)
     project.set_criteria(Criteria("recall >= 0.8"))
-    document = json.loads(path.read_text())
-    document["entries"][0]["data"]["others"] = [{"metric": "precision", "comparison": ">=", "threshold": -0.5,
-                                                 "kind": "ml", "description": ""}]
-    path.write_text(json.dumps(document))
+    header, entry = path.read_text().splitlines()
+    entry = json.loads(entry)
+    entry["data"]["others"] = [{"metric": "precision", "comparison": ">=", "threshold": -0.5, "kind": "ml", "description": ""}]
+    path.write_text(f"{header}\n{json.dumps(entry)}\n")
     before = sha256(path)
     reopened = Project.open(path)
     for read in (lambda: reopened.criteria, lambda: reopened.criteria_history):
@@ -755,6 +880,11 @@ def test_odd_record_data_is_refused_and_the_journal_unchanged(tmp_path):
     (b'{"format": "mlops-kit journal", "format_version": 1, "name": "x", "created": "", "entries": [NaN]}',
      "NaN is not a JSON value"),
     (b'{"format": "mlops-kit journal", "format_version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    (b'{"format": "mlops-kit journal", "format_version": 2, "name": "x", "created": ""}\n'
+     b'{"id": 1, "kind": "alert", "name": "x", "timestamp": "2025-01-01T00:00:00+00:00", "data": NaN}\n',
+     "line 2 is not valid JSON: NaN is not a JSON value"),
+    (b'{"format": "mlops-kit journal", "format_version": 2, "name": "x", "created": ""}\n' + b"[" * 100_000 + b"\n",
+     "line 2 is nested too deeply"),
 ])
 def test_journal_files_json_reads_but_the_journal_cannot_are_refused(tmp_path, content, problem):
     path = tmp_path / "journal.json"

@@ -117,8 +117,8 @@ def test_a_decision_dictionary_parses_or_raises_the_kits_error(data):
 
 # ---- journal files: whatever bytes are at the path, opening raises JournalError or works, and changes nothing ------
 
-def valid_journal()->dict:
-    "The document of a small journal: criteria, two decisions and a record"
+def valid_journal()->tuple[dict, bytes]:
+    "A small journal (criteria, two decisions and a record): as a document of format version 1, and as JSON lines"
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "journal.json"
         project = Project(path, name="churn", registry=fresh_registry())
@@ -126,10 +126,37 @@ def valid_journal()->dict:
         project.decide("go", evidence="beats the baseline", metrics={"baseline": 15000}, author="ana")
         project.add_record("study", "grid", {"best": 9800.0, "trials": [1, 2, {"a": None}]})
         project.add_decision(Decision("development", "iterate", "design", author="ana"))
-        return json.loads(path.read_text())
+        lines = path.read_bytes()
+        header, *entries = [json.loads(line) for line in lines.splitlines()]
+        return {**header, "format_version": 1, "entries": entries}, lines
 
 
-VALID_JOURNAL = valid_journal()
+VALID_JOURNAL, VALID_LINES = valid_journal()
+
+
+def as_json_lines(document)->bytes:
+    "`document` written in JSON lines: its fields but `entries` on the first line, then one entry a line"
+    if not isinstance(document, dict) or not isinstance(document.get("entries"), list):
+        return (json.dumps(document) + "\n").encode()
+    header = {name: value for name, value in document.items() if name != "entries"}
+    return "".join(json.dumps(value, ensure_ascii=False) + "\n" for value in [header, *document["entries"]]).encode()
+
+
+@st.composite
+def edited_lines(draw):
+    "The valid JSON-lines journal with whole lines removed, repeated, swapped or replaced by odd text"
+    lines = VALID_LINES.splitlines(keepends=True)
+    for _ in range(draw(st.integers(1, 3))):
+        position = draw(st.integers(0, len(lines) - 1))
+        edit = draw(st.sampled_from(["drop", "repeat", "swap", "replace", "blank"]))
+        if edit == "drop" and len(lines) > 1: del lines[position]
+        elif edit == "repeat": lines.insert(position, lines[position])
+        elif edit == "swap": lines[position], lines[-1] = lines[-1], lines[position]
+        elif edit == "replace": lines[position] = draw(st.text(max_size=20)).encode("utf-8", "surrogatepass") + b"\n"
+        elif edit == "blank": lines.insert(position, b"\n")
+    return b"".join(lines)
+
+VERSION_2 = {**VALID_JOURNAL, "format_version": 2}
 
 journal_bytes = st.one_of(
     st.binary(max_size=200),
@@ -137,6 +164,10 @@ journal_bytes = st.one_of(
     mutated(VALID_JOURNAL, odd_values).map(lambda document: json.dumps(document).encode()),
     mutated(VALID_JOURNAL, odd_values, max_changes=1).map(lambda document: json.dumps(document, indent=2).encode()),
     st.tuples(st.just(json.dumps(VALID_JOURNAL).encode()), st.integers(0, 400)).map(lambda pair: pair[0][:pair[1]]),
+    mutated(VERSION_2, odd_values).map(as_json_lines),
+    mutated(VERSION_2, odd_values, max_changes=1).map(as_json_lines),
+    st.integers(0, len(VALID_LINES)).map(lambda end: VALID_LINES[:end]),
+    edited_lines(),
     st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=5),
                  lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
                  max_leaves=10).map(lambda value: json.dumps(value).encode()),
@@ -158,3 +189,25 @@ def test_a_journal_file_opens_or_raises_journal_error_and_is_never_changed(conte
             except JournalError: pass
         assert hashlib.sha256(path.read_bytes()).hexdigest() == before
         assert sorted(item.name for item in Path(directory).iterdir()) == ["journal.json"]
+
+
+@SETTINGS
+@given(journal_bytes)
+def test_an_append_to_any_file_raises_journal_error_changing_nothing_or_adds_exactly_one_entry(content):
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "journal.json"
+        project = Project(path, registry=fresh_registry())      # opened while sound, then the file is replaced
+        path.write_bytes(content)
+        try: before = Project.open(path, registry=fresh_registry()).records()
+        except JournalError: before = None
+        try: record = project.add_record("alert", "drift", {"share": 0.5})
+        except JournalError:
+            assert path.read_bytes() == content
+            return
+        after = path.read_bytes()
+        if before is None:  # unreadable in its middle only: the append read the file's ends, and added one line after them
+            assert after.startswith(content) and after[len(content):].count(b"\n") == 1
+        else:  # a journal of either version: it now holds every earlier entry and the new one, in JSON lines
+            records = Project.open(path, registry=fresh_registry()).records()
+            assert records == [*before, record] and json.loads(after.split(b"\n")[0])["format_version"] == 2
+        assert sorted(item.name for item in Path(directory).iterdir()) == ["journal.json", "journal.json.lock"]
