@@ -55,3 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/grading.py
+	$(BIN)/python bench/journal.py
