@@ -251,7 +251,9 @@ def infer_task(target:pd.Series)->str:
         raise MlopsKitError(f"the target {target.name!r} holds {distinct} distinct value(s): a model needs at least two classes, "
                             "or numbers, to learn from")
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if numeric and (distinct > CLASS_LIMIT or not np.all(np.mod(values.to_numpy(float), 1) == 0)): return "regression"
+    with np.errstate(invalid="ignore"):  # an infinite value has no whole part: it reads as a number, without a warning
+        fractions = numeric and not np.all(np.mod(values.to_numpy(float), 1) == 0)
+    if numeric and (distinct > CLASS_LIMIT or fractions): return "regression"
     return "binary" if distinct == 2 else "multiclass"
 
 # %% ../nbs/01_data.ipynb #task-check

@@ -9,7 +9,7 @@ __all__ = ['DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'MIN_LABEL
            'RetrainingError', 'RetrainingResult', 'retrain']
 
 # %% ../nbs/06_monitoring.ipynb #mon-003
-import dataclasses, math, numbers
+import dataclasses, math, numbers, warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -670,7 +670,10 @@ def _measured_metrics(window:pd.DataFrame, criteria, labelled:pd.DataFrame, outp
         elif metric.compute is None: continue
         elif inputs is None: unmeasured[name] = f"{len(labelled):,} labelled cases, fewer than min_labels ({min_labels:,})"
         else:
-            try: value = metric(**inputs)
+            try:
+                with warnings.catch_warnings():  # a metric undefined here is said in `unmeasured`, not warned about as well
+                    warnings.simplefilter("ignore")
+                    value = metric(**inputs)
             except MlopsKitError as error: unmeasured[name] = str(error); continue
             if math.isnan(value): unmeasured[name] = "undefined on this window's labels (e.g. a class that none of them has)"
             else: measured[name] = value

@@ -816,6 +816,7 @@ def test_a_multiclass_window_that_is_not_the_models_is_refused_by_name(change, a
     assert message in str(raised.value)
 
 
+@pytest.mark.filterwarnings("error")  # said in the report, not warned about as well
 def test_a_metric_the_window_leaves_undefined_is_not_measured_and_says_why():
     "A window whose labels are all one class: its one-vs-rest ROC AUC is undefined, reported as such, not as a silent NaN"
     rng = np.random.default_rng(4)
