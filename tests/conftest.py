@@ -5,7 +5,7 @@ Tier 1 runs anywhere the project is installed. Tier 2 needs a service that a lea
 it they are *skipped* with the reason, unless `MLOPS_KIT_REQUIRE_SERVICES=1` is set (as `.ci/run` does), in
 which case the missing service is a *failure*: CI always runs every tier.
 """
-import os, shutil, signal, socket, subprocess, time, uuid
+import contextlib, hashlib, os, shutil, signal, socket, subprocess, sys, time, uuid
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,80 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+MLOPS_KIT_COMMAND = str(Path(sys.executable).parent / "mlops-kit")  # the console script of the installed package
+
+
+def file_hash(path) -> str:
+    "sha256 of the file's bytes: equal before and after a refused call means nothing saved changed"
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def folder_hashes(folder) -> dict:
+    "sha256 of every file under `folder`"
+    return {str(path.relative_to(folder)): file_hash(path) for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+@contextlib.contextmanager
+def serve_command(*arguments, env=None):
+    "`mlops-kit serve` in a child process on a free port; its URL and the process, stopped afterwards"
+    port = free_port()
+    process = subprocess.Popen([MLOPS_KIT_COMMAND, "serve", "--port", str(port), *map(str, arguments)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try: yield f"http://127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        try: process.wait(timeout=30)
+        except subprocess.TimeoutExpired: process.kill()
+        process.stdout.close()
+
+
+def wait_until_ready(url: str, process, name: str, timeout: float = 90) -> dict:
+    "Poll a server started by a command until its model `name` is ready; its model metadata (fails if the process ends first)"
+    import httpx
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return httpx.get(f"{url}/v2/models/{name}", timeout=5).json()
+        except httpx.TransportError: pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} was not ready after {timeout} s")
+
+
+def triton_float_inputs(frame) -> list:
+    "One tritonclient input per column of `frame`, FP64 in JSON (not binary): how a Triton user sends numeric features"
+    import numpy as np
+    import tritonclient.http as triton_http
+    inputs = []
+    for name in frame.columns:
+        tensor = triton_http.InferInput(name, [len(frame)], "FP64")
+        tensor.set_data_from_numpy(frame[name].to_numpy(np.float64), binary_data=False)
+        inputs.append(tensor)
+    return inputs
+
+
+@pytest.fixture(scope="module")
+def wine():
+    "The wine data (multiclass, classes 0/1/2)"
+    from mlops_kit.data import load_real_dataset
+    return load_real_dataset("wine")
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    "The diabetes data (regression)"
+    from mlops_kit.data import load_real_dataset
+    return load_real_dataset("diabetes")
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    "The breast cancer data (binary, 0/1)"
+    from mlops_kit.data import load_real_dataset
+    return load_real_dataset("breast_cancer")
 
 
 @pytest.fixture(scope="session")

@@ -849,16 +849,6 @@ def wine():
     return Dataset(rows, "cultivar", [name for name in rows.columns if name != "cultivar"], name="wine")
 
 
-@pytest.fixture(scope="module")
-def diabetes():
-    return load_real_dataset("diabetes")
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    return load_real_dataset("breast_cancer")
-
-
 def in_words(cancer, **fields):
     "Breast cancer with its diagnosis as words, 'malignant' (the class to find) or 'benign'"
     frame = cancer.frame.assign(diagnosis=cancer.y.map({1: "malignant", 0: "benign"})).drop(columns="malignant")

@@ -19,11 +19,6 @@ SEEDS = range(10)
 CLEAN_END = "2024-09-01"  # the first planted problem that changes rows (the CRM migration)
 
 
-@pytest.fixture(scope="module")
-def cancer():
-    return load_real_dataset("breast_cancer")
-
-
 def fingerprint(frame):
     return int(pd.util.hash_pandas_object(frame).sum())
 
@@ -668,16 +663,6 @@ def test_case_study_overwrites_only_with_overwrite_and_writes_both_files(workspa
 # --- issue 14: leakage screening and the quality report for every task ------------------------------------------------
 
 from mlops_kit.data import TASKS
-
-
-@pytest.fixture(scope="module")
-def wine():
-    return load_real_dataset("wine")
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    return load_real_dataset("diabetes")
 
 
 def in_words(cancer):

@@ -525,20 +525,10 @@ def fold_means(pipeline, frame, y, folds, measure):
     values = []
     for train, test in folds:
         with __import__("warnings").catch_warnings(), threadpool_limits(1):
-            __import__("warnings").simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", UserWarning)
             fitted = pipeline.fit(frame.iloc[train], y[train])
             values.append(measure(y[test], fitted, frame.iloc[test]))
     return float(np.mean(values))
-
-
-@pytest.fixture(scope="module")
-def wine():
-    return load_real_dataset("wine")
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    return load_real_dataset("diabetes")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import pytest
 from matplotlib.colors import to_rgba
 from sklearn.metrics import precision_score, recall_score
 
-from conftest import REFERENCE_END
+from conftest import REFERENCE_END, file_hash, folder_hashes
 from mlops_kit.checklists import simple_model
 from mlops_kit.lifecycle import Criteria, Phase, Project
 from mlops_kit.monitoring import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, RetrainingError, drift_report, performance_report
@@ -464,10 +464,6 @@ def test_plot_performance_draws_one_axes_per_measured_criterion(loop):
 import hashlib
 
 
-def file_hash(path)->str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.mark.parametrize("change, message", [
     (lambda cases: cases.assign(prediction=cases.probability), "The prediction column must hold the predicted labels, the two labels of a binary model"),
     (lambda cases: cases.assign(prediction=cases.probability), "They look like probabilities: put them in the `probability` column"),
@@ -870,11 +866,6 @@ def test_loop_output_settings_are_checked_before_any_window(tmp_path, tiers, set
 
 
 # ---------------------------------------------------------------- issue 14: retrain for every task
-
-def folder_hashes(folder)->dict:
-    "sha256 of every file under `folder`"
-    return {str(path.relative_to(folder)): file_hash(path) for path in sorted(folder.rglob("*")) if path.is_file()}
-
 
 @pytest.fixture
 def tumours(tmp_path):

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from conftest import free_port
+from conftest import MLOPS_KIT_COMMAND, free_port, serve_command, triton_float_inputs, wait_until_ready
 from mlops_kit import __version__
 from mlops_kit.checklists import simple_model
 from mlops_kit.data import load_case_study
@@ -41,7 +41,6 @@ MAX_BODY_BYTES = 20_000
 EXPECTED_DATATYPES = {"region": "BYTES", "plan": "BYTES", "contract_type": "BYTES", "payment_method": "BYTES",
                       "paperless_billing": "BOOL", "tenure_months": "INT64", "monthly_charges": "FP64", "support_calls": "INT64",
                       "usage_hours": "FP64", "inactive_days": "INT64", "customer_age": "INT64"}
-MLOPS_KIT_COMMAND = str(Path(sys.executable).parent / "mlops-kit")  # the console script of the installed package
 
 
 # ---- the data, the model and the shared server ------------------------------------------------------------------
@@ -1015,12 +1014,7 @@ def test_tritonclient_gets_labels_and_class_probabilities_from_a_multiclass_mode
         triton = triton_http.InferenceServerClient(url=client.url.removeprefix("http://"))
         try:
             metadata = triton.get_model_metadata("wine")
-            inputs = []
-            for name in frame.columns:
-                tensor = triton_http.InferInput(name, [len(frame)], "FP64")
-                tensor.set_data_from_numpy(frame[name].to_numpy(np.float64), binary_data=False)
-                inputs.append(tensor)
-            result = triton.infer("wine", inputs, outputs=triton_outputs())
+            result = triton.infer("wine", triton_float_inputs(frame), outputs=triton_outputs())
         finally: triton.close()
     assert metadata["parameters"]["classes"] == ["barbera", "barolo", "grignolino"]
     labels = [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("predict").tolist()]
@@ -1028,33 +1022,6 @@ def test_tritonclient_gets_labels_and_class_probabilities_from_a_multiclass_mode
     probabilities = result.as_numpy("predict_proba")
     assert probabilities.shape == (7, 3)
     np.testing.assert_allclose(probabilities, model.predict_proba(frame))
-
-
-def wait_until_ready(url: str, process, name: str, timeout: float = 90) -> dict:
-    "Poll a server started by a command until its model `name` is ready; its model metadata (fails if the process ends first)"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return httpx.get(f"{url}/v2/models/{name}", timeout=5).json()
-        except httpx.TransportError: pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} was not ready after {timeout} s")
-
-
-@contextlib.contextmanager
-def serve_command(*arguments, env=None):
-    "`mlops-kit serve` in a child process on a free port; its URL and the process, stopped afterwards"
-    port = free_port()
-    process = subprocess.Popen([MLOPS_KIT_COMMAND, "serve", "--port", str(port), *map(str, arguments)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try: yield f"http://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        try: process.wait(timeout=30)
-        except subprocess.TimeoutExpired: process.kill()
-        process.stdout.close()
 
 
 def test_the_serve_command_serves_a_multiclass_model_judged_on_f1_macro(tmp_path):

@@ -33,17 +33,9 @@ from mlops_kit.lifecycle import Criteria
 from mlops_kit.monitoring import MonitoringLoop, performance_report, retrain
 from mlops_kit.registry import ModelRegistry
 from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
+from conftest import file_hash, folder_hashes, serve_command, triton_float_inputs, wait_until_ready
 
-MLOPS_KIT_COMMAND = str(Path(sys.executable).parent / "mlops-kit")  # the console script of the installed package
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
-
-
-def file_hash(path)->str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def folder_hashes(folder)->dict:
-    "sha256 of every file under `folder`"
-    return {str(path.relative_to(folder)): file_hash(path) for path in sorted(Path(folder).rglob("*")) if path.is_file()}
 
 
 # ---- the four data sets ------------------------------------------------------------------------------------------
@@ -341,26 +333,6 @@ def served_with_labels(chain)->pd.DataFrame:
 
 # ---- 2. `mlops-kit serve` on a multiclass model with class names, called by the Triton HTTP client -------------------
 
-def serve_in_a_process(folder:Path, name:str, log:Path):
-    "`mlops-kit serve` (the console script) on a free port: the process and its URL"
-    from conftest import free_port
-    port = free_port()
-    process = subprocess.Popen([MLOPS_KIT_COMMAND, "serve", "--models", str(folder), "--name", name, "--port", str(port), "--log", str(log)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def wait_until_ready(url:str, process, timeout:float=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200: return
-        except httpx.TransportError: pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} was not ready after {timeout} s")
-
-
 def test_the_serve_command_answers_the_triton_client_with_class_names_and_their_probabilities(tmp_path):
     import tritonclient.http as triton_http
     wine = dataset_of("wine")
@@ -371,26 +343,15 @@ def test_the_serve_command_answers_the_triton_client_with_class_names_and_their_
     registry.promote("wine", registry.register(best.model, wine, criteria, {metric: values["mean"] for metric, values in best.cv_metrics.items()},
                                                name="wine").version)
     frame = wine.X.head(9)
-    process, url = serve_in_a_process(registry.folder, "wine", tmp_path / "log.db")
-    try:
-        wait_until_ready(url, process)
+    with serve_command("--models", registry.folder, "--name", "wine", "--log", tmp_path / "log.db") as (url, process):
+        wait_until_ready(url, process, "wine")
         client = triton_http.InferenceServerClient(url=url.removeprefix("http://"))
         try:
             assert client.is_server_ready() and client.is_model_ready("wine")
             metadata = client.get_model_metadata("wine")
-            inputs = []
-            for name in frame.columns:
-                tensor = triton_http.InferInput(name, [len(frame)], "FP64")
-                tensor.set_data_from_numpy(frame[name].to_numpy(np.float64), binary_data=False)
-                inputs.append(tensor)
             outputs = [triton_http.InferRequestedOutput(name, binary_data=False) for name in ("predict", "predict_proba", "prediction_id")]
-            result = client.infer("wine", inputs, outputs=outputs)
+            result = client.infer("wine", triton_float_inputs(frame), outputs=outputs)
         finally: client.close()
-    finally:
-        process.terminate()
-        try: process.wait(timeout=30)
-        except subprocess.TimeoutExpired: process.kill()
-        process.stdout.close()
     classes = ["barbera", "barolo", "grignolino"]
     assert metadata["parameters"]["classes"] == classes and metadata["parameters"]["task"] == "multiclass"
     described = {output["name"]: output for output in metadata["outputs"]}
