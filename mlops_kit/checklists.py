@@ -787,7 +787,7 @@ def _time_column(dataset:Dataset)->pd.Series:
 
 _TOO_FEW = {"binary": "cases of both classes", "multiclass": "cases of two classes at least", "regression": "two different values at least"}
 
-def _check_target(part:Dataset, rows:str, hint:str):
+def _check_judging_target(part:Dataset, rows:str, hint:str):
     "Raises the kit's error unless the target of `part` (the `rows`, in words) can judge the approaches: no gap, two values at least"
     labels, target = part.y, part.target
     if labels.isna().any():
@@ -809,8 +809,8 @@ def _time_split(dataset:Dataset, train_end, test_end)->tuple[Dataset, Dataset]:
         raise MlopsKitError(f"No rows from train_end ({train_end}) to test_end ({test_end}) to test on: {span}; choose dates inside it")
     train, test = dataset.between(end=start), dataset.between(start, end)
     hint = "choose dates whose periods hold them"
-    _check_target(train, f"training rows, before train_end {train_end},", hint)
-    _check_target(test, f"test rows, from train_end {train_end} to test_end {test_end},", hint)
+    _check_judging_target(train, f"training rows, before train_end {train_end},", hint)
+    _check_judging_target(test, f"test rows, from train_end {train_end} to test_end {test_end},", hint)
     overlap = dataset.ground_truth.clean_until
     if overlap is not None and end > overlap:
         warnings.warn(f"The test period reaches planted problems (from {overlap:%Y-%m-%d}): the comparison then measures them too")
@@ -825,8 +825,8 @@ def _row_split(dataset:Dataset, test_share:float)->tuple[Dataset, Dataset]:
                             "the assessment needs rows to train on and rows to test on")
     train, test = replace(dataset, frame=dataset.frame.iloc[:rows - test_rows]), replace(dataset, frame=dataset.frame.iloc[rows - test_rows:])
     hint = "the rows are split in their order: if they are sorted (by label, say), shuffle them first, e.g. frame.sample(frac=1, random_state=0)"
-    _check_target(train, f"training rows, the first {1 - test_share:.0%} of the {rows:,},", hint)
-    _check_target(test, f"test rows, the last {test_share:.0%} of the {rows:,},", hint)
+    _check_judging_target(train, f"training rows, the first {1 - test_share:.0%} of the {rows:,},", hint)
+    _check_judging_target(test, f"test rows, the last {test_share:.0%} of the {rows:,},", hint)
     return train, test
 
 def _suggested_ends(times:pd.Series)->str:

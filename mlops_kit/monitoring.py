@@ -507,7 +507,7 @@ def _many_classes_for_binary(criteria, predicted:list)->bool:
     "Whether binary-only `criteria` face predictions of more than two classes (text, or a few whole numbers): a multiclass model"
     return criteria.tasks == ("binary",) and len(predicted) > 2 and infer_task(pd.Series(predicted, dtype=object).infer_objects()) == "multiclass"
 
-def _task_of(criteria, task, classes, seen:list, predicted:list=())->str:
+def _window_task(criteria, task, classes, seen:list, predicted:list=())->str:
     "`task` if given; else the only task the criteria fit (unless the `predicted` labels are too many for it), the number of `classes`, or what the `seen` outputs and labels look like"
     if task is not None: return task
     if len(criteria.tasks) == 1 and not _many_classes_for_binary(criteria, list(predicted)): return criteria.tasks[0]
@@ -623,7 +623,7 @@ def _checked_task(criteria, task, classes, window:pd.DataFrame)->str:
     given = task is not None
     predicted = _distinct(window["prediction"], "prediction")[:30]
     seen = list(dict.fromkeys(predicted + _distinct(window.get("label", pd.Series(dtype=float)), "label")[:30]))
-    task = _task_of(criteria, task, classes, seen, predicted)
+    task = _window_task(criteria, task, classes, seen, predicted)
     try: criteria.check_task(task)
     except MlopsKitError as error:
         raise DriftError(f"{error}{'' if given else ' (the task was read from the predictions and labels: pass task= if it is wrong)'}") from None
@@ -1208,7 +1208,7 @@ def _holdout_split(recent, holdout_share:float)->tuple:
     return dataclasses.replace(recent, frame=recent.frame.iloc[:cut]), dataclasses.replace(recent, frame=recent.frame.iloc[cut:])
 
 # %% ../nbs/06_monitoring.ipynb #mon-048
-def _model_outputs(model, features:pd.DataFrame, task:str, positive_label=None, threshold:float|None=None)->dict:
+def _metric_inputs_of(model, features:pd.DataFrame, task:str, positive_label=None, threshold:float|None=None)->dict:
     "A fitted model's outputs on `features`, as the task's metrics take them: y_pred, and for a classifier y_score and its classes"
     if task == "regression": return dict(y_pred=np.asarray(model.predict(features), float))
     probabilities, classes = model.predict_proba(features), list(model.classes_)
@@ -1259,8 +1259,8 @@ def retrain(registry, # the `ModelRegistry` the champion is served from
     if project is not None and str(project.phase) == "deployment":
         _record(project, decisions, "deployment", "iterate", "development", f"Retrain {name!r} on {len(recent.frame):,} recent labelled cases", {}, author)
     threshold = challenger.threshold if task == "binary" else None
-    champion_measured = _measure(criteria, holdout.y, _model_outputs(champion.pipeline, holdout.frame[champion.features], task, positive, champion.threshold))
-    challenger_measured = _measure(criteria, holdout.y, _model_outputs(challenger.model, holdout.frame[challenger.features], task, positive, threshold))
+    champion_measured = _measure(criteria, holdout.y, _metric_inputs_of(champion.pipeline, holdout.frame[champion.features], task, positive, champion.threshold))
+    challenger_measured = _measure(criteria, holdout.y, _metric_inputs_of(challenger.model, holdout.frame[challenger.features], task, positive, threshold))
     comparison = _comparison(criteria, champion_measured, challenger_measured)
     promoted, version = False, None
     if _better(criteria, challenger_measured, champion_measured):
