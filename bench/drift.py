@@ -4,7 +4,7 @@ Reference and current data of 10k, 100k and 1M rows each: 15 numerical (float) c
 several with a planted shift, two with missing values, two rounded to few distinct values (still floats). The data is
 made from a fixed seed and written once per size to an .npz file that both sides read.
 
-- ours: `mlops_kit.monitoring.drift_report(reference, current, kinds=...)`, in this process (pandas 3);
+- ours: `mlops_kit.deployment.drift_report(reference, current, kinds=...)`, in this process (pandas 3);
 - Evidently: `Report([DataDriftPreset()], include_tests=True).run(...)` on `Dataset`s built with an explicit
   `DataDefinition`, in its own virtual environment (Evidently 0.7 does not install next to pandas 3), made on first use
   in the system's temporary folder and reused: `python -m venv` with this interpreter, then
@@ -180,7 +180,7 @@ def evidently_side(python: Path, path: Path, repeats: int, max_run: float) -> di
 # ---- our side and the floor, in this process
 
 def our_side(path: Path, repeats: int, max_run: float) -> dict:
-    from mlops_kit.monitoring import drift_report
+    from mlops_kit.deployment import drift_report
     kinds = {**{name: "numerical" for name in NUMERICAL}, **{name: "categorical" for name in CATEGORICAL}}
     drift_report(*load_frames(str(path), 1000), kinds=kinds) # warm-up: scipy's lazy imports
     reference, current = load_frames(str(path))

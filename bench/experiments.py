@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
-from mlops_kit.experiments import (Algorithm, CaseStudySample, ExperimentGrid, FloatRange, IntRange, cv_folds,
+from mlops_kit.development import (Algorithm, CaseStudySample, ExperimentGrid, FloatRange, IntRange, cv_folds,
                                    default_data_variants, make_storage)
 from mlops_kit.lifecycle import Criteria
 

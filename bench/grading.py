@@ -1,4 +1,4 @@
-"""Grading a notebook with `mlops_kit.grading.grade` against a plain `pytest --nbval-lax` run of the same notebook.
+"""Grading a notebook with `mlops_kit.practice.grade` against a plain `pytest --nbval-lax` run of the same notebook.
 
 Grading restores the question and check cells from the solution (hidden checks included), puts a guard cell before each
 check cell (the check functions re-imported), runs the notebook through pytest's nbval plugin in a subprocess with a
@@ -29,7 +29,7 @@ def plain_run(notebook: Path) -> float:
 
 def graded_run(notebook: Path, solutions: Path) -> float:
     "Seconds for `grade(notebook)`, checks restored, nbval run and scorecard included"
-    from mlops_kit.grading import grade
+    from mlops_kit.practice import grade
     started = time.perf_counter()
     card = grade(notebook, solutions, timeout=60)
     elapsed = time.perf_counter() - started

@@ -18,7 +18,11 @@ def library_modules() -> list[str]:
     "Every public module of the installed `mlops_kit` package"
     import mlops_kit
     package_folder = Path(mlops_kit.__file__).parent
-    return ["mlops_kit"] + [f"mlops_kit.{path.stem}" for path in sorted(package_folder.glob("[!_]*.py"))]
+    modules = ["mlops_kit"]
+    for path in sorted(package_folder.rglob("[!_]*.py")) + sorted(package_folder.glob("*/__init__.py")):
+        parts = path.relative_to(package_folder.parent).with_suffix("").parts
+        modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(set(modules))
 
 
 def import_seconds(module: str) -> float:

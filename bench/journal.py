@@ -16,7 +16,7 @@ Target: an append in JSON lines costs the same at 10,000 records as at 10 (withi
 import argparse, json, os, platform, statistics, sys, tempfile, time, types
 from pathlib import Path
 
-from mlops_kit import lifecycle
+from mlops_kit.lifecycle import criteria as lifecycle
 from mlops_kit.lifecycle import Project
 
 SIZES = (10, 1_000, 10_000)

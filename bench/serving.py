@@ -3,7 +3,7 @@
 The model is the design lesson's simple model, trained on the case study's first half-year and registered with a decision
 threshold. Two servers run side by side, each in its own process under identical uvicorn settings:
 
-- ours: `mlops_kit.serving.create_app`, logging every request to a SQLite prediction log before it answers;
+- ours: `mlops_kit.deployment.create_app`, logging every request to a SQLite prediction log before it answers;
 - bare: one idiomatic FastAPI route, `async def` like ours, that takes the same JSON records, builds a DataFrame and
   calls `predict_proba`; no schema checks, no log, no metrics.
 
@@ -32,7 +32,7 @@ def bare_app(registry_folder):
     import pandas as pd
     from fastapi import FastAPI
     from pydantic import BaseModel
-    from mlops_kit.registry import ModelRegistry
+    from mlops_kit.development import ModelRegistry
     pipeline = ModelRegistry(registry_folder).load("churn").pipeline
 
     class PredictRequest(BaseModel):
@@ -52,7 +52,7 @@ def serve(which: str, port: int, registry_folder: str, log: str):
     "Run `which` server on `port` until killed; both servers get the same uvicorn settings"
     import uvicorn
     if which == "ours":
-        from mlops_kit.serving import create_app
+        from mlops_kit.deployment import create_app
         app = create_app(registry_folder, name="churn", log=log)
     else:
         app = bare_app(registry_folder)
@@ -95,10 +95,10 @@ def run_load(url: str, bodies_file: str, concurrency: int, seconds: float):
 
 def train_and_register(folder: Path):
     "The design lesson's simple model on the first half-year, registered and promoted; the rows of the next months"
-    from mlops_kit.checklists import simple_model
+    from mlops_kit.design import simple_model
     from mlops_kit.data import load_case_study
     from mlops_kit.lifecycle import Criteria
-    from mlops_kit.registry import ModelRegistry
+    from mlops_kit.development import ModelRegistry
     clean = load_case_study(seed=42).clean_sample()
     train = clean.between(end="2024-07-01")
     model = simple_model(train.categorical, train.numerical).fit(train.X, train.y)

@@ -35,6 +35,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def library_module_files() -> dict:
+    "Every generated module of the library as {dotted name: file}, packages' __init__ under the package's name"
+    files = {}
+    for path in sorted((REPO_ROOT / "mlops_kit").rglob("*.py")):
+        if path.name == "_modidx.py" or ".ipynb_checkpoints" in path.parts: continue
+        parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return files
+
+
 MLOPS_KIT_COMMAND = str(Path(sys.executable).parent / "mlops-kit")  # the console script of the installed package
 
 

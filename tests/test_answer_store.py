@@ -1,4 +1,4 @@
-"""The answer store of the practice notebooks (`mlops_kit.exercises.AnswerStore`): answers survive a kernel restart,
+"""The answer store of the practice notebooks (`mlops_kit.practice.AnswerStore`): answers survive a kernel restart,
 concurrent writers lose nothing, a failed write leaves the previous answers intact, and a broken file is reported and
 kept, never reset. Answer files are the learner's: git ignores them."""
 import hashlib, subprocess, sys
@@ -6,11 +6,11 @@ import hashlib, subprocess, sys
 import pytest
 
 from conftest import REPO_ROOT
-from mlops_kit.exercises import AnswerStore, AnswerStoreError
+from mlops_kit.practice import AnswerStore, AnswerStoreError
 
 WRITER = """
 import sys
-from mlops_kit.exercises import AnswerStore
+from mlops_kit.practice import AnswerStore
 store = AnswerStore(sys.argv[1])
 for number in range(int(sys.argv[3])): store.set(f"{sys.argv[2]}-{number}", number)
 """
@@ -35,7 +35,7 @@ def test_a_failed_write_leaves_the_previous_answers(tmp_path, monkeypatch):
     store.set("first", "kept")
     before = store.path.read_bytes()
     def disk_full(*arguments): raise OSError(28, "No space left on device")
-    monkeypatch.setattr("mlops_kit.exercises.os.replace", disk_full)
+    monkeypatch.setattr("mlops_kit.practice.widgets.os.replace", disk_full)
     with pytest.raises(OSError):
         store.set("second", "lost")
     assert store.path.read_bytes() == before

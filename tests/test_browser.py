@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, free_port, skip_or_fail, stop_process_group, wait_until_serving
-from mlops_kit.exercises import AnswerStore
+from mlops_kit.practice import AnswerStore
 
 try:
     from playwright.sync_api import expect, sync_playwright

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.checklists import (DESIGN_ITEMS, DEPLOYMENT_ITEMS, DEVELOPMENT_ITEMS, ML_TEST_SCORE_ITEMS, AddedValue,
+from mlops_kit.design import (DESIGN_ITEMS, DEPLOYMENT_ITEMS, DEVELOPMENT_ITEMS, ML_TEST_SCORE_ITEMS, AddedValue,
                                   Checklist, ChecklistItem, ChecklistView, GateRefused, MLTestScore, Status,
                                   UnknownItemError, assess_added_value, gate, ml_test_score, ml_test_score_band,
                                   phase_checklist, phase_report)
@@ -495,7 +495,7 @@ def test_assessment_mistakes_are_clear_errors(case_study, criteria):
 # --- imports stay light ------------------------------------------------------------------------------------------
 
 def test_importing_checklists_loads_neither_sklearn_nor_ipywidgets():
-    probe = ("import sys, json, mlops_kit.checklists; "
+    probe = ("import sys, json, mlops_kit.design; "
              "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'sklearn', 'ipywidgets', 'matplotlib'})))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == []
@@ -534,7 +534,7 @@ def test_in_deployment_every_criterion_must_be_measured(project, registry):
 
 import hashlib, math, os, stat
 from mlops_kit.errors import MlopsKitError, WrongTypeError
-from mlops_kit.checklists import simple_model
+from mlops_kit.design import simple_model
 
 
 def hashes(*paths) -> dict:
@@ -883,7 +883,7 @@ def upgrades_data():
 
 def by_hand(train, test, features, task):
     "The simple model fitted by hand on `train`, and its predictions for `test`"
-    from mlops_kit.checklists import simple_model
+    from mlops_kit.design import simple_model
     model = simple_model([name for name in train.categorical if name in features], [name for name in train.numerical if name in features],
                          0, task).fit(train.frame[features], train.y)
     return model.predict(test.frame[features])

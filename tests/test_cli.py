@@ -101,7 +101,7 @@ def test_check_data_explains_an_unknown_column(extracts):
 @pytest.fixture
 def journal(tmp_path) -> Path:
     "A churn project whose design checklist is partly answered"
-    from mlops_kit.checklists import phase_checklist
+    from mlops_kit.design import phase_checklist
     from mlops_kit.lifecycle import Project
     project = Project(tmp_path / "churn.journal.json", name="churn")
     phase_checklist("design", project).set("problem-context", "manual", evidence="interviews with the retention team")

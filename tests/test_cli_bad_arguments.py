@@ -18,10 +18,10 @@ COMMAND = str(Path(sys.executable).parent / "mlops-kit")
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
     "A model registry whose model 'churn' v1 is the champion: what `serve` may be pointed at"
-    from mlops_kit.checklists import simple_model
+    from mlops_kit.design import simple_model
     from mlops_kit.data import load_case_study
     from mlops_kit.lifecycle import Criteria
-    from mlops_kit.registry import ModelRegistry
+    from mlops_kit.development import ModelRegistry
     training = load_case_study(seed=42).clean_sample(3_000, seed=0).between(end="2024-07-01")
     model = simple_model(training.categorical, training.numerical).fit(training.X, training.y)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry") / "models")

@@ -3,7 +3,7 @@
 `tests/fixtures/evidently/make_fixtures.py` builds a separate environment with `evidently==0.7.*` and `pandas<3`, runs
 Evidently's public Report API (`DataDriftPreset`) on deterministic data and saves the data with Evidently's per-column
 method, threshold, score and verdict, and its dataset verdict. Here the same data goes through
-`mlops_kit.monitoring.drift_report`: the methods, thresholds and verdicts must be identical and the scores equal to
+`mlops_kit.deployment.drift_report`: the methods, thresholds and verdicts must be identical and the scores equal to
 1e-9 (relative; Evidently puts string categories in a Python set, so sums run in another order and the last digits of
 a score may differ). The fixtures cover columns with 2, 3, 5, 6, 20 and 21 unique values, integer columns with 10 and
 11, a category only in the current window, NaN and +-inf, PSI with empty bins, references of at most and of more than
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.monitoring import drift_report
+from mlops_kit.deployment import drift_report
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "evidently").glob("*.json"))
 ENCODED = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from mlops_kit.checklists import DESIGN_ITEMS
-from mlops_kit.exercises import (AnswerStore, CheckFailed, CodeExercise, GateDecision, Matching, MultipleChoice, NumberAnswer,
+from mlops_kit.design import DESIGN_ITEMS
+from mlops_kit.practice import (AnswerStore, CheckFailed, CodeExercise, GateDecision, Matching, MultipleChoice, NumberAnswer,
                                  Ordering, ThresholdSlider, check, checking, expect, seal)
 
 HINTS = ["first hint", "second hint", "third hint"]

@@ -9,13 +9,13 @@ import optuna
 import pandas as pd
 import pytest
 
-from mlops_kit.experiments import (Algorithm, CaseStudySample, check_winner, compare_baselines, parameter_importances, plot_history,
+from mlops_kit.development import (Algorithm, CaseStudySample, check_winner, compare_baselines, parameter_importances, plot_history,
                                    plot_importances, plot_scores, ExperimentGrid, FloatRange, IntRange, StorageConnectionError,
                                    cv_folds, default_algorithms, default_data_variants, fail_stale_trials, fit_best, make_storage,
                                    run_worker)
 from mlops_kit.data import Dataset
 from mlops_kit.errors import MlopsKitError
-from mlops_kit.experiments import DataVariant
+from mlops_kit.development import DataVariant
 from mlops_kit.lifecycle import Criteria, Project, cost_metric, metric_registry
 
 COMMAND = [sys.executable, "-c", "import sys; from mlops_kit.cli import main; sys.exit(main())"]
@@ -594,7 +594,7 @@ def test_a_regression_grid_end_to_end_gives_scikit_learns_figures_on_its_folds(d
 
 
 def history_frame_is_monotonic(grid):
-    from mlops_kit.experiments import history_frame
+    from mlops_kit.development import history_frame
     return history_frame(grid).best_so_far.dropna().is_monotonic_decreasing
 
 
@@ -805,8 +805,8 @@ def test_default_data_variants_keep_only_the_variants_the_features_allow(wine):
 
 def test_every_default_regressor_packages_with_the_registrys_allow_list(diabetes, tmp_path):
     "What default_algorithms(dataset) gives for numbers must be packaged as safely as the classifiers (test_registry covers those)"
-    from mlops_kit.experiments import Choice, _pipeline
-    from mlops_kit.registry import save_pipeline, untrusted_types
+    from mlops_kit.development.grid import Choice, _pipeline
+    from mlops_kit.development import save_pipeline, untrusted_types
     variant = DataVariant("scaled", diabetes.numerical)
     for algorithm in default_algorithms(diabetes):
         for corner in (0, 1):
@@ -820,7 +820,7 @@ def test_every_default_regressor_packages_with_the_registrys_allow_list(diabetes
 # ---- a grid's results before it has run: scikit-learn's NotFittedError, the kit's error, the way to fix it ------------
 
 from sklearn.exceptions import NotFittedError  # noqa: E402
-from mlops_kit.experiments import GridNotRunError, history_frame, score_frame  # noqa: E402
+from mlops_kit.development import GridNotRunError, history_frame, score_frame  # noqa: E402
 
 READERS = {"leaderboard": lambda grid: grid.leaderboard(), "best": lambda grid: grid.best(), "summary": lambda grid: grid.summary(),
            "best_trial_": lambda grid: grid.best_trial_, "complete_trials_": lambda grid: grid.complete_trials_,

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from conftest import REPO_ROOT
-from mlops_kit.grading import (CHEATS, GradingError, assign, assign_notebook, assignment_differences, grade, grade_folder,
+from mlops_kit.practice import (CHEATS, GradingError, assign, assign_notebook, assignment_differences, grade, grade_folder,
                                leaked_lines, validate)
 
 SOLUTIONS, EXERCISES = REPO_ROOT / "solutions", REPO_ROOT / "exercises"
@@ -430,7 +430,7 @@ def test_an_unreadable_exercise_notebook_is_kept_as_a_learners_work(course):
 def test_assign_writes_all_or_nothing_when_the_disk_fails(course, monkeypatch):
     edit_answer(course / "exercises" / TEMPLATE)
     before = digests(course)
-    import mlops_kit.grading as grading
+    import mlops_kit.practice.grading as grading
     real_mkstemp, calls = grading.tempfile.mkstemp, []
     def full_disk_on_the_second(*args, **kwargs):
         calls.append(1)
@@ -499,7 +499,7 @@ def test_bad_paths_and_values_get_the_kits_error_and_change_nothing(course, call
 
 
 def test_grade_folder_finds_every_solution_before_grading_any(course, monkeypatch):
-    import mlops_kit.grading as grading
+    import mlops_kit.practice.grading as grading
     monkeypatch.setattr(grading, "_run_nbval", lambda *args: pytest.fail("a notebook was graded"))
     (course / "class" / "ada").mkdir(parents=True)
     shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / TEMPLATE)
@@ -515,7 +515,7 @@ def test_grade_folder_finds_every_solution_before_grading_any(course, monkeypatc
 
 
 def test_grade_checks_its_outputs_before_grading_and_keeps_existing_scorecards(course, capsys, monkeypatch):
-    import mlops_kit.grading as grading
+    import mlops_kit.practice.grading as grading
     graded = []
     monkeypatch.setattr(grading, "_run_nbval", lambda notebook, timeout: graded.append(notebook.name) or {})
     (course / "class" / "ada").mkdir(parents=True)
@@ -542,7 +542,7 @@ def test_grade_checks_its_outputs_before_grading_and_keeps_existing_scorecards(c
 
 
 def test_write_scorecard_refuses_to_replace_a_scorecard_unless_told(course, tmp_path):
-    from mlops_kit.grading import Scorecard, write_scorecard
+    from mlops_kit.practice import Scorecard, write_scorecard
     card = Scorecard(TEMPLATE, [dict(exercise="x", points=1, max_points=1, passed=True, visible="passed", hidden="none", message="", seconds=0.1)])
     paths = write_scorecard(card, tmp_path / "grades")
     before = digests(tmp_path / "grades")
@@ -586,7 +586,7 @@ BAD_PRACTICE_COMMANDS = [
 @pytest.mark.parametrize("argv", BAD_PRACTICE_COMMANDS, ids=lambda argv: " ".join(argv)[:60])
 def test_practice_commands_with_bad_arguments_exit_2_without_a_traceback(argv, capsys, monkeypatch):
     "In the repository (a README.md file, solutions/ and exercises/ folders): each mistake gets one line and exit code 2"
-    import mlops_kit.grading as grading
+    import mlops_kit.practice.grading as grading
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setattr(grading, "_run_nbval", lambda *args: pytest.fail("a mistake must be found before anything runs"))
     before = digests(REPO_ROOT / "solutions"), digests(REPO_ROOT / "exercises")

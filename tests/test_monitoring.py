@@ -1,4 +1,4 @@
-"""Tests of `mlops_kit.monitoring`: data drift per column and per dataset.
+"""Tests of `mlops_kit.deployment`: data drift per column and per dataset.
 
 What this file proves:
 - On the case study, month by month against the first six clean months, the detector flags exactly the input episodes
@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REFERENCE_END
 from mlops_kit.data import load_real_dataset
-from mlops_kit.monitoring import DRIFT_METHODS, DriftError, DriftReport, column_drift, drift_report, drift_type
+from mlops_kit.deployment import DRIFT_METHODS, DriftError, DriftReport, column_drift, drift_report, drift_type
 
 SEEDS = range(10)
 LAST_MONTH = "2025-12-01"
@@ -269,7 +269,7 @@ def test_halves_of_the_same_small_data_flag_at_most_twice_the_nominal_rate(small
     column tests over 10 seeds (KS: 480 tests, Z: 10, where one flag is allowed). Chi-square is left out on purpose:
     Evidently's chi-square (which we reproduce exactly, see test_drift_evidently.py) takes the reference's shares as
     exact expected values, so with a reference no larger than the window it flags well above 5% (about 20% here);
-    a larger reference (or another method) is the remedy, as nbs/06_monitoring.ipynb says"""
+    a larger reference (or another method) is the remedy, as nbs/deployment/07_monitoring_loop.ipynb says"""
     flagged, tested = small_halves_flags[method]
     assert flagged <= max(1, 0.10 * tested), f"{method}: {flagged} of {tested} column tests flagged with no drift planted"
 

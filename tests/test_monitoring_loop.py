@@ -1,4 +1,4 @@
-"""Tests of `mlops_kit.monitoring` after drift: performance per window, alerts with a cooldown, and the monitoring loop.
+"""Tests of `mlops_kit.deployment` after drift: performance per window, alerts with a cooldown, and the monitoring loop.
 
 What this file proves:
 - `performance_report` measures the criteria exactly as scikit-learn and numpy do (labelled cases only; latency once
@@ -26,11 +26,11 @@ from matplotlib.colors import to_rgba
 from sklearn.metrics import precision_score, recall_score
 
 from conftest import REFERENCE_END, file_hash, folder_hashes
-from mlops_kit.checklists import simple_model
+from mlops_kit.design import simple_model
 from mlops_kit.lifecycle import Criteria, Phase, Project
-from mlops_kit.monitoring import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, RetrainingError, drift_report, performance_report
-from mlops_kit.registry import ModelRegistry
-from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
+from mlops_kit.deployment import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, RetrainingError, drift_report, performance_report
+from mlops_kit.development import ModelRegistry
+from mlops_kit.deployment import BackgroundServer, PredictionLog, create_app
 
 THRESHOLD = 0.2  # the case study's decision threshold: flag churn from this probability
 LABEL_CRITERIA = Criteria("recall >= 0.6", ["precision >= 0.2"])
@@ -573,7 +573,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops_kit.data import Dataset, load_real_dataset
 from mlops_kit.errors import MlopsKitError
-from mlops_kit.monitoring import ALERT_KINDS, output_drift, retrain
+from mlops_kit.deployment import ALERT_KINDS, output_drift, retrain
 
 MONTHS = pd.date_range("2024-01-01", periods=18, freq="MS")
 SHIFT = ["2024-10", "2024-11"]  # the inputs shift (x1 up): input, prediction and target drift
@@ -897,7 +897,7 @@ def test_retrain_without_a_time_column_judges_on_the_last_rows(tumours):
 @pytest.mark.parametrize("arguments, message", [
     (dict(name="tumors"), "tumors"),
     (dict(name=""), "name must be the model's name in the registry"),
-    (dict(registry="models"), "registry must be a mlops_kit.registry.ModelRegistry, got str"),
+    (dict(registry="models"), "registry must be a mlops_kit.development.ModelRegistry, got str"),
     (dict(criteria=Criteria("rmse <= 1")), "cannot judge a binary model"),
     (dict(holdout_share=1), "holdout_share must be between 0 and 1"),
     (dict(recent="recent.csv"), "recent must be a mlops_kit.data.Dataset"),

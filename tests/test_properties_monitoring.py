@@ -1,4 +1,4 @@
-"""Property-based tests of `mlops_kit.monitoring`'s parsers: per-column dictionaries, windows, durations and cases.
+"""Property-based tests of `mlops_kit.deployment`'s parsers: per-column dictionaries, windows, durations and cases.
 
 The strategies start from valid settings and change one thing (an unknown column, a kind or method that does not fit,
 a threshold out of its score's range, a window of zero length, a column of probabilities where labels belong). The
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.lifecycle import Criteria
-from mlops_kit.monitoring import DRIFT_METHODS, AlertPolicy, DriftError, MonitoringLoop, drift_report, performance_report
+from mlops_kit.deployment import DRIFT_METHODS, AlertPolicy, DriftError, MonitoringLoop, drift_report, performance_report
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),

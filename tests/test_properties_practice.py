@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 from conftest import REPO_ROOT
 from mlops_kit.cli import main
 from mlops_kit.errors import MlopsKitError
-from mlops_kit.exercises import (AnswerStore, AnswerStoreError, Matching, MultipleChoice, NumberAnswer, Ordering, 
+from mlops_kit.practice import (AnswerStore, AnswerStoreError, Matching, MultipleChoice, NumberAnswer, Ordering, 
                                  ThresholdSlider, seal)
-from mlops_kit.grading import GradingError, SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END, assign, assignment_differences
+from mlops_kit.practice import GradingError, SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END, assign, assignment_differences
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SEAL = re.compile(r"sha256:[0-9a-f]{64}")

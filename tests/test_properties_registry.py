@@ -12,7 +12,7 @@ from sklearn.dummy import DummyClassifier
 from properties import SETTINGS, mutated
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.lifecycle import Criteria
-from mlops_kit.registry import ModelRegistry, RegistryError, _sealed, frame_from_json, frame_to_json
+from mlops_kit.development.registry import ModelRegistry, RegistryError, _sealed, frame_from_json, frame_to_json
 
 
 odd_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 600), st.integers(-10 ** 30, 10 ** 30),
@@ -140,7 +140,7 @@ references = st.sampled_from(["sklearn.metrics:matthews_corrcoef", "sklearn.metr
 @given(mutated(OWN_CRITERIA, odd_values | references))
 def test_saved_criteria_on_a_metric_of_ones_own_load_or_raise_registry_error_and_no_file_changes(criteria):
     "criteria.json rewritten, its fingerprint renewed in a resealed card, as a careful forger would: it loads, or RegistryError"
-    from mlops_kit.registry import _sha256
+    from mlops_kit.development.registry import _sha256
     criteria_file, card_file = OWN_VERSION / "criteria.json", OWN_VERSION / "card.json"
     originals = criteria_file.read_bytes(), card_file.read_bytes()
     try:

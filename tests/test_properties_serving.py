@@ -14,8 +14,8 @@ from hypothesis import given, strategies as st
 
 from properties import SETTINGS, files_in, inside_a_new_folder
 from mlops_kit.errors import MlopsKitError
-from mlops_kit.serving import PredictionLog, ServiceSettings, ServingError
-from mlops_kit.serving import _json_value, _records_of
+from mlops_kit.deployment import PredictionLog, ServiceSettings, ServingError
+from mlops_kit.deployment.app import _json_value, _records_of
 
 PLAIN = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats() | st.text(max_size=12)
 
@@ -165,7 +165,7 @@ def damaged_database(folder: Path) -> Path:
 
 
 def test_a_database_with_a_damaged_table_name_is_refused_unchanged():
-    from mlops_kit.experiments import make_storage
+    from mlops_kit.development import make_storage
     with inside_a_new_folder() as folder:
         path = damaged_database(folder)
         before = files_in(folder)
@@ -178,7 +178,7 @@ def test_a_database_with_a_damaged_table_name_is_refused_unchanged():
 
 from fastapi import HTTPException  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
-from mlops_kit.serving import _checked_labels, _learner_models, _plain_label  # noqa: E402
+from mlops_kit.deployment.app import _checked_labels, _learner_models, _plain_label  # noqa: E402
 
 MODELS = {"binary": ["benign", "malignant"], "multiclass": [0, 1, 2], "regression": None, "flags": [False, True]}
 LABELS = (PLAIN | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(["malignant", "Malignant", 0, 1, 2, 1.0, True, "2"])

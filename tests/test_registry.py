@@ -18,10 +18,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, KBinsDiscretizer, MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from mlops_kit.checklists import simple_model
+from mlops_kit.design import simple_model
 from mlops_kit.data import infer_schema, load_case_study
 from mlops_kit.lifecycle import Criteria, Project
-from mlops_kit.registry import (TRUSTED_TYPES, ModelIntegrityError, ModelRegistry, PromotionError, RegistryError,
+from mlops_kit.development import (TRUSTED_TYPES, ModelIntegrityError, ModelRegistry, PromotionError, RegistryError,
                                 UnknownVersionError, UntrustedTypesError, frame_from_json, frame_to_json,
                                 load_pipeline, reference_sample, save_pipeline, untrusted_types)
 
@@ -299,7 +299,7 @@ def test_an_untrusted_model_swapped_in_with_a_forged_fingerprint_is_still_refuse
                             tmp_path / "swapped.skops")
     swapped.replace(version.path / "model.skops")
     card = json.loads((version.path / "card.json").read_text())
-    from mlops_kit.registry import _sealed, _sha256
+    from mlops_kit.development.registry import _sealed, _sha256
     card["files"]["model.skops"] = _sha256(version.path / "model.skops")
     (version.path / "card.json").write_text(json.dumps(_sealed(card)))  # the forger reseals the card too
     with pytest.raises(UntrustedTypesError, match=r"test_registry\.add_ratio.*not loaded"):
@@ -341,7 +341,7 @@ CONCURRENT_REGISTRATIONS = textwrap.dedent('''
     from sklearn.dummy import DummyClassifier
     from mlops_kit.data import load_case_study
     from mlops_kit.lifecycle import Criteria
-    from mlops_kit.registry import ModelRegistry
+    from mlops_kit.development import ModelRegistry
     folder, worker = pathlib.Path(sys.argv[1]), sys.argv[2]
     sample = load_case_study(seed=7).clean_sample(200, seed=int(worker))
     pipeline = DummyClassifier().fit(sample.X, sample.y)
@@ -372,15 +372,15 @@ def test_concurrent_registrations_from_two_processes_get_distinct_versions(tmp_p
 
 def _space_corner(algorithm, corner: int) -> dict:
     "Parameters at one corner of `algorithm`'s space: every range at its low (0) or high (1) end, the first or last choice"
-    from mlops_kit.experiments import Choice
+    from mlops_kit.development import Choice
     return {name: space.options[-corner] if isinstance(space, Choice) else (space.low, space.high)[corner]
             for name, space in algorithm.space.items()}
 
 
 @pytest.mark.parametrize("numeric", ["standard", "minmax", "bins", "none"])
 def test_every_pipeline_the_experiment_grid_builds_loads_with_the_allow_list(numeric, tmp_path):
-    "Built by `mlops_kit.experiments` itself, so a new algorithm or variant in the grid is covered automatically"
-    from mlops_kit.experiments import DataVariant, _pipeline, default_algorithms
+    "Built by `mlops_kit.development` itself, so a new algorithm or variant in the grid is covered automatically"
+    from mlops_kit.development.grid import DataVariant, _pipeline, default_algorithms
     sample = training_sample()
     variant = DataVariant(f"{numeric}_variant", sample.numerical, sample.categorical, numeric)
     for algorithm in default_algorithms():
@@ -398,7 +398,7 @@ def test_every_pipeline_the_experiment_grid_builds_loads_with_the_allow_list(num
 # ---- issue 13: the card inside the integrity check, its values checked, careless arguments refused ----------------
 
 from mlops_kit.errors import MlopsKitError  # noqa: E402
-from mlops_kit.registry import _card_fingerprint, _sealed  # noqa: E402
+from mlops_kit.development.registry import _card_fingerprint, _sealed  # noqa: E402
 
 
 def hashes(folder):
@@ -473,7 +473,7 @@ def test_the_cards_features_must_be_the_schemas_columns(registry):
     (lambda data: data["columns"].reverse(), "'reference.json' has the columns"),
 ])
 def test_a_reference_sample_of_the_wrong_shape_is_refused_not_padded(registry, break_reference, message):
-    from mlops_kit.registry import _sha256
+    from mlops_kit.development.registry import _sha256
     version = register(registry, PASSING, target=None)
     data = json.loads((version.path / "reference.json").read_text())
     break_reference(data)
@@ -820,7 +820,7 @@ def with_metric_module(tmp_path, monkeypatch, module_name: str):
 
 LOAD_IN_A_FRESH_PROCESS = textwrap.dedent('''
     import sys
-    from mlops_kit.registry import ModelRegistry
+    from mlops_kit.development import ModelRegistry
     bundle = ModelRegistry(sys.argv[1]).load("wine")
     metric = bundle.criteria.registry.get("within_one")
     print(metric.compute.__module__, metric.tasks, metric.lower, metric.upper, bundle.criteria.compute_metrics([0, 1, 2], [0, 2, 0])["within_one"])

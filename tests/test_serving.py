@@ -25,12 +25,12 @@ from sklearn.preprocessing import FunctionTransformer
 
 from conftest import MLOPS_KIT_COMMAND, free_port, serve_command, triton_float_inputs, wait_until_ready
 from mlops_kit import __version__
-from mlops_kit.checklists import simple_model
+from mlops_kit.design import simple_model
 from mlops_kit.data import load_case_study
 from mlops_kit.errors import MlopsKitError, WrongTypeError
 from mlops_kit.lifecycle import Criteria
-from mlops_kit.registry import ModelRegistry, UnknownVersionError
-from mlops_kit.serving import (BackgroundServer, PredictionLog, ServiceClient, ServiceCallError, ServiceSettings, ServingError,
+from mlops_kit.development import ModelRegistry, UnknownVersionError
+from mlops_kit.deployment import (BackgroundServer, PredictionLog, ServiceClient, ServiceCallError, ServiceSettings, ServingError,
                                create_app, serve)
 
 CRITERIA = Criteria("recall >= 0.6", ["precision >= 0.2"])
@@ -912,7 +912,7 @@ def test_any_task_predicts_labels_or_values_as_the_bundle_does(task_service):
 
 def test_any_task_predict_answer_fits_the_documented_response_model(task_service):
     "/predict writes its JSON itself (not validated again by FastAPI): it must still be what the OpenAPI schema promises"
-    from mlops_kit.serving import _learner_models
+    from mlops_kit.deployment.app import _learner_models
     task, client, bundle, data, _ = task_service
     response = httpx.post(f"{client.url}/predict", json={"records": records_of(data.X.head(5))}, timeout=30)
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"

@@ -1,4 +1,4 @@
-"""Load, crash and fuzz tests of the model microservice (`mlops_kit.serving`), against real servers on loopback.
+"""Load, crash and fuzz tests of the model microservice (`mlops_kit.deployment`), against real servers on loopback.
 
 What this file proves:
 
@@ -25,11 +25,11 @@ import httpx
 import pytest
 
 from conftest import free_port
-from mlops_kit.checklists import simple_model
+from mlops_kit.design import simple_model
 from mlops_kit.data import load_case_study
 from mlops_kit.lifecycle import Criteria
-from mlops_kit.registry import ModelRegistry
-from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
+from mlops_kit.development import ModelRegistry
+from mlops_kit.deployment import BackgroundServer, PredictionLog, create_app
 
 pytestmark = pytest.mark.slow
 

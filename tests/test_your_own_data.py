@@ -28,11 +28,11 @@ from sklearn.metrics import (f1_score, log_loss, mean_squared_error, precision_s
 
 from mlops_kit.data import Dataset, Schema, infer_schema, load_real_dataset
 from mlops_kit.errors import MlopsKitError
-from mlops_kit.experiments import ExperimentGrid, default_algorithms, default_data_variants, fit_best
+from mlops_kit.development import ExperimentGrid, default_algorithms, default_data_variants, fit_best
 from mlops_kit.lifecycle import Criteria
-from mlops_kit.monitoring import MonitoringLoop, performance_report, retrain
-from mlops_kit.registry import ModelRegistry
-from mlops_kit.serving import BackgroundServer, PredictionLog, create_app
+from mlops_kit.deployment import MonitoringLoop, performance_report, retrain
+from mlops_kit.development import ModelRegistry
+from mlops_kit.deployment import BackgroundServer, PredictionLog, create_app
 from conftest import file_hash, folder_hashes, serve_command, triton_float_inputs, wait_until_ready
 
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
@@ -121,7 +121,7 @@ def split_rows(name:str)->tuple[pd.DataFrame, pd.DataFrame]:
 FRESH_PROCESS = textwrap.dedent("""
     import json, sys
     import pandas as pd
-    from mlops_kit.registry import ModelRegistry
+    from mlops_kit.development import ModelRegistry
     registry = ModelRegistry(sys.argv[1])
     bundle = registry.load(sys.argv[2], alias="champion")
     rows = pd.read_pickle(sys.argv[3])
@@ -367,7 +367,7 @@ def test_the_serve_command_answers_the_triton_client_with_class_names_and_their_
 
 # ---- 3. every binary-only call on another task: a clear error naming the task and what to use instead ---------------
 
-from mlops_kit.experiments import decision_threshold
+from mlops_kit.development import decision_threshold
 from mlops_kit.lifecycle import MetricRegistry, cost_metric
 
 
