@@ -23,7 +23,7 @@ LAB_FLAGS   := --ServerApp.ip=127.0.0.1 --port=$(PORT) \
 help:
 	@echo "make lab     set up if needed, then open the course (PORT=8888, NO_BROWSER=1 for a headless machine)"
 	@echo "make test    set up if needed, then run every test (PYTEST_ARGS='...' to pass options to pytest)"
-	@echo "make export  regenerate mlops_kit/ from nbs/ (nbdev-export) and clean the notebooks (nbdev-clean)"
+	@echo "make export  regenerate mlops_kit/ from nbs/ (nbdev-export, with the phase packages) and clean the notebooks (nbdev-clean)"
 	@echo "make bench   run the benchmarks in bench/"
 
 install: $(STAMP)
@@ -42,6 +42,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --durations=25 $(PYTEST_ARGS)
 
 export: $(STAMP)
+	$(BIN)/nbdev-export
+	$(BIN)/python scripts/phase_packages.py
 	$(BIN)/nbdev-export
 	$(BIN)/nbdev-clean
 
