@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.lifecycle import criteria as lifecycle
+from mlops_kit.lifecycle import journal as lifecycle
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.lifecycle import (Criteria, Criterion, Decision, JournalError, Metric, MetricRegistry,
                                  MissingMetricError, Phase, Project, UnknownMetricError, Verdict, cost_metric,
