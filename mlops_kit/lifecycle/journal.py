@@ -389,7 +389,7 @@ class _ProjectRecords:
                    name:str, # which one, e.g. 'design' or 'churn-model'
                    data, # JSON-able content; numpy values are converted
                   )->Record:
-        "Append a record; raises MlopsKitError for a bad or reserved `kind`, WrongTypeError if `data` cannot be stored"
+        "Append a record; raises MlopsKitError for a bad or reserved `kind`, WrongTypeError if `data` cannot be stored, JournalError if the journal cannot be written"
         if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
             raise MlopsKitError(f"A record kind is a lowercase word like 'checklist' or 'model_version', got {kind!r}")
         if kind in _RESERVEDKINDS: raise MlopsKitError(f"Records of kind {kind!r} are written by {_RESERVEDKINDS[kind]}")
@@ -405,7 +405,7 @@ class _ProjectRecords:
         return Record._from_entry(self._journal.append(kind, name, data))
 
     def records(self, kind:str|None=None, name:str|None=None, as_frame:bool=False)->list[Record]|pd.DataFrame:
-        "The records of `kind` and `name` (all if None), oldest first; a DataFrame if `as_frame`"
+        "The records of `kind` and `name` (all if None), oldest first; a DataFrame if `as_frame`. Raises WrongTypeError for a kind or name that is not text, JournalError if the file is unreadable"
         for value, what in ((kind, "kind"), (name, "name")):
             if value is not None and not isinstance(value, str): raise WrongTypeError(f"A record {what} is text, got {value!r}")
         records = [Record._from_entry(entry) for entry in self._journal.read()["entries"]
@@ -415,7 +415,7 @@ class _ProjectRecords:
                             columns=["id", "kind", "name", "timestamp", "data"])
 
     def latest(self, kind:str, name:str|None=None)->Record|None:
-        "The newest record of `kind` (and `name`), or None if there is none"
+        "The newest record of `kind` (and `name`), or None if there is none; raises as `records` does"
         records = self.records(kind, name)
         return records[-1] if records else None
 
@@ -423,7 +423,7 @@ class _ProjectRecords:
 class _ProjectCriteria:
     "The criteria of a project: set a new version, the current one, every version (a base class of `Project`)"
     def set_criteria(self, criteria:Criteria)->Criteria:
-        "Make `criteria` current, appending a new version unless they equal the current ones"
+        "Make `criteria` current, appending a new version unless they equal the current ones; raises WrongTypeError for anything but Criteria, JournalError if the journal cannot be written"
         if not isinstance(criteria, Criteria):
             raise WrongTypeError(f"set_criteria takes a Criteria, e.g. Criteria('recall >= 0.8'), got {criteria!r}")
         current = self.latest("criteria")  # compared as saved, so that criteria no longer valid can be replaced
@@ -454,7 +454,7 @@ class _ProjectCriteria:
 class _ProjectGates:
     "The gate decisions of a project and the phase they leave it in (a base class of `Project`)"
     def add_decision(self, decision:Decision)->Decision:
-        "Append `decision`; raises MlopsKitError if the project is in another phase or was stopped"
+        "Append `decision`; raises MlopsKitError if the project is in another phase or was stopped, JournalError if the journal cannot be written"
         if not isinstance(decision, Decision): raise WrongTypeError(f"add_decision takes a Decision, got {decision!r}")
         _check_decision_follows(decision, self.decisions)
         self._append("decision", str(decision.phase), decision.to_dict())
@@ -466,22 +466,22 @@ class _ProjectGates:
                return_to:Phase|str|None=None, # for 'iterate': the phase to go back to
                phase:Phase|str|None=None, # the deciding phase; default: the project's current phase
                author:str|None=None)->Decision:
-        "Record a gate decision in the current `phase`; raises MlopsKitError as `Decision` does"
+        "Record a gate decision in the current `phase`; raises MlopsKitError as `Decision` and `add_decision` do, JournalError if the journal cannot be written"
         return self.add_decision(Decision(phase or self.phase, verdict, return_to, evidence, metrics or {}, author))
 
     @property
     def decisions(self)->list[Decision]:
-        "Every decision, oldest first"
+        "Every decision, oldest first; raises JournalError if the file is unreadable"
         return [Decision.from_dict(record.data) for record in self.records("decision")]
 
     @property
     def phase(self)->Phase:
-        "The phase the project is in: design at first, then wherever the last decision sent it"
+        "The phase the project is in: design at first, then wherever the last decision sent it; raises JournalError if the file is unreadable"
         return _phase_after(self.decisions)
 
     @property
     def stopped(self)->bool:
-        "Whether the last decision stopped the project"
+        "Whether the last decision stopped the project; raises JournalError if the file is unreadable"
         decisions = self.decisions
         return bool(decisions) and decisions[-1].verdict is Verdict.stop
 

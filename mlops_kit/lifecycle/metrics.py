@@ -87,6 +87,7 @@ class Metric:
     tasks:tuple|None=None # the tasks it measures, among 'binary', 'multiclass', 'regression'; None: any task
 
     def __post_init__(self):
+        "Raises MlopsKitError for a bad name, direction, needs, kind or range; WrongTypeError for a field of the wrong type"
         if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
             raise MlopsKitError(f"Metric name {self.name!r} must be one word of letters, digits, '_' or '.'")
         check_choice(self.direction, _DIRECTIONS, "direction")
@@ -106,7 +107,7 @@ class Metric:
         return (self.lower, self.upper) == (0, 1)
 
     def fits(self, task:str)->bool:
-        "Whether the metric measures models of `task` ('binary', 'multiclass' or 'regression')"
+        "Whether the metric measures models of `task` ('binary', 'multiclass' or 'regression'); raises MlopsKitError for another task"
         return self.tasks is None or check_choice(task, TASKS, "task") in self.tasks
 
     def __call__(self, y_true, y_pred=None, y_score=None,
@@ -222,7 +223,7 @@ def error_cost_metric(name:str, # the metric's name, e.g. 'stock_cost'
                       under_cost:float, # cost of one unit predicted too low (e.g. one sale lost to an empty shelf)
                       description:str|None=None, # one line for the reader; a default names the costs
                      )->Metric:
-    "Business metric `name` for a regressor: the mean cost of its errors per case (0 or more)"
+    "Business metric `name` for a regressor: the mean cost of its errors per case (0 or more); raises MlopsKitError for a negative cost, WrongTypeError for a non-number"
     costs = _CostOfErrorSizes(over_cost, under_cost)
     if description is None:
         description = f"cost of errors per case ({costs.over_cost:g} per unit too high, {costs.under_cost:g} per unit too low)"
@@ -346,6 +347,7 @@ class _ComputeMetrics:
 class MetricRegistry(_ComputeMetrics):
     "Metric name -> `Metric`: how each metric is computed, which way is better, and for which tasks"
     def __init__(self, metrics=()): # `Metric`s to register
+        "Raises WrongTypeError unless `metrics` is a list of Metric objects, MlopsKitError for two definitions of one name"
         self._metrics = {}
         if not isinstance(metrics, (list, tuple)):
             raise WrongTypeError(f"metrics must be a list of Metric objects, got {metrics!r}")
@@ -378,7 +380,7 @@ class MetricRegistry(_ComputeMetrics):
     def names(self, kind:str|None=None, # 'ml', 'business' or 'system'; None: every kind
               task:str|None=None, # 'binary', 'multiclass' or 'regression'; None: every task
              )->list[str]:
-        "Names of the registered metrics of `kind` that fit `task`"
+        "Names of the registered metrics of `kind` that fit `task`; raises MlopsKitError for an unknown kind or task"
         if kind is not None: check_choice(kind, KINDS, "kind")
         if task is not None: check_choice(task, TASKS, "task")
         return [name for name, metric in self._metrics.items()
