@@ -16,8 +16,9 @@ Target: an append in JSON lines costs the same at 10,000 records as at 10 (withi
 import argparse, json, os, platform, statistics, sys, tempfile, time, types
 from pathlib import Path
 
-from mlops_kit.lifecycle import criteria as lifecycle
+from mlops_kit.lifecycle import journal as lifecycle
 from mlops_kit.lifecycle import Project
+from mlops_kit._toolbox import write_atomic
 
 SIZES = (10, 1_000, 10_000)
 TARGET = 1.5
@@ -31,7 +32,7 @@ def append_to_one_document(journal, kind: str, name: str, data) -> dict:
         entries = document["entries"]
         entry = dict(id=entries[-1]["id"] + 1 if entries else 1, kind=kind, name=name, timestamp=lifecycle._now(), data=data)
         entries.append(entry)
-        lifecycle._write_atomic(journal.path, json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False))
+        write_atomic(journal.path, json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False))
         return entry
 
 

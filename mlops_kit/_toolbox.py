@@ -5,7 +5,8 @@
 # %% ../nbs/00_toolbox.ipynb #b0786639
 from __future__ import annotations
 
-import contextlib, difflib, math, os, tempfile
+import contextlib, difflib, html, math, numbers, os, reprlib, tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['quoted', 'did_you_mean', 'check_choice', 'shorten', 'is_number', 'whole_number', 'as_date', 'holds_only_booleans',
-           'plain', 'write_atomic']
+           'plain', 'write_atomic', 'finite_number', 'as_timestamp', 'check_fields', 'html_card']
 
 # %% ../nbs/00_toolbox.ipynb #ab32c00c
 def quoted(values)->str:
@@ -103,3 +104,60 @@ def write_atomic(path:Path, text:str):
             directory = os.open(path.parent, os.O_RDONLY)
             try: os.fsync(directory)
             finally: os.close(directory)
+
+# %% ../nbs/00_toolbox.ipynb #85b1fc6d
+def finite_number(value, what:str)->float:
+    "`value` as a finite float; raises WrongTypeError if it is not a number, MlopsKitError if it is NaN or infinite"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise WrongTypeError(f"{what} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value): raise MlopsKitError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+# %% ../nbs/00_toolbox.ipynb #bb18a435
+def as_timestamp(value)->datetime:
+    "`value` (None for now, a datetime or ISO 8601 text) as an aware UTC datetime, to the second; raises MlopsKitError or WrongTypeError otherwise"
+    if value is None: value = datetime.now(timezone.utc)
+    elif isinstance(value, str):
+        try: value = datetime.fromisoformat(value)
+        except ValueError: raise MlopsKitError(f"timestamp must be ISO 8601 text like '2025-01-31T12:00:00+00:00', got {value!r}") from None
+    elif not isinstance(value, datetime): raise WrongTypeError(f"timestamp must be a datetime or ISO 8601 text, got {value!r}")
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+# %% ../nbs/00_toolbox.ipynb #f76e423e
+_JSON_NAMES = {str: "text", int: "an integer", float: "a number", numbers.Real: "a number", dict: "an object",
+               list: "a list", bool: "true or false", type(None): "null"}
+
+def _has_type(value, types)->bool:
+    "Whether `value` is one of `types` (a bool only counts as a bool, not as a number)"
+    types = types if isinstance(types, tuple) else (types,)
+    if object in types: return True
+    if isinstance(value, bool): return bool in types
+    return isinstance(value, types)
+
+# %% ../nbs/00_toolbox.ipynb #6d0f0a93
+def check_fields(data, # a dict read from a file, e.g. a journal entry
+                 required:dict, # field name -> its type (or a tuple of types): fields that must be there
+                 optional:dict, # field name -> its type: fields that may be there
+                 what:str, # what `data` is, for the message
+                ):
+    "Check that `data` is a dict with the `required` fields, no unknown ones, all of the given types; MlopsKitError otherwise"
+    if not isinstance(data, dict): raise MlopsKitError(f"{what} must be an object (a dict), got {reprlib.repr(data)}")
+    missing = [name for name in required if name not in data]
+    if missing: raise MlopsKitError(f"{what} is missing the field {quoted(missing)}")
+    unknown = [name for name in data if name not in required and name not in optional]
+    if unknown: raise MlopsKitError(f"{what} has the unknown field {quoted(unknown)} (known: {quoted([*required, *optional])})")
+    for name, types in {**required, **optional}.items():
+        if name in data and not _has_type(data[name], types):
+            expected = " or ".join(_JSON_NAMES[kind] for kind in (types if isinstance(types, tuple) else (types,)))
+            raise MlopsKitError(f"{what}: the field {name!r} must be {expected}, got {reprlib.repr(data[name])}")
+
+# %% ../nbs/00_toolbox.ipynb #b4cd88d1
+def html_card(title:str, # shown in bold
+              fields:dict, # name -> value, one 'name: value' line each
+              table:pd.DataFrame|None=None, # shown below, if given
+             )->str:
+    "HTML for a notebook repr: a bold `title`, `fields` as 'name: value' lines, then an optional `table`"
+    lines = [f"<b>{html.escape(title)}</b>"]
+    lines += [f"{html.escape(str(name))}: {html.escape(str(value))}" for name, value in fields.items()]
+    body = "<br>".join(lines)
+    return body + (table.to_html(index=False) if table is not None else "")
