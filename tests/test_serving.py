@@ -912,7 +912,7 @@ def test_any_task_predicts_labels_or_values_as_the_bundle_does(task_service):
 
 def test_any_task_predict_answer_fits_the_documented_response_model(task_service):
     "/predict writes its JSON itself (not validated again by FastAPI): it must still be what the OpenAPI schema promises"
-    from mlops_kit.deployment.app import _learner_models
+    from mlops_kit.deployment.protocol import learner_models as _learner_models
     task, client, bundle, data, _ = task_service
     response = httpx.post(f"{client.url}/predict", json={"records": records_of(data.X.head(5))}, timeout=30)
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
