@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ServiceSettings', 'create_app']
 
-# %% ../../nbs/deployment/03_app.ipynb #24e6ed4d
+# %% ../../nbs/deployment/03_app.ipynb #a69cef47
 import asyncio, collections, contextlib, numbers, os, threading, time, uuid, zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from .protocol import (ProtocolError, columns_from_tensors, label_datatype, lear
 # %% ../../nbs/deployment/03_app.ipynb #srv-045
 @dataclass
 class ServiceSettings:
-    "What an operator may tune: request limits, the prediction log's commit grouping"
+    "What an operator may tune: request limits, the prediction log's commit grouping; raises ServingError for a value out of range"
     max_batch_rows:int = 10_000 # records (or tensor rows) per request
     max_body_bytes:int = 16 * 2**20 # bytes per request body
     max_group:int = 1024 # requests that may share one commit of the prediction log
@@ -62,7 +62,7 @@ def _add_log_gauges(registry, log_of):
     Gauge("mlops_kit_log_committed_requests", "Requests committed to the prediction log",
           registry=registry).set_function(lambda: log_of().committed_requests if log_of() is not None else 0)
 
-# %% ../../nbs/deployment/03_app.ipynb #f6f8e274
+# %% ../../nbs/deployment/03_app.ipynb #951e86b3
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 class _Metrics:
@@ -225,7 +225,7 @@ def _predict(model, frame:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(probabilities).all(): raise ValueError("the model gave a probability that is not a finite number")
     return model.labels_from(probabilities), probabilities
 
-# %% ../../nbs/deployment/03_app.ipynb #041019aa
+# %% ../../nbs/deployment/03_app.ipynb #9e5d0b24
 def _check_missing_values(service:_Service, columns:dict):
     "Raise a 422 HTTPException if a column holds a missing value the model cannot score (no imputer there)"
     from fastapi import HTTPException
@@ -274,7 +274,7 @@ _ERROR_RESPONSES = {status: {"description": text, "content": {"application/json"
                          (413, "Request body over the size limit"), (422, "Records that do not fit the model's schema"),
                          (503, "The model is loading (or failed to load)")]}
 
-# %% ../../nbs/deployment/03_app.ipynb #162530ce
+# %% ../../nbs/deployment/03_app.ipynb #7793a062
 def _inline_definitions(schema:dict)->dict:
     "A pydantic JSON schema with its '#/$defs/...' references replaced by the definitions, ready to embed in OpenAPI"
     definitions = schema.pop("$defs", {})
@@ -351,7 +351,7 @@ def _add_server_routes(app, service:_Service, models:dict, tags:list, errors:dic
         service.ready_model()
         return dict(ready=True)
 
-# %% ../../nbs/deployment/03_app.ipynb #85f3192b
+# %% ../../nbs/deployment/03_app.ipynb #7fbc0389
 def _add_protocol_routes(app, service:_Service):
     "The Open Inference Protocol (v2) REST routes"
     from fastapi import Request
@@ -436,7 +436,7 @@ def _add_learner_routes(app, service:_Service):
         return dict(received=len(labels))
     _add_metrics_route(app, service)
 
-# %% ../../nbs/deployment/03_app.ipynb #bd2e8643
+# %% ../../nbs/deployment/03_app.ipynb #dc1c7f93
 def _add_metrics_route(app, service:_Service):
     "GET /metrics, in Prometheus's text format"
     from fastapi.responses import Response
@@ -477,7 +477,7 @@ def _check_model_choice(name, version, alias):
         raise ServingError(f"version must be a whole number >= 1 (or None for the alias's version), got {version!r}")
     if alias is not None and (not isinstance(alias, str) or not alias): raise ServingError(f"alias must be text (or None), got {alias!r}")
 
-# %% ../../nbs/deployment/03_app.ipynb #a68f07cb
+# %% ../../nbs/deployment/03_app.ipynb #451e734e
 def _lifespan(service:_Service):
     "The app's startup and shutdown: verify the model, make the log, load the model in the background; close the log at the end"
     @contextlib.asynccontextmanager

@@ -197,7 +197,7 @@ def _log_file_problem(path:Path)->str|None:
     if wrong: return f"holds a table {wrong[0]!r} that is not a prediction log's (its columns differ)"
     return None
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #c630901e
+# %% ../../nbs/deployment/01_prediction_log.ipynb #2c571b21
 def check_log_location(url, # a file path, 'sqlite:///path' or 'postgresql://user:password@host/db'
                       ):
     "Raise ServingError unless a prediction log can be made at `url`; makes and changes nothing"
@@ -333,7 +333,7 @@ def _with_labels(frame:pd.DataFrame, feedback:list)->pd.DataFrame:
     merged["label"] = merged["label"].infer_objects()  # 0/1 labels become numbers (NaN where none arrived yet)
     return merged
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #340452c5
+# %% ../../nbs/deployment/01_prediction_log.ipynb #b1e89364
 class _Checkpointer(threading.Thread):
     "The checkpoint thread (SQLite): copy the write-ahead log into the database file, every `every` seconds when there were commits"
     def __init__(self, connection, commits_of, every:float=0.5):  # commits_of(): the commits so far
@@ -354,7 +354,7 @@ class _Checkpointer(threading.Thread):
         self.stopping.set()
         self.join()
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #9d519550
+# %% ../../nbs/deployment/01_prediction_log.ipynb #2814ed56
 class _LogWriter:
     "The log's one write connection: a group of submissions per transaction, each commit counted"
     def __init__(self, backend):
@@ -393,7 +393,7 @@ class _LogWriter:
             if connection is not None: connection.close()
         if checkpointer is not None: checkpointer.stop()
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #b7e72113
+# %% ../../nbs/deployment/01_prediction_log.ipynb #be9f9a83
 class _GroupCommitWriter(_LogWriter):
     "A `_LogWriter` whose submissions wait together and share one commit, at most `max_group` at a time"
     def __init__(self, backend, max_group:int):
@@ -426,7 +426,7 @@ class _GroupCommitWriter(_LogWriter):
         self.flush_thread = None
         super().close()
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #21dbcb0a
+# %% ../../nbs/deployment/01_prediction_log.ipynb #5301e5f4
 @contextlib.contextmanager
 def _reading(backend):
     "A connection for reading, closed (its transaction ended) afterwards"
@@ -440,7 +440,7 @@ def _query(backend, connection, sql:str, parameters:list)->list:
     cursor.execute(sql.replace("?", backend.placeholder), parameters)
     return cursor.fetchall()
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #d8737526
+# %% ../../nbs/deployment/01_prediction_log.ipynb #b48db298
 def _query_chunks(backend, connection, sql:str, values:list, size:int=500)->list:
     "Rows of `sql` with its `IN ({})` filled by `values`, 500 at a time, on `connection`"
     rows = []
@@ -449,7 +449,7 @@ def _query_chunks(backend, connection, sql:str, values:list, size:int=500)->list
         rows += _query(backend, connection, sql.format(_placeholders(chunk)), chunk)
     return rows
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #9b55c9d7
+# %% ../../nbs/deployment/01_prediction_log.ipynb #3a6b796e
 def _read_window(backend, last, since, until)->pd.DataFrame:
     "The predicted cases of a window with their labels, read in one snapshot"
     with _reading(backend) as connection:  # one connection, so requests and their labels come from one snapshot
@@ -459,7 +459,7 @@ def _read_window(backend, last, since, until)->pd.DataFrame:
     frame = _with_labels(_cases(requests), feedback)
     return frame.tail(last).reset_index(drop=True) if last is not None else frame
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #2888068b
+# %% ../../nbs/deployment/01_prediction_log.ipynb #40b9e243
 def _unknown_ids(backend, ids:list)->list:
     "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
     if not isinstance(ids, (list, tuple)): raise ServingError(f"ids must be a list of prediction ids, got {type(ids).__name__}")
@@ -469,7 +469,7 @@ def _unknown_ids(backend, ids:list)->list:
         rows = dict(_query_chunks(backend, connection, "SELECT request_id, n_rows FROM requests WHERE request_id IN ({})", requests))
     return [prediction_id for prediction_id, (request, row) in parsed.items() if row >= rows.get(request, 0)]
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #3a6cb49f
+# %% ../../nbs/deployment/01_prediction_log.ipynb #a9e3f7f0
 def _counts(backend)->dict:
     "How many requests, predicted cases and feedback labels the log holds"
     with _reading(backend) as connection:
@@ -488,13 +488,13 @@ def checked_label(value, # a true label: a class (boolean, whole number, text) o
                            f"or a regressor's true value (a finite number), got {value!r}")
     return value
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #fce11f4e
+# %% ../../nbs/deployment/01_prediction_log.ipynb #5d0fc3d2
 def _checked_feedback(labels)->dict:
     "`labels` (prediction id -> true label) as JSON keeps them; raises ServingError for no labels or a label JSON cannot keep"
     if not isinstance(labels, dict) or not labels: raise ServingError("Give feedback as a non-empty dict: prediction id -> true label")
     return {key: checked_label(value, key) for key, value in labels.items()}
 
-# %% ../../nbs/deployment/01_prediction_log.ipynb #98b9c34f
+# %% ../../nbs/deployment/01_prediction_log.ipynb #9f70ae72
 def _check_log_settings(max_group, sqlite_synchronous):
     "Raise ServingError unless `max_group` is a positive integer and `sqlite_synchronous` 'NORMAL' or 'FULL'"
     if not isinstance(sqlite_synchronous, str) or sqlite_synchronous not in ("NORMAL", "FULL"):

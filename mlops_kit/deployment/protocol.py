@@ -6,7 +6,7 @@
 __all__ = ['PROTOCOL_OUTPUTS', 'learner_models', 'problems_text', 'ProtocolError', 'protocol_models', 'columns_from_tensors',
            'label_datatype', 'model_metadata_of', 'requested_outputs', 'output_tensors']
 
-# %% ../../nbs/deployment/02_protocol.ipynb #5b14e691
+# %% ../../nbs/deployment/02_protocol.ipynb #522d6191
 import math
 
 from ..data import Schema
@@ -39,7 +39,7 @@ def _label_type(task:str|None, classes:list|None):
     listed = dict(json_schema_extra={"enum": classes}) if classes is not None else {}
     return Annotated[StrictBool | StrictInt | StrictFloat | StrictStr, Field(description="the true label, one of the model's classes", **listed)]
 
-# %% ../../nbs/deployment/02_protocol.ipynb #36101a69
+# %% ../../nbs/deployment/02_protocol.ipynb #7df2df63
 def _predict_response():
     "The pydantic body of a /predict answer"
     from pydantic import BaseModel, Field
@@ -56,7 +56,7 @@ def _predict_response():
                                                                           "null for a regressor")
     return PredictResponse
 
-# %% ../../nbs/deployment/02_protocol.ipynb #11fff783
+# %% ../../nbs/deployment/02_protocol.ipynb #9ec2beac
 def _feedback_models(TrueLabel, max_rows:int)->dict:
     "The pydantic bodies of /feedback: at most `max_rows` labels of type `TrueLabel`, and the answer"
     from typing import Annotated
@@ -109,7 +109,10 @@ def _problem_text(problem:dict, features:list, max_rows:int)->str:
     return f"{where}: {problem.get('msg', 'invalid')} (got {str(problem.get('input'))[:40]!r})"
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-027-2
-def problems_text(problems:list, features:list, max_rows:int)->str:
+def problems_text(problems:list, # pydantic's validation errors, as `error.errors()` gives them
+                  features:list, # the model's features, named when one is missing
+                  max_rows:int, # this server's limit of rows per request
+                 )->str:
     "All `problems` in one message; the missing fields of one record are named together"
     missing = {}
     for problem in problems:
@@ -274,8 +277,11 @@ def _named_columns(inputs:list, kinds:dict, max_rows:int)->dict:
     return {name: columns[name] for name in kinds}  # in the model's order
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-034-1
-def columns_from_tensors(inputs:list, kinds:dict, max_rows:int)->dict:
-    "Feature columns from the request's tensors: one per feature, or one 2-D tensor"
+def columns_from_tensors(inputs:list, # the request's input tensors (RequestInput models)
+                         kinds:dict, # feature -> kind (from the schema), in the model's order
+                         max_rows:int, # this server's limit of rows per request
+                        )->dict:
+    "Feature columns from the request's tensors: one per feature, or one 2-D tensor; raises ProtocolError for tensors that do not fit the model"
     if len(inputs) == 1 and inputs[0].name not in kinds and len(kinds) > 1: return _matrix_columns(inputs[0], kinds, max_rows)
     return _named_columns(inputs, kinds, max_rows)
 

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ServiceCallError', 'ServiceClient', 'BackgroundServer', 'serve']
 
-# %% ../../nbs/deployment/04_server.ipynb #e73836be
+# %% ../../nbs/deployment/04_server.ipynb #e8cb58b0
 import contextlib, datetime, errno, math, numbers, threading, time
 
 import numpy as np
@@ -48,7 +48,7 @@ def _plain_records(records:list)->list:
     if odd: raise WrongTypeError(f"predict takes records as dicts (column -> value); item {odd[0]} is {str(records[odd[0]])[:40]!r}")
     return [{name: _json_value(value, f"record {position}, {name!r}") for name, value in record.items()} for position, record in enumerate(records)]
 
-# %% ../../nbs/deployment/04_server.ipynb #787e7cc7
+# %% ../../nbs/deployment/04_server.ipynb #e2b1b50b
 class _ServiceConnection:
     "An HTTP connection to a model service at `url`: error answers raised as ServiceCallError, readiness, metadata"
     def __init__(self, url:str, # e.g. 'http://127.0.0.1:8000'
@@ -101,7 +101,7 @@ class _ServiceConnection:
     def __exit__(self, *exception): self.close()
     def __repr__(self): return f"{type(self).__name__}({self.url!r})"
 
-# %% ../../nbs/deployment/04_server.ipynb #c50dfcca
+# %% ../../nbs/deployment/04_server.ipynb #1180f4b6
 def _records_to_send(data, features:list)->list:
     "JSON-ready records of the model's `features` from a DataFrame (other columns dropped) or a list of records"
     if isinstance(data, pd.DataFrame):
