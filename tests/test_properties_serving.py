@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 from properties import SETTINGS, files_in, inside_a_new_folder
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.deployment import PredictionLog, ServiceSettings, ServingError
-from mlops_kit.deployment.app import _json_value, _records_of
+from mlops_kit.deployment.server import _json_value, _records_of
 
 PLAIN = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats() | st.text(max_size=12)
 
@@ -178,7 +178,8 @@ def test_a_database_with_a_damaged_table_name_is_refused_unchanged():
 
 from fastapi import HTTPException  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
-from mlops_kit.deployment.app import _checked_labels, _learner_models, _plain_label  # noqa: E402
+from mlops_kit.deployment.app import _checked_labels  # noqa: E402
+from mlops_kit.deployment import checked_label as _plain_label, learner_models as _learner_models  # noqa: E402
 
 MODELS = {"binary": ["benign", "malignant"], "multiclass": [0, 1, 2], "regression": None, "flags": [False, True]}
 LABELS = (PLAIN | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(["malignant", "Malignant", 0, 1, 2, 1.0, True, "2"])

@@ -697,76 +697,11 @@ def test_a_bad_threshold_is_refused(tmp_path, fitted_model, training, threshold)
     assert registry.names() == []
 
 
-# ---- 10. bad arguments to the public entry points -------------------------------------------------------------
-
-def test_bad_prediction_log_arguments(tmp_path):
-    with pytest.raises(ServingError, match="Unknown prediction log URL 'mysql://x'"): PredictionLog("mysql://x")
-    with pytest.raises(ServingError, match="sqlite_synchronous is 'NORMAL' or 'FULL', got 'OFF'"):
-        PredictionLog(tmp_path / "log.db", sqlite_synchronous="OFF")
-    with pytest.raises(ServingError, match="max_group must be a positive integer"): PredictionLog(tmp_path / "log.db", max_group=0)
-
-
-@pytest.mark.parametrize("limit", ["max_batch_rows", "max_body_bytes", "max_group"])
-@pytest.mark.parametrize("value", [0, -1, True, 2.5])
-def test_bad_service_settings(limit, value):
-    with pytest.raises(ServingError, match=f"{limit} must be a positive integer"): ServiceSettings(**{limit: value})
-
-
-@pytest.mark.parametrize("arguments", [dict(name="churm"), dict(version=7)], ids=["unknown name", "unknown version"])
-def test_create_app_for_an_unknown_model(registry, tmp_path, arguments):
-    with pytest.raises(UnknownVersionError): create_app(registry, log=tmp_path / "log.db", **{"name": "churn", **arguments})
-
-
-def test_a_client_without_a_service_says_it_cannot_reach_it():
-    import socket
-    with socket.socket() as bound_but_not_listening:  # connections to it are refused
-        bound_but_not_listening.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{bound_but_not_listening.getsockname()[1]}"
-        with ServiceClient(url, "churn", timeout=5) as client:
-            with pytest.raises(ServiceCallError, match="Cannot reach the service at .* is it running"): client.metadata()
-            assert not client.ready()
-
-
-# ---- 11. nothing lost, nothing left behind: refused logs, failed starts, bad options --------------------------
+# ---- 11. nothing lost, nothing left behind: failed starts, bad options (the refused logs: nbs/deployment/01_prediction_log) ----
 
 def sha256(path) -> str:
     import hashlib
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def another_programs_database(path: Path) -> Path:
-    import sqlite3
-    with sqlite3.connect(path) as connection: connection.execute("CREATE TABLE orders (id INTEGER)")
-    return path
-
-
-def read_only_log(path: Path) -> Path:
-    PredictionLog(path).close()
-    path.chmod(0o444)  # mode bits: refused even for root, for whom os.access always says writable
-    return path
-
-
-@pytest.mark.parametrize("make, message", [
-    (lambda folder: (folder / "notes.txt").write_text("my notes\n") and folder / "notes.txt", "is not a SQLite database"),
-    (lambda folder: another_programs_database(folder / "shop.db"), r"a SQLite database of something else \(its tables: orders\)"),
-    (lambda folder: read_only_log(folder / "old.db"), "is read-only"),
-], ids=["text file", "another program's database", "read-only log"])
-def test_an_existing_file_that_cannot_be_the_log_is_refused_and_left_unchanged(tmp_path, make, message):
-    path = make(tmp_path)
-    before, files = sha256(path), sorted(tmp_path.iterdir())
-    for attempt in (lambda: PredictionLog(path), lambda: PredictionLog(f"sqlite:///{path}"), lambda: create_app(tmp_path, name="churn", log=path)):
-        with pytest.raises(ServingError, match=message): attempt()
-    assert sha256(path) == before and sorted(tmp_path.iterdir()) == files
-
-
-@pytest.mark.parametrize("log, message", [
-    ("{tmp}", "is a folder: give the path of a file"), ("{tmp}/nowhere/log.db", "folder .*nowhere does not exist"),
-    ("/dev/null", "is not a regular file"), ("sqlite:///", "names no file"), ("sqlite://", "Unknown prediction log URL"),
-    ("{tmp}/a\0b.db", "NUL character"), ("postgresql://user:secret@127.0.0.1:99999/db", "invalid port number")])
-def test_a_log_location_that_cannot_hold_a_log_is_a_clear_error(tmp_path, log, message):
-    with pytest.raises(ServingError, match=message) as raised:
-        PredictionLog(log.format(tmp=tmp_path))
-    assert "secret" not in str(raised.value) and list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_start_leaves_no_prediction_log_behind(registry, registry_with_custom_code, tmp_path):
@@ -912,7 +847,7 @@ def test_any_task_predicts_labels_or_values_as_the_bundle_does(task_service):
 
 def test_any_task_predict_answer_fits_the_documented_response_model(task_service):
     "/predict writes its JSON itself (not validated again by FastAPI): it must still be what the OpenAPI schema promises"
-    from mlops_kit.deployment.app import _learner_models
+    from mlops_kit.deployment.protocol import learner_models as _learner_models
     task, client, bundle, data, _ = task_service
     response = httpx.post(f"{client.url}/predict", json={"records": records_of(data.X.head(5))}, timeout=30)
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
@@ -1084,16 +1019,3 @@ def test_create_app_serves_the_only_model_and_names_them_when_there_are_several(
     assert finished.returncode == 2 and "give name=" in finished.stderr + finished.stdout
     assert not (tmp_path / "log.db").exists()
     with pytest.raises(TypeError): ServiceClient("http://127.0.0.1:1")
-
-
-def test_a_log_row_written_before_the_log_kept_the_classes_reads_as_it_did(tmp_path):
-    path = tmp_path / "old.db"
-    with PredictionLog(path): pass
-    import sqlite3, zlib
-    with sqlite3.connect(path) as connection:
-        connection.execute("INSERT INTO requests (request_id, client_request_id, received_at, endpoint, model_name, model_version, n_rows, "
-                           "inputs, predictions, probabilities, latency_ms) VALUES (?, NULL, 1.0, 'predict', 'churn', 1, 2, ?, '[1, 0]', ?, 1.0)",
-                           ("a" * 32, zlib.compress(json.dumps({"tenure_months": [3, 40]}).encode()), np.array([[0.3, 0.7], [0.9, 0.1]]).tobytes()))
-    with PredictionLog(path) as log: window = log.window()
-    assert window.prediction.tolist() == [1, 0] and window.probability.tolist() == [0.7, 0.1]
-    assert window.probabilities.tolist() == [[0.3, 0.7], [0.9, 0.1]]
