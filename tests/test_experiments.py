@@ -805,7 +805,8 @@ def test_default_data_variants_keep_only_the_variants_the_features_allow(wine):
 
 def test_every_default_regressor_packages_with_the_registrys_allow_list(diabetes, tmp_path):
     "What default_algorithms(dataset) gives for numbers must be packaged as safely as the classifiers (test_registry covers those)"
-    from mlops_kit.development.grid import Choice, _pipeline
+    from mlops_kit.development.grid import _pipeline
+    from mlops_kit.development import Choice
     from mlops_kit.development import save_pipeline, untrusted_types
     variant = DataVariant("scaled", diabetes.numerical)
     for algorithm in default_algorithms(diabetes):
