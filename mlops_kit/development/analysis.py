@@ -243,7 +243,7 @@ def check_winner(grid:ExperimentGrid, # a grid that has run
 
 # %% ../../nbs/development/04_analysis.ipynb #exp-plots-data
 def history_frame(grid:ExperimentGrid)->pd.DataFrame:
-    "One row per complete trial in order: its value, whether it meets the constraints, and the best feasible value so far"
+    "One row per complete trial in order: its value, whether it meets the constraints, and the best feasible value so far; raises GridNotRunError before `run`"
     trials = sorted(grid.complete_trials_, key=lambda trial: trial.number)
     frame = pd.DataFrame([dict(number=trial.number, value=trial.value, feasible=meets_constraints(trial)) for trial in trials],
                          columns=["number", "value", "feasible"])
@@ -267,7 +267,7 @@ def _spearman_importances(trials:list, params:list)->dict:
 
 # %% ../../nbs/development/04_analysis.ipynb #c54e3912
 def parameter_importances(grid:ExperimentGrid)->pd.DataFrame:
-    "How much each choice explains the objective: variant and algorithm over all complete trials, each algorithm's parameters over its own"
+    "How much each choice explains the objective: variant and algorithm over all complete trials, each algorithm's parameters over its own; raises GridNotRunError before `run`"
     optuna = _optuna()
     complete = grid.complete_trials_
     scopes = [("all", complete, ["data_variant", "algorithm"])] + [
@@ -290,7 +290,7 @@ def parameter_importances(grid:ExperimentGrid)->pd.DataFrame:
 
 # %% ../../nbs/development/04_analysis.ipynb #9d1fa0ab
 def score_frame(grid:ExperimentGrid)->pd.DataFrame:
-    "One row per complete trial: algorithm, data variant, value of the primary metric"
+    "One row per complete trial: algorithm, data variant, value of the primary metric; raises GridNotRunError before `run`"
     return pd.DataFrame([dict(algorithm=trial.params["algorithm"], data_variant=trial.params["data_variant"], value=trial.value)
                          for trial in grid.complete_trials_], columns=["algorithm", "data_variant", "value"])
 
@@ -303,7 +303,7 @@ def _figure(width:float=7, height:float=3.5):
 
 # %% ../../nbs/development/04_analysis.ipynb #4aaf3586
 def plot_history(grid:ExperimentGrid):
-    "Each complete trial's value (filled: meets the constraints) and the best feasible value so far"
+    "Each complete trial's value (filled: meets the constraints) and the best feasible value so far; raises GridNotRunError before `run`"
     frame, metric = history_frame(grid), grid.criteria_.primary.metric
     figure, axes = _figure()
     feasible = frame.feasible.astype(bool)
@@ -316,7 +316,7 @@ def plot_history(grid:ExperimentGrid):
 
 # %% ../../nbs/development/04_analysis.ipynb #0d26c370
 def plot_importances(grid:ExperimentGrid):
-    "Horizontal bars of `parameter_importances`, one group per scope"
+    "Horizontal bars of `parameter_importances`, one group per scope; raises GridNotRunError before `run`"
     frame = parameter_importances(grid)
     figure, axes = _figure(7, max(2.5, 0.3 * len(frame) + 1))
     labels = [f"{scope}: {parameter}" for scope, parameter in zip(frame.scope, frame.parameter)]
@@ -326,7 +326,7 @@ def plot_importances(grid:ExperimentGrid):
 
 # %% ../../nbs/development/04_analysis.ipynb #86b3a071
 def plot_scores(grid:ExperimentGrid):
-    "The distribution of the primary metric per algorithm over the complete trials"
+    "The distribution of the primary metric per algorithm over the complete trials; raises GridNotRunError before `run`"
     frame, metric = score_frame(grid), grid.criteria_.primary.metric
     names = [name for name in grid.setup_.algorithms if name in set(frame.algorithm)]
     figure, axes = _figure()

@@ -399,7 +399,7 @@ def _task_of(dataset, what:str)->str:
 # %% ../../nbs/development/01_search_space.ipynb #b2302d1f
 def default_algorithms(dataset=None, # a Dataset (or a task name): regressors for a regression task; None: the classifiers
                       )->list[Algorithm]:
-    "Four estimators that fit the task of `dataset`, the simple one first: classifiers (the default), or regressors"
+    "Four estimators that fit the task of `dataset`, the simple one first: classifiers (the default), or regressors; raises WrongTypeError, MlopsKitError for what is not a Dataset or a task"
     if dataset is not None and _task_of(dataset, "default_algorithms") == "regression": return _regressors()
     return _classifiers()
 
@@ -498,7 +498,7 @@ def _leakage_suspects(dataset:Dataset)->set:
 def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical` and `categorical` features are used
                           exclude=(), # more columns to leave out
                          )->list[DataVariant]:
-    "Up to three variants of `dataset`: every feature scaled, numbers binned, numbers only; features flagged by `screen_leakage` are left out"
+    "Up to three variants of `dataset`: every feature scaled, numbers binned, numbers only; features flagged by `screen_leakage` are left out; raises WrongTypeError, MlopsKitError"
     if not isinstance(dataset, Dataset): raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, got {type(dataset).__name__}")
     excluded = set(_column_names(exclude, "exclude")) | _leakage_suspects(dataset)
     numerical = [name for name in dataset.numerical if name not in excluded]
