@@ -14,7 +14,8 @@ from properties import SETTINGS, files_in, inside_a_new_folder, mutated
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.development import (Algorithm, CaseStudySample, Choice, DataVariant, FloatRange, IntRange, cv_folds, make_storage,
                                    default_algorithms)
-from mlops_kit.development.grid import _read_table, _rebuilt, _rebuilt_dataset, _saved, _space_from_dict
+from mlops_kit.development.grid import _read_table, _rebuilt_dataset
+from mlops_kit.development.search_space import _rebuilt, _saved, _space_from_dict
 
 PLAIN = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
 ANYTHING = st.recursive(PLAIN, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)

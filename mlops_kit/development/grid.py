@@ -4,25 +4,25 @@
 
 # %% ../../nbs/development/02_grid.ipynb #exp-imports
 from __future__ import annotations
-import contextlib, functools, html, json, logging, math, numbers, os, re, sqlite3, stat, time, warnings
-from dataclasses import dataclass, field
+import contextlib, functools, html, json, logging, math, numbers, os, time, warnings
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data import Dataset, data_fingerprint, infer_task, load_case_study, screen_leakage
+from .._toolbox import quoted
+from ..data import Dataset, data_fingerprint, infer_task, load_case_study
+from .search_space import Algorithm, DataVariant, default_algorithms
+from .storage import existing_storage, make_storage, storage_label
 from ..lifecycle import TASKS, Criteria, Project
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
-__all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant', 'default_data_variants',
-           'CaseStudySample', 'development_criteria', 'decision_threshold', 'cv_folds', 'StorageConnectionError',
-           'safe_url', 'make_storage', 'GridSetup', 'GridData', 'ExperimentGrid', 'compare_baselines',
-           'corrected_t_test', 'WinnerCheck', 'check_winner', 'history_frame', 'parameter_importances', 'score_frame',
-           'plot_history', 'plot_importances', 'plot_scores', 'BestModel', 'fit_best', 'run_worker',
-           'fail_stale_trials']
+__all__ = ['CaseStudySample', 'as_criteria', 'development_criteria', 'decision_threshold', 'cv_folds', 'GridSetup', 'GridData',
+           'prepare_data', 'fold_mean_std', 'meets_constraints', 'trial_params', 'trial_label', 'ExperimentGrid',
+           'run_worker', 'fail_stale_trials']
 
 # %% ../../nbs/development/02_grid.ipynb #exp-optuna
 def _optuna():
@@ -31,13 +31,17 @@ def _optuna():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
-def _quoted(values)->str: return ", ".join(repr(value) for value in values)
+# %% ../../nbs/development/02_grid.ipynb #9b733828
+def _reprs(values)->str:
+    "The repr of each value, joined: unlike the toolbox's `quoted` (the repr of each value's text), a number or None shows as itself"
+    return ", ".join(repr(value) for value in values)
+
 def _shown(value, limit:int=120)->str:
     "The repr of `value`, cut to `limit` characters: enough to recognise a wrong value in a message"
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
-
+# %% ../../nbs/development/02_grid.ipynb #751e81f3
 _SEED_LIMIT = 2**32 - 1  # numpy, scikit-learn and Optuna take seeds from 0 to 2**32 - 1
 
 def _check_whole(value, name:str, minimum:int, maximum:int|None=None)->int:
@@ -47,6 +51,7 @@ def _check_whole(value, name:str, minimum:int, maximum:int|None=None)->int:
         raise MlopsKitError(f"{name} must be a whole number {accepted}, got {_shown(value)}")
     return int(value)
 
+# %% ../../nbs/development/02_grid.ipynb #09e151da
 def _check_seconds(value, name:str, minimum:float=0, allow_none:bool=False)->float|None:
     "`value` as a float if it is a finite number of seconds >= `minimum` (or None if allowed); raises MlopsKitError otherwise"
     if value is None and allow_none: return None
@@ -54,472 +59,18 @@ def _check_seconds(value, name:str, minimum:float=0, allow_none:bool=False)->flo
         raise MlopsKitError(f"{name} must be a finite number of seconds >= {minimum:g}{' (or None)' if allow_none else ''}, got {_shown(value)}")
     return float(value)
 
-# %% ../../nbs/development/02_grid.ipynb #exp-space
-def _check_bounds(kind:str, low, high, log:bool, whole:bool):
-    "Raise a clear error unless `low` <= `high` are numbers (whole numbers if `whole`) usable on a log scale if `log`"
-    wanted = numbers.Integral if whole else numbers.Real
-    for name, value in (("low", low), ("high", high)):
-        if isinstance(value, bool) or not isinstance(value, wanted):
-            raise WrongTypeError(f"{kind} bounds must be {'whole numbers' if whole else 'numbers'}, got {name}={value!r}")
-        if not math.isfinite(value): raise MlopsKitError(f"{kind} bounds must be finite numbers, got {name}={value!r}")
-    if not isinstance(log, bool): raise WrongTypeError(f"{kind}: log must be True or False, got {log!r}")
-    if low > high: raise MlopsKitError(f"{kind}({low!r}, {high!r}): low is above high; swap the bounds: {kind}({high!r}, {low!r})")
-    if log and low <= 0: raise MlopsKitError(f"{kind}({low!r}, {high!r}, log=True): a log scale needs low > 0")
-
-@dataclass(frozen=True)
-class IntRange:
-    "Whole numbers from `low` to `high` (both included), sampled on a log scale if `log`; raises ValueError, TypeError"
-    low:int
-    high:int
-    log:bool=False
-    def __post_init__(self): _check_bounds("IntRange", self.low, self.high, self.log, whole=True)
-    def suggest(self, trial, name:str)->int: return trial.suggest_int(name, self.low, self.high, log=self.log)
-    def to_dict(self)->dict: return {"int": [int(self.low), int(self.high)], "log": self.log}
-
-@dataclass(frozen=True)
-class FloatRange:
-    "Real numbers from `low` to `high`, sampled on a log scale if `log`; raises ValueError, TypeError"
-    low:float
-    high:float
-    log:bool=False
-    def __post_init__(self): _check_bounds("FloatRange", self.low, self.high, self.log, whole=False)
-    def suggest(self, trial, name:str)->float: return trial.suggest_float(name, self.low, self.high, log=self.log)
-    def to_dict(self)->dict: return {"float": [float(self.low), float(self.high)], "log": self.log}
-
-# %% ../../nbs/development/02_grid.ipynb #exp-choice
-_PLAIN_TYPES = (type(None), bool, int, float, str)
-
-@dataclass(frozen=True, init=False)
-class Choice:
-    "One of `options`: None, booleans, numbers or text; raises ValueError if there are none or one is repeated"
-    options:tuple
-    def __init__(self, *options):
-        if not options: raise MlopsKitError("Choice needs at least one option, e.g. Choice('gini', 'entropy')")
-        odd = [option for option in options if not isinstance(option, _PLAIN_TYPES)]
-        if odd: raise WrongTypeError(f"Choice options must be None, booleans, numbers or text (they are saved with the study), got {_quoted(odd)}")
-        endless = [option for option in options if isinstance(option, float) and not math.isfinite(option)]
-        if endless: raise MlopsKitError(f"Choice options must be finite (NaN and infinity cannot be saved with the study), got {_quoted(endless)}")
-        if len(set(map(repr, options))) < len(options): raise MlopsKitError(f"Choice options must differ, got {_quoted(options)}")
-        object.__setattr__(self, "options", tuple(options))
-    def suggest(self, trial, name:str): return trial.suggest_categorical(name, list(self.options))
-    def to_dict(self)->dict: return {"choice": list(self.options)}
-
-_SPACE_EXAMPLES = "{'int': [2, 16], 'log': False}, {'float': [0.01, 10.0], 'log': True} or {'choice': [None, 'balanced']}"
-
-def _space_from_dict(data:dict):
-    "The `IntRange`, `FloatRange` or `Choice` saved as `data` by its `to_dict`; raises MlopsKitError for any other dict"
-    kinds = [kind for kind in ("int", "float", "choice") if isinstance(data, dict) and kind in data]
-    expected = {"choice"} if kinds == ["choice"] else {kinds[0], "log"} if len(kinds) == 1 else None
-    if expected is None or set(data) != expected:
-        raise MlopsKitError(f"A search space is saved as {_SPACE_EXAMPLES}; got {data!r}")
-    if kinds == ["choice"]:
-        if not isinstance(data["choice"], list): raise MlopsKitError(f"A Choice is saved as {{'choice': [option, ...]}}; got {data!r}")
-        return Choice(*data["choice"])
-    bounds = data[kinds[0]]
-    if not isinstance(bounds, list) or len(bounds) != 2: raise MlopsKitError(f"A range is saved as {{'{kinds[0]}': [low, high], 'log': ...}}; got {data!r}")
-    return (IntRange if kinds == ["int"] else FloatRange)(*bounds, log=data["log"])
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-algo
-_NAME_RE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
-_PATH_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
-
-def _check_name(name, what:str)->str:
-    "`name` if it is lowercase words joined by single underscores; raises ValueError otherwise"
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise MlopsKitError(f"{what} name must be lowercase letters and digits joined by single underscores, "
-                            f"e.g. 'random_forest', got {name!r}")
-    return name
-
-def _has_estimator_api(cls)->bool:
-    "Whether `cls` is a class with scikit-learn's estimator API: `fit`, `get_params` and `set_params`"
-    return isinstance(cls, type) and all(callable(getattr(cls, name, None)) for name in ("fit", "get_params", "set_params"))
-
-def _class_path(cls:type)->str: return f"{cls.__module__}.{cls.__qualname__}"
-
-_CLASSES_SEEN = {}  # import path -> class, for the classes given as objects in this process (a notebook's own class too)
-
-def _estimator_path(estimator)->str:
-    "The import path of an estimator class (or of the path given); raises WrongTypeError, MlopsKitError"
-    if isinstance(estimator, str):
-        if not _PATH_RE.fullmatch(estimator):
-            raise MlopsKitError(f"estimator {estimator!r} is not an import path: write it as 'package.module.Class', "
-                                "e.g. 'sklearn.ensemble.RandomForestClassifier'")
-        return estimator
-    if not _has_estimator_api(estimator):
-        raise WrongTypeError(f"estimator must be an estimator class with the scikit-learn API (fit, get_params, set_params), e.g. "
-                             f"RandomForestClassifier, its import path, or an estimator or pipeline instance; got {_shown(estimator)}")
-    _CLASSES_SEEN[_class_path(estimator)] = estimator
-    return _class_path(estimator)
-
-def _import_path(path:str, what:str="estimator"):
-    "The object at the import `path` ('module.Name' or 'module.Class.Inner'); raises MlopsKitError if there is none"
-    import importlib
-    if path in _CLASSES_SEEN: return _CLASSES_SEEN[path]
-    parts = path.split(".")
-    if parts[0] == "__main__" or "<locals>" in parts:
-        raise MlopsKitError(f"{what} {path!r} was defined in a notebook, a script or a function, so another process cannot import it: "
-                            "move it to a module (a .py file) that the workers can import")
-    for split in range(len(parts) - 1, 0, -1):
-        try: found = importlib.import_module(".".join(parts[:split]))
-        except Exception: continue  # no such module (or it fails to import): try a shorter one
-        try:
-            for name in parts[split:]: found = getattr(found, name)
-            return found
-        except AttributeError: break
-    raise MlopsKitError(f"{what} {path!r} cannot be imported here: check the spelling (e.g. 'sklearn.ensemble.RandomForestClassifier') "
-                        "and that its package is installed")
-
-def _import_estimator(path:str)->type:
-    "The estimator class at `path`; raises MlopsKitError if there is none there, or it lacks the scikit-learn API"
-    found = _import_path(_estimator_path(path))
-    if not _has_estimator_api(found):
-        raise MlopsKitError(f"estimator {path!r} is not an estimator class with the scikit-learn API (fit, get_params, set_params)")
-    return found
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-algo-saved
-_SAVED_MODULES = ("numpy", "scipy", "sklearn")  # where the functions and types inside a saved estimator may come from
-
-class _Unsaveable(MlopsKitError):
-    "A value inside an estimator instance that cannot be saved with a study as data"
-
-def _saved_callable(value, where:str)->dict:
-    "A function or type of numpy, scipy or scikit-learn as {'callable': its import path}; raises _Unsaveable for any other"
-    path = f"{getattr(value, '__module__', None)}.{getattr(value, '__qualname__', None)}"
-    trusted = path.split(".")[0] in _SAVED_MODULES and "<" not in path
-    try: same = trusted and _import_path(path) is value
-    except MlopsKitError: same = False
-    if not same: raise _Unsaveable(f"{where}={_shown(value, 60)} is code from outside numpy, scipy and scikit-learn")
-    return {"callable": path}
-
-def _saved(value, where:str="estimator"):
-    "`value` (an estimator or one of its parameters) as JSON-able data that `_rebuilt` turns back into it; raises _Unsaveable"
-    if value is None or isinstance(value, (bool, str)): return value
-    if isinstance(value, np.bool_): return bool(value)
-    if isinstance(value, numbers.Integral): return int(value)
-    if isinstance(value, numbers.Real): return float(value) if math.isfinite(value) else {"float": repr(float(value))}
-    if isinstance(value, list): return [_saved(item, where) for item in value]
-    if isinstance(value, tuple): return {"tuple": [_saved(item, where) for item in value]}
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        return {"dict": {key: _saved(item, f"{where}[{key!r}]") for key, item in value.items()}}
-    if isinstance(value, dict):  # keys that are not text, e.g. class_weight={0: 1, 1: 10}
-        return {"pairs": [[_saved(key, where), _saved(item, f"{where}[{key!r}]")] for key, item in value.items()]}
-    if _has_estimator_api(type(value)):
-        params = value.get_params(deep=False)
-        return {"estimator": _class_path(type(value)), "params": {key: _saved(item, f"{key}") for key, item in params.items()}}
-    if isinstance(value, type) or callable(value): return _saved_callable(value, where)
-    raise _Unsaveable(f"{where}={_shown(value, 60)} is neither plain data nor an estimator")
-
-def _rebuilt(data):
-    "The value saved as `data` by `_saved`; raises MlopsKitError for data of another shape"
-    if data is None or isinstance(data, (bool, str, int, float)): return data
-    if isinstance(data, list): return [_rebuilt(item) for item in data]
-    if isinstance(data, dict) and set(data) == {"tuple"} and isinstance(data["tuple"], list): return tuple(_rebuilt(item) for item in data["tuple"])
-    if isinstance(data, dict) and set(data) == {"dict"} and isinstance(data["dict"], dict): return {key: _rebuilt(item) for key, item in data["dict"].items()}
-    if isinstance(data, dict) and set(data) == {"pairs"} and isinstance(data["pairs"], list) and all(
-            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (type(None), bool, int, float, str)) for pair in data["pairs"]):
-        return {_rebuilt(key): _rebuilt(item) for key, item in data["pairs"]}
-    if isinstance(data, dict) and set(data) == {"float"} and data["float"] in ("nan", "inf", "-inf"): return float(data["float"])
-    if isinstance(data, dict) and set(data) == {"callable"} and isinstance(data["callable"], str):
-        if data["callable"].split(".")[0] not in _SAVED_MODULES or not _PATH_RE.fullmatch(data["callable"]):
-            raise MlopsKitError(f"A saved estimator may only name functions of {', '.join(_SAVED_MODULES)}, got {data['callable']!r}")
-        return _import_path(data["callable"], "function")
-    if isinstance(data, dict) and set(data) == {"estimator", "params"} and isinstance(data["params"], dict):
-        estimator_class = _import_estimator(data["estimator"])
-        try: return estimator_class(**{key: _rebuilt(item) for key, item in data["params"].items()})
-        except MlopsKitError: raise
-        except Exception as error:
-            raise MlopsKitError(f"The saved {data['estimator']} cannot be rebuilt: {type(error).__name__}: {error}") from None
-    raise MlopsKitError(f"A saved estimator is data such as {{'estimator': 'sklearn.decomposition.PCA', 'params': {{...}}}}; got {_shown(data)}")
-
-def _rebuilt_instance(data:dict, what:str):
-    "The estimator instance saved as {'instance': ...}; raises MlopsKitError if it could not be saved ({'unsaved': why})"
-    if set(data) == {"unsaved"}:
-        raise MlopsKitError(f"{what} was given as an instance that cannot be saved with the study ({data['unsaved']}), so a worker cannot "
-                            "rebuild it: use functions and types of numpy, scipy or scikit-learn in it, or give a class and `fixed` parameters")
-    if set(data) != {"instance"}: raise MlopsKitError(f"{what}: a saved instance is {{'instance': ...}}; got {_shown(data)}")
-    return _rebuilt(data["instance"])
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-algo-class
-def _estimator_type(estimator)->str|None:
-    "'classifier', 'regressor', or None when the estimator does not say (scikit-learn's tags, or the older `_estimator_type`)"
-    from sklearn.base import is_classifier, is_regressor
-    try: return "classifier" if is_classifier(estimator) else "regressor" if is_regressor(estimator) else None
-    except Exception: return getattr(estimator, "_estimator_type", None)  # a class of another package, without scikit-learn's tags
-
-def _learns(estimator, task:str)->bool:
-    "Whether `estimator` can learn `task`: a classifier with `predict_proba` for classes, a regressor for numbers"
-    kind = _estimator_type(estimator)
-    if task == "regression": return kind == "regressor" or (kind is None and hasattr(estimator, "predict") and not hasattr(estimator, "predict_proba"))
-    return kind != "regressor" and hasattr(estimator, "predict_proba")
-
-@dataclass(frozen=True, eq=False)
-class Algorithm:
-    "A named estimator (a class, its import path, or a ready instance) with its hyperparameter `space`; raises ValueError, TypeError"
-    name:str # e.g. 'random_forest'; it prefixes the parameter names in the study
-    estimator:object # a class (e.g. RandomForestClassifier, or another package's), its import path, or an estimator/pipeline instance
-    space:dict=field(default_factory=dict) # parameter -> IntRange, FloatRange or Choice; 'step__param' for a pipeline's steps
-    fixed:dict=field(default_factory=dict) # parameters set, not searched, e.g. {'max_iter': 1000}
-    simple:bool=False # the simple model the winner is compared with
-
-    def __post_init__(self):
-        _check_name(self.name, "An algorithm")
-        if not _has_estimator_api(type(self.estimator)): object.__setattr__(self, "estimator", _estimator_path(self.estimator))
-        if not isinstance(self.space, dict) or not isinstance(self.fixed, dict):
-            raise WrongTypeError(f"{self.name}: space and fixed must be dicts parameter -> value")
-        unnamed = [key for key in [*self.space, *self.fixed] if not isinstance(key, str) or not key]
-        if unnamed: raise WrongTypeError(f"{self.name}: parameter names are text, got {_quoted(unnamed)}")
-        wrong = {key: value for key, value in self.space.items() if not isinstance(value, (IntRange, FloatRange, Choice))}
-        if wrong: raise WrongTypeError(f"{self.name}: each space value must be an IntRange, FloatRange or Choice, got {_shown(wrong)}")
-        both = sorted(set(self.space) & set(self.fixed))
-        if both: raise MlopsKitError(f"{self.name}: {_quoted(both)} is both searched and fixed; keep it in one of space and fixed")
-        if not isinstance(self.simple, bool): raise WrongTypeError(f"{self.name}: simple must be True or False, got {self.simple!r}")
-
-    @property
-    def is_instance(self)->bool: return not isinstance(self.estimator, str)
-
-    @property
-    def estimator_name(self)->str: return type(self.estimator).__name__ if self.is_instance else self.estimator.rpartition(".")[2]
-
-    def _template(self):
-        "A fresh, unfitted estimator with its default parameters (a clone of the instance given); raises MlopsKitError"
-        from sklearn.base import clone
-        if self.is_instance: return clone(self.estimator)
-        try: return _import_estimator(self.estimator)()
-        except MlopsKitError: raise
-        except Exception as error:
-            raise MlopsKitError(f"{self.name}: {self.estimator_name} cannot be made without arguments ({error}): give a ready instance "
-                                f"instead, e.g. Algorithm({self.name!r}, {self.estimator_name}(...))") from None
-
-    def check(self, task:str|None=None, # 'binary', 'multiclass' or 'regression': also check that it can learn it
-             ):
-        "Raise MlopsKitError for an estimator that cannot learn `task`, a parameter it does not have, or a value it refuses"
-        estimator = self._template()
-        if task is not None and not _learns(estimator, task):
-            what = ("is not a regressor" if task == "regression" else "is not a classifier with predict_proba")
-            example = "Ridge or RandomForestRegressor" if task == "regression" else "LogisticRegression or RandomForestClassifier"
-            raise MlopsKitError(f"{self.name}: {self.estimator_name} {what}, so it cannot learn a {task} task (the grid scores "
-                                f"{'predictions' if task == 'regression' else 'class probabilities'}): use e.g. {example}, "
-                                "or see default_algorithms(dataset)")
-        known = estimator.get_params()
-        unknown = [key for key in [*self.space, *self.fixed] if key not in known]
-        if unknown:
-            raise MlopsKitError(f"{self.name}: {self.estimator_name} has no parameter {_quoted(unknown)}; check the list of "
-                                f"available parameters with `{self.estimator_name}().get_params().keys()`")
-        for key, value in self._values_to_try(): _check_value(estimator, self.fixed, key, value, self.name)
-        return self
-
-    def _values_to_try(self)->list:
-        "(parameter, value) pairs that the trials may use: each fixed value, both ends of each range, each option of a choice"
-        pairs = list(self.fixed.items())
-        for key, space in self.space.items():
-            pairs += [(key, option) for option in (space.options if isinstance(space, Choice) else (space.low, space.high))]
-        return pairs
-
-    def build(self, params:dict, seed:int=0):
-        "An unfitted estimator with `params` (names without the prefix), seeded; its threads are set where it is fitted"
-        options = {**self.fixed, **params}
-        if not self.is_instance:
-            estimator_class = _import_estimator(self.estimator)
-            if "random_state" in estimator_class().get_params(): options.setdefault("random_state", seed)
-            return estimator_class(**options)
-        estimator = self._template()
-        unseeded = {key: seed for key, value in estimator.get_params().items()
-                    if (key == "random_state" or key.endswith("__random_state")) and value is None and key not in options}
-        return estimator.set_params(**unseeded, **options)
-
-    def to_dict(self)->dict:
-        "JSON-able data a worker rebuilds the algorithm from; an instance that cannot be saved says why, and is refused by `from_dict`"
-        space = {key: value.to_dict() for key, value in self.space.items()}
-        try: estimator, fixed = (_saved(self.estimator) if self.is_instance else self.estimator), _saved(dict(self.fixed))["dict"]
-        except _Unsaveable as reason:
-            return dict(name=self.name, estimator={"unsaved": f"{self.estimator_name}: {reason}"}, space=space, fixed={}, simple=self.simple)
-        return dict(name=self.name, estimator={"instance": estimator} if self.is_instance else estimator, space=space, fixed=fixed, simple=self.simple)
-
-    @classmethod
-    def from_dict(cls, data:dict)->Algorithm:
-        "The algorithm saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape, or an instance that was not saved"
-        keys = {"name", "estimator", "space", "fixed", "simple"}
-        if not isinstance(data, dict) or set(data) != keys or not isinstance(data["space"], dict) or not isinstance(data["fixed"], dict):
-            raise MlopsKitError(f"An algorithm is saved as a dict with the keys {_quoted(sorted(keys))} (space: parameter -> range, "
-                                f"fixed: parameter -> value); got {_shown(data)}")
-        estimator = data["estimator"]
-        if isinstance(estimator, dict): estimator = _rebuilt_instance(estimator, f"algorithm {data['name']!r}")
-        return cls(data["name"], estimator, {key: _space_from_dict(value) for key, value in data["space"].items()},
-                   _rebuilt({"dict": data["fixed"]}), data["simple"])
-
-    def __eq__(self, other): return isinstance(other, Algorithm) and self.to_dict() == other.to_dict()
-    def __hash__(self): return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
-
-def _check_value(estimator, fixed:dict, key:str, value, algorithm:str):
-    "Raise MlopsKitError if scikit-learn refuses `value` for parameter `key` of `estimator` (with the `fixed` ones set)"
-    from sklearn.base import clone
-    trial = clone(estimator).set_params(**{**fixed, key: value})
-    owner = trial.get_params().get(key.rpartition("__")[0]) if "__" in key else trial  # a pipeline's step checks its own parameters
-    validate = getattr(owner, "_validate_params", None)  # scikit-learn's own checks of parameter types and ranges
-    if validate is None or not hasattr(owner, "_parameter_constraints"): return  # an estimator of another package may declare none
-    try: validate()
-    except (TypeError, ValueError) as error:
-        raise MlopsKitError(f"{algorithm}: {key}={value!r} is refused by scikit-learn: {error}") from None
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-default-algos
-def _classifiers()->list[Algorithm]:
-    "Logistic regression (the simple model), a decision tree, a random forest and histogram gradient boosting"
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.tree import DecisionTreeClassifier
-    weights = Choice(None, "balanced")
-    return [
-        Algorithm("logistic_regression", LogisticRegression, {"C": FloatRange(1e-3, 100.0, log=True), "class_weight": weights},
-                  {"max_iter": 1000}, simple=True),
-        Algorithm("decision_tree", DecisionTreeClassifier, {"max_depth": IntRange(2, 12), "min_samples_leaf": IntRange(1, 100, log=True),
-                                                            "class_weight": weights}),
-        Algorithm("random_forest", RandomForestClassifier, {"n_estimators": IntRange(20, 150, log=True), "max_depth": IntRange(2, 16),
-                                                            "min_samples_leaf": IntRange(1, 50, log=True), "class_weight": weights}),
-        Algorithm("hist_gradient_boosting", HistGradientBoostingClassifier,
-                  {"learning_rate": FloatRange(0.02, 0.3, log=True), "max_iter": IntRange(20, 150, log=True),
-                   "max_leaf_nodes": IntRange(4, 48, log=True), "l2_regularization": FloatRange(1e-6, 10.0, log=True)}),
-    ]
-
-def _regressors()->list[Algorithm]:
-    "Ridge regression (the simple model), k-nearest neighbours, a random forest and histogram gradient boosting"
-    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import Ridge
-    from sklearn.neighbors import KNeighborsRegressor
-    return [
-        Algorithm("ridge", Ridge, {"alpha": FloatRange(1e-3, 100.0, log=True)}, simple=True),
-        Algorithm("k_nearest_neighbours", KNeighborsRegressor, {"n_neighbors": IntRange(2, 50, log=True), "weights": Choice("uniform", "distance")},
-                  {"algorithm": "brute"}),  # no search tree in the packaged model: only arrays, which the registry loads safely
-        Algorithm("random_forest", RandomForestRegressor, {"n_estimators": IntRange(20, 150, log=True), "max_depth": IntRange(2, 16),
-                                                           "min_samples_leaf": IntRange(1, 50, log=True)}),
-        Algorithm("hist_gradient_boosting", HistGradientBoostingRegressor,
-                  {"learning_rate": FloatRange(0.02, 0.3, log=True), "max_iter": IntRange(20, 150, log=True),
-                   "max_leaf_nodes": IntRange(4, 48, log=True), "l2_regularization": FloatRange(1e-6, 10.0, log=True)}),
-    ]
-
+# %% ../../nbs/development/02_grid.ipynb #db07522d
 def _task_of(dataset, what:str)->str:
     "The task of `dataset` (a Dataset, or a task name); raises WrongTypeError, MlopsKitError otherwise"
     if isinstance(dataset, Dataset): return dataset.task
     if isinstance(dataset, str) and dataset in TASKS: return dataset
-    if isinstance(dataset, str): raise MlopsKitError(f"{what}: unknown task {dataset!r}; the tasks are {_quoted(TASKS)}")
-    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {_quoted(TASKS)}), got {_shown(dataset)}")
-
-def default_algorithms(dataset=None, # a Dataset (or a task name): regressors for a regression task; None: the classifiers
-                      )->list[Algorithm]:
-    "Four estimators that fit the task of `dataset`, the simple one first: classifiers (the default), or regressors"
-    if dataset is not None and _task_of(dataset, "default_algorithms") == "regression": return _regressors()
-    return _classifiers()
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-variant
-_NUMERIC_TREATMENTS = ("standard", "minmax", "bins", "none")
-
-def _column_names(columns, what:str)->tuple:
-    "`columns` (one name, or a list or tuple of names) as a tuple of distinct names; raises WrongTypeError, MlopsKitError"
-    if isinstance(columns, str): columns = (columns,)
-    if not isinstance(columns, (list, tuple, pd.Index)): raise WrongTypeError(f"{what} must be a list of column names, got {_shown(columns)}")
-    columns = tuple(columns)
-    if not all(isinstance(name, str) and name for name in columns): raise WrongTypeError(f"{what} must be column names (text), got {_shown(columns)}")
-    repeated = sorted({name for name in columns if columns.count(name) > 1})
-    if repeated: raise MlopsKitError(f"{what} names {_quoted(repeated)} more than once; give each column once")
-    return columns
-
-@dataclass(frozen=True, eq=False)
-class DataVariant:
-    "A named way to prepare the data: which columns, and how numbers are treated; raises ValueError, TypeError"
-    name:str # e.g. 'scaled'
-    numerical:tuple=() # numerical columns: imputed with the median, then treated by `numeric`
-    categorical:tuple=() # categorical columns: imputed with the most frequent value, then one-hot encoded
-    numeric:str="standard" # 'standard', 'minmax', 'bins' (quantile bins, one-hot) or 'none'
-    bins:int=5 # number of bins when numeric='bins'
-    step:object=None # a transformer of your own (an instance, cloned for each trial) applied to the prepared columns, e.g. PCA(5)
-
-    def __post_init__(self):
-        _check_name(self.name, "A data variant")
-        object.__setattr__(self, "numerical", _column_names(self.numerical, "numerical"))
-        object.__setattr__(self, "categorical", _column_names(self.categorical, "categorical"))
-        if not self.numerical and not self.categorical: raise MlopsKitError(f"data variant {self.name!r} has no columns: give numerical or categorical ones")
-        both = sorted(set(self.numerical) & set(self.categorical))
-        if both: raise MlopsKitError(f"data variant {self.name!r}: {_quoted(both)} is both numerical and categorical; keep it in one")
-        if self.numeric not in _NUMERIC_TREATMENTS: raise MlopsKitError(f"numeric must be one of {_quoted(_NUMERIC_TREATMENTS)}, got {self.numeric!r}")
-        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 2: raise MlopsKitError(f"bins must be a whole number >= 2, got {self.bins!r}")
-        if self.step is not None and not (_has_estimator_api(type(self.step)) and hasattr(self.step, "transform")):
-            raise WrongTypeError(f"data variant {self.name!r}: step must be a transformer instance (with fit and transform), e.g. "
-                                 f"PCA(n_components=5), got {_shown(self.step)}")
-
-    @property
-    def columns(self)->list[str]: return [*self.numerical, *self.categorical]
-
-    def build(self):
-        "An unfitted ColumnTransformer that prepares the columns of this variant, followed by a clone of its `step` if it has one"
-        from sklearn.compose import ColumnTransformer
-        from sklearn.impute import SimpleImputer
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import KBinsDiscretizer, MinMaxScaler, OneHotEncoder, StandardScaler
-        treatments = {"standard": StandardScaler, "minmax": MinMaxScaler,
-                      "bins": lambda: KBinsDiscretizer(n_bins=self.bins, encode="onehot-dense", strategy="quantile")}
-        parts = []
-        if self.numerical:
-            steps = [("impute", SimpleImputer(strategy="median"))]
-            if self.numeric != "none": steps.append((self.numeric, treatments[self.numeric]()))
-            parts.append(("numerical", Pipeline(steps), list(self.numerical)))
-        if self.categorical:
-            parts.append(("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                                   ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
-                          list(self.categorical)))
-        columns = ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
-        if self.step is None: return columns
-        from sklearn.base import clone
-        return Pipeline([("columns", columns), ("step", clone(self.step))])
-
-    def to_dict(self)->dict:
-        "JSON-able data a worker rebuilds the variant from; a `step` that cannot be saved says why, and is refused by `from_dict`"
-        saved = dict(name=self.name, numerical=list(self.numerical), categorical=list(self.categorical), numeric=self.numeric, bins=self.bins)
-        if self.step is None: return saved
-        try: return dict(saved, step={"instance": _saved(self.step)})
-        except _Unsaveable as reason: return dict(saved, step={"unsaved": f"{type(self.step).__name__}: {reason}"})
-
-    @classmethod
-    def from_dict(cls, data:dict)->DataVariant:
-        "The data variant saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
-        keys = {"name", "numerical", "categorical", "numeric", "bins", "step"}
-        if not isinstance(data, dict) or "name" not in data or not set(data) <= keys:
-            raise MlopsKitError(f"A data variant is saved as a dict with the keys {_quoted(sorted(keys))} (name required); got {_shown(data)}")
-        if "step" in data and not isinstance(data["step"], dict): raise MlopsKitError(f"A data variant's step is saved as {{'instance': ...}}; got {_shown(data['step'])}")
-        step = _rebuilt_instance(data["step"], f"the step of data variant {data['name']!r}") if "step" in data else None
-        return cls(**{**data, "step": step})
-
-    def __eq__(self, other): return isinstance(other, DataVariant) and self.to_dict() == other.to_dict()
-    def __hash__(self): return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
-
-# %% ../../nbs/development/02_grid.ipynb #exp-default-variants
-def _leakage_suspects(dataset:Dataset)->set:
-    "The features `screen_leakage` flags in `dataset`, screened for the dataset's own task and positive class"
-    return set(screen_leakage(dataset.frame, dataset.target, dataset.features, task=dataset.task, positive_label=dataset.positive_label).feature)
-
-def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical` and `categorical` features are used
-                          exclude=(), # more columns to leave out
-                         )->list[DataVariant]:
-    "Up to three variants of `dataset`: every feature scaled, numbers binned, numbers only; features flagged by `screen_leakage` are left out"
-    if not isinstance(dataset, Dataset): raise WrongTypeError(f"dataset must be a mlops_kit.data.Dataset, got {type(dataset).__name__}")
-    excluded = set(_column_names(exclude, "exclude")) | _leakage_suspects(dataset)
-    numerical = [name for name in dataset.numerical if name not in excluded]
-    categorical = [name for name in dataset.categorical if name not in excluded]
-    if not numerical and not categorical:
-        raise MlopsKitError(f"default_data_variants: every feature of {dataset.name!r} is excluded ({_quoted(sorted(excluded))}): nothing is left to learn from")
-    variants = [DataVariant("scaled", numerical, categorical, "standard")]
-    if numerical: variants.append(DataVariant("binned", numerical, categorical, "bins"))
-    if numerical and categorical: variants.append(DataVariant("numbers_only", numerical, (), "standard"))
-    return variants
-
+    if isinstance(dataset, str): raise MlopsKitError(f"{what}: unknown task {dataset!r}; the tasks are {quoted(TASKS)}")
+    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {quoted(TASKS)}), got {_shown(dataset)}")
 
 # %% ../../nbs/development/02_grid.ipynb #exp-sample
 @dataclass(frozen=True)
 class CaseStudySample:
-    "`n` clean rows of the course's case study drawn from `seed` with `sample_seed`: data a worker can rebuild from three numbers"
+    "`n` clean rows of the course's case study drawn from `seed` with `sample_seed`: data a worker can rebuild from three numbers; raises MlopsKitError"
     n:int=3000 # rows in the sample
     seed:int=42 # the case study's seed (`load_case_study`)
     sample_seed:int=0 # the sample's seed (`Dataset.clean_sample`)
@@ -539,16 +90,17 @@ class CaseStudySample:
         return cls(**inner)
 
 # %% ../../nbs/development/02_grid.ipynb #exp-criteria
-def _as_criteria(criteria)->Criteria:
+def as_criteria(criteria)->Criteria:
     "`criteria` as a `Criteria`: a Criteria, a string like 'recall >= 0.8', or a list [primary, *others]; raises as Criteria does"
     if isinstance(criteria, Criteria): return criteria
     if isinstance(criteria, str): return Criteria(criteria)
     if isinstance(criteria, (list, tuple)) and criteria: return Criteria(criteria[0], list(criteria[1:]))
     raise WrongTypeError(f"criteria must be a Criteria, a string like 'recall >= 0.8' or a list of them, got {criteria!r}")
 
+# %% ../../nbs/development/02_grid.ipynb #859de812
 def development_criteria(criteria)->tuple[Criteria, list[str]]:
     "The criteria a model can be scored on in development, and the metrics left for later (measured on the service); raises ValueError"
-    criteria = _as_criteria(criteria)
+    criteria = as_criteria(criteria)
     later = [criterion.metric for criterion in criteria if criteria.registry.get(criterion.metric).compute is None]
     if criteria.primary.metric in later:
         raise MlopsKitError(f"The primary criterion {criteria.primary} is measured on the running service, not in development: "
@@ -557,11 +109,11 @@ def development_criteria(criteria)->tuple[Criteria, list[str]]:
 
 # %% ../../nbs/development/02_grid.ipynb #exp-threshold
 def decision_threshold(criteria)->float:
-    "The probability from which a case is flagged: cost-optimal `fp / (fp + fn)` for the first cost metric of `criteria`, else 0.5"
-    criteria = _as_criteria(criteria)
+    "The probability from which a case is flagged: cost-optimal `fp / (fp + fn)` for the first cost metric of `criteria`, else 0.5; raises MlopsKitError for criteria of another task"
+    criteria = as_criteria(criteria)
     if "binary" not in criteria.tasks:
         raise MlopsKitError(f"decision_threshold is for a binary task (the probability from which the positive class is predicted); the "
-                            f"criteria {_quoted(str(criterion) for criterion in criteria)} judge a {' or '.join(criteria.tasks) or 'other'} model, which predicts its most probable "
+                            f"criteria {quoted(str(criterion) for criterion in criteria)} judge a {' or '.join(criteria.tasks) or 'other'} model, which predicts its most probable "
                             "class or a number: it needs no threshold (leave threshold=None)")
     for criterion in criteria:
         compute = criteria.registry.get(criterion.metric).compute
@@ -586,6 +138,7 @@ def _fold_times(times, rows:int)->np.ndarray:
     if missing: raise MlopsKitError(f"times has {missing} missing value(s): every row needs its time for forward-chaining folds")
     return values
 
+# %% ../../nbs/development/02_grid.ipynb #9fbcbb02
 def _rows_text(y:np.ndarray)->str:
     "How many rows `y` has, and of which class: '12 rows: 2 positives (1) and 10 negatives (0)'"
     labels, counts = np.unique(y, return_counts=True)
@@ -593,6 +146,7 @@ def _rows_text(y:np.ndarray)->str:
     if set(found) <= {0, 1}: return f"{len(y)} rows: {found.get(1, 0)} positives (1) and {found.get(0, 0)} negatives (0)"
     return f"{len(y)} rows: " + ", ".join(f"{count} of class {label!r}" for label, count in found.items())
 
+# %% ../../nbs/development/02_grid.ipynb #d5d561f8
 def _check_stratified(y:np.ndarray, n_splits:int):
     "Raise MlopsKitError unless each class has at least `n_splits` rows: one in each test fold, so every fold can be scored"
     labels, counts = np.unique(y, return_counts=True)
@@ -603,12 +157,14 @@ def _check_stratified(y:np.ndarray, n_splits:int):
         raise MlopsKitError(f"The data is too small for {n_splits} stratified folds: they need at least {n_splits} rows of each class "
                             f"(one in each test fold), and it has {_rows_text(y)}. {fewer[0].upper()}{fewer[1:]}, or use more data")
 
+# %% ../../nbs/development/02_grid.ipynb #787867ca
 def _span(times:np.ndarray)->str:
     "The period `times` cover, as text: '2024-01-01 to 2024-03-01', or one date"
     first, last = (pd.Timestamp(times.min()), pd.Timestamp(times.max())) if np.issubdtype(times.dtype, np.datetime64) else (times.min(), times.max())
     as_text = (lambda time: f"{time:%Y-%m-%d}") if isinstance(first, pd.Timestamp) else str
     return as_text(first) if first == last else f"{as_text(first)} to {as_text(last)}"
 
+# %% ../../nbs/development/02_grid.ipynb #81460f8b
 def _check_time_folds(folds:list, y:np.ndarray, times:np.ndarray):
     "Raise MlopsKitError unless the training and the test rows of every fold hold every class"
     classes = np.unique(y)
@@ -619,10 +175,12 @@ def _check_time_folds(folds:list, y:np.ndarray, times:np.ndarray):
                 raise MlopsKitError(f"The data is too small for {len(folds)} forward-chaining folds: fold {number} {role} {span}, "
                                     f"{_rows_text(y[rows])}, without every class, so it cannot be trained or scored. Lower cv, or use more data")
 
+# %% ../../nbs/development/02_grid.ipynb #a226e206
 def _check_rows(y:np.ndarray, n_splits:int):
     "Raise MlopsKitError unless there are at least `n_splits` rows: one in each test fold"
     if len(y) < n_splits: raise MlopsKitError(f"The data is too small for {n_splits} folds: it has {len(y)} rows. Lower cv, or use more data")
 
+# %% ../../nbs/development/02_grid.ipynb #53fd96da
 def cv_folds(n_splits:int, # number of folds
              y, # the target, one label (or number) per row
              times=None, # the time of each row: forward-chaining folds by period when given
@@ -652,182 +210,6 @@ def cv_folds(n_splits:int, # number of folds
     if task != "regression": _check_time_folds(folds, y, times)
     return folds
 
-
-# %% ../../nbs/development/02_grid.ipynb #exp-storage
-class StorageConnectionError(MlopsKitError, ConnectionError):
-    "A study storage that cannot be opened (a ConnectionError, hence an OSError)"
-
-def safe_url(url)->str:
-    "`url` with its password hidden, fit for logs and the project journal"
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(url))
-
-def _journal_path(url:str)->Path|None:
-    "The journal file of a `journal:` URL or of a path ending .journal/.log; None for other URLs"
-    if url.startswith("journal:"): return Path(url.removeprefix("journal:"))
-    if "://" not in url and url.endswith((".journal", ".log")): return Path(url)
-    return None
-
-def _sqlite_path(url:str)->Path|None:
-    "The database file of a 'sqlite:///PATH' URL; None for an in-memory SQLite database or another URL"
-    if not url.startswith("sqlite:///"): return None
-    path = url.removeprefix("sqlite:///").partition("?")[0]
-    return None if path in ("", ":memory:") else Path(path)
-
-def _cannot_open(url:str, error:Exception, advice:str)->StorageConnectionError:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return StorageConnectionError(f"Cannot open the study storage {safe_url(url)}: {reason}. {advice}")
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-storage-files
-def _is_read_only(path:Path)->bool:
-    "Whether the file at `path` has no write permission: no write bit at all (which binds even root) or none for this user"
-    return not (path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(path, os.W_OK)
-
-def _check_storage_file(url:str, path:Path):
-    "Raise StorageConnectionError unless `path` can hold a study file: not a folder, in a folder that exists, writable"
-    example = "journal:studies.journal" if _journal_path(url) is not None else "sqlite:///studies.db"
-    if path.is_dir(): raise _cannot_open(url, IsADirectoryError(f"{path} is a folder"), f"Give the path of a file, e.g. {example}")
-    if not path.parent.is_dir():
-        missing = f"{path.parent} is not a folder" if path.parent.exists() else f"the folder {path.parent} does not exist"
-        raise _cannot_open(url, FileNotFoundError(missing), "Create the folder first, or choose another path")
-    if path.exists() and not path.is_file():
-        raise _cannot_open(url, OSError(f"{path} is not a regular file"), f"Give the path of a file, e.g. {example}")
-    if path.exists() and _is_read_only(path):
-        raise _cannot_open(url, PermissionError(f"{path} is read-only"), "A study writes to its storage: make the file writable "
-                           "(chmod u+w), or copy it and open the copy. It was not changed")
-    if not os.access(path.parent, os.W_OK):
-        raise _cannot_open(url, PermissionError(f"the folder {path.parent} is not writable"), "Choose a folder you may write to")
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-storage-content
-_SQLITE_HEADER = b"SQLite format 3\x00"
-_LONGEST_LINE = 64 * 2**20  # bytes read to find the end of a journal's first line
-
-def _is_journal_record(line:bytes)->bool:
-    "Whether `line` is one record of an Optuna journal: a JSON object with an integer 'op_code' and a 'worker_id'"
-    try: record = json.loads(line)
-    except (ValueError, RecursionError): return False
-    return isinstance(record, dict) and type(record.get("op_code")) is int and "worker_id" in record
-
-_UNFINISHED = "its last line has no newline (the file was cut short or edited), so Optuna would write onto it"
-
-def _journal_lines_problem(path:Path)->str|None:
-    "Why the file at `path` is not a whole Optuna journal: its first or last line is no record, or its last line is unfinished"
-    with open(path, "rb") as file:
-        first = last = file.readline(_LONGEST_LINE)
-        if not first: return None
-        for last in file: pass
-    if not _is_journal_record(first): return "its first line is not a journal record"
-    if not last.endswith(b"\n"): return _UNFINISHED
-    return None if _is_journal_record(last) else "its last line is not a journal record"
-
-def _journal_problem(path:Path, wait:float=0.2)->str|None:
-    "Why the existing file at `path` is not an Optuna journal; None if it is one, or is empty. An unfinished last line is read again after `wait` seconds: another worker may be writing it"
-    problem = _journal_lines_problem(path)
-    if problem != _UNFINISHED: return problem
-    time.sleep(wait)
-    return _journal_lines_problem(path)
-
-def _sqlite_problem(path:Path)->str|None:
-    "Why the existing file at `path` cannot hold Optuna's tables; None if it is empty or a SQLite database of Optuna's (or an empty one)"
-    with open(path, "rb") as file: header = file.read(len(_SQLITE_HEADER))
-    if not header: return None
-    if header != _SQLITE_HEADER: return "it is not a SQLite database (it does not start with SQLite's header)"
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:  # reads only: the file was checked to be SQLite
-            tables = {name for name, in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except (sqlite3.Error, UnicodeDecodeError) as error: return f"it cannot be read as a SQLite database ({error})"  # a damaged name is not UTF-8
-    if tables and "version_info" not in tables:
-        return f"it is a SQLite database of something else (its tables: {_quoted(sorted(tables)[:5])}), not an Optuna storage"
-    return None
-
-def _check_content(url:str, path:Path, problem:str|None):
-    "Raise StorageConnectionError, saying the file was left as it was, if `problem` names what is wrong with it"
-    if problem is None: return
-    example = "journal:studies.journal" if _journal_path(url) is not None else "sqlite:///studies.db"
-    raise StorageConnectionError(f"Cannot open the study storage {safe_url(url)}: {path} exists and {problem}. It was left unchanged: "
-                                 f"give the path of a new file (e.g. {example}) or of a study storage that Optuna or mlops-kit wrote")
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-make-storage
-def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path, 'sqlite:///PATH' or 'postgresql://...'
-                 heartbeat_interval:int=10, # seconds between heartbeats of a running trial (database storages)
-                 grace_period:int|None=None, # seconds without heartbeat before a trial counts as dead; default 2 x interval
-                 max_retry:int|None=3, # how many times a dead worker's trial is put back in the queue
-                ):
-    "An Optuna storage chosen by `url`; raises MlopsKitError for an unknown URL or a file that is no study storage (left unchanged), StorageConnectionError if it cannot be opened"
-    optuna = _optuna()
-    _check_whole(heartbeat_interval, "heartbeat_interval", 1)
-    if grace_period is not None: _check_whole(grace_period, "grace_period", 1)
-    if max_retry is not None: _check_whole(max_retry, "max_retry", 0)
-    if url is None: return optuna.storages.InMemoryStorage()
-    if isinstance(url, optuna.storages.BaseStorage): return url
-    url = os.fspath(url) if isinstance(url, os.PathLike) else url
-    if not isinstance(url, str): raise WrongTypeError(f"storage must be None, a URL or an Optuna storage, got {_shown(url)}")
-    if "\0" in url: raise MlopsKitError(f"storage {_shown(safe_url(url))} holds a NUL character: give a path or URL without it")
-    journal = _journal_path(url)
-    if journal is not None: return _journal_storage(url, journal)
-    scheme = url.partition("://")[0]
-    if scheme == "sqlite" or scheme.startswith("postgresql"):
-        return _database_storage(url, heartbeat_interval, grace_period, max_retry)
-    raise MlopsKitError(f"Unknown study storage {safe_url(url)!r}: use None (in memory), 'journal:studies.journal' (a file "
-                        "shared by processes on one machine), 'sqlite:///studies.db' or 'postgresql://user:password@host:5432/dbname'")
-
-def _journal_storage(url:str, path:Path):
-    "Optuna's JournalStorage on the file at `path`: a new file, an empty one or an Optuna journal; any other file is refused, unchanged"
-    optuna = _optuna()
-    if url == "journal:": raise MlopsKitError("storage 'journal:' names no file: give one, e.g. journal:studies.journal")
-    _check_storage_file(url, path)
-    if path.exists(): _check_content(url, path, _journal_problem(path))
-    try: return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    except Exception as error:
-        raise _cannot_open(url, error, "Check that the file is an Optuna journal written by mlops-kit or Optuna; it was not changed") from None
-
-def _check_database_url(url:str):
-    "Raise MlopsKitError for a database URL that cannot be read, or whose port is not a port; before any connection is tried"
-    from sqlalchemy.engine import make_url
-    try: port = make_url(url).port
-    except Exception as error:
-        raise MlopsKitError(f"storage {safe_url(url)!r} is not a valid database URL ({error}); write it as "
-                            "'sqlite:///studies.db' or 'postgresql://user:password@host:5432/dbname'") from None
-    if port is not None and not 1 <= port <= 65535:
-        raise MlopsKitError(f"storage {safe_url(url)!r}: the port must be from 1 to 65535, got {port}")
-
-def _database_storage(url:str, heartbeat_interval:int, grace_period:int|None, max_retry:int|None):
-    "Optuna's RDBStorage at `url`, with heartbeats; an existing SQLite file must be empty or an Optuna storage, and is otherwise left unchanged"
-    optuna = _optuna()
-    _check_database_url(url)
-    path = _sqlite_path(url)
-    if path is not None:
-        _check_storage_file(url, path)
-        if path.exists(): _check_content(url, path, _sqlite_problem(path))
-    engine_url = "postgresql+psycopg://" + url.partition("://")[2] if url.startswith("postgresql://") else url
-    engine_kwargs = {"pool_pre_ping": True}
-    if engine_url.startswith("postgresql"): engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    advice = ("Check that the file is a study storage written by Optuna or mlops-kit" if path is not None else
-              "Check that the database server is running and reachable at that host and port, that the user, password and database name are right")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-            return optuna.storages.RDBStorage(engine_url, engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                              grace_period=grace_period or 2 * heartbeat_interval, heartbeat_stale_trial_callback=retry)
-    except Exception as error:
-        raise _cannot_open(url, error, advice) from None
-
-def _existing_storage(storage, study_name:str, **options):
-    "The storage of an existing study: like `make_storage`, but a journal or SQLite file that does not exist is an error, not a new file"
-    if isinstance(study_name, bool) or not isinstance(study_name, str) or not study_name:
-        raise WrongTypeError(f"study_name must be the name of a study (text), got {_shown(study_name)}")
-    if isinstance(storage, (str, os.PathLike)) and isinstance(os.fspath(storage), str) and "\0" not in os.fspath(storage):
-        url = os.fspath(storage)
-        path = _journal_path(url) or _sqlite_path(url)
-        if path is not None and str(path) and not path.exists():
-            raise MlopsKitError(f"No study storage at {safe_url(url)}: {path} does not exist, so study {study_name!r} cannot be in it. "
-                                "Check the path, or create the study first with ExperimentGrid(...).create_study(data)")
-    return make_storage(storage, **options)
-
-
 # %% ../../nbs/development/02_grid.ipynb #exp-setup
 @dataclass(frozen=True)
 class GridSetup:
@@ -838,6 +220,12 @@ class GridSetup:
     algorithms:dict
     threshold:float|None # binary tasks only
 
+    def pipeline(self, trial, # a trial of the grid's study (anything with its `params`)
+                 seed:int):
+        "The unfitted pipeline of `trial`'s candidate: its data variant's preparation, then its algorithm with its parameters"
+        return _pipeline(self.variants[trial.params["data_variant"]], self.algorithms[trial.params["algorithm"]], trial_params(trial), seed)
+
+# %% ../../nbs/development/02_grid.ipynb #29b7578d
 def _named(items, kind, what:str, example:str)->dict:
     "`items` by name; raises ValueError if there are none or a name repeats, TypeError for a wrong item"
     if items is not None and not isinstance(items, (kind, list, tuple)):
@@ -848,9 +236,8 @@ def _named(items, kind, what:str, example:str)->dict:
     if wrong: raise WrongTypeError(f"{what} must be {kind.__name__} objects, got {wrong[0]!r}")
     names = [item.name for item in items]
     repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated: raise MlopsKitError(f"Each of the {what} needs its own name; repeated: {_quoted(repeated)}")
+    if repeated: raise MlopsKitError(f"Each of the {what} needs its own name; repeated: {quoted(repeated)}")
     return {item.name: item for item in items}
-
 
 # %% ../../nbs/development/02_grid.ipynb #exp-data
 @dataclass(frozen=True)
@@ -874,27 +261,51 @@ class GridData:
         "The task and its labels, JSON-able, for the study's definition"
         return dict(task=self.task, classes=self.classes, positive_label=self.positive_label)
 
+    @property
+    def fold_kind(self)->str:
+        "'time' (forward-chaining), 'stratified' (classes) or 'k-fold' (regression)"
+        return "time" if self.times is not None else "k-fold" if self.task == "regression" else "stratified"
+
+    def fit_and_score(self, model, train, test, n_jobs:int=1)->np.ndarray:
+        "Fit `model` on the `train` rows and return its outputs on the `test` rows (see `_model_outputs`)"
+        with _limited_threads(n_jobs):
+            model.fit(self.frame.iloc[train], self.y[train])
+            return _model_outputs(model, self.frame.iloc[test], self)
+
+    def fold_metrics(self, criteria:Criteria, test, outputs, threshold:float|None, labels=None)->dict:
+        "The criteria metrics on the `test` rows from the model's `outputs`: its labels are those of `_labels` unless given"
+        labels = _labels(np.asarray(outputs), self, threshold) if labels is None else np.asarray(labels)
+        scores = None if self.task == "regression" else np.asarray(outputs, float)
+        measured = criteria.compute_metrics(self.y[test], labels, scores, positive_label=self.positive_label, classes=self.classes)
+        return {name: float(value) for name, value in measured.items()}
+
+    def fit(self, model, n_jobs:int=1):
+        "Fit `model` on every row with at most `n_jobs` threads; returns it"
+        with _limited_threads(n_jobs): return model.fit(self.frame, self.y)
+
+# %% ../../nbs/development/02_grid.ipynb #94c2f5e6
 def _fingerprint(frame:pd.DataFrame, y:np.ndarray)->str:
     "The fingerprint of `frame` and its target `y`: the same data gives the same fingerprint"
     target = pd.Series(y)
     if pd.api.types.is_integer_dtype(target) or pd.api.types.is_bool_dtype(target): target = target.astype(np.int64)
     return data_fingerprint(frame.assign(_target=target.to_numpy()))
 
+# %% ../../nbs/development/02_grid.ipynb #37e4a1d6
 def _check_numerical(frame:pd.DataFrame, variant:DataVariant):
     "Raise MlopsKitError if a column the variant treats as numerical holds something else (text, dates) in `frame`"
     others = [name for name in variant.numerical if not pd.api.types.is_numeric_dtype(frame[name])]
     if not others: return
     values = frame[others[0]].dropna()
     example = f" (e.g. {values.iloc[0]!r})" if len(values) else ""
-    raise MlopsKitError(f"data variant {variant.name!r} treats {_quoted(others)} as numerical, but the data holds other values there{example}: "
+    raise MlopsKitError(f"data variant {variant.name!r} treats {quoted(others)} as numerical, but the data holds other values there{example}: "
                         "move it to categorical, or convert the column to numbers")
 
-
-# %% ../../nbs/development/02_grid.ipynb #exp-data-roles
-def _plain(value):
-    "`value` as a plain Python value (numpy scalars become int, float, bool or str), so that JSON keeps it"
+# %% ../../nbs/development/02_grid.ipynb #9655b2a5
+def _python_scalar(value):
+    "`value` as a plain Python value (numpy scalars become int, float, bool or str), so that JSON keeps it; unlike the toolbox's `plain`, a Timestamp stays one"
     return value.item() if isinstance(value, np.generic) else value
 
+# %% ../../nbs/development/02_grid.ipynb #c9ca0693
 def _target_roles(target:pd.Series, task, positive_label)->Dataset:
     "A Dataset of `target` alone: it infers (or checks) the task and the positive class as every Dataset does"
     frame = pd.DataFrame({"y": target.to_numpy(), "row": np.zeros(len(target))})
@@ -902,6 +313,7 @@ def _target_roles(target:pd.Series, task, positive_label)->Dataset:
     except MlopsKitError as error:  # its advice names Dataset(...): say where the grid takes these
         raise type(error)(f"{error} (with a DataFrame X and y, give task= and positive_label= to run)") from None
 
+# %% ../../nbs/development/02_grid.ipynb #b10220a6
 def _check_given_roles(dataset:Dataset, task, positive_label):
     "Raise MlopsKitError if `task` or `positive_label` is given and differs from what `dataset` holds: a Dataset brings its own"
     for argument, given, held in (("task", task, dataset.task), ("positive_label", positive_label, dataset.positive_label)):
@@ -909,13 +321,15 @@ def _check_given_roles(dataset:Dataset, task, positive_label):
             raise MlopsKitError(f"{argument}={given!r} is for a DataFrame X with y: the Dataset {dataset.name!r} holds its own "
                                 f"({argument} {held!r}); set it when you make the Dataset")
 
+# %% ../../nbs/development/02_grid.ipynb #e5733d59
 def _dataset_source(dataset:Dataset)->dict:
     "How a worker rebuilds `dataset` from a file of its frame: the roles of the columns, and each column's type"
     roles = dict(target=dataset.target, features=list(dataset.features), time_column=dataset.time_column, id_column=dataset.id_column,
                  categorical=list(dataset.categorical), numerical=list(dataset.numerical), task=dataset.task,
-                 positive_label=_plain(dataset.positive_label))
+                 positive_label=_python_scalar(dataset.positive_label))
     return {"dataset": dict(roles, columns={str(name): str(dtype) for name, dtype in dataset.frame.dtypes.items()})}
 
+# %% ../../nbs/development/02_grid.ipynb #95f39689
 def _check_target(target:pd.Series, name:str):
     "Raise MlopsKitError if the target has missing values: a row without its label can be neither learnt nor scored"
     missing = target.isna().to_numpy()
@@ -923,8 +337,14 @@ def _check_target(target:pd.Series, name:str):
         raise MlopsKitError(f"The target {name} has {missing.sum()} missing value(s) (the first at row {int(np.argmax(missing))}): a row "
                             "without its label can be neither learnt from nor scored; drop those rows first, e.g. frame.dropna(subset=[target])")
 
-def _prepare_data(data, y, variants:dict, task=None, positive_label=None)->GridData:
-    "`data` (a Dataset, a CaseStudySample, or a DataFrame with `y`) ready for the grid; raises TypeError, ValueError"
+# %% ../../nbs/development/02_grid.ipynb #3b7e018d
+def prepare_data(data, # a Dataset, a CaseStudySample, or a DataFrame X
+                 y, # the target with a DataFrame X, else None
+                 variants:dict, # the data variants by name: their columns must be in the data
+                 task=None, # with a DataFrame X: 'binary', 'multiclass' or 'regression'; None: inferred from y
+                 positive_label=None, # with a DataFrame X and a binary y: the class to find
+                )->GridData:
+    "`data` (a Dataset, a CaseStudySample, or a DataFrame with `y`) ready for the grid, checked against the `variants` by name; raises WrongTypeError, MlopsKitError"
     source = None
     if isinstance(data, CaseStudySample): source, data = data.to_dict(), data.load()
     if isinstance(data, Dataset):
@@ -946,15 +366,15 @@ def _prepare_data(data, y, variants:dict, task=None, positive_label=None)->GridD
     _check_target(target, name)
     for variant in variants.values():
         missing = [column for column in variant.columns if column not in frame.columns]
-        if missing: raise MlopsKitError(f"data variant {variant.name!r} uses {_quoted(missing)}, which the data lacks; its columns are {_quoted(frame.columns)}")
+        if missing: raise MlopsKitError(f"data variant {variant.name!r} uses {quoted(missing)}, which the data lacks; its columns are {_reprs(frame.columns)}")
         _check_numerical(frame, variant)
     frame, y = frame.reset_index(drop=True), target.to_numpy()
-    classes = None if roles.task == "regression" else [_plain(label) for label in roles.classes]
-    return GridData(frame, y, times, source, _fingerprint(frame, y), roles.task, classes, _plain(roles.positive_label))
-
+    classes = None if roles.task == "regression" else [_python_scalar(label) for label in roles.classes]
+    return GridData(frame, y, times, source, _fingerprint(frame, y), roles.task, classes, _python_scalar(roles.positive_label))
 
 # %% ../../nbs/development/02_grid.ipynb #exp-trial
 _GRID_ATTR = "mlops_kit_grid"
+
 _VIOLATED = 1e9  # the constraint value of a metric that could not be computed (NaN): violated, and finite so any storage keeps it
 
 def _pipeline(variant:DataVariant, algorithm:Algorithm, params:dict, seed:int):
@@ -962,6 +382,7 @@ def _pipeline(variant:DataVariant, algorithm:Algorithm, params:dict, seed:int):
     from sklearn.pipeline import Pipeline
     return Pipeline([("prepare", variant.build()), ("model", algorithm.build(params, seed))])
 
+# %% ../../nbs/development/02_grid.ipynb #df4a722c
 @contextlib.contextmanager
 def _limited_threads(n_jobs:int):
     "Fit with at most `n_jobs` threads: joblib workers (estimators' `n_jobs=None`) and BLAS/OpenMP pools alike"
@@ -971,6 +392,7 @@ def _limited_threads(n_jobs:int):
         warnings.simplefilter("ignore", UserWarning)  # convergence, and bins merged by KBinsDiscretizer
         yield
 
+# %% ../../nbs/development/02_grid.ipynb #b4baf4f5
 def _model_outputs(model, frame:pd.DataFrame, data:GridData)->np.ndarray:
     "What the metrics read from fitted `model` on `frame`: the positive class's probability (binary), one probability per class of `data.classes` (multiclass), or predictions (regression)"
     if data.task == "regression": return np.asarray(model.predict(frame), float)
@@ -980,34 +402,23 @@ def _model_outputs(model, frame:pd.DataFrame, data:GridData)->np.ndarray:
     for column, label in enumerate(learnt): aligned[:, data.classes.index(label)] = probabilities[:, column]
     return aligned
 
-def _fit_and_score(model, data:GridData, train, test, n_jobs:int)->np.ndarray:
-    "Fit `model` on the `train` rows and return its outputs on the `test` rows (see `_model_outputs`)"
-    with _limited_threads(n_jobs):
-        model.fit(data.frame.iloc[train], data.y[train])
-        return _model_outputs(model, data.frame.iloc[test], data)
-
+# %% ../../nbs/development/02_grid.ipynb #16d1a471
 def _labels(outputs:np.ndarray, data:GridData, threshold:float|None)->np.ndarray:
     "The decisions behind `outputs`: the positive label from `threshold` on (binary), the most probable class (multiclass), the predictions (regression)"
     if data.task == "binary": return np.where(outputs >= threshold, data.positive_label, data.negative_label)
     if data.task == "multiclass": return np.asarray(data.classes)[np.argmax(outputs, axis=1)]
     return outputs
 
-def _fold_metrics(criteria:Criteria, data:GridData, y_true, outputs, threshold:float|None, labels=None)->dict:
-    "The criteria metrics of one fold from the model's `outputs`: its labels are those of `_labels` unless given"
-    labels = _labels(np.asarray(outputs), data, threshold) if labels is None else np.asarray(labels)
-    scores = None if data.task == "regression" else np.asarray(outputs, float)
-    measured = criteria.compute_metrics(y_true, labels, scores, positive_label=data.positive_label, classes=data.classes)
-    return {name: float(value) for name, value in measured.items()}
-
-def _mean_std(fold_metrics:list, metrics:list)->dict:
-    "metric -> (mean, standard deviation) over the folds"
+# %% ../../nbs/development/02_grid.ipynb #cc2bbc0c
+def fold_mean_std(fold_metrics:list, metrics:list)->dict:
+    "metric -> (mean, standard deviation) over the folds: `fold_metrics` holds one dict metric -> value per fold"
     values = {name: np.array([fold[name] for fold in fold_metrics]) for name in metrics}
     return {name: (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0) for name, v in values.items()}
 
 # %% ../../nbs/development/02_grid.ipynb #exp-objective
 def _store_results(trial, criteria:Criteria, fold_metrics:list, fit_seconds:float, complete:bool):
     "Save the trial's metrics (mean and std), fit time, folds fitted, constraint values and verdict as user attributes"
-    summary = _mean_std(fold_metrics, criteria.metrics)
+    summary = fold_mean_std(fold_metrics, criteria.metrics)
     means = {name: mean for name, (mean, _) in summary.items()}
     for name, (mean, std) in summary.items():
         trial.set_user_attr(f"{name}_mean", mean)
@@ -1019,6 +430,7 @@ def _store_results(trial, criteria:Criteria, fold_metrics:list, fit_seconds:floa
     trial.set_user_attr("meets_criteria", bool(complete and criteria.all_passed(means)))
     return means
 
+# %% ../../nbs/development/02_grid.ipynb #6c799f4d
 class _Objective:
     "The study's objective: pick a variant, an algorithm and its parameters, then score them fold by fold"
     def __init__(self, setup:GridSetup, data:GridData, folds:list, seed:int, n_jobs:int):
@@ -1031,12 +443,12 @@ class _Objective:
         criteria, fold_metrics, fit_seconds = self.setup.criteria, [], 0.0
         for step, (train, test) in enumerate(self.folds):
             started = time.perf_counter()
-            try: scores = _fit_and_score(_pipeline(variant, algorithm, params, self.seed), self.data, train, test, self.n_jobs)
+            try: scores = self.data.fit_and_score(_pipeline(variant, algorithm, params, self.seed), train, test, self.n_jobs)
             except Exception as error:  # scikit-learn refused these data or parameters: say which candidate, not where inside
                 raise MlopsKitError(f"Trial #{trial.number} ({algorithm.name} on {variant.name}, parameters {params}) could not be fitted "
                                     f"on fold {step + 1}: {type(error).__name__}: {error}") from None
             fit_seconds += time.perf_counter() - started
-            fold_metrics.append(_fold_metrics(criteria, self.data, self.data.y[test], scores, self.setup.threshold))
+            fold_metrics.append(self.data.fold_metrics(criteria, test, scores, self.setup.threshold))
             running_mean = float(np.mean([fold[criteria.primary.metric] for fold in fold_metrics]))
             trial.report(running_mean, step)
             if trial.should_prune():
@@ -1044,6 +456,7 @@ class _Objective:
                 raise _optuna().TrialPruned(f"pruned after {step + 1} folds: {criteria.primary.metric} {running_mean:.4f}")
         return _store_results(trial, criteria, fold_metrics, fit_seconds, complete=True)[criteria.primary.metric]
 
+# %% ../../nbs/development/02_grid.ipynb #b3e8ab00
 @contextlib.contextmanager
 def _quiet_failed_trials():
     "Leave out Optuna's log of a failed trial (with its traceback) while a grid runs: the grid raises the failure itself, naming the candidate"
@@ -1061,36 +474,31 @@ def _definition_differences(stored:dict, current:dict)->list[str]:
     keys = sorted(set(stored) | set(current))
     return [key for key in keys if stored.get(key) != current.get(key)]
 
+# %% ../../nbs/development/02_grid.ipynb #c31b607c
 def _conflict(name:str, where:str, stored:dict, current:dict)->MlopsKitError:
     return MlopsKitError(f"Study {name!r} in {where} was created by another grid definition (it differs in: "
                          f"{', '.join(_definition_differences(stored, current))}). Its trials are kept as they are: choose another "
                          "study_name for this grid, or rebuild the stored grid with ExperimentGrid.from_study(storage, study_name)")
 
-def _storage_label(storage)->str:
-    "Where a study lives, without a password: 'memory', the journal file, or the database URL"
-    if storage is None: return "memory"
-    if isinstance(storage, (str, os.PathLike)): return safe_url(os.fspath(storage))
-    url = getattr(storage, "url", None)
-    if url: return safe_url(url).replace("postgresql+psycopg://", "postgresql://")
-    backend = getattr(storage, "_backend", None)
-    path = getattr(backend, "_file_path", None)
-    return f"journal:{path}" if path else type(storage).__name__
-
+# %% ../../nbs/development/02_grid.ipynb #d826d095
 def _finished(study)->int:
     optuna = _optuna()
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
 
-def _meets_constraints(trial)->bool:
+# %% ../../nbs/development/02_grid.ipynb #6229f577
+def meets_constraints(trial)->bool:
     "Whether every constraint value the trial set is <= 0 (a trial without constraints meets them)"
     return all(value <= 0 for value in trial.constraints.values())
 
-def _trial_params(trial)->dict:
+# %% ../../nbs/development/02_grid.ipynb #42b1ac98
+def trial_params(trial)->dict:
     "A trial's algorithm parameters without their prefix"
     return {key.partition("__")[2]: value for key, value in trial.params.items() if "__" in key}
 
-def _trial_label(trial)->str: return f"#{trial.number} {trial.params['algorithm']} on {trial.params['data_variant']}"
+# %% ../../nbs/development/02_grid.ipynb #d3808002
+def trial_label(trial)->str: return f"#{trial.number} {trial.params['algorithm']} on {trial.params['data_variant']}"
 
-# %% ../../nbs/development/02_grid.ipynb #exp-not-run
+# %% ../../nbs/development/02_grid.ipynb #402060e6
 @functools.cache
 def _grid_not_run_error()->type:
     "The class GridNotRunError, made on first use: a kit error and scikit-learn's NotFittedError"
@@ -1100,28 +508,102 @@ def _grid_not_run_error()->type:
     GridNotRunError.__module__, GridNotRunError.__qualname__ = __name__, "GridNotRunError"
     return GridNotRunError
 
+# %% ../../nbs/development/02_grid.ipynb #exp-not-run
 def __getattr__(name:str):
     "`from mlops_kit.development import GridNotRunError` makes the class then (module attributes on demand, PEP 562)"
     if name == "GridNotRunError": return _grid_not_run_error()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-# %% ../../nbs/development/02_grid.ipynb #exp-grid
-class ExperimentGrid:
-    "One Optuna study over data variants x algorithms x hyperparameters: optimise the primary criterion, meet the others"
-    def __init__(self, data_variants, # DataVariant objects, e.g. default_data_variants(dataset)
-                 algorithms, # Algorithm objects, e.g. default_algorithms()
-                 criteria, # the success criteria: a Criteria, or strings [primary, *others]
-                 cv:int=5, # folds: forward-chaining by period if the data has a time column, else stratified (K-fold for regression)
-                 seed:int=0, # seeds the sampler, the folds and the estimators
-                 storage=None, # None (memory), a journal path, a database URL (see make_storage) or an Optuna storage
-                 study_name:str|None=None, # the study's name in the storage; default 'experiment-grid'
-                 pruner:str="median", # 'median' (MedianPruner(5, 1)) or 'none'
-                 threshold:float|None=None, # binary tasks: predict the positive class from this probability; None: cost-optimal (see decision_threshold)
-                 n_jobs_per_trial:int=1, # threads each trial's estimators may use
-                ):
-        self.data_variants, self.algorithms, self.criteria = data_variants, algorithms, criteria
-        self.cv, self.seed, self.storage, self.study_name = cv, seed, storage, study_name
-        self.pruner, self.threshold, self.n_jobs_per_trial = pruner, threshold, n_jobs_per_trial
+# %% ../../nbs/development/02_grid.ipynb #657dc692
+def _check_budget(n_trials, timeout, max_trials, sampler_seed):
+    "Raise MlopsKitError unless `run`'s budget is whole numbers of trials and a finite timeout, one of them given"
+    if n_trials is None and timeout is None and max_trials is None:
+        raise MlopsKitError("Give n_trials, timeout or max_trials, or the study would never stop")
+    if n_trials is not None: _check_whole(n_trials, "n_trials", 0)
+    if max_trials is not None: _check_whole(max_trials, "max_trials", 1)
+    if timeout is not None and _check_seconds(timeout, "timeout") == 0: raise MlopsKitError("timeout must be a number of seconds > 0, got 0")
+    if sampler_seed is not None: _check_whole(sampler_seed, "sampler_seed", 0, _SEED_LIMIT)
+
+# %% ../../nbs/development/02_grid.ipynb #010b13ed
+def _check_run_arguments(n_trials, timeout, max_trials, sampler_seed, show_progress, project):
+    "Raise MlopsKitError or WrongTypeError unless `run`'s budget, `show_progress` and `project` are usable"
+    _check_budget(n_trials, timeout, max_trials, sampler_seed)
+    if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
+    if project is not None and not isinstance(project, Project):
+        raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project (or None), got {_shown(project)}")
+
+# %% ../../nbs/development/02_grid.ipynb #8e3a6508
+def _trials_to_run(study, n_trials, max_trials)->tuple[int|None, list]:
+    "How many trials this call runs, and the callbacks that stop the study at `max_trials` finished ones (every worker's counted)"
+    if max_trials is None: return n_trials, []
+    optuna = _optuna()
+    remaining = max(max_trials - _finished(study), 0)
+    n_trials = remaining if n_trials is None else min(n_trials, remaining)
+    return n_trials, [optuna.study.MaxTrialsCallback(max_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))]
+
+# %% ../../nbs/development/02_grid.ipynb #38614423
+def _stored_task(definition:dict, study_name:str)->str:
+    "The task saved in a grid definition; raises MlopsKitError if there is none"
+    task = definition.get("data", {}).get("task") if isinstance(definition.get("data"), dict) else None
+    if task not in TASKS: raise MlopsKitError(f"Study {study_name!r} holds a grid definition without its task (got {_shown(task)}): create a new study")
+    return task
+
+# %% ../../nbs/development/02_grid.ipynb #c6589581
+def _stored_definition(opened, storage, study_name:str)->dict:
+    "The grid definition saved with study `study_name` in the `opened` storage; raises MlopsKitError if there is no such study or no definition of this version"
+    optuna = _optuna()
+    names = optuna.get_all_study_names(opened)
+    if study_name not in names:
+        raise MlopsKitError(f"No study {study_name!r} in {storage_label(storage)}; the studies there are: {quoted(names) or 'none'}")
+    definition = optuna.load_study(study_name=study_name, storage=opened).user_attrs.get(_GRID_ATTR)
+    if not isinstance(definition, dict) or definition.get("format") != _FORMAT:
+        raise MlopsKitError(f"Study {study_name!r} in {storage_label(storage)} was not made by an ExperimentGrid of this mlops-kit version")
+    return definition
+
+# %% ../../nbs/development/02_grid.ipynb #aad9f5fe
+def _grid_arguments(definition:dict, study_name:str)->dict:
+    "The variants, algorithms, criteria, cv, seed, pruner and threshold of a saved grid definition; raises MlopsKitError if one is missing"
+    try:
+        return dict(data_variants=[DataVariant.from_dict(item) for item in definition["data_variants"]],
+                    algorithms=[Algorithm.from_dict(item) for item in definition["algorithms"]], criteria=Criteria.from_dict(definition["criteria"]),
+                    cv=definition["cv"], seed=definition["seed"], pruner=definition["pruner"], threshold=definition["threshold"])
+    except MlopsKitError: raise
+    except (KeyError, TypeError, AttributeError) as error:
+        raise MlopsKitError(f"Study {study_name!r} holds a grid definition that cannot be read (missing or wrong: {error}); "
+                            "it was changed by hand or by another program: create a new study") from None
+
+# %% ../../nbs/development/02_grid.ipynb #exp-leaderboard
+def _no_feasible_message(grid:ExperimentGrid)->str:
+    others = ", ".join(str(criterion) for criterion in grid.criteria_.others)
+    return (f"No complete trial meets every constraint ({others}): run more trials, widen the algorithms or their spaces, "
+            "or take the evidence back to the design phase and revisit the criteria")
+
+# %% ../../nbs/development/02_grid.ipynb #8c0914ce
+def _leaderboard(grid:ExperimentGrid)->pd.DataFrame:
+    "The leaderboard of `grid`: one row per trial"
+    grid.check_has_run()
+    metrics = grid.criteria_.metrics
+    columns = ["number", "state", "data_variant", "algorithm", "params", *[f"{name}_{stat}" for name in metrics for stat in ("mean", "std")],
+               "fit_seconds", "folds_fitted", "meets_constraints", "meets_criteria", "retry_of"]
+    rows = []
+    for trial in grid.study_.get_trials(deepcopy=False):
+        row = dict(number=trial.number, state=trial.state.name.lower(), data_variant=trial.params.get("data_variant"),
+                   algorithm=trial.params.get("algorithm"), params=trial_params(trial),
+                   fit_seconds=trial.user_attrs.get("fit_seconds"), folds_fitted=trial.user_attrs.get("folds_fitted", 0),
+                   meets_constraints=trial.state.name == "COMPLETE" and meets_constraints(trial),
+                   meets_criteria=bool(trial.user_attrs.get("meets_criteria", False)), retry_of=trial.system_attrs.get("failed_trial"))
+        row.update({f"{name}_{stat}": trial.user_attrs.get(f"{name}_{stat}") for name in metrics for stat in ("mean", "std")})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty: return frame
+    primary = frame[f"{metrics[0]}_mean"].astype(float)
+    frame["_order"] = primary if grid.criteria_.direction == "minimize" else -primary
+    frame["_group"] = np.where(frame.meets_constraints, 0, np.where(frame.state == "complete", 1, 2))
+    return frame.sort_values(["_group", "_order", "number"], na_position="last").drop(columns=["_order", "_group"]).reset_index(drop=True)
+
+# %% ../../nbs/development/02_grid.ipynb #f64ce584
+class _GridChecks:
+    "How an `ExperimentGrid` checks its configuration, against the data too, and writes its definition"
 
     def _setup(self)->GridSetup:
         "The checked configuration; raises ValueError, TypeError naming what is wrong"
@@ -1142,7 +624,7 @@ class ExperimentGrid:
 
     def _setup_for(self, setup:GridSetup, task:str)->GridSetup:
         "`setup` checked against the data's `task`: criteria that can judge it, algorithms that can learn it, a threshold only if binary"
-        _as_criteria(self.criteria).check_task(task)
+        as_criteria(self.criteria).check_task(task)
         for algorithm in setup.algorithms.values(): algorithm.check(task)
         if task == "binary": return setup
         if self.threshold is not None:
@@ -1155,10 +637,14 @@ class ExperimentGrid:
         "Everything a worker needs to rebuild this grid, as JSON-able data (saved with the study)"
         definition = dict(format=_FORMAT, data_variants=[variant.to_dict() for variant in setup.variants.values()],
                           algorithms=[algorithm.to_dict() for algorithm in setup.algorithms.values()],
-                          criteria=_as_criteria(self.criteria).to_dict(), cv=int(self.cv), seed=int(self.seed),
+                          criteria=as_criteria(self.criteria).to_dict(), cv=int(self.cv), seed=int(self.seed),
                           pruner=self.pruner, threshold=self.threshold,
                           data=dict(source=data.source, fingerprint=data.fingerprint, rows=len(data.y), by_time=data.times is not None, **data.roles()))
         return json.loads(json.dumps(definition))
+
+# %% ../../nbs/development/02_grid.ipynb #f9909de5
+class _GridStudy(_GridChecks):
+    "How an `ExperimentGrid` opens its study (creating it, or joining it after checking its definition)"
 
     def _storage(self):
         if getattr(self, "_opened_storage", None) is None: self._opened_storage = make_storage(self.storage)
@@ -1190,15 +676,15 @@ class ExperimentGrid:
         stored = study.user_attrs.get(_GRID_ATTR)
         if stored is None and not study.get_trials(deepcopy=False): study.set_user_attr(_GRID_ATTR, definition)
         elif stored is None:
-            raise MlopsKitError(f"Study {name!r} in {_storage_label(self.storage)} was not made by an ExperimentGrid; choose another study_name")
-        elif stored != definition: raise _conflict(name, _storage_label(self.storage), stored, definition)
+            raise MlopsKitError(f"Study {name!r} in {storage_label(self.storage)} was not made by an ExperimentGrid; choose another study_name")
+        elif stored != definition: raise _conflict(name, storage_label(self.storage), stored, definition)
         return study
 
     def _stored_data(self, setup:GridSetup)->GridData:
         "The data described by the stored study (a CaseStudySample), for workers; raises ValueError if it cannot be rebuilt"
         optuna, name = _optuna(), self.study_name or "experiment-grid"
         if name not in optuna.get_all_study_names(self._storage()):
-            raise MlopsKitError(f"No study {name!r} in {_storage_label(self.storage)} yet: pass the data to run")
+            raise MlopsKitError(f"No study {name!r} in {storage_label(self.storage)} yet: pass the data to run")
         stored = optuna.load_study(study_name=name, storage=self._storage()).user_attrs.get(_GRID_ATTR)
         source = stored.get("data", {}).get("source") if isinstance(stored, dict) and isinstance(stored.get("data"), dict) else None
         if isinstance(source, dict) and "dataset" in source:
@@ -1207,67 +693,11 @@ class ExperimentGrid:
         if not source:
             raise MlopsKitError(f"Study {name!r} was made from data held in memory (a DataFrame X and y), which a worker cannot rebuild: "
                                 "pass the data to run, or make the study from a Dataset (workers read its file) or a CaseStudySample")
-        return _prepare_data(CaseStudySample.from_dict(source), None, setup.variants)
+        return prepare_data(CaseStudySample.from_dict(source), None, setup.variants)
 
-    def run(self, data=None, # a Dataset, a CaseStudySample, or a DataFrame X; None: the data saved with the study
-            y=None, # the target when `data` is a DataFrame
-            n_trials:int|None=20, # trials to run in this call (None: no limit)
-            timeout:float|None=None, # stop starting trials after this many seconds
-            max_trials:int|None=None, # stop once the study holds this many finished trials, counting every worker's
-            show_progress:bool=True, # show a progress bar
-            project:Project|None=None, # record the study in this project's journal
-            sampler_seed:int|None=None, # the sampler's seed; default the grid's seed (workers use their own)
-            task:str|None=None, # with a DataFrame X: 'binary', 'multiclass' or 'regression'; None: inferred from y
-            positive_label=None, # with a DataFrame X and a binary y: the class to find; None: 1 (or True)
-           )->ExperimentGrid:
-        "Run trials of the study; raises MlopsKitError for bad input (before any trial), StorageConnectionError if the storage cannot be opened"
-        _check_budget(n_trials, timeout, max_trials, sampler_seed)
-        if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
-        if project is not None and not isinstance(project, Project):
-            raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project (or None), got {_shown(project)}")
-        setup = self._setup()
-        data = self._stored_data(setup) if data is None else _prepare_data(data, y, setup.variants, task, positive_label)
-        setup = self._setup_for(setup, data.task)
-        folds = cv_folds(self.cv, data.y, data.times, self.seed, task=data.task)
-        study = self._open_study(setup, data, self.seed if sampler_seed is None else sampler_seed)
-        callbacks = []
-        if max_trials is not None:
-            remaining = max(max_trials - _finished(study), 0)
-            n_trials = remaining if n_trials is None else min(n_trials, remaining)
-            optuna = _optuna()
-            callbacks.append(optuna.study.MaxTrialsCallback(max_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
-        if n_trials is None or n_trials > 0:
-            with _quiet_failed_trials():
-                study.optimize(_Objective(setup, data, folds, int(self.seed), int(self.n_jobs_per_trial)), n_trials=n_trials,
-                               timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
-        self.study_, self.criteria_, self.criteria_not_measured_, self.threshold_ = study, setup.criteria, setup.later, setup.threshold
-        self.folds_, self.setup_, self.data_ = folds, setup, data
-        if project is not None: self.record(project)
-        return self
-
-    def create_study(self, data, y=None, task:str|None=None, positive_label=None)->ExperimentGrid:
-        "Create (or check) the study and save this grid's definition without running a trial, e.g. before starting workers"
-        return self.run(data, y, n_trials=0, show_progress=False, task=task, positive_label=positive_label)
-
-    @classmethod
-    def from_study(cls, storage, # a storage URL (see make_storage) or an Optuna storage
-                   study_name:str, # the study to join
-                   n_jobs_per_trial:int=1, # threads each trial may use on this machine
-                  )->ExperimentGrid:
-        "The grid saved with study `study_name`, ready to run more of its trials; raises ValueError, StorageConnectionError"
-        optuna, opened = _optuna(), _existing_storage(storage, study_name)
-        _check_whole(n_jobs_per_trial, "n_jobs_per_trial", 1)
-        names = optuna.get_all_study_names(opened)
-        if study_name not in names:
-            raise MlopsKitError(f"No study {study_name!r} in {_storage_label(storage)}; the studies there are: {_quoted(names) or 'none'}")
-        definition = optuna.load_study(study_name=study_name, storage=opened).user_attrs.get(_GRID_ATTR)
-        if not isinstance(definition, dict) or definition.get("format") != _FORMAT:
-            raise MlopsKitError(f"Study {study_name!r} in {_storage_label(storage)} was not made by an ExperimentGrid of this mlops-kit version")
-        grid = cls(**_grid_arguments(definition, study_name), storage=opened, study_name=study_name, n_jobs_per_trial=n_jobs_per_trial)
-        setup = grid._setup()  # a definition edited by hand is refused here, before a worker runs a trial
-        grid._setup_for(setup, _stored_task(definition, study_name))
-        grid._opened_storage, grid._label, grid.definition_ = opened, _storage_label(storage), definition
-        return grid
+# %% ../../nbs/development/02_grid.ipynb #d21b1516
+class _GridResults:
+    "How an `ExperimentGrid` reads the results of its study: every reader checks first that the grid has run"
 
     def check_has_run(self):
         "Raise GridNotRunError (a scikit-learn NotFittedError) unless the grid has run: every reader of its results checks this first"
@@ -1291,7 +721,7 @@ class ExperimentGrid:
     @property
     def best_trial_(self):
         "The complete trial with the best primary metric among those that meet every constraint (None if none does)"
-        feasible = [trial for trial in self.complete_trials_ if _meets_constraints(trial)]
+        feasible = [trial for trial in self.complete_trials_ if meets_constraints(trial)]
         return self.rank(feasible)[0] if feasible else None
 
     @property
@@ -1300,26 +730,30 @@ class ExperimentGrid:
         complete = self.complete_trials_
         return self.rank(complete)[0] if complete else None
 
-    def leaderboard(self)->pd.DataFrame:
-        "One row per trial: the ones meeting every constraint first, best first; then the others"
-        return _leaderboard(self)
-
     def best(self)->dict:
         "The best trial's number, variant, algorithm, parameters, metrics (mean and std) and verdict; raises ValueError if none meets the constraints"
         trial = self.best_trial_
         if trial is None: raise MlopsKitError(_no_feasible_message(self))
         metrics = {name: {"mean": trial.user_attrs[f"{name}_mean"], "std": trial.user_attrs[f"{name}_std"]} for name in self.criteria_.metrics}
         return dict(number=trial.number, data_variant=trial.params["data_variant"], algorithm=trial.params["algorithm"],
-                    params=_trial_params(trial), metrics=metrics, meets_criteria=trial.user_attrs["meets_criteria"])
+                    params=trial_params(trial), metrics=metrics, meets_criteria=trial.user_attrs["meets_criteria"])
+
+# %% ../../nbs/development/02_grid.ipynb #b13e48f1
+class _GridReport(_GridResults):
+    "How an `ExperimentGrid` reports its results: the leaderboard, a summary for the project journal, its repr"
+
+    def leaderboard(self)->pd.DataFrame:
+        "One row per trial: the ones meeting every constraint first, best first; then the others"
+        return _leaderboard(self)
 
     def summary(self)->dict:
         "What the project journal keeps of the study: where it is, its trials by state, the best candidate, the criteria"
         states = pd.Series([trial.state.name.lower() for trial in self._fitted().get_trials(deepcopy=False)]).value_counts()
         best = self.best() if self.best_trial_ is not None else None
-        return dict(study_name=self.study_.study_name, storage=getattr(self, "_label", _storage_label(self.storage)),
+        return dict(study_name=self.study_.study_name, storage=getattr(self, "_label", storage_label(self.storage)),
                     trials={state: int(count) for state, count in states.items()}, best=best,
-                    criteria=_as_criteria(self.criteria).to_dict(), criteria_not_measured=list(self.criteria_not_measured_),
-                    threshold=self.threshold_, cv=int(self.cv), folds=_fold_kind(self.data_), task=self.data_.task,
+                    criteria=as_criteria(self.criteria).to_dict(), criteria_not_measured=list(self.criteria_not_measured_),
+                    threshold=self.threshold_, cv=int(self.cv), folds=self.data_.fold_kind, task=self.data_.task,
                     seed=int(self.seed), data_fingerprint=self.data_.fingerprint)
 
     def record(self, project:Project):
@@ -1331,438 +765,78 @@ class ExperimentGrid:
         shape = f"{len(list(self.data_variants or []))} data variants x {len(list(self.algorithms or []))} algorithms"
         if not hasattr(self, "study_"): return f"ExperimentGrid({shape}, cv={self.cv}, not run yet)"
         best = self.best_trial_
-        found = f"best {_trial_label(best)}: {self.criteria_.primary.metric} {best.value:.4f}" if best else "no trial meets the constraints"
+        found = f"best {trial_label(best)}: {self.criteria_.primary.metric} {best.value:.4f}" if best else "no trial meets the constraints"
         return f"ExperimentGrid({shape}, study {self.study_.study_name!r}: {len(self.study_.trials)} trials, {found})"
 
     def _repr_html_(self):
         if not hasattr(self, "study_"): return f"<b>{html.escape(repr(self))}</b>"
         return f"<b>{html.escape(repr(self))}</b>" + self.leaderboard().head(10).to_html(index=False)
 
-def _check_budget(n_trials, timeout, max_trials, sampler_seed):
-    "Raise MlopsKitError unless `run`'s budget is whole numbers of trials and a finite timeout, one of them given"
-    if n_trials is None and timeout is None and max_trials is None:
-        raise MlopsKitError("Give n_trials, timeout or max_trials, or the study would never stop")
-    if n_trials is not None: _check_whole(n_trials, "n_trials", 0)
-    if max_trials is not None: _check_whole(max_trials, "max_trials", 1)
-    if timeout is not None and _check_seconds(timeout, "timeout") == 0: raise MlopsKitError("timeout must be a number of seconds > 0, got 0")
-    if sampler_seed is not None: _check_whole(sampler_seed, "sampler_seed", 0, _SEED_LIMIT)
+# %% ../../nbs/development/02_grid.ipynb #exp-grid
+class ExperimentGrid(_GridReport, _GridStudy):
+    "One Optuna study over data variants x algorithms x hyperparameters: optimise the primary criterion, meet the others"
 
-def _fold_kind(data:GridData)->str:
-    "'time' (forward-chaining), 'stratified' (classes) or 'k-fold' (regression)"
-    return "time" if data.times is not None else "k-fold" if data.task == "regression" else "stratified"
+    def __init__(self, data_variants, # DataVariant objects, e.g. default_data_variants(dataset)
+                 algorithms, # Algorithm objects, e.g. default_algorithms()
+                 criteria, # the success criteria: a Criteria, or strings [primary, *others]
+                 cv:int=5, # folds: forward-chaining by period if the data has a time column, else stratified (K-fold for regression)
+                 seed:int=0, # seeds the sampler, the folds and the estimators
+                 storage=None, # None (memory), a journal path, a database URL (see make_storage) or an Optuna storage
+                 study_name:str|None=None, # the study's name in the storage; default 'experiment-grid'
+                 pruner:str="median", # 'median' (MedianPruner(5, 1)) or 'none'
+                 threshold:float|None=None, # binary tasks: predict the positive class from this probability; None: cost-optimal (see decision_threshold)
+                 n_jobs_per_trial:int=1, # threads each trial's estimators may use
+                ):
+        self.data_variants, self.algorithms, self.criteria = data_variants, algorithms, criteria
+        self.cv, self.seed, self.storage, self.study_name = cv, seed, storage, study_name
+        self.pruner, self.threshold, self.n_jobs_per_trial = pruner, threshold, n_jobs_per_trial
 
-def _stored_task(definition:dict, study_name:str)->str:
-    "The task saved in a grid definition; raises MlopsKitError if there is none"
-    task = definition.get("data", {}).get("task") if isinstance(definition.get("data"), dict) else None
-    if task not in TASKS: raise MlopsKitError(f"Study {study_name!r} holds a grid definition without its task (got {_shown(task)}): create a new study")
-    return task
+    def run(self, data=None, # a Dataset, a CaseStudySample, or a DataFrame X; None: the data saved with the study
+            y=None, # the target when `data` is a DataFrame
+            n_trials:int|None=20, # trials to run in this call (None: no limit)
+            timeout:float|None=None, # stop starting trials after this many seconds
+            max_trials:int|None=None, # stop once the study holds this many finished trials, counting every worker's
+            show_progress:bool=True, # show a progress bar
+            project:Project|None=None, # record the study in this project's journal
+            sampler_seed:int|None=None, # the sampler's seed; default the grid's seed (workers use their own)
+            task:str|None=None, # with a DataFrame X: 'binary', 'multiclass' or 'regression'; None: inferred from y
+            positive_label=None, # with a DataFrame X and a binary y: the class to find; None: 1 (or True)
+           )->ExperimentGrid:
+        "Run trials of the study; raises MlopsKitError for bad input (before any trial), StorageConnectionError if the storage cannot be opened"
+        _check_run_arguments(n_trials, timeout, max_trials, sampler_seed, show_progress, project)
+        setup = self._setup()
+        data = self._stored_data(setup) if data is None else prepare_data(data, y, setup.variants, task, positive_label)
+        setup = self._setup_for(setup, data.task)
+        folds = cv_folds(self.cv, data.y, data.times, self.seed, task=data.task)
+        study = self._open_study(setup, data, self.seed if sampler_seed is None else sampler_seed)
+        n_trials, callbacks = _trials_to_run(study, n_trials, max_trials)
+        if n_trials is None or n_trials > 0:
+            with _quiet_failed_trials():
+                study.optimize(_Objective(setup, data, folds, int(self.seed), int(self.n_jobs_per_trial)), n_trials=n_trials,
+                               timeout=timeout, callbacks=callbacks, show_progress_bar=show_progress)
+        self.study_, self.criteria_, self.criteria_not_measured_, self.threshold_ = study, setup.criteria, setup.later, setup.threshold
+        self.folds_, self.setup_, self.data_ = folds, setup, data
+        if project is not None: self.record(project)
+        return self
 
-def _grid_arguments(definition:dict, study_name:str)->dict:
-    "The variants, algorithms, criteria, cv, seed, pruner and threshold of a saved grid definition; raises MlopsKitError if one is missing"
-    try:
-        return dict(data_variants=[DataVariant.from_dict(item) for item in definition["data_variants"]],
-                    algorithms=[Algorithm.from_dict(item) for item in definition["algorithms"]], criteria=Criteria.from_dict(definition["criteria"]),
-                    cv=definition["cv"], seed=definition["seed"], pruner=definition["pruner"], threshold=definition["threshold"])
-    except MlopsKitError: raise
-    except (KeyError, TypeError, AttributeError) as error:
-        raise MlopsKitError(f"Study {study_name!r} holds a grid definition that cannot be read (missing or wrong: {error}); "
-                            "it was changed by hand or by another program: create a new study") from None
+    def create_study(self, data, y=None, task:str|None=None, positive_label=None)->ExperimentGrid:
+        "Create (or check) the study and save this grid's definition without running a trial, e.g. before starting workers; raises as `run` does"
+        return self.run(data, y, n_trials=0, show_progress=False, task=task, positive_label=positive_label)
 
-# %% ../../nbs/development/02_grid.ipynb #exp-leaderboard
-def _no_feasible_message(grid:ExperimentGrid)->str:
-    others = ", ".join(str(criterion) for criterion in grid.criteria_.others)
-    return (f"No complete trial meets every constraint ({others}): run more trials, widen the algorithms or their spaces, "
-            "or take the evidence back to the design phase and revisit the criteria")
-
-def _leaderboard(grid:ExperimentGrid)->pd.DataFrame:
-    "The leaderboard of `grid`: one row per trial"
-    grid.check_has_run()
-    metrics = grid.criteria_.metrics
-    columns = ["number", "state", "data_variant", "algorithm", "params", *[f"{name}_{stat}" for name in metrics for stat in ("mean", "std")],
-               "fit_seconds", "folds_fitted", "meets_constraints", "meets_criteria", "retry_of"]
-    rows = []
-    for trial in grid.study_.get_trials(deepcopy=False):
-        row = dict(number=trial.number, state=trial.state.name.lower(), data_variant=trial.params.get("data_variant"),
-                   algorithm=trial.params.get("algorithm"), params=_trial_params(trial),
-                   fit_seconds=trial.user_attrs.get("fit_seconds"), folds_fitted=trial.user_attrs.get("folds_fitted", 0),
-                   meets_constraints=trial.state.name == "COMPLETE" and _meets_constraints(trial),
-                   meets_criteria=bool(trial.user_attrs.get("meets_criteria", False)), retry_of=trial.system_attrs.get("failed_trial"))
-        row.update({f"{name}_{stat}": trial.user_attrs.get(f"{name}_{stat}") for name in metrics for stat in ("mean", "std")})
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=columns)
-    if frame.empty: return frame
-    primary = frame[f"{metrics[0]}_mean"].astype(float)
-    frame["_order"] = primary if grid.criteria_.direction == "minimize" else -primary
-    frame["_group"] = np.where(frame.meets_constraints, 0, np.where(frame.state == "complete", 1, 2))
-    return frame.sort_values(["_group", "_order", "number"], na_position="last").drop(columns=["_order", "_group"]).reset_index(drop=True)
-
-# %% ../../nbs/development/02_grid.ipynb #exp-baselines
-def _baseline_row(approach:str, description:str, fold_metrics:list, criteria:Criteria)->dict:
-    summary = _mean_std(fold_metrics, criteria.metrics)
-    row = dict(approach=approach, description=description)
-    for name, (mean, std) in summary.items(): row.update({f"{name}_mean": mean, f"{name}_std": std})
-    return dict(row, meets_criteria=criteria.all_passed({name: mean for name, (mean, _) in summary.items()}))
-
-def _rule_description(rule)->str:
-    "The first line of `rule`'s docstring, or its name"
-    doc = (getattr(rule, "__doc__", None) or "").strip()
-    return doc.splitlines()[0] if doc else getattr(rule, "__name__", "a rule")
-
-def _rule_decisions(rule, frame:pd.DataFrame, data:GridData)->tuple[np.ndarray, np.ndarray]:
-    "The decisions `rule` gives the rows of `frame` as (labels, outputs); raises MlopsKitError unless it gives one fitting decision per row"
-    try: values = np.asarray(rule(frame))
-    except MlopsKitError: raise
-    except Exception as error:  # the rule's own mistake: name it, without a traceback into the grid
-        raise MlopsKitError(f"rule {_rule_description(rule)!r} failed on the rows of a fold: {type(error).__name__}: {error}") from None
-    if values.shape != (len(frame),):
-        raise MlopsKitError(f"rule must give one decision per row: for {len(frame)} rows it gave an array of shape {values.shape}")
-    found = pd.unique(values.ravel()).tolist()
-    if data.task == "binary":
-        if not set(found) <= {0, 1}:
-            raise MlopsKitError(f"rule must give one True/False (or 1/0) per row: True flags the positive class {data.positive_label!r}; "
-                                f"for {len(frame)} rows it gave values such as {_shown(sorted(map(repr, found))[:5])}")
-        flags = values.astype(bool)
-        return np.where(flags, data.positive_label, data.negative_label), flags.astype(float)
-    if data.task == "multiclass":
-        as_flags = values.dtype == bool and not all(isinstance(label, bool) for label in data.classes)  # True is no class 1
-        strangers = found if as_flags else [value for value in found if value not in data.classes]
-        if strangers: raise MlopsKitError(f"rule must give one of the classes {_shown(data.classes)} per row, got {_shown(strangers[:5])}")
-        return values, (values[:, None] == np.asarray(data.classes)[None, :]).astype(float)
-    try: numbers_given = values.astype(float)
-    except (TypeError, ValueError): numbers_given = None
-    if numbers_given is None or not np.isfinite(numbers_given).all():
-        raise MlopsKitError(f"rule must give one finite number per row for a regression task, got values such as {_shown(found[:5])}")
-    return numbers_given, numbers_given
-
-def _dummy(task:str):
-    "The task's natural baseline: the class shares (DummyClassifier) or the mean (DummyRegressor)"
-    from sklearn.dummy import DummyClassifier, DummyRegressor
-    if task == "regression": return DummyRegressor(strategy="mean"), "DummyRegressor: the mean of the training target for everybody"
-    what = "the base rate for everybody" if task == "binary" else "the most frequent class for everybody"
-    return DummyClassifier(strategy="prior"), f"DummyClassifier: {what}"
-
-def compare_baselines(grid:ExperimentGrid, # a grid that has run
-                      rule=None, # function(frame) -> one decision per row (see above); None: no rule
-                     )->pd.DataFrame: # one row per approach: metrics (mean, std over the folds) and whether it meets the criteria
-    "The best candidate against the task's dummy model and the non-ML `rule`, on the grid's folds; raises ValueError if the grid has not run"
-    grid.check_has_run()
-    data, criteria, threshold = grid.data_, grid.criteria_, grid.threshold_
-    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one decision per row, or None, got {_shown(rule)}")
-    (dummy_model, dummy_text), dummy, ruled = _dummy(data.task), [], []
-    for train, test in grid.folds_:
-        outputs = _fit_and_score(dummy_model, data, train, test, 1)
-        dummy.append(_fold_metrics(criteria, data, data.y[test], outputs, threshold))
-        if rule is not None:
-            labels, outputs = _rule_decisions(rule, data.frame.iloc[test], data)
-            ruled.append(_fold_metrics(criteria, data, data.y[test], outputs, threshold, labels=labels))
-    rows = [_baseline_row("dummy", dummy_text, dummy, criteria)]
-    if rule is not None: rows.append(_baseline_row("rule", _rule_description(rule), ruled, criteria))
-    best = grid.best_trial_ or grid.best_unconstrained_trial_
-    if best is not None:
-        row = dict(approach=f"best trial #{best.number}", description=f"{best.params['algorithm']} on {best.params['data_variant']}")
-        row.update({f"{name}_{stat}": best.user_attrs[f"{name}_{stat}"] for name in criteria.metrics for stat in ("mean", "std")})
-        rows.append(dict(row, meets_criteria=best.user_attrs["meets_criteria"]))
-    return pd.DataFrame(rows)
-
-
-# %% ../../nbs/development/02_grid.ipynb #exp-ttest
-def _check_confidence(confidence):
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
-        raise MlopsKitError(f"confidence must be a probability between 0 and 1, e.g. 0.95, got {_shown(confidence)}")
-
-def corrected_t_test(differences, # paired differences over folds (positive: the first candidate is better)
-                     test_train_ratio:float, # mean n_test / n_train of the folds
-                     confidence:float=0.95, # of the interval
-                    )->dict: # mean, low, high, p_value, distinguishable
-    "Nadeau-Bengio corrected resampled t-test of paired fold differences; raises MlopsKitError for fewer than 2 differences, NaN, or a bad ratio or confidence"
-    from scipy import stats
-    try: differences = np.asarray(differences, float)
-    except (TypeError, ValueError): raise MlopsKitError(f"differences must be numbers, got {_shown(differences)}") from None
-    if differences.ndim != 1 or len(differences) < 2: raise MlopsKitError(f"The test needs at least 2 paired differences, got {differences.size}")
-    if not np.isfinite(differences).all(): raise MlopsKitError(f"differences must be finite numbers (no NaN), got {_shown(differences.tolist())}")
-    if isinstance(test_train_ratio, bool) or not isinstance(test_train_ratio, numbers.Real) or not 0 <= test_train_ratio < math.inf:
-        raise MlopsKitError(f"test_train_ratio must be a finite number >= 0 (n_test / n_train), got {_shown(test_train_ratio)}")
-    _check_confidence(confidence)
-    mean, count = float(differences.mean()), len(differences)
-    error = math.sqrt(differences.var(ddof=1) * (1 / count + test_train_ratio))
-    if error == 0: low = high = mean; p_value = 1.0 if mean == 0 else 0.0
-    else:
-        half = float(stats.t.ppf((1 + confidence) / 2, count - 1)) * error
-        low, high, p_value = mean - half, mean + half, float(2 * stats.t.sf(abs(mean / error), count - 1))
-    return dict(mean=mean, low=low, high=high, p_value=p_value, distinguishable=bool(low > 0 or high < 0))
-
-# %% ../../nbs/development/02_grid.ipynb #exp-winner
-@dataclass(repr=False)
-class WinnerCheck:
-    "The repeated cross-validation of the top candidates and the paired comparisons of the best with the others"
-    scores:pd.DataFrame # one row per candidate, repeat and fold: the primary metric
-    comparisons:pd.DataFrame # best vs runner-up and vs the simple model: mean difference, interval, p-value, distinguishable, ...
-    metric:str # the primary metric
-    confidence:float # of the intervals
-
-    def _compared(self, role:str):
-        found = self.comparisons[self.comparisons.role == role]
-        return None if found.empty else found.iloc[0]
-
-    @property
-    def beats_runner_up(self)->bool|None:
-        "Whether the best is better than the runner-up beyond noise (None without a runner-up)"
-        row = self._compared("runner-up")
-        return None if row is None else bool(row.distinguishable and row.mean_difference > 0)
-
-    @property
-    def beats_simple_model(self)->bool|None:
-        "Whether the best is better than the simple model beyond noise (None if the best is the simple model or there is none)"
-        row = self._compared("simple model")
-        return None if row is None else bool(row.distinguishable and row.mean_difference > 0)
-
-    @property
-    def statement(self)->str:
-        "The finding in words"
-        parts = []
-        for _, row in self.comparisons.iterrows():
-            verdict = "better, beyond noise" if row.distinguishable and row.mean_difference > 0 else (
-                      "worse, beyond noise" if row.distinguishable else "not distinguishable")
-            parts.append(f"against the {row.role} ({row.other}): {row.mean_difference:+.4f} {self.metric} "
-                         f"({self.confidence:.0%} interval {row.low:+.4f} to {row.high:+.4f}), {verdict}")
-        best = self.comparisons.best.iloc[0] if len(self.comparisons) else "the only candidate"
-        return f"Best {best}: " + ("; ".join(parts) if parts else "nothing to compare with") + "."
-
-    def __repr__(self): return f"WinnerCheck({self.statement})"
-    def _repr_html_(self): return f"<b>Is the winner real?</b> {html.escape(self.statement)}" + self.comparisons.round(4).to_html(index=False)
-
-# %% ../../nbs/development/02_grid.ipynb #exp-winner-fn
-def _candidates(grid:ExperimentGrid, top:int)->tuple[list, object]:
-    "The top `top` trials meeting the constraints (all complete ones if none does), best first; and the simple algorithm's best trial"
-    complete = grid.complete_trials_
-    feasible = [trial for trial in complete if _meets_constraints(trial)] or complete
-    simple = {name for name, algorithm in grid.setup_.algorithms.items() if algorithm.simple}
-    simple_trials = (grid.rank([trial for trial in feasible if trial.params["algorithm"] in simple])
-                     or grid.rank([trial for trial in complete if trial.params["algorithm"] in simple]))
-    return grid.rank(feasible)[:top], (simple_trials[0] if simple_trials else None)
-
-def _rescoring_folds(grid:ExperimentGrid, repeats:int)->list[tuple]:
-    "(repeat, fold, train, test) of `repeats` new cross-validations, each distinct fold once"
-    data, seen, folds = grid.data_, set(), []
-    for repeat in range(1, repeats + 1):
-        for fold, (train, test) in enumerate(cv_folds(grid.cv, data.y, data.times, grid.seed, repeat=repeat, task=data.task)):
-            key = (len(train), test.tobytes())  # forward-chaining folds of time data recur across repeats
-            if key not in seen: seen.add(key); folds.append((repeat, fold, train, test))
-    return folds
-
-def _rescore(grid:ExperimentGrid, trial, folds:list)->list[tuple]:
-    "The primary metric of `trial`'s candidate on each of `folds`: (repeat, fold, value, test/train ratio) each"
-    setup, data = grid.setup_, grid.data_
-    variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
-    rows = []
-    for repeat, fold, train, test in folds:
-        model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed + repeat)
-        scores = _fit_and_score(model, data, train, test, grid.n_jobs_per_trial)
-        value = _fold_metrics(setup.criteria, data, data.y[test], scores, setup.threshold)[setup.criteria.primary.metric]
-        rows.append((repeat, fold, value, len(test) / len(train)))
-    return rows
-
-def check_winner(grid:ExperimentGrid, # a grid that has run
-                 top:int=3, # how many of the best candidates to re-score
-                 repeats:int=3, # repetitions of the cross-validation on new folds (time data: the folds no earlier repetition had)
-                 confidence:float=0.95, # of the intervals
-                )->WinnerCheck:
-    "Re-score the top candidates and the best simple model on repeated new folds; compare the best with each; raises ValueError"
-    grid.check_has_run()
-    _check_whole(top, "top", 1)
-    _check_whole(repeats, "repeats", 1)
-    _check_confidence(confidence)
-    top_trials, simple_trial = _candidates(grid, top)
-    if not top_trials: raise MlopsKitError("No complete trial to check: run the grid with more trials")
-    candidates = top_trials + ([simple_trial] if simple_trial is not None and simple_trial not in top_trials else [])
-    metric, sign = grid.criteria_.primary.metric, 1 if grid.criteria_.direction == "maximize" else -1
-    folds = _rescoring_folds(grid, repeats)
-    scores = pd.DataFrame([dict(trial=trial.number, candidate=_trial_label(trial), repeat=repeat, fold=fold, value=value, test_train_ratio=ratio)
-                           for trial in candidates for repeat, fold, value, ratio in _rescore(grid, trial, folds)])
-    means = scores.groupby("trial").value.mean()
-    best, challengers = top_trials[0].number, [trial.number for trial in top_trials[1:]]
-    others = {"runner-up": max(challengers, key=lambda number: sign * means[number]) if challengers else None,
-              "simple model": simple_trial.number if simple_trial is not None and simple_trial.number != best else None}
-    rows, of_best = [], scores[scores.trial == best].set_index(["repeat", "fold"])
-    for role, number in others.items():
-        if number is None: continue
-        of_other = scores[scores.trial == number].set_index(["repeat", "fold"])
-        test = corrected_t_test(sign * (of_best.value - of_other.value), float(of_best.test_train_ratio.mean()), confidence)
-        rows.append(dict(role=role, best=_trial_label(grid.study_.trials[best]), other=_trial_label(grid.study_.trials[number]),
-                         mean_difference=test["mean"], low=test["low"], high=test["high"], p_value=test["p_value"],
-                         distinguishable=test["distinguishable"], other_meets_constraints=_meets_constraints(grid.study_.trials[number])))
-    columns = ["role", "best", "other", "mean_difference", "low", "high", "p_value", "distinguishable", "other_meets_constraints"]
-    return WinnerCheck(scores, pd.DataFrame(rows, columns=columns), metric, confidence)
-
-# %% ../../nbs/development/02_grid.ipynb #exp-plots-data
-def history_frame(grid:ExperimentGrid)->pd.DataFrame:
-    "One row per complete trial in order: its value, whether it meets the constraints, and the best feasible value so far"
-    trials = sorted(grid.complete_trials_, key=lambda trial: trial.number)
-    frame = pd.DataFrame([dict(number=trial.number, value=trial.value, feasible=_meets_constraints(trial)) for trial in trials],
-                         columns=["number", "value", "feasible"])
-    feasible = frame.value.where(frame.feasible.astype(bool))
-    frame["best_so_far"] = feasible.cummax() if grid.criteria_.direction == "maximize" else feasible.cummin()
-    return frame
-
-def _spearman_importances(trials:list, params:list)->dict:
-    "Absolute Spearman correlation of each parameter (categories by their mean value) with the objective, normalised"
-    from scipy.stats import spearmanr
-    values = pd.Series([trial.value for trial in trials])
-    found = {}
-    for name in params:
-        column = pd.Series([trial.params[name] for trial in trials])
-        if column.map(type).eq(str).any() or column.isna().any(): column = column.astype(str).map(values.groupby(column.astype(str)).mean())
-        rho = spearmanr(column.astype(float), values).statistic if column.nunique() > 1 else 0.0
-        found[name] = 0.0 if np.isnan(rho) else abs(float(rho))
-    total = sum(found.values())
-    return {name: value / total if total else 0.0 for name, value in found.items()}
-
-def parameter_importances(grid:ExperimentGrid)->pd.DataFrame:
-    "How much each choice explains the objective: variant and algorithm over all complete trials, each algorithm's parameters over its own"
-    optuna = _optuna()
-    complete = grid.complete_trials_
-    scopes = [("all", complete, ["data_variant", "algorithm"])] + [
-        (name, [trial for trial in complete if trial.params["algorithm"] == name], [f"{name}__{key}" for key in algorithm.space])
-        for name, algorithm in grid.setup_.algorithms.items()]
-    rows = []
-    for scope, trials, params in scopes:
-        params = [name for name in params if len({repr(trial.params.get(name)) for trial in trials}) > 1]
-        if len(trials) < 3 or not params: continue
-        scoped = optuna.create_study(direction=grid.criteria_.direction)
-        scoped.add_trials(trials)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                importances, evaluator = optuna.importance.get_param_importances(scoped, params=params), "optuna"
-        except Exception: importances, evaluator = _spearman_importances(trials, params), "spearman"
-        rows += [dict(scope=scope, parameter=name.partition("__")[2] or name, importance=float(value), evaluator=evaluator)
-                 for name, value in importances.items()]
-    return pd.DataFrame(rows, columns=["scope", "parameter", "importance", "evaluator"])
-
-def score_frame(grid:ExperimentGrid)->pd.DataFrame:
-    "One row per complete trial: algorithm, data variant, value of the primary metric"
-    return pd.DataFrame([dict(algorithm=trial.params["algorithm"], data_variant=trial.params["data_variant"], value=trial.value)
-                         for trial in grid.complete_trials_], columns=["algorithm", "data_variant", "value"])
-
-# %% ../../nbs/development/02_grid.ipynb #exp-plots
-def _figure(width:float=7, height:float=3.5):
-    import matplotlib.pyplot as plt
-    figure, axes = plt.subplots(figsize=(width, height))
-    plt.close(figure)  # returned to the caller, not shown twice
-    return figure, axes
-
-def plot_history(grid:ExperimentGrid):
-    "Each complete trial's value (filled: meets the constraints) and the best feasible value so far"
-    frame, metric = history_frame(grid), grid.criteria_.primary.metric
-    figure, axes = _figure()
-    feasible = frame.feasible.astype(bool)
-    axes.scatter(frame.number[feasible], frame.value[feasible], label="meets the constraints")
-    axes.scatter(frame.number[~feasible], frame.value[~feasible], facecolors="none", edgecolors="grey", label="violates a constraint")
-    axes.step(frame.number, frame.best_so_far, where="post", color="black", label="best feasible so far")
-    axes.set(xlabel="trial", ylabel=metric, title=f"Optimisation history ({grid.criteria_.direction} {metric})")
-    axes.legend()
-    return figure
-
-def plot_importances(grid:ExperimentGrid):
-    "Horizontal bars of `parameter_importances`, one group per scope"
-    frame = parameter_importances(grid)
-    figure, axes = _figure(7, max(2.5, 0.3 * len(frame) + 1))
-    labels = [f"{scope}: {parameter}" for scope, parameter in zip(frame.scope, frame.parameter)]
-    axes.barh(labels[::-1], frame.importance[::-1])
-    axes.set(xlabel="importance (normalised within each scope)", title="Parameter importances")
-    return figure
-
-def plot_scores(grid:ExperimentGrid):
-    "The distribution of the primary metric per algorithm over the complete trials"
-    frame, metric = score_frame(grid), grid.criteria_.primary.metric
-    names = [name for name in grid.setup_.algorithms if name in set(frame.algorithm)]
-    figure, axes = _figure()
-    axes.boxplot([frame.value[frame.algorithm == name] for name in names], tick_labels=names)
-    axes.set(ylabel=metric, title=f"{metric} per algorithm (complete trials)")
-    axes.tick_params(axis="x", labelrotation=15)
-    return figure
-
-# %% ../../nbs/development/02_grid.ipynb #exp-fit-best
-@dataclass(repr=False)
-class BestModel:
-    "The chosen candidate fitted on all the data, with what a model card records about it"
-    model:object # the fitted scikit-learn Pipeline: `prepare` (ColumnTransformer) then `model`
-    trial:int # the trial it came from
-    data_variant:str
-    algorithm:str
-    params:dict # the algorithm's parameters
-    cv_metrics:dict # metric -> {'mean': ..., 'std': ...} over the search's folds
-    criteria:dict # the full criteria (Criteria.to_dict), system ones included
-    criteria_results:pd.DataFrame # the development criteria checked on the cross-validated means
-    criteria_not_measured:list # metrics measured later, on the service
-    threshold:float|None # binary: predict the positive class when its probability >= threshold; None for other tasks
-    seed:int
-    cv:dict # {'folds': n, 'kind': 'time', 'stratified' or 'k-fold'}
-    study_name:str
-    features:list # the columns the model reads
-    task:str="binary" # 'binary', 'multiclass' or 'regression'
-    classes:list|None=None # the class labels, sorted (None for regression)
-    positive_label:object=None # binary: the class to find
-
-    @property
-    def meets_criteria(self)->bool: return bool(self.criteria_results.passed.all())
-
-    def _positive_probability(self, frame:pd.DataFrame)->np.ndarray:
-        return self.model.predict_proba(frame[self.features])[:, list(self.model.classes_).index(self.positive_label)]
-
-    def flag(self, frame:pd.DataFrame)->np.ndarray:
-        "Binary: 1 for each row of `frame` to act on (probability of the positive class >= threshold), else 0; raises MlopsKitError for other tasks"
-        if self.task != "binary":
-            raise MlopsKitError(f"flag is for a binary task (it flags the positive class from the threshold); this model is {self.task}: "
-                                "use predict(frame), which gives " + ("the most probable class" if self.task == "multiclass" else "its predictions"))
-        return (self._positive_probability(frame) >= self.threshold).astype(int)
-
-    def predict(self, frame:pd.DataFrame)->np.ndarray:
-        "The model's decision for each row of `frame`: a label (binary: the positive one from the threshold on), or a number (regression)"
-        if self.task != "binary": return self.model.predict(frame[self.features])
-        negative = next(label for label in self.classes if label != self.positive_label)
-        return np.where(self._positive_probability(frame) >= self.threshold, self.positive_label, negative)
-
-    def to_dict(self)->dict:
-        "Everything but the model, JSON-able, for a model card"
-        return dict(trial=self.trial, data_variant=self.data_variant, algorithm=self.algorithm, params=self.params,
-                    cv_metrics=self.cv_metrics, criteria=self.criteria, criteria_results=self.criteria_results.to_dict("records"),
-                    criteria_not_measured=self.criteria_not_measured, threshold=self.threshold, seed=self.seed, cv=self.cv,
-                    study_name=self.study_name, features=self.features, task=self.task, classes=self.classes,
-                    positive_label=self.positive_label)
-
-    def __repr__(self):
-        return (f"BestModel(trial #{self.trial}: {self.algorithm} on {self.data_variant}, meets the development criteria: "
-                f"{self.meets_criteria}, still to measure: {', '.join(self.criteria_not_measured) or 'nothing'})")
-    def _repr_html_(self): return f"<b>{html.escape(repr(self))}</b>" + self.criteria_results.to_html(index=False)
-
-def fit_best(grid:ExperimentGrid, # a grid that has run
-             data=None, # the data to fit on (Dataset, CaseStudySample or DataFrame X); None: the data the grid ran on
-             y=None, # the target when `data` is a DataFrame (of the grid's task and labels)
-            )->BestModel:
-    "Fit the best candidate meeting every constraint on all of `data`; raises ValueError if the grid has not run or none qualifies"
-    grid.check_has_run()
-    trial = grid.best_trial_
-    if trial is None: raise MlopsKitError(_no_feasible_message(grid))
-    setup = grid.setup_
-    roles = dict(task=grid.data_.task, positive_label=grid.data_.positive_label) if isinstance(data, pd.DataFrame) else {}
-    data = grid.data_ if data is None else _prepare_data(data, y, setup.variants, **roles)
-    if data.task != grid.data_.task or data.classes != grid.data_.classes or data.positive_label != grid.data_.positive_label:
-        raise MlopsKitError(f"fit_best: the data given is a {data.task} task with the classes {_shown(data.classes)}, but the grid ran on a "
-                            f"{grid.data_.task} task with the classes {_shown(grid.data_.classes)}: fit on data of the same task and labels")
-    variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
-    model = _pipeline(variant, algorithm, _trial_params(trial), grid.seed)
-    _fit_all(model, data, grid.n_jobs_per_trial)
-    best = grid.best()
-    means = {name: values["mean"] for name, values in best["metrics"].items()}
-    return BestModel(model, trial.number, variant.name, algorithm.name, best["params"], best["metrics"], _as_criteria(grid.criteria).to_dict(),
-                     setup.criteria.evaluate(means), list(setup.later), setup.threshold, int(grid.seed),
-                     dict(folds=len(grid.folds_), kind=_fold_kind(grid.data_)), grid.study_.study_name, variant.columns,
-                     data.task, data.classes, data.positive_label)
-
-def _fit_all(model, data:GridData, n_jobs:int):
-    "Fit `model` on every row of `data`"
-    with _limited_threads(n_jobs): return model.fit(data.frame, data.y)
+    @classmethod
+    def from_study(cls, storage, # a storage URL (see make_storage) or an Optuna storage
+                   study_name:str, # the study to join
+                   n_jobs_per_trial:int=1, # threads each trial may use on this machine
+                  )->ExperimentGrid:
+        "The grid saved with study `study_name`, ready to run more of its trials; raises ValueError, StorageConnectionError"
+        opened = existing_storage(storage, study_name)
+        _check_whole(n_jobs_per_trial, "n_jobs_per_trial", 1)
+        definition = _stored_definition(opened, storage, study_name)
+        grid = cls(**_grid_arguments(definition, study_name), storage=opened, study_name=study_name, n_jobs_per_trial=n_jobs_per_trial)
+        setup = grid._setup()  # a definition edited by hand is refused here, before a worker runs a trial
+        grid._setup_for(setup, _stored_task(definition, study_name))
+        grid._opened_storage, grid._label, grid.definition_ = opened, storage_label(storage), definition
+        return grid
 
 # %% ../../nbs/development/02_grid.ipynb #exp-worker
 _TABLE_SUFFIXES = (".csv", ".parquet")
@@ -1786,6 +860,7 @@ def _read_table(path, columns:dict)->pd.DataFrame:
     except (OSError, ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise MlopsKitError(f"data file {path} cannot be read with the column types the study was made from: {error}") from None
 
+# %% ../../nbs/development/02_grid.ipynb #7611f29a
 def _typed(values:pd.Series, dtype:str)->pd.Series:
     "`values` as `dtype` (dates are parsed); raises MlopsKitError naming the column if they cannot be"
     try:
@@ -1795,17 +870,19 @@ def _typed(values:pd.Series, dtype:str)->pd.Series:
     except (TypeError, ValueError, OverflowError) as error:
         raise MlopsKitError(f"column {values.name!r} cannot be read as {dtype}, the type it had when the study was made: {error}") from None
 
+# %% ../../nbs/development/02_grid.ipynb #6dc1c059
 def _rebuilt_dataset(frame:pd.DataFrame, spec:dict)->Dataset:
     "The Dataset a study was made from, rebuilt from `frame` with the roles and column types saved in `spec`; raises MlopsKitError"
     columns = spec.get("columns")
     if not isinstance(columns, dict) or not all(isinstance(dtype, str) for dtype in columns.values()):
         raise MlopsKitError(f"The study's data description has no column types (got {_shown(columns)}): create a new study")
     missing = [name for name in columns if name not in frame.columns]
-    if missing: raise MlopsKitError(f"the data lacks the column(s) {_quoted(missing)} of the data the study was made from")
+    if missing: raise MlopsKitError(f"the data lacks the column(s) {quoted(missing)} of the data the study was made from")
     frame = pd.DataFrame({name: _typed(frame[name], dtype) for name, dtype in columns.items()})
     roles = {key: spec.get(key) for key in ("target", "features", "time_column", "id_column", "categorical", "numerical", "task", "positive_label")}
     return Dataset(frame, **roles)
 
+# %% ../../nbs/development/02_grid.ipynb #39c50d01
 def _worker_data(grid:ExperimentGrid, data)->Dataset|None:
     "The data a worker trains on: None for a case-study sample (drawn again); for the user's own data, `data` checked against the study's fingerprint"
     stored, name = grid.definition_.get("data"), grid.study_name
@@ -1829,6 +906,7 @@ def _worker_data(grid:ExperimentGrid, data)->Dataset|None:
                             "the same rows, or its trials could not be compared. Give it the file the study was made from; the study was left unchanged")
     return dataset
 
+# %% ../../nbs/development/02_grid.ipynb #f688572a
 def run_worker(storage:str, # the study storage URL (see make_storage)
                study_name:str, # the study to join
                max_trials:int, # stop once the study holds this many finished trials (complete or pruned), all workers counted
@@ -1843,13 +921,12 @@ def run_worker(storage:str, # the study storage URL (see make_storage)
     if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
     if data is not None and not isinstance(data, (str, os.PathLike, pd.DataFrame, Dataset)):
         raise WrongTypeError(f"data must be the path of a .csv or .parquet file, a DataFrame or a Dataset, got {_shown(data)}")
-    opened = _existing_storage(storage, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    opened = existing_storage(storage, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     grid = ExperimentGrid.from_study(opened, study_name, n_jobs_per_trial)
-    grid._label = _storage_label(storage)
+    grid._label = storage_label(storage)
     dataset = _worker_data(grid, data)
     worker_seed = int.from_bytes(os.urandom(4), "little")
     return grid.run(dataset, n_trials=None, max_trials=max_trials, show_progress=show_progress, sampler_seed=worker_seed)
-
 
 # %% ../../nbs/development/02_grid.ipynb #exp-stale
 def _started_before(seconds:float)->datetime:
@@ -1857,16 +934,17 @@ def _started_before(seconds:float)->datetime:
     try: return datetime.now() - timedelta(seconds=seconds)
     except OverflowError: return datetime.min
 
+# %% ../../nbs/development/02_grid.ipynb #978b3530
 def fail_stale_trials(storage, # the study storage URL (see make_storage) or an Optuna storage
                       study_name:str, # the study to clean up
                       older_than:float, # seconds: RUNNING trials started longer ago than this are failed
                       retry:bool=True, # queue each failed trial's candidate again
                      )->list[int]: # the numbers of the trials failed
-    "Mark RUNNING trials older than `older_than` seconds as FAIL (and queue them again): ONLY when their workers are stopped"
+    "Mark RUNNING trials older than `older_than` seconds as FAIL (and queue them again): ONLY when their workers are stopped; raises MlopsKitError, WrongTypeError, StorageConnectionError"
     older_than = _check_seconds(older_than, "older_than")
     if not isinstance(retry, bool): raise WrongTypeError(f"retry must be True or False, got {_shown(retry)}")
-    optuna, opened = _optuna(), _existing_storage(storage, study_name)
-    if study_name not in optuna.get_all_study_names(opened): raise MlopsKitError(f"No study {study_name!r} in {_storage_label(storage)}")
+    optuna, opened = _optuna(), existing_storage(storage, study_name)
+    if study_name not in optuna.get_all_study_names(opened): raise MlopsKitError(f"No study {study_name!r} in {storage_label(storage)}")
     study = optuna.load_study(study_name=study_name, storage=opened)
     cutoff, failed = _started_before(older_than), []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
