@@ -81,7 +81,7 @@ def test_wheel_installs_and_runs_in_a_fresh_environment_outside_the_repository(w
 
 PHASES = {  # the library by phase, as a reader looks for it: package -> its modules
     "mlops_kit.lifecycle": "criteria",
-    "mlops_kit.data": "datasets",
+    "mlops_kit.data": "datasets case_study quality",
     "mlops_kit.design": "checklists",
     "mlops_kit.development": "grid registry",
     "mlops_kit.deployment": "app monitoring_loop",
