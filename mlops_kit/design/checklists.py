@@ -28,7 +28,7 @@ __all__ = ['SOURCES', 'DESIGN_ITEMS', 'DEVELOPMENT_ITEMS', 'DEPLOYMENT_ITEMS', '
 _STATUS_ALIASES = {"n/a": "not_applicable", "na": "not_applicable"}
 
 class Status(StrEnum):
-    "How far a checklist item is done: not done, manual, automated, or not applicable; `Status(text)` raises ValueError if unknown"
+    "How far a checklist item is done: not done, manual, automated, or not applicable; `Status(text)` raises MlopsKitError (a ValueError) if unknown"
     not_done = "not_done"
     manual = "manual"
     automated = "automated"
@@ -82,7 +82,7 @@ class ChecklistItem:
     guidance:str="" # how to check it, for the learner
 
     def __post_init__(self):
-        "Raises ValueError for an id that is not a lowercase slug or an empty text field, TypeError for a non-bool `required`"
+        "Raises MlopsKitError (a ValueError) for an id that is not a lowercase slug or an empty text field, WrongTypeError (a TypeError) for a non-bool `required` or a `guidance` that is not text"
         if not isinstance(self.id, str) or not _ITEM_ID_RE.fullmatch(self.id):
             raise MlopsKitError(f"An item id is short lowercase text of letters, digits, '-', '_' or '.', like 'data-1'; got {self.id!r}")
         for name in ("section", "text", "source"):
@@ -241,7 +241,7 @@ ML_TEST_SCORE_BANDS = (  # (upper bound, included; what a final score up to it s
 
 def ml_test_score_band(score:float, # a final ML Test Score, 0 to 7
                       )->str: # what the paper's band for `score` says
-    "The paper's interpretation of a final ML Test Score `score`; raises ValueError outside 0 to 7, TypeError for a non-number"
+    "The paper's interpretation of a final ML Test Score `score`; raises MlopsKitError (a ValueError) outside 0 to 7, WrongTypeError (a TypeError) for a non-number"
     if isinstance(score, bool) or not isinstance(score, numbers.Real):
         raise WrongTypeError(f"An ML Test Score is a number, got {score!r}")
     if not 0 <= score <= 7: raise MlopsKitError(f"An ML Test Score is between 0 and 7 (seven tests per section), got {score!r}")
@@ -445,7 +445,7 @@ class Checklist(_ChecklistProgress):
         return answers
 
     def refresh(self)->Checklist:
-        "Read the answers again from the journal (changes made by another notebook); raises ValueError if one is unreadable"
+        "Read the answers again from the journal (changes made by another notebook); raises MlopsKitError if one is unreadable"
         if self.project is not None: self._answers = self._saved_answers()
         return self
 
@@ -469,7 +469,7 @@ class Checklist(_ChecklistProgress):
             evidence:str|None=None, # where the proof is (a link, a file, a number); None keeps it
             reason:str|None=None, # why the item does not apply: needed for 'not_applicable'
            )->Answer:
-        "Set `item_id`'s answer and save it to the journal at once; raises UnknownItemError, ValueError, TypeError, changing nothing"
+        "Set `item_id`'s answer and save it to the journal at once; raises UnknownItemError for an unknown item, MlopsKitError for a bad status or reason, WrongTypeError for notes, evidence or reason that are not text; each changes nothing"
         self.item(item_id)
         answers = self._saved_answers() if self.project is not None else dict(self._answers)
         answer = _new_answer(answers[item_id], item_id, status, notes, evidence, reason, self.allow_not_applicable, self._refusal)
@@ -485,7 +485,7 @@ class Checklist(_ChecklistProgress):
 def phase_checklist(phase:Phase|str, # 'design', 'development' or 'deployment'
                     project:Project|None=None, # the journal that saves and restores the answers
                    )->Checklist:
-    "The checklist of `phase`, named after it; raises ValueError for an unknown phase"
+    "The checklist of `phase`, named after it; raises MlopsKitError (a ValueError) for an unknown phase, WrongTypeError for a `project` that is not a Project"
     phase = Phase(phase)
     return Checklist(str(phase), PHASE_ITEMS[phase], phase=phase, project=project)
 
@@ -499,7 +499,7 @@ class MLTestScore(Checklist):
     def __init__(self, project:Project|None=None, # the journal that saves and restores the answers
                  name:str="ml-test-score", # its name in the journal; another name keeps a separate rubric (e.g. per model)
                 ):
-        "Raises ValueError if an answer saved in the journal cannot be read back"
+        "Raises MlopsKitError if an answer saved in the journal cannot be read back"
         super().__init__(name, ML_TEST_SCORE_ITEMS, phase=None, allow_not_applicable=False, project=project)
 
     def section_scores(self)->pd.DataFrame:
@@ -542,7 +542,7 @@ class MLTestScore(Checklist):
 def ml_test_score(project:Project|None=None, # the journal that saves and restores the answers
                   name:str="ml-test-score", # its name in the journal
                  )->MLTestScore:
-    "The ML Test Score rubric, restored from `project` if given; raises ValueError if a saved answer is unreadable"
+    "The ML Test Score rubric, restored from `project` if given; raises MlopsKitError if a saved answer is unreadable, WrongTypeError for a `project` that is not a Project"
     return MLTestScore(project, name)
 
 # %% ../../nbs/design/01_checklists.ipynb #chk-gate-helpers-3
