@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mlops_kit.design import (DESIGN_ITEMS, ML_TEST_SCORE_BANDS, Answer, ChecklistItem, Status, gate,
                                   ml_test_score_band, phase_checklist)
-from mlops_kit.design.checklists import _time_split
+from mlops_kit.design.added_value import _time_split
 from mlops_kit.data import load_case_study
 from mlops_kit.errors import MlopsKitError, WrongTypeError
 from mlops_kit.lifecycle import Criteria, MetricRegistry, Project, cost_metric
@@ -256,7 +256,7 @@ def test_the_assessments_periods_are_sound_or_the_dates_are_refused_naming_them(
 
 # --- assess_added_value: how to split data without time, and what a rule may answer -------------------------------
 
-from mlops_kit.design.checklists import _check_value_arguments, _rule_predictions, _split, simple_model
+from mlops_kit.design.added_value import _check_value_arguments, _rule_predictions, _split, simple_model
 from mlops_kit.data import TASKS, Dataset
 
 ROWS = pd.DataFrame({"size": np.arange(40.0), "kind": ["a", "b"] * 20, "label": ["yes", "no", "no", "maybe"] * 10,

@@ -5,19 +5,26 @@
 # %% auto #0
 __all__ = ['SOURCES', 'DESIGN_ITEMS', 'DEVELOPMENT_ITEMS', 'DEPLOYMENT_ITEMS', 'PHASE_ITEMS', 'ML_TEST_SCORE_SECTIONS',
            'ML_TEST_SCORE_ITEMS', 'ML_TEST_SCORE_BANDS', 'Status', 'ChecklistItem', 'ml_test_score_band', 'Answer',
-           'UnknownItemError', 'Checklist', 'MLTestScore', 'phase_checklist', 'ml_test_score', 'GateRefused', 'gate',
-           'simple_model', 'AddedValue', 'assess_added_value', 'ChecklistView', 'PhaseReport', 'phase_report']
+           'UnknownItemError', 'Checklist', 'phase_checklist', 'MLTestScore', 'ml_test_score', 'as_checklists',
+           'check_criteria', 'evaluate_criteria', 'GateRefused', 'gate', 'simple_model', 'AddedValue',
+           'assess_added_value', 'ChecklistView', 'check_report_path', 'PhaseReport', 'phase_report']
 
 # %% ../../nbs/design/00_design.ipynb #28fc2046
-from mlops_kit.design.checklists import (SOURCES, DESIGN_ITEMS, DEVELOPMENT_ITEMS, DEPLOYMENT_ITEMS, PHASE_ITEMS,
+from .checklists import (SOURCES, DESIGN_ITEMS, DEVELOPMENT_ITEMS, DEPLOYMENT_ITEMS, PHASE_ITEMS,
     ML_TEST_SCORE_SECTIONS, ML_TEST_SCORE_ITEMS, ML_TEST_SCORE_BANDS, Status, ChecklistItem,
-    ml_test_score_band, Answer, UnknownItemError, Checklist, MLTestScore, phase_checklist,
-    ml_test_score, GateRefused, gate, simple_model, AddedValue, assess_added_value, ChecklistView,
-    PhaseReport, phase_report)
+    ml_test_score_band, Answer, UnknownItemError, Checklist, phase_checklist, MLTestScore,
+    ml_test_score, as_checklists, check_criteria, evaluate_criteria, GateRefused, gate)
 
 # %% ../../nbs/design/00_design.ipynb #b6c9c6b9
+from .added_value import (simple_model, AddedValue, assess_added_value)
+
+# %% ../../nbs/design/00_design.ipynb #484578a0
+from .reports import (ChecklistView, check_report_path, PhaseReport, phase_report)
+
+# %% ../../nbs/design/00_design.ipynb #e26a7724
 _all_ = ['SOURCES', 'DESIGN_ITEMS', 'DEVELOPMENT_ITEMS', 'DEPLOYMENT_ITEMS', 'PHASE_ITEMS',
         'ML_TEST_SCORE_SECTIONS', 'ML_TEST_SCORE_ITEMS', 'ML_TEST_SCORE_BANDS', 'Status',
         'ChecklistItem', 'ml_test_score_band', 'Answer', 'UnknownItemError', 'Checklist',
-        'MLTestScore', 'phase_checklist', 'ml_test_score', 'GateRefused', 'gate', 'simple_model',
-        'AddedValue', 'assess_added_value', 'ChecklistView', 'PhaseReport', 'phase_report']
+        'phase_checklist', 'MLTestScore', 'ml_test_score', 'as_checklists', 'check_criteria',
+        'evaluate_criteria', 'GateRefused', 'gate', 'simple_model', 'AddedValue',
+        'assess_added_value', 'ChecklistView', 'check_report_path', 'PhaseReport', 'phase_report']
