@@ -153,7 +153,7 @@ def _add_report_command(subcommands):
 
 def _check_report_arguments(args):
     "Refuse a journal that is not a file, and an output the report cannot be written to, before any work"
-    from mlops_kit.design.checklists import _check_report_path
+    from mlops_kit.design import check_report_path
     if args.journal.is_dir(): raise MlopsKitError(f"{args.journal} is a folder: name the project's journal file (JSON) in it")
     if not args.journal.is_file(): raise FileNotFoundError(f"{args.journal}: no such journal file")
     if args.output is None:
@@ -161,7 +161,7 @@ def _check_report_arguments(args):
         return
     if args.output.resolve() == args.journal.resolve():
         raise MlopsKitError(f"--output {args.output} is the journal itself: name another file for the report, e.g. report.md")
-    _check_report_path(args.output, args.overwrite, replace_hint="pass --overwrite")
+    check_report_path(args.output, args.overwrite, replace_hint="pass --overwrite")
 
 def _run_report(args) -> int:
     from mlops_kit.lifecycle import Project

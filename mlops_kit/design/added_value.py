@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import TASKS, CaseStudy, Dataset, check_seed, screen_leakage
-from ..data.datasets import _screening_problem  # the leakage screen's own check of what it needs
+from ..data import leakage_screen_problem
 from .checklists import check_criteria
 from ..lifecycle import Criteria, Metric, MetricRegistry, cost_metric
 from .._toolbox import check_choice, did_you_mean, quoted
@@ -101,7 +101,7 @@ def _model_features(train:Dataset, exclude)->tuple[list, list]:
                             f"{did_you_mean(unknown[0], train.features)} Its features are {quoted(train.features)}")
     candidates = [name for name in train.features if name not in excluded]
     if not candidates: raise MlopsKitError(f"exclude leaves the model no feature: the features are {quoted(train.features)}")
-    problem = _screening_problem(train.frame, train.target, train.task)
+    problem = leakage_screen_problem(train.frame, train.target, train.task)
     if problem: warnings.warn(f"The training rows were not screened for leakage: {problem}")
     leaking = [] if problem else screen_leakage(train, train.target, candidates).feature.tolist()
     dropped = [name for name in train.features if name in excluded or name in leaking]

@@ -697,11 +697,3 @@ def gate(project:Project, # the journal where the decision is recorded
     decision = Decision(phase, verdict, return_to, evidence or _evidence_summary(checklists, evaluation, waiting),
                         _gate_metrics(checklists, evaluation, waiting), author)
     return project.add_decision(decision)
-
-# %% ../../nbs/design/01_checklists.ipynb #chk-bridge
-def __getattr__(name):
-    "Temporary, while the command line still imports the report-path check from here: it is `design.reports.check_report_path`"
-    if name == "_check_report_path":
-        from mlops_kit.design.reports import check_report_path
-        return check_report_path
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
