@@ -269,7 +269,7 @@ def test_halves_of_the_same_small_data_flag_at_most_twice_the_nominal_rate(small
     column tests over 10 seeds (KS: 480 tests, Z: 10, where one flag is allowed). Chi-square is left out on purpose:
     Evidently's chi-square (which we reproduce exactly, see test_drift_evidently.py) takes the reference's shares as
     exact expected values, so with a reference no larger than the window it flags well above 5% (about 20% here);
-    a larger reference (or another method) is the remedy, as nbs/deployment/07_monitoring_loop.ipynb says"""
+    a larger reference (or another method) is the remedy, as nbs/deployment/05_drift.ipynb says"""
     flagged, tested = small_halves_flags[method]
     assert flagged <= max(1, 0.10 * tested), f"{method}: {flagged} of {tested} column tests flagged with no drift planted"
 

@@ -84,7 +84,8 @@ PHASES = {  # the library by phase, as a reader looks for it: package -> its mod
     "mlops_kit.data": "datasets",
     "mlops_kit.design": "checklists",
     "mlops_kit.development": "grid registry",
-    "mlops_kit.deployment": "app monitoring_loop",
+    "mlops_kit.deployment": "app drift performance monitoring_loop",
+    "mlops_kit.loop_back": "retraining",
     "mlops_kit.practice": "grading widgets",
 }
 SHARED_MODULES = {"mlops_kit", "mlops_kit._toolbox", "mlops_kit.errors", "mlops_kit.cli", "mlops_kit.tour"}

@@ -5,25 +5,29 @@
 # %% auto #0
 __all__ = ['DEFAULT_LOG', 'PROTOCOL_OUTPUTS', 'ServingError', 'PredictionLog', 'ServiceSettings', 'create_app',
            'BackgroundServer', 'ServiceCallError', 'ServiceClient', 'serve', 'DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT',
-           'SMALL_WINDOW', 'MIN_LABELS', 'MAX_DRAWS', 'MAX_WINDOWS', 'ALERT_KINDS', 'DriftError', 'drift_type',
-           'ColumnDrift', 'column_drift', 'DriftReport', 'drift_report', 'PerformanceReport', 'performance_report',
-           'Alert', 'AlertPolicy', 'output_drift', 'MonitoringLoop', 'RetrainingError', 'RetrainingResult', 'retrain']
+           'SMALL_WINDOW', 'DriftError', 'drift_type', 'ColumnDrift', 'column_drift', 'DriftReport', 'drift_report',
+           'as_column', 'output_drift', 'MIN_LABELS', 'MAX_DRAWS', 'ModelOutputs', 'read_outputs', 'PerformanceReport',
+           'performance_report', 'MAX_WINDOWS', 'ALERT_KINDS', 'Alert', 'AlertPolicy', 'MonitoringLoop']
 
 # %% ../../nbs/deployment/00_deployment.ipynb #733f4c13
 from .app import (DEFAULT_LOG, PROTOCOL_OUTPUTS, ServingError, PredictionLog, ServiceSettings, create_app,
     BackgroundServer, ServiceCallError, ServiceClient, serve)
 
 # %% ../../nbs/deployment/00_deployment.ipynb #9a1d119b
-from .monitoring_loop import (DRIFT_METHODS, INTEGER_CATEGORY_LIMIT, SMALL_WINDOW, MIN_LABELS, MAX_DRAWS, MAX_WINDOWS,
-    ALERT_KINDS, DriftError, drift_type, ColumnDrift, column_drift, DriftReport, drift_report,
-    PerformanceReport, performance_report, Alert, AlertPolicy, output_drift, MonitoringLoop,
-    RetrainingError, RetrainingResult, retrain)
+from .drift import (DRIFT_METHODS, INTEGER_CATEGORY_LIMIT, SMALL_WINDOW, DriftError, drift_type, ColumnDrift,
+    column_drift, DriftReport, drift_report, as_column, output_drift)
 
 # %% ../../nbs/deployment/00_deployment.ipynb #58a80e45
+from .performance import (MIN_LABELS, MAX_DRAWS, ModelOutputs, read_outputs, PerformanceReport, performance_report)
+
+# %% ../../nbs/deployment/00_deployment.ipynb #39703ea7
+from .monitoring_loop import (MAX_WINDOWS, ALERT_KINDS, Alert, AlertPolicy, MonitoringLoop)
+
+# %% ../../nbs/deployment/00_deployment.ipynb #3f8eab5c
 _all_ = ['DEFAULT_LOG', 'PROTOCOL_OUTPUTS', 'ServingError', 'PredictionLog', 'ServiceSettings',
         'create_app', 'BackgroundServer', 'ServiceCallError', 'ServiceClient', 'serve',
-        'DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'MIN_LABELS', 'MAX_DRAWS',
-        'MAX_WINDOWS', 'ALERT_KINDS', 'DriftError', 'drift_type', 'ColumnDrift', 'column_drift',
-        'DriftReport', 'drift_report', 'PerformanceReport', 'performance_report', 'Alert',
-        'AlertPolicy', 'output_drift', 'MonitoringLoop', 'RetrainingError', 'RetrainingResult',
-        'retrain']
+        'DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'DriftError', 'drift_type',
+        'ColumnDrift', 'column_drift', 'DriftReport', 'drift_report', 'as_column', 'output_drift',
+        'MIN_LABELS', 'MAX_DRAWS', 'ModelOutputs', 'read_outputs', 'PerformanceReport',
+        'performance_report', 'MAX_WINDOWS', 'ALERT_KINDS', 'Alert', 'AlertPolicy',
+        'MonitoringLoop']
