@@ -30,7 +30,7 @@ from mlops_kit.design import simple_model
 from mlops_kit.lifecycle import Criteria, Phase, Project
 from mlops_kit.deployment import MIN_LABELS, AlertPolicy, DriftError, MonitoringLoop, drift_report, performance_report
 from mlops_kit.loop_back import RetrainingError
-from mlops_kit.errors import MlopsKitError, WrongTypeError
+from mlops_kit.errors import MlopsKitError
 from mlops_kit.development import ModelRegistry
 from mlops_kit.deployment import BackgroundServer, PredictionLog, create_app
 
@@ -319,14 +319,6 @@ def test_alert_decisions_move_a_deployed_project_back(tmp_path, drift_of):
     assert [decision.evidence for decision in project.decisions[-3::2]] == [retrain.evidence, rethink.evidence]
 
 
-@pytest.mark.parametrize("cooldown", ["soon", "-1D", pd.Timedelta("-1h"), [], None, float("nan"), "NaT"])
-def test_bad_cooldown_raises_a_kit_error(cooldown):
-    "None, NaN and 'NaT' would silently mean 'no incident ever continues'; a wrong argument is an MlopsKitError, not a drift"
-    with pytest.raises(MlopsKitError, match="cooldown") as raised:
-        AlertPolicy(cooldown)
-    assert not isinstance(raised.value, DriftError)
-
-
 # ---------------------------------------------------------------- 3. the loop on the case study
 
 def end_of(month:str)->pd.Timestamp: return pd.Period(month, "M").end_time
@@ -498,19 +490,6 @@ def test_labels_as_booleans_or_floats_with_gaps_are_fine():
 def test_performance_report_arguments_are_checked(arguments, message):
     with pytest.raises(MlopsKitError) as raised: performance_report(calibrated_cases(), **{"criteria": CRITERIA, **arguments})
     assert message in str(raised.value)
-
-
-@pytest.mark.parametrize("cooldown, message", [(60, "a bare number has no unit, got 60"), ("soon", "cooldown must be a duration"),
-                                               ("-1D", "cooldown must not be negative"), (None, "cooldown must be a duration")])
-def test_alert_policy_cooldowns_are_checked(cooldown, message):
-    with pytest.raises(MlopsKitError) as raised: AlertPolicy(cooldown)
-    assert message in str(raised.value)
-
-
-def test_alert_policy_refuses_what_is_not_a_journal_or_a_report():
-    with pytest.raises(WrongTypeError, match="project must be a mlops_kit.lifecycle.Project"): AlertPolicy(project="churn.journal.json")
-    with pytest.raises(MlopsKitError, match="`at` must be a date"): AlertPolicy().consider("week 0", "next week")
-    with pytest.raises(WrongTypeError, match="drift must be a DriftReport or None, got dict"): AlertPolicy().consider("week 0", START, drift={})
 
 
 @pytest.mark.parametrize("settings, message", [

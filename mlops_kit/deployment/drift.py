@@ -37,7 +37,7 @@ def _is_p_value(method:str)->bool:
 
 # %% ../../nbs/deployment/05_drift.ipynb #mon-007-2
 class DriftError(MlopsKitError):
-    "Bad input to monitoring (frames, columns, methods, thresholds, windows, retraining data); the message says what to fix"
+    "Data that drift or performance cannot be computed on (frames, columns, methods, thresholds, windows, cases); the message says what to fix. A wrong number, seed or duration is an `MlopsKitError` instead"
 
 # %% ../../nbs/deployment/05_drift.ipynb #mon-009
 def _inferred_kind(reference:pd.Series, current:pd.Series)->str:
@@ -48,7 +48,7 @@ def _inferred_kind(reference:pd.Series, current:pd.Series)->str:
 INTEGER_CATEGORY_LIMIT = 10 # integer columns with at most this many distinct values are categorical
 
 def drift_type(values:pd.Series)->str:
-    "'numerical', 'categorical', 'text' or 'unknown', as Evidently 0.7 infers it (`mlops_kit.data.column_kind` describes data for schemas)"
+    "'numerical', 'categorical', 'text' or 'unknown', as Evidently 0.7 infers it (`mlops_kit.data.column_kind` describes data for schemas); a DriftError unless `values` is a Series"
     if not isinstance(values, pd.Series): raise DriftError(f"values must be a pandas Series (one column), got {type(values).__name__}")
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype): return "categorical"
@@ -319,7 +319,7 @@ def column_drift(reference:pd.Series, # the column in the reference data (e.g. t
                  threshold:float|None=None, # None: the method's default
                  column:str|None=None, # the name to report; default: the series' name
                 )->ColumnDrift:
-    "Whether one column drifted between `reference` and `current`, with the method, score and reasons"
+    "Whether one column drifted between `reference` and `current`, with the method, score and reasons; raises DriftError for values that cannot be compared"
     for name, values in [("reference", reference), ("current", current)]:
         if not isinstance(values, pd.Series): raise DriftError(f"{name} must be a pandas Series (one column), got {type(values).__name__}")
     column = str(column) if column is not None else str(reference.name)
@@ -464,7 +464,7 @@ def output_drift(reference, # the model's outputs on the reference data, or the 
                  threshold:float|None=None, # None: the method's default
                  column:str="prediction", # the name to report: 'prediction' for prediction drift, 'label' for target drift
                 )->ColumnDrift:
-    "Whether a model's predictions (prediction drift) or the true labels (target drift) drifted: `column_drift` of the task's kind"
+    "Whether a model's predictions (prediction drift) or the true labels (target drift) drifted: `column_drift` of the task's kind; raises DriftError for an unknown task or values that are not one per case"
     if task not in TASKS: raise DriftError(f"task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
     reference, current = (as_column(values, name) for values, name in [(reference, "reference"), (current, "current")])
     return column_drift(reference, current, "numerical" if task == "regression" else "categorical", method, threshold, column)

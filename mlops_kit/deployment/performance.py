@@ -216,7 +216,7 @@ def _checked_task(criteria, task, classes, window:pd.DataFrame)->str:
 
 # %% ../../nbs/deployment/06_performance.ipynb #mon-check-cases-5
 def read_outputs(window, criteria=None, task=None, positive_label=None, classes=None)->ModelOutputs:
-    "What `window`'s outputs mean, once it is checked: predictions and labels of the task (NaN until known), probabilities, latencies"
+    "What `window`'s outputs mean, once it is checked: predictions and labels of the task (NaN until known), probabilities, latencies; raises DriftError for a window that is not the task's"
     if not isinstance(window, pd.DataFrame): raise DriftError(f"window must be a DataFrame of predicted cases, got {type(window).__name__}")
     if "prediction" not in window: raise DriftError("The window lacks the column(s) ['prediction']; pass cases as PredictionLog.window() gives them")
     if window["prediction"].isna().any():
@@ -391,7 +391,7 @@ def performance_report(window:pd.DataFrame, # predicted cases: prediction, proba
                        classes=None, # classifiers: the classes in the order of `probabilities` (the model bundle's); None: the labels seen, sorted
                        min_labels:int=MIN_LABELS, # fewer labelled cases than this: the metrics are not measured
                       )->PerformanceReport:
-    "Measure the criteria on labelled cases and estimate them from probabilities; raises DriftError for a bad window"
+    "Measure the criteria on labelled cases and estimate them from probabilities; raises DriftError for a bad window, MlopsKitError for a bad `draws`, `seed` or `min_labels`"
     outputs = read_outputs(window, criteria, task, positive_label, classes)
     if not isinstance(name, str): raise DriftError(f"name must be text, like '2025-03', got {name!r}")
     draws, seed, min_labels = whole_number(draws, "draws", 0, MAX_DRAWS), check_seed(seed), whole_number(min_labels, "min_labels", 1)
