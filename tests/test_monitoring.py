@@ -363,11 +363,6 @@ def test_explain_states_method_threshold_score_and_verdict(monthly_reports):
         assert DRIFT_METHODS[result.method]["score"] in line and "Method chosen because" in line
 
 
-def test_explain_of_an_untested_column_gives_status_and_reason():
-    result = column_drift(pd.Series([np.inf] * 5, name="broken"), pd.Series([1.0, 2.0]))
-    assert result.explain() == f"broken: empty. {result.reason}"
-
-
 def test_table_has_one_row_per_column_with_the_documented_columns(monthly_reports):
     report = monthly_reports["2025-02"]
     table = report.table()
@@ -403,96 +398,3 @@ def test_dataset_drift_follows_the_drift_share_rule_at_the_boundary(drifting, to
 
 def test_repr_names_the_drifted_columns(monthly_reports):
     assert repr(monthly_reports["2025-04"]) == "DriftReport(dataset no drift: 2/11 columns drifted: contract_type, tenure_months)"
-
-
-# ---------------------------------------------------------------- issue 13: empty comparisons, mixed types, kinds and ranges
-
-from mlops_kit.errors import MlopsKitError
-
-
-@pytest.mark.parametrize("reference, current, message", [
-    (pd.DataFrame(), pd.DataFrame(), "The reference frame has no rows: there is nothing to compare"),
-    (pd.DataFrame({"a": [1.0]}), pd.DataFrame({"a": []}), "The current frame has no rows"),
-    (pd.DataFrame({"a": [1.0]}), pd.DataFrame({"b": [1.0]}), "have no column in common, so nothing can be compared; reference: 'a'; current: 'b'"),
-    (pd.DataFrame([[1.0, 2.0]], columns=["a", "a"]), pd.DataFrame({"a": [1.0]}), "The reference frame has repeated column names ['a']"),
-])
-def test_an_empty_comparison_is_an_error_not_a_report_of_no_drift(reference, current, message):
-    "Before issue 13, drift_report(pd.DataFrame(), pd.DataFrame()) said 'The dataset did not drift: 0 of 0 tested columns drifted'"
-    with pytest.raises(DriftError) as raised: drift_report(reference, current)
-    assert message in str(raised.value)
-
-
-@pytest.mark.parametrize("columns, message", [([], "columns is empty"), (5, "columns must be a list of names, got int"),
-                                              (["amount", "amount"], "columns names ['amount'] more than once")])
-def test_bad_column_lists_are_a_clear_drift_error(small_frame, columns, message):
-    with pytest.raises(DriftError) as raised: drift_report(small_frame, small_frame, columns=columns)
-    assert message in str(raised.value)
-
-
-@pytest.mark.parametrize("values", [[1, "a"] * 50, ["a"] + [1] * 98 + ["b"], [1.5, "n/a"] * 50, [True, "yes"] * 50])
-@pytest.mark.parametrize("kind", [None, "categorical", "numerical"])
-def test_a_column_mixing_text_and_numbers_is_a_drift_error_naming_it(values, kind):
-    "Before issue 13 this ended in \"'<' not supported between instances of 'int' and 'str'\" (or was silently skipped)"
-    reference = pd.DataFrame({"mixed": values, "fine": np.arange(len(values), dtype=float)})
-    with pytest.raises(DriftError, match="Column 'mixed' of the reference mixes values of different types"):
-        drift_report(reference, reference, kinds=None if kind is None else {"mixed": kind})
-
-
-def test_numbers_stored_as_objects_are_still_numbers():
-    numbers = pd.Series([1, 2.5, None] * 40, dtype=object, name="amount")
-    assert column_drift(numbers, numbers, kind="numerical").status == "no drift"
-
-
-@pytest.mark.parametrize("column, message", [
-    ("colour", "Column 'colour' cannot be compared as numerical: the reference holds"),
-    ("flag", None), ("amount", None)])  # booleans and numbers can be compared as numbers
-def test_a_numerical_kind_on_text_is_refused_by_name(small_frame, column, message):
-    "Before issue 13, kinds={'plan': 'numerical'} ended in numpy's 'could not convert string to float'"
-    if message is None: assert drift_report(small_frame, small_frame, kinds={column: "numerical"})[column].kind == "numerical"
-    else:
-        with pytest.raises(DriftError) as raised: drift_report(small_frame, small_frame, kinds={column: "numerical"})
-        assert message in str(raised.value) and "kinds={'colour': 'categorical'}" in str(raised.value)
-
-
-def test_dates_and_complex_numbers_cannot_be_compared_as_numerical():
-    dates = pd.Series(pd.date_range("2024-01-01", periods=50), name="day")
-    with pytest.raises(DriftError, match="Column 'day' cannot be compared as numerical"): column_drift(dates, dates, kind="numerical")
-    with pytest.raises(DriftError, match="complex128"): column_drift(pd.Series([1j] * 40), pd.Series([1j] * 40), kind="numerical")
-
-
-@pytest.mark.parametrize("method, threshold, message", [
-    ("jensenshannon", 0.9, "must be below 0.833, the largest Jensen-Shannon distance; with 0.9 the column could never drift"),
-    ("jensenshannon", 2, "must be below 0.833"), ("ks", 1, "significance level below 1"), ("z", 1.5, "significance level below 1"),
-    ("chisquare", 5, "significance level below 1")])
-def test_a_threshold_outside_the_range_of_its_score_is_refused(small_frame, method, threshold, message):
-    column = "amount" if method == "ks" else "colour"
-    with pytest.raises(DriftError) as raised:
-        drift_report(small_frame, small_frame, methods={column: method}, thresholds={column: threshold})
-    assert message in str(raised.value)
-
-
-def test_every_method_declares_the_range_of_its_score():
-    for name, spec in DRIFT_METHODS.items():
-        low, high = spec["score_range"]
-        assert low == 0 and low < spec["threshold"] < high, name
-
-
-@pytest.mark.parametrize("method", [["ks"], 5, {"ks"}])
-def test_a_method_that_is_not_text_is_a_clear_drift_error(small_frame, method):
-    with pytest.raises(DriftError, match="Unknown drift method"): drift_report(small_frame, small_frame, methods={"amount": method})
-
-
-def test_drift_type_refuses_what_is_not_a_column():
-    with pytest.raises(DriftError, match="values must be a pandas Series"): drift_type([1, 2, 3])
-
-
-def test_text_in_the_reference_and_numbers_in_the_window_is_refused_by_name():
-    reference = pd.Series(["basic", "premium"] * 50, name="plan")
-    with pytest.raises(DriftError, match="Column 'plan' holds text in the reference but numbers in the current window"):
-        column_drift(reference, pd.Series([1, 2] * 50))
-
-
-def test_values_that_cannot_be_counted_are_refused_by_name():
-    tags = pd.Series([["a"], ["b"]] * 30, name="tags")
-    with pytest.raises(DriftError, match="Column 'tags' of the reference holds values that cannot be counted as categories"):
-        column_drift(tags, tags, kind="categorical")
