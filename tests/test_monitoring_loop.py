@@ -492,36 +492,6 @@ def test_performance_report_arguments_are_checked(arguments, message):
     assert message in str(raised.value)
 
 
-@pytest.mark.parametrize("settings, message", [
-    (dict(window="0D"), "must cover a positive length of time"), (dict(window="-7D"), "must cover a positive length of time"),
-    (dict(window="month"), "is not a pandas frequency"), (dict(window=0), "window must be at least 1 case"),
-    (dict(window=1.5), "window must be a number of cases"), (dict(label_lag="x"), "label_lag must be a duration"),
-    (dict(label_lag="-1D"), "label_lag must not be negative"), (dict(features=[]), "features must be a non-empty list"),
-    (dict(features="tenure_months"), "features must be a non-empty list"), (dict(features=["tenure"]), "Did you mean 'tenure_months'"),
-    (dict(drift_options={"foo": 1}), "drift_options must be a dict with some of the keys"), (dict(policy="60D"), "policy must be an AlertPolicy"),
-    (dict(criteria="recall >= 0.6"), "criteria must be a mlops_kit.lifecycle.Criteria"),
-    (dict(reference=pd.DataFrame()), "reference must be a DataFrame of training features with rows, got a DataFrame with 0 rows")])
-def test_loop_settings_are_checked_before_any_window(reference, stream, settings, message):
-    arguments = {**dict(reference=reference, criteria=CRITERIA, features=list(reference.columns), window="MS"), **settings}
-    with pytest.raises(MlopsKitError) as raised: MonitoringLoop(**arguments).run(stream.head(3000))  # durations: MlopsKitError; the rest: DriftError
-    assert message in str(raised.value)
-
-
-@pytest.mark.parametrize("times, message", [(lambda cases: range(len(cases)), "holds numbers (int64), not dates"),
-                                            (lambda cases: "last week", "holds values that are not dates, e.g. 'last week'"),
-                                            (lambda cases: pd.NaT, "3,000 cases have no time in 'received_at'")])
-def test_loop_refuses_times_that_are_not_dates(reference, stream, times, message):
-    cases = stream.head(3000)
-    with pytest.raises(DriftError) as raised: MonitoringLoop(reference, CRITERIA).run(cases.assign(received_at=times(cases)))
-    assert message in str(raised.value)
-
-
-def test_loop_results_before_run_are_a_clear_error(reference):
-    loop = MonitoringLoop(reference, CRITERIA)
-    for action in [loop.alerts, loop.plot_drift, loop.plot_performance]:
-        with pytest.raises(DriftError, match=r"call loop.run\(cases\) first"): action()
-
-
 def test_a_bad_late_window_leaves_the_journal_as_it_was(tmp_path, reference, stream):
     "The monitoring loop reports every window before it records an alert: a failure in the last month records nothing"
     project = Project(tmp_path / "churn.journal.json")
