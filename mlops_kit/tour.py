@@ -100,7 +100,7 @@ def _recent_labelled(cases:pd.DataFrame, features:list, start, months:int=3):
     return Dataset(frame.reset_index(drop=True), target="churned", features=features, name="recent labelled traffic", time_column="month")
 
 def _loop_back(project, registry, cases, criteria, loop, seed:int)->tuple:
-    from mlops_kit.deployment import retrain
+    from mlops_kit.loop_back import retrain
     alert = next((alert for alert in loop.alerts_ if alert.kind == "performance" and alert.window >= "2025-09"), None)
     if alert is None: return None, "no performance alert after the concept drift: the champion stays"
     recent = _recent_labelled(cases, registry.load("churn", alias="champion").features, alert.window)

@@ -30,7 +30,8 @@ from mlops_kit.data import Dataset, Schema, infer_schema, load_real_dataset
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.development import ExperimentGrid, default_algorithms, default_data_variants, fit_best
 from mlops_kit.lifecycle import Criteria
-from mlops_kit.deployment import MonitoringLoop, performance_report, retrain
+from mlops_kit.deployment import MonitoringLoop, performance_report
+from mlops_kit.loop_back import retrain
 from mlops_kit.development import ModelRegistry
 from mlops_kit.deployment import BackgroundServer, PredictionLog, create_app
 from conftest import file_hash, folder_hashes, serve_command, triton_float_inputs, wait_until_ready
