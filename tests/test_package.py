@@ -84,7 +84,8 @@ PHASES = {  # the library by phase, as a reader looks for it: package -> its mod
     "mlops_kit.data": "datasets case_study quality",
     "mlops_kit.design": "checklists added_value reports",
     "mlops_kit.development": "search_space grid storage analysis registry",
-    "mlops_kit.deployment": "prediction_log protocol app server monitoring_loop",
+    "mlops_kit.deployment": "prediction_log protocol app server drift performance monitoring_loop",
+    "mlops_kit.loop_back": "retraining",
     "mlops_kit.practice": "grading widgets",
 }
 SHARED_MODULES = {"mlops_kit", "mlops_kit._toolbox", "mlops_kit.errors", "mlops_kit.cli", "mlops_kit.tour"}
