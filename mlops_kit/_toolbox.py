@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib, difflib, html, math, numbers, os, reprlib, tempfile
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['quoted', 'did_you_mean', 'check_choice', 'shorten', 'is_number', 'whole_number', 'as_date', 'holds_only_booleans',
-           'plain', 'write_atomic', 'finite_number', 'as_timestamp', 'check_fields', 'html_card']
+           'plain', 'write_atomic', 'finite_number', 'as_timestamp', 'check_fields', 'html_card', 'shown', 'reprs',
+           'check_whole', 'quiet_optuna', 'is_collection', 'check_flag', 'escape_html', 'html_table']
 
 # %% ../nbs/00_toolbox.ipynb #ab32c00c
 def quoted(values)->str:
@@ -41,8 +43,8 @@ def check_choice(value, # the value given by the user
 # %% ../nbs/00_toolbox.ipynb #908f0157
 def shorten(items:list, limit:int=8)->str:
     "Text listing `items`, cut after `limit` of them"
-    shown = ", ".join(repr(item) for item in items[:limit])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+    listed = ", ".join(repr(item) for item in items[:limit])
+    return listed + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 # %% ../nbs/00_toolbox.ipynb #e6560509
 def is_number(value)->bool:
@@ -161,3 +163,50 @@ def html_card(title:str, # shown in bold
     lines += [f"{html.escape(str(name))}: {html.escape(str(value))}" for name, value in fields.items()]
     body = "<br>".join(lines)
     return body + (table.to_html(index=False) if table is not None else "")
+
+# %% ../nbs/00_toolbox.ipynb #8f5a13d7
+def shown(value, limit:int=120)->str:
+    "The repr of `value`, cut to `limit` characters: enough to recognise a wrong value in a message"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+# %% ../nbs/00_toolbox.ipynb #6129406d
+def reprs(values)->str:
+    "The repr of each value, joined: unlike the toolbox's `quoted` (the repr of each value's text), a number or None shows as itself"
+    return ", ".join(repr(value) for value in values)
+
+# %% ../nbs/00_toolbox.ipynb #fe628927
+def check_whole(value, name:str, minimum:int, maximum:int|None=None)->int:
+    "`value` as an int if it is a whole number from `minimum` (to `maximum`); raises MlopsKitError naming `name` otherwise"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum or (maximum is not None and value > maximum):
+        accepted = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise MlopsKitError(f"{name} must be a whole number {accepted}, got {shown(value)}")
+    return int(value)
+
+# %% ../nbs/00_toolbox.ipynb #eef4aa16
+def quiet_optuna():
+    "The optuna module, imported on first use, with its per-trial log turned down to warnings"
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+# %% ../nbs/00_toolbox.ipynb #6068067e
+def is_collection(value)->bool:
+    "Whether `value` is a list-like collection: iterable, but not text, bytes or a dict"
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+# %% ../nbs/00_toolbox.ipynb #6113e637
+def check_flag(value, what:str)->bool:
+    "`value` if it is True or False; raises WrongTypeError naming `what` otherwise (the text 'no' would count as True)"
+    if isinstance(value, (bool, np.bool_)): return bool(value)
+    raise WrongTypeError(f"{what} must be True or False, got {value!r}")
+
+# %% ../nbs/00_toolbox.ipynb #7b893dfc
+def escape_html(value)->str:
+    "`value` as text safe inside HTML (`<`, `>` and `&` escaped)"
+    return html.escape(str(value), quote=False)
+
+# %% ../nbs/00_toolbox.ipynb #ee735972
+def html_table(frame:pd.DataFrame)->str:
+    "`frame` as an HTML table for a report: no index, cells escaped, missing values blank"
+    return frame.to_html(index=False, escape=True, na_rep="")

@@ -18,21 +18,17 @@ from ..data import leakage_screen_problem
 from .checklists import check_criteria
 from ..lifecycle import Criteria, Metric, MetricRegistry, cost_metric
 from .._toolbox import check_choice, did_you_mean, quoted
+from .._toolbox import escape_html, html_table, is_collection
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['simple_model', 'AddedValue', 'assess_added_value']
 
-# %% ../../nbs/design/02_added_value.ipynb #val-is-collection
-def _is_collection(value)->bool:
-    "Whether `value` is a list-like collection: iterable, but not text, bytes or a dict"
-    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
-
 # %% ../../nbs/design/02_added_value.ipynb #chk-rule-names
 def _column_names(names, what:str)->list[str]:
     "`names` (one column name, or a list of them) as a list of text; raises WrongTypeError naming `what` otherwise"
     names = [names] if isinstance(names, str) else names
-    if not _is_collection(names): raise WrongTypeError(f"{what} must be a list of column names, e.g. ['plan'], got {names!r}")
+    if not is_collection(names): raise WrongTypeError(f"{what} must be a list of column names, e.g. ['plan'], got {names!r}")
     names = list(names)
     wrong = [name for name in names if not isinstance(name, str)]
     if wrong: raise WrongTypeError(f"{what} must hold column names (text), got {wrong[0]!r}")
@@ -380,10 +376,6 @@ def _number(value:float)->str:
 
 _NOT_METRICS = {"approach", "description", "flagged", "meets_criteria"}  # the table's columns that are not metrics
 
-def _escape(value)->str: return html.escape(str(value), quote=False)  # also in the other design lessons: a toolbox candidate
-
-def _html_table(frame:pd.DataFrame)->str: return frame.to_html(index=False, escape=True, na_rep="")
-
 # %% ../../nbs/design/02_added_value.ipynb #chk-added-value
 @dataclass(repr=False)
 class AddedValue:
@@ -441,9 +433,9 @@ class AddedValue:
 
     def _repr_html_(self):
         threshold = f"Model threshold {self.threshold:g} (chosen on the training data); " if self.threshold is not None else ""
-        return (f"<b>Added value of ML: {'yes' if self.ml_adds_value else 'not shown'}</b><br>{_escape(self.statement)}<br>"
-                f"Split {_escape(self.split)}; {threshold}features dropped: {_escape(', '.join(self.dropped) or 'none')}"
-                + _html_table(self.table.round(3)))
+        return (f"<b>Added value of ML: {'yes' if self.ml_adds_value else 'not shown'}</b><br>{escape_html(self.statement)}<br>"
+                f"Split {escape_html(self.split)}; {threshold}features dropped: {escape_html(', '.join(self.dropped) or 'none')}"
+                + html_table(self.table.round(3)))
 
 # %% ../../nbs/design/02_added_value.ipynb #chk-assess
 def assess_added_value(dataset:Dataset, # data with a target of any task; e.g. load_case_study()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..lifecycle import Criteria, Decision, Phase, Project, Verdict
 from .._toolbox import did_you_mean, quoted
+from .._toolbox import check_flag, escape_html, html_table, is_collection
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -319,16 +320,11 @@ def _replay(record, # a journal `Record` of kind 'checklist'
     except (TypeError, ValueError) as error:
         raise MlopsKitError(f"{where} cannot be read back: {error}. The journal was left unchanged") from None
 
-# %% ../../nbs/design/01_checklists.ipynb #chk-checklist-helpers
-def _is_collection(value)->bool:
-    "Whether `value` is a list-like collection: iterable, but not text, bytes or a dict"
-    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
-
 # %% ../../nbs/design/01_checklists.ipynb #chk-checklist-3
 def _check_items(items)->tuple:
     "`items` as a tuple of `ChecklistItem`s with unique ids; raises WrongTypeError or MlopsKitError otherwise"
     if isinstance(items, ChecklistItem): items = (items,)
-    if not _is_collection(items): raise WrongTypeError(f"A checklist's items are a list of ChecklistItem objects, e.g. DESIGN_ITEMS; got {items!r}")
+    if not is_collection(items): raise WrongTypeError(f"A checklist's items are a list of ChecklistItem objects, e.g. DESIGN_ITEMS; got {items!r}")
     items = tuple(items)
     if not items: raise MlopsKitError("A checklist needs at least one ChecklistItem")
     wrong = [item for item in items if not isinstance(item, ChecklistItem)]
@@ -344,22 +340,12 @@ def _check_project(project)->Project|None:
     if project is None or isinstance(project, Project): return project
     raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project, e.g. Project('churn.journal.json'), got {project!r}")
 
-# %% ../../nbs/design/01_checklists.ipynb #chk-checklist-5
-def _check_flag(value, what:str)->bool:
-    "`value` if it is True or False; raises WrongTypeError naming `what` otherwise (the text 'no' would count as True)"
-    if isinstance(value, (bool, np.bool_)): return bool(value)
-    raise WrongTypeError(f"{what} must be True or False, got {value!r}")
-
-# %% ../../nbs/design/01_checklists.ipynb #chk-html
-def _escape(value)->str: return html.escape(str(value), quote=False)
-def _html_table(frame:pd.DataFrame)->str: return frame.to_html(index=False, escape=True, na_rep="")
-
 # %% ../../nbs/design/01_checklists.ipynb #chk-html-5
 def _checklist_html(checklist:Checklist, before_items:str="")->str:
     "A checklist as HTML: title, one-line summary, `before_items` (e.g. a table of scores), then its items"
     where = f", {checklist.phase} phase" if checklist.phase else ""
-    return (f"<b>{_escape(type(checklist).__name__)} {_escape(checklist.name)!r}{where}</b><br>{_escape(checklist.summary())}"
-            + before_items + _html_table(checklist.reader_table()))
+    return (f"<b>{escape_html(type(checklist).__name__)} {escape_html(checklist.name)!r}{where}</b><br>{escape_html(checklist.summary())}"
+            + before_items + html_table(checklist.reader_table()))
 
 # %% ../../nbs/design/01_checklists.ipynb #chk-checklist-progress
 _TABLE_COLUMNS = ["id", "section", "text", "source", "required", "status", "notes", "evidence", "reason"]
@@ -429,7 +415,7 @@ class Checklist(_ChecklistProgress):
         "Raises MlopsKitError for an empty name, no items, a repeated id, an unknown phase or an unreadable saved answer"
         if not isinstance(name, str) or not name.strip(): raise MlopsKitError(f"A checklist's name is non-empty text, got {name!r}")
         self.name, self.items, self.phase = name, _check_items(items), None if phase is None else Phase(phase)
-        self.allow_not_applicable = _check_flag(allow_not_applicable, "allow_not_applicable")
+        self.allow_not_applicable = check_flag(allow_not_applicable, "allow_not_applicable")
         self.project = _check_project(project)
         self._by_id = {item.id: item for item in self.items}
         self._answers = self._saved_answers()
@@ -536,7 +522,7 @@ class MLTestScore(Checklist):
         return f"final score {self.final_score:g} ({sections}): {self.interpretation}"
 
     def _repr_html_(self):
-        return _checklist_html(self, before_items=_html_table(self.section_scores().reset_index()))
+        return _checklist_html(self, before_items=html_table(self.section_scores().reset_index()))
 
 # %% ../../nbs/design/01_checklists.ipynb #chk-factories-3
 def ml_test_score(project:Project|None=None, # the journal that saves and restores the answers
@@ -558,7 +544,7 @@ def as_checklists(value, # None, a Checklist, or a list of them
     if value is None: return []
     if isinstance(value, Checklist): return [value]
     example = f"e.g. phase_checklist('{phase}', project)"
-    if not _is_collection(value): raise WrongTypeError(f"{what} must be a Checklist or a list of them ({example}), got {value!r}")
+    if not is_collection(value): raise WrongTypeError(f"{what} must be a Checklist or a list of them ({example}), got {value!r}")
     checklists = list(value)
     wrong = [each for each in checklists if not isinstance(each, Checklist)]
     if wrong: raise WrongTypeError(f"{what} must hold Checklist objects ({example}), got {wrong[0]!r}")

@@ -18,15 +18,11 @@ import pandas as pd
 from .checklists import (Checklist, ChecklistItem, MLTestScore, Status, as_checklists, check_criteria,
                                          evaluate_criteria, gate, phase_checklist)
 from ..lifecycle import Criteria, Phase, Project, Verdict
+from .._toolbox import check_flag, escape_html, html_table
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['ChecklistView', 'check_report_path', 'PhaseReport', 'phase_report']
-
-# %% ../../nbs/design/03_reports.ipynb #rep-html
-def _escape(value)->str: return html.escape(str(value), quote=False)  # as in the checklists lesson: a toolbox candidate
-
-def _html_table(frame:pd.DataFrame)->str: return frame.to_html(index=False, escape=True, na_rep="")
 
 # %% ../../nbs/design/03_reports.ipynb #rep-project
 def _same_journal(first:Project, second:Project)->bool:
@@ -53,13 +49,13 @@ def _view_project(checklist:Checklist, project:Project|None)->Project|None:
 def _message_html(text:str, ok:bool)->str:
     "`text` for the message area: green if `ok`, red otherwise, line breaks kept"
     color = "#1a7f37" if ok else "#b42318"
-    return f"<div style='color:{color}; white-space:pre-wrap'>{_escape(text)}</div>"
+    return f"<div style='color:{color}; white-space:pre-wrap'>{escape_html(text)}</div>"
 
 # %% ../../nbs/design/03_reports.ipynb #chk-view-helpers-4
 def _score_html(checklist:Checklist)->str:
     "The live score line"
     title = "ML Test Score" if isinstance(checklist, MLTestScore) else f"Score {checklist.score:.0%}"
-    return f"<b>{_escape(title)}</b>: {_escape(checklist.summary())}"
+    return f"<b>{escape_html(title)}</b>: {escape_html(checklist.summary())}"
 
 # %% ../../nbs/design/03_reports.ipynb #rep-form-2
 class _ChecklistForm:
@@ -68,7 +64,7 @@ class _ChecklistForm:
         "One item: its text, required mark and source, then its status menu, reason box and notes box"
         import ipywidgets as widgets
         answer, required = self.checklist.answer(item.id), " <i>(required for go)</i>" if item.required else ""
-        label = widgets.HTML(f"<b>{_escape(item.id)}</b> {_escape(item.text)}{required}<br><small>source: {_escape(item.source)}</small>")
+        label = widgets.HTML(f"<b>{escape_html(item.id)}</b> {escape_html(item.text)}{required}<br><small>source: {escape_html(item.source)}</small>")
         options = [(status.label, str(status)) for status in Status if self.checklist.allow_not_applicable or status is not Status.not_applicable]
         status = self.status_controls[item.id] = widgets.Dropdown(options=options, value=str(answer.status), layout=widgets.Layout(width="160px"))
         status.observe(partial(self._status_changed, item.id), names="value")
@@ -91,7 +87,7 @@ class _ChecklistForm:
         self.gate_button = widgets.Button(description="Record decision", button_style="primary")
         self.gate_button.on_click(self._record_decision)
         heading = f"Gate: {self.phase} phase" if self.phase else "Gate (pass phase= to ChecklistView)"
-        return widgets.VBox([widgets.HTML(f"<h4>{_escape(heading)}</h4>"), self.verdict, self.return_to, self.evidence_input, self.gate_button])
+        return widgets.VBox([widgets.HTML(f"<h4>{escape_html(heading)}</h4>"), self.verdict, self.return_to, self.evidence_input, self.gate_button])
 
     def _quietly(self, action):
         "Run `action` (which sets widget values) without triggering the callbacks"
@@ -168,10 +164,10 @@ class ChecklistView(_FormActions):
         self.last_decision, self._quiet = None, False
         self.score_label, self.message = widgets.HTML(), widgets.HTML()
         self.progress_bar = widgets.FloatProgress(min=0.0, max=1.0, description="closed")
-        sections = [widgets.VBox([widgets.HTML(f"<h4>{_escape(section)}</h4>"),
+        sections = [widgets.VBox([widgets.HTML(f"<h4>{escape_html(section)}</h4>"),
                                   *[self._item_row(item) for item in self.checklist if item.section == section]])
                     for section in dict.fromkeys(item.section for item in self.checklist)]
-        title = widgets.HTML(f"<h3>{_escape(type(checklist).__name__)} {_escape(checklist.name)!r}</h3>")
+        title = widgets.HTML(f"<h3>{escape_html(type(checklist).__name__)} {escape_html(checklist.name)!r}</h3>")
         self.widget = widgets.VBox([title, *sections, self.score_label, self.progress_bar, self._gate_area(), self.message])
         self._update_score()
 
@@ -220,12 +216,6 @@ def _checklist_part(checklist:Checklist)->dict:
     if isinstance(checklist, MLTestScore): part.update(sections=checklist.section_scores().reset_index(), band=checklist.interpretation)
     return part
 
-# %% ../../nbs/design/03_reports.ipynb #rep-flag
-def _check_flag(value, what:str)->bool:
-    "`value` if it is True or False; raises WrongTypeError naming `what` otherwise (the text 'no' would count as True)"
-    if isinstance(value, (bool, np.bool_)): return bool(value)
-    raise WrongTypeError(f"{what} must be True or False, got {value!r}")
-
 # %% ../../nbs/design/03_reports.ipynb #chk-report-helpers-6
 _REPORT_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 
@@ -235,7 +225,7 @@ def check_report_path(path, # where the report is to be written
                      )->tuple[Path, str]: # the path, and 'markdown' or 'html'
     "Check, before any work, that a report can be written to `path`; raises WrongTypeError for a path that is not a file name or a non-bool `overwrite`, MlopsKitError for another suffix, a folder, a missing folder or a read-only file, FileExistsError for an existing file without `overwrite`"
     if not isinstance(path, (str, os.PathLike)): raise WrongTypeError(f"A report's path is a file name such as 'report.md', got {path!r}")
-    path, overwrite = Path(path), _check_flag(overwrite, "overwrite")
+    path, overwrite = Path(path), check_flag(overwrite, "overwrite")
     form = _REPORT_FORMATS.get(path.suffix.lower())
     if form is None: raise MlopsKitError(f"Cannot tell the format of '{path}': name it '.md' (markdown) or '.html'")
     if path.is_dir(): raise MlopsKitError(f"'{path}' is a folder: name a file to write, e.g. '{path / 'report.md'}'")
@@ -295,14 +285,14 @@ class PhaseReport:
         return "\n\n".join(render[kind](content) for kind, content in self._blocks()) + "\n"
 
     def _repr_html_(self):
-        render = {"h1": lambda text: f"<h2>{_escape(text)}</h2>", "h2": lambda text: f"<h3>{_escape(text)}</h3>",
-                  "p": lambda text: f"<p>{_escape(text)}</p>", "table": _html_table}
+        render = {"h1": lambda text: f"<h2>{escape_html(text)}</h2>", "h2": lambda text: f"<h3>{escape_html(text)}</h3>",
+                  "p": lambda text: f"<p>{escape_html(text)}</p>", "table": html_table}
         return "\n".join(render[kind](content) for kind, content in self._blocks())
 
     def to_html(self)->str:
         "The report as a standalone HTML page"
         style = "body{font-family:sans-serif} table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 6px}"
-        return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{_escape(self.project)}: phase report</title>"
+        return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{escape_html(self.project)}: phase report</title>"
                 f"<style>{style}</style></head><body>\n{self._repr_html_()}\n</body></html>\n")
 
     def save(self, path, # where to write: '.md' for markdown, '.html' for HTML

@@ -13,30 +13,12 @@ import pandas as pd
 from .grid import (ExperimentGrid, GridData, as_criteria, cv_folds, fold_mean_std, meets_constraints, prepare_data,
                                         trial_label, trial_params)
 from ..lifecycle import Criteria
+from .._toolbox import check_whole, quiet_optuna, shown
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['compare_baselines', 'corrected_t_test', 'WinnerCheck', 'check_winner', 'history_frame', 'parameter_importances',
            'score_frame', 'plot_history', 'plot_importances', 'plot_scores', 'BestModel', 'fit_best']
-
-# %% ../../nbs/development/04_analysis.ipynb #3b679c90
-def _optuna():
-    "The optuna module, imported on first use, with its per-trial log turned down to warnings"
-    import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-def _shown(value, limit:int=120)->str:
-    "The repr of `value`, cut to `limit` characters: enough to recognise a wrong value in a message"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-def _check_whole(value, name:str, minimum:int, maximum:int|None=None)->int:
-    "`value` as an int if it is a whole number from `minimum` (to `maximum`); raises MlopsKitError naming `name` otherwise"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum or (maximum is not None and value > maximum):
-        accepted = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        raise MlopsKitError(f"{name} must be a whole number {accepted}, got {_shown(value)}")
-    return int(value)
 
 # %% ../../nbs/development/04_analysis.ipynb #exp-baselines
 def _baseline_row(approach:str, description:str, fold_metrics:list, criteria:Criteria)->dict:
@@ -64,18 +46,18 @@ def _rule_decisions(rule, frame:pd.DataFrame, data:GridData)->tuple[np.ndarray, 
     if data.task == "binary":
         if not set(found) <= {0, 1}:
             raise MlopsKitError(f"rule must give one True/False (or 1/0) per row: True flags the positive class {data.positive_label!r}; "
-                                f"for {len(frame)} rows it gave values such as {_shown(sorted(map(repr, found))[:5])}")
+                                f"for {len(frame)} rows it gave values such as {shown(sorted(map(repr, found))[:5])}")
         flags = values.astype(bool)
         return np.where(flags, data.positive_label, data.negative_label), flags.astype(float)
     if data.task == "multiclass":
         as_flags = values.dtype == bool and not all(isinstance(label, bool) for label in data.classes)  # True is no class 1
         strangers = found if as_flags else [value for value in found if value not in data.classes]
-        if strangers: raise MlopsKitError(f"rule must give one of the classes {_shown(data.classes)} per row, got {_shown(strangers[:5])}")
+        if strangers: raise MlopsKitError(f"rule must give one of the classes {shown(data.classes)} per row, got {shown(strangers[:5])}")
         return values, (values[:, None] == np.asarray(data.classes)[None, :]).astype(float)
     try: numbers_given = values.astype(float)
     except (TypeError, ValueError): numbers_given = None
     if numbers_given is None or not np.isfinite(numbers_given).all():
-        raise MlopsKitError(f"rule must give one finite number per row for a regression task, got values such as {_shown(found[:5])}")
+        raise MlopsKitError(f"rule must give one finite number per row for a regression task, got values such as {shown(found[:5])}")
     return numbers_given, numbers_given
 
 # %% ../../nbs/development/04_analysis.ipynb #67635347
@@ -93,7 +75,7 @@ def compare_baselines(grid:ExperimentGrid, # a grid that has run
     "The best candidate against the task's dummy model and the non-ML `rule`, on the grid's folds; raises ValueError if the grid has not run"
     grid.check_has_run()
     data, criteria, threshold = grid.data_, grid.criteria_, grid.threshold_
-    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one decision per row, or None, got {_shown(rule)}")
+    if rule is not None and not callable(rule): raise WrongTypeError(f"rule must be a function(frame) -> one decision per row, or None, got {shown(rule)}")
     (dummy_model, dummy_text), dummy, ruled = _dummy(data.task), [], []
     for train, test in grid.folds_:
         outputs = data.fit_and_score(dummy_model, train, test, 1)
@@ -113,7 +95,7 @@ def compare_baselines(grid:ExperimentGrid, # a grid that has run
 # %% ../../nbs/development/04_analysis.ipynb #exp-ttest
 def _check_confidence(confidence):
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
-        raise MlopsKitError(f"confidence must be a probability between 0 and 1, e.g. 0.95, got {_shown(confidence)}")
+        raise MlopsKitError(f"confidence must be a probability between 0 and 1, e.g. 0.95, got {shown(confidence)}")
 
 # %% ../../nbs/development/04_analysis.ipynb #91c7fea1
 def corrected_t_test(differences, # paired differences over folds (positive: the first candidate is better)
@@ -123,11 +105,11 @@ def corrected_t_test(differences, # paired differences over folds (positive: the
     "Nadeau-Bengio corrected resampled t-test of paired fold differences; raises MlopsKitError for fewer than 2 differences, NaN, or a bad ratio or confidence"
     from scipy import stats
     try: differences = np.asarray(differences, float)
-    except (TypeError, ValueError): raise MlopsKitError(f"differences must be numbers, got {_shown(differences)}") from None
+    except (TypeError, ValueError): raise MlopsKitError(f"differences must be numbers, got {shown(differences)}") from None
     if differences.ndim != 1 or len(differences) < 2: raise MlopsKitError(f"The test needs at least 2 paired differences, got {differences.size}")
-    if not np.isfinite(differences).all(): raise MlopsKitError(f"differences must be finite numbers (no NaN), got {_shown(differences.tolist())}")
+    if not np.isfinite(differences).all(): raise MlopsKitError(f"differences must be finite numbers (no NaN), got {shown(differences.tolist())}")
     if isinstance(test_train_ratio, bool) or not isinstance(test_train_ratio, numbers.Real) or not 0 <= test_train_ratio < math.inf:
-        raise MlopsKitError(f"test_train_ratio must be a finite number >= 0 (n_test / n_train), got {_shown(test_train_ratio)}")
+        raise MlopsKitError(f"test_train_ratio must be a finite number >= 0 (n_test / n_train), got {shown(test_train_ratio)}")
     _check_confidence(confidence)
     mean, count = float(differences.mean()), len(differences)
     error = math.sqrt(differences.var(ddof=1) * (1 / count + test_train_ratio))
@@ -216,8 +198,8 @@ def check_winner(grid:ExperimentGrid, # a grid that has run
                 )->WinnerCheck:
     "Re-score the top candidates and the best simple model on repeated new folds; compare the best with each; raises ValueError"
     grid.check_has_run()
-    _check_whole(top, "top", 1)
-    _check_whole(repeats, "repeats", 1)
+    check_whole(top, "top", 1)
+    check_whole(repeats, "repeats", 1)
     _check_confidence(confidence)
     top_trials, simple_trial = _candidates(grid, top)
     if not top_trials: raise MlopsKitError("No complete trial to check: run the grid with more trials")
@@ -268,7 +250,7 @@ def _spearman_importances(trials:list, params:list)->dict:
 # %% ../../nbs/development/04_analysis.ipynb #c54e3912
 def parameter_importances(grid:ExperimentGrid)->pd.DataFrame:
     "How much each choice explains the objective: variant and algorithm over all complete trials, each algorithm's parameters over its own; raises GridNotRunError before `run`"
-    optuna = _optuna()
+    optuna = quiet_optuna()
     complete = grid.complete_trials_
     scopes = [("all", complete, ["data_variant", "algorithm"])] + [
         (name, [trial for trial in complete if trial.params["algorithm"] == name], [f"{name}__{key}" for key in algorithm.space])
@@ -401,8 +383,8 @@ def fit_best(grid:ExperimentGrid, # a grid that has run
     roles = dict(task=grid.data_.task, positive_label=grid.data_.positive_label) if isinstance(data, pd.DataFrame) else {}
     data = grid.data_ if data is None else prepare_data(data, y, setup.variants, **roles)
     if data.task != grid.data_.task or data.classes != grid.data_.classes or data.positive_label != grid.data_.positive_label:
-        raise MlopsKitError(f"fit_best: the data given is a {data.task} task with the classes {_shown(data.classes)}, but the grid ran on a "
-                            f"{grid.data_.task} task with the classes {_shown(grid.data_.classes)}: fit on data of the same task and labels")
+        raise MlopsKitError(f"fit_best: the data given is a {data.task} task with the classes {shown(data.classes)}, but the grid ran on a "
+                            f"{grid.data_.task} task with the classes {shown(grid.data_.classes)}: fit on data of the same task and labels")
     variant, algorithm = setup.variants[trial.params["data_variant"]], setup.algorithms[trial.params["algorithm"]]
     model = data.fit(setup.pipeline(trial, grid.seed), grid.n_jobs_per_trial)
     means = {name: values["mean"] for name, values in best["metrics"].items()}

@@ -17,6 +17,7 @@ from ..data import Dataset, data_fingerprint, infer_task, load_case_study
 from .search_space import Algorithm, DataVariant, default_algorithms
 from .storage import existing_storage, make_storage, storage_label
 from ..lifecycle import TASKS, Criteria, Project
+from .._toolbox import check_whole, quiet_optuna, reprs, shown
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -24,39 +25,15 @@ __all__ = ['CaseStudySample', 'as_criteria', 'development_criteria', 'decision_t
            'prepare_data', 'fold_mean_std', 'meets_constraints', 'trial_params', 'trial_label', 'ExperimentGrid',
            'run_worker', 'fail_stale_trials']
 
-# %% ../../nbs/development/02_grid.ipynb #exp-optuna
-def _optuna():
-    "The optuna module, imported on first use, with its per-trial log turned down to warnings"
-    import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-# %% ../../nbs/development/02_grid.ipynb #9b733828
-def _reprs(values)->str:
-    "The repr of each value, joined: unlike the toolbox's `quoted` (the repr of each value's text), a number or None shows as itself"
-    return ", ".join(repr(value) for value in values)
-
-def _shown(value, limit:int=120)->str:
-    "The repr of `value`, cut to `limit` characters: enough to recognise a wrong value in a message"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
 # %% ../../nbs/development/02_grid.ipynb #751e81f3
 _SEED_LIMIT = 2**32 - 1  # numpy, scikit-learn and Optuna take seeds from 0 to 2**32 - 1
-
-def _check_whole(value, name:str, minimum:int, maximum:int|None=None)->int:
-    "`value` as an int if it is a whole number from `minimum` (to `maximum`); raises MlopsKitError naming `name` otherwise"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum or (maximum is not None and value > maximum):
-        accepted = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        raise MlopsKitError(f"{name} must be a whole number {accepted}, got {_shown(value)}")
-    return int(value)
 
 # %% ../../nbs/development/02_grid.ipynb #09e151da
 def _check_seconds(value, name:str, minimum:float=0, allow_none:bool=False)->float|None:
     "`value` as a float if it is a finite number of seconds >= `minimum` (or None if allowed); raises MlopsKitError otherwise"
     if value is None and allow_none: return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
-        raise MlopsKitError(f"{name} must be a finite number of seconds >= {minimum:g}{' (or None)' if allow_none else ''}, got {_shown(value)}")
+        raise MlopsKitError(f"{name} must be a finite number of seconds >= {minimum:g}{' (or None)' if allow_none else ''}, got {shown(value)}")
     return float(value)
 
 # %% ../../nbs/development/02_grid.ipynb #db07522d
@@ -65,7 +42,7 @@ def _task_of(dataset, what:str)->str:
     if isinstance(dataset, Dataset): return dataset.task
     if isinstance(dataset, str) and dataset in TASKS: return dataset
     if isinstance(dataset, str): raise MlopsKitError(f"{what}: unknown task {dataset!r}; the tasks are {quoted(TASKS)}")
-    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {quoted(TASKS)}), got {_shown(dataset)}")
+    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {quoted(TASKS)}), got {shown(dataset)}")
 
 # %% ../../nbs/development/02_grid.ipynb #exp-sample
 @dataclass(frozen=True)
@@ -75,9 +52,9 @@ class CaseStudySample:
     seed:int=42 # the case study's seed (`load_case_study`)
     sample_seed:int=0 # the sample's seed (`Dataset.clean_sample`)
     def __post_init__(self):
-        _check_whole(self.n, "n (rows in the sample)", 1)
-        _check_whole(self.seed, "seed (the case study's)", 0, _SEED_LIMIT)
-        _check_whole(self.sample_seed, "sample_seed", 0, _SEED_LIMIT)
+        check_whole(self.n, "n (rows in the sample)", 1)
+        check_whole(self.seed, "seed (the case study's)", 0, _SEED_LIMIT)
+        check_whole(self.sample_seed, "sample_seed", 0, _SEED_LIMIT)
     def load(self)->Dataset: return load_case_study(seed=self.seed).clean_sample(self.n, seed=self.sample_seed)
     def to_dict(self)->dict: return {"case_study_sample": dict(n=self.n, seed=self.seed, sample_seed=self.sample_seed)}
 
@@ -86,7 +63,7 @@ class CaseStudySample:
         "The sample saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
         inner = data.get("case_study_sample") if isinstance(data, dict) and set(data) == {"case_study_sample"} else None
         if not isinstance(inner, dict) or set(inner) != {"n", "seed", "sample_seed"}:
-            raise MlopsKitError(f"A case study sample is saved as {{'case_study_sample': {{'n': ..., 'seed': ..., 'sample_seed': ...}}}}; got {_shown(data)}")
+            raise MlopsKitError(f"A case study sample is saved as {{'case_study_sample': {{'n': ..., 'seed': ..., 'sample_seed': ...}}}}; got {shown(data)}")
         return cls(**inner)
 
 # %% ../../nbs/development/02_grid.ipynb #exp-criteria
@@ -190,7 +167,7 @@ def cv_folds(n_splits:int, # number of folds
             )->list[tuple[np.ndarray, np.ndarray]]: # (train rows, test rows) positions
     "Cross-validation folds: forward-chaining by period when `times` is given, else stratified K-fold (K-fold for regression); raises MlopsKitError if the data is too small for them"
     from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
-    n_splits, seed, repeat = _check_whole(n_splits, "cv", 2), _check_whole(seed, "seed", 0, _SEED_LIMIT), _check_whole(repeat, "repeat", 0)
+    n_splits, seed, repeat = check_whole(n_splits, "cv", 2), check_whole(seed, "seed", 0, _SEED_LIMIT), check_whole(repeat, "repeat", 0)
     y = np.asarray(y)
     if y.ndim != 1 or pd.isna(y).any(): raise MlopsKitError("y must be one label per row, none missing")
     task = infer_task(pd.Series(y, name="y")) if task is None else _task_of(task, "cv_folds")
@@ -229,7 +206,7 @@ class GridSetup:
 def _named(items, kind, what:str, example:str)->dict:
     "`items` by name; raises ValueError if there are none or a name repeats, TypeError for a wrong item"
     if items is not None and not isinstance(items, (kind, list, tuple)):
-        raise WrongTypeError(f"{what} must be a list of {kind.__name__} objects, e.g. {example}; got {_shown(items)}")
+        raise WrongTypeError(f"{what} must be a list of {kind.__name__} objects, e.g. {example}; got {shown(items)}")
     items = [items] if isinstance(items, kind) else list(items or [])
     if not items: raise MlopsKitError(f"The grid has no {what}: give at least one {kind.__name__}, e.g. {example}")
     wrong = [item for item in items if not isinstance(item, kind)]
@@ -366,7 +343,7 @@ def prepare_data(data, # a Dataset, a CaseStudySample, or a DataFrame X
     _check_target(target, name)
     for variant in variants.values():
         missing = [column for column in variant.columns if column not in frame.columns]
-        if missing: raise MlopsKitError(f"data variant {variant.name!r} uses {quoted(missing)}, which the data lacks; its columns are {_reprs(frame.columns)}")
+        if missing: raise MlopsKitError(f"data variant {variant.name!r} uses {quoted(missing)}, which the data lacks; its columns are {reprs(frame.columns)}")
         _check_numerical(frame, variant)
     frame, y = frame.reset_index(drop=True), target.to_numpy()
     classes = None if roles.task == "regression" else [_python_scalar(label) for label in roles.classes]
@@ -453,7 +430,7 @@ class _Objective:
             trial.report(running_mean, step)
             if trial.should_prune():
                 _store_results(trial, criteria, fold_metrics, fit_seconds, complete=False)
-                raise _optuna().TrialPruned(f"pruned after {step + 1} folds: {criteria.primary.metric} {running_mean:.4f}")
+                raise quiet_optuna().TrialPruned(f"pruned after {step + 1} folds: {criteria.primary.metric} {running_mean:.4f}")
         return _store_results(trial, criteria, fold_metrics, fit_seconds, complete=True)[criteria.primary.metric]
 
 # %% ../../nbs/development/02_grid.ipynb #b3e8ab00
@@ -482,7 +459,7 @@ def _conflict(name:str, where:str, stored:dict, current:dict)->MlopsKitError:
 
 # %% ../../nbs/development/02_grid.ipynb #d826d095
 def _finished(study)->int:
-    optuna = _optuna()
+    optuna = quiet_optuna()
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
 
 # %% ../../nbs/development/02_grid.ipynb #6229f577
@@ -519,24 +496,24 @@ def _check_budget(n_trials, timeout, max_trials, sampler_seed):
     "Raise MlopsKitError unless `run`'s budget is whole numbers of trials and a finite timeout, one of them given"
     if n_trials is None and timeout is None and max_trials is None:
         raise MlopsKitError("Give n_trials, timeout or max_trials, or the study would never stop")
-    if n_trials is not None: _check_whole(n_trials, "n_trials", 0)
-    if max_trials is not None: _check_whole(max_trials, "max_trials", 1)
+    if n_trials is not None: check_whole(n_trials, "n_trials", 0)
+    if max_trials is not None: check_whole(max_trials, "max_trials", 1)
     if timeout is not None and _check_seconds(timeout, "timeout") == 0: raise MlopsKitError("timeout must be a number of seconds > 0, got 0")
-    if sampler_seed is not None: _check_whole(sampler_seed, "sampler_seed", 0, _SEED_LIMIT)
+    if sampler_seed is not None: check_whole(sampler_seed, "sampler_seed", 0, _SEED_LIMIT)
 
 # %% ../../nbs/development/02_grid.ipynb #010b13ed
 def _check_run_arguments(n_trials, timeout, max_trials, sampler_seed, show_progress, project):
     "Raise MlopsKitError or WrongTypeError unless `run`'s budget, `show_progress` and `project` are usable"
     _check_budget(n_trials, timeout, max_trials, sampler_seed)
-    if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
+    if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {shown(show_progress)}")
     if project is not None and not isinstance(project, Project):
-        raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project (or None), got {_shown(project)}")
+        raise WrongTypeError(f"project must be a mlops_kit.lifecycle.Project (or None), got {shown(project)}")
 
 # %% ../../nbs/development/02_grid.ipynb #8e3a6508
 def _trials_to_run(study, n_trials, max_trials)->tuple[int|None, list]:
     "How many trials this call runs, and the callbacks that stop the study at `max_trials` finished ones (every worker's counted)"
     if max_trials is None: return n_trials, []
-    optuna = _optuna()
+    optuna = quiet_optuna()
     remaining = max(max_trials - _finished(study), 0)
     n_trials = remaining if n_trials is None else min(n_trials, remaining)
     return n_trials, [optuna.study.MaxTrialsCallback(max_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))]
@@ -545,13 +522,13 @@ def _trials_to_run(study, n_trials, max_trials)->tuple[int|None, list]:
 def _stored_task(definition:dict, study_name:str)->str:
     "The task saved in a grid definition; raises MlopsKitError if there is none"
     task = definition.get("data", {}).get("task") if isinstance(definition.get("data"), dict) else None
-    if task not in TASKS: raise MlopsKitError(f"Study {study_name!r} holds a grid definition without its task (got {_shown(task)}): create a new study")
+    if task not in TASKS: raise MlopsKitError(f"Study {study_name!r} holds a grid definition without its task (got {shown(task)}): create a new study")
     return task
 
 # %% ../../nbs/development/02_grid.ipynb #c6589581
 def _stored_definition(opened, storage, study_name:str)->dict:
     "The grid definition saved with study `study_name` in the `opened` storage; raises MlopsKitError if there is no such study or no definition of this version"
-    optuna = _optuna()
+    optuna = quiet_optuna()
     names = optuna.get_all_study_names(opened)
     if study_name not in names:
         raise MlopsKitError(f"No study {study_name!r} in {storage_label(storage)}; the studies there are: {quoted(names) or 'none'}")
@@ -611,11 +588,11 @@ class _GridChecks:
         algorithms = _named(self.algorithms, Algorithm, "algorithms", "default_algorithms()")
         for algorithm in algorithms.values(): algorithm.check()
         criteria, later = development_criteria(self.criteria)
-        _check_whole(self.cv, "cv", 2)
-        _check_whole(self.seed, "seed", 0, _SEED_LIMIT)
-        _check_whole(self.n_jobs_per_trial, "n_jobs_per_trial", 1)
+        check_whole(self.cv, "cv", 2)
+        check_whole(self.seed, "seed", 0, _SEED_LIMIT)
+        check_whole(self.n_jobs_per_trial, "n_jobs_per_trial", 1)
         if self.study_name is not None and (not isinstance(self.study_name, str) or not self.study_name.strip()):
-            raise MlopsKitError(f"study_name must be a name (non-empty text) or None, got {_shown(self.study_name)}")
+            raise MlopsKitError(f"study_name must be a name (non-empty text) or None, got {shown(self.study_name)}")
         if self.pruner not in ("median", "none"): raise MlopsKitError(f"pruner must be 'median' or 'none', got {self.pruner!r}")
         if self.threshold is not None and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
             raise MlopsKitError(f"threshold must be a probability between 0 and 1 (or None), got {self.threshold!r}")
@@ -651,19 +628,19 @@ class _GridStudy(_GridChecks):
         return self._opened_storage
 
     def _sampler(self, setup:GridSetup, seed:int|None):
-        optuna = _optuna()
+        optuna = quiet_optuna()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
 
     def _pruner(self):
-        optuna = _optuna()
+        optuna = quiet_optuna()
         if self.pruner == "none": return optuna.pruners.NopPruner()
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
     def _open_study(self, setup:GridSetup, data:GridData, sampler_seed:int|None):
         "Create the study with this grid's definition, or load it after checking the stored definition is the same"
-        optuna, storage = _optuna(), self._storage()
+        optuna, storage = quiet_optuna(), self._storage()
         name, definition = self.study_name or "experiment-grid", self._definition(setup, data)
         options = dict(study_name=name, storage=storage, sampler=self._sampler(setup, sampler_seed), pruner=self._pruner())
         if name not in optuna.get_all_study_names(storage):
@@ -682,7 +659,7 @@ class _GridStudy(_GridChecks):
 
     def _stored_data(self, setup:GridSetup)->GridData:
         "The data described by the stored study (a CaseStudySample), for workers; raises ValueError if it cannot be rebuilt"
-        optuna, name = _optuna(), self.study_name or "experiment-grid"
+        optuna, name = quiet_optuna(), self.study_name or "experiment-grid"
         if name not in optuna.get_all_study_names(self._storage()):
             raise MlopsKitError(f"No study {name!r} in {storage_label(self.storage)} yet: pass the data to run")
         stored = optuna.load_study(study_name=name, storage=self._storage()).user_attrs.get(_GRID_ATTR)
@@ -711,7 +688,7 @@ class _GridResults:
     @property
     def complete_trials_(self)->list:
         "The study's complete trials, in the order they were numbered"
-        return self._fitted().get_trials(deepcopy=False, states=(_optuna().trial.TrialState.COMPLETE,))
+        return self._fitted().get_trials(deepcopy=False, states=(quiet_optuna().trial.TrialState.COMPLETE,))
 
     def rank(self, trials:list)->list:
         "`trials` best first by the primary metric (ties: earlier first)"
@@ -830,7 +807,7 @@ class ExperimentGrid(_GridReport, _GridStudy):
                   )->ExperimentGrid:
         "The grid saved with study `study_name`, ready to run more of its trials; raises ValueError, StorageConnectionError"
         opened = existing_storage(storage, study_name)
-        _check_whole(n_jobs_per_trial, "n_jobs_per_trial", 1)
+        check_whole(n_jobs_per_trial, "n_jobs_per_trial", 1)
         definition = _stored_definition(opened, storage, study_name)
         grid = cls(**_grid_arguments(definition, study_name), storage=opened, study_name=study_name, n_jobs_per_trial=n_jobs_per_trial)
         setup = grid._setup()  # a definition edited by hand is refused here, before a worker runs a trial
@@ -875,7 +852,7 @@ def _rebuilt_dataset(frame:pd.DataFrame, spec:dict)->Dataset:
     "The Dataset a study was made from, rebuilt from `frame` with the roles and column types saved in `spec`; raises MlopsKitError"
     columns = spec.get("columns")
     if not isinstance(columns, dict) or not all(isinstance(dtype, str) for dtype in columns.values()):
-        raise MlopsKitError(f"The study's data description has no column types (got {_shown(columns)}): create a new study")
+        raise MlopsKitError(f"The study's data description has no column types (got {shown(columns)}): create a new study")
     missing = [name for name in columns if name not in frame.columns]
     if missing: raise MlopsKitError(f"the data lacks the column(s) {quoted(missing)} of the data the study was made from")
     frame = pd.DataFrame({name: _typed(frame[name], dtype) for name, dtype in columns.items()})
@@ -917,10 +894,10 @@ def run_worker(storage:str, # the study storage URL (see make_storage)
                data=None, # a study made from your own data: the same data, as a .csv or .parquet path, a DataFrame or a Dataset
               )->ExperimentGrid:
     "Join study `study_name` in `storage` with the grid saved in it, and run trials up to `max_trials`; raises MlopsKitError, StorageConnectionError"
-    _check_whole(max_trials, "max_trials", 1)  # checked before the storage is opened: a bad call changes nothing
-    if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {_shown(show_progress)}")
+    check_whole(max_trials, "max_trials", 1)  # checked before the storage is opened: a bad call changes nothing
+    if not isinstance(show_progress, bool): raise WrongTypeError(f"show_progress must be True or False, got {shown(show_progress)}")
     if data is not None and not isinstance(data, (str, os.PathLike, pd.DataFrame, Dataset)):
-        raise WrongTypeError(f"data must be the path of a .csv or .parquet file, a DataFrame or a Dataset, got {_shown(data)}")
+        raise WrongTypeError(f"data must be the path of a .csv or .parquet file, a DataFrame or a Dataset, got {shown(data)}")
     opened = existing_storage(storage, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     grid = ExperimentGrid.from_study(opened, study_name, n_jobs_per_trial)
     grid._label = storage_label(storage)
@@ -942,8 +919,8 @@ def fail_stale_trials(storage, # the study storage URL (see make_storage) or an 
                      )->list[int]: # the numbers of the trials failed
     "Mark RUNNING trials older than `older_than` seconds as FAIL (and queue them again): ONLY when their workers are stopped; raises MlopsKitError, WrongTypeError, StorageConnectionError"
     older_than = _check_seconds(older_than, "older_than")
-    if not isinstance(retry, bool): raise WrongTypeError(f"retry must be True or False, got {_shown(retry)}")
-    optuna, opened = _optuna(), existing_storage(storage, study_name)
+    if not isinstance(retry, bool): raise WrongTypeError(f"retry must be True or False, got {shown(retry)}")
+    optuna, opened = quiet_optuna(), existing_storage(storage, study_name)
     if study_name not in optuna.get_all_study_names(opened): raise MlopsKitError(f"No study {study_name!r} in {storage_label(storage)}")
     study = optuna.load_study(study_name=study_name, storage=opened)
     cutoff, failed = _started_before(older_than), []

@@ -13,20 +13,11 @@ import pandas as pd
 from .._toolbox import quoted
 from ..data import Dataset, screen_leakage
 from ..lifecycle import TASKS
+from .._toolbox import reprs, shown
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant', 'default_data_variants']
-
-# %% ../../nbs/development/01_search_space.ipynb #d5f31fd9
-def _reprs(values)->str:
-    "The repr of each value, joined: unlike the toolbox's `quoted` (the repr of each value's text), a number or None shows as itself"
-    return ", ".join(repr(value) for value in values)
-
-def _shown(value, limit:int=120)->str:
-    "The repr of `value`, cut to `limit` characters: enough to recognise a wrong value in a message"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 # %% ../../nbs/development/01_search_space.ipynb #exp-space
 def _check_bounds(kind:str, low, high, log:bool, whole:bool):
@@ -72,10 +63,10 @@ class Choice:
     def __init__(self, *options):
         if not options: raise MlopsKitError("Choice needs at least one option, e.g. Choice('gini', 'entropy')")
         odd = [option for option in options if not isinstance(option, _PLAIN_TYPES)]
-        if odd: raise WrongTypeError(f"Choice options must be None, booleans, numbers or text (they are saved with the study), got {_reprs(odd)}")
+        if odd: raise WrongTypeError(f"Choice options must be None, booleans, numbers or text (they are saved with the study), got {reprs(odd)}")
         endless = [option for option in options if isinstance(option, float) and not math.isfinite(option)]
-        if endless: raise MlopsKitError(f"Choice options must be finite (NaN and infinity cannot be saved with the study), got {_reprs(endless)}")
-        if len(set(map(repr, options))) < len(options): raise MlopsKitError(f"Choice options must differ, got {_reprs(options)}")
+        if endless: raise MlopsKitError(f"Choice options must be finite (NaN and infinity cannot be saved with the study), got {reprs(endless)}")
+        if len(set(map(repr, options))) < len(options): raise MlopsKitError(f"Choice options must differ, got {reprs(options)}")
         object.__setattr__(self, "options", tuple(options))
     def suggest(self, trial, name:str): return trial.suggest_categorical(name, list(self.options))
     def to_dict(self)->dict: return {"choice": list(self.options)}
@@ -127,7 +118,7 @@ def _estimator_path(estimator)->str:
         return estimator
     if not _has_estimator_api(estimator):
         raise WrongTypeError(f"estimator must be an estimator class with the scikit-learn API (fit, get_params, set_params), e.g. "
-                             f"RandomForestClassifier, its import path, or an estimator or pipeline instance; got {_shown(estimator)}")
+                             f"RandomForestClassifier, its import path, or an estimator or pipeline instance; got {shown(estimator)}")
     _CLASSES_SEEN[_class_path(estimator)] = estimator
     return _class_path(estimator)
 
@@ -170,7 +161,7 @@ def _saved_callable(value, where:str)->dict:
     trusted = path.split(".")[0] in _SAVED_MODULES and "<" not in path
     try: same = trusted and _import_path(path) is value
     except MlopsKitError: same = False
-    if not same: raise _Unsaveable(f"{where}={_shown(value, 60)} is code from outside numpy, scipy and scikit-learn")
+    if not same: raise _Unsaveable(f"{where}={shown(value, 60)} is code from outside numpy, scipy and scikit-learn")
     return {"callable": path}
 
 # %% ../../nbs/development/01_search_space.ipynb #807d7b7c
@@ -190,7 +181,7 @@ def _saved(value, where:str="estimator"):
         params = value.get_params(deep=False)
         return {"estimator": _class_path(type(value)), "params": {key: _saved(item, f"{key}") for key, item in params.items()}}
     if isinstance(value, type) or callable(value): return _saved_callable(value, where)
-    raise _Unsaveable(f"{where}={_shown(value, 60)} is neither plain data nor an estimator")
+    raise _Unsaveable(f"{where}={shown(value, 60)} is neither plain data nor an estimator")
 
 # %% ../../nbs/development/01_search_space.ipynb #87cfc7e5
 def _rebuilt(data):
@@ -213,7 +204,7 @@ def _rebuilt(data):
         except MlopsKitError: raise
         except Exception as error:
             raise MlopsKitError(f"The saved {data['estimator']} cannot be rebuilt: {type(error).__name__}: {error}") from None
-    raise MlopsKitError(f"A saved estimator is data such as {{'estimator': 'sklearn.decomposition.PCA', 'params': {{...}}}}; got {_shown(data)}")
+    raise MlopsKitError(f"A saved estimator is data such as {{'estimator': 'sklearn.decomposition.PCA', 'params': {{...}}}}; got {shown(data)}")
 
 # %% ../../nbs/development/01_search_space.ipynb #12d2956b
 def _rebuilt_instance(data:dict, what:str):
@@ -221,7 +212,7 @@ def _rebuilt_instance(data:dict, what:str):
     if set(data) == {"unsaved"}:
         raise MlopsKitError(f"{what} was given as an instance that cannot be saved with the study ({data['unsaved']}), so a worker cannot "
                             "rebuild it: use functions and types of numpy, scipy or scikit-learn in it, or give a class and `fixed` parameters")
-    if set(data) != {"instance"}: raise MlopsKitError(f"{what}: a saved instance is {{'instance': ...}}; got {_shown(data)}")
+    if set(data) != {"instance"}: raise MlopsKitError(f"{what}: a saved instance is {{'instance': ...}}; got {shown(data)}")
     return _rebuilt(data["instance"])
 
 # %% ../../nbs/development/01_search_space.ipynb #exp-algo-class
@@ -321,9 +312,9 @@ class Algorithm(_EstimatorOfAlgorithm):
         if not isinstance(self.space, dict) or not isinstance(self.fixed, dict):
             raise WrongTypeError(f"{self.name}: space and fixed must be dicts parameter -> value")
         unnamed = [key for key in [*self.space, *self.fixed] if not isinstance(key, str) or not key]
-        if unnamed: raise WrongTypeError(f"{self.name}: parameter names are text, got {_reprs(unnamed)}")
+        if unnamed: raise WrongTypeError(f"{self.name}: parameter names are text, got {reprs(unnamed)}")
         wrong = {key: value for key, value in self.space.items() if not isinstance(value, (IntRange, FloatRange, Choice))}
-        if wrong: raise WrongTypeError(f"{self.name}: each space value must be an IntRange, FloatRange or Choice, got {_shown(wrong)}")
+        if wrong: raise WrongTypeError(f"{self.name}: each space value must be an IntRange, FloatRange or Choice, got {shown(wrong)}")
         both = sorted(set(self.space) & set(self.fixed))
         if both: raise MlopsKitError(f"{self.name}: {quoted(both)} is both searched and fixed; keep it in one of space and fixed")
         if not isinstance(self.simple, bool): raise WrongTypeError(f"{self.name}: simple must be True or False, got {self.simple!r}")
@@ -342,7 +333,7 @@ class Algorithm(_EstimatorOfAlgorithm):
         keys = {"name", "estimator", "space", "fixed", "simple"}
         if not isinstance(data, dict) or set(data) != keys or not isinstance(data["space"], dict) or not isinstance(data["fixed"], dict):
             raise MlopsKitError(f"An algorithm is saved as a dict with the keys {quoted(sorted(keys))} (space: parameter -> range, "
-                                f"fixed: parameter -> value); got {_shown(data)}")
+                                f"fixed: parameter -> value); got {shown(data)}")
         estimator = data["estimator"]
         if isinstance(estimator, dict): estimator = _rebuilt_instance(estimator, f"algorithm {data['name']!r}")
         return cls(data["name"], estimator, {key: _space_from_dict(value) for key, value in data["space"].items()},
@@ -394,7 +385,7 @@ def _task_of(dataset, what:str)->str:
     if isinstance(dataset, Dataset): return dataset.task
     if isinstance(dataset, str) and dataset in TASKS: return dataset
     if isinstance(dataset, str): raise MlopsKitError(f"{what}: unknown task {dataset!r}; the tasks are {quoted(TASKS)}")
-    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {quoted(TASKS)}), got {_shown(dataset)}")
+    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {quoted(TASKS)}), got {shown(dataset)}")
 
 # %% ../../nbs/development/01_search_space.ipynb #b2302d1f
 def default_algorithms(dataset=None, # a Dataset (or a task name): regressors for a regression task; None: the classifiers
@@ -409,9 +400,9 @@ _NUMERIC_TREATMENTS = ("standard", "minmax", "bins", "none")
 def _column_names(columns, what:str)->tuple:
     "`columns` (one name, or a list or tuple of names) as a tuple of distinct names; raises WrongTypeError, MlopsKitError"
     if isinstance(columns, str): columns = (columns,)
-    if not isinstance(columns, (list, tuple, pd.Index)): raise WrongTypeError(f"{what} must be a list of column names, got {_shown(columns)}")
+    if not isinstance(columns, (list, tuple, pd.Index)): raise WrongTypeError(f"{what} must be a list of column names, got {shown(columns)}")
     columns = tuple(columns)
-    if not all(isinstance(name, str) and name for name in columns): raise WrongTypeError(f"{what} must be column names (text), got {_shown(columns)}")
+    if not all(isinstance(name, str) and name for name in columns): raise WrongTypeError(f"{what} must be column names (text), got {shown(columns)}")
     repeated = sorted({name for name in columns if columns.count(name) > 1})
     if repeated: raise MlopsKitError(f"{what} names {quoted(repeated)} more than once; give each column once")
     return columns
@@ -466,7 +457,7 @@ class DataVariant(_PreparationOfVariant):
         if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 2: raise MlopsKitError(f"bins must be a whole number >= 2, got {self.bins!r}")
         if self.step is not None and not (_has_estimator_api(type(self.step)) and hasattr(self.step, "transform")):
             raise WrongTypeError(f"data variant {self.name!r}: step must be a transformer instance (with fit and transform), e.g. "
-                                 f"PCA(n_components=5), got {_shown(self.step)}")
+                                 f"PCA(n_components=5), got {shown(self.step)}")
 
     def to_dict(self)->dict:
         "JSON-able data a worker rebuilds the variant from; a `step` that cannot be saved says why, and is refused by `from_dict`"
@@ -480,8 +471,8 @@ class DataVariant(_PreparationOfVariant):
         "The data variant saved as `data` by `to_dict`; raises MlopsKitError for a dict of another shape"
         keys = {"name", "numerical", "categorical", "numeric", "bins", "step"}
         if not isinstance(data, dict) or "name" not in data or not set(data) <= keys:
-            raise MlopsKitError(f"A data variant is saved as a dict with the keys {quoted(sorted(keys))} (name required); got {_shown(data)}")
-        if "step" in data and not isinstance(data["step"], dict): raise MlopsKitError(f"A data variant's step is saved as {{'instance': ...}}; got {_shown(data['step'])}")
+            raise MlopsKitError(f"A data variant is saved as a dict with the keys {quoted(sorted(keys))} (name required); got {shown(data)}")
+        if "step" in data and not isinstance(data["step"], dict): raise MlopsKitError(f"A data variant's step is saved as {{'instance': ...}}; got {shown(data['step'])}")
         step = _rebuilt_instance(data["step"], f"the step of data variant {data['name']!r}") if "step" in data else None
         return cls(**{**data, "step": step})
 
@@ -504,7 +495,7 @@ def default_data_variants(dataset:Dataset, # the data to prepare; its `numerical
     numerical = [name for name in dataset.numerical if name not in excluded]
     categorical = [name for name in dataset.categorical if name not in excluded]
     if not numerical and not categorical:
-        raise MlopsKitError(f"default_data_variants: every feature of {dataset.name!r} is excluded ({_reprs(sorted(excluded))}): nothing is left to learn from")
+        raise MlopsKitError(f"default_data_variants: every feature of {dataset.name!r} is excluded ({reprs(sorted(excluded))}): nothing is left to learn from")
     variants = [DataVariant("scaled", numerical, categorical, "standard")]
     if numerical: variants.append(DataVariant("binned", numerical, categorical, "bins"))
     if numerical and categorical: variants.append(DataVariant("numbers_only", numerical, (), "standard"))

@@ -8,29 +8,11 @@ import contextlib, json, numbers, os, re, sqlite3, stat, time, warnings
 from pathlib import Path
 
 from .._toolbox import quoted
+from .._toolbox import check_whole, quiet_optuna, shown
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['StorageConnectionError', 'safe_url', 'make_storage', 'existing_storage', 'storage_label']
-
-# %% ../../nbs/development/03_storage.ipynb #90152ed7
-def _optuna():
-    "The optuna module, imported on first use, with its per-trial log turned down to warnings"
-    import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-def _shown(value, limit:int=120)->str:
-    "The repr of `value`, cut to `limit` characters: enough to recognise a wrong value in a message"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-def _check_whole(value, name:str, minimum:int, maximum:int|None=None)->int:
-    "`value` as an int if it is a whole number from `minimum` (to `maximum`); raises MlopsKitError naming `name` otherwise"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum or (maximum is not None and value > maximum):
-        accepted = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        raise MlopsKitError(f"{name} must be a whole number {accepted}, got {_shown(value)}")
-    return int(value)
 
 # %% ../../nbs/development/03_storage.ipynb #exp-storage
 class StorageConnectionError(MlopsKitError, ConnectionError):
@@ -137,7 +119,7 @@ def _check_content(url:str, path:Path, problem:str|None):
 # %% ../../nbs/development/03_storage.ipynb #exp-make-storage
 def _journal_storage(url:str, path:Path):
     "Optuna's JournalStorage on the file at `path`: a new file, an empty one or an Optuna journal; any other file is refused, unchanged"
-    optuna = _optuna()
+    optuna = quiet_optuna()
     if url == "journal:": raise MlopsKitError("storage 'journal:' names no file: give one, e.g. journal:studies.journal")
     _check_storage_file(url, path)
     if path.exists(): _check_content(url, path, _journal_problem(path))
@@ -159,7 +141,7 @@ def _check_database_url(url:str):
 # %% ../../nbs/development/03_storage.ipynb #171c1f64
 def _database_storage(url:str, heartbeat_interval:int, grace_period:int|None, max_retry:int|None):
     "Optuna's RDBStorage at `url`, with heartbeats; an existing SQLite file must be empty or an Optuna storage, and is otherwise left unchanged"
-    optuna = _optuna()
+    optuna = quiet_optuna()
     _check_database_url(url)
     path = _sqlite_path(url)
     if path is not None:
@@ -186,15 +168,15 @@ def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path
                  max_retry:int|None=3, # how many times a dead worker's trial is put back in the queue
                 ):
     "An Optuna storage chosen by `url`; raises MlopsKitError for an unknown URL or a file that is no study storage (left unchanged), StorageConnectionError if it cannot be opened"
-    optuna = _optuna()
-    _check_whole(heartbeat_interval, "heartbeat_interval", 1)
-    if grace_period is not None: _check_whole(grace_period, "grace_period", 1)
-    if max_retry is not None: _check_whole(max_retry, "max_retry", 0)
+    optuna = quiet_optuna()
+    check_whole(heartbeat_interval, "heartbeat_interval", 1)
+    if grace_period is not None: check_whole(grace_period, "grace_period", 1)
+    if max_retry is not None: check_whole(max_retry, "max_retry", 0)
     if url is None: return optuna.storages.InMemoryStorage()
     if isinstance(url, optuna.storages.BaseStorage): return url
     url = os.fspath(url) if isinstance(url, os.PathLike) else url
-    if not isinstance(url, str): raise WrongTypeError(f"storage must be None, a URL or an Optuna storage, got {_shown(url)}")
-    if "\0" in url: raise MlopsKitError(f"storage {_shown(safe_url(url))} holds a NUL character: give a path or URL without it")
+    if not isinstance(url, str): raise WrongTypeError(f"storage must be None, a URL or an Optuna storage, got {shown(url)}")
+    if "\0" in url: raise MlopsKitError(f"storage {shown(safe_url(url))} holds a NUL character: give a path or URL without it")
     journal = _journal_path(url)
     if journal is not None: return _journal_storage(url, journal)
     scheme = url.partition("://")[0]
@@ -207,7 +189,7 @@ def make_storage(url:str|None=None, # None, 'journal:PATH', a .journal/.log path
 def existing_storage(storage, study_name:str, **options):
     "The storage of an existing study: like `make_storage`, but a journal or SQLite file that does not exist is an error, not a new file; raises MlopsKitError, WrongTypeError, StorageConnectionError"
     if isinstance(study_name, bool) or not isinstance(study_name, str) or not study_name:
-        raise WrongTypeError(f"study_name must be the name of a study (text), got {_shown(study_name)}")
+        raise WrongTypeError(f"study_name must be the name of a study (text), got {shown(study_name)}")
     if isinstance(storage, (str, os.PathLike)) and isinstance(os.fspath(storage), str) and "\0" not in os.fspath(storage):
         url = os.fspath(storage)
         path = _journal_path(url) or _sqlite_path(url)
