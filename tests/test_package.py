@@ -83,7 +83,7 @@ PHASES = {  # the library by phase, as a reader looks for it: package -> its mod
     "mlops_kit.lifecycle": "criteria",
     "mlops_kit.data": "datasets",
     "mlops_kit.design": "checklists",
-    "mlops_kit.development": "grid registry",
+    "mlops_kit.development": "grid saving reference cards registry",
     "mlops_kit.deployment": "app monitoring_loop",
     "mlops_kit.practice": "grading widgets",
 }
