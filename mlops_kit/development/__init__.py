@@ -8,14 +8,13 @@ __all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms'
            'safe_url', 'make_storage', 'GridSetup', 'GridData', 'ExperimentGrid', 'compare_baselines',
            'corrected_t_test', 'WinnerCheck', 'check_winner', 'history_frame', 'parameter_importances', 'score_frame',
            'plot_history', 'plot_importances', 'plot_scores', 'BestModel', 'fit_best', 'run_worker',
-           'fail_stale_trials', 'TRUSTED_TYPES', 'RegistryError', 'UntrustedTypesError', 'ModelIntegrityError',
-           'PromotionError', 'UnknownVersionError', 'trusted_type_names', 'as_path', 'save_pipeline', 'untrusted_types',
-           'load_pipeline', 'REFERENCE_ROWS', 'check_count', 'check_frame', 'reference_sample', 'frame_to_json',
-           'frame_from_json', 'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES', 'criteria_results', 'library_versions',
-           'login_name', 'to_json', 'same_label', 'model_classes', 'model_task', 'custom_metric_specs',
-           'criteria_from_saved', 'new_card', 'card_fingerprint', 'sealed_card', 'card_problem', 'check_card',
-           'number_text', 'card_markdown', 'card_html', 'ModelBundle', 'ALIASES_FORMAT', 'ModelRegistry',
-           'ModelVersion']
+           'fail_stale_trials', 'ALIASES_FORMAT', 'ModelVersion', 'ModelRegistry', 'TRUSTED_TYPES', 'RegistryError',
+           'UntrustedTypesError', 'ModelIntegrityError', 'PromotionError', 'UnknownVersionError', 'trusted_type_names',
+           'as_path', 'save_pipeline', 'untrusted_types', 'load_pipeline', 'REFERENCE_ROWS', 'check_count',
+           'check_frame', 'reference_sample', 'frame_to_json', 'frame_from_json', 'CARD_FORMAT', 'CARD_VERSION',
+           'BUNDLE_FILES', 'criteria_results', 'library_versions', 'login_name', 'to_json', 'same_label',
+           'model_classes', 'model_task', 'custom_metric_specs', 'criteria_from_saved', 'new_card', 'card_fingerprint',
+           'sealed_card', 'card_problem', 'check_card', 'number_text', 'card_markdown', 'card_html', 'ModelBundle']
 
 # %% ../../nbs/development/00_development.ipynb #b11f3974
 from .grid import (IntRange, FloatRange, Choice, Algorithm, default_algorithms, DataVariant,
@@ -26,21 +25,21 @@ from .grid import (IntRange, FloatRange, Choice, Algorithm, default_algorithms, 
     fit_best, run_worker, fail_stale_trials)
 
 # %% ../../nbs/development/00_development.ipynb #93af32ad
+from .registry import (ALIASES_FORMAT, ModelVersion, ModelRegistry)
+
+# %% ../../nbs/development/00_development.ipynb #392ecfc2
 from mlops_kit.development.saving import (TRUSTED_TYPES, RegistryError, UntrustedTypesError, ModelIntegrityError, PromotionError,
     UnknownVersionError, trusted_type_names, as_path, save_pipeline, untrusted_types,
     load_pipeline)
 
-# %% ../../nbs/development/00_development.ipynb #392ecfc2
+# %% ../../nbs/development/00_development.ipynb #f58a580d
 from .reference import (REFERENCE_ROWS, check_count, check_frame, reference_sample, frame_to_json, frame_from_json)
 
-# %% ../../nbs/development/00_development.ipynb #f58a580d
+# %% ../../nbs/development/00_development.ipynb #3d5522a7
 from mlops_kit.development.cards import (CARD_FORMAT, CARD_VERSION, BUNDLE_FILES, criteria_results, library_versions, login_name,
     to_json, same_label, model_classes, model_task, custom_metric_specs, criteria_from_saved,
     new_card, card_fingerprint, sealed_card, card_problem, check_card, number_text, card_markdown,
     card_html, ModelBundle)
-
-# %% ../../nbs/development/00_development.ipynb #3d5522a7
-from .registry import (ALIASES_FORMAT, ModelRegistry, ModelVersion)
 
 # %% ../../nbs/development/00_development.ipynb #b9d45c5a
 _all_ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant',
@@ -49,15 +48,15 @@ _all_ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 
         'ExperimentGrid', 'compare_baselines', 'corrected_t_test', 'WinnerCheck', 'check_winner',
         'history_frame', 'parameter_importances', 'score_frame', 'plot_history',
         'plot_importances', 'plot_scores', 'BestModel', 'fit_best', 'run_worker',
-        'fail_stale_trials', 'TRUSTED_TYPES', 'RegistryError', 'UntrustedTypesError',
-        'ModelIntegrityError', 'PromotionError', 'UnknownVersionError', 'trusted_type_names',
-        'as_path', 'save_pipeline', 'untrusted_types', 'load_pipeline', 'REFERENCE_ROWS',
-        'check_count', 'check_frame', 'reference_sample', 'frame_to_json', 'frame_from_json',
-        'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES', 'criteria_results', 'library_versions',
-        'login_name', 'to_json', 'same_label', 'model_classes', 'model_task',
-        'custom_metric_specs', 'criteria_from_saved', 'new_card', 'card_fingerprint',
-        'sealed_card', 'card_problem', 'check_card', 'number_text', 'card_markdown', 'card_html',
-        'ModelBundle', 'ALIASES_FORMAT', 'ModelRegistry', 'ModelVersion']
+        'fail_stale_trials', 'ALIASES_FORMAT', 'ModelVersion', 'ModelRegistry', 'TRUSTED_TYPES',
+        'RegistryError', 'UntrustedTypesError', 'ModelIntegrityError', 'PromotionError',
+        'UnknownVersionError', 'trusted_type_names', 'as_path', 'save_pipeline', 'untrusted_types',
+        'load_pipeline', 'REFERENCE_ROWS', 'check_count', 'check_frame', 'reference_sample',
+        'frame_to_json', 'frame_from_json', 'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES',
+        'criteria_results', 'library_versions', 'login_name', 'to_json', 'same_label',
+        'model_classes', 'model_task', 'custom_metric_specs', 'criteria_from_saved', 'new_card',
+        'card_fingerprint', 'sealed_card', 'card_problem', 'check_card', 'number_text',
+        'card_markdown', 'card_html', 'ModelBundle']
 
 # %% ../../nbs/development/00_development.ipynb #e3655e9c
 from . import grid as _grid
