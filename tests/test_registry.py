@@ -467,58 +467,6 @@ def test_a_reference_sample_of_the_wrong_shape_is_refused_not_padded(registry, b
     assert hashes(registry.folder) == before
 
 
-@pytest.mark.parametrize("arguments, error, message", [
-    (dict(version="1"), TypeError, "Versions are whole numbers: write version=1, not version='1'"),
-    (dict(version="v2"), TypeError, "write version=2, not version='v2'"),
-    (dict(version=1.0), TypeError, "write version=1, not version=1.0"),
-    (dict(version="latest"), TypeError, "write version=3, not version='latest'"),
-    (dict(version=True), TypeError, "Versions are whole numbers"),
-    (dict(version=0), ValueError, "Versions are numbered from 1, got version=0"),
-    (dict(version=-2), ValueError, "Versions are numbered from 1"),
-    (dict(version=9), ValueError, "has no version 9; its versions are 1"),
-    (dict(alias=5), ValueError, "An alias is a word like 'champion', got 5"),
-    (dict(alias="staging"), ValueError, "no alias 'staging'"),
-    (dict(version=1, alias="champion"), ValueError, "Give a version or an alias, not both"),
-    (dict(name="chrun"), ValueError, "No model 'chrun' in .* Did you mean 'churn'\\? Models: churn"),
-    (dict(name=5), ValueError, "A model name is a word"),
-])
-def test_version_alias_and_name_mistakes_are_named(registry, arguments, error, message):
-    register(registry, PASSING)
-    before = hashes(registry.folder)
-    for call in (registry.load, registry.verify, registry.version):
-        with pytest.raises(error, match=message) as refused:
-            call(**{"name": "churn", **arguments})
-        assert isinstance(refused.value, MlopsKitError)
-    assert "its versions are 1" not in str(refused.value) or "has no version 9" in str(refused.value)
-    assert hashes(registry.folder) == before
-
-
-def test_listing_an_unknown_model_is_an_error_not_an_empty_answer(registry):
-    register(registry, PASSING)
-    for call in (registry.versions, registry.aliases, registry.champion):
-        with pytest.raises(UnknownVersionError, match="No model 'chrun'.*Did you mean 'churn'"):
-            call("chrun")
-    assert registry.champion("churn") is None and registry.aliases("churn").empty
-
-
-@pytest.mark.parametrize("arguments, message", [
-    (dict(version="1"), "write version=1, not version='1'"),
-    (dict(version=None), "Promote a version number"),
-    (dict(version=0), "numbered from 1"),
-    (dict(version=1, alias=""), "An alias is a word"),
-    (dict(version=1, alias="my champion"), "An alias is a word"),
-    (dict(version=1, reason=5), "reason must be text, got 5"),
-    (dict(version=2), "has no version 2"),
-])
-def test_careless_promotions_are_refused_and_nothing_changes(registry, project, arguments, message):
-    register(registry, PASSING)
-    registry.promote("churn", 1)
-    before, records = hashes(registry.folder), len(project.records())
-    with pytest.raises(MlopsKitError, match=message):
-        registry.promote("churn", **arguments)
-    assert hashes(registry.folder) == before and len(project.records()) == records
-
-
 @pytest.mark.parametrize("change, error, message", [
     (dict(seed="a"), TypeError, "seed must be a whole number"),
     (dict(seed=-1), ValueError, "seed must be 0 or more"),
@@ -544,33 +492,6 @@ def test_careless_registrations_are_refused_before_anything_is_written(registry,
     with pytest.raises(error, match=message) as refused:
         registry.register(**{**arguments, **change})
     assert isinstance(refused.value, MlopsKitError) and hashes(registry.folder) == before
-
-
-def test_a_registry_folder_that_is_a_file_and_odd_arguments_are_refused(tmp_path):
-    (tmp_path / "models").write_text("notes")
-    with pytest.raises(RegistryError, match="'.*models' is a file, but the registry keeps its models in folders"):
-        register(ModelRegistry(tmp_path / "models"), PASSING)
-    assert (tmp_path / "models").read_text() == "notes"
-    for arguments, message in [(dict(folder=None), "folder is a path, like 'models'"),
-                               (dict(folder="m", project="journal.json"), "project must be a Project"),
-                               (dict(folder="m", lock_timeout=-1), "lock_timeout is a number of seconds, 0 or more")]:
-        with pytest.raises(TypeError, match=message):
-            ModelRegistry(**arguments)
-
-
-def test_an_alias_history_pointing_nowhere_is_refused_naming_the_file(registry):
-    register(registry, PASSING)
-    registry.promote("churn", 1)
-    path = registry.folder / "churn" / "aliases.json"
-    document = json.loads(path.read_text())
-    for version, message in [(7, "points 'champion' to v7, which is not registered"), (0, "is not an mlops-kit alias history")]:
-        document["history"][-1]["version"] = version
-        path.write_text(json.dumps(document))
-        before = hashes(registry.folder)
-        for call in (lambda: registry.champion("churn"), lambda: registry.load("churn", alias="champion")):
-            with pytest.raises(RegistryError, match=message):
-                call()
-        assert hashes(registry.folder) == before
 
 
 def test_a_read_only_journal_stops_a_registration_or_promotion_before_anything_is_written(registry, project):
