@@ -12,7 +12,7 @@ from sklearn.dummy import DummyClassifier
 from properties import SETTINGS, mutated
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.lifecycle import Criteria
-from mlops_kit.development.registry import ModelRegistry, RegistryError, _sealed, frame_from_json, frame_to_json
+from mlops_kit.development import ModelRegistry, RegistryError, frame_from_json, frame_to_json, sealed_card
 
 
 odd_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 600), st.integers(-10 ** 30, 10 ** 30),
@@ -95,7 +95,7 @@ def reads_or_refuses(file:Path, content:bytes):
 
 
 cards = st.one_of(
-    mutated(CARD, odd_values).map(lambda card: _sealed(card) if isinstance(card, dict) else card),   # resealed: reaches the value checks
+    mutated(CARD, odd_values).map(lambda card: sealed_card(card) if isinstance(card, dict) else card),   # resealed: reaches the value checks
     mutated(CARD, odd_values, max_changes=1),                                                      # not resealed: the seal refuses
     mutated({key: value for key, value in CARD.items() if key != "card_sha256"} | {"format_version": 1}, odd_values),  # an old card
 )
@@ -147,7 +147,7 @@ def test_saved_criteria_on_a_metric_of_ones_own_load_or_raise_registry_error_and
         criteria_file.write_text(json.dumps(criteria))
         card = json.loads(originals[1])
         card["files"]["criteria.json"] = _sha256(criteria_file)
-        card_file.write_text(json.dumps(_sealed({key: value for key, value in card.items() if key != "card_sha256"})))
+        card_file.write_text(json.dumps(sealed_card({key: value for key, value in card.items() if key != "card_sha256"})))
         before = digests(OWN.folder)
         for read in (lambda: OWN.load("own", 1), lambda: OWN.verify("own", 1), lambda: OWN.promote("own", 1)):
             try: read()

@@ -22,7 +22,7 @@ from mlops_kit.design import simple_model
 from mlops_kit.data import infer_schema, load_case_study
 from mlops_kit.lifecycle import Criteria, Project
 from mlops_kit.development import (TRUSTED_TYPES, ModelIntegrityError, ModelRegistry, PromotionError, RegistryError,
-                                UnknownVersionError, UntrustedTypesError, frame_from_json, frame_to_json,
+                                UnknownVersionError, UntrustedTypesError,
                                 load_pipeline, reference_sample, save_pipeline, untrusted_types)
 
 # ---- the experiment grid's pipelines --------------------------------------------------------------------------
@@ -137,15 +137,6 @@ def test_an_untrusted_type_is_refused_by_name_and_nothing_is_loaded(step, type_n
     np.testing.assert_array_equal(loaded.predict_proba(numbers), pipeline.predict_proba(numbers))
 
 
-def test_a_file_that_is_not_a_skops_model_is_refused(tmp_path):
-    path = tmp_path / "model.skops"
-    path.write_text("not a zip")
-    with pytest.raises(RegistryError, match="not a skops model file"):
-        load_pipeline(path)
-    with pytest.raises(FileNotFoundError, match="No model file"):
-        load_pipeline(tmp_path / "missing.skops")
-
-
 def test_a_saved_model_is_never_replaced(tmp_path):
     path = save_pipeline(fitted_grid()["simple_model"], tmp_path / "model.skops")
     before = path.read_bytes()
@@ -209,17 +200,6 @@ def test_bundle_schema_and_reference_round_trip_exactly_and_validate_new_data(re
     np.testing.assert_array_equal(bundle.predict_proba(training.frame), fitted_grid()["simple_model"].predict_proba(training.X))
     with pytest.raises(ValueError, match="lacks the model's feature column"):
         bundle.predict_proba(training.frame.drop(columns=["plan"]))
-
-
-def test_frames_round_trip_exactly_through_json():
-    frame = pd.DataFrame({
-        "count": [1, 2, 3], "share": [0.1, np.nan, -np.inf], "nullable": pd.array([1, None, 3], dtype="Int64"),
-        "text": ["a", None, ""], "flag": [True, False, True], "maybe": pd.array([True, None, False], dtype="boolean"),
-        "level": pd.Categorical(["low", "high", None], categories=["low", "high"], ordered=True),
-        "day": pd.to_datetime(["2024-01-01", None, "2024-03-01 12:30:00.123456"], format="ISO8601"),
-        "utc": pd.to_datetime(["2024-01-01", "2024-02-01", None]).tz_localize("UTC"),
-        "wait": pd.to_timedelta(["1 day", None, "3 hours"]), "small": np.float32([1 / 3, 2 / 3, 1])})
-    pd.testing.assert_frame_equal(frame_from_json(json.loads(json.dumps(frame_to_json(frame)))), frame, check_exact=True)
 
 
 def test_promotion_of_a_failing_model_is_refused_and_the_champion_unchanged(registry, project):
@@ -299,9 +279,9 @@ def test_an_untrusted_model_swapped_in_with_a_forged_fingerprint_is_still_refuse
                             tmp_path / "swapped.skops")
     swapped.replace(version.path / "model.skops")
     card = json.loads((version.path / "card.json").read_text())
-    from mlops_kit.development.registry import _sealed, _sha256
+    from mlops_kit.development.registry import _sha256
     card["files"]["model.skops"] = _sha256(version.path / "model.skops")
-    (version.path / "card.json").write_text(json.dumps(_sealed(card)))  # the forger reseals the card too
+    (version.path / "card.json").write_text(json.dumps(sealed_card(card)))  # the forger reseals the card too
     with pytest.raises(UntrustedTypesError, match=r"test_registry\.add_ratio.*not loaded"):
         registry.load("churn")
 
@@ -398,7 +378,7 @@ def test_every_pipeline_the_experiment_grid_builds_loads_with_the_allow_list(num
 # ---- issue 13: the card inside the integrity check, its values checked, careless arguments refused ----------------
 
 from mlops_kit.errors import MlopsKitError  # noqa: E402
-from mlops_kit.development.registry import _card_fingerprint, _sealed  # noqa: E402
+from mlops_kit.development.cards import card_fingerprint, sealed_card  # noqa: E402
 
 
 def hashes(folder):
@@ -423,7 +403,7 @@ def as_old_card(handle, **changes):
 
 def test_a_card_edited_by_hand_fails_verify_and_load_naming_the_file_and_nothing_changes(registry):
     version = register(registry, PASSING, threshold=0.2)
-    assert version.card["card_sha256"] == _card_fingerprint(version.card) and version.card["format_version"] == 3
+    assert version.card["card_sha256"] == card_fingerprint(version.card) and version.card["format_version"] == 3
     rewrite_card(version, threshold=20)
     before = hashes(registry.folder)
     for call in (lambda: registry.verify("churn", 1), lambda: registry.load("churn", 1), lambda: registry.promote("churn", 1),
@@ -459,7 +439,7 @@ def test_a_card_written_before_seals_still_loads_with_the_checks_that_still_appl
 def test_the_cards_features_must_be_the_schemas_columns(registry):
     version = register(registry, PASSING)
     features = version.card["features"]
-    (version.path / "card.json").write_text(json.dumps(_sealed({**version.card, "features": features[::-1]})))  # sealed, wrong order
+    (version.path / "card.json").write_text(json.dumps(sealed_card({**version.card, "features": features[::-1]})))  # sealed, wrong order
     with pytest.raises(RegistryError, match="'schema.json' describes the columns .* but the card's features are"):
         registry.load("churn", 1)
     with pytest.raises(RegistryError, match="'schema.json' describes the columns"):
@@ -480,63 +460,11 @@ def test_a_reference_sample_of_the_wrong_shape_is_refused_not_padded(registry, b
     (version.path / "reference.json").write_text(json.dumps(data))
     card = json.loads((version.path / "card.json").read_text())
     card["files"]["reference.json"] = _sha256(version.path / "reference.json")   # a consistent forgery
-    (version.path / "card.json").write_text(json.dumps(_sealed(card)))
+    (version.path / "card.json").write_text(json.dumps(sealed_card(card)))
     before = hashes(registry.folder)
     with pytest.raises(RegistryError, match=message):
         registry.load("churn", 1)
     assert hashes(registry.folder) == before
-
-
-@pytest.mark.parametrize("arguments, error, message", [
-    (dict(version="1"), TypeError, "Versions are whole numbers: write version=1, not version='1'"),
-    (dict(version="v2"), TypeError, "write version=2, not version='v2'"),
-    (dict(version=1.0), TypeError, "write version=1, not version=1.0"),
-    (dict(version="latest"), TypeError, "write version=3, not version='latest'"),
-    (dict(version=True), TypeError, "Versions are whole numbers"),
-    (dict(version=0), ValueError, "Versions are numbered from 1, got version=0"),
-    (dict(version=-2), ValueError, "Versions are numbered from 1"),
-    (dict(version=9), ValueError, "has no version 9; its versions are 1"),
-    (dict(alias=5), ValueError, "An alias is a word like 'champion', got 5"),
-    (dict(alias="staging"), ValueError, "no alias 'staging'"),
-    (dict(version=1, alias="champion"), ValueError, "Give a version or an alias, not both"),
-    (dict(name="chrun"), ValueError, "No model 'chrun' in .* Did you mean 'churn'\\? Models: churn"),
-    (dict(name=5), ValueError, "A model name is a word"),
-])
-def test_version_alias_and_name_mistakes_are_named(registry, arguments, error, message):
-    register(registry, PASSING)
-    before = hashes(registry.folder)
-    for call in (registry.load, registry.verify, registry.version):
-        with pytest.raises(error, match=message) as refused:
-            call(**{"name": "churn", **arguments})
-        assert isinstance(refused.value, MlopsKitError)
-    assert "its versions are 1" not in str(refused.value) or "has no version 9" in str(refused.value)
-    assert hashes(registry.folder) == before
-
-
-def test_listing_an_unknown_model_is_an_error_not_an_empty_answer(registry):
-    register(registry, PASSING)
-    for call in (registry.versions, registry.aliases, registry.champion):
-        with pytest.raises(UnknownVersionError, match="No model 'chrun'.*Did you mean 'churn'"):
-            call("chrun")
-    assert registry.champion("churn") is None and registry.aliases("churn").empty
-
-
-@pytest.mark.parametrize("arguments, message", [
-    (dict(version="1"), "write version=1, not version='1'"),
-    (dict(version=None), "Promote a version number"),
-    (dict(version=0), "numbered from 1"),
-    (dict(version=1, alias=""), "An alias is a word"),
-    (dict(version=1, alias="my champion"), "An alias is a word"),
-    (dict(version=1, reason=5), "reason must be text, got 5"),
-    (dict(version=2), "has no version 2"),
-])
-def test_careless_promotions_are_refused_and_nothing_changes(registry, project, arguments, message):
-    register(registry, PASSING)
-    registry.promote("churn", 1)
-    before, records = hashes(registry.folder), len(project.records())
-    with pytest.raises(MlopsKitError, match=message):
-        registry.promote("churn", **arguments)
-    assert hashes(registry.folder) == before and len(project.records()) == records
 
 
 @pytest.mark.parametrize("change, error, message", [
@@ -564,62 +492,6 @@ def test_careless_registrations_are_refused_before_anything_is_written(registry,
     with pytest.raises(error, match=message) as refused:
         registry.register(**{**arguments, **change})
     assert isinstance(refused.value, MlopsKitError) and hashes(registry.folder) == before
-
-
-def test_a_registry_folder_that_is_a_file_and_odd_arguments_are_refused(tmp_path):
-    (tmp_path / "models").write_text("notes")
-    with pytest.raises(RegistryError, match="'.*models' is a file, but the registry keeps its models in folders"):
-        register(ModelRegistry(tmp_path / "models"), PASSING)
-    assert (tmp_path / "models").read_text() == "notes"
-    for arguments, message in [(dict(folder=None), "folder is a path, like 'models'"),
-                               (dict(folder="m", project="journal.json"), "project must be a Project"),
-                               (dict(folder="m", lock_timeout=-1), "lock_timeout is a number of seconds, 0 or more")]:
-        with pytest.raises(TypeError, match=message):
-            ModelRegistry(**arguments)
-
-
-def test_saving_and_loading_one_pipeline_refuse_folders_and_missing_folders(tmp_path):
-    pipeline = fitted_grid()["simple_model"]
-    with pytest.raises(RegistryError, match="is a folder: give the path of the file to write"):
-        save_pipeline(pipeline, tmp_path)
-    with pytest.raises(FileNotFoundError, match="No folder '.*nowhere' to save 'model.skops' in: create it first"):
-        save_pipeline(pipeline, tmp_path / "nowhere" / "model.skops")
-    with pytest.raises(RegistryError, match="is a folder, not a model file"):
-        load_pipeline(tmp_path)
-    with pytest.raises(TypeError, match="trusted_extra is a list"):
-        load_pipeline(save_pipeline(pipeline, tmp_path / "model.skops"), trusted_extra=5)
-    assert [path.name for path in tmp_path.iterdir()] == ["model.skops"]
-
-
-def test_frames_with_repeated_names_or_of_the_wrong_shape_are_refused():
-    with pytest.raises(MlopsKitError, match="repeated column names \\['a'\\]"):
-        frame_to_json(pd.DataFrame([[1, 2]], columns=["a", "a"]))
-    with pytest.raises(TypeError, match="frame must be a DataFrame, got list"):
-        frame_to_json([1, 2])
-    for data, message in [({"rows": 3, "columns": [{"name": "a", "dtype": "int64", "values": [1]}]}, "1 values but the frame has 3 rows"),
-                          ({"rows": 1, "columns": [{"name": "a", "dtype": "int8", "values": [1000]}]}, "OverflowError"),
-                          ({"rows": 1, "columns": [{"name": "a", "dtype": "V8", "values": [1]}]}, "not one frame_to_json writes"),
-                          ({"rows": -1, "columns": []}, "'rows' \\(a whole number, 0 or more\\)"),
-                          ({"rows": 1, "columns": ["a"]}, "every column needs a 'name'")]:
-        with pytest.raises(MlopsKitError, match=message):
-            frame_from_json(data)
-    with pytest.raises(MlopsKitError, match="max_rows must be 1 or more"):
-        reference_sample(pd.DataFrame({"a": [1]}), max_rows=-1)
-
-
-def test_an_alias_history_pointing_nowhere_is_refused_naming_the_file(registry):
-    register(registry, PASSING)
-    registry.promote("churn", 1)
-    path = registry.folder / "churn" / "aliases.json"
-    document = json.loads(path.read_text())
-    for version, message in [(7, "points 'champion' to v7, which is not registered"), (0, "is not an mlops-kit alias history")]:
-        document["history"][-1]["version"] = version
-        path.write_text(json.dumps(document))
-        before = hashes(registry.folder)
-        for call in (lambda: registry.champion("churn"), lambda: registry.load("churn", alias="champion")):
-            with pytest.raises(RegistryError, match=message):
-                call()
-        assert hashes(registry.folder) == before
 
 
 def test_a_read_only_journal_stops_a_registration_or_promotion_before_anything_is_written(registry, project):
@@ -788,7 +660,7 @@ def test_a_card_from_before_tasks_loads_as_the_binary_model_it_was(registry):
 def test_a_card_whose_task_or_classes_do_not_fit_its_model_is_refused(registry, changes, message):
     version = register(registry, PASSING, threshold=0.3)
     card = json.loads((version.path / "card.json").read_text()) | changes
-    (version.path / "card.json").write_text(json.dumps(_sealed({key: value for key, value in card.items() if key != "card_sha256"})))
+    (version.path / "card.json").write_text(json.dumps(sealed_card({key: value for key, value in card.items() if key != "card_sha256"})))
     before = hashes(registry.folder)
     with pytest.raises(RegistryError, match=message):
         registry.load("churn", 1)
