@@ -4,61 +4,74 @@
 
 # %% auto #0
 __all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant', 'default_data_variants',
-           'CaseStudySample', 'development_criteria', 'decision_threshold', 'cv_folds', 'StorageConnectionError',
-           'safe_url', 'make_storage', 'GridSetup', 'GridData', 'ExperimentGrid', 'compare_baselines',
-           'corrected_t_test', 'WinnerCheck', 'check_winner', 'history_frame', 'parameter_importances', 'score_frame',
-           'plot_history', 'plot_importances', 'plot_scores', 'BestModel', 'fit_best', 'run_worker',
-           'fail_stale_trials', 'ALIASES_FORMAT', 'ModelVersion', 'ModelRegistry', 'TRUSTED_TYPES', 'RegistryError',
-           'UntrustedTypesError', 'ModelIntegrityError', 'PromotionError', 'UnknownVersionError', 'trusted_type_names',
-           'as_path', 'save_pipeline', 'untrusted_types', 'load_pipeline', 'REFERENCE_ROWS', 'check_count',
-           'check_frame', 'reference_sample', 'frame_to_json', 'frame_from_json', 'CARD_FORMAT', 'CARD_VERSION',
-           'BUNDLE_FILES', 'criteria_results', 'library_versions', 'login_name', 'to_json', 'same_label',
-           'model_classes', 'model_task', 'custom_metric_specs', 'criteria_from_saved', 'new_card', 'card_fingerprint',
-           'sealed_card', 'card_problem', 'check_card', 'number_text', 'card_markdown', 'card_html', 'ModelBundle']
+           'StorageConnectionError', 'safe_url', 'make_storage', 'existing_storage', 'storage_label', 'CaseStudySample',
+           'as_criteria', 'development_criteria', 'decision_threshold', 'cv_folds', 'GridSetup', 'GridData',
+           'prepare_data', 'fold_mean_std', 'meets_constraints', 'trial_params', 'trial_label', 'ExperimentGrid',
+           'run_worker', 'fail_stale_trials', 'compare_baselines', 'corrected_t_test', 'WinnerCheck', 'check_winner',
+           'history_frame', 'parameter_importances', 'score_frame', 'plot_history', 'plot_importances', 'plot_scores',
+           'BestModel', 'fit_best', 'TRUSTED_TYPES', 'RegistryError', 'UntrustedTypesError', 'ModelIntegrityError',
+           'PromotionError', 'UnknownVersionError', 'trusted_type_names', 'as_path', 'save_pipeline', 'untrusted_types',
+           'load_pipeline', 'REFERENCE_ROWS', 'check_count', 'check_frame', 'reference_sample', 'frame_to_json',
+           'frame_from_json', 'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES', 'criteria_results', 'library_versions',
+           'login_name', 'to_json', 'same_label', 'model_classes', 'model_task', 'custom_metric_specs',
+           'criteria_from_saved', 'new_card', 'card_fingerprint', 'sealed_card', 'card_problem', 'check_card',
+           'number_text', 'card_markdown', 'card_html', 'ModelBundle', 'ALIASES_FORMAT', 'ModelVersion',
+           'ModelRegistry']
 
 # %% ../../nbs/development/00_development.ipynb #b11f3974
-from .grid import (IntRange, FloatRange, Choice, Algorithm, default_algorithms, DataVariant,
-    default_data_variants, CaseStudySample, development_criteria, decision_threshold, cv_folds,
-    StorageConnectionError, safe_url, make_storage, GridSetup, GridData, ExperimentGrid,
-    compare_baselines, corrected_t_test, WinnerCheck, check_winner, history_frame,
-    parameter_importances, score_frame, plot_history, plot_importances, plot_scores, BestModel,
-    fit_best, run_worker, fail_stale_trials)
+from mlops_kit.development.search_space import (IntRange, FloatRange, Choice, Algorithm, default_algorithms, DataVariant,
+    default_data_variants)
 
 # %% ../../nbs/development/00_development.ipynb #93af32ad
-from .registry import (ALIASES_FORMAT, ModelVersion, ModelRegistry)
+from .storage import (StorageConnectionError, safe_url, make_storage, existing_storage, storage_label)
 
 # %% ../../nbs/development/00_development.ipynb #392ecfc2
+from .grid import (CaseStudySample, as_criteria, development_criteria, decision_threshold, cv_folds, GridSetup,
+    GridData, prepare_data, fold_mean_std, meets_constraints, trial_params, trial_label,
+    ExperimentGrid, run_worker, fail_stale_trials)
+
+# %% ../../nbs/development/00_development.ipynb #f58a580d
+from mlops_kit.development.analysis import (compare_baselines, corrected_t_test, WinnerCheck, check_winner, history_frame,
+    parameter_importances, score_frame, plot_history, plot_importances, plot_scores, BestModel,
+    fit_best)
+
+# %% ../../nbs/development/00_development.ipynb #3d5522a7
 from mlops_kit.development.saving import (TRUSTED_TYPES, RegistryError, UntrustedTypesError, ModelIntegrityError, PromotionError,
     UnknownVersionError, trusted_type_names, as_path, save_pipeline, untrusted_types,
     load_pipeline)
 
-# %% ../../nbs/development/00_development.ipynb #f58a580d
+# %% ../../nbs/development/00_development.ipynb #b9d45c5a
 from .reference import (REFERENCE_ROWS, check_count, check_frame, reference_sample, frame_to_json, frame_from_json)
 
-# %% ../../nbs/development/00_development.ipynb #3d5522a7
+# %% ../../nbs/development/00_development.ipynb #fd8dc95e
 from mlops_kit.development.cards import (CARD_FORMAT, CARD_VERSION, BUNDLE_FILES, criteria_results, library_versions, login_name,
     to_json, same_label, model_classes, model_task, custom_metric_specs, criteria_from_saved,
     new_card, card_fingerprint, sealed_card, card_problem, check_card, number_text, card_markdown,
     card_html, ModelBundle)
 
-# %% ../../nbs/development/00_development.ipynb #b9d45c5a
-_all_ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant',
-        'default_data_variants', 'CaseStudySample', 'development_criteria', 'decision_threshold',
-        'cv_folds', 'StorageConnectionError', 'safe_url', 'make_storage', 'GridSetup', 'GridData',
-        'ExperimentGrid', 'compare_baselines', 'corrected_t_test', 'WinnerCheck', 'check_winner',
-        'history_frame', 'parameter_importances', 'score_frame', 'plot_history',
-        'plot_importances', 'plot_scores', 'BestModel', 'fit_best', 'run_worker',
-        'fail_stale_trials', 'ALIASES_FORMAT', 'ModelVersion', 'ModelRegistry', 'TRUSTED_TYPES',
-        'RegistryError', 'UntrustedTypesError', 'ModelIntegrityError', 'PromotionError',
-        'UnknownVersionError', 'trusted_type_names', 'as_path', 'save_pipeline', 'untrusted_types',
-        'load_pipeline', 'REFERENCE_ROWS', 'check_count', 'check_frame', 'reference_sample',
-        'frame_to_json', 'frame_from_json', 'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES',
-        'criteria_results', 'library_versions', 'login_name', 'to_json', 'same_label',
-        'model_classes', 'model_task', 'custom_metric_specs', 'criteria_from_saved', 'new_card',
-        'card_fingerprint', 'sealed_card', 'card_problem', 'check_card', 'number_text',
-        'card_markdown', 'card_html', 'ModelBundle']
-
 # %% ../../nbs/development/00_development.ipynb #e3655e9c
+from .registry import (ALIASES_FORMAT, ModelVersion, ModelRegistry)
+
+# %% ../../nbs/development/00_development.ipynb #353da16c
+_all_ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant',
+        'default_data_variants', 'StorageConnectionError', 'safe_url', 'make_storage',
+        'existing_storage', 'storage_label', 'CaseStudySample', 'as_criteria',
+        'development_criteria', 'decision_threshold', 'cv_folds', 'GridSetup', 'GridData',
+        'prepare_data', 'fold_mean_std', 'meets_constraints', 'trial_params', 'trial_label',
+        'ExperimentGrid', 'run_worker', 'fail_stale_trials', 'compare_baselines',
+        'corrected_t_test', 'WinnerCheck', 'check_winner', 'history_frame',
+        'parameter_importances', 'score_frame', 'plot_history', 'plot_importances', 'plot_scores',
+        'BestModel', 'fit_best', 'TRUSTED_TYPES', 'RegistryError', 'UntrustedTypesError',
+        'ModelIntegrityError', 'PromotionError', 'UnknownVersionError', 'trusted_type_names',
+        'as_path', 'save_pipeline', 'untrusted_types', 'load_pipeline', 'REFERENCE_ROWS',
+        'check_count', 'check_frame', 'reference_sample', 'frame_to_json', 'frame_from_json',
+        'CARD_FORMAT', 'CARD_VERSION', 'BUNDLE_FILES', 'criteria_results', 'library_versions',
+        'login_name', 'to_json', 'same_label', 'model_classes', 'model_task',
+        'custom_metric_specs', 'criteria_from_saved', 'new_card', 'card_fingerprint',
+        'sealed_card', 'card_problem', 'check_card', 'number_text', 'card_markdown', 'card_html',
+        'ModelBundle', 'ALIASES_FORMAT', 'ModelVersion', 'ModelRegistry']
+
+# %% ../../nbs/development/00_development.ipynb #32bc9cff
 from . import grid as _grid
 
 def __getattr__(name):
