@@ -83,7 +83,7 @@ PHASES = {  # the library by phase, as a reader looks for it: package -> its mod
     "mlops_kit.lifecycle": "metrics criteria decisions journal",
     "mlops_kit.data": "datasets case_study quality",
     "mlops_kit.design": "checklists added_value reports",
-    "mlops_kit.development": "search_space grid storage analysis registry",
+    "mlops_kit.development": "search_space storage grid analysis saving reference cards registry",
     "mlops_kit.deployment": "prediction_log protocol app server drift performance monitoring_loop",
     "mlops_kit.loop_back": "retraining",
     "mlops_kit.practice": "grading widgets",
