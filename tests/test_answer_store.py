@@ -35,7 +35,7 @@ def test_a_failed_write_leaves_the_previous_answers(tmp_path, monkeypatch):
     store.set("first", "kept")
     before = store.path.read_bytes()
     def disk_full(*arguments): raise OSError(28, "No space left on device")
-    monkeypatch.setattr("mlops_kit.practice.widgets.os.replace", disk_full)
+    monkeypatch.setattr("mlops_kit._toolbox.os.replace", disk_full)
     with pytest.raises(OSError):
         store.set("second", "lost")
     assert store.path.read_bytes() == before
