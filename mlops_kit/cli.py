@@ -26,6 +26,7 @@ def _add_case_study_command(subcommands):
     parser.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     parser.set_defaults(run=_run_case_study)
 
+# %% ../nbs/90_cli.ipynb #2d8bc6ee-1
 def _refuse_same_file(paths:dict):
     "Raise `MlopsKitError` if two of `paths` (option -> path) are the same file, however they are spelled"
     seen = {}
@@ -35,6 +36,7 @@ def _refuse_same_file(paths:dict):
                                             "other; give two different file names")
         seen[key] = option
 
+# %% ../nbs/90_cli.ipynb #2d8bc6ee-2
 def _write_together(writers:dict):
     "Write each path of `writers` (path -> function writing a file) to a temporary file beside it, then move them all into place"
     written = {}
@@ -48,6 +50,7 @@ def _write_together(writers:dict):
     finally:
         for temporary in written.values(): temporary.unlink(missing_ok=True)
 
+# %% ../nbs/90_cli.ipynb #2d8bc6ee-3
 def _run_case_study(args) -> int:
     from mlops_kit.data import load_case_study
     outputs = {"OUTPUT": args.output, **({"--ground-truth": args.ground_truth} if args.ground_truth else {})}
@@ -99,6 +102,7 @@ def _parse_iso_dates(frame):
         except (ValueError, TypeError): pass
     return frame
 
+# %% ../nbs/90_cli.ipynb #a18b1942-1
 def _read_csv(path:Path):
     "The CSV file at `path` as a DataFrame with rows, with ISO dates parsed; a clear error for a folder, a missing or empty file"
     import pandas as pd
@@ -110,6 +114,7 @@ def _read_csv(path:Path):
     if frame.empty: raise MlopsKitError(f"{path} has no rows of data, only a header: there is nothing to check")
     return frame
 
+# %% ../nbs/90_cli.ipynb #a18b1942-2
 def _check_column_options(args, frame, path:Path):
     "Clear errors naming the option unless --target, --time-column and --id-column name distinct columns of `frame`"
     import pandas as pd
@@ -151,6 +156,7 @@ def _add_report_command(subcommands):
     parser.add_argument("--overwrite", action="store_true", help="replace the --output file if it exists")
     parser.set_defaults(run=_run_report)
 
+# %% ../nbs/90_cli.ipynb #91316fc6-1
 def _check_report_arguments(args):
     "Refuse a journal that is not a file, and an output the report cannot be written to, before any work"
     from mlops_kit.design import check_report_path
@@ -163,6 +169,7 @@ def _check_report_arguments(args):
         raise MlopsKitError(f"--output {args.output} is the journal itself: name another file for the report, e.g. report.md")
     check_report_path(args.output, args.overwrite, replace_hint="pass --overwrite")
 
+# %% ../nbs/90_cli.ipynb #91316fc6-2
 def _run_report(args) -> int:
     from mlops_kit.lifecycle import Project
     from mlops_kit.design import ml_test_score, phase_checklist, phase_report
@@ -192,6 +199,7 @@ def _whole_option(minimum:int, maximum:int|None=None):
         return value
     return whole_number
 
+# %% ../nbs/90_cli.ipynb #cli-exp-code-1
 def _minutes_option(text:str)->float:
     "An argparse `type`: a finite number of minutes >= 0"
     try: value = float(text)
@@ -199,6 +207,7 @@ def _minutes_option(text:str)->float:
     if not math.isfinite(value * 60) or value < 0: raise argparse.ArgumentTypeError(f"must be a number of minutes >= 0, got {text!r}")
     return value
 
+# %% ../nbs/90_cli.ipynb #cli-exp-code-2
 def _add_experiment_command(subcommands):
     "`mlops-kit experiment worker|cleanup`: work on an experiment grid's study from a terminal"
     parser = subcommands.add_parser("experiment", help="run or clean up the trials of an experiment grid's study",
@@ -225,12 +234,14 @@ def _add_experiment_command(subcommands):
     cleanup.add_argument("--no-retry", action="store_true", help="do not queue the failed trials again")
     cleanup.set_defaults(run=_run_experiment_cleanup)
 
+# %% ../nbs/90_cli.ipynb #cli-exp-code-3
 def _run_experiment_worker(args) -> int:
     from mlops_kit.development import run_worker
     grid = run_worker(args.storage, args.study, args.trials, args.heartbeat_interval, args.grace_period, args.n_jobs, data=args.data)
     print(repr(grid))
     return 0
 
+# %% ../nbs/90_cli.ipynb #cli-exp-code-4
 def _run_experiment_cleanup(args) -> int:
     from mlops_kit.development import fail_stale_trials
     failed = fail_stale_trials(args.storage, args.study, args.older_than * 60, retry=not args.no_retry)
@@ -252,6 +263,7 @@ def _add_serve_command(subcommands):
     parser.add_argument("--max-body-bytes", type=_whole_option(1), default=16 * 2**20, help="bytes per request body (default: 16 MiB)")
     parser.set_defaults(run=_run_serve)
 
+# %% ../nbs/90_cli.ipynb #cli-serve-code-1
 def _run_serve(args) -> int:
     from mlops_kit.deployment import ServiceSettings, serve
     if not args.models.is_dir(): raise FileNotFoundError(f"{args.models}: no model registry folder here; give --models")
@@ -270,6 +282,7 @@ def _add_tour_command(subcommands):
     parser.add_argument("--trials", type=int, default=12, help="trials of the experiment grid, at least 1 (default: 12)")
     parser.set_defaults(run=_run_tour)
 
+# %% ../nbs/90_cli.ipynb #cli-tour-code-1
 def _run_tour(args) -> int:
     import matplotlib
     from mlops_kit.data import SEED_MAX
@@ -319,11 +332,13 @@ def _add_practice_commands(subcommands):
                       '(a negative number such as -1e-3: write -- before EXERCISE)')
     seal.set_defaults(run=_run_seal)
 
+# %% ../nbs/90_cli.ipynb #cli-practice-code-1
 def _positive_seconds(option:str, seconds:float):
     "Raise MlopsKitError unless `seconds`, given as `option`, is a positive number of seconds"
     import math
     if not (math.isfinite(seconds) and seconds > 0): raise MlopsKitError(f"{option} is a positive number of seconds, like 60; got {seconds:g}")
 
+# %% ../nbs/90_cli.ipynb #cli-practice-code-2
 def _run_assign(args) -> int:
     from mlops_kit.practice import ChangedExercisesError, assign, assignment_differences
     if args.check:
@@ -338,6 +353,7 @@ def _run_assign(args) -> int:
     for replaced, backup in done.backups.items(): print(f"kept the changed {replaced} as {backup}")
     return 0
 
+# %% ../nbs/90_cli.ipynb #cli-practice-code-3
 def _grade_folders(args, learners:list)->dict:
     "Learner -> their scorecards' folder, once every output is checked: none exists (unless --overwrite), none is a folder"
     from mlops_kit.practice import scorecard_paths
@@ -353,6 +369,7 @@ def _grade_folders(args, learners:list)->dict:
         raise MlopsKitError(f"{existing[0]}{more} exist{'s' if not more else ''} already: give another --output folder, or --overwrite to replace them")
     return folders
 
+# %% ../nbs/90_cli.ipynb #cli-practice-code-4
 def _run_grade(args) -> int:
     from mlops_kit.practice import class_notebooks, class_table, grade, grade_folder, write_scorecard
     _positive_seconds("--timeout", args.timeout)
@@ -369,6 +386,7 @@ def _run_grade(args) -> int:
         print(f"class table: {args.output / 'class.csv'}")
     return 0 if all(card.passed for _, card in graded) else 1
 
+# %% ../nbs/90_cli.ipynb #cli-practice-code-5
 def _run_validate(args) -> int:
     from mlops_kit.practice import validate
     _positive_seconds("--timeout", args.timeout); _positive_seconds("--short-timeout", args.short_timeout)
@@ -379,6 +397,7 @@ def _run_validate(args) -> int:
     print(f"{len(validation.rows)} checks, {len(problems)} problem(s)" + ("" if problems else ": every exercise is sound"))
     return 1 if problems else 0
 
+# %% ../nbs/90_cli.ipynb #cli-practice-code-6
 def _json_answer(text:str):
     "The ANSWER argument of `seal`, read as JSON; raises MlopsKitError saying what is wrong with it"
     import json, math
@@ -392,15 +411,15 @@ def _json_answer(text:str):
         shown = text if len(text) <= 60 else text[:57] + "..."
         raise MlopsKitError(f"ANSWER is JSON, e.g. '\"Design\"' for a text or '[\"a\", \"b\"]' for a list; {shown!r} is not ({error})") from None
 
+# %% ../nbs/90_cli.ipynb #cli-practice-code-7
 def _run_seal(args) -> int:
-    from mlops_kit.practice.widgets import CheckFailed, _check_exercise_id, seal
-    _check_exercise_id(args.exercise, "EXERCISE (an exercise id)")
+    from mlops_kit.practice import CheckFailed, check_exercise_id, seal
+    check_exercise_id(args.exercise, "EXERCISE (an exercise id)")
     answer = _json_answer(args.answer)
     try: print(seal(args.exercise, answer))
     except CheckFailed: raise MlopsKitError("ANSWER cannot be sealed: give plain JSON data of a usual size (text, numbers, "
                                             "true/false, null, lists and objects of them, not nested hundreds deep)") from None
     return 0
-
 
 # %% ../nbs/90_cli.ipynb #08a4f98b
 _SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_tour_command, _add_practice_commands]

@@ -39,6 +39,7 @@ class TourResult:
         lines = [f"mlops-kit tour, in '{self.folder}':"] + [f"  {step:<12} {text} ({seconds:.0f} s)" for step, text, seconds in self.steps]
         return "\n".join(lines + [f"Report: {self.report}"])
 
+# %% ../nbs/91_tour.ipynb #tour-009-1
 def _design(project, case, criteria)->str:
     from mlops_kit.data import quality_report
     clean = case.clean_sample()
@@ -74,6 +75,7 @@ def _replay(client, case, first:str="2024-07-01", last:str="2026-01-01")->pd.Dat
     if pending: client.feedback(pending)
     return pd.concat(answered, ignore_index=True)
 
+# %% ../nbs/91_tour.ipynb #tour-011-1
 def _deployment(folder:Path, registry, case)->tuple:
     from mlops_kit.deployment import BackgroundServer, PredictionLog, create_app
     log_path = folder / "predictions.db"
@@ -127,6 +129,7 @@ def _write_report(folder:Path, result:TourResult, loop, project)->Path:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
+# %% ../nbs/91_tour.ipynb #tour-014-1
 def _markdown_table(frame:pd.DataFrame)->str:
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
     return header + "\n" + "\n".join("| " + " | ".join(str(value).replace("|", "/") for value in row) + " |" for row in frame.itertuples(index=False))
@@ -147,6 +150,7 @@ def _check_tour_folder(output)->Path:
     if earlier: raise FileExistsError(f"'{folder}' holds earlier work the tour would overwrite ({', '.join(earlier)}): choose another output folder")
     return folder
 
+# %% ../nbs/91_tour.ipynb #tour-checks-1
 def _check_tour_arguments(output, seed, n_trials, echo)->Path:
     "The output folder, once every argument of `run_tour` is checked; raises the kit's error (or FileExistsError) naming the argument"
     whole = lambda value: isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -603,3 +603,20 @@ def test_a_practice_mistake_shows_no_traceback_from_the_installed_command(tmp_pa
     for argv in (["seal", "first-phase", "NaN"], ["assign", str(SOLUTIONS), str(SOLUTIONS)], ["grade", str(tmp_path / "nowhere")]):
         result = subprocess.run([COMMAND, *argv], capture_output=True, text=True)
         assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_guard_rebinds_every_alias_of_the_practice_modules():
+    "A learner's notebook may import the practice package or its modules under any name: the guard points each at the fresh module"
+    from mlops_kit.practice.grading import _guard_source
+    learner = ("import mlops_kit.practice as pr, mlops_kit.practice.widgets as ex, mlops_kit.practice.answer_store as st\n"
+               "from mlops_kit.practice import check\n"
+               "stale = (pr, ex, st, check)\n")
+    after = ("import sys\n"
+             "fresh = tuple(sys.modules[name] for name in ('mlops_kit.practice', 'mlops_kit.practice.widgets', 'mlops_kit.practice.answer_store'))\n"
+             "assert (pr, ex, st) == fresh, 'an alias still names the old module'\n"
+             "assert all(new is not old for new, old in zip(fresh, stale)), 'the modules were not imported afresh'\n"
+             "assert check is fresh[1].check and check is not stale[3], 'check was not rebound'\n"
+             "print('rebound')\n")
+    result = subprocess.run([sys.executable, "-c", learner + _guard_source("double", {}) + "\n" + after],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "rebound" in result.stdout, result.stderr[-2000:]

@@ -55,38 +55,27 @@ def exported_cells(path: Path) -> list:
 
 
 NOTEBOOKS = library_notebooks()
-# Notebooks still being cut into lessons (issue 15): their figures are expected to fail until they leave this list
-NOT_YET_LESSONS = {"90_cli.ipynb", "91_tour.ipynb", "practice/02_widgets.ipynb", "practice/03_grading.ipynb"}
 
 
-def lesson_params():
-    "Each library notebook, the ones not yet cut into lessons marked as expected to fail"
-    for path in NOTEBOOKS:
-        name = path.relative_to(REPO_ROOT / "nbs").as_posix()
-        marks = [pytest.mark.xfail(reason="not yet cut into lessons", strict=False)] if name in NOT_YET_LESSONS else []
-        yield pytest.param(path, id=name, marks=marks)
-
-
-@pytest.mark.parametrize("notebook", list(lesson_params()))
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.relative_to(REPO_ROOT / "nbs").as_posix())
 def test_exported_cells_are_short(notebook):
     sizes = [code_lines(cell) for cell in exported_cells(notebook)]
     assert max(sizes, default=0) <= LONGEST_LIMIT, f"longest exported cell has {max(sizes)} lines (limit {LONGEST_LIMIT})"
     assert statistics.median(sizes) <= MEDIAN_LIMIT, f"median exported cell has {statistics.median(sizes)} lines (limit {MEDIAN_LIMIT})"
 
 
-@pytest.mark.parametrize("notebook", list(lesson_params()))
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.relative_to(REPO_ROOT / "nbs").as_posix())
 def test_each_public_definition_is_tested_right_after_it(notebook):
     cells = nbformat.read(notebook, 4).cells
     assert definitions_without_a_test(cells) == []
 
 
-@pytest.mark.parametrize("notebook", list(lesson_params()))
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.relative_to(REPO_ROOT / "nbs").as_posix())
 def test_one_definition_per_exported_cell(notebook):
     crowded = [public_definitions(cell) for cell in exported_cells(notebook) if len(public_definitions(cell)) > 1]
     assert crowded == []
 
 
-@pytest.mark.xfail(bool(NOT_YET_LESSONS), reason="notebooks not yet cut into lessons", strict=False)
 def test_the_library_as_a_whole_meets_the_figures():
     sizes = [code_lines(cell) for path in NOTEBOOKS for cell in exported_cells(path)]
     print(f"{len(sizes)} exported cells: median {statistics.median(sizes)} lines, longest {max(sizes)}")

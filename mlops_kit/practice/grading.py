@@ -28,12 +28,16 @@ HIDDEN_NOTE = "# Hidden checks run when the notebook is graded (`mlops-kit grade
 class GradingError(MlopsKitError):
     "A notebook that cannot be assigned or graded; the message names the file, the cell and the problem"
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-007-1
 def _meta(cell)->dict:
     "A cell's `mlops_kit` metadata; empty if it has none, or none that is a dict (`_cell_problems` says what is wrong)"
     meta = cell.metadata.get("mlops_kit", {})
     return meta if isinstance(meta, dict) else {}
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-007-2
 def _role(cell)->str|None: return _meta(cell).get("role")
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-007-3
 def _replace_regions(source:str, begin:str, end:str, replacement:str, where:str)->str:
     "`source` with every `begin`...`end` region (marker lines included) replaced by `replacement`, indented like the marker"
     lines, result, inside, indent = source.split("\n"), [], False, ""
@@ -88,7 +92,7 @@ def _fingerprint(notebook)->str:
 def assign_notebook(solution, # a solution notebook (nbformat NotebookNode)
                     name:str="notebook", # its name, for error messages
                    ):
-    "The learner's version of `solution`: answers replaced by prompts, hidden checks removed, outputs stripped, its fingerprint recorded"
+    "The learner's version of `solution`: answers replaced by prompts, hidden checks removed, outputs stripped, its fingerprint recorded; GradingError for bad markers or metadata"
     _check_solution(solution, name)
     exercise = copy.deepcopy(solution)
     for number, cell in enumerate(exercise.cells):
@@ -120,16 +124,19 @@ def _read(path:Path):
                                    "read, and grading finds cells by their ids. Open and save it in Jupyter, which gives every cell one")
     return notebook
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-011-1
 def _made_up_ids(raw:dict)->int:
     "How many cells of a notebook in format 4.5 or later have no id, or one another cell has: nbformat makes up theirs"
     if raw.get("nbformat") != 4 or raw.get("nbformat_minor", 0) < 5: return 0  # older formats have no cell ids
     ids = [cell.get("id") for cell in raw["cells"]]
     return sum(1 for number, id in enumerate(ids) if not isinstance(id, str) or id in ids[:number])
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-011-2
 def _notebooks(folder:Path)->list:
     "The notebooks under `folder`, sorted, without Jupyter's checkpoint copies (files only: a folder named x.ipynb is not one)"
     return sorted(path for path in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts and path.is_file())
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-011-3
 def _notebook_text(notebook)->str:
     "A notebook as `assign` writes it to disk"
     import nbformat
@@ -141,12 +148,14 @@ def _path(value, name:str)->Path:
     if not isinstance(value, (str, os.PathLike)): raise WrongTypeError(f"`{name}` is a path, got {value!r}")
     return Path(value)
 
+# %% ../../nbs/practice/03_grading.ipynb #21940cb3-1
 def _check_folder_target(folder:Path, what:str):
     "Raise GradingError unless `folder` is a folder, or can be made one: not a file, not under a file"
     if folder.exists() and not folder.is_dir(): raise GradingError(f"'{folder}' is a file: give a folder for {what}")
     existing = next(parent for parent in folder.absolute().parents if parent.exists())
     if not existing.is_dir(): raise GradingError(f"'{folder}' cannot be a folder for {what}: '{existing}' is a file")
 
+# %% ../../nbs/practice/03_grading.ipynb #21940cb3-2
 def _solution_paths(solutions:Path)->list:
     "The solution notebooks under `solutions`; raises GradingError if it is not a folder or holds none"
     if not solutions.is_dir():
@@ -185,6 +194,7 @@ def _is_solution(notebook)->bool:
     "Whether `notebook` holds worked answers or hidden checks: a line `### BEGIN SOLUTION` or `### BEGIN HIDDEN CHECKS`"
     return any(line.strip() in (SOLUTION_BEGIN, HIDDEN_BEGIN) for cell in notebook.cells for line in cell.source.split("\n"))
 
+# %% ../../nbs/practice/03_grading.ipynb #5c96a933-1
 def _notebook_meta(notebook)->dict:
     "A notebook's own `mlops_kit` metadata (where assign records its fingerprint); empty if none is a dict"
     meta = notebook.metadata.get("mlops_kit", {})
@@ -201,6 +211,7 @@ def _target_state(path:Path, exercise)->str:
     made = _fingerprint(notebook)
     return "same" if made in (_notebook_meta(notebook).get("fingerprint"), _fingerprint(exercise)) else "changed"
 
+# %% ../../nbs/practice/03_grading.ipynb #bd26a227-1
 def _refuse_solutions(exercises:Path, states:dict):
     "Raise GradingError if `exercises` holds solution notebooks: where assign would write, or anywhere under it"
     def holds_solution(path):
@@ -238,11 +249,13 @@ def _backup_path(path:Path)->Path:
     names = (path.with_name(f"{path.name}.backup" + (f"-{number}" if number > 1 else "")) for number in itertools.count(1))
     return next(name for name in names if not name.exists() and not name.is_symlink())
 
+# %% ../../nbs/practice/03_grading.ipynb #fcd9451e-1
 def _new_file_mode()->int:
     "The mode a plain write gives a new file here: 0o666 less the umask (a temporary file gets 0o600)"
     umask = os.umask(0o022); os.umask(umask)
     return 0o666 & ~umask
 
+# %% ../../nbs/practice/03_grading.ipynb #fcd9451e-2
 def _write_all(planned:dict, changed:list)->Assignment:
     "Write the `planned` notebooks all or nothing: each staged beside its place, the `changed` ones backed up, then moved in"
     staged, mode = {}, _new_file_mode()
@@ -278,7 +291,7 @@ def assign(solutions="solutions", # the folder of solution notebooks
 
 # %% ../../nbs/practice/03_grading.ipynb #af135143
 def assignment_differences(solutions="solutions", exercises="exercises")->list:
-    "Exercise notebooks that are missing, extra, or differ from what `assign` writes (empty when in sync)"
+    "Exercise notebooks that are missing, extra, or differ from what `assign` writes (empty when in sync); GradingError for folders it cannot read"
     solutions, exercises = _path(solutions, "solutions"), _path(exercises, "exercises")
     paths = _solution_paths(solutions)
     if exercises.exists() and not exercises.is_dir(): raise GradingError(f"'{exercises}' is a file, not a folder of exercise notebooks")
@@ -313,6 +326,7 @@ def _with_checks_restored(learner, solution, name:str, include_hidden:bool=True)
                                    "the exercise notebook (cells can be moved, not deleted)")
     return graded
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-013-1
 _SEAL_LITERAL = re.compile(r"""seal\s*=\s*["'](sha256:[0-9a-f]{64})["']""")
 
 def _question_seals(solution)->dict:
@@ -320,6 +334,7 @@ def _question_seals(solution)->dict:
     return {_meta(cell)["exercise"]: match[1] for cell in solution.cells
             if _role(cell) == "question" and not _cell_problems(cell) and (match := _SEAL_LITERAL.search(cell.source))}
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-013-2
 def _guard_source(exercise:str, seals:dict)->str:
     "The guard cell's code: the check functions imported afresh from the installed package, whatever the notebook did"
     import mlops_kit
@@ -327,17 +342,18 @@ def _guard_source(exercise:str, seals:dict)->str:
             f"import sys as _mk_sys\n"
             f"if getattr(_mk_sys.modules.get('mlops_kit'), '__file__', None) != {mlops_kit.__file__!r}: _mk_sys.modules.pop('mlops_kit', None)\n"
             f"for _mk_module in [name for name in _mk_sys.modules if name.split('.')[:2] == ['mlops_kit', 'practice']]: _mk_sys.modules.pop(_mk_module)\n"
-            f"import mlops_kit.practice as _mk_practice, mlops_kit.practice.widgets as _mk_exercises\n"
+            f"import mlops_kit.practice as _mk_practice, mlops_kit.practice.widgets as _mk_exercises, mlops_kit.practice.answer_store as _mk_answers\n"
             f"for _mk_name in _mk_exercises.__all__:  # the check functions; classes stay, so objects made before still fit\n"
             f"    if _mk_name in globals() and type(getattr(_mk_exercises, _mk_name)).__name__ == 'function':\n"
             f"        globals()[_mk_name] = getattr(_mk_exercises, _mk_name)\n"
-            f"_mk_fresh = {{'mlops_kit.practice': _mk_practice, 'mlops_kit.practice.widgets': _mk_exercises}}\n"
-            f"for _mk_name, _mk_value in list(globals().items()):  # aliases of the modules, e.g. `import mlops_kit.practice as ex`\n"
+            f"_mk_fresh = {{'mlops_kit.practice': _mk_practice, 'mlops_kit.practice.widgets': _mk_exercises, 'mlops_kit.practice.answer_store': _mk_answers}}\n"
+            f"for _mk_name, _mk_value in list(globals().items()):  # aliases of the modules, e.g. `import mlops_kit.practice.widgets as ex`\n"
             f"    if type(_mk_value).__name__ == 'module' and getattr(_mk_value, '__name__', '') in _mk_fresh:\n"
             f"        globals()[_mk_name] = _mk_fresh[_mk_value.__name__]\n"
             f"if 'mlops_kit' in globals(): mlops_kit = _mk_sys.modules['mlops_kit']\n"
             f"_mk_exercises._grade_with({exercise!r}, {seals!r})  # the exercise graded next, the solution's seals")
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-013-3
 def _with_guards(graded, seals:dict):
     "`graded` (a copy made for grading) with a guard cell before every check cell"
     import nbformat
@@ -350,6 +366,7 @@ def _with_guards(graded, seals:dict):
     graded.cells = cells
     return graded
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-013-4
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|#x1B\[[0-9;]*m")
 
 def _failure_message(text:str)->str:
@@ -415,10 +432,12 @@ class Scorecard:
 
     def __repr__(self): return f"Scorecard({self.notebook}: {self.points:g}/{self.max_points:g} points)"
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-015-1
 def _verdict(results:list)->str:
     "'passed', 'failed' or 'none' for a group of check results"
     return "none" if not results else "passed" if all(results) else "failed"
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-015-2
 def _scorecard(name:str, graded, results:dict)->Scorecard:
     rows = {}
     code_cells = [cell for cell in graded.cells if cell.cell_type == "code"]  # nbval numbers the code cells only
@@ -445,6 +464,7 @@ def _answer_file(notebook:Path)->Path:
     "Where a notebook's widgets save its answers: '<notebook>.answers.json' beside it"
     return notebook.with_name(f"{notebook.stem}.answers.json")
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-016-1
 def _solution_for(notebook:Path, solutions:Path)->Path:
     "The solution notebook of the same name as `notebook` under `solutions`; raises GradingError if there is none, or two"
     matches = [path for path in _solution_paths(solutions) if path.name == notebook.name]
@@ -452,6 +472,7 @@ def _solution_for(notebook:Path, solutions:Path)->Path:
     if len(matches) > 1: raise GradingError(f"Two solution notebooks are named '{notebook.name}' ({matches[0]}, {matches[1]}): rename one")
     return matches[0]
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-016-2
 def _run_graded(graded, name:str, answers:Path|None, timeout:float)->dict:
     "Run `graded` with nbval in a scratch folder (with a copy of the answer file); the results per code cell"
     import nbformat
@@ -461,6 +482,7 @@ def _run_graded(graded, name:str, answers:Path|None, timeout:float)->dict:
         if answers is not None and answers.is_file(): shutil.copyfile(answers, _answer_file(copy_path))
         return _run_nbval(copy_path, timeout)
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-016-3
 def grade(notebook, # the learner's notebook
           solutions="solutions", # the folder of solution notebooks (for the question and check cells, hidden checks included)
           timeout:float=60, # seconds each cell may run
@@ -477,6 +499,7 @@ def grade(notebook, # the learner's notebook
     _check_solution(solution, str(solution_path))
     return _grade_loaded(_read(notebook), solution, notebook.name, _answer_file(notebook), timeout, include_hidden)
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-016-4
 def _grade_loaded(learner, solution, name:str, answers:Path|None, timeout:float, include_hidden:bool=True)->Scorecard:
     "Grade the notebook `learner` (already read) against `solution`"
     graded = _with_guards(_with_checks_restored(learner, solution, name, include_hidden), _question_seals(solution))
@@ -490,10 +513,11 @@ def scorecard_paths(notebook:str, # the graded notebook's name, e.g. '00_templat
     stem = Path(notebook).stem
     return [Path(folder) / f"{stem}.scorecard.json", Path(folder) / f"{stem}.scorecard.md"]
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-020-1
 def write_scorecard(scorecard:Scorecard, folder,
                     overwrite:bool=False, # replace scorecards saved before (otherwise they are refused, unchanged)
                    )->list:
-    "Save `scorecard` as `<notebook>.scorecard.json` and `.md` in `folder`; the two paths"
+    "Save `scorecard` as `<notebook>.scorecard.json` and `.md` in `folder`; the two paths. GradingError if they exist, WrongTypeError for a non-scorecard"
     if not isinstance(scorecard, Scorecard): raise WrongTypeError(f"`scorecard` is what grade() returns, got {type(scorecard).__name__}")
     folder = _path(folder, "folder")
     _check_folder_target(folder, "the scorecards")
@@ -510,7 +534,7 @@ def write_scorecard(scorecard:Scorecard, folder,
 # %% ../../nbs/practice/03_grading.ipynb #3da32a16
 def class_notebooks(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
                    )->list:
-    "(learner, notebook path) for every notebook under `folder`; the learner is the notebook's subfolder, or its name"
+    "(learner, notebook path) for every notebook under `folder`, the learner being its subfolder or its name; GradingError for no notebooks or a clash"
     folder = _path(folder, "folder")
     if not folder.is_dir():
         raise GradingError(f"No folder at '{folder}'" + (": it is a file (grade grades one notebook)" if folder.exists() else ""))
@@ -523,14 +547,16 @@ def class_notebooks(folder, # a folder of learners' notebooks (for a class, one 
         if other != path: raise GradingError(f"'{other}' and '{path}' would both be graded as {learner!r}'s {path.name}: move one")
     return learners
 
+# %% ../../nbs/practice/03_grading.ipynb #3da32a16-1
 def grade_folder(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
                  solutions="solutions", timeout:float=60)->list:
-    "(learner, Scorecard) for every notebook under `folder`; every notebook's solution is found before any is graded"
+    "(learner, Scorecard) for every notebook under `folder`, each solution found before any is graded; GradingError if one is missing"
     _check_seconds(timeout, "`timeout`")
     learners = class_notebooks(folder)
     for learner, path in learners: _solution_for(path, _path(solutions, "solutions"))
     return [(learner, grade(path, solutions, timeout)) for learner, path in learners]
 
+# %% ../../nbs/practice/03_grading.ipynb #3da32a16-2
 def class_table(graded:list):
     "One row per learner and exercise: learner, notebook, exercise, points, max_points, passed, visible, hidden, message, seconds"
     import pandas as pd
@@ -559,6 +585,7 @@ def _bound_names(source:str)->tuple:
                 elif isinstance(item, ast.Attribute) and isinstance(item.value, ast.Name): attributes.append((item.value.id, item.attr))
     return names, attributes
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-023-1
 def _always_equal_answer(source:str)->str:
     "The solution's answer, then every name it binds replaced by an always-equal object (functions return one)"
     names, attributes = _bound_names(source)
@@ -568,6 +595,7 @@ def _always_equal_answer(source:str)->str:
             f"for _owner, _attribute in {attributes!r}:\n"
             "    setattr(type(globals()[_owner]), _attribute, property(lambda self: _AlwaysEqual()))\n")
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-023-2
 def _check_functions(solution)->list:
     "The mlops_kit.practice functions that the solution's check cells call"
     from mlops_kit.practice import widgets as exercises
@@ -575,6 +603,7 @@ def _check_functions(solution)->list:
               for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     return sorted(called & set(exercises.__all__))
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-023-3
 _ALWAYS_PASSES = """import contextlib as _contextlib
 def _always_passes(*args, **kwargs):
     "A cheat: a check that passes anything (and, as a with block, swallows any failure)"
@@ -585,6 +614,7 @@ def _patched_function_answer(names:list)->str:
     return (_ALWAYS_PASSES + "import mlops_kit.practice.widgets as _exercises\n"
             f"for _name in {names!r}:\n    setattr(_exercises, _name, _always_passes)\n    globals()[_name] = _always_passes\n")
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-023-4
 def _patched_module_answer(names:list)->str:
     return (_ALWAYS_PASSES + "import sys as _sys, types as _types\n"
             "_fake = _types.ModuleType('mlops_kit.practice.widgets')\n"
@@ -612,9 +642,11 @@ def _forged_seal_answer(cell)->str|None:
     "For a widget answer cell: give a wrong answer and replace the question's seal by its seal"
     return _FORGED_SEAL if _meta(cell).get("kind") == "widget" else None
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-024-1
 def _answer_cells(notebook)->list:
     return [cell for cell in notebook.cells if cell.cell_type == "code" and _role(cell) == "answer"]
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-024-2
 def _cheat(base, replace):
     "A copy of `base` with each answer cell's source replaced by `replace(cell_number, cell)` (None keeps it)"
     cheat = copy.deepcopy(base)
@@ -623,6 +655,7 @@ def _cheat(base, replace):
         if source is not None: cell.source = source
     return cheat
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-024-3
 def _every_answer(base, source:str):
     "A copy of `base` with every answer cell's source replaced by `source`"
     return _cheat(base, lambda number, cell: source)
@@ -650,6 +683,7 @@ def leaked_lines(solution, exercise)->list:
     shown = {line.strip() for cell in exercise.cells for line in cell.source.split("\n")}
     return sorted((secret - public) & shown)
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-025-1
 def _metadata_problems(solution, name:str)->list:
     "What is wrong with the cell metadata of a solution notebook"
     problems = [problem for cell in solution.cells for problem in _cell_problems(cell)]
@@ -683,16 +717,19 @@ class Validation:
 
     def __repr__(self): return f"Validation({len(self.rows)} checks, {len(self.problems)} problem(s))"
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-026-1
 def _judge_solution(card:Scorecard)->tuple:
     short = [row["exercise"] for row in card.exercises if not row["passed"]]
     return (not short and bool(card.exercises), f"{card.points:g} / {card.max_points:g} points" + (f"; failing: {short}" if short else ""))
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-026-2
 def _judge_untouched(card:Scorecard)->tuple:
     passing = [row["exercise"] for row in card.exercises if row["passed"]]
     hintless = [row["exercise"] for row in card.exercises if not row["passed"] and "Hint" not in row["message"]]
     detail = f"{len(card.exercises)} exercises fail" if not passing else f"passes untouched: {passing}"
     return (not passing and not hintless, detail + (f"; no hint in the message of {hintless}" if hintless else ""))
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-026-3
 def _judge_cheat(card:Scorecard)->tuple:
     fooled = [row["exercise"] for row in card.exercises if row["passed"] or row["points"]]
     return (not fooled, f"earns nothing ({card.points:g} points)" if not fooled else f"fools the checks of {fooled}")
@@ -708,11 +745,13 @@ def _validation_runs(solution, exercise, timeout:float, short_timeout:float)->li
              for cheat, make in CHEATS.items()]
     return runs
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-027-1
 def _metadata_row(solution, relative:Path)->dict:
     "The row that says what is wrong with the cell metadata of a solution notebook, or that it is ok"
     problems = _metadata_problems(solution, relative.name)
     return dict(notebook=str(relative), check="cell metadata", passed=not problems, detail="; ".join(problems) or "ok")
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-027-2
 def _static_rows(solution, assigned, solutions:Path, exercises:Path, relative:Path)->list:
     "The checks of one solution notebook's exercise on disk that need no run (`assigned`: what assign writes)"
     name, exercise_path, rows = str(relative), exercises / relative, []
@@ -726,13 +765,14 @@ def _static_rows(solution, assigned, solutions:Path, exercises:Path, relative:Pa
     rows.append(dict(notebook=name, check="no solution or hidden-check text", passed=not leaks, detail=f"leaked: {leaks}" if leaks else "ok"))
     return rows
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-027-3
 def validate(solutions="solutions", # the folder of solution notebooks
              exercises="exercises", # the folder of exercise notebooks made from them
              timeout:float=60, # seconds each cell may run
              short_timeout:float=10, # the cell timeout for the cheats that end only by a timeout (endless loop, os._exit)
              jobs:int|None=None, # nbval runs at a time (default: the number of CPUs)
             )->Validation:
-    "Check every exercise: metadata, sync, no leaks, full points for the solution, nothing for untouched or cheating notebooks"
+    "Check every exercise: metadata, sync, no leaks, full points for the solution, nothing for untouched or cheating notebooks; GradingError for bad folders"
     solutions, exercises = _path(solutions, "solutions"), _path(exercises, "exercises")
     _check_seconds(timeout, "`timeout`"); _check_seconds(short_timeout, "`short_timeout`")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
