@@ -203,7 +203,7 @@ def _classifier_outputs(window:pd.DataFrame, task:str, positive_label, classes)-
 
 # %% ../../nbs/deployment/06_performance.ipynb #mon-check-cases-4
 def _checked_task(criteria, task, classes, window:pd.DataFrame)->str:
-    "The task of the model behind `window` (see `_task_of`), once `criteria` are known to judge it"
+    "The task of the model behind `window` (see `_window_task`), once `criteria` are known to judge it"
     if not isinstance(criteria, Criteria): raise DriftError(f"criteria must be a mlops_kit.lifecycle.Criteria, got {type(criteria).__name__}")
     given = task is not None
     predicted = _distinct(window["prediction"], "prediction")[:30]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .._toolbox import quoted
 from ..data import Dataset, data_fingerprint, infer_task, load_case_study
-from .search_space import Algorithm, DataVariant, default_algorithms
+from .search_space import Algorithm, DataVariant, default_algorithms, task_of
 from .storage import existing_storage, make_storage, storage_label
 from ..lifecycle import TASKS, Criteria, Project
 from .._toolbox import check_whole, quiet_optuna, reprs, shown
@@ -35,14 +35,6 @@ def _check_seconds(value, name:str, minimum:float=0, allow_none:bool=False)->flo
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
         raise MlopsKitError(f"{name} must be a finite number of seconds >= {minimum:g}{' (or None)' if allow_none else ''}, got {shown(value)}")
     return float(value)
-
-# %% ../../nbs/development/03_grid.ipynb #db07522d
-def _task_of(dataset, what:str)->str:
-    "The task of `dataset` (a Dataset, or a task name); raises WrongTypeError, MlopsKitError otherwise"
-    if isinstance(dataset, Dataset): return dataset.task
-    if isinstance(dataset, str) and dataset in TASKS: return dataset
-    if isinstance(dataset, str): raise MlopsKitError(f"{what}: unknown task {dataset!r}; the tasks are {quoted(TASKS)}")
-    raise WrongTypeError(f"{what} takes a mlops_kit.data.Dataset (or a task name, one of {quoted(TASKS)}), got {shown(dataset)}")
 
 # %% ../../nbs/development/03_grid.ipynb #exp-sample
 @dataclass(frozen=True)
@@ -170,7 +162,7 @@ def cv_folds(n_splits:int, # number of folds
     n_splits, seed, repeat = check_whole(n_splits, "cv", 2), check_whole(seed, "seed", 0, _SEED_LIMIT), check_whole(repeat, "repeat", 0)
     y = np.asarray(y)
     if y.ndim != 1 or pd.isna(y).any(): raise MlopsKitError("y must be one label per row, none missing")
-    task = infer_task(pd.Series(y, name="y")) if task is None else _task_of(task, "cv_folds")
+    task = infer_task(pd.Series(y, name="y")) if task is None else task_of(task, "cv_folds")
     if times is None:
         if task == "regression": _check_rows(y, n_splits)
         else: _check_stratified(y, n_splits)

@@ -17,7 +17,8 @@ from .._toolbox import reprs, shown
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
-__all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'default_algorithms', 'DataVariant', 'default_data_variants']
+__all__ = ['IntRange', 'FloatRange', 'Choice', 'Algorithm', 'task_of', 'default_algorithms', 'DataVariant',
+           'default_data_variants']
 
 # %% ../../nbs/development/01_search_space.ipynb #exp-space
 def _check_bounds(kind:str, low, high, log:bool, whole:bool):
@@ -380,7 +381,7 @@ def _regressors()->list[Algorithm]:
     ]
 
 # %% ../../nbs/development/01_search_space.ipynb #41386d48
-def _task_of(dataset, what:str)->str:
+def task_of(dataset, what:str)->str:
     "The task of `dataset` (a Dataset, or a task name); raises WrongTypeError, MlopsKitError otherwise"
     if isinstance(dataset, Dataset): return dataset.task
     if isinstance(dataset, str) and dataset in TASKS: return dataset
@@ -391,7 +392,7 @@ def _task_of(dataset, what:str)->str:
 def default_algorithms(dataset=None, # a Dataset (or a task name): regressors for a regression task; None: the classifiers
                       )->list[Algorithm]:
     "Four estimators that fit the task of `dataset`, the simple one first: classifiers (the default), or regressors; raises WrongTypeError, MlopsKitError for what is not a Dataset or a task"
-    if dataset is not None and _task_of(dataset, "default_algorithms") == "regression": return _regressors()
+    if dataset is not None and task_of(dataset, "default_algorithms") == "regression": return _regressors()
     return _classifiers()
 
 # %% ../../nbs/development/01_search_space.ipynb #exp-variant
