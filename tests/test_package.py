@@ -7,7 +7,7 @@ import pytest
 
 from conftest import REPO_ROOT, library_module_files
 
-HEAVY_MODULES = ["optuna", "matplotlib", "fastapi", "pydantic", "uvicorn", "sklearn"]
+HEAVY_MODULES = ["optuna", "matplotlib", "fastapi", "pydantic", "uvicorn", "sklearn", "sqlalchemy"]
 
 
 LIBRARY_MODULES = sorted(library_module_files())

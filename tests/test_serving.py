@@ -30,8 +30,8 @@ from mlops_kit.data import load_case_study
 from mlops_kit.errors import MlopsKitError, WrongTypeError
 from mlops_kit.lifecycle import Criteria
 from mlops_kit.development import ModelRegistry, UnknownVersionError
-from mlops_kit.deployment import (BackgroundServer, PredictionLog, ServiceClient, ServiceCallError, ServiceSettings, ServingError,
-                               create_app, serve)
+from mlops_kit.deployment import (BackgroundServer, PredictionLog, RequestRecord, ServiceClient, ServiceCallError, ServiceSettings,
+                               ServingError, create_app, serve)
 
 CRITERIA = Criteria("recall >= 0.6", ["precision >= 0.2"])
 PASSING = {"recall": 0.7, "precision": 0.3}
@@ -671,6 +671,26 @@ def test_a_postgresql_prediction_log(postgres_url, registry, new_customers):
     pd.testing.assert_frame_equal(cases[list(frame.columns)], frame, check_dtype=False)
     assert cases["label"].iloc[0] == 1 and cases["label"].iloc[3] == 0 and cases["label"].iloc[1:3].isna().all()
 
+
+
+@pytest.mark.service("postgresql")
+def test_a_postgresql_log_reconnects_after_the_server_drops_its_connections(postgres_url):
+    "A dropped connection fails the commit it was in (nothing acknowledged that is not logged); the next commit reconnects"
+    import psycopg
+    import sqlalchemy
+    def served(n_rows: int) -> RequestRecord:
+        return RequestRecord(os.urandom(16).hex(), None, time.time(), "predict", "churn", 1, {"tenure_months": list(range(n_rows))},
+                             [0] * n_rows, np.full((n_rows, 2), 0.5), 1.0, classes=[0, 1], positive_label=1)
+    with PredictionLog(postgres_url) as log:
+        log.record(served(1))
+        assert log.counts() == {"requests": 1, "cases": 1, "labels": 0}  # a reader's connection waits in the pool too
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            dropped = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        assert dropped >= 1
+        with pytest.raises(sqlalchemy.exc.OperationalError): log.record(served(2))
+        log.record(served(3))
+        assert log.counts() == {"requests": 2, "cases": 4, "labels": 0}
 
 # ---- 9. the registry's decision threshold ----------------------------------------------------------------------
 

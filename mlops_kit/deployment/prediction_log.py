@@ -6,7 +6,7 @@
 __all__ = ['DEFAULT_LOG', 'ServingError', 'RequestRecord', 'check_log_location', 'checked_label', 'PredictionLog']
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-003
-import asyncio, concurrent.futures, contextlib, json, math, os, re, sqlite3, stat, threading, time, zlib
+import asyncio, concurrent.futures, contextlib, functools, json, math, os, re, sqlite3, stat, threading, time, zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,21 +42,54 @@ class RequestRecord:
     @property
     def ids(self)->list[str]: return [f"{self.request_id}-{row}" for row in range(len(self.predictions))]
 
-    def as_row(self)->tuple:
-        "The row of the requests table, built when the record is written"
+    def as_row(self)->dict:
+        "The row of the requests table (column -> value), built when the record is written"
         inputs = self.compressed_inputs or zlib.compress(self.inputs if isinstance(self.inputs, bytes) else json.dumps(self.inputs).encode(), 1)
-        probabilities = np.ascontiguousarray(self.probabilities, dtype="<f8").tobytes()
         outputs = json.dumps(dict(predictions=self.predictions, classes=self.classes, positive_label=self.positive_label))
-        return (self.request_id, self.client_request_id, self.received_at, self.endpoint, self.model_name, self.model_version,
-                len(self.predictions), inputs, outputs, probabilities, self.latency_ms)
+        return dict(request_id=self.request_id, client_request_id=self.client_request_id, received_at=self.received_at,
+                    endpoint=self.endpoint, model_name=self.model_name, model_version=self.model_version,
+                    n_rows=len(self.predictions), inputs=inputs, predictions=outputs,
+                    probabilities=np.ascontiguousarray(self.probabilities, dtype="<f8").tobytes(), latency_ms=self.latency_ms)
+
+# %% ../../nbs/deployment/01_prediction_log.ipynb #log-tables
+@functools.cache
+def _log_tables()->tuple:
+    "The log's tables, `requests` and `feedback`, described once for both databases"
+    import sqlalchemy as sa
+    metadata = sa.MetaData()
+    requests = sa.Table("requests", metadata,
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),  # SQLite's row number is an INTEGER
+        sa.Column("request_id", sa.Text, nullable=False, unique=True), sa.Column("client_request_id", sa.Text),
+        sa.Column("received_at", sa.Double, nullable=False), sa.Column("endpoint", sa.Text, nullable=False),
+        sa.Column("model_name", sa.Text, nullable=False), sa.Column("model_version", sa.Integer, nullable=False),
+        sa.Column("n_rows", sa.Integer, nullable=False), sa.Column("inputs", sa.LargeBinary, nullable=False),
+        sa.Column("predictions", sa.Text, nullable=False), sa.Column("probabilities", sa.LargeBinary, nullable=False),
+        sa.Column("latency_ms", sa.Double, nullable=False),
+        sa.Index("requests_by_time", "received_at"), sqlite_autoincrement=True)
+    feedback = sa.Table("feedback", metadata,
+        sa.Column("prediction_id", sa.Text, primary_key=True), sa.Column("request_id", sa.Text, nullable=False),
+        sa.Column("row_number", sa.Integer, nullable=False), sa.Column("label", sa.Text, nullable=False),
+        sa.Column("received_at", sa.Double, nullable=False))
+    return requests, feedback
+
+# %% ../../nbs/deployment/01_prediction_log.ipynb #sqlite-engine
+def _sqlite_engine(path:Path, synchronous:str):
+    "A SQLAlchemy engine on the SQLite file at `path`: WAL, `synchronous`, no automatic checkpoint, a transaction on each begin"
+    import sqlalchemy as sa
+    engine = sa.create_engine(sa.URL.create("sqlite", database=str(path)), connect_args=dict(timeout=30, check_same_thread=False))
+
+    @sa.event.listens_for(engine, "connect")
+    def prepare(connection, _):
+        connection.isolation_level = None  # sqlite3 starts no transaction of its own: SQLAlchemy's begin does, below
+        for setting in ("journal_mode=WAL", f"synchronous={synchronous}", "wal_autocheckpoint=0"): connection.execute(f"PRAGMA {setting}")
+
+    sa.event.listen(engine, "begin", lambda connection: connection.connection.driver_connection.execute("BEGIN"))  # to sqlite3 directly: cheaper
+    return engine
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-011
-_REQUEST_COLUMNS = ["request_id", "client_request_id", "received_at", "endpoint", "model_name", "model_version", "n_rows",
-                    "inputs", "predictions", "probabilities", "latency_ms"]
-
 class _SQLite:
     "The prediction log in a SQLite file (WAL)"
-    kind, placeholder = "sqlite", "?"
+    advice = "check that no other program holds it locked and that the disk has room"
     def __init__(self, path:Path, synchronous:str): self.path, self.synchronous = path, synchronous
 
     def check(self):
@@ -69,36 +102,14 @@ class _SQLite:
     @property
     def commits_cheaply(self)->bool: return self.synchronous == "NORMAL"  # no disk flush per commit
 
-    def connect(self, writer:bool=False):
-        "A connection in autocommit mode (transactions are explicit); the writer's also sets WAL and the sync level"
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        if writer:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            connection.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the requests' path
-        return connection
-
-    def create_tables(self, connection):
-        connection.execute("BEGIN")
-        connection.execute("CREATE TABLE IF NOT EXISTS requests (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, "
-                           "client_request_id TEXT, received_at REAL NOT NULL, endpoint TEXT NOT NULL, model_name TEXT NOT NULL, "
-                           "model_version INTEGER NOT NULL, n_rows INTEGER NOT NULL, inputs BLOB NOT NULL, predictions TEXT NOT NULL, "
-                           "probabilities BLOB NOT NULL, latency_ms REAL NOT NULL)")
-        connection.execute("CREATE TABLE IF NOT EXISTS feedback (prediction_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, "
-                           "row_number INTEGER NOT NULL, label TEXT NOT NULL, received_at REAL NOT NULL)")
-        connection.execute("CREATE INDEX IF NOT EXISTS requests_by_time ON requests (received_at)")
-        connection.execute("COMMIT")
-
-    def begin(self, connection): connection.execute("BEGIN")
-    def commit(self, connection): connection.execute("COMMIT")
-    def rollback(self, connection):
-        if connection.in_transaction: connection.execute("ROLLBACK")
+    def make_engine(self): return _sqlite_engine(self.path, self.synchronous)
     def describe(self)->str: return f"SQLite file '{self.path}'"
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-011-1
 class _PostgreSQL:
     "The prediction log in a PostgreSQL database"
-    kind, placeholder, commits_cheaply = "postgresql", "%s", False  # a commit is a round trip to the server
+    commits_cheaply = False  # a commit is a round trip to the server
+    advice = "check the URL, that the server runs and that the user may log in"
     def __init__(self, url:str): self.url = url
 
     def check(self):
@@ -114,28 +125,12 @@ class _PostgreSQL:
         except ImportError: raise ServingError("A PostgreSQL prediction log needs psycopg: pip install 'mlops-kit[postgres]'") from None
         return psycopg
 
-    def connect(self, writer:bool=False):
+    def make_engine(self):
+        "An engine whose connections psycopg opens from the URL as given (libpq's own reading of it); checked before each use"
+        import sqlalchemy as sa
         psycopg = self._psycopg()
-        try: return psycopg.connect(self.url, connect_timeout=10)
-        except psycopg.Error as error:
-            raise ServingError(f"Cannot connect to the PostgreSQL prediction log ({error}); check the URL, that the server "
-                               "runs and that the user may log in") from None
+        return sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(self.url, connect_timeout=10), pool_pre_ping=True)
 
-    def create_tables(self, connection):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(4242)")  # two services creating the tables at once
-            cursor.execute("CREATE TABLE IF NOT EXISTS requests (seq BIGSERIAL PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, "
-                           "client_request_id TEXT, received_at DOUBLE PRECISION NOT NULL, endpoint TEXT NOT NULL, "
-                           "model_name TEXT NOT NULL, model_version INTEGER NOT NULL, n_rows INTEGER NOT NULL, inputs BYTEA NOT NULL, "
-                           "predictions TEXT NOT NULL, probabilities BYTEA NOT NULL, latency_ms DOUBLE PRECISION NOT NULL)")
-            cursor.execute("CREATE TABLE IF NOT EXISTS feedback (prediction_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, "
-                           "row_number INTEGER NOT NULL, label TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL)")
-            cursor.execute("CREATE INDEX IF NOT EXISTS requests_by_time ON requests (received_at)")
-        connection.commit()
-
-    def begin(self, connection): pass  # psycopg opens a transaction at the first statement
-    def commit(self, connection): connection.commit()
-    def rollback(self, connection): connection.rollback()
     def describe(self)->str: return "PostgreSQL database " + _without_password(self.url)
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-011-2
@@ -161,7 +156,6 @@ def _backend(url, sqlite_synchronous:str):
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-011-4
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_LOG_TABLES = {"requests": ["seq", *_REQUEST_COLUMNS], "feedback": ["prediction_id", "request_id", "row_number", "label", "received_at"]}
 
 def _is_read_only(path:Path)->bool:
     "Whether the file at `path` has no write permission: no write bit at all (which binds even root) or none for this user"
@@ -186,14 +180,15 @@ def _log_file_problem(path:Path)->str|None:
     with open(path, "rb") as file: header = file.read(len(_SQLITE_HEADER))
     if not header: return None
     if header != _SQLITE_HEADER: return "is not a SQLite database (it does not start with SQLite's header)"
-    try:
+    try:  # sqlite3 itself, not the engine: the engine's connections switch the file to WAL, and this must write nothing
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
             names = [name for name, in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             tables = {name: [column for column, in connection.execute("SELECT name FROM pragma_table_info(?)", (name,))] for name in names}
     except (sqlite3.Error, UnicodeDecodeError) as error: return f"cannot be read as a SQLite database ({error})"  # a damaged name is not UTF-8
-    mine = {name: columns for name, columns in tables.items() if name in _LOG_TABLES}
+    expected = {table.name: [column.name for column in table.columns] for table in _log_tables()}
+    mine = {name: columns for name, columns in tables.items() if name in expected}
     if tables and not mine: return f"is a SQLite database of something else (its tables: {', '.join(sorted(tables)[:5])})"
-    wrong = [name for name, columns in mine.items() if columns != _LOG_TABLES[name]]
+    wrong = [name for name, columns in mine.items() if columns != expected[name]]
     if wrong: return f"holds a table {wrong[0]!r} that is not a prediction log's (its columns differ)"
     return None
 
@@ -209,23 +204,16 @@ class _Submission:
     def __init__(self, statements:list): self.statements, self.future = statements, concurrent.futures.Future()
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-013-1
-def _write_group(backend, connection, group:list)->Exception|None:
-    "Run every submission of `group` in one transaction and commit it; the error if it failed (then nothing is written)"
+def _write_group(connection, group:list)->Exception|None:
+    "Run every submission of `group` in one transaction on `connection` and commit it; the error if it failed (then nothing is written)"
     try:
-        backend.begin(connection)
-        cursor = connection.cursor()
-        for submission in group:
-            for sql, make_rows in submission.statements: cursor.executemany(sql.replace("?", backend.placeholder), make_rows())
-        backend.commit(connection)
-    except Exception as error:
-        with contextlib.suppress(Exception): backend.rollback(connection)
-        return error
+        with connection.begin():
+            for submission in group:
+                for statement, make_rows in submission.statements: connection.execute(statement, make_rows())
+    except Exception as error: return error
     return None
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-014
-_INSERT_REQUEST = f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
-_UPSERT_FEEDBACK = ("INSERT INTO feedback (prediction_id, request_id, row_number, label, received_at) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (prediction_id) DO UPDATE SET label = excluded.label, received_at = excluded.received_at")
 _ID_RE = re.compile(r"^(?P<request>[0-9a-f]{32})-(?P<row>\d{1,9})$")
 
 def _parse_prediction_id(prediction_id)->tuple[str, int]:
@@ -237,19 +225,34 @@ def _parse_prediction_id(prediction_id)->tuple[str, int]:
     return match["request"], int(match["row"])
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-014-1
-def _placeholders(values)->str: return ", ".join("?" * len(values))
+@functools.cache
+def _upsert_feedback(dialect:str):
+    "The INSERT of a label in `dialect` ('sqlite' or 'postgresql'); a label sent again for a case replaces the earlier one"
+    from sqlalchemy.dialects import postgresql, sqlite
+    feedback = _log_tables()[1]
+    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(feedback)
+    return insert.on_conflict_do_update(index_elements=[feedback.c.prediction_id],
+                                        set_=dict(label=insert.excluded.label, received_at=insert.excluded.received_at))
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-014-2
+@functools.cache
+def _request_insert():
+    "The INSERT of a served request, made once: SQLAlchemy then finds its compiled SQL at once, for every request"
+    return _log_tables()[0].insert()
+
 def _record_statements(record:RequestRecord)->list:
-    "The SQL that logs a served request (its row is built when written)"
-    return [(_INSERT_REQUEST, lambda: [record.as_row()])]
+    "The statement that logs a served request (its row is built when written)"
+    return [(_request_insert(), lambda: [record.as_row()])]
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-014-3
-def _feedback_statements(labels:dict)->list:
-    "The SQL that saves checked feedback `labels` (prediction id -> label)"
+def _feedback_statements(labels:dict, dialect:str)->list:
+    "The statement that saves checked feedback `labels` (prediction id -> label) in `dialect`"
     received_at = time.time()
-    rows = [(key, *_parse_prediction_id(key), json.dumps(label), received_at) for key, label in labels.items()]
-    return [(_UPSERT_FEEDBACK, lambda: rows)]
+    def row(prediction_id, label):
+        request_id, row_number = _parse_prediction_id(prediction_id)
+        return dict(prediction_id=prediction_id, request_id=request_id, row_number=row_number, label=json.dumps(label), received_at=received_at)
+    rows = [row(prediction_id, label) for prediction_id, label in labels.items()]
+    return [(_upsert_feedback(dialect), lambda: rows)]
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-016
 def _utc_seconds(value, argument:str)->float:
@@ -261,15 +264,17 @@ def _utc_seconds(value, argument:str)->float:
     return stamp.value / 1e9
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-016-1
-def _window_query(last, since, until)->tuple[str, list]:
-    "SQL selecting the requests of a window (oldest first), and its parameters"
-    conditions, parameters = [], []
-    if since is not None: conditions.append("received_at >= ?"); parameters.append(_utc_seconds(since, "since"))
-    if until is not None: conditions.append("received_at < ?"); parameters.append(_utc_seconds(until, "until"))
-    where, columns = f"WHERE {' AND '.join(conditions)}" if conditions else "", ", ".join(_REQUEST_COLUMNS)
-    if last is None: return f"SELECT {columns} FROM requests {where} ORDER BY seq", parameters
-    newest_first = f"SELECT {columns}, seq, SUM(n_rows) OVER (ORDER BY seq DESC) AS newer FROM requests {where}"
-    return f"SELECT {columns} FROM ({newest_first}) AS recent WHERE newer - n_rows < ? ORDER BY seq", [*parameters, last]
+def _window_statement(last, since, until):
+    "The SELECT of the requests of a window, oldest first: those received in [since, until), the newest holding the `last` cases"
+    import sqlalchemy as sa
+    requests = _log_tables()[0]
+    logged = [column for column in requests.columns if column.name != "seq"]
+    conditions = [requests.c.received_at >= _utc_seconds(since, "since")] if since is not None else []
+    if until is not None: conditions.append(requests.c.received_at < _utc_seconds(until, "until"))
+    if last is None: return sa.select(*logged).where(*conditions).order_by(requests.c.seq)
+    newer = sa.func.sum(requests.c.n_rows).over(order_by=requests.c.seq.desc()).label("newer")  # cases in this request and those after it
+    recent = sa.select(*logged, requests.c.seq, newer).where(*conditions).subquery("recent")
+    return sa.select(*(recent.c[column.name] for column in logged)).where(recent.c.newer - recent.c.n_rows < last).order_by(recent.c.seq)
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-016-2
 _CASE_COLUMNS = ["id", "request_id", "client_request_id", "received_at", "endpoint", "model_name", "model_version"]
@@ -357,8 +362,8 @@ class _Checkpointer(threading.Thread):
 # %% ../../nbs/deployment/01_prediction_log.ipynb #2814ed56
 class _LogWriter:
     "The log's one write connection: a group of submissions per transaction, each commit counted"
-    def __init__(self, backend):
-        self.backend, self.connection, self.lock, self.checkpointer = backend, None, threading.Lock(), None
+    def __init__(self, engine):
+        self.engine, self.connection, self.lock, self.checkpointer = engine, None, threading.Lock(), None
         self.commits = self.committed_requests = 0 # committed requests / commits = the mean group size
 
     def write(self, group:list):
@@ -366,7 +371,7 @@ class _LogWriter:
         with self.lock:
             try:
                 if self.connection is None: self._open()
-                error = _write_group(self.backend, self.connection, group)
+                error = _write_group(self.connection, group)
             except Exception as failure: error = failure
             if error is None: self.commits, self.committed_requests = self.commits + 1, self.committed_requests + len(group)
         for submission in group:
@@ -380,10 +385,10 @@ class _LogWriter:
         submission.future.result()
 
     def _open(self):
-        "The write connection and, for SQLite, the checkpoint thread"
-        self.connection = self.backend.connect(writer=True)
-        if self.backend.kind == "sqlite":
-            self.checkpointer = _Checkpointer(self.backend.connect(), lambda: self.commits)
+        "The write connection and, for SQLite, the checkpoint thread (on a driver connection: a checkpoint runs outside transactions)"
+        self.connection = self.engine.connect()
+        if self.engine.dialect.name == "sqlite":
+            self.checkpointer = _Checkpointer(self.engine.raw_connection(), lambda: self.commits)
             self.checkpointer.start()
 
     def close(self):
@@ -396,8 +401,8 @@ class _LogWriter:
 # %% ../../nbs/deployment/01_prediction_log.ipynb #be9f9a83
 class _GroupCommitWriter(_LogWriter):
     "A `_LogWriter` whose submissions wait together and share one commit, at most `max_group` at a time"
-    def __init__(self, backend, max_group:int):
-        super().__init__(backend)
+    def __init__(self, engine, max_group:int):
+        super().__init__(engine)
         self.max_group, self.waiting, self.flushing, self.flush_thread = max_group, [], False, None
 
     async def commit_grouped(self, statements:list):
@@ -427,55 +432,51 @@ class _GroupCommitWriter(_LogWriter):
         super().close()
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #5301e5f4
-@contextlib.contextmanager
-def _reading(backend):
-    "A connection for reading, closed (its transaction ended) afterwards"
-    with contextlib.closing(backend.connect()) as connection:
-        try: yield connection
-        finally: backend.rollback(connection)
-
-def _query(backend, connection, sql:str, parameters:list)->list:
-    "Rows of one read-only query, on `connection`"
-    cursor = connection.cursor()
-    cursor.execute(sql.replace("?", backend.placeholder), parameters)
-    return cursor.fetchall()
-
-# %% ../../nbs/deployment/01_prediction_log.ipynb #b48db298
-def _query_chunks(backend, connection, sql:str, values:list, size:int=500)->list:
-    "Rows of `sql` with its `IN ({})` filled by `values`, 500 at a time, on `connection`"
+def _query_chunks(connection, statement, values:list, size:int=500)->list:
+    "Rows (as tuples) of `statement`, whose expanding parameter `values` gets `size` of `values` at a time, on `connection`"
     rows = []
-    for start in range(0, len(values), size):
-        chunk = values[start:start + size]
-        rows += _query(backend, connection, sql.format(_placeholders(chunk)), chunk)
+    for start in range(0, len(values), size): rows += map(tuple, connection.execute(statement, dict(values=values[start:start + size])))
     return rows
 
+# %% ../../nbs/deployment/01_prediction_log.ipynb #b48db298
+def _where_in(column, *selected):
+    "SELECT `selected` columns of the rows whose `column` is one of the expanding parameter `values`"
+    import sqlalchemy as sa
+    return sa.select(*selected).where(column.in_(sa.bindparam("values", expanding=True)))
+
 # %% ../../nbs/deployment/01_prediction_log.ipynb #3a6b796e
-def _read_window(backend, last, since, until)->pd.DataFrame:
-    "The predicted cases of a window with their labels, read in one snapshot"
-    with _reading(backend) as connection:  # one connection, so requests and their labels come from one snapshot
-        requests = _query(backend, connection, *_window_query(last, since, until))
-        feedback = _query_chunks(backend, connection, "SELECT prediction_id, label, received_at FROM feedback WHERE request_id IN ({})",
-                                 [row[0] for row in requests])
-    frame = _with_labels(_cases(requests), feedback)
+def _read_window(engine, last, since, until)->pd.DataFrame:
+    "The predicted cases of a window with their labels, read in one transaction; raises ServingError for a bad window"
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise ServingError(f"last must be a positive number of cases, got {last!r}")
+    requests, feedback = _log_tables()
+    with engine.connect() as connection:
+        logged = list(map(tuple, connection.execute(_window_statement(last, since, until))))
+        labels = _query_chunks(connection, _where_in(feedback.c.request_id, feedback.c.prediction_id, feedback.c.label, feedback.c.received_at),
+                               [row[0] for row in logged])
+    frame = _with_labels(_cases(logged), labels)
     return frame.tail(last).reset_index(drop=True) if last is not None else frame
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #40b9e243
-def _unknown_ids(backend, ids:list)->list:
+def _unknown_ids(engine, ids:list)->list:
     "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
     if not isinstance(ids, (list, tuple)): raise ServingError(f"ids must be a list of prediction ids, got {type(ids).__name__}")
     parsed = {prediction_id: _parse_prediction_id(prediction_id) for prediction_id in ids}
-    requests = sorted({request for request, _ in parsed.values()})
-    with _reading(backend) as connection:
-        rows = dict(_query_chunks(backend, connection, "SELECT request_id, n_rows FROM requests WHERE request_id IN ({})", requests))
+    requests = _log_tables()[0]
+    with engine.connect() as connection:
+        rows = dict(_query_chunks(connection, _where_in(requests.c.request_id, requests.c.request_id, requests.c.n_rows),
+                                  sorted({request for request, _ in parsed.values()})))
     return [prediction_id for prediction_id, (request, row) in parsed.items() if row >= rows.get(request, 0)]
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #a9e3f7f0
-def _counts(backend)->dict:
+def _counts(engine)->dict:
     "How many requests, predicted cases and feedback labels the log holds"
-    with _reading(backend) as connection:
-        (requests, cases), = _query(backend, connection, "SELECT COUNT(*), COALESCE(SUM(n_rows), 0) FROM requests", [])
-        (labels,), = _query(backend, connection, "SELECT COUNT(*) FROM feedback", [])
-    return dict(requests=int(requests), cases=int(cases), labels=int(labels))
+    import sqlalchemy as sa
+    requests, feedback = _log_tables()
+    with engine.connect() as connection:
+        logged, cases = connection.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(requests.c.n_rows), 0)).select_from(requests)).one()
+        labels = connection.execute(sa.select(sa.func.count()).select_from(feedback)).scalar_one()
+    return dict(requests=int(logged), cases=int(cases), labels=int(labels))
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-018
 def checked_label(value, # a true label: a class (boolean, whole number, text) or a regressor's value
@@ -502,13 +503,19 @@ def _check_log_settings(max_group, sqlite_synchronous):
     if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
         raise ServingError(f"max_group must be a positive integer, got {max_group!r}")
 
-def _create_tables(backend):
-    "The log's tables, made if they are not there yet; raises ServingError if SQLite cannot make them"
+# %% ../../nbs/deployment/01_prediction_log.ipynb #engine-with-tables
+def _engine_with_tables(backend):
+    "An engine on `backend`'s database, whose log tables it makes if they are not there yet; raises ServingError if it cannot"
+    import sqlalchemy as sa
+    engine = backend.make_engine()
     try:
-        with contextlib.closing(backend.connect(writer=True)) as connection: backend.create_tables(connection)
-    except sqlite3.Error as error:
-        raise ServingError(f"Cannot prepare the prediction log {backend.describe()}: {error}; check that no other program "
-                           "holds it locked and that the disk has room") from None
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql": connection.execute(sa.text("SELECT pg_advisory_xact_lock(4242)"))  # two services at once
+            _log_tables()[0].metadata.create_all(connection)
+    except (sa.exc.DBAPIError, sqlite3.Error) as error:
+        engine.dispose()
+        raise ServingError(f"Cannot prepare the prediction log {backend.describe()} ({getattr(error, 'orig', error)}): {backend.advice}") from None
+    return engine
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #srv-018-1
 class PredictionLog:
@@ -521,9 +528,9 @@ class PredictionLog:
         _check_log_settings(max_group, sqlite_synchronous)
         self.url, self.max_group, self._backend = url, max_group, _backend(url, sqlite_synchronous)
         self._backend.check()  # a folder, a read-only file or a file that is no log is refused here, left as it was
+        self._engine = _engine_with_tables(self._backend)
         self._cheap = self._backend.commits_cheaply
-        self._writer = _LogWriter(self._backend) if self._cheap else _GroupCommitWriter(self._backend, max_group)
-        _create_tables(self._backend)
+        self._writer = _LogWriter(self._engine) if self._cheap else _GroupCommitWriter(self._engine, max_group)
 
     @property
     def commits(self)->int: return self._writer.commits # group commit statistics: committed requests / commits = group size
@@ -535,7 +542,7 @@ class PredictionLog:
         self._writer.write_alone(_record_statements(record))
 
     async def commit(self, statements:list):
-        "Commit (SQL, function giving rows) `statements`, at once if commits are cheap, else with a group; raises what the database raised"
+        "Commit (statement, function giving rows) `statements`, at once if commits are cheap, else with a group; raises what the database raised"
         if self._cheap: return self._writer.write_alone(statements)
         await self._writer.commit_grouped(statements)
 
@@ -545,7 +552,7 @@ class PredictionLog:
 
     def commit_feedback(self, labels:dict):
         "Await it to commit checked feedback `labels` (prediction id -> label) as `commit` does; raises ServingError for an id that is no prediction id"
-        return self.commit(_feedback_statements(labels))
+        return self.commit(_feedback_statements(labels, self._engine.dialect.name))
 
     def add_feedback(self, labels:dict, # prediction id -> true label
                     )->int:
@@ -555,29 +562,28 @@ class PredictionLog:
         if unknown:
             raise ServingError(f"No prediction has the id(s) {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: send ids that "
                                "/predict or /infer returned. Nothing was saved")
-        self._writer.write_alone(_feedback_statements(labels))
+        self._writer.write_alone(_feedback_statements(labels, self._engine.dialect.name))
         return len(labels)
 
     def unknown_ids(self, ids:list)->list:
         "Those prediction `ids` the log holds no committed prediction for; raises ServingError for text that is no id"
-        return _unknown_ids(self._backend, ids)
+        return _unknown_ids(self._engine, ids)
 
     def window(self, last:int|None=None, # the last `last` predicted cases
                since=None, # cases received at or after this time
                until=None, # cases received before this time
               )->pd.DataFrame:
         "Predicted cases as a DataFrame, one row each, oldest first, with feedback labels where they arrived; raises ServingError for a bad window"
-        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-            raise ServingError(f"last must be a positive number of cases, got {last!r}")
-        return _read_window(self._backend, last, since, until)
+        return _read_window(self._engine, last, since, until)
 
     def counts(self)->dict:
         "How many requests, predicted cases and feedback labels the log holds"
-        return _counts(self._backend)
+        return _counts(self._engine)
 
     def close(self):
-        "Finish the waiting group, close the write connection and stop the checkpoint thread (after a last checkpoint)"
+        "Finish the waiting group, close the write connection, stop the checkpoint thread (after a last checkpoint), close the pool"
         self._writer.close()
+        self._engine.dispose()
 
     def __enter__(self): return self
     def __exit__(self, *exception): self.close()
