@@ -5,7 +5,7 @@
 # %% ../nbs/00_toolbox.ipynb #b0786639
 from __future__ import annotations
 
-import contextlib, difflib, html, math, numbers, os, reprlib, tempfile
+import contextlib, difflib, html, math, numbers, os, reprlib, tempfile, uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,8 +16,9 @@ from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
 __all__ = ['quoted', 'did_you_mean', 'check_choice', 'shorten', 'is_number', 'whole_number', 'as_date', 'holds_only_booleans',
-           'plain', 'write_atomic', 'finite_number', 'as_timestamp', 'check_fields', 'html_card', 'shown', 'reprs',
-           'check_whole', 'quiet_optuna', 'is_collection', 'check_flag', 'escape_html', 'html_table']
+           'plain', 'flush_to_disk', 'staged_file', 'write_files_atomic', 'write_atomic', 'finite_number',
+           'as_timestamp', 'check_fields', 'html_card', 'shown', 'reprs', 'check_whole', 'quiet_optuna',
+           'is_collection', 'check_flag', 'escape_html', 'html_table']
 
 # %% ../nbs/00_toolbox.ipynb #ab32c00c
 def quoted(values)->str:
@@ -86,26 +87,47 @@ def plain(value):
     if isinstance(value, pd.Timestamp): return value.isoformat()
     return value.item() if isinstance(value, np.generic) else value
 
+# %% ../nbs/00_toolbox.ipynb #flush-to-disk
+def flush_to_disk(path:Path):
+    "fsync the file or folder at `path`; a folder that cannot be flushed (Windows, some network file systems) is left as it is"
+    if path.is_dir():
+        if os.name != "posix": return
+        with contextlib.suppress(OSError):
+            descriptor = os.open(path, os.O_RDONLY)
+            try: os.fsync(descriptor)
+            finally: os.close(descriptor)
+        return
+    descriptor = os.open(path, os.O_RDWR)
+    try: os.fsync(descriptor)
+    finally: os.close(descriptor)
+
+# %% ../nbs/00_toolbox.ipynb #staged-file
+def staged_file(path:Path)->Path:
+    "A new empty file beside `path`, to be renamed over it: with `path`'s mode if it exists, else a new file's (0o666 less the umask)"
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    if path.exists(): os.chmod(temporary, path.stat().st_mode & 0o777)
+    return temporary
+
+# %% ../nbs/00_toolbox.ipynb #write-files-atomic
+def write_files_atomic(writers:dict, # path -> a function that writes that file's content to the path it is given
+                      ):
+    "Replace every path of `writers` together: each written beside its place and flushed, then all renamed in and their folders flushed"
+    staged = {}
+    try:
+        for path, write in writers.items():
+            staged[path] = staged_file(path)
+            write(staged[path])
+            flush_to_disk(staged[path])
+        for path, temporary in staged.items(): os.replace(temporary, path)
+    finally:
+        for temporary in staged.values(): temporary.unlink(missing_ok=True)
+    for folder in {path.parent for path in writers}: flush_to_disk(folder)
+
 # %% ../nbs/00_toolbox.ipynb #86009a55
 def write_atomic(path:Path, text:str):
-    "Replace `path` by `text` atomically: write a temporary file beside it, fsync, then `os.replace`"
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError): os.unlink(temporary)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            directory = os.open(path.parent, os.O_RDONLY)
-            try: os.fsync(directory)
-            finally: os.close(directory)
+    "Replace `path` by `text` atomically, as `write_files_atomic` does"
+    write_files_atomic({path: lambda temporary: temporary.write_text(text, encoding="utf-8")})
 
 # %% ../nbs/00_toolbox.ipynb #85b1fc6d
 def finite_number(value, what:str)->float:

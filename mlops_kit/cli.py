@@ -13,7 +13,7 @@ from . import __version__
 from .errors import MlopsKitError
 
 # %% ../nbs/90_cli.ipynb #2d8bc6ee
-import errno, stat, tempfile
+import errno, stat
 
 def _add_case_study_command(subcommands):
     "`mlops-kit case-study`: write the course's case study to a CSV file"
@@ -36,30 +36,17 @@ def _refuse_same_file(paths:dict):
                                             "other; give two different file names")
         seen[key] = option
 
-# %% ../nbs/90_cli.ipynb #2d8bc6ee-2
-def _write_together(writers:dict):
-    "Write each path of `writers` (path -> function writing a file) to a temporary file beside it, then move them all into place"
-    written = {}
-    try:
-        for path, write in writers.items():
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(handle)
-            written[path] = Path(temporary)
-            write(written[path])
-        for path, temporary in written.items(): os.replace(temporary, path)
-    finally:
-        for temporary in written.values(): temporary.unlink(missing_ok=True)
-
 # %% ../nbs/90_cli.ipynb #2d8bc6ee-3
 def _run_case_study(args) -> int:
     from mlops_kit.data import load_case_study
+    from mlops_kit._toolbox import write_files_atomic
     outputs = {"OUTPUT": args.output, **({"--ground-truth": args.ground_truth} if args.ground_truth else {})}
     _refuse_same_file(outputs)
     for path in outputs.values(): _refuse_existing(path, args.overwrite)
     case_study = load_case_study(seed=args.seed)  # checks the seed, before anything is written
     writers = {args.output: lambda path: case_study.frame.to_csv(path, index=False)}
     if args.ground_truth: writers[args.ground_truth] = lambda path: case_study.ground_truth.table().to_csv(path, index=False)
-    _write_together(writers)
+    write_files_atomic(writers)  # both files, or neither
     print(f"wrote {len(case_study.frame):,} rows x {case_study.frame.shape[1]} columns to {args.output}")
     if args.ground_truth: print(f"wrote {len(case_study.ground_truth)} planted problems to {args.ground_truth}")
     return 0

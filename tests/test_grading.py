@@ -430,13 +430,13 @@ def test_an_unreadable_exercise_notebook_is_kept_as_a_learners_work(course):
 def test_assign_writes_all_or_nothing_when_the_disk_fails(course, monkeypatch):
     edit_answer(course / "exercises" / TEMPLATE)
     before = digests(course)
-    import mlops_kit.practice.grading as grading
-    real_mkstemp, calls = grading.tempfile.mkstemp, []
-    def full_disk_on_the_second(*args, **kwargs):
+    import mlops_kit._toolbox as toolbox  # assign stages each notebook through the toolbox's atomic write
+    real_staged_file, calls = toolbox.staged_file, []
+    def full_disk_on_the_second(path):
         calls.append(1)
         if len(calls) == 2: raise OSError(28, "No space left on device")
-        return real_mkstemp(*args, **kwargs)
-    monkeypatch.setattr(grading.tempfile, "mkstemp", full_disk_on_the_second)
+        return real_staged_file(path)
+    monkeypatch.setattr(toolbox, "staged_file", full_disk_on_the_second)
     with pytest.raises(OSError, match="No space left"):
         assign(course / "solutions", course / "exercises", force=True)
     assert digests(course) == before and len(calls) == 2

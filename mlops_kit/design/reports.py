@@ -18,7 +18,7 @@ import pandas as pd
 from .checklists import (Checklist, ChecklistItem, MLTestScore, Status, as_checklists, check_criteria,
                                          evaluate_criteria, gate, phase_checklist)
 from ..lifecycle import Criteria, Phase, Project, Verdict
-from .._toolbox import check_flag, escape_html, html_table
+from .._toolbox import check_flag, escape_html, html_table, write_atomic
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -237,18 +237,6 @@ def check_report_path(path, # where the report is to be written
         raise MlopsKitError(f"'{path}' is read-only, so it was left as it is: make it writable to replace it, or choose another name")
     return path, form
 
-# %% ../../nbs/design/03_reports.ipynb #chk-report-helpers-7
-def _write_text(path:Path, text:str, overwrite:bool):
-    "Write `text` to a new file `path`, or replace it whole: through a temporary file, so a failed write leaves the old one"
-    if not overwrite:
-        with open(path, "x", encoding="utf-8") as file: file.write(text)
-        return
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally: partial.unlink(missing_ok=True)
-
 # %% ../../nbs/design/03_reports.ipynb #chk-report
 @dataclass(repr=False)
 class PhaseReport:
@@ -300,7 +288,7 @@ class PhaseReport:
             )->Path:
         "Write the report to `path`; raises MlopsKitError for another suffix or a missing folder, FileExistsError if it exists and not `overwrite`"
         path, form = check_report_path(path, overwrite)
-        _write_text(path, self.to_markdown() if form == "markdown" else self.to_html(), overwrite)
+        write_atomic(path, self.to_markdown() if form == "markdown" else self.to_html())  # the old report stays if writing fails
         return path
 
     def __repr__(self):

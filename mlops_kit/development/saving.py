@@ -5,10 +5,11 @@
 # %% ../../nbs/development/05_saving.ipynb #reg-imports
 from __future__ import annotations
 
-import contextlib, os, tempfile
+import os
 from pathlib import Path
 
 from ..errors import MlopsKitError, WrongTypeError
+from .._toolbox import write_files_atomic
 
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'RegistryError', 'UntrustedTypesError', 'ModelIntegrityError', 'PromotionError',
@@ -109,14 +110,7 @@ def save_pipeline(pipeline, # a fitted scikit-learn estimator
     if path.is_dir(): raise RegistryError(f"'{path}' is a folder: give the path of the file to write, e.g. '{path / 'model.skops'}'")
     if path.exists(): raise FileExistsError(f"'{path}' exists: a saved model is never replaced; choose another path")
     if not path.parent.is_dir(): raise FileNotFoundError(f"No folder '{path.parent}' to save '{path.name}' in: create it first")
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
-    try:
-        sio.dump(pipeline, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError): os.unlink(temporary)
-        raise
+    write_files_atomic({path: lambda temporary: sio.dump(pipeline, temporary)})  # whole, or not at all
     return path
 
 # %% ../../nbs/development/05_saving.ipynb #reg-untrusted

@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 from ..errors import MlopsKitError, WrongTypeError
+from .._toolbox import write_files_atomic
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-007
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -249,28 +250,19 @@ def _backup_path(path:Path)->Path:
     names = (path.with_name(f"{path.name}.backup" + (f"-{number}" if number > 1 else "")) for number in itertools.count(1))
     return next(name for name in names if not name.exists() and not name.is_symlink())
 
-# %% ../../nbs/practice/03_grading.ipynb #fcd9451e-1
-def _new_file_mode()->int:
-    "The mode a plain write gives a new file here: 0o666 less the umask (a temporary file gets 0o600)"
-    umask = os.umask(0o022); os.umask(umask)
-    return 0o666 & ~umask
-
 # %% ../../nbs/practice/03_grading.ipynb #fcd9451e-2
 def _write_all(planned:dict, changed:list)->Assignment:
-    "Write the `planned` notebooks all or nothing: each staged beside its place, the `changed` ones backed up, then moved in"
-    staged, mode = {}, _new_file_mode()
+    "Write the `planned` notebooks all or nothing, the `changed` ones backed up first (the backups removed again if writing fails)"
+    for target in planned: target.parent.mkdir(parents=True, exist_ok=True)
+    writers = {target: (lambda path, exercise=exercise: path.write_bytes(_notebook_text(exercise).encode("utf-8")))
+               for target, exercise in planned.items()}
+    backups = {}
     try:
-        for target, exercise in planned.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            staged[target] = Path(temporary)
-            with os.fdopen(handle, "wb") as file: file.write(_notebook_text(exercise).encode("utf-8"))
-            os.chmod(temporary, mode)
-        backups = {target: Path(shutil.copy2(target, _backup_path(target))) for target in changed}
+        for target in changed: backups[target] = Path(shutil.copy2(target, _backup_path(target)))
+        write_files_atomic(writers)
     except BaseException:
-        for temporary in staged.values(): temporary.unlink(missing_ok=True)
+        for backup in backups.values(): backup.unlink(missing_ok=True)
         raise
-    for target, temporary in staged.items(): os.replace(temporary, target)
     return Assignment(list(planned), backups)
 
 # %% ../../nbs/practice/03_grading.ipynb #d2020862
