@@ -7,7 +7,9 @@ __all__ = ['PROTOCOL_OUTPUTS', 'learner_models', 'problems_text', 'ProtocolError
            'label_datatype', 'model_metadata_of', 'requested_outputs', 'output_tensors']
 
 # %% ../../nbs/deployment/02_protocol.ipynb #522d6191
-import math
+import itertools, math
+
+import numpy as np
 
 from ..data import Schema
 from .._toolbox import did_you_mean
@@ -195,16 +197,50 @@ def _check_value(value, datatype:str, tensor:str):
         raise ProtocolError(f"input {tensor!r} is {datatype} but holds {str(value)[:40]!r}{extra}")
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032-2
-def _tensor_values(tensor)->list:
-    "The flat values of a request tensor, checked against its shape and datatype"
-    if tensor.datatype not in _DATATYPES: raise ProtocolError(f"input {tensor.name!r} has the unknown datatype {tensor.datatype!r}; use one of {sorted(_DATATYPES)}")
-    if any(size < 0 for size in tensor.shape): raise ProtocolError(f"input {tensor.name!r} has a negative size in its shape {tensor.shape}")
+def _values_one_by_one(tensor, expected:int)->list:
+    "The flat values of a request tensor, checked one by one: the first bad value raises ProtocolError and is named"
     values = _flat_values(tensor.data, tensor.name)
-    expected = math.prod(tensor.shape)
     if len(values) != expected:
         raise ProtocolError(f"input {tensor.name!r} has shape {tensor.shape}, which holds {expected} values, but its data has {len(values)}")
     for value in values: _check_value(value, tensor.datatype, tensor.name)
     return values
+
+# %% ../../nbs/deployment/02_protocol.ipynb #712faf9d
+def _flat_evenly(data:list)->list|None:
+    "The values of a `data` list nested evenly (at each level, all items lists or none), row-major; None if it is nested unevenly"
+    values = data
+    while values and type(values[0]) is list:
+        if set(map(type, values)) != {list}: return None
+        values = list(itertools.chain.from_iterable(values))
+    return values
+
+# %% ../../nbs/deployment/02_protocol.ipynb #d63355ba
+_PYTHON_TYPES = {"BOOL": {bool}, "BYTES": {str}, **dict.fromkeys(_INTEGER_TYPES, {int}), **dict.fromkeys(_FLOAT_TYPES, {int, float})}
+
+def _as_floats(values:list)->np.ndarray|None:
+    "Numbers and nulls as one float array, null as NaN; None if a number is too large for a float"
+    try: return np.array(values, dtype=float)
+    except OverflowError: return None
+
+# %% ../../nbs/deployment/02_protocol.ipynb #85027616
+def _all_valid(values:list, datatype:str)->bool:
+    "Whether every value is a valid `datatype` value or null, checked for the whole tensor at once (False: look value by value)"
+    types = set(map(type, values)) - {type(None)}
+    if not types <= _PYTHON_TYPES[datatype]: return False
+    if not types or not (datatype in _FLOAT_TYPES or datatype.startswith("U")): return True
+    numbers = _as_floats(values)
+    if numbers is None: return False
+    if datatype in _FLOAT_TYPES: return int(np.isfinite(numbers).sum()) == len(values) - values.count(None)  # NaN only from nulls
+    return not (numbers < 0).any()  # unsigned
+
+# %% ../../nbs/deployment/02_protocol.ipynb #4b76ea44
+def _tensor_values(tensor)->list:
+    "The flat values of a request tensor, checked against its shape and datatype: all at once, else one by one to name the first bad value"
+    if tensor.datatype not in _DATATYPES: raise ProtocolError(f"input {tensor.name!r} has the unknown datatype {tensor.datatype!r}; use one of {sorted(_DATATYPES)}")
+    if any(size < 0 for size in tensor.shape): raise ProtocolError(f"input {tensor.name!r} has a negative size in its shape {tensor.shape}")
+    values, expected = _flat_evenly(tensor.data), math.prod(tensor.shape)
+    if values is not None and len(values) == expected and _all_valid(values, tensor.datatype): return values
+    return _values_one_by_one(tensor, expected)
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-033
 def _text_to_kind(value, kind:str, where:str):
