@@ -226,13 +226,15 @@ def _predict(model, frame:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
     return model.labels_from(probabilities), probabilities
 
 # %% ../../nbs/deployment/03_app.ipynb #a175e3e2
+_TEXT = pd.api.types.pandas_dtype("str")  # the dtype pandas infers for text
+
 def _frame_column(values:list):
     "`values` as the column pandas infers from the list, made at once where their Python types allow it; else the list itself"
     types = set(map(type, values))
     missing = type(None) in types
     types.discard(type(None))
     with contextlib.suppress(OverflowError):
-        if types == {str}: return pd.array(values, dtype="str")  # null as NaN, as pandas infers text
+        if types == {str}: return pd.array(values, dtype=_TEXT)  # null as NaN
         if types == {bool} and not missing: return np.array(values, dtype=bool)
         if types == {int} and not missing: return np.array(values, dtype=np.int64)
         if types and types <= {int, float}:
@@ -243,7 +245,7 @@ def _frame_column(values:list):
 # %% ../../nbs/deployment/03_app.ipynb #457a0fb0
 def _frame_of(columns:dict)->pd.DataFrame:
     "The DataFrame of feature `columns` (name -> list of values), built column by column"
-    return pd.DataFrame({name: _frame_column(values) for name, values in columns.items()})
+    return pd.DataFrame({name: _frame_column(values) for name, values in columns.items()}, copy=False)  # the columns are new: no copy
 
 # %% ../../nbs/deployment/03_app.ipynb #9e5d0b24
 def _check_missing_values(service:_Service, columns:dict):
