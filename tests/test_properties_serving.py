@@ -261,3 +261,19 @@ def test_a_frame_built_column_by_column_is_the_frame_pandas_infers(columns):
     rows = min(len(values) for values in columns)
     named = {f"c{position}": values[:rows] for position, values in enumerate(columns)}
     pd.testing.assert_frame_equal(_frame_of(named), pd.DataFrame(named))
+
+
+from mlops_kit.deployment.protocol import _column_at_once, _column_one_by_one  # noqa: E402
+
+MATRIX_TEXTS = st.sampled_from(["0", "1", "12", " 7 ", "-3", "1.5", "1e3", "1e400", "nan", "inf", "1_0", "True", "false", "yes", "", "١٢"])
+MATRIX_VALUES = MATRIX_TEXTS | st.text(max_size=3) | st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["boolean", "integer", "numeric", "categorical", "text", "datetime"]),
+       values=st.lists(MATRIX_TEXTS, min_size=1, max_size=6) | st.lists(MATRIX_VALUES, min_size=1, max_size=6))
+def test_a_matrix_column_converted_at_once_is_the_column_converted_value_by_value(kind, values):
+    "A column of a 2-D tensor: converted at once, it is what the value-by-value pass gives; refused, the value-by-value pass decides"
+    fast, slow = _column_at_once(list(values), kind), outcome(lambda values: _column_one_by_one(values, kind, "here"), list(values))
+    if fast is not None: assert slow == ("values", fast) and [type(value) for value in fast] == [type(value) for value in slow[1]]
+    else: assert slow[0] in ("values", "ProtocolError")

@@ -267,6 +267,31 @@ def _check_kind(value, kind:str, where:str):
     if kind == "numeric": valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not valid: raise ProtocolError(f"{where}: {str(value)[:40]!r} is not a {kind} value")
 
+# %% ../../nbs/deployment/02_protocol.ipynb #fbde2dd3
+def _column_one_by_one(values:list, kind:str, where:str)->list:
+    "A matrix column's `values` as the feature's `kind`, converted and checked one by one: the first bad value raises ProtocolError"
+    column = [_text_to_kind(value, kind, where) for value in values]
+    for value in column: _check_kind(value, kind, where)
+    return column
+
+# %% ../../nbs/deployment/02_protocol.ipynb #373a6282
+_TRUE_TEXTS, _BOOLEAN_TEXTS = {"true", "1"}, {"true", "false", "1", "0"}
+
+def _column_at_once(values:list, kind:str)->list|None:
+    "A matrix column's `values` as the feature's `kind`, converted and checked for the whole column at once; None: look value by value"
+    types = set(map(type, values))
+    if kind in ("categorical", "text", "datetime"): return values if types <= {str, type(None)} else None
+    if type(None) in types: return None
+    if types == {str} and kind == "boolean":
+        lowered = list(map(str.lower, values))
+        return [text in _TRUE_TEXTS for text in lowered] if set(lowered) <= _BOOLEAN_TEXTS else None
+    if types == {str}:
+        try: values, types = list(map(int if kind == "integer" else float, values)), {int if kind == "integer" else float}
+        except ValueError: return None
+    if not types <= _PYTHON_TYPES["BOOL" if kind == "boolean" else "INT64" if kind == "integer" else "FP64"]: return None
+    numbers = _as_floats(values) if kind == "numeric" else None
+    return values if kind != "numeric" or (numbers is not None and np.isfinite(numbers).all()) else None
+
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-033-2
 def _matrix_columns(tensor, kinds:dict, max_rows:int)->dict:
     "The columns of one 2-D tensor of shape [rows, features], features in the model's order"
@@ -280,8 +305,8 @@ def _matrix_columns(tensor, kinds:dict, max_rows:int)->dict:
     _check_rows(tensor.shape[0], max_rows)
     columns = {}
     for position, (name, kind) in enumerate(kinds.items()):
-        column = [_text_to_kind(value, kind, f"input {tensor.name!r}, column {position} ({name})") for value in values[position::len(kinds)]]
-        for value in column: _check_kind(value, kind, f"input {tensor.name!r}, column {position} ({name})")
+        column = _column_at_once(values[position::len(kinds)], kind)
+        if column is None: column = _column_one_by_one(values[position::len(kinds)], kind, f"input {tensor.name!r}, column {position} ({name})")
         columns[name] = column
     return columns
 
