@@ -17,7 +17,7 @@ each; printed: the median milliseconds per request of each, after / before, and 
 
     python bench/protocol.py [--rounds 5] [--repeats 200]
 """
-import argparse, contextlib, json, os, platform, statistics, sys, time
+import argparse, json, os, platform, statistics, time
 from unittest import mock
 
 
