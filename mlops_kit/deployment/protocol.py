@@ -277,20 +277,25 @@ def _column_one_by_one(values:list, kind:str, where:str)->list:
 # %% ../../nbs/deployment/02_protocol.ipynb #373a6282
 _TRUE_TEXTS, _BOOLEAN_TEXTS = {"true", "1"}, {"true", "false", "1", "0"}
 
+def _texts_at_once(texts:list, kind:str)->list|None:
+    "A column of text as booleans, whole numbers or numbers, converted at once by the functions of the value-by-value pass; None if one does not convert"
+    if kind == "boolean":
+        lowered = list(map(str.lower, texts))
+        return [text in _TRUE_TEXTS for text in lowered] if set(lowered) <= _BOOLEAN_TEXTS else None
+    try: return list(map(int if kind == "integer" else float, texts))
+    except ValueError: return None
+
+# %% ../../nbs/deployment/02_protocol.ipynb #dd300a80
+_KIND_PYTHON_TYPES = {"boolean": {bool}, "integer": {int}, "numeric": {int, float}}
+
 def _column_at_once(values:list, kind:str)->list|None:
     "A matrix column's `values` as the feature's `kind`, converted and checked for the whole column at once; None: look value by value"
     types = set(map(type, values))
     if kind in ("categorical", "text", "datetime"): return values if types <= {str, type(None)} else None
-    if type(None) in types: return None
-    if types == {str} and kind == "boolean":
-        lowered = list(map(str.lower, values))
-        return [text in _TRUE_TEXTS for text in lowered] if set(lowered) <= _BOOLEAN_TEXTS else None
-    if types == {str}:
-        try: values, types = list(map(int if kind == "integer" else float, values)), {int if kind == "integer" else float}
-        except ValueError: return None
-    if not types <= _PYTHON_TYPES["BOOL" if kind == "boolean" else "INT64" if kind == "integer" else "FP64"]: return None
-    numbers = _as_floats(values) if kind == "numeric" else None
-    return values if kind != "numeric" or (numbers is not None and np.isfinite(numbers).all()) else None
+    if types == {str}: values = _texts_at_once(values, kind)
+    elif not types <= _KIND_PYTHON_TYPES[kind]: return None  # a null, or a value of another type
+    if values is None or (kind == "numeric" and not _all_valid(values, "FP64")): return None  # NaN and infinity are not numbers here
+    return values
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-033-2
 def _matrix_columns(tensor, kinds:dict, max_rows:int)->dict:
