@@ -216,3 +216,64 @@ def test_a_label_the_python_client_sends_is_json_or_a_serving_error(label):
         return
     json.dumps(value, allow_nan=False)
     assert isinstance(value, (bool, int, float, str))
+
+
+# ---- Open Inference Protocol tensors: the whole-tensor check against the value-by-value one ----------------------------
+
+from mlops_kit.deployment import ProtocolError, protocol_models  # noqa: E402
+from mlops_kit.deployment.protocol import _DATATYPES, _tensor_values, _values_one_by_one  # noqa: E402
+from mlops_kit.deployment.app import _frame_of  # noqa: E402
+
+TENSOR_VALUES = (st.none() | st.booleans() | st.integers(-3, 300) | st.integers(-2**70, 2**70) | st.just(10**400)
+                 | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=3) | st.dictionaries(st.text(max_size=2), st.none(), max_size=1))
+TENSOR_DATA = st.lists(TENSOR_VALUES | st.lists(TENSOR_VALUES, min_size=1, max_size=2), max_size=6)  # nested evenly or not
+# mostly values of one datatype, where the fast check has work to do
+ONE_KIND = st.sampled_from([st.booleans(), st.integers(-3, 300), st.floats(-1e3, 1e3), st.text(max_size=3)]).flatmap(
+    lambda values: st.lists(values | st.none(), max_size=6))
+
+
+def outcome(decode, tensor):
+    "What `decode(tensor)` gives: ('values', values) or the error's type and message"
+    try: return "values", decode(tensor)
+    except Exception as error: return type(error).__name__, str(error)
+
+
+@SETTINGS
+@given(datatype=st.sampled_from(sorted(_DATATYPES)), data=TENSOR_DATA | ONE_KIND | ONE_KIND.map(lambda values: [[value] for value in values]),
+       extra=st.sampled_from([0, 0, 0, 1, -1]))
+def test_the_whole_tensor_check_agrees_with_the_value_by_value_check(datatype, data, extra):
+    "Any tensor: the fast path accepts exactly what the slow path accepts, with the same values, and refuses with the same message"
+    rows = max(len(data) + extra, 0)
+    tensor = protocol_models()["RequestInput"](name="x", shape=[rows, 1] if data and isinstance(data[0], list) else [rows], datatype=datatype, data=data)
+    fast, slow = outcome(_tensor_values, tensor), outcome(lambda tensor: _values_one_by_one(tensor, rows), tensor)
+    assert fast == slow
+    assert fast[0] in ("values", "ProtocolError", "OverflowError")  # OverflowError: a number beyond a float's range, as before the fast check
+
+
+COLUMN_VALUES = st.sampled_from([st.booleans(), st.integers(-10**6, 10**6), st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False),
+                                 st.text(max_size=3)]).flatmap(lambda values: st.lists(values | st.none(), min_size=1, max_size=5)
+                                                              | st.lists(values, min_size=1, max_size=5))
+
+
+@SETTINGS
+@given(columns=st.lists(COLUMN_VALUES | st.lists(PLAIN, min_size=3, max_size=3), min_size=1, max_size=4))
+def test_a_frame_built_column_by_column_is_the_frame_pandas_infers(columns):
+    rows = min(len(values) for values in columns)
+    named = {f"c{position}": values[:rows] for position, values in enumerate(columns)}
+    pd.testing.assert_frame_equal(_frame_of(named), pd.DataFrame(named))
+
+
+from mlops_kit.deployment.protocol import _column_at_once, _column_one_by_one  # noqa: E402
+
+MATRIX_TEXTS = st.sampled_from(["0", "1", "12", " 7 ", "-3", "1.5", "1e3", "1e400", "nan", "inf", "1_0", "True", "false", "yes", "", "١٢"])
+MATRIX_VALUES = MATRIX_TEXTS | st.text(max_size=3) | st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["boolean", "integer", "numeric", "categorical", "text", "datetime"]),
+       values=st.lists(MATRIX_TEXTS, min_size=1, max_size=6) | st.lists(MATRIX_VALUES, min_size=1, max_size=6))
+def test_a_matrix_column_converted_at_once_is_the_column_converted_value_by_value(kind, values):
+    "A column of a 2-D tensor: converted at once, it is what the value-by-value pass gives; refused, the value-by-value pass decides"
+    fast, slow = _column_at_once(list(values), kind), outcome(lambda values: _column_one_by_one(values, kind, "here"), list(values))
+    if fast is not None: assert slow == ("values", fast) and [type(value) for value in fast] == [type(value) for value in slow[1]]
+    else: assert slow[0] in ("values", "ProtocolError")

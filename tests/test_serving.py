@@ -539,6 +539,133 @@ def test_unknown_model_or_version_is_404(http, path, words):
     assert response.status_code == 404 and all(word in error_of(response) for word in words)
 
 
+# The messages main gave before tensors were checked a whole tensor at a time (issue 16), recorded from its code: the fast
+# check must leave every one of them as it was, word for word.
+EXACT_TENSOR_MESSAGES = {  # name -> (feature, changes to its tensor, a JSON literal for "PLACEHOLDER" or None, the message)
+    'UINT8 holding a negative number': ('tenure_months', {'datatype': 'UINT8', 'data': [12, -1]}, None,
+        "input 'tenure_months' is UINT8 but holds '-1'"),
+    'UINT64 holding a negative number': ('monthly_charges', {'datatype': 'UINT64', 'data': [-3, 5]}, None,
+        "input 'monthly_charges' is UINT64 but holds '-3'"),
+    'INT8 holding a decimal': ('tenure_months', {'datatype': 'INT8', 'data': [12, 1.5]}, None,
+        "input 'tenure_months' is INT8 but holds '1.5'"),
+    'INT16 holding a boolean': ('tenure_months', {'datatype': 'INT16', 'data': [True, 12]}, None,
+        "input 'tenure_months' is INT16 but holds 'True'"),
+    'INT32 holding a number as text': ('tenure_months', {'datatype': 'INT32', 'data': ['12', 3]}, None,
+        "input 'tenure_months' is INT32 but holds '12'"),
+    'INT64 holding null, then text': ('tenure_months', {'datatype': 'INT64', 'data': [None, 'x']}, None,
+        "input 'tenure_months' is INT64 but holds 'x'"),
+    'UINT32 holding a decimal': ('monthly_charges', {'datatype': 'UINT32', 'data': [3, 2.5]}, None,
+        "input 'monthly_charges' is UINT32 but holds '2.5'"),
+    'FP16 holding text': ('monthly_charges', {'datatype': 'FP16', 'data': [50.0, 'cheap']}, None,
+        "input 'monthly_charges' is FP16 but holds 'cheap'"),
+    'FP32 holding a boolean': ('monthly_charges', {'datatype': 'FP32', 'data': [False, 1.5]}, None,
+        "input 'monthly_charges' is FP32 but holds 'False'"),
+    'FP64 holding an object': ('monthly_charges', {'datatype': 'FP64', 'data': [{'a': 1}, 2.0]}, None,
+        "input 'monthly_charges': data holds an object; tensors hold numbers, booleans or text"),
+    'FP64 holding NaN': ('monthly_charges', {'datatype': 'FP64', 'data': ['PLACEHOLDER', 50.0]}, 'NaN',
+        "input 'monthly_charges' is FP64 but holds 'nan' (NaN and infinity are not allowed; send null for a missing value)"),
+    'FP32 holding Infinity': ('monthly_charges', {'datatype': 'FP32', 'data': [50.0, 'PLACEHOLDER']}, 'Infinity',
+        "input 'monthly_charges' is FP32 but holds 'inf' (NaN and infinity are not allowed; send null for a missing value)"),
+    'FP16 holding -Infinity': ('monthly_charges', {'datatype': 'FP16', 'data': ['PLACEHOLDER', 1]}, '-Infinity',
+        "input 'monthly_charges' is FP16 but holds '-inf' (NaN and infinity are not allowed; send null for a missing value)"),
+    'INT64 holding NaN': ('tenure_months', {'datatype': 'INT64', 'data': [1, 'PLACEHOLDER']}, 'NaN',
+        "input 'tenure_months' is INT64 but holds 'nan' (NaN and infinity are not allowed; send null for a missing value)"),
+    'BOOL holding a number': ('paperless_billing', {'datatype': 'BOOL', 'data': [1, True]}, None,
+        "input 'paperless_billing' is BOOL but holds '1'"),
+    'BOOL holding text': ('paperless_billing', {'datatype': 'BOOL', 'data': ['true', False]}, None,
+        "input 'paperless_billing' is BOOL but holds 'true'"),
+    'BYTES holding a number': ('region', {'datatype': 'BYTES', 'data': [3, 'east']}, None,
+        "input 'region' is BYTES but holds '3'"),
+    'BYTES holding a boolean': ('region', {'datatype': 'BYTES', 'data': ['east', True]}, None,
+        "input 'region' is BYTES but holds 'True'"),
+    '[rows, 1] holding text': ('tenure_months', {'shape': [2, 1], 'data': [[12], ['x']]}, None,
+        "input 'tenure_months' is INT64 but holds 'x'"),
+    '[rows, 1] nested unevenly': ('tenure_months', {'shape': [2, 1], 'data': [[12], [1, 2]]}, None,
+        "input 'tenure_months' has shape [2, 1], which holds 2 values, but its data has 3"),
+    '[rows, 1] holding an object': ('tenure_months', {'shape': [2, 1], 'data': [[12], [{'b': 2}]]}, None,
+        "input 'tenure_months': data holds an object; tensors hold numbers, booleans or text"),
+    'shape [2, 2]': ('tenure_months', {'shape': [2, 2], 'data': [[1, 2], [3, 4]]}, None,
+        "input 'tenure_months' has shape [2, 2]: one feature's tensor has shape [rows] or [rows, 1]"),
+    'three dimensions': ('tenure_months', {'shape': [2, 1, 1], 'data': [[[1]], [[2]]]}, None,
+        "input 'tenure_months' has shape [2, 1, 1]: one feature's tensor has shape [rows] or [rows, 1]"),
+    'negative size': ('tenure_months', {'shape': [-2], 'data': [1, 2]}, None,
+        "input 'tenure_months' has a negative size in its shape [-2]"),
+    'shape [3] for 2 values': ('tenure_months', {'shape': [3]}, None,
+        "input 'tenure_months' has shape [3], which holds 3 values, but its data has 2"),
+    'shape [1] for 2 values': ('monthly_charges', {'shape': [1]}, None,
+        "input 'monthly_charges' has shape [1], which holds 1 values, but its data has 2"),
+    'FP64 for an integer feature': ('tenure_months', {'datatype': 'FP64', 'data': [1.0, 2.0]}, None,
+        "input 'tenure_months' is FP64, but the feature is integer: send INT64"),
+    'INT64 for a category': ('region', {'datatype': 'INT64', 'data': [1, 2]}, None,
+        "input 'region' is INT64, but the feature is categorical: send BYTES"),
+    'BYTES for a boolean feature': ('paperless_billing', {'datatype': 'BYTES', 'data': ['true', 'false']}, None,
+        "input 'paperless_billing' is BYTES, but the feature is boolean: send BOOL"),
+    'BOOL for a number': ('monthly_charges', {'datatype': 'BOOL', 'data': [True, False]}, None,
+        "input 'monthly_charges' is BOOL, but the feature is numeric: send FP64"),
+    'unknown datatype FP8': ('monthly_charges', {'datatype': 'FP8'}, None,
+        "input 'monthly_charges' has the unknown datatype 'FP8'; use one of ['BOOL', 'BYTES', 'FP16', 'FP32', 'FP64', 'INT16', 'INT32', 'INT64', 'INT8', 'UINT16', 'UINT32', 'UINT64', 'UINT8']"),
+    'lower-case datatype': ('monthly_charges', {'datatype': 'fp64'}, None,
+        "input 'monthly_charges' has the unknown datatype 'fp64'; use one of ['BOOL', 'BYTES', 'FP16', 'FP32', 'FP64', 'INT16', 'INT32', 'INT64', 'INT8', 'UINT16', 'UINT32', 'UINT64', 'UINT8']"),
+}
+EXACT_MATRIX_MESSAGES = {  # name -> (row, feature, the value in a BYTES matrix of two rows, the message)
+    'matrix: text for a number': (1, 'monthly_charges', 'lots', "input 'features', column 6 (monthly_charges): 'lots' is not a finite numeric value"),
+    'matrix: NaN as text': (0, 'usage_hours', 'nan', "input 'features', column 8 (usage_hours): 'nan' is not a finite numeric value"),
+    "matrix: a boolean as 'yes'": (0, 'paperless_billing', 'yes', "input 'features', column 4 (paperless_billing): 'yes' is not a finite boolean value"),
+    'matrix: a decimal for a whole number': (1, 'tenure_months', '1.5', "input 'features', column 5 (tenure_months): '1.5' is not a finite integer value"),
+    'matrix: a JSON number among text': (0, 'monthly_charges', 61.5, "input 'features' is BYTES but holds '61.5'"),
+}
+
+
+@pytest.mark.parametrize("case", EXACT_TENSOR_MESSAGES)
+def test_a_bad_tensor_gets_the_same_message_as_before_the_fast_check(http, new_customers, log_reader, case):
+    feature, changes, literal, message = EXACT_TENSOR_MESSAGES[case]
+    body, before = json.dumps({"inputs": tensors_with(new_customers, feature, **changes)}), log_reader.counts()
+    if literal is not None: body = body.replace('"PLACEHOLDER"', literal)
+    response = http.post("/v2/models/churn/infer", content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, error_of(response)) == (400, message)
+    assert log_reader.counts() == before
+
+
+@pytest.mark.parametrize("case", EXACT_MATRIX_MESSAGES)
+def test_a_bad_matrix_gets_the_same_message_as_before(http, new_customers, log_reader, case):
+    row, feature, value, message = EXACT_MATRIX_MESSAGES[case]
+    matrix, before = text_matrix(new_customers.head(2)), log_reader.counts()
+    matrix["data"][row][list(new_customers.columns).index(feature)] = value
+    response = http.post("/v2/models/churn/infer", json={"inputs": [matrix]})
+    assert (response.status_code, error_of(response)) == (400, message)
+    assert log_reader.counts() == before
+
+
+NUMBER_DATATYPES = ["UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
+
+
+@pytest.mark.parametrize("datatype", NUMBER_DATATYPES)
+def test_infer_takes_every_datatype_a_feature_allows_and_logs_the_values(http, new_customers, bundle, log_reader, datatype):
+    "Numbers in every datatype, text and booleans, nulls among them and one tensor of shape [rows, 1]: the pipeline's answer on the same rows"
+    frame = new_customers.iloc[60:65].reset_index(drop=True)  # MAX_BATCH_ROWS
+    if not datatype.startswith("FP"): frame["monthly_charges"] = frame["monthly_charges"].round().astype(int)
+    frame["region"], frame["usage_hours"] = frame["region"].where(frame.index != 1), frame["usage_hours"].where(frame.index != 2)  # missing
+    tensors = {tensor["name"]: tensor for tensor in column_tensors(frame)}
+    tensors["monthly_charges"]["datatype"] = datatype
+    for name in ["region", "usage_hours"]: tensors[name]["data"] = [None if pd.isna(value) else value for value in frame[name]]
+    if datatype.startswith("INT"): tensors["tenure_months"].update(datatype=datatype, shape=[len(frame), 1],
+                                                                    data=[[value] for value in frame["tenure_months"].tolist()])
+    answer = http.post("/v2/models/churn/infer", json={"inputs": list(tensors.values())})
+    assert answer.status_code == 200, answer.text
+    assert_matches_pipeline(outputs_by_name(answer.json()), frame, bundle)
+    logged = log_reader.window(last=len(frame))[list(frame.columns)]
+    pd.testing.assert_frame_equal(logged, frame, check_dtype=False)
+
+
+def test_infer_answer_fits_the_documented_response_model(http, new_customers):
+    "/infer writes its JSON itself (not validated again by FastAPI): it must still be what the OpenAPI schema promises"
+    from mlops_kit.deployment import protocol_models
+    response = http.post("/v2/models/churn/infer", json={"id": "r-1", "inputs": column_tensors(new_customers.head(3))})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    answer = protocol_models()["InferenceResponse"].model_validate_json(response.content)
+    assert answer.model_dump(exclude_unset=True) == response.json() and answer.model_version == "1"
+
+
 # ---- 6. Prometheus metrics -------------------------------------------------------------------------------------
 
 def scrape(http) -> dict:

@@ -225,6 +225,28 @@ def _predict(model, frame:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(probabilities).all(): raise ValueError("the model gave a probability that is not a finite number")
     return model.labels_from(probabilities), probabilities
 
+# %% ../../nbs/deployment/03_app.ipynb #a175e3e2
+_TEXT = pd.api.types.pandas_dtype("str")  # the dtype pandas infers for text
+
+def _frame_column(values:list):
+    "`values` as the column pandas infers from the list, made at once where their Python types allow it; else the list itself"
+    types = set(map(type, values))
+    missing = type(None) in types
+    types.discard(type(None))
+    with contextlib.suppress(OverflowError):
+        if types == {str}: return pd.array(values, dtype=_TEXT)  # null as NaN
+        if types == {bool} and not missing: return np.array(values, dtype=bool)
+        if types == {int} and not missing: return np.array(values, dtype=np.int64)
+        if types and types <= {int, float}:
+            numbers = np.array(values, dtype=float)  # null as NaN
+            if int not in types or (np.abs(numbers[~np.isnan(numbers)]) < 2**53).all(): return numbers  # every whole number exact
+    return values
+
+# %% ../../nbs/deployment/03_app.ipynb #457a0fb0
+def _frame_of(columns:dict)->pd.DataFrame:
+    "The DataFrame of feature `columns` (name -> list of values), built column by column"
+    return pd.DataFrame({name: _frame_column(values) for name, values in columns.items()}, copy=False)  # the columns are new: no copy
+
 # %% ../../nbs/deployment/03_app.ipynb #9e5d0b24
 def _check_missing_values(service:_Service, columns:dict):
     "Raise a 422 HTTPException if a column holds a missing value the model cannot score (no imputer there)"
@@ -236,7 +258,7 @@ def _check_missing_values(service:_Service, columns:dict):
 
 # %% ../../nbs/deployment/03_app.ipynb #srv-050
 async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
-                         body:bytes|None=None, # the request's JSON body, logged as it came when given
+                         body:bytes|None=None, # the JSON to log: the request's body as it came, or its columns (`columns` when None)
                         )->tuple:
     "Score the feature `columns`, log the request and wait for its commit; the record, the probabilities and the scores"
     from fastapi import HTTPException
@@ -245,7 +267,7 @@ async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_re
     _check_missing_values(service, columns)
     packing = asyncio.get_running_loop().run_in_executor(None, zlib.compress, body, 1) if body and len(body) > 65_536 else None
     try:
-        with np.errstate(all="ignore"): labels, probabilities = _predict(model, pd.DataFrame(columns))  # columns in the model's order
+        with np.errstate(all="ignore"): labels, probabilities = _predict(model, _frame_of(columns))  # columns in the model's order
     except Exception as error:
         raise HTTPException(422, f"The model could not score these records ({type(error).__name__}: {error}); check the values "
                                  f"against GET /v2/models/{service.name}") from None
@@ -354,7 +376,9 @@ def _add_server_routes(app, service:_Service, models:dict, tags:list, errors:dic
 # %% ../../nbs/deployment/03_app.ipynb #7fbc0389
 def _add_protocol_routes(app, service:_Service):
     "The Open Inference Protocol (v2) REST routes"
+    import pydantic_core
     from fastapi import Request
+    from fastapi.responses import Response
     models, tags = protocol_models(), ["Open Inference Protocol"]
     errors = {status: _ERROR_RESPONSES[status] for status in (400, 404, 413, 503)}
     _add_server_routes(app, service, models, tags, errors)
@@ -375,9 +399,11 @@ def _add_protocol_routes(app, service:_Service):
         inference, _ = await _read_body(request, InferenceRequest)
         names = requested_outputs(inference, service.task)
         columns = columns_from_tensors(inference.inputs, service.kinds, service.settings.max_batch_rows)
-        record, probabilities, _ = await _score_and_log(service, columns, "infer", inference.id)
-        return dict(model_name=service.name, model_version=str(service.version), id=inference.id,
-                    outputs=output_tensors(names, record, probabilities, label_datatype(service.task, service.classes)))
+        logged = pydantic_core.to_json(columns)  # the decoded columns, logged as JSON
+        record, probabilities, _ = await _score_and_log(service, columns, "infer", inference.id, body=logged)
+        answer = dict(model_name=service.name, model_version=str(service.version), id=inference.id,
+                      outputs=output_tensors(names, record, probabilities, label_datatype(service.task, service.classes)))
+        return Response(pydantic_core.to_json(answer), media_type="application/json")  # fits InferenceResponse: not validated again
 
     metadata_route = dict(response_model=models["ModelMetadata"], tags=tags, responses={404: errors[404]})
     ready_route = dict(response_model=models["ModelReadiness"], tags=tags, responses={404: errors[404], 503: errors[503]})

@@ -7,7 +7,9 @@ __all__ = ['PROTOCOL_OUTPUTS', 'learner_models', 'problems_text', 'ProtocolError
            'label_datatype', 'model_metadata_of', 'requested_outputs', 'output_tensors']
 
 # %% ../../nbs/deployment/02_protocol.ipynb #522d6191
-import math
+import itertools, math
+
+import numpy as np
 
 from ..data import Schema
 from .._toolbox import did_you_mean
@@ -195,16 +197,50 @@ def _check_value(value, datatype:str, tensor:str):
         raise ProtocolError(f"input {tensor!r} is {datatype} but holds {str(value)[:40]!r}{extra}")
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032-2
-def _tensor_values(tensor)->list:
-    "The flat values of a request tensor, checked against its shape and datatype"
-    if tensor.datatype not in _DATATYPES: raise ProtocolError(f"input {tensor.name!r} has the unknown datatype {tensor.datatype!r}; use one of {sorted(_DATATYPES)}")
-    if any(size < 0 for size in tensor.shape): raise ProtocolError(f"input {tensor.name!r} has a negative size in its shape {tensor.shape}")
+def _values_one_by_one(tensor, expected:int)->list:
+    "The flat values of a request tensor, checked one by one: the first bad value raises ProtocolError and is named"
     values = _flat_values(tensor.data, tensor.name)
-    expected = math.prod(tensor.shape)
     if len(values) != expected:
         raise ProtocolError(f"input {tensor.name!r} has shape {tensor.shape}, which holds {expected} values, but its data has {len(values)}")
     for value in values: _check_value(value, tensor.datatype, tensor.name)
     return values
+
+# %% ../../nbs/deployment/02_protocol.ipynb #712faf9d
+def _flat_evenly(data:list)->list|None:
+    "The values of a `data` list nested evenly (at each level, all items lists or none), row-major; None if it is nested unevenly"
+    values = data
+    while values and type(values[0]) is list:
+        if set(map(type, values)) != {list}: return None
+        values = list(itertools.chain.from_iterable(values))
+    return values
+
+# %% ../../nbs/deployment/02_protocol.ipynb #d63355ba
+_PYTHON_TYPES = {"BOOL": {bool}, "BYTES": {str}, **dict.fromkeys(_INTEGER_TYPES, {int}), **dict.fromkeys(_FLOAT_TYPES, {int, float})}
+
+def _as_floats(values:list)->np.ndarray|None:
+    "Numbers and nulls as one float array, null as NaN; None if a number is too large for a float"
+    try: return np.array(values, dtype=float)
+    except OverflowError: return None
+
+# %% ../../nbs/deployment/02_protocol.ipynb #85027616
+def _all_valid(values:list, datatype:str)->bool:
+    "Whether every value is a valid `datatype` value or null, checked for the whole tensor at once (False: look value by value)"
+    types = set(map(type, values)) - {type(None)}
+    if not types <= _PYTHON_TYPES[datatype]: return False
+    if not types or not (datatype in _FLOAT_TYPES or datatype.startswith("U")): return True
+    numbers = _as_floats(values)
+    if numbers is None: return False
+    if datatype in _FLOAT_TYPES: return int(np.isfinite(numbers).sum()) == len(values) - values.count(None)  # NaN only from nulls
+    return not (numbers < 0).any()  # unsigned
+
+# %% ../../nbs/deployment/02_protocol.ipynb #4b76ea44
+def _tensor_values(tensor)->list:
+    "The flat values of a request tensor, checked against its shape and datatype: all at once, else one by one to name the first bad value"
+    if tensor.datatype not in _DATATYPES: raise ProtocolError(f"input {tensor.name!r} has the unknown datatype {tensor.datatype!r}; use one of {sorted(_DATATYPES)}")
+    if any(size < 0 for size in tensor.shape): raise ProtocolError(f"input {tensor.name!r} has a negative size in its shape {tensor.shape}")
+    values, expected = _flat_evenly(tensor.data), math.prod(tensor.shape)
+    if values is not None and len(values) == expected and _all_valid(values, tensor.datatype): return values
+    return _values_one_by_one(tensor, expected)
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-033
 def _text_to_kind(value, kind:str, where:str):
@@ -231,6 +267,36 @@ def _check_kind(value, kind:str, where:str):
     if kind == "numeric": valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not valid: raise ProtocolError(f"{where}: {str(value)[:40]!r} is not a {kind} value")
 
+# %% ../../nbs/deployment/02_protocol.ipynb #fbde2dd3
+def _column_one_by_one(values:list, kind:str, where:str)->list:
+    "A matrix column's `values` as the feature's `kind`, converted and checked one by one: the first bad value raises ProtocolError"
+    column = [_text_to_kind(value, kind, where) for value in values]
+    for value in column: _check_kind(value, kind, where)
+    return column
+
+# %% ../../nbs/deployment/02_protocol.ipynb #373a6282
+_TRUE_TEXTS, _BOOLEAN_TEXTS = {"true", "1"}, {"true", "false", "1", "0"}
+
+def _texts_at_once(texts:list, kind:str)->list|None:
+    "A column of text as booleans, whole numbers or numbers, converted at once by the functions of the value-by-value pass; None if one does not convert"
+    if kind == "boolean":
+        lowered = list(map(str.lower, texts))
+        return [text in _TRUE_TEXTS for text in lowered] if set(lowered) <= _BOOLEAN_TEXTS else None
+    try: return list(map(int if kind == "integer" else float, texts))
+    except ValueError: return None
+
+# %% ../../nbs/deployment/02_protocol.ipynb #dd300a80
+_KIND_PYTHON_TYPES = {"boolean": {bool}, "integer": {int}, "numeric": {int, float}}
+
+def _column_at_once(values:list, kind:str)->list|None:
+    "A matrix column's `values` as the feature's `kind`, converted and checked for the whole column at once; None: look value by value"
+    types = set(map(type, values))
+    if kind in ("categorical", "text", "datetime"): return values if types <= {str, type(None)} else None
+    if types == {str}: values = _texts_at_once(values, kind)
+    elif not types <= _KIND_PYTHON_TYPES[kind]: return None  # a null, or a value of another type
+    if values is None or (kind == "numeric" and not _all_valid(values, "FP64")): return None  # NaN and infinity are not numbers here
+    return values
+
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-033-2
 def _matrix_columns(tensor, kinds:dict, max_rows:int)->dict:
     "The columns of one 2-D tensor of shape [rows, features], features in the model's order"
@@ -244,8 +310,8 @@ def _matrix_columns(tensor, kinds:dict, max_rows:int)->dict:
     _check_rows(tensor.shape[0], max_rows)
     columns = {}
     for position, (name, kind) in enumerate(kinds.items()):
-        column = [_text_to_kind(value, kind, f"input {tensor.name!r}, column {position} ({name})") for value in values[position::len(kinds)]]
-        for value in column: _check_kind(value, kind, f"input {tensor.name!r}, column {position} ({name})")
+        column = _column_at_once(values[position::len(kinds)], kind)
+        if column is None: column = _column_one_by_one(values[position::len(kinds)], kind, f"input {tensor.name!r}, column {position} ({name})")
         columns[name] = column
     return columns
 
