@@ -683,14 +683,19 @@ class _Pruning:
         return dict(removed, waiting_for_labels=_prune_counts(self._engine, retention, now)["waiting_for_labels"], bytes_freed=freed)
 
     def start_pruning(self, every:float=3600, # seconds between two prunes, the first `every` seconds from now
+                      retention:Retention|None=None, # what to keep; None: the log's own `retention`
                       batch_size:int=200, pause:float=0.002): # as for `prune`
-        "Prune with the log's `retention` every `every` seconds on a thread of its own (a server does this), until `close`"
-        _check_prune_arguments(self.retention, batch_size, pause)
+        "Prune with `retention` every `every` seconds on a thread of its own (a server does this), until `close`"
+        retention = self.retention if retention is None else retention
+        _check_prune_arguments(retention, batch_size, pause)
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not 0 < every < math.inf:
             raise ServingError(f"every must be a positive number of seconds, got {every!r}")
         if self._pruner is not None: raise ServingError("This log is pruning already: start_pruning once")
-        self._pruner = _Pruner(lambda stopping: self._prune_once(None, None, False, False, batch_size, pause, stopping), every)
+        self._pruner = _Pruner(lambda stopping: self._prune_once(retention, None, False, False, batch_size, pause, stopping), every)
         self._pruner.start()
+
+    @property
+    def pruning(self)->bool: return self._pruner is not None and self._pruner.is_alive() # whether `start_pruning` runs
 
     def _stop_pruning(self):
         if self._pruner is not None: self._pruner.stop()
