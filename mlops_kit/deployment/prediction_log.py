@@ -81,7 +81,9 @@ def _sqlite_engine(path:Path, synchronous:str):
     @sa.event.listens_for(engine, "connect")
     def prepare(connection, _):
         connection.isolation_level = None  # sqlite3 starts no transaction of its own: SQLAlchemy's begin does, below
-        for setting in ("auto_vacuum=INCREMENTAL", "journal_mode=WAL", f"synchronous={synchronous}", "wal_autocheckpoint=0"): connection.execute(f"PRAGMA {setting}")
+        if connection.execute("PRAGMA page_count").fetchone()[0] == 0:  # a new file: setting it on a made one would write to it
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        for setting in ("journal_mode=WAL", f"synchronous={synchronous}", "wal_autocheckpoint=0"): connection.execute(f"PRAGMA {setting}")
 
     sa.event.listen(engine, "begin", lambda connection: connection.connection.driver_connection.execute("BEGIN"))  # to sqlite3 directly: cheaper
     return engine
