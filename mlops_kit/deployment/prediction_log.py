@@ -575,12 +575,12 @@ def _prune_counts(engine, retention:Retention, now:float)->dict:
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-next-batch
 def _next_batch(engine, retention:Retention, now:float, size:int)->list:
-    "The oldest `size` prunable requests as (seq, request_id, cases), read on a connection of the pool"
+    "The `size` oldest prunable requests as (seq, request_id, cases), found through the index on `received_at`, on a connection of the pool"
     import sqlalchemy as sa
     requests = _log_tables()[0]
     with engine.connect() as connection:
         statement = sa.select(requests.c.seq, requests.c.request_id, requests.c.n_rows).where(_prunable(retention, now))
-        return list(map(tuple, connection.execute(statement.order_by(requests.c.seq).limit(size))))
+        return list(map(tuple, connection.execute(statement.order_by(requests.c.received_at, requests.c.seq).limit(size))))
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-delete-batch
 def _delete_batch(connection, batch:list)->int:
@@ -589,6 +589,17 @@ def _delete_batch(connection, batch:list)->int:
     labels = connection.execute(feedback.delete().where(feedback.c.request_id.in_([request_id for _, request_id in batch]))).rowcount
     connection.execute(requests.delete().where(requests.c.seq.in_([seq for seq, _ in batch])))
     return labels
+
+# %% ../../nbs/deployment/01_prediction_log.ipynb #ret-paced
+_BATCH_SECONDS, _REST_PER_WORK = 0.005, 9  # a batch aims at 5 ms, then rests 9 times as long: a tenth of the time at most
+
+def _paced(work, pause:float, stopping:threading.Event)->tuple:
+    "Run `work()`, then rest `pause` seconds, or `_REST_PER_WORK` times as long as it took if that is longer; (what it returned, the seconds it took)"
+    started = time.perf_counter()
+    result = work()
+    took = time.perf_counter() - started
+    stopping.wait(max(pause, _REST_PER_WORK * took))
+    return result, took
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-check-prune
 def _check_prune_arguments(retention, batch_size, pause):
@@ -603,39 +614,41 @@ def _check_prune_arguments(retention, batch_size, pause):
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-prune-fn
 def _prune(engine, writer, retention:Retention, now:float, batch_size:int, pause:float, stopping:threading.Event)->dict:
-    "Delete what `retention` removes at `now`, `batch_size` requests per transaction, `pause` seconds apart, until done or `stopping`"
-    removed = dict(requests=0, cases=0, labels=0)
+    "Delete what `retention` removes at `now` in paced batches of at most `batch_size` requests, until done or `stopping`"
+    removed, size = dict(requests=0, cases=0, labels=0), min(batch_size, 50)
+    def read_and_delete(size:int)->tuple[list, int]:
+        batch = _next_batch(engine, retention, now, size)
+        pairs = [(seq, request_id) for seq, request_id, _ in batch]
+        return batch, writer.run_alone(lambda connection: _delete_batch(connection, pairs)) if batch else 0
     while not stopping.is_set():
-        batch = _next_batch(engine, retention, now, batch_size)
+        (batch, labels), took = _paced(lambda: read_and_delete(size), pause, stopping)
         if not batch: break
-        labels = writer.run_alone(lambda connection: _delete_batch(connection, [(seq, request_id) for seq, request_id, _ in batch]))
         removed = dict(requests=removed["requests"] + len(batch), cases=removed["cases"] + sum(cases for *_, cases in batch),
                        labels=removed["labels"] + labels)
-        if len(batch) < batch_size: break
-        stopping.wait(pause)
+        size = max(1, min(batch_size, round(len(batch) * _BATCH_SECONDS / max(took, 1e-4))))  # the size that takes about 5 ms
     return removed
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-sqlite-space
-_VACUUM_STEP_PAGES = 1024
+_VACUUM_STEP_PAGES = 256
 
-def _sqlite_pages(writer, full:bool)->tuple[int, int]:
-    "Free pages of a SQLite log given back: in incremental steps, or by a full VACUUM if `full`; (pages before, pages after)"
+def _sqlite_pages(writer, full:bool, pause:float, stopping:threading.Event)->tuple[int, int]:
+    "Free pages of a SQLite log given back: in paced incremental steps, or by a full VACUUM if `full`; (pages before, pages after)"
     pragma = lambda name: writer.run_on_driver(lambda driver: driver.execute(f"PRAGMA {name}").fetchone()[0])
     before = pragma("page_count")
     if full: writer.run_on_driver(lambda driver: driver.executescript("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;"))
     elif pragma("auto_vacuum") == 2:  # INCREMENTAL
-        while pragma("freelist_count"):  # executescript steps the pragma to its end: execute would free one page
-            writer.run_on_driver(lambda driver: driver.executescript(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES});"))
+        while pragma("freelist_count") and not stopping.is_set():  # executescript steps the pragma to its end: execute would free one page
+            _paced(lambda: writer.run_on_driver(lambda driver: driver.executescript(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES});")), pause, stopping)
     return before, pragma("page_count")
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-give-back
-def _give_space_back(engine, writer, full:bool)->int|None:
+def _give_space_back(engine, writer, full:bool, pause:float, stopping:threading.Event)->int|None:
     "Give the space of deleted rows back (see above); the bytes the SQLite file shrank by once checkpointed (None for PostgreSQL)"
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM requests, feedback")
         return None
-    before, after = _sqlite_pages(writer, full)
+    before, after = _sqlite_pages(writer, full, pause, stopping)
     page_size = writer.run_on_driver(lambda driver: driver.execute("PRAGMA page_size").fetchone()[0])
     return (before - after) * page_size
 
@@ -669,8 +682,8 @@ class _Pruning:
               now=None, # the time to prune at, like `window`'s `since`; None: now
               dry_run:bool=False, # only count what would be removed
               vacuum:bool=False, # SQLite: then rewrite the whole file (a full VACUUM, which blocks commits while it runs)
-              batch_size:int=200, # requests deleted per transaction
-              pause:float=0.002, # seconds between two batches, for the service's commits
+              batch_size:int=200, # at most this many requests deleted per transaction (a batch aims at 5 ms)
+              pause:float=0.002, # seconds at least between two batches (and 4 times a batch's time), for the service's commits
              )->dict:
         "Remove the requests `retention` no longer keeps, with their labels, and give the space back; what was (dry: would be) removed"
         return self._prune_once(retention, now, dry_run, vacuum, batch_size, pause, threading.Event())
@@ -681,7 +694,7 @@ class _Pruning:
         now = time.time() if now is None else _utc_seconds(now, "now")
         if dry_run: return _prune_counts(self._engine, retention, now)
         removed = _prune(self._engine, self._writer, retention, now, batch_size, pause, stopping)
-        freed = _give_space_back(self._engine, self._writer, vacuum) if (removed["requests"] or vacuum) and not stopping.is_set() else 0
+        freed = _give_space_back(self._engine, self._writer, vacuum, pause, stopping) if (removed["requests"] or vacuum) and not stopping.is_set() else 0
         return dict(removed, waiting_for_labels=_prune_counts(self._engine, retention, now)["waiting_for_labels"], bytes_freed=freed)
 
     def start_pruning(self, every:float=3600, # seconds between two prunes, the first `every` seconds from now
