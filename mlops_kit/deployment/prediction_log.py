@@ -613,9 +613,9 @@ def _check_prune_arguments(retention, batch_size, pause):
         raise ServingError(f"pause must be a number of seconds >= 0, got {pause!r}")
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-prune-fn
-def _prune(engine, writer, retention:Retention, now:float, batch_size:int, pause:float, stopping:threading.Event)->dict:
-    "Delete what `retention` removes at `now` in paced batches of at most `batch_size` requests, until done or `stopping`"
-    removed, size = dict(requests=0, cases=0, labels=0), min(batch_size, 50)
+def _prune(engine, writer, retention:Retention, now:float, batch_size:int, pause:float, stopping:threading.Event, timed:bool)->dict:
+    "Delete what `retention` removes at `now` in paced batches of at most `batch_size` requests (sized to 5 ms if `timed`), until done or `stopping`"
+    removed, size = dict(requests=0, cases=0, labels=0), min(batch_size, 50) if timed else batch_size
     def read_and_delete(size:int)->tuple[list, int]:
         batch = _next_batch(engine, retention, now, size)
         pairs = [(seq, request_id) for seq, request_id, _ in batch]
@@ -625,7 +625,7 @@ def _prune(engine, writer, retention:Retention, now:float, batch_size:int, pause
         if not batch: break
         removed = dict(requests=removed["requests"] + len(batch), cases=removed["cases"] + sum(cases for *_, cases in batch),
                        labels=removed["labels"] + labels)
-        size = max(1, min(batch_size, round(len(batch) * _BATCH_SECONDS / max(took, 1e-4))))  # the size that takes about 5 ms
+        if timed: size = max(1, min(batch_size, round(len(batch) * _BATCH_SECONDS / max(took, 1e-4))))  # the size that takes about 5 ms
     return removed
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-sqlite-space
@@ -693,7 +693,7 @@ class _Pruning:
         _check_prune_arguments(retention, batch_size, pause)
         now = time.time() if now is None else _utc_seconds(now, "now")
         if dry_run: return _prune_counts(self._engine, retention, now)
-        removed = _prune(self._engine, self._writer, retention, now, batch_size, pause, stopping)
+        removed = _prune(self._engine, self._writer, retention, now, batch_size, pause, stopping, timed=self._cheap)
         freed = _give_space_back(self._engine, self._writer, vacuum, pause, stopping) if (removed["requests"] or vacuum) and not stopping.is_set() else 0
         return dict(removed, waiting_for_labels=_prune_counts(self._engine, retention, now)["waiting_for_labels"], bytes_freed=freed)
 
