@@ -683,9 +683,9 @@ class _Pruning:
               dry_run:bool=False, # only count what would be removed
               vacuum:bool=False, # SQLite: then rewrite the whole file (a full VACUUM, which blocks commits while it runs)
               batch_size:int=200, # at most this many requests deleted per transaction (a batch aims at 5 ms)
-              pause:float=0.002, # seconds at least between two batches (and 4 times a batch's time), for the service's commits
+              pause:float=0.002, # seconds at least between two batches (and 9 times a batch's time), for the service's commits
              )->dict:
-        "Remove the requests `retention` no longer keeps, with their labels, and give the space back; what was (dry: would be) removed"
+        "Remove the requests `retention` no longer keeps, with their labels, and give the space back; what was (dry: would be) removed. Raises ServingError for bad arguments, before anything is removed"
         return self._prune_once(retention, now, dry_run, vacuum, batch_size, pause, threading.Event())
 
     def _prune_once(self, retention, now, dry_run, vacuum, batch_size, pause, stopping:threading.Event)->dict:
