@@ -288,6 +288,8 @@ def _add_serve_command(subcommands):
 def _run_serve(args) -> int:
     from mlops_kit.deployment import ServiceSettings, serve
     if not args.models.is_dir(): raise FileNotFoundError(f"{args.models}: no model registry folder here; give --models")
+    if args.label_delay_days and args.retention_days is None:
+        raise MlopsKitError("--label-delay-days only matters with --retention-days: give --retention-days too (without it the log keeps everything)")
     settings = ServiceSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes, retention_days=args.retention_days,
                                label_delay_days=args.label_delay_days, prune_every=args.prune_every)
     serve(args.models, args.name, args.version, args.host, args.port, args.log, settings, echo=lambda text: print(text, flush=True))
