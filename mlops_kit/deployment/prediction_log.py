@@ -591,7 +591,7 @@ def _delete_batch(connection, batch:list)->int:
     return labels
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-paced
-_BATCH_SECONDS, _REST_PER_WORK = 0.005, 9  # a batch aims at 5 ms, then rests 9 times as long: a tenth of the time at most
+_BATCH_SECONDS, _REST_PER_WORK = 0.005, 19  # a batch aims at 5 ms, then rests 19 times as long: a twentieth of the time at most
 
 def _paced(work, pause:float, stopping:threading.Event)->tuple:
     "Run `work()`, then rest `pause` seconds, or `_REST_PER_WORK` times as long as it took if that is longer; (what it returned, the seconds it took)"
@@ -682,7 +682,7 @@ class _Pruning:
               dry_run:bool=False, # only count what would be removed
               vacuum:bool=False, # SQLite: then rewrite the whole file (a full VACUUM, which blocks commits while it runs)
               batch_size:int=200, # at most this many requests deleted per transaction (a batch aims at 5 ms)
-              pause:float=0.002, # seconds at least between two batches (and 9 times a batch's time), for the service's commits
+              pause:float=0.002, # seconds at least between two batches (and 19 times a batch's time), for the service's commits
              )->dict:
         "Remove the requests `retention` no longer keeps, with their labels, and give the space back; what was (dry: would be) removed. Raises ServingError for bad arguments, before anything is removed"
         return self._prune_once(retention, now, dry_run, vacuum, batch_size, pause, threading.Event())
