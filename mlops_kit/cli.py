@@ -194,6 +194,25 @@ def _minutes_option(text:str)->float:
     if not math.isfinite(value * 60) or value < 0: raise argparse.ArgumentTypeError(f"must be a number of minutes >= 0, got {text!r}")
     return value
 
+# %% ../nbs/90_cli.ipynb #cli-number-option
+def _number_option(unit:str, zero:bool=False):
+    "An argparse `type`: a finite number of `unit` above 0 (or from 0 if `zero`); anything else is refused with the value given"
+    def number(text:str)->float:
+        try: value = float(text)
+        except ValueError: value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be a number of {unit} {'>=' if zero else '>'} 0, got {text!r}")
+        return value
+    return number
+
+# %% ../nbs/90_cli.ipynb #cli-retention-options
+def _add_retention_options(parser, required:bool):
+    "The options of a prediction log's retention: --retention-days (`required` or not) and --label-delay-days"
+    parser.add_argument("--retention-days", type=_number_option("days"), required=required, metavar="DAYS",
+                        help="keep the requests of the last DAYS days" + ("" if required else " (default: keep everything)"))
+    parser.add_argument("--label-delay-days", type=_number_option("days", zero=True), default=0, metavar="DAYS",
+                        help="labels arrive up to DAYS days late: an unlabelled prediction this young is kept (default: 0)")
+
 # %% ../nbs/90_cli.ipynb #cli-exp-code-2
 def _add_experiment_command(subcommands):
     "`mlops-kit experiment worker|cleanup`: work on an experiment grid's study from a terminal"
@@ -248,14 +267,53 @@ def _add_serve_command(subcommands):
     parser.add_argument("--log", default="predictions.db", help="prediction log: a SQLite path or postgresql://... (default: predictions.db)")
     parser.add_argument("--max-batch-rows", type=_whole_option(1), default=10_000, help="records per request (default: 10000)")
     parser.add_argument("--max-body-bytes", type=_whole_option(1), default=16 * 2**20, help="bytes per request body (default: 16 MiB)")
+    _add_retention_options(parser, required=False)
+    parser.add_argument("--prune-every", type=_number_option("seconds"), default=3600, help="seconds between two prunes (default: 3600)")
     parser.set_defaults(run=_run_serve)
 
 # %% ../nbs/90_cli.ipynb #cli-serve-code-1
 def _run_serve(args) -> int:
     from mlops_kit.deployment import ServiceSettings, serve
     if not args.models.is_dir(): raise FileNotFoundError(f"{args.models}: no model registry folder here; give --models")
-    settings = ServiceSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes)
+    if args.label_delay_days and args.retention_days is None:
+        raise MlopsKitError("--label-delay-days only matters with --retention-days: give --retention-days too (without it the log keeps everything)")
+    settings = ServiceSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes, retention_days=args.retention_days,
+                               label_delay_days=args.label_delay_days, prune_every=args.prune_every)
     serve(args.models, args.name, args.version, args.host, args.port, args.log, settings, echo=lambda text: print(text, flush=True))
+    return 0
+
+# %% ../nbs/90_cli.ipynb #cli-log-code
+def _add_log_command(subcommands):
+    "`mlops-kit log prune`: apply a retention to a prediction log"
+    parser = subcommands.add_parser("log", help="look after a prediction log: prune it", description="Look after the prediction log of `mlops-kit serve`.")
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    prune = actions.add_parser("prune", help="remove the requests a retention no longer keeps, and give the space back",
+        description="Remove the requests received before the retention period, with their labels, except those still waiting for "
+                    "a label within the label delay; then give the space back (SQLite: incremental vacuum; PostgreSQL: VACUUM).")
+    prune.add_argument("log", metavar="LOG", help="the prediction log: a SQLite path, sqlite:///PATH or postgresql://user:password@host/db")
+    _add_retention_options(prune, required=True)
+    prune.add_argument("--dry-run", action="store_true", help="print what would be removed; remove nothing")
+    prune.add_argument("--vacuum", action="store_true", help="SQLite: then rewrite the whole file (blocks the service's commits while it runs)")
+    prune.add_argument("--batch-size", type=_whole_option(1), default=200, help="requests deleted per transaction (default: 200)")
+    prune.set_defaults(run=_run_log_prune)
+
+# %% ../nbs/90_cli.ipynb #cli-log-code-1
+def _existing_log(location:str)->str:
+    "`location`, unless it names a SQLite file that is not there (raises FileNotFoundError: a prune must not make a log)"
+    path = location.removeprefix("sqlite:///") if location.startswith("sqlite:///") else None if "://" in location else location
+    if path is not None and not Path(path).is_file(): raise FileNotFoundError(2, "no prediction log here", path)
+    return location
+
+# %% ../nbs/90_cli.ipynb #cli-log-code-2
+def _run_log_prune(args) -> int:
+    from mlops_kit.deployment import PredictionLog, Retention
+    retention = Retention(args.retention_days, args.label_delay_days)
+    with PredictionLog(_existing_log(args.log)) as log:
+        done = log.prune(retention, dry_run=args.dry_run, vacuum=args.vacuum, batch_size=args.batch_size)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {done['requests']:,} request(s) ({done['cases']:,} case(s), {done['labels']:,} label(s)); "
+          f"{done['waiting_for_labels']:,} older request(s) kept, waiting for labels"
+          + ("" if args.dry_run or done["bytes_freed"] is None else f"; {done['bytes_freed'] / 1e6:,.1f} MB given back"))
     return 0
 
 # %% ../nbs/90_cli.ipynb #cli-tour-code
@@ -409,7 +467,7 @@ def _run_seal(args) -> int:
     return 0
 
 # %% ../nbs/90_cli.ipynb #08a4f98b
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_tour_command, _add_practice_commands]
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_log_command, _add_tour_command, _add_practice_commands]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"

@@ -20,11 +20,14 @@ from .protocol import (ProtocolError, columns_from_tensors, label_datatype, lear
 # %% ../../nbs/deployment/03_app.ipynb #srv-045
 @dataclass
 class ServiceSettings:
-    "What an operator may tune: request limits, the prediction log's commit grouping; raises ServingError for a value out of range"
+    "What an operator may tune: request limits, the prediction log's commit grouping and retention; raises ServingError for a value out of range"
     max_batch_rows:int = 10_000 # records (or tensor rows) per request
     max_body_bytes:int = 16 * 2**20 # bytes per request body
     max_group:int = 1024 # requests that may share one commit of the prediction log
     trusted_extra:tuple = () # model types outside the registry's allow-list, trusted on purpose
+    retention_days:float|None = None # prune requests received more than this many days ago (None: keep everything)
+    label_delay_days:float = 0 # but keep a prediction waiting for its label this many days
+    prune_every:float = 3600 # seconds between two prunes of the running service
 
     def __post_init__(self):
         for name in ["max_batch_rows", "max_body_bytes", "max_group"]:
@@ -33,6 +36,16 @@ class ServiceSettings:
                 raise ServingError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.trusted_extra, (tuple, list)):
             raise ServingError(f"trusted_extra must be a tuple of types trusted on purpose, got {self.trusted_extra!r}")
+        if isinstance(self.prune_every, bool) or not isinstance(self.prune_every, (int, float)) or not 0 < self.prune_every < float("inf"):
+            raise ServingError(f"prune_every must be a positive number of seconds, got {self.prune_every!r}")
+        self.retention()  # raises for retention_days or label_delay_days out of range
+
+    def retention(self):
+        "The prediction log's `Retention` these settings ask for; None keeps everything"
+        from mlops_kit.deployment.prediction_log import Retention
+        if self.retention_days is not None: return Retention(self.retention_days, self.label_delay_days)
+        if self.label_delay_days != 0: raise ServingError("label_delay_days only matters with retention_days: give retention_days too")
+        return None
 
 # %% ../../nbs/deployment/03_app.ipynb #srv-038
 class _BatchHistogram:
@@ -505,12 +518,14 @@ def _check_model_choice(name, version, alias):
 
 # %% ../../nbs/deployment/03_app.ipynb #451e734e
 def _lifespan(service:_Service):
-    "The app's startup and shutdown: verify the model, make the log, load the model in the background; close the log at the end"
+    "The app's startup and shutdown: verify the model, make the log, start pruning it, load the model in the background; close the log at the end"
     @contextlib.asynccontextmanager
     async def lifespan(app):
         try:
             service.verify()  # a changed or untrusted artifact stops the server here, before it accepts a request
             service.open_log()  # and only then is the log made
+            retention = service.settings.retention() or service.log.retention  # the settings', else the log's own
+            if retention is not None and not service.log.pruning: service.log.start_pruning(service.settings.prune_every, retention)
         except Exception as error:
             service.startup_error = f"{type(error).__name__}: {error}"
             raise
@@ -527,7 +542,7 @@ def create_app(registry, # a `ModelRegistry`, or the folder of one
                version:int|None=None, # its version; None: the one `alias` points to
                alias:str|None="champion", # the alias to serve when `version` is None (None: the latest version)
                log=DEFAULT_LOG, # a `PredictionLog`, or its path or URL
-               settings:ServiceSettings|None=None, # request limits and log settings
+               settings:ServiceSettings|None=None, # request limits and log settings (commit grouping, retention)
               ):
     "A FastAPI app serving a registered model; raises UnknownVersionError, RegistryError, ServingError for bad arguments. A log given as a path is made when the server starts"
     from fastapi import FastAPI
