@@ -148,8 +148,10 @@ def start_mlserver(python: Path, folder: Path, first_body: bytes, timeout: float
 
 
 def mlserver_versions(python: Path) -> str:
-    script = "from importlib.metadata import version\nprint(', '.join(f'{name} {version(name)}' for name in ['mlserver', 'mlserver-sklearn', 'uvloop', 'uvicorn', 'fastapi', 'pydantic']))"
-    return subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    "The versions of MLServer's main packages in its environment"
+    script = "import sys\nfrom importlib.metadata import version\nprint(', '.join(f'{name} {version(name)}' for name in sys.argv[1:]))"
+    names = ["mlserver", "mlserver-sklearn", "uvloop", "uvicorn", "fastapi", "pydantic"]
+    return subprocess.run([str(python), "-c", script, *names], capture_output=True, text=True, check=True).stdout.strip()
 
 
 # ---- the load generator, run in its own process by `--load`
