@@ -58,3 +58,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/grading.py
 	$(BIN)/python bench/journal.py
+	$(BIN)/python bench/protocol.py
+	$(BIN)/python bench/prune.py
