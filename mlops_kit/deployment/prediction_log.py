@@ -613,19 +613,20 @@ def _check_prune_arguments(retention, batch_size, pause):
         raise ServingError(f"pause must be a number of seconds >= 0, got {pause!r}")
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-prune-fn
+_SMALLEST_BATCH = 50  # on a busy machine a batch's time is mostly waiting for the processor: never shrink below this
+
 def _prune(engine, writer, retention:Retention, now:float, batch_size:int, pause:float, stopping:threading.Event, timed:bool)->dict:
     "Delete what `retention` removes at `now` in paced batches of at most `batch_size` requests (sized to 5 ms if `timed`), until done or `stopping`"
-    removed, size = dict(requests=0, cases=0, labels=0), min(batch_size, 50) if timed else batch_size
-    def read_and_delete(size:int)->tuple[list, int]:
-        batch = _next_batch(engine, retention, now, size)
-        pairs = [(seq, request_id) for seq, request_id, _ in batch]
-        return batch, writer.run_alone(lambda connection: _delete_batch(connection, pairs)) if batch else 0
+    removed, smallest = dict(requests=0, cases=0, labels=0), min(batch_size, _SMALLEST_BATCH)
+    size = smallest if timed else batch_size
     while not stopping.is_set():
-        (batch, labels), took = _paced(lambda: read_and_delete(size), pause, stopping)
+        batch = _next_batch(engine, retention, now, size)  # read on a connection of the pool: the writer is not held meanwhile
         if not batch: break
+        pairs = [(seq, request_id) for seq, request_id, _ in batch]
+        labels, took = _paced(lambda: writer.run_alone(lambda connection: _delete_batch(connection, pairs)), pause, stopping)
         removed = dict(requests=removed["requests"] + len(batch), cases=removed["cases"] + sum(cases for *_, cases in batch),
                        labels=removed["labels"] + labels)
-        if timed: size = max(1, min(batch_size, round(len(batch) * _BATCH_SECONDS / max(took, 1e-4))))  # the size that takes about 5 ms
+        if timed: size = max(smallest, min(batch_size, round(len(batch) * _BATCH_SECONDS / max(took, 1e-4))))  # about 5 ms
     return removed
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-sqlite-space
