@@ -550,13 +550,16 @@ class Retention:
                 raise ServingError(f"Retention {name} must be a {smallest} number of days, got {value!r}")
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-prunable
+def _received_before(days:float, now:float):
+    "The condition on `requests`: received more than `days` days before `now` (seconds since the epoch)"
+    return _log_tables()[0].c.received_at < now - days * _SECONDS_PER_DAY
+
 def _prunable(retention:Retention, now:float):
     "The condition on `requests` of the requests `retention` removes at time `now` (seconds since the epoch)"
     import sqlalchemy as sa
     requests, feedback = _log_tables()
     labels = sa.select(sa.func.count()).where(feedback.c.request_id == requests.c.request_id).correlate(requests).scalar_subquery()
-    old = requests.c.received_at < now - retention.days * _SECONDS_PER_DAY
-    past_label_delay = requests.c.received_at < now - retention.label_delay_days * _SECONDS_PER_DAY
+    old, past_label_delay = _received_before(retention.days, now), _received_before(retention.label_delay_days, now)
     return sa.and_(old, sa.or_(past_label_delay, labels >= requests.c.n_rows))
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-prune-counts
@@ -565,7 +568,7 @@ def _prune_counts(engine, retention:Retention, now:float)->dict:
     import sqlalchemy as sa
     requests, feedback = _log_tables()
     prunable = _prunable(retention, now)
-    old = requests.c.received_at < now - retention.days * _SECONDS_PER_DAY
+    old = _received_before(retention.days, now)
     with engine.connect() as connection:
         removed, cases = connection.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(requests.c.n_rows), 0)).where(prunable)).one()
         labels = connection.execute(sa.select(sa.func.count()).select_from(feedback).where(
