@@ -4,7 +4,9 @@ The model is the design lesson's simple model, trained on the case study's first
 threshold. Three servers run side by side, each in its own process tree:
 
 - ours: `mlops_kit.deployment.create_app`, logging every request to a SQLite prediction log before it answers; measured on
-  `/predict` (JSON records) and on the Open Inference Protocol's `/v2/models/churn/infer` (V2 columnar tensors);
+  `/predict` (JSON records) and on the Open Inference Protocol's `/v2/models/churn/infer` (V2 columnar tensors); with one
+  scoring process (`ServiceSettings(scoring_processes=1)`: batches of 100 rows or more are scored in a worker process
+  while the server reads the next request), as MLServer's default of one inference worker; --scoring-processes changes it;
 - bare: one idiomatic FastAPI route, `async def` like ours, that takes the same JSON records, builds a DataFrame and
   calls `predict_proba`; no schema checks, no log, no metrics;
 - mlserver: MLServer 1.7 with mlserver-sklearn, serving the same registered version saved with joblib (the form
@@ -34,7 +36,7 @@ each server's whole process tree. Printed: p50 and p99 latency, throughput and s
 (target: at most 1.0x its p50 and at least 1.0x its throughput, both sizes); and the floor, the pipeline's own
 `predict_proba` on a prepared DataFrame.
 
-    python bench/serving.py [--rounds 5] [--seconds 5] [--servers ours,bare,mlserver] [--mlserver-workers N]
+    python bench/serving.py [--rounds 5] [--seconds 5] [--servers ours,bare,mlserver] [--mlserver-workers N] [--scoring-processes N]
 """
 import argparse, asyncio, contextlib, json, os, platform, signal, socket, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -80,12 +82,12 @@ def bare_app(registry_folder):
     return app
 
 
-def serve(which: str, port: int, registry_folder: str, log: str):
+def serve(which: str, port: int, registry_folder: str, log: str, scoring_processes: int = 0):
     "Run `which` server on `port` until killed; both servers get the same uvicorn settings"
     import uvicorn
     if which == "ours":
-        from mlops_kit.deployment import create_app
-        app = create_app(registry_folder, name=MODEL, log=log)
+        from mlops_kit.deployment import ServiceSettings, create_app
+        app = create_app(registry_folder, name=MODEL, log=log, settings=ServiceSettings(scoring_processes=scoring_processes))
     else:
         app = bare_app(registry_folder)
     uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, http="httptools", log_level="warning", access_log=False)).run()
@@ -282,11 +284,11 @@ def wait_until_ready(which: str, process, url: str, path: str, body: bytes, time
         time.sleep(0.2)
 
 
-def start_server(which: str, registry_folder: Path, log: Path, first_body: bytes, timeout: float = 120):
+def start_server(which: str, registry_folder: Path, log: Path, first_body: bytes, scoring_processes: int = 0, timeout: float = 120):
     "A server process for `which` ('ours' or 'bare'), once it answers a /predict"
     port = free_port()
     process = subprocess.Popen([sys.executable, __file__, "--serve", which, "--port", str(port), "--registry", str(registry_folder),
-                                "--log", str(log)], start_new_session=True)
+                                "--log", str(log), "--scoring-processes", str(scoring_processes)], start_new_session=True)
     try: return process, wait_until_ready(which, process, f"http://{HOST}:{port}", PATHS["predict"], first_body, timeout)
     except RuntimeError:
         stop(process)
@@ -381,7 +383,7 @@ def check_http_and_loop(which: str, process):
     if missing: raise RuntimeError(f"The {which} server runs without {' and '.join(missing)}: the servers' HTTP stacks differ; install them in its environment")
 
 
-def start_servers(servers: list, scratch: Path, bodies: dict, handle, processes: list, workers: int | None) -> tuple:
+def start_servers(servers: list, scratch: Path, bodies: dict, handle, processes: list, workers: int | None, scoring_processes: int) -> tuple:
     "Each of `servers` started and ready, its process added to `processes`; their processes and urls by name"
     urls, started = {}, {}
     for which in servers:
@@ -392,7 +394,8 @@ def start_servers(servers: list, scratch: Path, bodies: dict, handle, processes:
             folder = write_mlserver_repository(scratch / "mlserver", handle.pipeline, handle.version, ports, workers)
             started[which], urls[which] = start_mlserver(python, folder, first_body(bodies["v2", 1]))
         else:
-            started[which], urls[which] = start_server(which, scratch / "models", scratch / "predictions.db", first_body(bodies["predict", 1]))
+            started[which], urls[which] = start_server(which, scratch / "models", scratch / "predictions.db", first_body(bodies["predict", 1]),
+                                                       scoring_processes if which == "ours" else 0)
         processes.append(started[which])
         check_http_and_loop(which, started[which])
     return started, urls
@@ -416,11 +419,11 @@ def main(args):
             handle = registry.load(MODEL)
             bodies = {(endpoint, rows): write_bodies(scratch, later, rows, endpoint) for endpoint in PATHS for rows in SIZES}
             floors = {rows: floor_ms(handle.pipeline, later, rows, repeats=200 if rows == 1 else 50) for rows in SIZES}
-            started, urls = start_servers(servers, scratch, bodies, handle, processes, args.mlserver_workers)
+            started, urls = start_servers(servers, scratch, bodies, handle, processes, args.mlserver_workers, args.scoring_processes)
             check_outputs(urls, bodies, handle.pipeline, later, max(SIZES))
             print(f"{len(later):,} case-study rows from the months after training, model {MODEL} v{handle.version}; every server's probabilities "
                   f"equal the pipeline's within {TOLERANCE:g}; {HOST}, uvicorn with httptools, log level warning, no access log, no response "
-                  f"compression; {args.rounds} rounds of {args.seconds:g} s per server, endpoint and size after a warm-up round")
+                  f"compression; ours with {args.scoring_processes} scoring process(es) for batches of 100 rows or more; {args.rounds} rounds of {args.seconds:g} s per server, endpoint and size after a warm-up round")
             runs = {(which, endpoint, rows): [] for which, endpoint in measured for rows in SIZES}
             for round_number in range(args.rounds + 1):
                 for rows, concurrency in SIZES.items():
@@ -507,6 +510,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5, help="seconds of load per round, server, endpoint and size (5)")
     parser.add_argument("--servers", type=server_list, default=SERVERS, help=f"the servers to run, comma-separated ({','.join(SERVERS)})")
     parser.add_argument("--mlserver-workers", type=int, default=None, help="MLServer's parallel_workers (its default, 1; 0: score in the server's process)")
+    parser.add_argument("--scoring-processes", type=int, default=1,
+                        help="ours: scoring processes for batches of 100 rows or more (1, as MLServer's default of one inference worker; 0: none)")
     parser.add_argument("--serve", choices=["ours", "bare"], help=argparse.SUPPRESS) # internal: run one server
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--registry", help=argparse.SUPPRESS)
@@ -516,6 +521,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--path", default="/predict", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    if arguments.serve: serve(arguments.serve, arguments.port, arguments.registry, arguments.log)
+    if arguments.serve: serve(arguments.serve, arguments.port, arguments.registry, arguments.log, arguments.scoring_processes)
     elif arguments.load: run_load(arguments.load, arguments.bodies, arguments.concurrency, arguments.seconds, arguments.path)
     else: main(arguments)

@@ -269,6 +269,10 @@ def _add_serve_command(subcommands):
     parser.add_argument("--max-body-bytes", type=_whole_option(1), default=16 * 2**20, help="bytes per request body (default: 16 MiB)")
     _add_retention_options(parser, required=False)
     parser.add_argument("--prune-every", type=_number_option("seconds"), default=3600, help="seconds between two prunes (default: 3600)")
+    parser.add_argument("--scoring-processes", type=_whole_option(0, 64), default=0, metavar="N",
+                        help="worker processes that score large batches while the server reads the next requests (default: 0, none)")
+    parser.add_argument("--process-batch-rows", type=_whole_option(1), default=100, metavar="ROWS",
+                        help="with --scoring-processes: the smallest batch sent to a scoring process (default: 100)")
     parser.set_defaults(run=_run_serve)
 
 # %% ../nbs/90_cli.ipynb #cli-serve-code-1
@@ -278,7 +282,8 @@ def _run_serve(args) -> int:
     if args.label_delay_days and args.retention_days is None:
         raise MlopsKitError("--label-delay-days only matters with --retention-days: give --retention-days too (without it the log keeps everything)")
     settings = ServiceSettings(max_batch_rows=args.max_batch_rows, max_body_bytes=args.max_body_bytes, retention_days=args.retention_days,
-                               label_delay_days=args.label_delay_days, prune_every=args.prune_every)
+                               label_delay_days=args.label_delay_days, prune_every=args.prune_every,
+                               scoring_processes=args.scoring_processes, process_batch_rows=args.process_batch_rows)
     serve(args.models, args.name, args.version, args.host, args.port, args.log, settings, echo=lambda text: print(text, flush=True))
     return 0
 

@@ -6,7 +6,9 @@
 __all__ = ['ServiceSettings', 'create_app']
 
 # %% ../../nbs/deployment/03_app.ipynb #a69cef47
-import asyncio, collections, contextlib, numbers, os, threading, time, uuid, zlib
+import asyncio, collections, contextlib, logging, multiprocessing, numbers, os, pickle, threading, time, uuid, zlib
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from .protocol import (ProtocolError, columns_from_tensors, label_datatype, lear
                                            output_tensors, problems_text, protocol_models, requested_outputs)
 
 # %% ../../nbs/deployment/03_app.ipynb #srv-045
+_MOST_SCORING_PROCESSES = 64  # more would only compete for the same cores
+
 @dataclass
 class ServiceSettings:
     "What an operator may tune: request limits, the prediction log's commit grouping and retention; raises ServingError for a value out of range"
@@ -28,12 +32,17 @@ class ServiceSettings:
     retention_days:float|None = None # prune requests received more than this many days ago (None: keep everything)
     label_delay_days:float = 0 # but keep a prediction waiting for its label this many days
     prune_every:float = 3600 # seconds between two prunes of the running service
+    scoring_processes:int = 0 # worker processes that score large batches while the server reads the next requests (0: none)
+    process_batch_rows:int = 100 # with scoring processes: a batch of at least this many rows goes to one; smaller ones are scored at once
 
     def __post_init__(self):
-        for name in ["max_batch_rows", "max_body_bytes", "max_group"]:
+        for name in ["max_batch_rows", "max_body_bytes", "max_group", "process_batch_rows"]:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServingError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.scoring_processes, bool) or not isinstance(self.scoring_processes, int) or not 0 <= self.scoring_processes <= _MOST_SCORING_PROCESSES:
+            raise ServingError(f"scoring_processes must be a whole number from 0 (score in the server's process) to {_MOST_SCORING_PROCESSES}, "
+                               f"got {self.scoring_processes!r}; one per spare CPU core is plenty")
         if not isinstance(self.trusted_extra, (tuple, list)):
             raise ServingError(f"trusted_extra must be a tuple of types trusted on purpose, got {self.trusted_extra!r}")
         if isinstance(self.prune_every, bool) or not isinstance(self.prune_every, (int, float)) or not 0 < self.prune_every < float("inf"):
@@ -177,7 +186,7 @@ class _Service:
         self.kinds = {column: spec.kind for column, spec in self.schema.columns.items()}
         card = self.handle.card  # a card written before cards recorded the task: known once the model loads
         self.task, self.classes, self.positive_label = card.get("task"), card.get("classes"), card.get("positive_label")
-        self.model, self.load_error, self.startup_error, self.nullable = None, None, None, set()
+        self.model, self.load_error, self.startup_error, self.nullable, self.scorers = None, None, None, set(), None
         self.metrics = _Metrics(self.name, self.version, lambda: self.log)
 
     def open_log(self)->PredictionLog:
@@ -190,10 +199,11 @@ class _Service:
         self.registry.verify(self.name, self.version, trusted_extra=self.settings.trusted_extra)
 
     def load(self):
-        "Load the model through the registry's secure loader, then learn which features it can score when missing"
+        "Load the model through the registry's secure loader, learn which features it can score when missing, start the scoring processes"
         try:
             model = self.registry.load(self.name, self.version, trusted_extra=self.settings.trusted_extra)
             self.nullable = _nullable_features(model)
+            if self.settings.scoring_processes: self.scorers = _ScoringProcesses(model, self.settings.scoring_processes)
             self.task, self.classes, self.positive_label = model.task, model.classes, model.positive_label
             self.model = model
             self.metrics.ready.set(1)
@@ -222,21 +232,30 @@ def _nullable_features(model)->set:
     columns = {name: rows[name].tolist() for name in model.features}  # as a request's columns arrive
     nullable = set()
     for name in model.features:
-        with contextlib.suppress(Exception), np.errstate(all="ignore"):
+        with contextlib.suppress(Exception):
             _predict(model, pd.DataFrame({**columns, name: [None] * len(rows)}))
             nullable.add(name)
     return nullable
 
 # %% ../../nbs/deployment/03_app.ipynb #srv-048-1
-def _predict(model, frame:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
-    "A classifier's labels and probabilities for `frame` (one pass through the pipeline), or a regressor's values and no probabilities; raises ValueError for NaN or infinity"
+def _model_output(pipeline, task:str, frame:pd.DataFrame)->np.ndarray:
+    "A classifier's class probabilities for `frame`, or a regressor's values: the one pass through the pipeline, in whichever process runs it"
+    with np.errstate(all="ignore"):
+        return np.asarray(pipeline.predict(frame), dtype=float) if task == "regression" else pipeline.predict_proba(frame)
+
+# %% ../../nbs/deployment/03_app.ipynb #srv-048-2
+def _predictions_of(model, output:np.ndarray)->tuple[np.ndarray, np.ndarray]:
+    "A classifier's labels (decision threshold applied) and probabilities from its `output`, or a regressor's values and no probabilities; raises ValueError for NaN or infinity"
     if model.task == "regression":
-        values, probabilities = np.asarray(model.pipeline.predict(frame), dtype=float), np.empty((len(frame), 0))
-        if not np.isfinite(values).all(): raise ValueError("the model predicted a value that is not a finite number")
-        return values, probabilities
-    probabilities = model.pipeline.predict_proba(frame)
-    if not np.isfinite(probabilities).all(): raise ValueError("the model gave a probability that is not a finite number")
-    return model.labels_from(probabilities), probabilities
+        if not np.isfinite(output).all(): raise ValueError("the model predicted a value that is not a finite number")
+        return output, np.empty((len(output), 0))
+    if not np.isfinite(output).all(): raise ValueError("the model gave a probability that is not a finite number")
+    return model.labels_from(output), output
+
+# %% ../../nbs/deployment/03_app.ipynb #srv-048-3
+def _predict(model, frame:pd.DataFrame)->tuple[np.ndarray, np.ndarray]:
+    "A classifier's labels and probabilities for `frame`, or a regressor's values and no probabilities; raises ValueError for NaN or infinity"
+    return _predictions_of(model, _model_output(model.pipeline, model.task, frame))
 
 # %% ../../nbs/deployment/03_app.ipynb #a175e3e2
 _TEXT = pd.api.types.pandas_dtype("str")  # the dtype pandas infers for text
@@ -260,6 +279,80 @@ def _frame_of(columns:dict)->pd.DataFrame:
     "The DataFrame of feature `columns` (name -> list of values), built column by column"
     return pd.DataFrame({name: _frame_column(values) for name, values in columns.items()}, copy=False)  # the columns are new: no copy
 
+# %% ../../nbs/deployment/03_app.ipynb #6eb6d66e
+_pipeline_here = None  # in a scoring process: (the pipeline, its task)
+
+def _load_pipeline(pipeline_bytes:bytes, task:str):
+    "A scoring process's start: load its copy of the pipeline, and leave Ctrl-C to the server, which stops it"
+    import signal
+    global _pipeline_here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _pipeline_here = (pickle.loads(pipeline_bytes), task)
+
+# %% ../../nbs/deployment/03_app.ipynb #4d94c6be
+def _score_here(columns:dict)->np.ndarray:
+    "In a scoring process: the pipeline's output for the feature `columns` (name -> list of values)"
+    pipeline, task = _pipeline_here
+    return _model_output(pipeline, task, _frame_of(columns))
+
+# %% ../../nbs/deployment/03_app.ipynb #0b5ca6f7
+def _scoring_process_id(_=None)->int:
+    "In a scoring process: its process id, asked of each when the pool starts, so that a process that cannot load the pipeline fails then"
+    return os.getpid()
+
+# %% ../../nbs/deployment/03_app.ipynb #srv-scorers
+class _ScoringProcesses:
+    "Worker processes, each holding a copy of a model's pipeline, that score batches while the event loop serves other requests"
+    def __init__(self, model, processes:int):
+        self.processes, self.task, self.lock, self.closed = processes, model.task, threading.Lock(), False
+        try: self.pipeline_bytes = pickle.dumps(model.pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            raise ServingError(f"The model's pipeline cannot be copied to a scoring process ({type(error).__name__}: {error}); "
+                               "serve it with scoring_processes=0") from None
+        self.pool = self._started_pool()
+
+    def _started_pool(self)->ProcessPoolExecutor:
+        "A pool whose processes have all started and loaded the pipeline"
+        pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_load_pipeline,
+                                   initargs=(self.pipeline_bytes, self.task))
+        try: list(pool.map(_scoring_process_id, range(self.processes)))  # one task each: every process started
+        except Exception as error:
+            pool.shutdown(cancel_futures=True)
+            raise ServingError(f"A scoring process could not load the model's pipeline ({type(error).__name__}: {error}); its classes must be "
+                               "importable from a module (not defined in a notebook), or serve it with scoring_processes=0") from None
+        return pool
+
+    async def score(self, columns:dict)->np.ndarray:
+        "The pipeline's output for the feature `columns`, computed in a worker; raises BrokenProcessPool if the workers died (a new pool then starts)"
+        pool = self.pool
+        if pool is None: raise BrokenProcessPool("the scoring processes are being replaced")
+        try: return await asyncio.wrap_future(pool.submit(_score_here, columns))
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise
+
+    def _replace(self, broken:ProcessPoolExecutor):
+        "Drop the `broken` pool and start a new one on a thread (once, however many requests saw it break)"
+        with self.lock:
+            if self.pool is not broken or self.closed: return
+            self.pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
+        threading.Thread(target=self._restart, name="scoring-processes-restart", daemon=True).start()
+
+    def _restart(self):
+        try: pool = self._started_pool()
+        except ServingError as error:
+            logging.getLogger(__name__).warning("The scoring processes could not be restarted; scoring stays in the server's process: %s", error)
+            return
+        with self.lock:
+            if not self.closed: self.pool, pool = pool, None
+        if pool is not None: pool.shutdown()  # closed meanwhile
+
+    def close(self):
+        "Stop the worker processes (what they were scoring is cancelled)"
+        with self.lock: self.closed, pool, self.pool = True, self.pool, None
+        if pool is not None: pool.shutdown(wait=True, cancel_futures=True)
+
 # %% ../../nbs/deployment/03_app.ipynb #9e5d0b24
 def _check_missing_values(service:_Service, columns:dict):
     "Raise a 422 HTTPException if a column holds a missing value the model cannot score (no imputer there)"
@@ -268,6 +361,13 @@ def _check_missing_values(service:_Service, columns:dict):
     if not_nullable:
         raise HTTPException(422, f"The model cannot score a missing value of {not_nullable} (it was not trained with missing values "
                                  "there and has no imputer): send a value")
+
+# %% ../../nbs/deployment/03_app.ipynb #srv-049-1
+async def _model_output_for(service:_Service, model, columns:dict)->np.ndarray:
+    "The model's output for the feature `columns`: in a scoring process for a large batch if the service has them, else here"
+    if service.scorers is not None and len(next(iter(columns.values()))) >= service.settings.process_batch_rows:
+        with contextlib.suppress(BrokenProcessPool): return await service.scorers.score(columns)  # a worker died: scored here, a new one starts
+    return _model_output(model.pipeline, model.task, _frame_of(columns))  # columns in the model's order
 
 # %% ../../nbs/deployment/03_app.ipynb #srv-050
 async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_request_id:str|None=None,
@@ -279,8 +379,7 @@ async def _score_and_log(service:_Service, columns:dict, endpoint:str, client_re
     model = service.ready_model()
     _check_missing_values(service, columns)
     packing = asyncio.get_running_loop().run_in_executor(None, zlib.compress, body, 1) if body and len(body) > 65_536 else None
-    try:
-        with np.errstate(all="ignore"): labels, probabilities = _predict(model, _frame_of(columns))  # columns in the model's order
+    try: labels, probabilities = _predictions_of(model, await _model_output_for(service, model, columns))
     except Exception as error:
         raise HTTPException(422, f"The model could not score these records ({type(error).__name__}: {error}); check the values "
                                  f"against GET /v2/models/{service.name}") from None
@@ -518,7 +617,7 @@ def _check_model_choice(name, version, alias):
 
 # %% ../../nbs/deployment/03_app.ipynb #451e734e
 def _lifespan(service:_Service):
-    "The app's startup and shutdown: verify the model, make the log, start pruning it, load the model in the background; close the log at the end"
+    "The app's startup and shutdown: verify the model, make the log, start pruning it, load the model in the background; stop the scoring processes and close the log at the end"
     @contextlib.asynccontextmanager
     async def lifespan(app):
         try:
@@ -533,6 +632,7 @@ def _lifespan(service:_Service):
         try: yield
         finally:
             with contextlib.suppress(Exception): await loading
+            if service.scorers is not None: await asyncio.to_thread(service.scorers.close)
             await asyncio.to_thread(service.log.close)
     return lifespan
 
