@@ -250,3 +250,18 @@ def test_a_service_with_a_retention_prunes_its_log(tmp_path, registry):
             time.sleep(0.1)
     with PredictionLog(path) as log:
         assert log.window()["id"].tolist() == served_ids
+
+
+def test_a_label_committed_while_a_prune_removed_its_request_is_swept_by_the_next_prune(log_url):
+    "The race: the service checked the prediction id, a prune removed the request, then the label was committed"
+    import asyncio
+    with PredictionLog(log_url) as log:
+        records = fill(log, [40, 2], labelled=lambda record: [])
+        old, recent = (record for record, _ in records.values())
+        assert log.prune(Retention(30), now=NOW)["requests"] == 1
+        asyncio.run(log.commit_feedback({old.ids[0]: 1, recent.ids[0]: 0}))  # the old request's label arrives late: an orphan
+        assert log.counts() == dict(requests=1, cases=2, labels=2)
+        report = log.prune(Retention(30), now=NOW)
+        assert (report["requests"], report["labels"]) == (0, 1)
+        assert log.counts() == dict(requests=1, cases=2, labels=1)  # the recent request keeps its label
+        assert log.window()["label"].notna().sum() == 1

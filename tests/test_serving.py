@@ -636,6 +636,28 @@ def test_a_bad_matrix_gets_the_same_message_as_before(http, new_customers, log_r
     assert log_reader.counts() == before
 
 
+OUT_OF_RANGE = {  # name -> (feature, datatype, the value as JSON, the message)
+    "INT8 over 127": ("tenure_months", "INT8", "300", "input 'tenure_months' is INT8 but holds '300', outside its range (-128 to 127): send a wider datatype"),
+    "INT16 under its least": ("tenure_months", "INT16", "-40000", "input 'tenure_months' is INT16 but holds '-40000', outside its range (-32,768 to 32,767)"),
+    "UINT8 over 255": ("support_calls", "UINT8", "256", "input 'support_calls' is UINT8 but holds '256', outside its range (0 to 255)"),
+    "INT64 over 2**63 - 1": ("tenure_months", "INT64", str(2**63), f"input 'tenure_months' is INT64 but holds '{2**63}', outside its range"),
+    "UINT64 over 2**64 - 1": ("tenure_months", "UINT64", str(2**64), f"input 'tenure_months' is UINT64 but holds '{2**64}', outside its range"),
+    "FP16 over 65504": ("monthly_charges", "FP16", "70000.5", "input 'monthly_charges' is FP16 but holds '70000.5', outside its range (-65504 to 65504)"),
+    "FP32 over 3.4e38": ("monthly_charges", "FP32", "1e39", "input 'monthly_charges' is FP32 but holds '1e+39', outside its range (-3.4028e+38 to 3.4028e+38)"),
+    "FP64 given an integer of 400 digits": ("monthly_charges", "FP64", "1" + "0" * 400, "input 'monthly_charges' is FP64 but holds '1000000000000000000000000000000000000000', outside its range"),
+}
+
+
+@pytest.mark.parametrize("case", OUT_OF_RANGE)
+def test_a_value_outside_its_datatypes_range_is_a_400_that_says_so(http, new_customers, log_reader, case):
+    "A value the named datatype cannot hold is refused (an integer too large for a float was a 500 before)"
+    feature, datatype, literal, message = OUT_OF_RANGE[case]
+    body, before = json.dumps({"inputs": tensors_with(new_customers, feature, datatype=datatype, data=[1, "PLACEHOLDER"])}), log_reader.counts()
+    response = http.post("/v2/models/churn/infer", content=body.replace('"PLACEHOLDER"', literal), headers={"content-type": "application/json"})
+    assert response.status_code == 400 and error_of(response).startswith(message), (response.status_code, response.text)
+    assert log_reader.counts() == before
+
+
 NUMBER_DATATYPES = ["UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
 
 

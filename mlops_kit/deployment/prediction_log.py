@@ -619,7 +619,7 @@ def _check_prune_arguments(retention, batch_size, pause):
 _SMALLEST_BATCH = 50  # on a busy machine a batch's time is mostly waiting for the processor: never shrink below this
 
 def _prune(engine, writer, retention:Retention, now:float, batch_size:int, pause:float, stopping:threading.Event, timed:bool)->dict:
-    "Delete what `retention` removes at `now` in paced batches of at most `batch_size` requests (sized to 5 ms if `timed`), until done or `stopping`"
+    "Delete what `retention` removes at `now` in paced batches of at most `batch_size` requests (sized to 5 ms if `timed`), then any orphan label, until done or `stopping`"
     removed, smallest = dict(requests=0, cases=0, labels=0), min(batch_size, _SMALLEST_BATCH)
     size = smallest if timed else batch_size
     while not stopping.is_set():
@@ -630,7 +630,26 @@ def _prune(engine, writer, retention:Retention, now:float, batch_size:int, pause
         removed = dict(requests=removed["requests"] + len(batch), cases=removed["cases"] + sum(cases for *_, cases in batch),
                        labels=removed["labels"] + labels)
         if timed: size = max(smallest, min(batch_size, round(len(batch) * _BATCH_SECONDS / max(took, 1e-4))))  # about 5 ms
-    return removed
+    return dict(removed, labels=removed["labels"] + _delete_orphan_labels(engine, writer, batch_size, pause, stopping))
+
+# %% ../../nbs/deployment/01_prediction_log.ipynb #ret-orphans
+def _orphan_labels(engine, size:int)->list:
+    "Up to `size` prediction ids of labels whose request is no longer in the log, read on a connection of the pool"
+    import sqlalchemy as sa
+    requests, feedback = _log_tables()
+    request_gone = ~sa.exists().where(requests.c.request_id == feedback.c.request_id)
+    with engine.connect() as connection: return list(connection.execute(sa.select(feedback.c.prediction_id).where(request_gone).limit(size)).scalars())
+
+# %% ../../nbs/deployment/01_prediction_log.ipynb #ret-orphans-delete
+def _delete_orphan_labels(engine, writer, batch_size:int, pause:float, stopping:threading.Event)->int:
+    "Delete the labels whose request is gone, in paced batches on the log's write connection; how many"
+    _, feedback = _log_tables()
+    deleted = 0
+    while not stopping.is_set() and (orphans := _orphan_labels(engine, batch_size)):
+        delete = lambda connection: connection.execute(feedback.delete().where(feedback.c.prediction_id.in_(orphans))).rowcount
+        count, _ = _paced(lambda: writer.run_alone(delete), pause, stopping)
+        deleted += count
+    return deleted
 
 # %% ../../nbs/deployment/01_prediction_log.ipynb #ret-sqlite-space
 def _sqlite_pages(writer, full:bool, pause:float, stopping:threading.Event)->tuple[int, int]:

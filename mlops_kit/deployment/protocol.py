@@ -7,7 +7,7 @@ __all__ = ['PROTOCOL_OUTPUTS', 'learner_models', 'problems_text', 'ProtocolError
            'label_datatype', 'model_metadata_of', 'requested_outputs', 'output_tensors']
 
 # %% ../../nbs/deployment/02_protocol.ipynb #522d6191
-import itertools, math
+import itertools, math, sys
 
 import numpy as np
 
@@ -185,16 +185,23 @@ def _flat_values(data:list, tensor:str)->list:
     return values
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032-1
+_RANGES = {**{f"INT{bits}": (-2**(bits - 1), 2**(bits - 1) - 1) for bits in (8, 16, 32, 64)}, **{f"UINT{bits}": (0, 2**bits - 1) for bits in (8, 16, 32, 64)},
+           "FP16": (-65504.0, 65504.0), "FP32": (-3.4028234663852886e38, 3.4028234663852886e38), "FP64": (-sys.float_info.max, sys.float_info.max)}
+
 def _check_value(value, datatype:str, tensor:str):
     "Raise ProtocolError unless `value` is a valid `datatype` value (null stands for a missing value)"
     if value is None: return
     if datatype == "BOOL": valid = isinstance(value, bool)
     elif datatype in _INTEGER_TYPES: valid = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 or not datatype.startswith("U"))
-    elif datatype in _FLOAT_TYPES: valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif datatype in _FLOAT_TYPES: valid = isinstance(value, (int, float)) and not isinstance(value, bool) and (isinstance(value, int) or math.isfinite(value))
     else: valid = isinstance(value, str)
     if not valid:
         extra = " (NaN and infinity are not allowed; send null for a missing value)" if isinstance(value, float) and not math.isfinite(value) else ""
         raise ProtocolError(f"input {tensor!r} is {datatype} but holds {str(value)[:40]!r}{extra}")
+    low, high = _RANGES.get(datatype, (value, value))
+    if not low <= value <= high:
+        limits = f"{low:,} to {high:,}" if datatype in _INTEGER_TYPES else f"{low:.5g} to {high:.5g}"
+        raise ProtocolError(f"input {tensor!r} is {datatype} but holds {str(value)[:40]!r}, outside its range ({limits}): send a wider datatype")
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032-2
 def _values_one_by_one(tensor, expected:int)->list:
@@ -227,11 +234,15 @@ def _all_valid(values:list, datatype:str)->bool:
     "Whether every value is a valid `datatype` value or null, checked for the whole tensor at once (False: look value by value)"
     types = set(map(type, values)) - {type(None)}
     if not types <= _PYTHON_TYPES[datatype]: return False
-    if not types or not (datatype in _FLOAT_TYPES or datatype.startswith("U")): return True
+    if not types or datatype in ("BOOL", "BYTES"): return True
+    low, high = _RANGES[datatype]
+    if datatype in _INTEGER_TYPES:  # compared as Python integers: exact at INT64's and UINT64's limits
+        present = [value for value in values if value is not None]
+        return low <= min(present) and max(present) <= high
     numbers = _as_floats(values)
     if numbers is None: return False
-    if datatype in _FLOAT_TYPES: return int(np.isfinite(numbers).sum()) == len(values) - values.count(None)  # NaN only from nulls
-    return not (numbers < 0).any()  # unsigned
+    finite = numbers[np.isfinite(numbers)]
+    return len(finite) == len(values) - values.count(None) and (len(finite) == 0 or (finite.min() >= low and finite.max() <= high))  # NaN only from nulls
 
 # %% ../../nbs/deployment/02_protocol.ipynb #4b76ea44
 def _tensor_values(tensor)->list:
