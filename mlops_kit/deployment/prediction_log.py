@@ -242,6 +242,7 @@ def _request_insert():
     "The INSERT of a served request, made once: SQLAlchemy then finds its compiled SQL at once, for every request"
     return _log_tables()[0].insert()
 
+# %% ../../nbs/deployment/01_prediction_log.ipynb #srv-014-record
 def _record_statements(record:RequestRecord)->list:
     "The statement that logs a served request (its row is built when written)"
     return [(_request_insert(), lambda: [record.as_row()])]
