@@ -66,6 +66,7 @@ class _ServiceConnection:
 
     def _call(self, method:str, path:str, **arguments):
         import httpx
+        if self._http.is_closed: raise ServiceCallError(0, f"This client of {self.url} is closed (its BackgroundServer was stopped, or close() was called): use the client a new start() gives")
         try: response = self._http.request(method, path, **arguments)
         except httpx.TransportError as error: raise ServiceCallError(0, f"Cannot reach the service at {self.url} ({error}); is it running?") from None
         if response.status_code >= 400:
@@ -213,7 +214,7 @@ class BackgroundServer:
         if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
             raise ServingError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.app, self.host, self.port, self.timeout = app, host, port, timeout
-        self._server = self._thread = None
+        self._server = self._thread = self._client = None
 
     @property
     def url(self)->str: return f"http://{self.host if ':' not in self.host else f'[{self.host}]'}:{self.port}"
@@ -230,9 +231,9 @@ class BackgroundServer:
         self._thread = threading.Thread(target=_run_quietly, args=(self._server, listener), daemon=True, name=f"uvicorn-{self.port}")
         self._thread.start()
         self._wait_started(listener)
-        client = ServiceClient(self.url, self.app.state.service.name)
-        if wait_ready: client.wait_until_ready(self.timeout)
-        return client
+        self._client = ServiceClient(self.url, self.app.state.service.name)  # closed by stop()
+        if wait_ready: self._client.wait_until_ready(self.timeout)
+        return self._client
 
     def _wait_started(self, listener):
         while not self._server.started:
@@ -244,8 +245,9 @@ class BackgroundServer:
             time.sleep(0.01)
 
     def stop(self):
-        "Stop serving: finish the requests in flight, commit the log, close the port"
+        "Stop serving: finish the requests in flight, commit the log, close the port and the client `start` gave"
         if self._thread is None: return
+        self._client.close()
         self._server.should_exit = True
         self._thread.join()
         self._thread = None
