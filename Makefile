@@ -2,11 +2,14 @@
 #   make lab    set up (if needed) and open the course in JupyterLab
 #   make test   set up (if needed) and run every test
 # Options: make lab PORT=8899 NO_BROWSER=1     make test PYTEST_ARGS="-k lifecycle"
+# `make lab` opens your own copy of the course (COURSE, git-ignored, made on first run); `make update` brings the
+# course's updates into it and keeps your work.
 
 VENV        ?= .venv
 PORT        ?= 8888
 NO_BROWSER  ?=
 PYTEST_ARGS ?=
+COURSE      ?= my-course
 # The first Python >= 3.11 on the PATH (pandas 3, scikit-learn 1.9 and numpy 2.4 need it).
 PYTHON      ?= $(shell for candidate in python3.13 python3.12 python3.11 python3; do \
                  command -v $$candidate >/dev/null 2>&1 && $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
@@ -18,11 +21,12 @@ LAB_FLAGS   := --ServerApp.ip=127.0.0.1 --port=$(PORT) \
                $(if $(NO_BROWSER),--no-browser) \
                $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test install export clean-nbs check-sync bench help
+.PHONY: lab course update test install export clean-nbs check-sync bench help
 
 help:
 	@echo "make lab     set up if needed, then open the course (PORT=8888, NO_BROWSER=1 for a headless machine)"
 	@echo "make test    set up if needed, then run every test (PYTEST_ARGS='...' to pass options to pytest)"
+	@echo "make update  pull the course's updates and bring them into your copy ($(COURSE)/), keeping your work"
 	@echo "make export  regenerate mlops_kit/ from nbs/ (nbdev-export, with the phase packages) and clean the notebooks (nbdev-clean)"
 	@echo "make bench   run the benchmarks in bench/"
 
@@ -35,8 +39,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/nbs/index.ipynb
+lab: course
+	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(abspath $(COURSE))" --LabApp.default_url=/lab/tree/nbs/index.ipynb
+
+course: $(STAMP)
+	$(BIN)/python scripts/course_copy.py make "$(COURSE)"
+
+# A new pyproject.toml pulled here is installed by the next `make lab` (the stamp is older than it).
+update: $(STAMP)
+	@if git rev-parse --abbrev-ref --symbolic-full-name '@{upstream}' >/dev/null 2>&1; then git pull --ff-only; \
+	 else echo "no upstream branch to pull from: bringing this checkout's course into your copy"; fi
+	$(BIN)/python scripts/course_copy.py make "$(COURSE)"
+	$(BIN)/python scripts/course_copy.py update "$(COURSE)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --durations=25 $(PYTEST_ARGS)
