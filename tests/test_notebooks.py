@@ -46,3 +46,26 @@ def test_every_lesson_links_to_its_exercise_notebook():
         text = "\n".join(cell.source for cell in nbformat.read(lesson, as_version=4).cells)
         assert f"](../../exercises/{lesson.name})" in text, f"{lesson.name} does not point to its exercises"
         assert (REPO_ROOT / "exercises" / lesson.name).exists()
+
+
+def course_home_sections() -> dict:
+    "The course home's markdown, by `## ` heading"
+    import re, nbformat
+    home = nbformat.read(REPO_ROOT / "nbs" / "index.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in home.cells if cell.cell_type == "markdown")
+    return {title: body for title, body in re.findall(r"^## (.+?)\n(.*?)(?=^## |\Z)", text, re.S | re.M)}
+
+
+def test_the_course_home_says_what_to_know_first_and_defines_the_lessons_terms():
+    "A 'Before you start' section, and a glossary of the terms the lessons use, among them those a new learner tripped on"
+    import re, nbformat
+    sections = course_home_sections()
+    assert {"Python", "pandas", "Classification"} <= set(re.findall(r"^- \*\*(\w+)", sections["Before you start"], re.M))
+    assert "[glossary](#glossary)" in sections["Before you start"]
+    terms = re.findall(r"^- \*\*(.+?)\*\*", sections["Glossary"], re.M)
+    assert terms == sorted(terms, key=str.lower), "the glossary is in alphabetical order"
+    assert {"ROC AUC", "Hyperparameter", "Cross-validation, fold", "Concept drift", "Covariate drift"} <= set(terms)
+    lessons = " ".join(cell.source.lower() for path in sorted((REPO_ROOT / "nbs" / "course").glob("*.ipynb"))
+                       for cell in nbformat.read(path, as_version=4).cells)
+    unused = [term for term in terms if not any(word.strip().lower() in lessons for word in term.split(","))]
+    assert not unused, f"glossary terms no lesson uses: {unused}"
