@@ -69,3 +69,13 @@ def test_the_course_home_says_what_to_know_first_and_defines_the_lessons_terms()
                        for cell in nbformat.read(path, as_version=4).cells)
     unused = [term for term in terms if not any(word.strip().lower() in lessons for word in term.split(","))]
     assert not unused, f"glossary terms no lesson uses: {unused}"
+
+
+def test_the_course_home_draws_the_lifecycle_as_a_figure_with_its_description_as_alt_text():
+    "A matplotlib figure, not a text drawing that wraps on a narrow screen; the web version's alt text is the library's description"
+    import nbformat
+    from mlops_kit.lifecycle import LIFECYCLE_DESCRIPTION
+    home = nbformat.read(REPO_ROOT / "nbs" / "index.ipynb", as_version=4)
+    [drawing] = [cell for cell in home.cells if cell.cell_type == "code" and "lifecycle_figure()" in cell.source]
+    assert drawing.metadata["mystnb"]["image"]["alt"] == LIFECYCLE_DESCRIPTION
+    assert not any("┌" in cell.source or "──▶" in cell.source for cell in home.cells)

@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['TASKS', 'KINDS', 'metric_registry', 'Metric', 'cost_metric', 'error_cost_metric', 'UnknownMetricError',
            'MetricRegistry', 'registry_or_default', 'cost_definition', 'with_saved_costs', 'CriterionCheck',
-           'Criterion', 'MissingMetricError', 'check_saved_criteria', 'Criteria', 'RECOMMENDATIONS', 'Phase', 'Verdict',
-           'json_safe', 'Decision', 'JOURNAL_FORMAT', 'JOURNAL_VERSION', 'JournalError', 'Record', 'Project']
+           'Criterion', 'MissingMetricError', 'check_saved_criteria', 'Criteria', 'RECOMMENDATIONS',
+           'LIFECYCLE_DESCRIPTION', 'Phase', 'Verdict', 'json_safe', 'Decision', 'lifecycle_figure', 'JOURNAL_FORMAT',
+           'JOURNAL_VERSION', 'JournalError', 'Record', 'Project']
 
 # %% ../../nbs/lifecycle/00_lifecycle.ipynb #4fd39055
 from .metrics import (TASKS, KINDS, metric_registry, Metric, cost_metric, error_cost_metric, UnknownMetricError,
@@ -16,7 +17,7 @@ from .metrics import (TASKS, KINDS, metric_registry, Metric, cost_metric, error_
 from .criteria import (CriterionCheck, Criterion, MissingMetricError, check_saved_criteria, Criteria)
 
 # %% ../../nbs/lifecycle/00_lifecycle.ipynb #ba3a0dfc
-from .decisions import (RECOMMENDATIONS, Phase, Verdict, json_safe, Decision)
+from .decisions import (RECOMMENDATIONS, LIFECYCLE_DESCRIPTION, Phase, Verdict, json_safe, Decision, lifecycle_figure)
 
 # %% ../../nbs/lifecycle/00_lifecycle.ipynb #98fbe3ac
 from .journal import (JOURNAL_FORMAT, JOURNAL_VERSION, JournalError, Record, Project)
@@ -25,5 +26,6 @@ from .journal import (JOURNAL_FORMAT, JOURNAL_VERSION, JournalError, Record, Pro
 _all_ = ['TASKS', 'KINDS', 'metric_registry', 'Metric', 'cost_metric', 'error_cost_metric',
         'UnknownMetricError', 'MetricRegistry', 'registry_or_default', 'cost_definition',
         'with_saved_costs', 'CriterionCheck', 'Criterion', 'MissingMetricError',
-        'check_saved_criteria', 'Criteria', 'RECOMMENDATIONS', 'Phase', 'Verdict', 'json_safe',
-        'Decision', 'JOURNAL_FORMAT', 'JOURNAL_VERSION', 'JournalError', 'Record', 'Project']
+        'check_saved_criteria', 'Criteria', 'RECOMMENDATIONS', 'LIFECYCLE_DESCRIPTION', 'Phase',
+        'Verdict', 'json_safe', 'Decision', 'lifecycle_figure', 'JOURNAL_FORMAT',
+        'JOURNAL_VERSION', 'JournalError', 'Record', 'Project']

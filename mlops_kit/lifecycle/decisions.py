@@ -19,7 +19,7 @@ from ..errors import MlopsKitError, WrongTypeError
 from .criteria import Criteria, Criterion
 
 # %% auto #0
-__all__ = ['RECOMMENDATIONS', 'Phase', 'Verdict', 'json_safe', 'Decision']
+__all__ = ['RECOMMENDATIONS', 'LIFECYCLE_DESCRIPTION', 'Phase', 'Verdict', 'json_safe', 'Decision', 'lifecycle_figure']
 
 # %% ../../nbs/lifecycle/03_decisions.ipynb #f73ec6a5
 def _lookup_member(enum_class, value, what:str):
@@ -184,3 +184,33 @@ class Decision:
         fields = {"evidence": self.evidence or "-", "by": self.author, "at": self.timestamp.isoformat()}
         table = pd.DataFrame({"metric": list(self.metrics), "value": list(self.metrics.values())}) if self.metrics else None
         return html_card(f"Decision in {self.phase}: {self.verdict}{where}", fields, table)
+
+# %% ../../nbs/lifecycle/03_decisions.ipynb #lifecycle-description
+LIFECYCLE_DESCRIPTION = ("The machine-learning lifecycle: three phases, Design, Development and Deployment, joined left to right by "
+                         "arrows marked go. From Deployment, when monitoring raises an alert, arrows lead back to Development "
+                         "(retrain) and to Design (rethink); an arrow over the top asks whether the project is still viable.")
+
+# %% ../../nbs/lifecycle/03_decisions.ipynb #lifecycle-figure
+_PHASE_COLOURS = {Phase.design: "#E69F00", Phase.development: "#56B4E9", Phase.deployment: "#009E73"}  # Okabe-Ito: safe for colour blindness
+
+def lifecycle_figure():
+    "The lifecycle in one picture: the phases, the go between them and the loops back; a matplotlib Figure (see LIFECYCLE_DESCRIPTION)"
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+    figure, axes = plt.subplots(figsize=(9, 3.4))
+    centres = {phase: (1.5 + 3.5 * position, 2.0) for position, phase in enumerate(_PHASE_COLOURS)}
+    for phase, (x, y) in centres.items():
+        axes.add_patch(FancyBboxPatch((x - 1.1, y - 0.4), 2.2, 0.8, boxstyle="round,pad=0.05", facecolor=_PHASE_COLOURS[phase], edgecolor="black"))
+        axes.text(x, y, phase.value.capitalize(), ha="center", va="center", fontsize=12, weight="bold")
+    arrow = lambda start, end, bend, text, at: (axes.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", color="black",
+                                                                    connectionstyle=f"arc3,rad={bend}")), axes.text(*at, text, ha="center", fontsize=10))
+    arrow((2.65, 2.0), (3.9, 2.0), 0, "go", (3.27, 2.12))
+    arrow((6.15, 2.0), (7.4, 2.0), 0, "go", (6.77, 2.12))
+    arrow((8.5, 2.45), (1.5, 2.45), 0.25, "is the project still viable?", (5.0, 3.45))
+    arrow((8.0, 1.55), (5.0, 1.55), -0.35, "retrain (iterate)", (6.5, 0.8))
+    arrow((8.6, 1.55), (1.5, 1.55), -0.35, "rethink (iterate)", (5.0, 0.05))
+    axes.text(9.0, 1.0, "monitoring\nraises an alert", ha="left", fontsize=9, style="italic")
+    axes.set(xlim=(0, 10.8), ylim=(-0.2, 3.8), aspect="equal")
+    axes.axis("off")
+    plt.close(figure)  # shown where it is returned, not twice
+    return figure
