@@ -100,7 +100,7 @@ def churn_rule(frame:pd.DataFrame, # case-study rows
 # %% ../../nbs/data/02_case_study.ipynb #c48c6471
 @dataclass(eq=False, repr=False)
 class CaseStudy(Dataset):
-    "The course's case study: a `Dataset` with its business rule, the dates of the lessons' first split, its model's name; raises what `Dataset` raises"
+    "The course's case study: a `Dataset` with its business rule, the dates of the lessons' first split, its model's name, the criteria its design lesson agrees; raises what `Dataset` raises"
     model_name: str = "churn" # the name the lessons register its models under
     train_end: str = "2024-07-01" # the lessons fit on the first half-year, the rows before this date ...
     test_end: str = "2024-09-01" # ... and judge on the next two months, the rows before this date
@@ -108,6 +108,20 @@ class CaseStudy(Dataset):
     def rule(self, frame:pd.DataFrame)->np.ndarray:
         "Who gets a retention offer in `frame` without a model: `churn_rule`"
         return churn_rule(frame)
+
+    def agreed_criteria(self)->tuple:
+        "The success criteria the design lesson agrees with the business, with the metric registry that knows their cost metric: (registry, criteria)"
+        from mlops_kit.lifecycle import Criteria, Criterion, MetricRegistry, cost_metric
+        if set(self.costs or {}) < {"false_positive", "false_negative"}:
+            raise MlopsKitError(f"agreed_criteria needs the costs of a false positive and a false negative, got {self.costs!r}: use load_case_study()")
+        registry = MetricRegistry.default()
+        registry.register(cost_metric("churn_cost_per_1000", self.costs["false_positive"], self.costs["false_negative"],
+                                      description="money lost to wasted offers and missed churners, per 1,000 customers"))
+        criterion = lambda metric, comparison, threshold, description: Criterion(metric, comparison, threshold, description=description, registry=registry)
+        criteria = Criteria(criterion("churn_cost_per_1000", "<=", 32_000, "save real money over the best simple rule"),
+                            [criterion("recall", ">=", 0.80, "reach at least four churners in five"),
+                             criterion("latency_p95_ms", "<=", 50, "score while the agent has the customer on screen")], registry=registry)
+        return registry, criteria
 
 # %% ../../nbs/data/02_case_study.ipynb #data-026
 _CASE_STUDY_DESCRIPTION = (
