@@ -97,6 +97,20 @@ def churn_rule(frame:pd.DataFrame, # case-study rows
     if missing: raise MlopsKitError(f"churn_rule reads the case study's columns; these rows lack {shorten(missing)}")
     return ((frame["contract_type"] == "month-to-month") | (frame["support_calls"] >= 3) | (frame["inactive_days"] >= 20)).to_numpy()
 
+# %% ../../nbs/data/02_case_study.ipynb #case-criteria
+def _design_lesson_criteria(costs:dict|None)->tuple:
+    "The case study's agreed criteria, costed with `costs`: (a metric registry with `churn_cost_per_1000`, the criteria)"
+    from mlops_kit.lifecycle import Criteria, Criterion, MetricRegistry, cost_metric
+    if set(costs or {}) < {"false_positive", "false_negative"}:
+        raise MlopsKitError(f"agreed_criteria needs the costs of a false positive and a false negative, got {costs!r}: use load_case_study()")
+    registry = MetricRegistry.default()
+    registry.register(cost_metric("churn_cost_per_1000", costs["false_positive"], costs["false_negative"],
+                                  description="money lost to wasted offers and missed churners, per 1,000 customers"))
+    criterion = lambda metric, comparison, threshold, description: Criterion(metric, comparison, threshold, description=description, registry=registry)
+    return registry, Criteria(criterion("churn_cost_per_1000", "<=", 32_000, "save real money over the best simple rule"),
+                              [criterion("recall", ">=", 0.80, "reach at least four churners in five"),
+                               criterion("latency_p95_ms", "<=", 50, "score while the agent has the customer on screen")], registry=registry)
+
 # %% ../../nbs/data/02_case_study.ipynb #c48c6471
 @dataclass(eq=False, repr=False)
 class CaseStudy(Dataset):
@@ -111,17 +125,7 @@ class CaseStudy(Dataset):
 
     def agreed_criteria(self)->tuple:
         "The success criteria the design lesson agrees with the business, with the metric registry that knows their cost metric: (registry, criteria)"
-        from mlops_kit.lifecycle import Criteria, Criterion, MetricRegistry, cost_metric
-        if set(self.costs or {}) < {"false_positive", "false_negative"}:
-            raise MlopsKitError(f"agreed_criteria needs the costs of a false positive and a false negative, got {self.costs!r}: use load_case_study()")
-        registry = MetricRegistry.default()
-        registry.register(cost_metric("churn_cost_per_1000", self.costs["false_positive"], self.costs["false_negative"],
-                                      description="money lost to wasted offers and missed churners, per 1,000 customers"))
-        criterion = lambda metric, comparison, threshold, description: Criterion(metric, comparison, threshold, description=description, registry=registry)
-        criteria = Criteria(criterion("churn_cost_per_1000", "<=", 32_000, "save real money over the best simple rule"),
-                            [criterion("recall", ">=", 0.80, "reach at least four churners in five"),
-                             criterion("latency_p95_ms", "<=", 50, "score while the agent has the customer on screen")], registry=registry)
-        return registry, criteria
+        return _design_lesson_criteria(self.costs)
 
 # %% ../../nbs/data/02_case_study.ipynb #data-026
 _CASE_STUDY_DESCRIPTION = (
