@@ -658,6 +658,14 @@ def test_a_value_outside_its_datatypes_range_is_a_400_that_says_so(http, new_cus
     assert log_reader.counts() == before
 
 
+def test_data_that_mixes_lists_and_values_at_one_level_is_a_400(http, new_customers, log_reader):
+    "[12, [7]] for two rows was flattened and accepted: now refused, as the tensor's shape cannot say what it means"
+    before = log_reader.counts()
+    response = http.post("/v2/models/churn/infer", json={"inputs": tensors_with(new_customers, "tenure_months", data=[12, [7]])})
+    assert response.status_code == 400 and "input 'tenure_months': its data mixes lists and values at one level" in error_of(response)
+    assert log_reader.counts() == before
+
+
 NUMBER_DATATYPES = ["UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
 
 

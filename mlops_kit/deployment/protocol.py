@@ -174,15 +174,15 @@ def protocol_models()->dict:
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032
 def _flat_values(data:list, tensor:str)->list:
-    "The values of a (possibly nested) `data` list, row-major; raises ProtocolError for objects inside"
-    values, pending = [], [iter(data)]
-    while pending:
-        for value in pending[-1]:
-            if isinstance(value, list): pending.append(iter(value)); break
-            if isinstance(value, dict): raise ProtocolError(f"input {tensor!r}: data holds an object; tensors hold numbers, booleans or text")
-            values.append(value)
-        else: pending.pop()
-    return values
+    "The values of a (possibly nested) `data` list, row-major, a level at a time; raises ProtocolError for lists and values mixed at one level, or objects"
+    level = data
+    while any(isinstance(value, list) for value in level):
+        if not all(isinstance(value, list) for value in level):
+            raise ProtocolError(f"input {tensor!r}: its data mixes lists and values at one level of nesting; send the values flat, "
+                                "or nested as its shape says")
+        level = [value for inner in level for value in inner]
+    if any(isinstance(value, dict) for value in level): raise ProtocolError(f"input {tensor!r}: data holds an object; tensors hold numbers, booleans or text")
+    return level
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032-1
 _RANGES = {**{f"INT{bits}": (-2**(bits - 1), 2**(bits - 1) - 1) for bits in (8, 16, 32, 64)}, **{f"UINT{bits}": (0, 2**bits - 1) for bits in (8, 16, 32, 64)},
