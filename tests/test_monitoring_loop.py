@@ -10,7 +10,9 @@ What this file proves:
   a deployed project back to the right phase.
 - `MonitoringLoop` on the case study alerts exactly at the planted episodes, dates performance alerts by the label lag,
   cuts windows by time or by count, refuses bad windows, and reads a real service's `PredictionLog`.
-- The figures draw one line per column / one axes per measured criterion, with the alerts as red dashed lines.
+- The figures draw one line per column / one axes per measured criterion, with the alerts as red dashed lines in the
+  legend; each window at the start of the period it covers and each alert at the window the alerts table gives; the
+  drift lines differ by marker as well as by colour.
 """
 import re
 
@@ -429,6 +431,13 @@ def test_loop_reads_a_real_prediction_log(tmp_path, case, training, model):
 
 # ---------------------------------------------------------------- 5. figures
 
+MARKS = {"threshold", "alert, at its window"}  # the legend's entries that are not a column
+
+
+def column_labels(axes)->list:
+    return sorted(line.get_label() for line in axes.get_lines() if not line.get_label().startswith("_") and line.get_label() not in MARKS)
+
+
 def red_dashed_lines(axes)->list:
     return [line for line in axes.get_lines() if line.get_linestyle() == "--" and to_rgba(line.get_color()) == to_rgba("tab:red")]
 
@@ -438,7 +447,7 @@ def test_plot_drift_draws_each_column_and_the_drift_alerts(loop, reference):
     try:
         assert isinstance(figure, plt.Figure) and len(figure.axes) == 1
         axes, = figure.axes
-        assert sorted(line.get_label() for line in axes.get_lines() if not line.get_label().startswith("_")) == sorted(reference.columns)
+        assert column_labels(axes) == sorted(reference.columns)
         drift_alerts = [alert for alert in loop.alerts_ if "drift" in alert.kind]
         assert len(red_dashed_lines(axes)) == len(drift_alerts) == 2
     finally: plt.close(figure)
@@ -451,6 +460,43 @@ def test_plot_performance_draws_one_axes_per_measured_criterion(loop):
         assert [axes.get_ylabel() for axes in figure.axes] == ["recall", "precision", "latency_p95_ms"]
         performance_alerts = [alert for alert in loop.alerts_ if alert.kind == "performance"]
         assert [len(red_dashed_lines(axes)) for axes in figure.axes] == [len(performance_alerts)] * 3 == [2] * 3
+    finally: plt.close(figure)
+
+
+def line_date(line)->pd.Timestamp:
+    "Where a line of a figure starts on its time axis"
+    return pd.Timestamp(line.get_xdata()[0])
+
+
+def test_figures_date_each_window_and_alert_in_the_month_the_report_gives(loop):
+    "February's incident stands at February, not at the end of the window (2025-03 on the axis) nor when its labels came"
+    report, figures = loop.alerts(), (loop.plot_drift(), loop.plot_performance())
+    try:
+        drift_axes, performance_axes = figures[0].axes[0], figures[1].axes
+        month_start = lambda windows: [pd.Period(window, "M").start_time for window in windows]
+        assert [line_date(line) for line in red_dashed_lines(drift_axes)] == month_start(report.window[report.kind.str.endswith("drift")]) \
+            == month_start(["2025-02", "2025-04"])
+        for axes in performance_axes:
+            assert [line_date(line) for line in red_dashed_lines(axes)] == month_start(report.window[report.kind == "performance"]) \
+                == month_start(["2025-02", "2025-09"])
+            measured, = [line for line in axes.get_lines() if line.get_label() == "measured"]
+            assert list(pd.to_datetime(measured.get_xdata())) == month_start(loop.performance_.window)
+        for line in drift_axes.get_lines()[:3]:
+            assert list(pd.to_datetime(line.get_xdata())) == month_start(loop.drift_.window.unique()), line.get_label()
+        for axes in [drift_axes, *performance_axes]:
+            legend = [text.get_text() for text in axes.get_legend().get_texts()]
+            assert legend.count("alert, at its window") == 1 and "threshold" in legend
+    finally:
+        for figure in figures: plt.close(figure)
+
+
+def test_drift_lines_differ_by_marker_and_colour_blind_safe_colour(loop, reference):
+    figure = loop.plot_drift()
+    try:
+        columns = [line for line in figure.axes[0].get_lines() if line.get_label() in set(reference.columns)]
+        assert len(columns) == len(reference.columns) and len({line.get_marker() for line in columns}) == len(columns)
+        okabe_ito = {to_rgba(colour) for colour in ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442"]}
+        assert {to_rgba(line.get_color()) for line in columns} <= okabe_ito
     finally: plt.close(figure)
 
 
@@ -619,8 +665,8 @@ def test_plot_drift_draws_the_outputs_below_the_inputs(tiers):
     figure = tiers["loop"].plot_drift()
     try:
         inputs, outputs = figure.axes
-        assert sorted(line.get_label() for line in outputs.get_lines() if not line.get_label().startswith("_")) == ["label", "prediction"]
-        assert len(red_dashed_lines(outputs)) == 3 and sorted(line.get_label() for line in inputs.get_lines() if not line.get_label().startswith("_")) == sorted(TIER_FEATURES)
+        assert column_labels(outputs) == ["label", "prediction"]
+        assert len(red_dashed_lines(outputs)) == 3 and column_labels(inputs) == sorted(TIER_FEATURES)
     finally: plt.close(figure)
 
 

@@ -4,11 +4,13 @@ It must detect the planted episodes at the right dates and nothing before them: 
 (monthly_charges in cents), the covariate drift of April 2025 (contract_type, tenure_months), and the concept drift of
 September 2025, which leaves the inputs unchanged and is caught by performance monitoring once September's labels
 arrive (the label lag is one month, so the alert is dated at the end of October). Then retraining on the logged,
-labelled traffic promotes a better model, and the journal holds every decision.
+labelled traffic promotes a better model, and the journal holds every decision. The report names the planted problem
+behind each alert, read from the case study's ground truth, on the default seed and on another.
 """
 import json, subprocess, sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mlops_kit.lifecycle import Project
@@ -34,6 +36,57 @@ def test_the_tour_prints_each_phase_and_writes_its_report(tour):
         assert section in report
     for figure in ["drift.png", "performance.png"]:
         assert (folder / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+SECOND_SEED = 1  # another case study: other customers, the same planted timeline, other alerts (a false alarm in 2025-07)
+
+
+@pytest.fixture(scope="module")
+def second_tour(tmp_path_factory):
+    "A tour on the case study of another seed: (its output folder, what it printed)"
+    folder = tmp_path_factory.mktemp("tour") / "other-seed"
+    finished = subprocess.run([COMMAND, "tour", "--output", str(folder), "--trials", "6", "--seed", str(SECOND_SEED)],
+                              capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return folder, finished.stdout
+
+
+def report_causes(report:str)->dict:
+    "(window, kind) -> the cause the report's alerts table gives each alert"
+    rows = [line.strip("|").split(" | ") for line in report.splitlines() if line.startswith("| 20")]
+    return {(cells[0].strip(), cells[1]): cells[2] for cells in rows}
+
+
+@pytest.mark.parametrize("which, seed", [("tour", 42), ("second_tour", SECOND_SEED)])
+def test_the_report_names_each_alerts_planted_cause_from_the_ground_truth(which, seed, request):
+    from mlops_kit.data import load_case_study
+    folder, _ = request.getfixturevalue(which)
+    truth = load_case_study(seed=seed).ground_truth
+    report = (folder / "report.md").read_text()
+    grouped = report.split("## What caused the alerts")[1].split("\n## ")[0]
+    for problem in truth:  # each planted problem by its month and columns, with the alerts it caused or 'no alert'
+        line, = [line for line in grouped.splitlines() if line.startswith(f"- **{problem.kind.replace('_', ' ')} in ")]
+        assert f"{problem.start:%Y-%m}" in line and f"in {', '.join(problem.columns)}," in line, line
+    alerts = [record.data for record in Project.open(folder / "churn.journal.json").records("alert")]
+    causes = report_causes(report)
+    assert len(causes) == len(alerts)
+    for alert in alerts:
+        cause = causes[(alert["window"], alert["kind"])]
+        named = [problem for problem in truth if cause.startswith(f"{problem.kind.replace('_', ' ')} in {', '.join(problem.columns)},")]
+        if not named:
+            assert cause == "no planted problem (a false alarm)" and alert["kind"] == "performance", alert
+            continue
+        assert named[0].affects(pd.Timestamp(alert["window"]))[0], (alert, cause)  # under way in the alert's window
+        if alert["kind"].endswith("drift"): assert set(named[0].columns) & set(alert["subject"]), (alert, cause)
+        assert f"{alert['kind']} in {alert['window']}" in grouped
+    for problem in truth:  # alerts with one cause are grouped under it and said to be its consequences
+        name = f"{problem.kind.replace('_', ' ')} in {', '.join(problem.columns)},"
+        count = sum(cause.startswith(name) for cause in causes.values())
+        line, = [line for line in grouped.splitlines() if line.startswith(f"- **{name}")]
+        assert (f"{count} alerts, all consequences of this one problem" in line) == (count > 1), line
+        assert ("no alert" in line) == (count == 0), line
+    for kind in ["quality_incident", "covariate_drift", "concept_drift"]:  # the three the README describes: each caused an alert
+        assert any(cause.startswith(kind.replace("_", " ") + " in ") for cause in causes.values()), kind
 
 
 def test_alerts_come_at_the_planted_episodes_and_not_before(tour):

@@ -148,19 +148,19 @@ def _check_window_count(times:pd.Series, offset, window:str):
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-038-4
 def _windows(cases:pd.DataFrame, time_column:str, window)->list:
-    "(name, end time, cases) per window: `window` an int (that many cases each) or a pandas frequency like 'MS' or '7D'"
+    "(name, start time, end time, cases) per window: `window` an int (that many cases each) or a pandas frequency like 'MS' or '7D'"
     window = _window_size(window)
     times = _case_times(cases, time_column)
     order = np.argsort(times.to_numpy(), kind="stable")
     cases, times = cases.iloc[order], times.iloc[order]
     if isinstance(window, int):
-        return [(f"cases {start + 1}-{min(start + window, len(cases))}", times.iloc[min(start + window, len(cases)) - 1],
-                 cases.iloc[start:start + window]) for start in range(0, len(cases), window)]
+        return [(f"cases {first + 1}-{min(first + window, len(cases))}", times.iloc[first], times.iloc[min(first + window, len(cases)) - 1],
+                 cases.iloc[first:first + window]) for first in range(0, len(cases), window)]
     offset = pd.tseries.frequencies.to_offset(window)
     _check_window_count(times, offset, window)
     label = "%Y-%m" if offset.rule_code in ("MS", "ME", "M") and offset.n == 1 else "%Y-%m-%d"
     groups = cases.assign(_time=times).groupby(pd.Grouper(key="_time", freq=offset), sort=True)
-    return [(f"{start:{label}}", start + offset - pd.Timedelta(1, "us"), group.drop(columns="_time"))
+    return [(f"{start:{label}}", start, start + offset - pd.Timedelta(1, "us"), group.drop(columns="_time"))
             for start, group in groups if len(group)]
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-040
@@ -171,9 +171,11 @@ def _severity(row)->float:
     return row.score / row.threshold
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-040-2
-def _mark_alerts(axes, alerts:list, kinds:tuple):
-    for alert in alerts:
-        if alert.kind in kinds: axes.axvline(alert.at, color="tab:red", linestyle="--", linewidth=1)
+def _mark_alerts(axes, alerts:list, kinds:tuple, starts:dict, label:str):
+    "A red dashed line at the start of the window each alert of `kinds` is about (`starts`: window name -> start), one legend entry `label`"
+    for alert in (alert for alert in alerts if alert.kind in kinds):
+        axes.axvline(starts[alert.window], color="tab:red", linestyle="--", linewidth=1, label=label)
+        label = "_nolegend_"  # one entry in the legend for all of them
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-041
 _DRIFT_OPTIONS = ("kinds", "methods", "thresholds", "drift_share") # what `drift_options` may set
@@ -216,28 +218,35 @@ def _target_drift(reference:pd.Series, group:pd.DataFrame, task:str, options:dic
     return output_drift(reference, labels, task, column="label", **options)
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-loop-helpers-2
-def _drift_row(window:str, end, of:str, result:ColumnDrift)->dict:
-    "One row of `MonitoringLoop.drift_`: what was watched ('input', 'prediction' or 'target') and its verdict"
-    return dict(window=window, end=end, of=of, column=result.column, method=result.method, score=result.score, threshold=result.threshold,
-                status=result.status)
+def _drift_row(window:str, start, end, of:str, result:ColumnDrift)->dict:
+    "One row of `MonitoringLoop.drift_`: the window and the period it covers, what was watched ('input', 'prediction' or 'target') and its verdict"
+    return dict(window=window, start=start, end=end, of=of, column=result.column, method=result.method, score=result.score,
+                threshold=result.threshold, status=result.status)
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-loop-helpers-3
-def _performance_row(window:str, end, group:pd.DataFrame, performance:PerformanceReport)->dict:
-    "One row of `MonitoringLoop.performance_`: cases, labels, the binary positive rate, each measured metric, the status and why"
+def _performance_row(window:str, start, end, group:pd.DataFrame, performance:PerformanceReport)->dict:
+    "One row of `MonitoringLoop.performance_`: the period, cases, labels, the binary positive rate, each measured metric, the status and why"
     rate = {"positive_rate": performance.positive_rate} if performance.task == "binary" else {}
-    return dict(window=window, end=end, cases=len(group), labelled=performance.labelled, **rate, **performance.measured,
+    return dict(window=window, start=start, end=end, cases=len(group), labelled=performance.labelled, **rate, **performance.measured,
                 status=performance.status, note=performance.note)
+
+# %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-loop-style
+# Okabe and Ito's palette, safe for the common kinds of colour blindness (its black is left for the threshold line)
+_SAFE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "d") # one per line up to 12 lines, so lines differ without colour
+
+def _line_style(number:int)->dict:
+    "The colour and marker of the `number`th line of a figure: no two of the first 84 lines look alike"
+    return dict(color=_SAFE_COLOURS[number % len(_SAFE_COLOURS)], marker=_MARKERS[number % len(_MARKERS)], markersize=5)
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-loop-helpers-4
 def _plot_severities(axes, frame:pd.DataFrame, columns:list, alerts:list, kinds:tuple, title:str):
-    "Each column's drift severity per window on `axes`, the threshold as a black line, alerts of `kinds` as red dashed lines"
-    import matplotlib.pyplot as plt
-    colours = plt.get_cmap("tab20").colors  # 20 distinct colours: the default cycle repeats after 10
+    "Each column's drift severity per window on `axes`, at the window's start; the threshold as a black line, alerts of `kinds` as red dashed lines"
     for number, column in enumerate(columns):
         part = frame[frame.column == column]
-        axes.plot(part.end, part.severity, marker="o", markersize=3, label=column, color=colours[number % len(colours)])
-    axes.axhline(1, color="black", linewidth=1)
-    _mark_alerts(axes, alerts, kinds)
+        axes.plot(part.start, part.severity, label=column, **_line_style(number))
+    axes.axhline(1, color="black", linewidth=1, label="threshold")
+    _mark_alerts(axes, alerts, kinds, dict(zip(frame.window, frame.start)), "alert, at its window")
     axes.set(yscale="log", ylabel="drift score / threshold (>= 1: drift)", title=title)
     axes.legend(fontsize=7, ncol=2, loc="upper left")
 
@@ -249,7 +258,7 @@ def _drift_figure(drift:pd.DataFrame, alerts:list, columns:list|None=None):
     inputs, outputs = frame[frame["of"] == "input"], frame[frame["of"] != "input"]
     figure, all_axes = plt.subplots(2 if len(outputs) else 1, 1, figsize=(9, 6.5 if len(outputs) else 4), sharex=True, squeeze=False)
     _plot_severities(all_axes[0, 0], inputs, columns or sorted(inputs.column.unique()), alerts, ("column drift", "dataset drift"),
-                     "Input drift per window")
+                     "Input drift per window (each at the start of its period)")
     if len(outputs):
         _plot_severities(all_axes[1, 0], outputs, sorted(outputs.column.unique()), alerts, ("prediction drift", "target drift"),
                          "Prediction and target drift per window")
@@ -262,11 +271,13 @@ def _performance_figure(performance:pd.DataFrame, criteria, alerts:list):
     import matplotlib.pyplot as plt
     measured = [criterion for criterion in criteria if criterion.metric in performance]
     figure, all_axes = plt.subplots(len(measured) or 1, 1, figsize=(9, 2.2 * max(len(measured), 1)), sharex=True, squeeze=False)
+    starts = dict(zip(performance.window, performance.start))
     for axes, criterion in zip(all_axes[:, 0], measured):
-        axes.plot(performance.end, performance[criterion.metric], marker="o", markersize=3)
-        axes.axhline(criterion.threshold, color="gray", linestyle=":")
+        axes.plot(performance.start, performance[criterion.metric], label="measured", **_line_style(0))
+        axes.axhline(criterion.threshold, color="gray", linestyle=":", label="threshold")
         axes.set(ylabel=criterion.metric, title=str(criterion))
-        _mark_alerts(axes, alerts, ("performance",))
+        _mark_alerts(axes, alerts, ("performance",), starts, "alert, at its window")
+        axes.legend(fontsize=7, loc="best")
     figure.autofmt_xdate()
     figure.tight_layout()
     return figure
@@ -346,20 +357,21 @@ class MonitoringLoop(_LoopSettings):
         cases = cases.window() if hasattr(cases, "window") and not isinstance(cases, pd.DataFrame) else cases
         if not isinstance(cases, pd.DataFrame): raise DriftError(f"run takes a DataFrame of cases or a PredictionLog, got {type(cases).__name__}")
         setup = self._check(cases)
-        reports = [(name, end, group, *self._reports(name, group, setup)) for name, end, group in _windows(cases, self.time_column, self.window)]
+        reports = [(name, start, end, group, *self._reports(name, group, setup))
+                   for name, start, end, group in _windows(cases, self.time_column, self.window)]
         policy, alert_on = self.policy or AlertPolicy(), setup["alert_on"]
         drift_rows, performance_rows, self.reports_, self.output_reports_ = [], [], [], []
-        for name, end, group, drift, performance, outputs in reports:  # every window was checked: now the alerts, and their journal records
+        for name, start, end, group, drift, performance, outputs in reports:  # every window was checked: now the alerts, and their journal records
             policy.consider(name, end, drift=drift if "input" in alert_on else None,
                             prediction_drift=outputs.get("prediction") if "prediction" in alert_on else None)
             policy.consider(name, end + setup["lag"], performance=performance if "performance" in alert_on else None,
                             target_drift=outputs.get("label") if "target" in alert_on else None)
-            drift_rows += [_drift_row(name, end, "input", result) for result in drift.columns]
-            drift_rows += [_drift_row(name, end, "prediction" if column == "prediction" else "target", result) for column, result in outputs.items()]
-            performance_rows.append(_performance_row(name, end, group, performance))
+            drift_rows += [_drift_row(name, start, end, "input", result) for result in drift.columns]
+            drift_rows += [_drift_row(name, start, end, "prediction" if column == "prediction" else "target", result) for column, result in outputs.items()]
+            performance_rows.append(_performance_row(name, start, end, group, performance))
             self.reports_.append((name, drift, performance))
             self.output_reports_.append((name, outputs))
-        self.drift_ = pd.DataFrame(drift_rows, columns=["window", "end", "of", "column", "method", "score", "threshold", "status"])
+        self.drift_ = pd.DataFrame(drift_rows, columns=["window", "start", "end", "of", "column", "method", "score", "threshold", "status"])
         self.performance_ = pd.DataFrame(performance_rows)
         self.alerts_ = sorted(policy.raised, key=lambda alert: alert.at)
         return self
