@@ -7,8 +7,11 @@ exercises count their tries and say that hidden checks run only at grading; bad 
 error. `expect`'s strictness and what becomes of a saved answer that no longer fits are tested in the widgets notebook.
 """
 import json
+from pathlib import Path
 
 import pytest
+
+from conftest import REPO_ROOT
 
 from mlops_kit.design import DESIGN_ITEMS
 from mlops_kit.practice import (AnswerStore, CheckFailed, CodeExercise, GateDecision, Matching, MultipleChoice, NumberAnswer,
@@ -223,3 +226,30 @@ def test_check_and_checking_refuse_what_they_cannot_check_and_lose_no_saved_answ
     with pytest.raises(TypeError, match="takes the exercise's CodeExercise"):
         with checking(None):
             pass
+
+
+EXERCISE_NOTEBOOKS = sorted(path.name for path in (REPO_ROOT / "exercises").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", EXERCISE_NOTEBOOKS)
+def test_a_blank_exercise_notebook_fails_each_check_with_a_short_message(notebook, tmp_path):
+    "A real kernel runs the learner's untouched notebook: each check cell fails in at most 3 lines, naming its exercise and the next step"
+    import shutil
+    import nbformat
+    from nbclient import NotebookClient
+    path = Path(shutil.copyfile(REPO_ROOT / "exercises" / notebook, tmp_path / notebook))
+    cells = nbformat.read(path, as_version=4).cells
+    NotebookClient(nbformat.v4.new_notebook(cells=cells), timeout=120, allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checks = [cell for cell in cells if cell.metadata.get("mlops_kit", {}).get("role") == "check" and cell.source.strip()
+              and not cell.source.lstrip().startswith("#")]
+    assert checks, "every exercise notebook has visible check cells"
+    errors = [output for cell in cells for output in cell.get("outputs", []) if output.output_type == "error"]
+    assert len(errors) == len(checks), "each visible check cell fails, and nothing else does"
+    for cell in checks:
+        (error,) = [output for output in cell.outputs if output.output_type == "error"]
+        text = "\n".join(error.traceback)
+        assert error.ename == "CheckFailed" and 1 <= len(error.traceback) <= 3 and len(text.splitlines()) <= 3, text
+        assert "Traceback" not in text and ".py" not in text, text
+        assert cell.metadata["mlops_kit"]["exercise"] in error.traceback[0], text
+        assert "run this cell again" in text or "run this check cell again" in text, text

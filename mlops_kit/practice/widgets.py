@@ -20,9 +20,29 @@ def check_exercise_id(exercise, what:str="An exercise id"):
     if not exercise or not exercise.isprintable() or any(character.isspace() for character in exercise):
         raise MlopsKitError(f"{what} is short text without spaces, like 'first-phase'; got {exercise!r}")
 
+# %% ../../nbs/practice/02_widgets.ipynb #wdg-011g
+_GRADING = {}  # set by the grader before a check cell: the exercise it grades and the solution's seals
+
 # %% ../../nbs/practice/02_widgets.ipynb #wdg-011a
 class CheckFailed(MlopsKitError, AssertionError):
     "A check that did not pass; the message says what was wrong and, for exercises, gives the next hint"
+    def __init__(self, message:str, # what was wrong
+                 hint:str="", # the hints reached, added to the message
+                 next_step:str="", # what to do next, shown in the cell (not part of the message)
+                ):
+        super().__init__(f"{message} {hint}" if hint else message)
+        self.what, self.hint, self.next_step = message, hint, next_step
+
+    @property
+    def _render_traceback_(self):
+        "How IPython shows the failure in a cell: a short message, no traceback (the full one while grading, as graders read it)"
+        if _GRADING: raise AttributeError("_render_traceback_")  # hasattr() is False: IPython prints the usual traceback
+        return self._short_message
+
+    def _short_message(self)->list:
+        "At most three lines: what was wrong (in red), the next step, the hints"
+        lines = [f"\x1b[31m\u2718 {self.what}\x1b[0m", self.next_step, self.hint]
+        return [line for line in lines if line]
 
 
 # %% ../../nbs/practice/02_widgets.ipynb #exr-011
@@ -163,8 +183,6 @@ def _hint_text(hints:list, tries:int)->str:
     return " ".join(f"Hint {number} of {len(hints)}: {hint}" for number, hint in enumerate(reached, 1))
 
 # %% ../../nbs/practice/02_widgets.ipynb #wdg-021h-1
-_GRADING = {}  # set by the grader before a check cell: the exercise it grades and the solution's seals
-
 def _grade_with(exercise:str, seals:dict):
     "Used by the grader: the next check cell grades `exercise`, against the seals of the solution's question cells"
     _GRADING.clear()
@@ -299,10 +317,11 @@ def check(question:Question, # a widget question, after the learner answered it
                              "a code exercise is checked in a `with checking(exercise):` block")
     if question.answer is None:
         raise CheckFailed(f"{question.exercise}: no answer yet. Answer in the widget above (your answer is saved as you "
-                          f"change it), then run this cell again. {_hint_text(question.hints, 1)}")
+                          "change it), then run this cell again.", hint=_hint_text(question.hints, 1))
     if not _is_right(question, _expected_seal(question)):
-        raise CheckFailed(f"{question.exercise}: not right yet ({_short(question.answer)}). "
-                          f"{_hint_text(question.hints, max(1, question.tries))}")
+        raise CheckFailed(f"{question.exercise}: not right yet ({_short(question.answer)}).",
+                          hint=_hint_text(question.hints, max(1, question.tries)),
+                          next_step="Change your answer in the widget above, then run this cell again.")
     print(f"{question.exercise}: correct.")
 
 # %% ../../nbs/practice/02_widgets.ipynb #exr-023
@@ -624,9 +643,10 @@ def checking(exercise:CodeExercise, # the exercise the checks in the `with` bloc
     except Exception as error:
         tries = _record_try(exercise, passed=False)
         what = "a hidden check" if hidden else "a check"
-        message = f"{exercise.exercise}: {what} failed: {_error_text(error)}. {_hint_text(exercise.hints, tries)}"
-        exercise.feedback.value = html.escape(message)
-        raise CheckFailed(message) from error
+        failure = CheckFailed(f"{exercise.exercise}: {what} failed: {_error_text(error)}.", hint=_hint_text(exercise.hints, tries),
+                              next_step="Fix your answer cell above, run it, then run this check cell again.")
+        exercise.feedback.value = html.escape(str(failure))
+        raise failure from error
     _record_try(exercise, passed=True)
     if hidden: message = f"{exercise.exercise}: the hidden checks pass."
     elif exercise.hidden_checks: message = (f"{exercise.exercise}: the visible checks pass. Hidden checks run only when the "
