@@ -209,6 +209,7 @@ def _is_right(question, sealed:str|None=None)->bool:
 # %% ../../nbs/practice/02_widgets.ipynb #wdg-019a
 class _SavedAnswer:
     "What a question does with its answer: show it, save it in `store` as it changes, bring it back when run again"
+    # A question supplies `_answer_changed()`, called after each change, so the feedback never speaks of an older answer
     @property
     def answer(self):
         "The learner's answer, or None before they answer"
@@ -221,6 +222,7 @@ class _SavedAnswer:
         self._show_quietly(answer)
         self._answered = answer is not None
         self._save()
+        self._answer_changed()
 
     def _show_quietly(self, answer):
         "Show `answer` without counting it as the learner's change"
@@ -232,6 +234,7 @@ class _SavedAnswer:
         if self._restoring: return
         self._answered = self._read() is not None
         self._save()
+        self._answer_changed()
 
     def _save(self):
         if self.store is not None: self.store.set(self.exercise, dict(answer=self.answer, tries=self.tries))
@@ -250,8 +253,46 @@ class _SavedAnswer:
         self._answered = True
 
 
+# %% ../../nbs/practice/02_widgets.ipynb #wdg-019e
+def _coloured(colour:str, text:str)->str:
+    "`text` as HTML in `colour`, escaped"
+    return f'<span style="color:{colour}">{html.escape(text)}</span>'
+
+
+# %% ../../nbs/practice/02_widgets.ipynb #wdg-019f
+_GREEN, _AMBER, _GREY = "#1a7f37", "#9a6700", "#57606a"
+
+class _Feedback:
+    "What a question says beside its answer: the verdict on Check, the hint ladder, and never a verdict on an older answer"
+    def check_now(self)->bool:
+        "What Check does: feedback, a wrong try climbs the hint ladder; whether the answer is right"
+        if self.answer is None:
+            self._say(_GREY, f"No answer yet. {self.instructions}")
+            return False
+        right = self.correct
+        if not right:
+            self.tries += 1
+            self._save()
+        self._say_verdict(right)
+        return right
+
+    def _say_verdict(self, right:bool, before:str=""):
+        "Correct!, or Not yet with the hints reached; `before` opens the sentence (a restored answer says so)"
+        if not right: return self._say(_AMBER, f"{before}Not yet. " + _hint_text(self.hints, self.tries))
+        stale = " Run the check cell below again: it still shows your earlier try." if self._check_failed else ""
+        self._say(_GREEN, f"{before}Correct!{stale}")
+        if self._check_failed: self.check_note.value = _coloured(_GREEN, "Now right in the widget above: run this cell again.")
+
+    def _answer_changed(self):
+        "The answer changed: the last verdict was about another answer, so it goes"
+        self._say(_GREY, self.instructions)
+        self.check_note.value = ""
+
+    def _say(self, colour:str, text:str): self.feedback.value = _coloured(colour, text)
+
+
 # %% ../../nbs/practice/02_widgets.ipynb #exr-019
-class Question(_SavedAnswer, widgets.VBox):
+class Question(_Feedback, _SavedAnswer, widgets.VBox):
     "A question answered with a widget: feedback on Check, a hint ladder, every answer saved in `store`; MlopsKitError for bad arguments"
     instructions = "Answer, then press Check."
 
@@ -264,9 +305,9 @@ class Question(_SavedAnswer, widgets.VBox):
         _check_question_arguments(exercise, question, seal, store)
         self.exercise, self.question, self.seal, self.store = exercise, question, seal, store
         self.hints = _text_list(hints, f"Exercise {exercise!r}: hints") if hints else []
-        self.tries, self._answered, self._restoring = 0, False, False
+        self.tries, self._answered, self._restoring, self._check_failed = 0, False, False, False
         self.check_button = widgets.Button(description="Check", button_style="primary", tooltip="Check your answer")
-        self.feedback = widgets.HTML(self.instructions)
+        self.feedback, self.check_note = widgets.HTML(self.instructions), widgets.HTML("")  # the note goes under a failed check cell
         self.check_button.add_class("mlops-kit-check"); self.feedback.add_class("mlops-kit-feedback")
         self.check_button.on_click(lambda button: self.check_now())
         self.input = self._make_input()
@@ -274,6 +315,7 @@ class Question(_SavedAnswer, widgets.VBox):
                           widgets.HBox([self.check_button, self.feedback])])
         self.add_class("mlops-kit-question"); self.add_class(f"mlops-kit-exercise-{exercise}")
         self._restore()
+        if self.answer is not None: self._say_verdict(self.correct, before="Your saved answer is back. ")
         self._watch_input(self._input_changed)
 
     # What each kind of question supplies
@@ -289,24 +331,19 @@ class Question(_SavedAnswer, widgets.VBox):
         "Whether the answer is right"
         return _is_right(self)
 
-    def check_now(self)->bool:
-        "What Check does: feedback, a wrong try climbs the hint ladder; whether the answer is right"
-        if self.answer is None:
-            self._say("info", f"No answer yet. {self.instructions}")
-            return False
-        if self.correct:
-            self._say("success", "Correct!")
-            return True
-        self.tries += 1
-        self._save()
-        self._say("warning", "Not yet. " + _hint_text(self.hints, self.tries))
-        return False
-
-    def _say(self, kind:str, text:str):
-        colour = dict(success="#1a7f37", warning="#9a6700", info="#57606a")[kind]
-        self.feedback.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
-
     def __repr__(self): return f"{type(self).__name__}({self.exercise!r}, answer={self.answer!r}, tries={self.tries})"
+
+# %% ../../nbs/practice/02_widgets.ipynb #wdg-020n
+def _note_under_check_cell(question, failed:bool):
+    "Under a failed check cell, show the question's note (its widget turns it green once the answer is right)"
+    note = getattr(question, "check_note", None)
+    if not isinstance(note, widgets.HTML): return  # a question made before this module was imported afresh, when grading
+    note.value, question._check_failed = "", failed
+    from IPython import get_ipython
+    if failed and get_ipython() is not None:
+        from IPython.display import display
+        display(note)
+
 
 # %% ../../nbs/practice/02_widgets.ipynb #exr-021
 def check(question:Question, # a widget question, after the learner answered it
@@ -316,12 +353,15 @@ def check(question:Question, # a widget question, after the learner answered it
         raise WrongTypeError(f"check(question) takes a widget question (MultipleChoice, Ordering, ...), got {_short(question)}; "
                              "a code exercise is checked in a `with checking(exercise):` block")
     if question.answer is None:
+        _note_under_check_cell(question, failed=True)
         raise CheckFailed(f"{question.exercise}: no answer yet. Answer in the widget above (your answer is saved as you "
                           "change it), then run this cell again.", hint=_hint_text(question.hints, 1))
     if not _is_right(question, _expected_seal(question)):
+        _note_under_check_cell(question, failed=True)
         raise CheckFailed(f"{question.exercise}: not right yet ({_short(question.answer)}).",
                           hint=_hint_text(question.hints, max(1, question.tries)),
                           next_step="Change your answer in the widget above, then run this cell again.")
+    _note_under_check_cell(question, failed=False)
     print(f"{question.exercise}: correct.")
 
 # %% ../../nbs/practice/02_widgets.ipynb #exr-023
