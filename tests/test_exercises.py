@@ -6,13 +6,16 @@ its check refuses a missing, wrong or always-equal answer; a question never hold
 exercises count their tries and say that hidden checks run only at grading; bad arguments and bad answers get a clear
 error. `expect`'s strictness and what becomes of a saved answer that no longer fits are tested in the widgets notebook.
 """
-import json
+import json, re
+from pathlib import Path
 
 import pytest
 
+from conftest import REPO_ROOT
+
 from mlops_kit.design import DESIGN_ITEMS
 from mlops_kit.practice import (AnswerStore, CheckFailed, CodeExercise, GateDecision, Matching, MultipleChoice, NumberAnswer,
-                                 Ordering, ThresholdSlider, check, checking, expect, seal)
+                                 Ordering, ThresholdSlider, check, checking, expect, seal, seal_parts)
 
 HINTS = ["first hint", "second hint", "third hint"]
 STEPS = ["Deploy", "Design", "Monitor", "Develop"]
@@ -223,3 +226,63 @@ def test_check_and_checking_refuse_what_they_cannot_check_and_lose_no_saved_answ
     with pytest.raises(TypeError, match="takes the exercise's CodeExercise"):
         with checking(None):
             pass
+
+
+EXERCISE_NOTEBOOKS = sorted(path.name for path in (REPO_ROOT / "exercises").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", EXERCISE_NOTEBOOKS)
+def test_a_blank_exercise_notebook_fails_each_check_with_a_short_message(notebook, tmp_path):
+    "A real kernel runs the learner's untouched notebook: each check cell fails in at most 3 lines, naming its exercise and the next step"
+    import shutil
+    import nbformat
+    from nbclient import NotebookClient
+    path = Path(shutil.copyfile(REPO_ROOT / "exercises" / notebook, tmp_path / notebook))
+    cells = nbformat.read(path, as_version=4).cells
+    NotebookClient(nbformat.v4.new_notebook(cells=cells), timeout=120, allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    checks = [cell for cell in cells if cell.metadata.get("mlops_kit", {}).get("role") == "check" and cell.source.strip()
+              and not cell.source.lstrip().startswith("#")]
+    assert checks, "every exercise notebook has visible check cells"
+    errors = [output for cell in cells for output in cell.get("outputs", []) if output.output_type == "error"]
+    assert len(errors) == len(checks), "each visible check cell fails, and nothing else does"
+    for cell in checks:
+        (error,) = [output for output in cell.outputs if output.output_type == "error"]
+        text = "\n".join(error.traceback)
+        assert error.ename == "CheckFailed" and 1 <= len(error.traceback) <= 3 and len(text.splitlines()) <= 3, text
+        assert "Traceback" not in text and ".py" not in text, text
+        assert cell.metadata["mlops_kit"]["exercise"] in error.traceback[0], text
+        assert "run this cell again" in text or "run this check cell again" in text, text
+
+
+TASKS, PHASES = ["metric", "tuning", "drift", "labels"], ["Design", "Development", "Deployment"]
+RIGHT_PAIRS = {"metric": "Design", "tuning": "Development", "drift": "Deployment", "labels": "Deployment"}
+PARTS = {  # a question made of parts, its right answer by part, and an answer with some parts right and how it is said
+    "matching": (lambda: Matching("q-pairs", "Match.", TASKS, PHASES, seal("q-pairs", RIGHT_PAIRS), HINTS,
+                                  parts=seal_parts("q-pairs", RIGHT_PAIRS)),
+                 RIGHT_PAIRS, {**RIGHT_PAIRS, "metric": "Deployment"}, "3 of 4 pairs are right."),
+    "ordering": (lambda: Ordering("q-steps", "Order.", STEPS, seal("q-steps", RIGHT_STEPS), HINTS, parts=seal_parts("q-steps", RIGHT_STEPS)),
+                 RIGHT_STEPS, ["Develop", "Design", "Monitor", "Deploy"], "0 of 4 items are in their right place."),
+    "several": (lambda: MultipleChoice("q-ticks", "Which?", ["a", "b", "c", "d"], seal("q-ticks", ["a", "c"]), HINTS, several=True,
+                                       parts=seal_parts("q-ticks", {"a": True, "b": False, "c": True, "d": False})),
+                {"a": True, "b": False, "c": True, "d": False}, ["a", "b"], "2 of 4 options are right (ticked or left blank)."),
+}
+
+
+@pytest.mark.parametrize("kind", PARTS)
+def test_partial_feedback_says_how_many_parts_are_right_and_no_part_can_be_read(kind):
+    "The count is said; the widget's whole state (what a saved notebook keeps) and its attributes hold no part of the answer"
+    from ipywidgets.embed import embed_data
+    make, right_parts, partly_right, said = PARTS[kind]
+    question = make()
+    question.answer = partly_right
+    assert not question.check_now() and said in question.feedback.value
+    with pytest.raises(CheckFailed, match=re.escape(said)):
+        check(question)
+    fresh = make()  # what the learner's notebook holds before any answer
+    state = json.dumps(embed_data(views=[fresh])["manager_state"]) + json.dumps({name: repr(value) for name, value in vars(fresh).items()})
+    pairs = right_parts.items() if isinstance(right_parts, dict) else enumerate(right_parts)
+    for key, value in pairs:
+        for shown in (json.dumps([key, value]), json.dumps({key: value})[1:-1], json.dumps(["part", key, value]), repr({key: value})[1:-1]):
+            assert shown not in state, f"{shown} can be read out of the widget"
+    assert sorted(question.parts) == question.parts and all(part.startswith("sha256:") for part in question.parts)
