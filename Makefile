@@ -21,7 +21,7 @@ LAB_FLAGS   := --ServerApp.ip=127.0.0.1 --port=$(PORT) \
                $(if $(NO_BROWSER),--no-browser) \
                $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab course update test install export clean-nbs check-sync bench help
+.PHONY: lab course update test install export clean-nbs check-sync bench html help
 
 help:
 	@echo "make lab     set up if needed, then open the course (PORT=8888, NO_BROWSER=1 for a headless machine)"
@@ -29,6 +29,7 @@ help:
 	@echo "make update  pull the course's updates and bring them into your copy ($(COURSE)/), keeping your work"
 	@echo "make export  regenerate mlops_kit/ from nbs/ (nbdev-export, with the phase packages) and clean the notebooks (nbdev-clean)"
 	@echo "make bench   run the benchmarks in bench/"
+	@echo "make html    run the notebooks and write the course as a static site to build/html (SOLUTIONS=1 adds the worked answers, in build/html-instructor)"
 
 install: $(STAMP)
 
@@ -64,6 +65,13 @@ export: $(STAMP)
 check-sync: export
 	@git diff --exit-code --stat -- nbs mlops_kit || { echo "nbs/ and mlops_kit/ were out of sync or unclean: run 'make export' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain --untracked-files=all -- nbs mlops_kit)" || { git status --short -- nbs mlops_kit; echo "nbdev-export created untracked files: commit them"; exit 1; }
+
+# The web version: Sphinx runs every page's notebook (an error fails the build) and writes a site that opens from the file
+# system. Notebooks whose code has not changed come from the execution cache in build/jupyter_cache.
+html: $(STAMP)
+	MLOPS_KIT_SITE_SOLUTIONS=$(SOLUTIONS) $(BIN)/sphinx-build -b html -c docs -W --keep-going -q . \
+	  $(if $(filter-out 0,$(SOLUTIONS)),build/html-instructor,build/html)
+	@echo "The course's web version: open $(if $(filter-out 0,$(SOLUTIONS)),build/html-instructor,build/html)/index.html"
 
 bench: $(STAMP)
 	$(BIN)/python bench/import_time.py

@@ -1,0 +1,110 @@
+"""Sphinx settings for the web version of the course: `make html` (see docs/README.md).
+
+The site is built from the repository's root, so that the links between notebooks (`../exercises/...` from the course
+home, `../../exercises/...` from a lesson) stay the links between pages. Only the pages named in `include_patterns`
+are read; nothing is fetched from the network, at build time or when a page is opened.
+"""
+import json, os, re
+from pathlib import Path
+
+project = "mlops-kit"
+author = "mlops-kit maintainers"
+copyright = "mlops-kit maintainers"
+
+# The instructor's version adds the worked answers: `make html SOLUTIONS=1`.
+WITH_SOLUTIONS = os.environ.get("MLOPS_KIT_SITE_SOLUTIONS", "") not in ("", "0")
+
+extensions = ["myst_nb", "sphinx-mathjax-offline"]   # MathJax from the installed package, not a CDN
+root_doc = "docs/index"
+include_patterns = ["docs/index.md", "nbs/*.ipynb", "nbs/*/*.ipynb", "exercises/*.ipynb",
+                    "solutions/README.md", "solutions/00_template.ipynb"]   # the instructors' guide and its template
+if WITH_SOLUTIONS:
+    include_patterns += ["solutions/0[1-9]*.ipynb"]
+exclude_patterns = [".venv", "**/.ipynb_checkpoints", "build", "_docs", "_proc"]
+templates_path = []
+html_extra_path = ["extra"]     # the build folder's index.html, which opens the site's first page
+
+# --- the notebooks: executed at build time, an error fails the build ---------------------------------------------
+nb_execution_mode = os.environ.get("MLOPS_KIT_SITE_EXECUTION", "cache")   # "off" only for a quick look at the layout
+nb_execution_cache_path = os.environ.get("MLOPS_KIT_SITE_CACHE", "build/jupyter_cache")
+nb_execution_timeout = 600            # as nbdev's cell_timeout
+nb_execution_raise_on_error = True    # a notebook that raises fails the build (with its traceback in the log)...
+nb_execution_show_tb = True
+nb_execution_in_temp = True           # ...and runs in a fresh folder, so a learner's saved answers never reach the site
+nb_merge_streams = True
+nb_ipywidgets_js = {}                 # no widget manager from a CDN: a widget shows its text form for now
+nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None),
+                              ("html", "application/vnd.jupyter.widget-state+json", None)]
+myst_heading_anchors = 4              # `lesson.ipynb#a-section` links resolve to the section
+myst_enable_extensions = ["dollarmath"]
+suppress_warnings = ["myst.header"]   # nbdev titles are `# Title` then `> summary`, and lessons may skip a level
+
+# --- the theme: every asset is in the installed packages ----------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = "mlops-kit: the course"
+html_theme_options = {"home_page_in_toc": True, "show_navbar_depth": 1, "use_download_button": False,
+                      "use_fullscreen_button": False, "navigation_with_keys": False}
+html_show_sourcelink = False
+html_copy_source = False
+html_last_updated_fmt = None
+html_search_language = "en"
+
+
+# --- nbdev's cell directives, read at build time (the notebooks stay as they are) ---------------------------------
+DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(?P<name>[\w-]+)\s*:?\s*(?P<value>.*)$")
+TAGS_FOR = {("hide", ""): "remove-cell", ("echo", "false"): "remove-input", ("output", "false"): "remove-output"}
+
+
+def split_directives(source: str) -> tuple:
+    "The `#| name value` directives at the top of a code cell's `source`, as (name, value) pairs, and the code after them"
+    lines, directives = source.splitlines(keepends=True), []
+    while lines and (match := DIRECTIVE.match(lines[0])):
+        directives.append((match["name"].lower(), match["value"].strip().lower()))
+        lines.pop(0)
+    return directives, "".join(lines)
+
+
+def tags_for(directives: list, role: str, folder: str) -> list:
+    "The myst-nb tags of a code cell with nbdev `directives` and exercise `role`, in a notebook of `folder`"
+    tags = [TAGS_FOR[directive] for directive in directives if directive in TAGS_FOR]
+    if folder == "exercises" and role == "check":
+        tags.append("raises-exception")   # an unanswered exercise fails its check, as it does for a learner
+    return tags
+
+
+def prepare_cell(cell: dict, folder: str):
+    "Tag a code `cell` as its nbdev directives and exercise role say, and drop the directive lines from its code"
+    directives, code = split_directives("".join(cell["source"]))
+    role = cell["metadata"].get("mlops_kit", {}).get("role")
+    tags = cell["metadata"].get("tags", [])
+    cell["metadata"]["tags"] = tags + [tag for tag in tags_for(directives, role, folder) if tag not in tags]
+    cell["source"] = code
+
+
+SOLUTIONS_TOCTREE = "\n```{toctree}\n:caption: Worked answers (for instructors)\n:maxdepth: 1\n:glob:\n\n/solutions/0[1-9]*\n```\n"
+
+
+def read_source(app, docname, source):
+    "Sphinx's source-read hook: a notebook's cells prepared for its page; the worked answers in the menu if asked for"
+    if docname == root_doc and WITH_SOLUTIONS: source[0] += SOLUTIONS_TOCTREE
+    if not str(app.env.doc2path(docname)).endswith(".ipynb"): return
+    notebook = json.loads(source[0])
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code": prepare_cell(cell, folder=docname.split("/")[0])
+    source[0] = json.dumps(notebook)
+
+
+def execute_only(app, config):
+    "With MLOPS_KIT_SITE_EXECUTE (globs from the source folder) set, the other pages are rendered from unexecuted code"
+    patterns = os.environ.get("MLOPS_KIT_SITE_EXECUTE", "").split()
+    if not patterns: return
+    source = Path(app.srcdir)
+    executed = {path for pattern in patterns for path in source.glob(pattern)}
+    pages = {path for pattern in config.include_patterns if pattern.endswith(".ipynb") for path in source.glob(pattern)}
+    config.nb_execution_excludepatterns = sorted(path.as_posix() for path in pages - executed)
+
+
+def setup(app):
+    app.connect("config-inited", execute_only)
+    app.connect("source-read", read_source)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
