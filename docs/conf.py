@@ -20,7 +20,7 @@ include_patterns = ["docs/index.md", "nbs/*.ipynb", "nbs/*/*.ipynb", "exercises/
                     "solutions/README.md", "solutions/00_template.ipynb"]   # the instructors' guide and its template
 if WITH_SOLUTIONS:
     include_patterns += ["solutions/0[1-9]*.ipynb"]
-exclude_patterns = [".venv", "**/.ipynb_checkpoints", "build", "_docs", "_proc"]
+exclude_patterns = [".venv", "**/.ipynb_checkpoints", "**/.ipynb_checkpoints/*", "build", "_docs", "_proc"]
 templates_path = []
 html_extra_path = ["extra"]     # the build folder's index.html, which opens the site's first page
 
