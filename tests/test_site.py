@@ -45,9 +45,11 @@ class Page(HTMLParser):
         self._depth, self._text = 0, []
         self.feed(path.read_text(encoding="utf-8"))
 
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
     def handle_starttag(self, tag, attributes):
         attributes = dict(attributes)
-        self._depth += 1
+        self._depth += tag not in self.VOID   # a void element has no end tag
         for name in ("id", "name") if tag == "a" else ("id",):
             if attributes.get(name): self.ids.add(attributes[name])
         if tag == "a" and attributes.get("href"): self.links.append(attributes["href"])
@@ -65,7 +67,7 @@ class Page(HTMLParser):
 
     def handle_startendtag(self, tag, attributes):
         self.handle_starttag(tag, attributes)
-        self._depth -= 1
+        self._depth -= tag not in self.VOID
 
     def handle_data(self, data):
         if self._cell_input_depth is not None: self._text.append(data)
