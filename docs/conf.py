@@ -28,9 +28,9 @@ html_extra_path = ["extra"]     # the build folder's index.html, which opens the
 nb_execution_mode = os.environ.get("MLOPS_KIT_SITE_EXECUTION", "cache")   # "off" only for a quick look at the layout
 nb_execution_cache_path = os.environ.get("MLOPS_KIT_SITE_CACHE", "build/jupyter_cache")
 nb_execution_timeout = 600            # as nbdev's cell_timeout
-nb_execution_raise_on_error = True    # a notebook that raises fails the build (with its traceback in the log)...
-nb_execution_show_tb = True
-nb_execution_in_temp = True           # ...and runs in a fresh folder, so a learner's saved answers never reach the site
+nb_execution_raise_on_error = True    # a notebook that raises fails the build...
+nb_execution_show_tb = True           # ...with its traceback in the log
+nb_execution_in_temp = True           # each runs in a fresh folder, so a learner's saved answers never reach the site
 nb_merge_streams = True
 nb_ipywidgets_js = {}                 # no widget manager from a CDN: a widget shows its text form for now
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None),
@@ -52,7 +52,8 @@ html_search_language = "en"
 
 # --- nbdev's cell directives, read at build time (the notebooks stay as they are) ---------------------------------
 DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(?P<name>[\w-]+)\s*:?\s*(?P<value>.*)$")
-TAGS_FOR = {("hide", ""): "remove-cell", ("echo", "false"): "remove-input", ("output", "false"): "remove-output"}
+TAGS_FOR = {("hide", ""): "remove-cell", ("echo", "false"): "remove-input", ("output", "false"): "remove-output",
+            ("eval", "false"): "skip-execution", ("notest", ""): "skip-execution"}   # what nbdev-test does not run either
 
 
 def split_directives(source: str) -> tuple:

@@ -248,13 +248,14 @@ def code_cell(source: str, **metadata):
 
 
 def small_project(folder: Path) -> Path:
-    "A course of two notebooks: a lesson with a hidden cell and a section, and an exercise whose check fails"
+    "A course of two notebooks: a lesson with a hidden cell, a cell not to run and a section; an exercise whose check fails"
     (folder / "docs").mkdir(parents=True)
     (folder / "docs" / "index.md").write_text(SMALL_HOME)
     lesson = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# The lesson\n\n## A section\n\nPractise in [the exercise](../exercises/practice.ipynb)."),
         code_cell("#| hide\nsecret_setup = 'hidden' + '-marker'"),
         code_cell("#| export\nprint(secret_setup.upper())"),
+        code_cell("#| eval: false\nraise RuntimeError('nbdev-test does not run this cell, nor does the site')"),
     ])
     exercise = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# The exercise\n\nSee [the section](../nbs/lesson.ipynb#a-section)."),
