@@ -4,7 +4,7 @@ The site is built from the repository's root, so that the links between notebook
 home, `../../exercises/...` from a lesson) stay the links between pages. Only the pages named in `include_patterns`
 are read; nothing is fetched from the network, at build time or when a page is opened.
 """
-import json, os, re
+import hashlib, json, os, re
 from pathlib import Path
 
 project = "mlops-kit"
@@ -25,8 +25,22 @@ templates_path = []
 html_extra_path = ["extra"]     # the build folder's index.html, which opens the site's first page
 
 # --- the notebooks: executed at build time, an error fails the build ---------------------------------------------
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def library_fingerprint(library=REPOSITORY / "mlops_kit") -> str:
+    "A hash of the library's code: a page's outputs depend on it as much as on its notebook's own code"
+    digest = hashlib.sha256()
+    for path in sorted(library.rglob("*.py")):
+        digest.update(path.relative_to(library).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# A notebook is executed again when its code changes (myst-nb's cache is keyed by it) or the library's code does (the
+# cache has a folder per version of the library, and a new folder makes Sphinx read every page again).
 nb_execution_mode = os.environ.get("MLOPS_KIT_SITE_EXECUTION", "cache")   # "off" only for a quick look at the layout
-nb_execution_cache_path = os.environ.get("MLOPS_KIT_SITE_CACHE", "build/jupyter_cache")
+nb_execution_cache_path = str(Path(os.environ.get("MLOPS_KIT_SITE_CACHE", REPOSITORY / "build" / "jupyter_cache"))
+                              / library_fingerprint())
 nb_execution_timeout = 600            # as nbdev's cell_timeout
 nb_execution_raise_on_error = True    # a notebook that raises fails the build...
 nb_execution_show_tb = True           # ...with its traceback in the log

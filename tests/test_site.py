@@ -121,13 +121,19 @@ def docs_found_by(site: Path, word: str) -> set:
     return found
 
 
-def hidden_cells(notebook: Path) -> list:
-    "The code of the `#| hide` cells of `notebook`, without their directive lines"
+def site_settings():
+    "docs/conf.py, imported"
     sys.path.insert(0, str(DOCS))
     try:
-        from conf import split_directives
+        import conf
     finally:
         sys.path.remove(str(DOCS))
+    return conf
+
+
+def hidden_cells(notebook: Path) -> list:
+    "The code of the `#| hide` cells of `notebook`, without their directive lines"
+    split_directives = site_settings().split_directives
     cells = []
     for cell in nbformat.read(notebook, as_version=4).cells:
         directives, code = split_directives(cell.source) if cell.cell_type == "code" else ([], "")
@@ -281,6 +287,22 @@ def test_the_build_hides_nbdev_cells_and_shows_a_failed_check(tmp_path):
     exercise = (tmp_path / "html" / "exercises" / "practice.html").read_text()
     assert "not answered yet: pick an option" in exercise, "an exercise's failed check shows as it does for a learner"
     assert not broken_links(pages_of(tmp_path / "html"), tmp_path / "html"), "links and their anchors resolve"
+
+
+def test_a_change_to_the_library_runs_the_notebooks_again(tmp_path):
+    "The execution cache has a folder per version of the library: outputs never come from an older library"
+    settings = site_settings()
+    module = tmp_path / "lifecycle" / "criteria.py"
+    module.parent.mkdir()
+    module.write_text("THRESHOLD = 0.8\n")
+    before = settings.library_fingerprint(tmp_path)
+    assert settings.library_fingerprint(tmp_path) == before, "the same code, the same folder"
+    module.write_text("THRESHOLD = 0.9\n")
+    changed = settings.library_fingerprint(tmp_path)
+    assert changed != before, "a change of the library's code gives a new folder"
+    module.rename(tmp_path / "criteria.py")
+    assert settings.library_fingerprint(tmp_path) != changed, "so does moving a module"
+    assert settings.nb_execution_cache_path.endswith(settings.library_fingerprint(REPO_ROOT / "mlops_kit"))
 
 
 @pytest.mark.slow
