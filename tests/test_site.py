@@ -362,3 +362,13 @@ def test_a_lesson_and_the_search_open_offline_in_a_browser(offline_page, tmp_pat
     found.first.wait_for(timeout=30_000)
     assert "The lifecycle" in found.first.inner_text()
     assert not page.refused, f"pages asked for the network: {page.refused}"
+
+
+@pytest.mark.slow
+def test_a_link_to_a_missing_section_fails_the_build(tmp_path):
+    project = small_project(tmp_path / "course")
+    exercise = nbformat.read(project / "exercises" / "practice.ipynb", as_version=4)
+    exercise.cells[0].source = exercise.cells[0].source.replace("#a-section", "#no-such-section")
+    nbformat.write(exercise, project / "exercises" / "practice.ipynb")
+    result = sphinx_build(project, tmp_path / "html", tmp_path / "cache", MLOPS_KIT_SITE_EXECUTION="off")
+    assert result.returncode != 0 and "no-such-section" in result.stderr, result.stderr[-3000:]
