@@ -67,7 +67,7 @@ check-sync: export
 	@test -z "$$(git status --porcelain --untracked-files=all -- nbs mlops_kit)" || { git status --short -- nbs mlops_kit; echo "nbdev-export created untracked files: commit them"; exit 1; }
 
 # The web version: Sphinx runs every page's notebook (an error fails the build) and writes a site that opens from the file
-# system. Notebooks whose code has not changed come from the execution cache in build/jupyter_cache.
+# system. A notebook whose code and library have not changed comes from the execution cache in build/jupyter_cache.
 html: $(STAMP)
 	MLOPS_KIT_SITE_SOLUTIONS=$(SOLUTIONS) $(BIN)/sphinx-build -b html -c docs -W --keep-going -q . \
 	  $(if $(filter-out 0,$(SOLUTIONS)),build/html-instructor,build/html)

@@ -4,7 +4,7 @@ The site is built from the repository's root, so that the links between notebook
 home, `../../exercises/...` from a lesson) stay the links between pages. Only the pages named in `include_patterns`
 are read; nothing is fetched from the network, at build time or when a page is opened.
 """
-import json, os, re
+import hashlib, json, os, re
 from pathlib import Path
 
 project = "mlops-kit"
@@ -20,17 +20,31 @@ include_patterns = ["docs/index.md", "nbs/*.ipynb", "nbs/*/*.ipynb", "exercises/
                     "solutions/README.md", "solutions/00_template.ipynb"]   # the instructors' guide and its template
 if WITH_SOLUTIONS:
     include_patterns += ["solutions/0[1-9]*.ipynb"]
-exclude_patterns = [".venv", "**/.ipynb_checkpoints", "build", "_docs", "_proc"]
+exclude_patterns = [".venv", "**/.ipynb_checkpoints", "**/.ipynb_checkpoints/*", "build", "_docs", "_proc"]
 templates_path = []
 html_extra_path = ["extra"]     # the build folder's index.html, which opens the site's first page
 
 # --- the notebooks: executed at build time, an error fails the build ---------------------------------------------
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def library_fingerprint(library=REPOSITORY / "mlops_kit") -> str:
+    "A hash of the library's code: a page's outputs depend on it as much as on its notebook's own code"
+    digest = hashlib.sha256()
+    for path in sorted(library.rglob("*.py")):
+        digest.update(path.relative_to(library).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# A notebook is executed again when its code changes (myst-nb's cache is keyed by it) or the library's code does (the
+# cache has a folder per version of the library, and a new folder makes Sphinx read every page again).
 nb_execution_mode = os.environ.get("MLOPS_KIT_SITE_EXECUTION", "cache")   # "off" only for a quick look at the layout
-nb_execution_cache_path = os.environ.get("MLOPS_KIT_SITE_CACHE", "build/jupyter_cache")
+nb_execution_cache_path = str(Path(os.environ.get("MLOPS_KIT_SITE_CACHE", REPOSITORY / "build" / "jupyter_cache"))
+                              / library_fingerprint())
 nb_execution_timeout = 600            # as nbdev's cell_timeout
-nb_execution_raise_on_error = True    # a notebook that raises fails the build (with its traceback in the log)...
-nb_execution_show_tb = True
-nb_execution_in_temp = True           # ...and runs in a fresh folder, so a learner's saved answers never reach the site
+nb_execution_raise_on_error = True    # a notebook that raises fails the build...
+nb_execution_show_tb = True           # ...with its traceback in the log
+nb_execution_in_temp = True           # each runs in a fresh folder, so a learner's saved answers never reach the site
 nb_merge_streams = True
 nb_ipywidgets_js = {}                 # no widget manager from a CDN: a widget shows its text form for now
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None),
@@ -52,7 +66,8 @@ html_search_language = "en"
 
 # --- nbdev's cell directives, read at build time (the notebooks stay as they are) ---------------------------------
 DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(?P<name>[\w-]+)\s*:?\s*(?P<value>.*)$")
-TAGS_FOR = {("hide", ""): "remove-cell", ("echo", "false"): "remove-input", ("output", "false"): "remove-output"}
+TAGS_FOR = {("hide", ""): "remove-cell", ("echo", "false"): "remove-input", ("output", "false"): "remove-output",
+            ("eval", "false"): "skip-execution", ("notest", ""): "skip-execution"}   # what nbdev-test does not run either
 
 
 def split_directives(source: str) -> tuple:
