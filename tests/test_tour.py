@@ -87,6 +87,8 @@ def test_the_report_names_each_alerts_planted_cause_from_the_ground_truth(which,
         line, = [line for line in grouped.splitlines() if line.startswith(f"- **{name}")]
         assert (f"{count} alerts, all consequences of this one problem" in line) == (count > 1), line
         assert ("no alert" in line) == (count == 0), line
+        first = min((window for (window, _), cause in causes.items() if cause.startswith(name)), default=None)
+        assert first in (None, f"{problem.start:%Y-%m}"), f"{problem.kind} began in {problem.start:%Y-%m}, its first alert is {first}"
     for kind in ["quality_incident", "covariate_drift", "concept_drift"]:  # the three the README describes: each caused an alert
         assert any(cause.startswith(kind.replace("_", " ") + " in ") for cause in causes.values()), kind
 
