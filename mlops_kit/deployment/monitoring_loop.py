@@ -240,13 +240,13 @@ def _line_style(number:int)->dict:
     return dict(color=_SAFE_COLOURS[number % len(_SAFE_COLOURS)], marker=_MARKERS[number % len(_MARKERS)], markersize=5)
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-loop-helpers-4
-def _plot_severities(axes, frame:pd.DataFrame, columns:list, alerts:list, kinds:tuple, title:str):
-    "Each column's drift severity per window on `axes`, at the window's start; the threshold as a black line, alerts of `kinds` as red dashed lines"
+def _plot_severities(axes, frame:pd.DataFrame, columns:list, alerts:list, kinds:tuple, starts:dict, title:str):
+    "Each column's drift severity per window on `axes`, at the window's start (`starts`: window -> start); the threshold a black line, alerts of `kinds` red dashed lines"
     for number, column in enumerate(columns):
         part = frame[frame.column == column]
         axes.plot(part.start, part.severity, label=column, **_line_style(number))
     axes.axhline(1, color="black", linewidth=1, label="threshold")
-    _mark_alerts(axes, alerts, kinds, dict(zip(frame.window, frame.start)), "alert, at its window")
+    _mark_alerts(axes, alerts, kinds, starts, "alert, at its window")
     axes.set(yscale="log", ylabel="drift score / threshold (>= 1: drift)", title=title)
     axes.legend(fontsize=7, ncol=2, loc="upper left")
 
@@ -255,12 +255,12 @@ def _drift_figure(drift:pd.DataFrame, alerts:list, columns:list|None=None):
     "Each input column's drift severity per window in `drift` (`MonitoringLoop.drift_`), below it the outputs', `alerts` as red lines"
     import matplotlib.pyplot as plt
     frame = drift.assign(severity=drift.apply(_severity, axis=1) if len(drift) else []).dropna(subset=["severity"])
-    inputs, outputs = frame[frame["of"] == "input"], frame[frame["of"] != "input"]
+    inputs, outputs, starts = frame[frame["of"] == "input"], frame[frame["of"] != "input"], dict(zip(drift.window, drift.start))
     figure, all_axes = plt.subplots(2 if len(outputs) else 1, 1, figsize=(9, 6.5 if len(outputs) else 4), sharex=True, squeeze=False)
-    _plot_severities(all_axes[0, 0], inputs, columns or sorted(inputs.column.unique()), alerts, ("column drift", "dataset drift"),
+    _plot_severities(all_axes[0, 0], inputs, columns or sorted(inputs.column.unique()), alerts, ("column drift", "dataset drift"), starts,
                      "Input drift per window (each at the start of its period)")
     if len(outputs):
-        _plot_severities(all_axes[1, 0], outputs, sorted(outputs.column.unique()), alerts, ("prediction drift", "target drift"),
+        _plot_severities(all_axes[1, 0], outputs, sorted(outputs.column.unique()), alerts, ("prediction drift", "target drift"), starts,
                          "Prediction and target drift per window")
     figure.autofmt_xdate()
     return figure
