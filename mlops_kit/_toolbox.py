@@ -15,10 +15,10 @@ import pandas as pd
 from .errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
-__all__ = ['quoted', 'did_you_mean', 'check_choice', 'shorten', 'is_number', 'whole_number', 'as_date', 'holds_only_booleans',
-           'plain', 'flush_to_disk', 'staged_file', 'write_files_atomic', 'write_atomic', 'finite_number',
-           'as_timestamp', 'check_fields', 'html_card', 'shown', 'reprs', 'check_whole', 'quiet_optuna',
-           'is_collection', 'check_flag', 'escape_html', 'html_table']
+__all__ = ['quoted', 'did_you_mean', 'check_choice', 'shorten', 'is_number', 'readable', 'whole_number', 'as_date',
+           'holds_only_booleans', 'plain', 'flush_to_disk', 'staged_file', 'write_files_atomic', 'write_atomic',
+           'finite_number', 'as_timestamp', 'check_fields', 'html_card', 'shown', 'reprs', 'check_whole',
+           'quiet_optuna', 'is_collection', 'check_flag', 'escape_html', 'html_table']
 
 # %% ../nbs/00_toolbox.ipynb #ab32c00c
 def quoted(values)->str:
@@ -51,6 +51,20 @@ def shorten(items:list, limit:int=8)->str:
 def is_number(value)->bool:
     "True for an int or a float (numpy's too), False for a bool, text or anything else"
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+# %% ../nbs/00_toolbox.ipynb #toolbox-readable
+def readable(value, # a number for a message or a report (anything else is given back as text)
+             digits:int=4, # significant digits of a number that is not whole
+            )->str:
+    "`value` as people write it: whole numbers with thousands separators (42,000), others to `digits` significant digits, no exponent from 1e-4 to 1e15"
+    if not is_number(value): return str(value)
+    if isinstance(value, numbers.Integral): return f"{int(value):,}"
+    value = float(value) + 0.0  # -0.0 reads as 0
+    size = abs(value)
+    if not math.isfinite(value) or size == 0 or size < 1e-4 or size >= 1e15: return f"{value:.{digits}g}"
+    decimals = max(digits - 1 - math.floor(math.log10(size)), 0)
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 # %% ../nbs/00_toolbox.ipynb #1f5f39e3
 def whole_number(value, argument:str, minimum:int|None=0, maximum:int|None=None)->int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import MlopsKitError
+from ._toolbox import readable
 
 # %% ../nbs/90_cli.ipynb #2d8bc6ee
 import errno, stat
@@ -386,7 +387,7 @@ def _add_practice_commands(subcommands):
 def _positive_seconds(option:str, seconds:float):
     "Raise MlopsKitError unless `seconds`, given as `option`, is a positive number of seconds"
     import math
-    if not (math.isfinite(seconds) and seconds > 0): raise MlopsKitError(f"{option} is a positive number of seconds, like 60; got {seconds:g}")
+    if not (math.isfinite(seconds) and seconds > 0): raise MlopsKitError(f"{option} is a positive number of seconds, like 60; got {readable(seconds, 6)}")
 
 # %% ../nbs/90_cli.ipynb #cli-practice-code-2
 def _run_assign(args) -> int:
@@ -430,7 +431,7 @@ def _run_grade(args) -> int:
              [(args.target.stem, grade(args.target, args.solutions, args.timeout))]
     for learner, card in graded:
         write_scorecard(card, folders[learner], overwrite=True)
-        print(f"{learner}: {card.points:g} / {card.max_points:g} points" + ("" if card.passed else " (" + ", ".join(row["exercise"] for row in card.exercises if not row["passed"]) + " failed)"))
+        print(f"{learner}: {readable(card.points, 6)} / {readable(card.max_points, 6)} points" + ("" if card.passed else " (" + ", ".join(row["exercise"] for row in card.exercises if not row["passed"]) + " failed)"))
     if args.target.is_dir():
         class_table(graded).to_csv(args.output / "class.csv", index=False)
         print(f"class table: {args.output / 'class.csv'}")

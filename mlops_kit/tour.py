@@ -130,6 +130,7 @@ def _period(problem)->str:
     last = problem.end - pd.Timedelta(1, "us")
     return f"{problem.start:%Y-%m}" + ("" if f"{last:%Y-%m}" == f"{problem.start:%Y-%m}" else f" to {last:%Y-%m}")
 
+# %% ../nbs/91_tour.ipynb #tour-cause-name
 def _problem_name(problem)->str:
     "A planted problem in words: its kind, columns and months, e.g. 'quality incident in monthly_charges, 2025-02'"
     return f"{problem.kind.replace('_', ' ')} in {', '.join(problem.columns)}, {_period(problem)}"

@@ -642,7 +642,7 @@ OUT_OF_RANGE = {  # name -> (feature, datatype, the value as JSON, the message)
     "UINT8 over 255": ("support_calls", "UINT8", "256", "input 'support_calls' is UINT8 but holds '256', outside its range (0 to 255)"),
     "INT64 over 2**63 - 1": ("tenure_months", "INT64", str(2**63), f"input 'tenure_months' is INT64 but holds '{2**63}', outside its range"),
     "UINT64 over 2**64 - 1": ("tenure_months", "UINT64", str(2**64), f"input 'tenure_months' is UINT64 but holds '{2**64}', outside its range"),
-    "FP16 over 65504": ("monthly_charges", "FP16", "70000.5", "input 'monthly_charges' is FP16 but holds '70000.5', outside its range (-65504 to 65504)"),
+    "FP16 over 65504": ("monthly_charges", "FP16", "70000.5", "input 'monthly_charges' is FP16 but holds '70000.5', outside its range (-65,504 to 65,504)"),
     "FP32 over 3.4e38": ("monthly_charges", "FP32", "1e39", "input 'monthly_charges' is FP32 but holds '1e+39', outside its range (-3.4028e+38 to 3.4028e+38)"),
     "FP64 given an integer of 400 digits": ("monthly_charges", "FP64", "1" + "0" * 400, "input 'monthly_charges' is FP64 but holds '1000000000000000000000000000000000000000', outside its range"),
 }

@@ -7,7 +7,7 @@ arrive (the label lag is one month, so the alert is dated at the end of October)
 labelled traffic promotes a better model, and the journal holds every decision. The report names the planted problem
 behind each alert, read from the case study's ground truth, on the default seed and on another.
 """
-import json, subprocess, sys
+import json, re, subprocess, sys
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +36,8 @@ def test_the_tour_prints_each_phase_and_writes_its_report(tour):
         assert section in report
     for figure in ["drift.png", "performance.png"]:
         assert (folder / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    exponents = re.findall(r"\d(?:\.\d+)?e[+-]\d+", report)
+    assert not exponents, f"numbers with an exponent in the report: {exponents}"  # one number format: 42,014, not 4.2e+04
 
 
 SECOND_SEED = 1  # another case study: other customers, the same planted timeline, other alerts (a false alarm in 2025-07)
@@ -85,6 +87,8 @@ def test_the_report_names_each_alerts_planted_cause_from_the_ground_truth(which,
         line, = [line for line in grouped.splitlines() if line.startswith(f"- **{name}")]
         assert (f"{count} alerts, all consequences of this one problem" in line) == (count > 1), line
         assert ("no alert" in line) == (count == 0), line
+        first = min((window for (window, _), cause in causes.items() if cause.startswith(name)), default=None)
+        assert first in (None, f"{problem.start:%Y-%m}"), f"{problem.kind} began in {problem.start:%Y-%m}, its first alert is {first}"
     for kind in ["quality_incident", "covariate_drift", "concept_drift"]:  # the three the README describes: each caused an alert
         assert any(cause.startswith(kind.replace("_", " ") + " in ") for cause in causes.values()), kind
 

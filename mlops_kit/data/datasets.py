@@ -8,7 +8,7 @@ import html, math
 from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
-from .._toolbox import as_date, holds_only_booleans, is_number, shorten, whole_number
+from .._toolbox import as_date, holds_only_booleans, is_number, readable, shorten, whole_number
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -54,7 +54,7 @@ def check_seed(seed, argument:str="seed")->int:
 # %% ../../nbs/data/01_datasets.ipynb #1943253f
 def real_number(value, argument:str, low:float, high:float, low_included:bool=True, high_included:bool=True)->float:
     "`value` as a float; raises `WrongTypeError` naming `argument` unless it is a number, `MlopsKitError` unless it is between `low` and `high`"
-    interval = f"{'[' if low_included else '('}{low:g}, {high:g}{']' if high_included else ')'}"
+    interval = f"{'[' if low_included else '('}{readable(low, 6)}, {readable(high, 6)}{']' if high_included else ')'}"
     if not is_number(value): raise WrongTypeError(f"`{argument}` must be a number in {interval}, got {value!r}")
     above = value >= low if low_included else value > low
     below = value <= high if high_included else value < high

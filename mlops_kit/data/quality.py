@@ -8,7 +8,7 @@ import hashlib, json, math, reprlib
 from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
-from .._toolbox import as_date, holds_only_booleans, is_number, plain, shorten, whole_number
+from .._toolbox import as_date, holds_only_booleans, is_number, plain, readable, shorten, whole_number
 from ..errors import MlopsKitError, WrongTypeError
 from .datasets import (COLUMN_KINDS, Dataset, check_columns, check_frame, check_seed, check_task, column_kind,
                                      positive_class, real_number)
@@ -195,7 +195,7 @@ def _violation(column:str, kind:str, rows:int, message:str)->dict:
 def _examples(values:pd.Series, limit:int=3)->str:
     "A few distinct `values`, for a message"
     values = [plain(value) for value in pd.unique(values)[:limit]]
-    return ", ".join(f"{value:.6g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value) for value in values)
+    return ", ".join(readable(value, 6) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value) for value in values)
 
 # %% ../../nbs/data/03_quality.ipynb #42c5468e
 def _share(count:int, total:int)->str:
@@ -255,7 +255,7 @@ def _range_problems(values:pd.Series, name:str, column:ColumnSchema, schema:Sche
     outside = present[(present < low) | (present > high)]
     if len(outside) == 0: return []
     return [_violation(name, "out_of_range", len(outside), f"{_share(len(outside), len(present))} are outside the reference range "
-                       f"[{column.minimum:.6g}, {column.maximum:.6g}] widened by {schema.range_tolerance:.0%} to [{low:.4g}, {high:.4g}], "
+                       f"[{readable(column.minimum, 6)}, {readable(column.maximum, 6)}] widened by {schema.range_tolerance:.0%} to [{readable(low)}, {readable(high)}], "
                        f"e.g. {_examples(outside)}")]
 
 # %% ../../nbs/data/03_quality.ipynb #607e30d0

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..lifecycle import TASKS
-from .._toolbox import did_you_mean, holds_only_booleans
+from .._toolbox import did_you_mean, holds_only_booleans, readable
 from ..errors import MlopsKitError
 
 # %% ../../nbs/deployment/05_drift.ipynb #mon-007
@@ -159,8 +159,8 @@ class ColumnDrift:
     def explain(self)->str:
         "One paragraph a person can read"
         if self.method is None: return f"{self.column}: {self.status}. {self.reason}"
-        text = (f"{self.column} ({self.kind}): {self.method} {DRIFT_METHODS[self.method]['score']} = {self.score:.4g}; "
-                f"drift when {self.drift_when.replace('threshold', f'{self.threshold:g}')}: {self.status}. Method chosen because {self.reason}.")
+        text = (f"{self.column} ({self.kind}): {self.method} {DRIFT_METHODS[self.method]['score']} = {readable(self.score)}; "
+                f"drift when {self.drift_when.replace('threshold', readable(self.threshold, 6))}: {self.status}. Method chosen because {self.reason}.")
         return text + (f" Warning: {self.warning}" if self.warning else "")
 
 # %% ../../nbs/deployment/05_drift.ipynb #mon-017
@@ -245,7 +245,7 @@ def _check_threshold_range(method:str, threshold:float, column:str):
     if threshold < largest: return
     if _is_p_value(method):
         raise DriftError(f"The {method} method's threshold for column {column!r} is a significance level below 1 (e.g. 0.05); got {threshold!r}")
-    raise DriftError(f"The {method} method's threshold for column {column!r} must be below {largest:.3g}, the largest "
+    raise DriftError(f"The {method} method's threshold for column {column!r} must be below {readable(largest, 3)}, the largest "
                      f"{DRIFT_METHODS[method]['score']}; with {threshold!r} the column could never drift")
 
 # %% ../../nbs/deployment/05_drift.ipynb #mon-019-3

@@ -11,7 +11,7 @@ import pandas as pd
 from dataclasses import dataclass
 
 from ..lifecycle import Criteria, Project
-from .._toolbox import as_date, did_you_mean, whole_number
+from .._toolbox import as_date, did_you_mean, readable, whole_number
 from ..errors import MlopsKitError, WrongTypeError
 from .drift import DRIFT_METHODS, ColumnDrift, DriftError, DriftReport, as_column, drift_report, output_drift
 from .performance import MIN_LABELS, PerformanceReport, performance_report, read_outputs
@@ -21,7 +21,7 @@ def _output_alert(window:str, at:pd.Timestamp, result:ColumnDrift|None, kind:str
     "A 'prediction drift' or 'target drift' alert, if `result` (the drift of the predictions or of the labels) is drift"
     if result is None or not result.drifted: return []
     what = "The model's predictions" if kind == "prediction drift" else f"The true labels ({result.current_rows:,} known)"
-    return [Alert(kind, window, at, "retrain", (result.column,), f"{what} drifted in {window}: {result.method} {result.score:.3g}")]
+    return [Alert(kind, window, at, "retrain", (result.column,), f"{what} drifted in {window}: {result.method} {readable(result.score, 3)}")]
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-034-2
 def _alerts_of(window:str, at:pd.Timestamp, drift:DriftReport|None, performance:PerformanceReport|None,
@@ -30,13 +30,13 @@ def _alerts_of(window:str, at:pd.Timestamp, drift:DriftReport|None, performance:
     alerts = []
     if performance is not None and performance.failing:
         evidence = f"On {performance.labelled:,} labelled cases of {window}: " + "; ".join(
-            f"{row.metric} = {row.measured:.3g}, needs {row.comparison} {row.threshold:g}" for row in performance.evaluation.itertuples() if not row.passed)
+            f"{row.metric} = {readable(row.measured, 3)}, needs {row.comparison} {readable(row.threshold, 6)}" for row in performance.evaluation.itertuples() if not row.passed)
         alerts.append(Alert("performance", window, at, "retrain", tuple(performance.failing), evidence))
     if drift is not None and drift.dataset_drift:
         alerts.append(Alert("dataset drift", window, at, "rethink", tuple(drift.drifted_columns),
                             f"{len(drift.drifted_columns)} of {len(drift.tested)} columns drifted in {window}: {', '.join(drift.drifted_columns)}"))
     elif drift is not None and drift.drifted_columns:
-        scores = "; ".join(f"{name} ({drift[name].method} {drift[name].score:.3g})" for name in drift.drifted_columns)
+        scores = "; ".join(f"{name} ({drift[name].method} {readable(drift[name].score, 3)})" for name in drift.drifted_columns)
         alerts.append(Alert("column drift", window, at, "retrain", tuple(drift.drifted_columns), f"Inputs drifted in {window}: {scores}"))
     return alerts + _output_alert(window, at, prediction_drift, "prediction drift") + _output_alert(window, at, target_drift, "target drift")
 
@@ -240,13 +240,13 @@ def _line_style(number:int)->dict:
     return dict(color=_SAFE_COLOURS[number % len(_SAFE_COLOURS)], marker=_MARKERS[number % len(_MARKERS)], markersize=5)
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-loop-helpers-4
-def _plot_severities(axes, frame:pd.DataFrame, columns:list, alerts:list, kinds:tuple, title:str):
-    "Each column's drift severity per window on `axes`, at the window's start; the threshold as a black line, alerts of `kinds` as red dashed lines"
+def _plot_severities(axes, frame:pd.DataFrame, columns:list, alerts:list, kinds:tuple, starts:dict, title:str):
+    "Each column's drift severity per window on `axes`, at the window's start (`starts`: window -> start); the threshold a black line, alerts of `kinds` red dashed lines"
     for number, column in enumerate(columns):
         part = frame[frame.column == column]
         axes.plot(part.start, part.severity, label=column, **_line_style(number))
     axes.axhline(1, color="black", linewidth=1, label="threshold")
-    _mark_alerts(axes, alerts, kinds, dict(zip(frame.window, frame.start)), "alert, at its window")
+    _mark_alerts(axes, alerts, kinds, starts, "alert, at its window")
     axes.set(yscale="log", ylabel="drift score / threshold (>= 1: drift)", title=title)
     axes.legend(fontsize=7, ncol=2, loc="upper left")
 
@@ -255,12 +255,12 @@ def _drift_figure(drift:pd.DataFrame, alerts:list, columns:list|None=None):
     "Each input column's drift severity per window in `drift` (`MonitoringLoop.drift_`), below it the outputs', `alerts` as red lines"
     import matplotlib.pyplot as plt
     frame = drift.assign(severity=drift.apply(_severity, axis=1) if len(drift) else []).dropna(subset=["severity"])
-    inputs, outputs = frame[frame["of"] == "input"], frame[frame["of"] != "input"]
+    inputs, outputs, starts = frame[frame["of"] == "input"], frame[frame["of"] != "input"], dict(zip(drift.window, drift.start))
     figure, all_axes = plt.subplots(2 if len(outputs) else 1, 1, figsize=(9, 6.5 if len(outputs) else 4), sharex=True, squeeze=False)
-    _plot_severities(all_axes[0, 0], inputs, columns or sorted(inputs.column.unique()), alerts, ("column drift", "dataset drift"),
+    _plot_severities(all_axes[0, 0], inputs, columns or sorted(inputs.column.unique()), alerts, ("column drift", "dataset drift"), starts,
                      "Input drift per window (each at the start of its period)")
     if len(outputs):
-        _plot_severities(all_axes[1, 0], outputs, sorted(outputs.column.unique()), alerts, ("prediction drift", "target drift"),
+        _plot_severities(all_axes[1, 0], outputs, sorted(outputs.column.unique()), alerts, ("prediction drift", "target drift"), starts,
                          "Prediction and target drift per window")
     figure.autofmt_xdate()
     return figure

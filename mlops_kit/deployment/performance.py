@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data import check_seed, infer_task
 from ..lifecycle import TASKS, Criteria
-from .._toolbox import plain, shorten, whole_number
+from .._toolbox import plain, readable, shorten, whole_number
 from ..errors import MlopsKitError
 from .drift import DriftError
 
@@ -371,10 +371,10 @@ class PerformanceReport:
     def explain(self)->str:
         predicted = f", {self.positive_rate:.1%} predicted positive" if self.positive_rate is not None else ""
         head = f"Window {self.window}: {self.cases:,} cases, {self.labelled:,} labelled{predicted}: {self.status}."
-        lines = [head] + [f"- {row.metric} {row.comparison} {row.threshold:g}: measured {row.measured:.4g} ({'passes' if row.passed else 'FAILS'})"
+        lines = [head] + [f"- {row.metric} {row.comparison} {readable(row.threshold, 6)}: measured {readable(row.measured)} ({'passes' if row.passed else 'FAILS'})"
                           for row in self.evaluation.itertuples()]
         lines += [f"- {self.note}."] if self.note else []
-        lines += [f"- {name}: estimated {value['estimate']:.4g} +- {value['spread']:.2g} (from the probabilities, not measured)"
+        lines += [f"- {name}: estimated {readable(value['estimate'])} +- {readable(value['spread'], 2)} (from the probabilities, not measured)"
                   for name, value in self.estimated.items()]
         return "\n".join(lines + ([f"- No estimate: {self.estimate_note}."] if self.estimate_note else []))
 

@@ -12,7 +12,7 @@ import itertools, math, sys
 import numpy as np
 
 from ..data import Schema
-from .._toolbox import did_you_mean
+from .._toolbox import did_you_mean, readable
 from ..errors import MlopsKitError
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-024
@@ -200,7 +200,7 @@ def _check_value(value, datatype:str, tensor:str):
         raise ProtocolError(f"input {tensor!r} is {datatype} but holds {str(value)[:40]!r}{extra}")
     low, high = _RANGES.get(datatype, (value, value))
     if not low <= value <= high:
-        limits = f"{low:,} to {high:,}" if datatype in _INTEGER_TYPES else f"{low:.5g} to {high:.5g}"
+        limits = f"{low:,} to {high:,}" if datatype in _INTEGER_TYPES else f"{readable(low, 5)} to {readable(high, 5)}"
         raise ProtocolError(f"input {tensor!r} is {datatype} but holds {str(value)[:40]!r}, outside its range ({limits}): send a wider datatype")
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032-2

@@ -14,6 +14,7 @@ import pandas as pd
 from .prediction_log import DEFAULT_LOG, ServingError, checked_label
 from .app import ServiceSettings, create_app
 from ..errors import MlopsKitError, WrongTypeError
+from .._toolbox import readable
 
 # %% ../../nbs/deployment/04_server.ipynb #srv-062
 class ServiceCallError(MlopsKitError, RuntimeError):
@@ -87,7 +88,7 @@ class _ServiceConnection:
             if time.monotonic() > deadline:
                 try: self._call("GET", "/v2/health/ready"); reason = ""
                 except ServiceCallError as error: reason = error.message
-                raise ServiceCallError(503, f"The service at {self.url} was not ready after {timeout:g} s: {reason}")
+                raise ServiceCallError(503, f"The service at {self.url} was not ready after {readable(timeout, 6)} s: {reason}")
             time.sleep(0.02)
 
     def metadata(self)->dict:

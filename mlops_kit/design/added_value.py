@@ -17,7 +17,7 @@ from ..data import TASKS, CaseStudy, Dataset, check_seed, screen_leakage
 from ..data import leakage_screen_problem
 from .checklists import check_criteria
 from ..lifecycle import Criteria, Metric, MetricRegistry, cost_metric
-from .._toolbox import check_choice, did_you_mean, quoted
+from .._toolbox import check_choice, did_you_mean, quoted, readable
 from .._toolbox import escape_html, html_table, is_collection
 from ..errors import MlopsKitError, WrongTypeError
 
@@ -179,7 +179,7 @@ def _row_split(dataset:Dataset, test_share:float)->tuple[Dataset, Dataset]:
     rows = len(dataset.frame)
     test_rows = int(round(test_share * rows))
     if not 0 < test_rows < rows:
-        raise MlopsKitError(f"test_share {test_share:g} of {rows:,} rows leaves {'no' if test_rows == 0 else 'all the'} rows to test on: "
+        raise MlopsKitError(f"test_share {readable(test_share, 6)} of {rows:,} rows leaves {'no' if test_rows == 0 else 'all the'} rows to test on: "
                             "the assessment needs rows to train on and rows to test on")
     train, test = replace(dataset, frame=dataset.frame.iloc[:rows - test_rows]), replace(dataset, frame=dataset.frame.iloc[rows - test_rows:])
     hint = "the rows are split in their order: if they are sorted (by label, say), shuffle them first, e.g. frame.sample(frac=1, random_state=0)"
@@ -277,7 +277,7 @@ def _check_value_arguments(dataset, criteria, rule, model, seed, resamples, min_
         raise (MlopsKitError if whole else WrongTypeError)(f"resamples must be a whole number of at least 1 (1000 is usual), got {resamples!r}")
     number = not isinstance(min_saving, bool) and isinstance(min_saving, numbers.Real)
     if not number or not 0 <= min_saving < 1:
-        hint = f" (did you mean {min_saving / 100:g}?)" if number and 1 <= min_saving <= 100 else ""
+        hint = f" (did you mean {readable(min_saving / 100, 6)}?)" if number and 1 <= min_saving <= 100 else ""
         raise (MlopsKitError if number else WrongTypeError)(
             f"min_saving is a share of the best non-ML approach's value, from 0 up to 1 (0.01 is 1%), got {min_saving!r}{hint}")
     share = not isinstance(test_share, bool) and isinstance(test_share, numbers.Real)
@@ -316,7 +316,7 @@ def _naive_approaches(train:Dataset, rows:int)->dict:
         majority = train.y.value_counts().idxmax()
         return {"majority class": (f"predict the training rows' most frequent class, {majority!r}", np.full(rows, majority))}
     mean = float(train.y.mean())
-    return {"mean": (f"predict the training rows' mean, {mean:,.4g}", np.full(rows, mean))}
+    return {"mean": (f"predict the training rows' mean, {readable(mean)}", np.full(rows, mean))}
 
 # %% ../../nbs/design/02_added_value.ipynb #chk-value-rows-3
 def _positive_scores(model, features:pd.DataFrame, classes:list, positive)->np.ndarray:
@@ -371,8 +371,7 @@ def _description(rule)->str:
 # %% ../../nbs/design/02_added_value.ipynb #chk-added-value-helpers
 def _number(value:float)->str:
     "`value` in a sentence: thousands separated and no decimals from 100 up, three significant digits below"
-    value = value + 0.0  # -0.0 reads as 0
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return readable(value + 0.0, 3)  # -0.0 reads as 0
 
 _NOT_METRICS = {"approach", "description", "flagged", "meets_criteria"}  # the table's columns that are not metrics
 
@@ -432,7 +431,7 @@ class AddedValue:
     def __repr__(self): return f"AddedValue(ml_adds_value={self.ml_adds_value}: {self.statement})"
 
     def _repr_html_(self):
-        threshold = f"Model threshold {self.threshold:g} (chosen on the training data); " if self.threshold is not None else ""
+        threshold = f"Model threshold {readable(self.threshold, 6)} (chosen on the training data); " if self.threshold is not None else ""
         return (f"<b>Added value of ML: {'yes' if self.ml_adds_value else 'not shown'}</b><br>{escape_html(self.statement)}<br>"
                 f"Split {escape_html(self.split)}; {threshold}features dropped: {escape_html(', '.join(self.dropped) or 'none')}"
                 + html_table(self.table.round(3)))
@@ -463,7 +462,7 @@ def assess_added_value(dataset:Dataset, # data with a target of any task; e.g. l
                                                          [name for name in dataset.numerical if name in features], seed, dataset.task)
     _fit(model, train.frame[features], train.y.to_numpy(), dataset.task)
     predicted, threshold = _model_predictions(model, train, test, features, measure, metric.direction)
-    approaches["model"] = (f"{type(model).__name__} on {len(features)} features" + (f", threshold {threshold:g}" if threshold is not None else ""), predicted)
+    approaches["model"] = (f"{type(model).__name__} on {len(features)} features" + (f", threshold {readable(threshold, 6)}" if threshold is not None else ""), predicted)
     y_test, reported = test.y.to_numpy(), [MetricRegistry.default().get(name) for name in _REPORTED_METRICS[dataset.task]]
     table = pd.DataFrame([_approach_row(name, description, y_test, predictions, metric, reported, dataset, criteria)
                           for name, (description, predictions) in approaches.items()])

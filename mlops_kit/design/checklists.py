@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..lifecycle import Criteria, Decision, Phase, Project, Verdict
-from .._toolbox import did_you_mean, quoted
+from .._toolbox import did_you_mean, quoted, readable
 from .._toolbox import check_flag, escape_html, html_table, is_collection
 from ..errors import MlopsKitError, WrongTypeError
 
@@ -518,8 +518,8 @@ class MLTestScore(Checklist):
 
     def summary(self)->str:
         "One line: final score, section scores, band"
-        sections = ", ".join(f"{section} {score:g}" for section, score in self.section_scores().score.items())
-        return f"final score {self.final_score:g} ({sections}): {self.interpretation}"
+        sections = ", ".join(f"{section} {readable(score, 6)}" for section, score in self.section_scores().score.items())
+        return f"final score {readable(self.final_score, 6)} ({sections}): {self.interpretation}"
 
     def _repr_html_(self):
         return _checklist_html(self, before_items=html_table(self.section_scores().reset_index()))
@@ -624,7 +624,7 @@ def _refusal_message(phase:Phase, open_items:list, failed:pd.DataFrame|None)->st
         lines += [f"    - {item.id}: {item.text}" for item in open_items]
     if failed is not None and len(failed):
         lines.append(f"- {len(failed)} success criterion(s) not met:")
-        lines += [f"    - {row.metric} {row.comparison} {row.threshold:g} (measured {row.measured:g})" for row in failed.itertuples()]
+        lines += [f"    - {row.metric} {row.comparison} {readable(row.threshold, 6)} (measured {readable(row.measured, 6)})" for row in failed.itertuples()]
     lines.append("Close the items (checklist.set(item_id, 'manual' or 'automated', evidence=...)) or mark them "
                  "'not_applicable' with a reason, and meet the criteria; or decide 'iterate' (with return_to) or 'stop', "
                  "which are always allowed.")

@@ -18,7 +18,7 @@ import pandas as pd
 from .checklists import (Checklist, ChecklistItem, MLTestScore, Status, as_checklists, check_criteria,
                                          evaluate_criteria, gate, phase_checklist)
 from ..lifecycle import Criteria, Phase, Project, Verdict
-from .._toolbox import check_flag, escape_html, html_table, write_atomic
+from .._toolbox import check_flag, escape_html, html_table, readable, write_atomic
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -190,7 +190,7 @@ class ChecklistView(_FormActions):
 def _cell_text(value)->str:
     "A table cell as text: numbers short, missing values empty"
     if value is None or (isinstance(value, float) and math.isnan(value)): return ""
-    if isinstance(value, (float, np.floating)): return f"{value:g}"
+    if isinstance(value, (float, np.floating)): return readable(value, 6)
     return str(value)
 
 # %% ../../nbs/design/03_reports.ipynb #chk-report-helpers-3
@@ -257,8 +257,8 @@ class PhaseReport:
         blocks = [("h1", f"Phase report: {self.project}"), ("p", f"Current phase: {self.phase}{state}. Report made {self.created}.")]
         for part in self.checklists:
             blocks += [("h2", f"Checklist {part['name']} ({part['phase']} phase)"),
-                       ("p", f"Progress {part['progress']:.0%}, score {part['score']:.3g}. {part['summary']}.")]
-            if part["sections"] is not None: blocks += [("table", part["sections"]), ("p", f"ML Test Score {part['score']:g}: {part['band']}.")]
+                       ("p", f"Progress {part['progress']:.0%}, score {readable(part['score'], 3)}. {part['summary']}.")]
+            if part["sections"] is not None: blocks += [("table", part["sections"]), ("p", f"ML Test Score {readable(part['score'], 6)}: {part['band']}.")]
             blocks.append(("table", part["items"]))
         title = "Success criteria, evaluated" if self.criteria_evaluated else "Success criteria"
         blocks += [("h2", title), ("table", self.criteria) if self.criteria is not None else ("p", "No success criteria set yet.")]

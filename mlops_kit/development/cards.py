@@ -16,6 +16,7 @@ import pandas as pd
 from ..data import Dataset, Schema, data_fingerprint
 from ..lifecycle import TASKS, Criteria, Metric, MetricRegistry, metric_registry
 from ..errors import MlopsKitError, WrongTypeError
+from .._toolbox import readable
 from .saving import ModelIntegrityError, RegistryError
 
 # %% auto #0
@@ -351,12 +352,12 @@ def check_card(card, # the content of a card.json
 
 # %% ../../nbs/development/07_cards.ipynb #reg-number-text
 def number_text(value)->str:
-    "`value` for people: four significant digits for a float, '-' for None"
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+    "`value` for people: a float to four significant digits, thousands separated (12,346), '-' for None"
+    return "-" if value is None else readable(value) if isinstance(value, float) else str(value)
 
 # %% ../../nbs/development/07_cards.ipynb #reg-card-markdown
 def _threshold_text(threshold)->str:
-    return "none: the most probable class" if threshold is None else f"flag when the probability of the positive class is >= {threshold:.4g}"
+    return "none: the most probable class" if threshold is None else f"flag when the probability of the positive class is >= {readable(threshold)}"
 
 def _task_text(card:dict)->str:
     "The card's task in words, e.g. 'binary (classes 0, 1; positive 1)' or 'regression (predicts a number)'"

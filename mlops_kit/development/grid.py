@@ -17,7 +17,7 @@ from ..data import Dataset, data_fingerprint, infer_task, load_case_study
 from .search_space import Algorithm, DataVariant, default_algorithms, task_of
 from .storage import existing_storage, make_storage, storage_label
 from ..lifecycle import TASKS, Criteria, Project
-from .._toolbox import check_whole, quiet_optuna, reprs, shown
+from .._toolbox import check_whole, quiet_optuna, readable, reprs, shown
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -33,7 +33,7 @@ def _check_seconds(value, name:str, minimum:float=0, allow_none:bool=False)->flo
     "`value` as a float if it is a finite number of seconds >= `minimum` (or None if allowed); raises MlopsKitError otherwise"
     if value is None and allow_none: return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
-        raise MlopsKitError(f"{name} must be a finite number of seconds >= {minimum:g}{' (or None)' if allow_none else ''}, got {shown(value)}")
+        raise MlopsKitError(f"{name} must be a finite number of seconds >= {readable(minimum, 6)}{' (or None)' if allow_none else ''}, got {shown(value)}")
     return float(value)
 
 # %% ../../nbs/development/03_grid.ipynb #exp-sample

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from .._toolbox import did_you_mean, write_atomic
+from .._toolbox import did_you_mean, readable, write_atomic
 from ..data import Dataset, Schema, infer_schema
 from ..lifecycle import Criteria, Project
 from ..errors import MlopsKitError, WrongTypeError
@@ -301,7 +301,7 @@ def _alias_target(folder:Path, name:str, alias:str, numbers:list)->int:
 # %% ../../nbs/development/08_registry.ipynb #reg-promotion-problems
 def _promotion_problems(results:pd.DataFrame)->str:
     "The blocking criteria in `results`, in words"
-    return "; ".join(f"{row.criterion} ({'not measured' if row.status == 'not measured' else f'measured {row.measured:.4g}'})"
+    return "; ".join(f"{row.criterion} ({'not measured' if row.status == 'not measured' else f'measured {readable(row.measured)}'})"
                      for row in results.itertuples() if row.blocks)
 
 # %% ../../nbs/development/08_registry.ipynb #reg-promotion-entry

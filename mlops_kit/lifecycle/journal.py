@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 from filelock import FileLock, Timeout
-from .._toolbox import as_timestamp, check_fields, html_card, write_atomic
+from .._toolbox import as_timestamp, check_fields, html_card, readable, write_atomic
 from ..errors import MlopsKitError, WrongTypeError
 from .criteria import Criteria, check_saved_criteria
 from .decisions import Decision, Phase, Verdict, json_safe
@@ -266,7 +266,7 @@ class _JournalFile:
         try: self.lock.acquire()
         except Timeout:
             raise JournalError(self.path, f"another writer has held its lock '{self.lock.lock_file}' for more than "
-                               f"{self.lock_timeout:g} s, so nothing was written",
+                               f"{readable(self.lock_timeout, 6)} s, so nothing was written",
                                "Try again once the other notebook or process has finished, or give a longer lock_timeout.") from None
         try: yield
         finally: self.lock.release()

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from .._toolbox import check_choice, did_you_mean, finite_number, html_card, quoted
+from .._toolbox import check_choice, did_you_mean, finite_number, html_card, quoted, readable
 from ..errors import MlopsKitError, WrongTypeError
 
 # %% auto #0
@@ -98,7 +98,7 @@ class Metric:
         if not isinstance(self.description, str): raise WrongTypeError(f"description must be text, got {self.description!r}")
         for bound in ("lower", "upper"): object.__setattr__(self, bound, _check_bound(getattr(self, bound), bound, self.name))
         if not self.lower < self.upper:
-            raise MlopsKitError(f"Metric {self.name!r}: lower ({self.lower:g}) must be below upper ({self.upper:g})")
+            raise MlopsKitError(f"Metric {self.name!r}: lower ({readable(self.lower, 6)}) must be below upper ({readable(self.upper, 6)})")
         object.__setattr__(self, "tasks", _check_tasks(self.tasks, self.name))
 
     @property
@@ -159,7 +159,7 @@ class _CostOfErrors:
     def __post_init__(self):
         for what in ("false_positive_cost", "false_negative_cost"):
             cost = finite_number(getattr(self, what), what)
-            if cost < 0: raise MlopsKitError(f"{what} must be >= 0 (a cost, in your currency), got {cost:g}")
+            if cost < 0: raise MlopsKitError(f"{what} must be >= 0 (a cost, in your currency), got {readable(cost, 6)}")
             object.__setattr__(self, what, cost)
         label = self.positive_label.item() if isinstance(self.positive_label, np.generic) else self.positive_label
         if not isinstance(label, (int, str)):
@@ -183,7 +183,7 @@ class _CostOfErrorSizes:
     def __post_init__(self):
         for what in ("over_cost", "under_cost"):
             cost = finite_number(getattr(self, what), what)
-            if cost < 0: raise MlopsKitError(f"{what} must be >= 0 (a cost per unit of error, in your currency), got {cost:g}")
+            if cost < 0: raise MlopsKitError(f"{what} must be >= 0 (a cost per unit of error, in your currency), got {readable(cost, 6)}")
             object.__setattr__(self, what, cost)
 
     def __call__(self, y_true, y_pred)->float:
@@ -213,8 +213,8 @@ def cost_metric(name:str, # the metric's name, e.g. 'cost_per_1000'
     "Business metric `name`: cost of errors per 1,000 cases (0 or more); raises MlopsKitError for a negative cost"
     costs = _CostOfErrors(false_positive_cost, false_negative_cost, positive_label)
     if description is None:
-        description = (f"cost of errors per 1,000 cases (false positive {costs.false_positive_cost:g}, "
-                       f"false negative {costs.false_negative_cost:g})")
+        description = (f"cost of errors per 1,000 cases (false positive {readable(costs.false_positive_cost, 6)}, "
+                       f"false negative {readable(costs.false_negative_cost, 6)})")
     return Metric(name, "lower", costs, "y_pred", "business", description, lower=0, tasks=("binary",))
 
 # %% ../../nbs/lifecycle/01_metrics.ipynb #cost-regression
@@ -226,7 +226,7 @@ def error_cost_metric(name:str, # the metric's name, e.g. 'stock_cost'
     "Business metric `name` for a regressor: the mean cost of its errors per case (0 or more); raises MlopsKitError for a negative cost, WrongTypeError for a non-number"
     costs = _CostOfErrorSizes(over_cost, under_cost)
     if description is None:
-        description = f"cost of errors per case ({costs.over_cost:g} per unit too high, {costs.under_cost:g} per unit too low)"
+        description = f"cost of errors per case ({readable(costs.over_cost, 6)} per unit too high, {readable(costs.under_cost, 6)} per unit too low)"
     return Metric(name, "lower", costs, "y_pred", "business", description, lower=0, tasks=("regression",))
 
 # %% ../../nbs/lifecycle/01_metrics.ipynb #22fb7267

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data import check_seed
 from ..lifecycle import Criteria
-from .._toolbox import whole_number
+from .._toolbox import readable, whole_number
 from ..errors import MlopsKitError
 
 # %% ../../nbs/loop_back/01_retraining.ipynb #mon-retraining-error
@@ -45,7 +45,7 @@ class RetrainingResult:
     def explain(self)->str:
         verdict = (f"the challenger (v{self.challenger_version}) replaces the champion (v{self.champion_version})" if self.promoted
                    else f"the champion (v{self.champion_version}) stays")
-        rows = [f"- {row.metric}: champion {row.champion:.4g}, challenger {row.challenger:.4g} (needs {row.comparison} {row.threshold:g})"
+        rows = [f"- {row.metric}: champion {readable(row.champion)}, challenger {readable(row.challenger)} (needs {row.comparison} {readable(row.threshold, 6)})"
                 for row in self.comparison.itertuples()]
         return "\n".join([f"Retraining: {verdict}."] + rows)
 
