@@ -51,7 +51,8 @@ nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json
                               ("html", "application/vnd.jupyter.widget-state+json", None)]
 myst_heading_anchors = 4              # `lesson.ipynb#a-section` links resolve to the section
 myst_enable_extensions = ["dollarmath"]
-suppress_warnings = ["myst.header"]   # nbdev titles are `# Title` then `> summary`, and lessons may skip a level
+suppress_warnings = ["myst.header",   # nbdev titles are `# Title` then `> summary`, and lessons may skip a level
+                    "misc.highlighting_failure"]  # a failed check prints a short message (no traceback), which the traceback lexer cannot colour
 
 # --- the theme: every asset is in the installed packages ----------------------------------------------------------
 html_theme = "sphinx_book_theme"
