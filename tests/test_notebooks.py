@@ -69,6 +69,9 @@ def test_the_course_home_says_what_to_know_first_and_defines_the_lessons_terms()
                        for cell in nbformat.read(path, as_version=4).cells)
     unused = [term for term in terms if not any(word.strip().lower() in lessons for word in term.split(","))]
     assert not unused, f"glossary terms no lesson uses: {unused}"
+    linked = {text.lower() for text in re.findall(r"\[([^\]]+)\]\(\.\./index\.ipynb#glossary\)", lessons, re.I)}
+    unlinked = [term for term in terms if not any(word.strip().lower()[:5] in text for word in term.split(",") for text in linked)]
+    assert not unlinked, f"glossary terms no lesson links to the glossary: {unlinked}"
 
 
 def test_the_course_home_draws_the_lifecycle_as_a_figure_with_its_description_as_alt_text():

@@ -205,7 +205,7 @@ def lessons_without_figures(site: Path, pages: dict) -> list:
 def shown_hidden_cells(site: Path, pages: dict) -> tuple:
     "The `#| hide` cells of the library notebooks whose code is on their page, and how many were looked at"
     shown, checked = [], 0
-    for notebook in sorted((REPO_ROOT / "nbs").rglob("*.ipynb")):
+    for notebook in sorted(path for path in (REPO_ROOT / "nbs").rglob("*.ipynb") if ".ipynb_checkpoints" not in path.parts):
         inputs = {normalised(code) for code in pages[site / notebook.relative_to(REPO_ROOT).with_suffix(".html")].cell_inputs}
         for code in hidden_cells(notebook):
             checked += 1
