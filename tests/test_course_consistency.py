@@ -45,3 +45,14 @@ def test_every_next_section_links_to_the_next_lesson(lesson, following):
     assert section, f"{lesson} has no '## Next' section"
     assert f"]({following})" in section.group(0), f"{lesson}'s Next section does not link to {following}"
     assert (COURSE / following).exists()
+
+
+GOING_FURTHER = {"03_development": ["scaling out"], "04_deployment": ["reading the metrics", "crash guarantees"]}
+
+
+@pytest.mark.parametrize("lesson", GOING_FURTHER)
+def test_the_deeper_topics_are_optional_going_further_sections(lesson):
+    "Scaling out, crash guarantees and reading the metrics sit in sections marked optional, so a first reading can skip them"
+    source = text(COURSE / f"{lesson}.ipynb")
+    for topic in GOING_FURTHER[lesson]:
+        assert re.search(rf"^## Going further: {topic}\n\n\*Optional on a first reading\.\*", source, re.M), f"{lesson}: no optional section on {topic}"
