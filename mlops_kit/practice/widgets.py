@@ -516,10 +516,12 @@ class Ordering(Question):
 
     def _make_input(self):
         self._list = widgets.Select(options=self._shuffled(), rows=len(self.items), layout=widgets.Layout(width="max-content"))
-        buttons = [widgets.Button(description=label, layout=widgets.Layout(width="5em")) for label in ("↑ up", "↓ down")]
+        buttons = [widgets.Button(description=label, layout=widgets.Layout(width="7.5em", min_width="7.5em"))  # never cut
+                   for label in ("↑ up", "↓ down")]
         buttons[0].on_click(lambda button: self.move(self._list.value, -1))
         buttons[1].on_click(lambda button: self.move(self._list.value, +1))
-        box = widgets.HBox([self._list, widgets.VBox(buttons)])
+        self.move_buttons = buttons
+        box = widgets.HBox([self._list, widgets.VBox(buttons, layout=widgets.Layout(flex="0 0 auto"))])
         box.add_class("mlops-kit-order")
         return box
 
@@ -557,6 +559,7 @@ class Matching(Question):
     "Match each item with one of the choices (a choice may serve several items)"
     instructions = "Choose a match for every item, then press Check."
     parts_said = "{right} of {total} pairs are right."
+    placeholder = "Choose a match..."
 
     def __init__(self, exercise:str, question:str,
                  items, # what to match, e.g. tasks
@@ -573,8 +576,9 @@ class Matching(Question):
         super().__init__(exercise, question, seal, hints, store, parts, explanation)
 
     def _make_input(self):
-        self._menus = {item: widgets.Dropdown(options=[("choose...", None)] + [(choice, choice) for choice in self.choices],
-                                              value=None, layout=widgets.Layout(width="14em")) for item in self.items}
+        placeholder = [(self.placeholder, "")]  # "" stands for no choice: a Dropdown whose value is None shows nothing
+        self._menus = {item: widgets.Dropdown(options=placeholder + [(choice, choice) for choice in self.choices],
+                                              value="", layout=widgets.Layout(width="16em")) for item in self.items}
         rows = [widgets.HBox([widgets.Label(item, layout=widgets.Layout(width="32em")), menu]) for item, menu in self._menus.items()]
         box = widgets.VBox(rows)
         box.add_class("mlops-kit-matching")
@@ -583,11 +587,11 @@ class Matching(Question):
     def parts_of(self, answer)->dict: return {item: answer.get(item) for item in self.items}  # by part: item -> choice
 
     def _read(self):
-        matched = {item: menu.value for item, menu in self._menus.items()}
+        matched = {item: menu.value or None for item, menu in self._menus.items()}
         return matched if any(value is not None for value in matched.values()) else None
 
     def _show(self, answer):
-        for item, menu in self._menus.items(): menu.value = None if answer is None else answer.get(item)
+        for item, menu in self._menus.items(): menu.value = (None if answer is None else answer.get(item)) or ""
 
     def _watch_input(self, callback):
         for menu in self._menus.values(): menu.observe(callback, names="value")
