@@ -302,7 +302,8 @@ class _Feedback:
     def _hints_reached(self)->int: return max(self.tries, self.hints_taken)
 
     def _hints_and_why(self)->str:
-        "The hints reached and, once past the last hint, the explanation"
+        "The hints reached (at least the first, which then counts as taken) and, once past the last hint, the explanation"
+        self.hints_taken = max(self.hints_taken, 1)
         text = _hint_text(self.hints, self._hints_reached())
         past_the_last = self._hints_reached() > len(self.hints)
         return f"{text} Why: {self.explanation}" if past_the_last and self.explanation else text
