@@ -3,6 +3,8 @@
 Debian's headless Chromium opens a copy of an exercise notebook in a JupyterLab started for this test, runs it,
 answers its multiple-choice question wrongly and then rightly (the feedback changes), and takes a screenshot.
 After a kernel restart and a re-run the answer comes back from the answer file, and `mlops-kit grade` counts it.
+A second test answers wrongly without checking and runs the notebook again: the widget comes back with its verdict,
+the check cell shows the kit's short message (no traceback), and the Hint button gives the next hint.
 
 Tier 2: it needs a Chromium browser (`chromium` from Debian) and the `playwright` Python package. Playwright's
 own browser download is never used. Set `MLOPS_KIT_SCREENSHOTS=<folder>` to keep the screenshot (CI artifacts).
@@ -236,3 +238,34 @@ def test_a_learner_answers_a_multiple_choice_exercise_in_jupyterlab(browser_page
     row = graded[EXERCISE_ID]
     assert row["passed"], f"{EXERCISE_ID} failed when graded: {row['message']}"
     assert row["points"] == row["max_points"] > 0
+
+
+def test_a_wrong_answer_reads_as_a_short_message_a_restored_answer_shows_its_result_and_hint_gives_the_next(browser_page, lab):
+    page, notebook = browser_page, lab["root"] / EXERCISE_NOTEBOOK.name
+    shutil.copy(EXERCISE_NOTEBOOK, notebook)
+
+    with diagnostics_on_failure(page, lab):
+        open_notebook(page, lab, notebook.name)
+        menu_command(page, "Run", "runmenu:run-all")
+        question = the_question(page, EXERCISE_ID)
+        question.wait_for(timeout=RUN_ALL_MS)
+        wait_for_idle_kernel(page)
+        radio_button(question, WRONG_OPTION).check()        # answered (and saved), not checked
+
+        # The notebook run again: the widget comes back with the saved answer and its verdict, and the check cell fails
+        # with the kit's short message, not a traceback.
+        question.evaluate("element => element.setAttribute('data-stale', '')")
+        menu_command(page, "Run", "runmenu:run-all")
+        question = the_question(page, EXERCISE_ID)
+        question.wait_for(timeout=RUN_ALL_MS)
+        wait_for_idle_kernel(page)
+        expect(feedback_of(question)).to_have_text(re.compile(r"^\s*Your saved answer is back\. Not yet\. .*Hint 1 of"), timeout=STEP_MS)
+        failure = page.locator(".jp-OutputArea-output").filter(has_text=f"{EXERCISE_ID}: not right yet").last
+        expect(failure).to_be_visible(timeout=STEP_MS)
+        text = failure.inner_text()
+        assert "Traceback" not in text and ".py" not in text and len(text.strip().splitlines()) <= 3, text
+        assert "Change your answer in the widget above" in text, text
+
+        # The Hint button: the next hint, without a wrong try.
+        question.locator(".mlops-kit-hint").click()
+        expect(feedback_of(question)).to_contain_text("Hint 2 of", timeout=STEP_MS)

@@ -288,10 +288,25 @@ class _Feedback:
 
     def _say_verdict(self, right:bool, before:str=""):
         "Correct!, or Not yet with the hints reached; `before` opens the sentence (a restored answer says so)"
-        if not right: return self._say(_AMBER, f"{before}Not yet. {self._parts_right()}" + _hint_text(self.hints, self.tries))
+        if not right: return self._say(_AMBER, f"{before}Not yet. {self._parts_right()}" + self._hints_and_why())
+        why = f" {self.explanation}" if self.explanation else ""
         stale = " Run the check cell below again: it still shows your earlier try." if self._check_failed else ""
-        self._say(_GREEN, f"{before}Correct!{stale}")
+        self._say(_GREEN, f"{before}Correct!{why}{stale}")
         if self._check_failed: self.check_note.value = _coloured(_GREEN, "Now right in the widget above: run this cell again.")
+
+    def next_hint(self):
+        "What the Hint button does: one more hint, and after the last one the explanation; it counts no wrong try"
+        self.hints_taken = self._hints_reached() + 1
+        self._say(_GREY, self._hints_and_why())
+
+    def _hints_reached(self)->int: return max(self.tries, self.hints_taken)
+
+    def _hints_and_why(self)->str:
+        "The hints reached (at least the first, which then counts as taken) and, once past the last hint, the explanation"
+        self.hints_taken = max(self.hints_taken, 1)
+        text = _hint_text(self.hints, self._hints_reached())
+        past_the_last = self._hints_reached() > len(self.hints)
+        return f"{text} Why: {self.explanation}" if past_the_last and self.explanation else text
 
     def _parts_right(self)->str:
         "How many parts of the answer are right, e.g. '4 of 6 pairs are right. ', never which ('' without sealed parts)"
@@ -333,19 +348,23 @@ class Question(_Feedback, _SavedAnswer, widgets.VBox):
                  hints=(), # hints from gentle to explicit, one more after each wrong try
                  store:AnswerStore|None=None, # where answers are saved and restored (None: not saved)
                  parts=None, # seal_parts(exercise, right answer by part): feedback says how many parts are right
+                 explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
         _check_question_arguments(exercise, question, seal, store)
         self.exercise, self.question, self.seal, self.store = exercise, question, seal, store
         self.hints = _text_list(hints, f"Exercise {exercise!r}: hints") if hints else []
         self.parts = _check_parts(parts, self)
-        self.tries, self._answered, self._restoring, self._check_failed = 0, False, False, False
+        self.explanation = None if explanation is None else _check_text(explanation, f"Exercise {exercise!r}: `explanation`")
+        self.tries, self.hints_taken, self._answered, self._restoring, self._check_failed = 0, 0, False, False, False
         self.check_button = widgets.Button(description="Check", button_style="primary", tooltip="Check your answer")
         self.feedback, self.check_note = widgets.HTML(self.instructions), widgets.HTML("")  # the note goes under a failed check cell
         self.check_button.add_class("mlops-kit-check"); self.feedback.add_class("mlops-kit-feedback")
         self.check_button.on_click(lambda button: self.check_now())
+        self.hint_button = widgets.Button(description="Hint", tooltip="Show the next hint", layout=widgets.Layout(width="auto"))
+        self.hint_button.add_class("mlops-kit-hint"); self.hint_button.on_click(lambda button: self.next_hint())
         self.input = self._make_input()
         super().__init__([widgets.HTML(f"<b>{html.escape(question)}</b>"), self.input,
-                          widgets.HBox([self.check_button, self.feedback])])
+                          widgets.HBox([self.check_button, self.hint_button, self.feedback])])
         self.add_class("mlops-kit-question"); self.add_class(f"mlops-kit-exercise-{exercise}")
         self._restore()
         if self.answer is not None: self._say_verdict(self.correct, before="Your saved answer is back. ")
@@ -396,7 +415,8 @@ def check(question:Question, # a widget question, after the learner answered it
                           hint=_hint_text(question.hints, max(1, question.tries)),
                           next_step="Change your answer in the widget above, then run this cell again.")
     _note_under_check_cell(question, failed=False)
-    print(f"{question.exercise}: correct.")
+    why = getattr(question, "explanation", None)
+    print(f"{question.exercise}: correct." + (f" {why}" if why else ""))
 
 # %% ../../nbs/practice/02_widgets.ipynb #exr-023
 class MultipleChoice(Question):
@@ -404,12 +424,13 @@ class MultipleChoice(Question):
     def __init__(self, exercise:str, question:str, options, seal:str, hints=(), store:AnswerStore|None=None,
                  several:bool=False, # tick boxes (every option that applies) instead of radio buttons (one)
                  parts=None, # with several: seal_parts(exercise, {option: whether it is ticked}) for every option
+                 explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
         self.options, self.several = _text_list(options, f"Exercise {exercise!r}: options"), _check_flag(several, "`several`")
         if len(self.options) < 2: raise MlopsKitError(f"Exercise {exercise!r}: a choice needs at least two options, got {self.options}")
         self.instructions = ("Tick every option that applies" if self.several else "Choose one option") + ", then press Check."
         if self.several: self.parts_said = "{right} of {total} options are right (ticked or left blank)."
-        super().__init__(exercise, question, seal, hints, store, parts)
+        super().__init__(exercise, question, seal, hints, store, parts, explanation)
 
     def _make_input(self):
         if self.several:
@@ -455,13 +476,14 @@ class GateDecision(MultipleChoice):
                  items, # the checklist items to judge: texts, or ChecklistItems (their `text` is shown)
                  seal:str, hints=(), store:AnswerStore|None=None,
                  parts=None, # seal_parts(exercise, {option: whether it is ticked}), 'Nothing blocks the gate' included
+                 explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
         _check_text(scenario, f"Exercise {exercise!r}: the scenario")
         if isinstance(items, str) or not hasattr(items, "__iter__"):
             raise WrongTypeError(f"Exercise {exercise!r}: `items` are a list of checklist items or their texts, got {items!r}")
         texts = [getattr(item, "text", item) for item in items]
         super().__init__(exercise, f"{scenario} Which items block the gate?", texts + [self.nothing_blocks], seal, hints,
-                         store, several=True, parts=parts)
+                         store, several=True, parts=parts, explanation=explanation)
 
     def _validate(self, answer):
         chosen = super()._validate(answer)
@@ -479,13 +501,14 @@ class Ordering(Question):
                  items, # the items in any order but the right one (the widget shuffles them)
                  seal:str, hints=(), store:AnswerStore|None=None,
                  parts=None, # seal_parts(exercise, the items in the right order)
+                 explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
         self.items = _text_list(items, f"Exercise {exercise!r}: items")
         if len(self.items) < 2: raise MlopsKitError(f"Exercise {exercise!r}: ordering needs at least two items")
         if isinstance(seal, str) and _matches(exercise, self.items, seal):
             raise MlopsKitError(f"Exercise {exercise!r}: the items are listed in the right order, which shows the answer in the "
                                 "learner's notebook; list them in another order")
-        super().__init__(exercise, question, seal, hints, store, parts)
+        super().__init__(exercise, question, seal, hints, store, parts, explanation)
 
     def _shuffled(self)->list:
         order = list(self.items)
@@ -494,10 +517,12 @@ class Ordering(Question):
 
     def _make_input(self):
         self._list = widgets.Select(options=self._shuffled(), rows=len(self.items), layout=widgets.Layout(width="max-content"))
-        buttons = [widgets.Button(description=label, layout=widgets.Layout(width="5em")) for label in ("↑ up", "↓ down")]
+        buttons = [widgets.Button(description=label, layout=widgets.Layout(width="7.5em", min_width="7.5em"))  # never cut
+                   for label in ("↑ up", "↓ down")]
         buttons[0].on_click(lambda button: self.move(self._list.value, -1))
         buttons[1].on_click(lambda button: self.move(self._list.value, +1))
-        box = widgets.HBox([self._list, widgets.VBox(buttons)])
+        self.move_buttons = buttons
+        box = widgets.HBox([self._list, widgets.VBox(buttons, layout=widgets.Layout(flex="0 0 auto"))])
         box.add_class("mlops-kit-order")
         return box
 
@@ -535,23 +560,26 @@ class Matching(Question):
     "Match each item with one of the choices (a choice may serve several items)"
     instructions = "Choose a match for every item, then press Check."
     parts_said = "{right} of {total} pairs are right."
+    placeholder = "Choose a match..."
 
     def __init__(self, exercise:str, question:str,
                  items, # what to match, e.g. tasks
                  choices, # what to match them with, e.g. the three phases
                  seal:str, hints=(), store:AnswerStore|None=None,
                  parts=None, # seal_parts(exercise, the right answer): one seal per item
+                 explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
         self.items = _text_list(items, f"Exercise {exercise!r}: items")
         self.choices = _text_list(choices, f"Exercise {exercise!r}: choices")
         if not self.items or len(self.choices) < 2:
             raise MlopsKitError(f"Exercise {exercise!r}: matching needs at least one item and two choices; got {len(self.items)} "
                                 f"item(s) and {len(self.choices)} choice(s)")
-        super().__init__(exercise, question, seal, hints, store, parts)
+        super().__init__(exercise, question, seal, hints, store, parts, explanation)
 
     def _make_input(self):
-        self._menus = {item: widgets.Dropdown(options=[("choose...", None)] + [(choice, choice) for choice in self.choices],
-                                              value=None, layout=widgets.Layout(width="14em")) for item in self.items}
+        placeholder = [(self.placeholder, "")]  # "" stands for no choice: a Dropdown whose value is None shows nothing
+        self._menus = {item: widgets.Dropdown(options=placeholder + [(choice, choice) for choice in self.choices],
+                                              value="", layout=widgets.Layout(width="16em")) for item in self.items}
         rows = [widgets.HBox([widgets.Label(item, layout=widgets.Layout(width="32em")), menu]) for item, menu in self._menus.items()]
         box = widgets.VBox(rows)
         box.add_class("mlops-kit-matching")
@@ -560,11 +588,11 @@ class Matching(Question):
     def parts_of(self, answer)->dict: return {item: answer.get(item) for item in self.items}  # by part: item -> choice
 
     def _read(self):
-        matched = {item: menu.value for item, menu in self._menus.items()}
+        matched = {item: menu.value or None for item, menu in self._menus.items()}
         return matched if any(value is not None for value in matched.values()) else None
 
     def _show(self, answer):
-        for item, menu in self._menus.items(): menu.value = None if answer is None else answer.get(item)
+        for item, menu in self._menus.items(): menu.value = (None if answer is None else answer.get(item)) or ""
 
     def _watch_input(self, callback):
         for menu in self._menus.values(): menu.observe(callback, names="value")
@@ -601,12 +629,13 @@ class ThresholdSlider(Question):
                  seal:str, # seal(exercise, [the windows that should alert, in window order])
                  hints=(), store:AnswerStore|None=None,
                  score_name:str="drift score", # the plot's axis label
+                 explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
         self.scores = _window_scores(scores, f"Exercise {exercise!r}")
         self.score_name = _check_text(score_name, f"Exercise {exercise!r}: `score_name`")
         highest = max(self.scores.values())
         self.minimum, self.maximum = min(0.0, min(self.scores.values())), highest * 1.2 if highest > 0 else 1.0
-        super().__init__(exercise, question, seal, hints, store)
+        super().__init__(exercise, question, seal, hints, store, explanation=explanation)
 
     def alerting(self, threshold:float)->list:
         "The windows whose score is at or above `threshold`, in window order"
@@ -665,10 +694,11 @@ class NumberAnswer(Question):
                  seal:str, # seal(exercise, round(right answer, decimals))
                  hints=(), store:AnswerStore|None=None,
                  decimals:int=2, # how many decimals count
+                 explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
         if type(decimals) is not int or decimals < 0: raise MlopsKitError(f"`decimals` is a whole number >= 0, got {decimals!r}")
         self.decimals = decimals
-        super().__init__(exercise, question, seal, hints, store)
+        super().__init__(exercise, question, seal, hints, store, explanation=explanation)
 
     def graded(self, answer): return round(float(answer), self.decimals)
     def _make_input(self): return widgets.FloatText(value=0.0, layout=widgets.Layout(width="12em"))
@@ -688,11 +718,13 @@ class CodeExercise(widgets.VBox):
                  task:str, # what to write, in a sentence
                  hints=(), store:AnswerStore|None=None,
                  hidden_checks:bool=True, # whether grading runs checks the learner does not see
+                 explanation:str|None=None, # why the right code is right: on the card after the checks pass or the last hint
                 ):
         _check_question_arguments(exercise, task, None, store, needs_seal=False)
         self.exercise, self.task, self.store = exercise, task, store
         self.hidden_checks = _check_flag(hidden_checks, "`hidden_checks`")
         self.hints = _text_list(hints, f"Exercise {exercise!r}: hints") if hints else []
+        self.explanation = None if explanation is None else _check_text(explanation, f"Exercise {exercise!r}: `explanation`")
         saved = store.get(exercise) if store is not None else None
         self.tries = _saved_tries(saved)
         self.feedback = widgets.HTML("Write your answer in the cell below, then run the check cell after it.")
@@ -736,12 +768,14 @@ def checking(exercise:CodeExercise, # the exercise the checks in the `with` bloc
         what = "a hidden check" if hidden else "a check"
         failure = CheckFailed(f"{exercise.exercise}: {what} failed: {_error_text(error)}.", hint=_hint_text(exercise.hints, tries),
                               next_step="Fix your answer cell above, run it, then run this check cell again.")
-        exercise.feedback.value = html.escape(str(failure))
+        why = getattr(exercise, "explanation", None) if tries > len(exercise.hints) else None  # past the last hint
+        exercise.feedback.value = html.escape(str(failure) + (f" Why: {why}" if why else ""))
         raise failure from error
     _record_try(exercise, passed=True)
     if hidden: message = f"{exercise.exercise}: the hidden checks pass."
     elif exercise.hidden_checks: message = (f"{exercise.exercise}: the visible checks pass. Hidden checks run only when the "
                                             "notebook is graded (mlops-kit grade), so this is not yet full marks.")
     else: message = f"{exercise.exercise}: every check passes (this exercise has no hidden checks)."
-    exercise.feedback.value = html.escape(message)
+    why = getattr(exercise, "explanation", None)
+    exercise.feedback.value = html.escape(message + (f" {why}" if why else ""))
     print(message)
