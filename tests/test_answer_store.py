@@ -33,5 +33,5 @@ def test_two_kernels_writing_at_once_lose_no_answer(tmp_path):
 def test_an_answer_file_must_be_json_and_git_ignores_answer_files(tmp_path):
     with pytest.raises(AnswerStoreError, match="ends in .json"):
         AnswerStore(tmp_path / "answers.txt")
-    ignored = subprocess.run(["git", "check-ignore", "-q", "exercises/01_the_lifecycle.answers.json"], cwd=REPO_ROOT)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "exercises/01_the_lifecycle_practice.answers.json"], cwd=REPO_ROOT)
     assert ignored.returncode == 0, "answer files must be ignored by git"

@@ -26,7 +26,7 @@ except ImportError:  # the fixture below says so: a skip on a laptop, a failure 
 pytestmark = [pytest.mark.slow, pytest.mark.service("chromium")]
 
 # The exercise this test answers: change these when the exercise changes.
-EXERCISE_NOTEBOOK = REPO_ROOT / "exercises" / "01_the_lifecycle.ipynb"
+EXERCISE_NOTEBOOK = REPO_ROOT / "exercises" / "01_the_lifecycle_practice.ipynb"
 SOLUTIONS = REPO_ROOT / "solutions"
 EXERCISE_ID = "lifecycle-loop-back"   # "Where does a retrain go?"
 WRONG_OPTION = "design"              # any other option

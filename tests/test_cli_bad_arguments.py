@@ -50,13 +50,13 @@ def workspace(tmp_path, models) -> Path:
     (tmp_path / "a-folder").mkdir()
     (tmp_path / "empty-registry").mkdir()
     (tmp_path / "solutions").mkdir()
-    for notebook in ("00_template.ipynb", "01_the_lifecycle.ipynb"):
+    for notebook in ("00_template.ipynb", "01_the_lifecycle_practice.ipynb"):
         (tmp_path / "solutions" / notebook).write_bytes((REPO_ROOT / "solutions" / notebook).read_bytes())
     (tmp_path / "solutions-broken").mkdir()
-    (tmp_path / "solutions-broken" / "01_a.ipynb").write_bytes((REPO_ROOT / "solutions" / "01_the_lifecycle.ipynb").read_bytes())
+    (tmp_path / "solutions-broken" / "01_a.ipynb").write_bytes((REPO_ROOT / "solutions" / "01_the_lifecycle_practice.ipynb").read_bytes())
     (tmp_path / "solutions-broken" / "02_b.ipynb").write_text("{not a notebook")
     (tmp_path / "exercises").mkdir()
-    (tmp_path / "exercises" / "01_the_lifecycle.ipynb").write_text("{}")
+    (tmp_path / "exercises" / "01_the_lifecycle_practice.ipynb").write_text("{}")
     (tmp_path / "grades").write_text("a file where the scorecards would go\n")
     shutil.copytree(models, tmp_path / "models")
     return tmp_path
@@ -132,7 +132,7 @@ CASES = {
     "assign: over a changed exercise": (["assign", "solutions", "exercises"], "--force"),
     "grade: no notebook": (["grade", "no-such.ipynb", "--solutions", "solutions"], "no-such.ipynb"),
     "grade: no solutions": (["grade", "exercises", "--solutions", "no-such-folder", "--output", "new-grades"], "no-such-folder"),
-    "grade: a file where the scorecards go": (["grade", "exercises/01_the_lifecycle.ipynb", "--solutions", "solutions", "--output", "grades"], "grades"),
+    "grade: a file where the scorecards go": (["grade", "exercises/01_the_lifecycle_practice.ipynb", "--solutions", "solutions", "--output", "grades"], "grades"),
     "grade: no time per cell": (["grade", "exercises", "--solutions", "solutions", "--timeout", "0"], "--timeout"),
     "validate: no time per cell": (["validate", "--solutions", "solutions", "--exercises", "exercises", "--timeout", "-1"], "--timeout"),
     "validate: no runs at a time": (["validate", "--solutions", "solutions", "--exercises", "exercises", "--jobs", "0"], "--jobs"),

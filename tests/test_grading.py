@@ -237,11 +237,11 @@ def test_every_exercise_of_the_kit_survives_validation(notebook, tmp_path):
 @pytest.mark.parametrize("cheat", ["check function patched", "wrong answer with a forged seal"])
 def test_cheats_that_fool_plain_nbval_earn_nothing_at_grading(cheat, tmp_path):
     "The cheats are real: a learner's own nbval run passes every check cell, grading gives no point"
-    solution = nbformat.read(SOLUTIONS / "01_the_lifecycle.ipynb", as_version=4)
-    path = tmp_path / "01_the_lifecycle.ipynb"
+    solution = nbformat.read(SOLUTIONS / "01_the_lifecycle_practice.ipynb", as_version=4)
+    path = tmp_path / "01_the_lifecycle_practice.ipynb"
     nbformat.write(CHEATS[cheat](solution, assign_notebook(solution)), path)
     assert set(own_run_verdicts(path).values()) == {True}, "plain nbval is fooled"
-    path.with_name("01_the_lifecycle.answers.json").unlink(missing_ok=True)
+    path.with_name("01_the_lifecycle_practice.answers.json").unlink(missing_ok=True)
     card = grade(path, SOLUTIONS, timeout=60)
     assert card.points == 0 and not any(row["passed"] for row in card.exercises), card.markdown()
 
@@ -318,7 +318,7 @@ def run_main(argv: list, capsys) -> tuple:
 def course(tmp_path) -> Path:
     "A folder with a copy of two solution notebooks and their exercises, as `mlops-kit assign` makes them"
     (tmp_path / "solutions").mkdir()
-    for name in (TEMPLATE, "01_the_lifecycle.ipynb"): shutil.copyfile(SOLUTIONS / name, tmp_path / "solutions" / name)
+    for name in (TEMPLATE, "01_the_lifecycle_practice.ipynb"): shutil.copyfile(SOLUTIONS / name, tmp_path / "solutions" / name)
     assign(tmp_path / "solutions", tmp_path / "exercises")
     return tmp_path
 
@@ -346,7 +346,7 @@ def test_assign_refuses_a_folder_that_holds_solution_notebooks(course, capsys):
     code, _, err = run_main(["assign", course / "exercises", course / "solutions"], capsys)
     assert code == 2 and "holds solution notebooks" in err
     (course / "elsewhere").mkdir()
-    shutil.copyfile(SOLUTIONS / "02_design.ipynb", course / "elsewhere" / "02_design.ipynb")  # not even one assign would write
+    shutil.copyfile(SOLUTIONS / "02_design_practice.ipynb", course / "elsewhere" / "02_design.ipynb")  # not even one assign would write
     code, _, err = run_main(["assign", course / "solutions", course / "elsewhere"], capsys)
     assert code == 2 and "holds solution notebooks" in err and "02_design.ipynb" in err
     before["elsewhere/02_design.ipynb"] = digests(course)["elsewhere/02_design.ipynb"]
@@ -420,8 +420,8 @@ def test_an_unreadable_exercise_notebook_is_kept_as_a_learners_work(course):
     with pytest.raises(GradingError, match="changed since assign made them"):
         assign(course / "solutions", course / "exercises")
     assert path.read_text() == "{half a notebook"
-    (course / "exercises" / "01_the_lifecycle.ipynb").unlink()
-    (course / "exercises" / "01_the_lifecycle.ipynb").mkdir()
+    (course / "exercises" / "01_the_lifecycle_practice.ipynb").unlink()
+    (course / "exercises" / "01_the_lifecycle_practice.ipynb").mkdir()
     with pytest.raises(GradingError, match="is not a file"):
         assign(course / "solutions", course / "exercises", force=True)
     assert path.read_text() == "{half a notebook"

@@ -44,8 +44,9 @@ def test_every_lesson_links_to_its_exercise_notebook():
     import nbformat
     for lesson in sorted((REPO_ROOT / "nbs" / "course").glob("*.ipynb")):
         text = "\n".join(cell.source for cell in nbformat.read(lesson, as_version=4).cells)
-        assert f"](../../exercises/{lesson.name})" in text, f"{lesson.name} does not point to its exercises"
-        assert (REPO_ROOT / "exercises" / lesson.name).exists()
+        practice = f"{lesson.stem}_practice.ipynb"  # a name of its own: a lesson and its exercises open in tabs told apart
+        assert f"](../../exercises/{practice})" in text, f"{lesson.name} does not point to its exercises"
+        assert (REPO_ROOT / "exercises" / practice).exists()
 
 
 def course_home_sections() -> dict:

@@ -168,7 +168,7 @@ def problems_with_pages(site: Path, pages: dict) -> list:
     menu = {(site / "docs" / link).resolve().relative_to(site.resolve()) for link in home.links
             if link.endswith(".html") and not urlsplit(link).scheme}
     problems += [f"{page}: not in the menu" for page in expected_pages() if page not in menu]
-    if (site / "solutions" / "01_the_lifecycle.html").exists(): problems.append("the worked answers are for instructors only")
+    if (site / "solutions" / "01_the_lifecycle_practice.html").exists(): problems.append("the worked answers are for instructors only")
     if "url=docs/index.html" not in (site / "index.html").read_text(): problems.append("index.html does not open the site")
     return problems
 
@@ -177,7 +177,7 @@ def problems_with_order(site: Path, pages: dict) -> list:
     "The menu out of course order: home, lessons, exercises, then the library"
     order = [link for link in pages[site / "docs" / "index.html"].links if link.startswith("../")]
     names = ["nbs/index.html", "nbs/course/01_the_lifecycle.html", "nbs/course/06_the_loop_back.html",
-             "exercises/01_the_lifecycle.html", "nbs/lifecycle/00_lifecycle.html"]
+             "exercises/01_the_lifecycle_practice.html", "nbs/lifecycle/00_lifecycle.html"]
     position = [next((i for i, link in enumerate(order) if link.endswith(name)), -1) for name in names]
     return [] if position == sorted(position) and -1 not in position else [f"the menu is out of course order: {position}"]
 
@@ -230,7 +230,7 @@ def test_the_course_site_builds_and_every_page_link_anchor_and_image_resolves(tm
                 + remote_loads(site, pages) + lessons_without_figures(site, pages) + shown + words_not_found(site))
     assert not problems, f"{len(problems)} problem(s) with the site:\n" + "\n".join(problems[:60])
     lesson = pages[site / "nbs" / "course" / "01_the_lifecycle.html"]
-    assert any(link.startswith("../../exercises/01_the_lifecycle.html") for link in lesson.links), \
+    assert any(link.startswith("../../exercises/01_the_lifecycle_practice.html") for link in lesson.links), \
         "a link between notebooks becomes a link between pages"
 
 

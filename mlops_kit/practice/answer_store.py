@@ -55,7 +55,7 @@ def _refuse_read_only(path:Path, exercise:str):
 # %% ../../nbs/practice/01_answer_store.ipynb #exr-007
 class AnswerStore:
     "The answers of one exercise notebook, saved as they change in a JSON file next to it"
-    def __init__(self, path, # the answer file, e.g. '01_the_lifecycle.answers.json'
+    def __init__(self, path, # the answer file, e.g. '01_the_lifecycle_practice.answers.json'
                  lock_timeout:float=30, # seconds to wait for another writer
                 ):
         self.path, self.lock_timeout = _answer_path(path), _check_lock_timeout(lock_timeout)
