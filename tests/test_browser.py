@@ -192,6 +192,17 @@ def mlops_kit_grade(notebook: Path, output: Path) -> dict:
     return json.loads(scorecard.read_text())
 
 
+def run_and_find_question(page, menu: str = "Run", command: str = "runmenu:run-all", previous=None, confirm: bool = False):
+    "Run the notebook with a menu command; the exercise's question once the run has drawn it (again, if `previous` was shown) and the kernel is idle"
+    if previous is not None: previous.evaluate("element => element.setAttribute('data-stale', '')")  # the old view, until it is replaced
+    menu_command(page, menu, command)
+    if confirm: confirm_dialog(page)
+    question = the_question(page, EXERCISE_ID)
+    question.wait_for(timeout=RUN_ALL_MS)
+    wait_for_idle_kernel(page)
+    return question
+
+
 # --- the test ----------------------------------------------------------------------------------------------------
 
 def test_a_learner_answers_a_multiple_choice_exercise_in_jupyterlab(browser_page, lab, tmp_path):
@@ -201,10 +212,7 @@ def test_a_learner_answers_a_multiple_choice_exercise_in_jupyterlab(browser_page
 
     with diagnostics_on_failure(page, lab):
         open_notebook(page, lab, notebook.name)
-        menu_command(page, "Run", "runmenu:run-all")
-        question = the_question(page, EXERCISE_ID)
-        question.wait_for(timeout=RUN_ALL_MS)
-        wait_for_idle_kernel(page)
+        question = run_and_find_question(page)
 
         # A wrong answer, then the right one: the feedback says so each time.
         choose_and_check(question, WRONG_OPTION)
@@ -221,12 +229,7 @@ def test_a_learner_answers_a_multiple_choice_exercise_in_jupyterlab(browser_page
         assert saved and saved["answer"] == RIGHT_OPTION, f"the answer file holds {saved!r} for {EXERCISE_ID}"
 
         # A kernel restart and a re-run: the question comes back with the saved answer chosen.
-        question.evaluate("element => element.setAttribute('data-stale', '')")  # the old view, until it is replaced
-        menu_command(page, "Kernel", "runmenu:restart-and-run-all")
-        confirm_dialog(page)
-        question = the_question(page, EXERCISE_ID)
-        question.wait_for(timeout=RUN_ALL_MS)
-        wait_for_idle_kernel(page)
+        question = run_and_find_question(page, "Kernel", "runmenu:restart-and-run-all", previous=question, confirm=True)
         expect(radio_button(question, RIGHT_OPTION)).to_be_checked(timeout=STEP_MS)
         expect(radio_button(question, WRONG_OPTION)).not_to_be_checked()
         save_notebook(page)
@@ -246,19 +249,12 @@ def test_a_wrong_answer_reads_as_a_short_message_a_restored_answer_shows_its_res
 
     with diagnostics_on_failure(page, lab):
         open_notebook(page, lab, notebook.name)
-        menu_command(page, "Run", "runmenu:run-all")
-        question = the_question(page, EXERCISE_ID)
-        question.wait_for(timeout=RUN_ALL_MS)
-        wait_for_idle_kernel(page)
+        question = run_and_find_question(page)
         radio_button(question, WRONG_OPTION).check()        # answered (and saved), not checked
 
         # The notebook run again: the widget comes back with the saved answer and its verdict, and the check cell fails
         # with the kit's short message, not a traceback.
-        question.evaluate("element => element.setAttribute('data-stale', '')")
-        menu_command(page, "Run", "runmenu:run-all")
-        question = the_question(page, EXERCISE_ID)
-        question.wait_for(timeout=RUN_ALL_MS)
-        wait_for_idle_kernel(page)
+        question = run_and_find_question(page, previous=question)
         expect(feedback_of(question)).to_have_text(re.compile(r"^\s*Your saved answer is back\. Not yet\. .*Hint 1 of"), timeout=STEP_MS)
         failure = page.locator(".jp-OutputArea-output").filter(has_text=f"{EXERCISE_ID}: not right yet").last
         expect(failure).to_be_visible(timeout=STEP_MS)

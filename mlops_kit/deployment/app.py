@@ -24,7 +24,7 @@ _MOST_SCORING_PROCESSES = 64  # more would only compete for the same cores
 
 @dataclass
 class ServiceSettings:
-    "What an operator may tune: request limits, the prediction log's commit grouping and retention; raises ServingError for a value out of range"
+    "What an operator may tune: request limits, the prediction log's commit grouping and retention, scoring processes; raises ServingError for a value out of range"
     max_batch_rows:int = 10_000 # records (or tensor rows) per request
     max_body_bytes:int = 16 * 2**20 # bytes per request body
     max_group:int = 1024 # requests that may share one commit of the prediction log

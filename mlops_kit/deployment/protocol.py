@@ -172,17 +172,24 @@ def protocol_models()->dict:
     return {model.__name__: model for model in [RequestInput, RequestOutput, InferenceRequest, ResponseOutput, InferenceResponse,
                                                  TensorMetadata, ModelMetadata, ServerMetadata, Liveness, Readiness, ModelReadiness]}
 
+# %% ../../nbs/deployment/02_protocol.ipynb #712faf9d
+def _flat_evenly(data:list)->list|None:
+    "The values of a `data` list nested evenly (at each level, all items lists or none), row-major; None if it is nested unevenly"
+    values = data
+    while values and type(values[0]) is list:
+        if set(map(type, values)) != {list}: return None
+        values = list(itertools.chain.from_iterable(values))
+    return values
+
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032
 def _flat_values(data:list, tensor:str)->list:
-    "The values of a (possibly nested) `data` list, row-major, a level at a time; raises ProtocolError for lists and values mixed at one level, or objects"
-    level = data
-    while any(isinstance(value, list) for value in level):
-        if not all(isinstance(value, list) for value in level):
-            raise ProtocolError(f"input {tensor!r}: its data mixes lists and values at one level of nesting; send the values flat, "
-                                "or nested as its shape says")
-        level = [value for inner in level for value in inner]
-    if any(isinstance(value, dict) for value in level): raise ProtocolError(f"input {tensor!r}: data holds an object; tensors hold numbers, booleans or text")
-    return level
+    "The values of a (possibly nested) `data` list, row-major; raises ProtocolError for lists and values mixed at one level, or objects"
+    values = _flat_evenly(data)
+    if values is None or any(isinstance(value, list) for value in values):
+        raise ProtocolError(f"input {tensor!r}: its data mixes lists and values at one level of nesting; send the values flat, "
+                            "or nested as its shape says")
+    if any(isinstance(value, dict) for value in values): raise ProtocolError(f"input {tensor!r}: data holds an object; tensors hold numbers, booleans or text")
+    return values
 
 # %% ../../nbs/deployment/02_protocol.ipynb #srv-032-1
 _RANGES = {**{f"INT{bits}": (-2**(bits - 1), 2**(bits - 1) - 1) for bits in (8, 16, 32, 64)}, **{f"UINT{bits}": (0, 2**bits - 1) for bits in (8, 16, 32, 64)},
@@ -210,15 +217,6 @@ def _values_one_by_one(tensor, expected:int)->list:
     if len(values) != expected:
         raise ProtocolError(f"input {tensor.name!r} has shape {tensor.shape}, which holds {expected} values, but its data has {len(values)}")
     for value in values: _check_value(value, tensor.datatype, tensor.name)
-    return values
-
-# %% ../../nbs/deployment/02_protocol.ipynb #712faf9d
-def _flat_evenly(data:list)->list|None:
-    "The values of a `data` list nested evenly (at each level, all items lists or none), row-major; None if it is nested unevenly"
-    values = data
-    while values and type(values[0]) is list:
-        if set(map(type, values)) != {list}: return None
-        values = list(itertools.chain.from_iterable(values))
     return values
 
 # %% ../../nbs/deployment/02_protocol.ipynb #d63355ba

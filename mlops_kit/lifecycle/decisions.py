@@ -202,8 +202,9 @@ def lifecycle_figure():
     for phase, (x, y) in centres.items():
         axes.add_patch(FancyBboxPatch((x - 1.1, y - 0.4), 2.2, 0.8, boxstyle="round,pad=0.05", facecolor=_PHASE_COLOURS[phase], edgecolor="black"))
         axes.text(x, y, phase.value.capitalize(), ha="center", va="center", fontsize=12, weight="bold")
-    arrow = lambda start, end, bend, text, at: (axes.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", color="black",
-                                                                    connectionstyle=f"arc3,rad={bend}")), axes.text(*at, text, ha="center", fontsize=10))
+    def arrow(start, end, bend, label, label_at):  # an arrow from `start` to `end`, bent by `bend`, with its label
+        axes.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", color="black", connectionstyle=f"arc3,rad={bend}"))
+        axes.text(*label_at, label, ha="center", fontsize=10)
     arrow((2.65, 2.0), (3.9, 2.0), 0, "go", (3.27, 2.12))
     arrow((6.15, 2.0), (7.4, 2.0), 0, "go", (6.77, 2.12))
     arrow((8.5, 2.45), (1.5, 2.45), 0.25, "is the project still viable?", (5.0, 3.45))

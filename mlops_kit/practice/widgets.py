@@ -361,7 +361,8 @@ class Question(_Feedback, _SavedAnswer, widgets.VBox):
         self.check_button.add_class("mlops-kit-check"); self.feedback.add_class("mlops-kit-feedback")
         self.check_button.on_click(lambda button: self.check_now())
         self.hint_button = widgets.Button(description="Hint", tooltip="Show the next hint", layout=widgets.Layout(width="auto"))
-        self.hint_button.add_class("mlops-kit-hint"); self.hint_button.on_click(lambda button: self.next_hint())
+        self.hint_button.add_class("mlops-kit-hint")
+        self.hint_button.on_click(lambda button: self.next_hint())
         self.input = self._make_input()
         super().__init__([widgets.HTML(f"<b>{html.escape(question)}</b>"), self.input,
                           widgets.HBox([self.check_button, self.hint_button, self.feedback])])
