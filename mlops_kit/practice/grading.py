@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 from ..errors import MlopsKitError, WrongTypeError
-from .._toolbox import write_files_atomic
+from .._toolbox import readable, write_files_atomic
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-007
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -412,17 +412,17 @@ class Scorecard:
         with_hidden = [row for row in self.exercises if row["hidden"] != "none"]
         hidden = sum(row["hidden"] == "passed" for row in with_hidden)
         hidden_text = f"hidden checks pass for {hidden} of the {len(with_hidden)} that have them" if with_hidden else "none has hidden checks"
-        return (f"{self.points:g} / {self.max_points:g} points. Visible checks pass for {visible} of {len(self.exercises)} "
+        return (f"{readable(self.points)} / {readable(self.max_points)} points. Visible checks pass for {visible} of {len(self.exercises)} "
                 f"exercises; {hidden_text}. An exercise earns its points only when its visible and hidden checks all pass.")
 
     def markdown(self)->str:
         lines = [f"# Scorecard: {self.notebook}", "", f"**{self.summary()}**", "",
                  "| exercise | points | visible checks | hidden checks | message | seconds |", "|---|---:|---|---|---|---:|"]
-        lines += [f"| {row['exercise']} | {row['points']:g} / {row['max_points']:g} | {row['visible']} | {row['hidden']} | "
+        lines += [f"| {row['exercise']} | {readable(row['points'])} / {readable(row['max_points'])} | {row['visible']} | {row['hidden']} | "
                   f"{row['message'].replace('|', '/')} | {row['seconds']:.1f} |" for row in self.exercises]
         return "\n".join(lines) + "\n"
 
-    def __repr__(self): return f"Scorecard({self.notebook}: {self.points:g}/{self.max_points:g} points)"
+    def __repr__(self): return f"Scorecard({self.notebook}: {readable(self.points)}/{readable(self.max_points)} points)"
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-015-1
 def _verdict(results:list)->str:
@@ -712,7 +712,7 @@ class Validation:
 # %% ../../nbs/practice/03_grading.ipynb #grd-026-1
 def _judge_solution(card:Scorecard)->tuple:
     short = [row["exercise"] for row in card.exercises if not row["passed"]]
-    return (not short and bool(card.exercises), f"{card.points:g} / {card.max_points:g} points" + (f"; failing: {short}" if short else ""))
+    return (not short and bool(card.exercises), f"{readable(card.points)} / {readable(card.max_points)} points" + (f"; failing: {short}" if short else ""))
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-026-2
 def _judge_untouched(card:Scorecard)->tuple:
@@ -724,7 +724,7 @@ def _judge_untouched(card:Scorecard)->tuple:
 # %% ../../nbs/practice/03_grading.ipynb #grd-026-3
 def _judge_cheat(card:Scorecard)->tuple:
     fooled = [row["exercise"] for row in card.exercises if row["passed"] or row["points"]]
-    return (not fooled, f"earns nothing ({card.points:g} points)" if not fooled else f"fools the checks of {fooled}")
+    return (not fooled, f"earns nothing ({readable(card.points)} points)" if not fooled else f"fools the checks of {fooled}")
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-027
 ENDS_BY_TIMEOUT = ("endless loop", "os._exit in the answers")  # nbval sees a dead kernel only when the cell times out

@@ -12,6 +12,7 @@ import contextlib, hashlib, hmac, html, json, math, numbers, random, re
 import ipywidgets as widgets
 from ..errors import MlopsKitError, WrongTypeError
 from .answer_store import AnswerStore
+from .._toolbox import readable
 
 # %% ../../nbs/practice/02_widgets.ipynb #2690b757
 def check_exercise_id(exercise, what:str="An exercise id"):
@@ -663,7 +664,7 @@ class ThresholdSlider(Question):
         if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
             raise WrongTypeError(f"A threshold is a finite number, got {answer!r}")
         if not self.minimum <= answer <= self.maximum:
-            raise MlopsKitError(f"The threshold {answer} is outside the slider's range {self.minimum:g} to {self.maximum:g}")
+            raise MlopsKitError(f"The threshold {answer} is outside the slider's range {readable(self.minimum)} to {readable(self.maximum)}")
         return float(answer)
 
     def _draw(self):
