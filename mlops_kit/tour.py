@@ -85,6 +85,14 @@ def _deployment(folder:Path, registry, case)->tuple:
     cases = PredictionLog(log_path).window().merge(months, on="id")
     return cases, f"{len(cases):,} predictions over {cases.month.nunique()} months served on loopback and logged, labels a month later"
 
+# %% ../nbs/91_tour.ipynb #tour-retrain-alert
+def _alert_to_retrain_on(loop, ground_truth):
+    "The first performance alert of `loop` in a window starting once the planted concept drift has begun; None if there is none"
+    drift_starts = [problem.start for problem in ground_truth.of_kind("concept_drift")]
+    if not drift_starts: return None
+    window_starts = dict(zip(loop.performance_.window, loop.performance_.start))
+    return next((alert for alert in loop.alerts_ if alert.kind == "performance" and window_starts[alert.window] >= min(drift_starts)), None)
+
 # %% ../nbs/91_tour.ipynb #tour-012
 def _monitoring(project, registry, cases:pd.DataFrame, criteria)->tuple:
     from mlops_kit.deployment import AlertPolicy, MonitoringLoop
@@ -102,9 +110,9 @@ def _recent_labelled(cases:pd.DataFrame, features:list, start, months:int=3):
     frame = recent[features + ["month"]].assign(churned=recent.label.astype(int))
     return Dataset(frame.reset_index(drop=True), target="churned", features=features, name="recent labelled traffic", time_column="month")
 
-def _loop_back(project, registry, cases, criteria, loop, seed:int)->tuple:
+def _loop_back(project, registry, cases, criteria, loop, ground_truth, seed:int)->tuple:
     from mlops_kit.loop_back import retrain
-    alert = next((alert for alert in loop.alerts_ if alert.kind == "performance" and alert.window >= "2025-09"), None)
+    alert = _alert_to_retrain_on(loop, ground_truth)
     if alert is None: return None, "no performance alert after the concept drift: the champion stays"
     recent = _recent_labelled(cases, registry.load("churn", alias="champion").features, alert.window)
     result = retrain(registry, recent, criteria, name="churn", project=project, seed=seed)
@@ -238,6 +246,6 @@ def run_tour(output="mlops-kit-tour", # the folder to write the project, models,
     cases = step("deployment", lambda: _deployment(folder, registry, case))
     result.loop = loop = step("monitoring", lambda: _monitoring(project, registry, cases, criteria))
     result.alerts = loop.alerts()
-    result.retraining = step("loop back", lambda: _loop_back(project, registry, cases, criteria, loop, seed))
+    result.retraining = step("loop back", lambda: _loop_back(project, registry, cases, criteria, loop, case.ground_truth, seed))
     result.report = _write_report(folder, result, loop, project, case.ground_truth)
     return result
