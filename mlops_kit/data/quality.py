@@ -193,9 +193,9 @@ def _violation(column:str, kind:str, rows:int, message:str)->dict:
 
 # %% ../../nbs/data/03_quality.ipynb #9cca1c89
 def _examples(values:pd.Series, limit:int=3)->str:
-    "A few distinct `values`, for a message"
+    "A few distinct `values`, for a message: '5,000; 2' (a semicolon between them, since a number may hold a comma)"
     values = [plain(value) for value in pd.unique(values)[:limit]]
-    return ", ".join(readable(value, 6) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value) for value in values)
+    return "; ".join(readable(value, 6) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value) for value in values)
 
 # %% ../../nbs/data/03_quality.ipynb #42c5468e
 def _share(count:int, total:int)->str:
