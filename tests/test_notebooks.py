@@ -40,13 +40,16 @@ def test_the_course_home_links_to_notebooks_that_exist():
     assert len(practice) >= 5 and practice <= links, f"exercise notebooks missing from the course home: {sorted(practice - links)}"
 
 
-def test_every_lesson_links_to_its_exercise_notebook():
-    import nbformat
-    for lesson in sorted((REPO_ROOT / "nbs" / "course").glob("*.ipynb")):
-        text = "\n".join(cell.source for cell in nbformat.read(lesson, as_version=4).cells)
-        practice = f"{lesson.stem}_practice.ipynb"  # a name of its own: a lesson and its exercises open in tabs told apart
-        assert f"](../../exercises/{practice})" in text, f"{lesson.name} does not point to its exercises"
-        assert (REPO_ROOT / "exercises" / practice).exists()
+def test_every_lesson_ends_by_pointing_to_its_exercise_notebook():
+    "One exercise notebook per lesson (01_the_lifecycle_practice.ipynb, ...), named apart from the lesson; a lesson in parts points to it from its last part"
+    import itertools, nbformat
+    lessons = sorted((REPO_ROOT / "nbs" / "course").glob("*.ipynb"))
+    for number, parts in itertools.groupby(lessons, key=lambda lesson: lesson.name[:2]):
+        last = list(parts)[-1]
+        practice = [path.name for path in (REPO_ROOT / "exercises").glob(f"{number}_*_practice.ipynb")]
+        assert len(practice) == 1, f"lesson {number} should have one exercise notebook, found {practice}"
+        text = "\n".join(cell.source for cell in nbformat.read(last, as_version=4).cells)
+        assert f"](../../exercises/{practice[0]})" in text, f"{last.name} does not point to its exercises"
 
 
 def course_home_sections() -> dict:
