@@ -50,12 +50,23 @@ def _design(project, case, criteria)->str:
                          f"{'all quality checks passed' if quality.ok else 'problems found, see the quality report'}.")
     return f"criteria set ({criteria.primary}, ...), design gate: go"
 
+# %% ../nbs/91_tour.ipynb #tour-no-model
+def _stop_unless_a_trial_meets_the_criteria(project, grid, n_trials:int):
+    "Record the development gate's iterate and raise MlopsKitError if no trial of `grid` meets the criteria: there is no model to serve"
+    best = grid.best_trial_
+    if best is not None and best.user_attrs["meets_criteria"]: return
+    project.decide("iterate", f"none of the {n_trials} trials meets the criteria in cross-validation: search longer", return_to="development")
+    raise MlopsKitError(f"Development: none of the {n_trials} trials meets the criteria, so there is no model to serve (the development "
+                        f"gate's 'iterate' is in the journal). Run the tour again in a new folder with more trials, e.g. --trials {max(12, 2 * n_trials)}")
+
 # %% ../nbs/91_tour.ipynb #tour-010
 def _development(project, registry, case, criteria, n_trials:int, seed:int)->str:
     from mlops_kit.development import ExperimentGrid, default_algorithms, default_data_variants, fit_best
     development = case.clean_sample().between(end="2024-07-01")
     grid = ExperimentGrid(default_data_variants(development), default_algorithms()[:2], criteria, cv=3, seed=seed, study_name="tour")
-    best = fit_best(grid.run(development, n_trials=n_trials, show_progress=False))
+    grid.run(development, n_trials=n_trials, show_progress=False)
+    _stop_unless_a_trial_meets_the_criteria(project, grid, n_trials)
+    best = fit_best(grid)
     cv_means = {name: values["mean"] for name, values in best.cv_metrics.items()}
     version = registry.register(best.model, development, criteria, cv_means, name=case.model_name, variant=best.data_variant, algorithm=best.algorithm,
                                 seed=seed, threshold=best.threshold, description="The tour's champion, from its experiment grid")

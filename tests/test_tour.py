@@ -212,3 +212,15 @@ def test_the_outputs_the_tour_guards_are_what_it_writes(tour):
     folder, _ = tour
     written = {path.name for path in folder.iterdir() if not path.name.endswith(".lock")}
     assert written == set(_TOUR_OUTPUTS)
+
+
+def test_a_search_too_short_to_meet_the_criteria_stops_the_tour_with_advice_and_an_iterate_in_the_journal(tmp_path):
+    "With seed 7, three trials find no model meeting the cost criterion: the tour says what to do, and the journal says why it stopped"
+    from mlops_kit.tour import run_tour
+    with pytest.raises(MlopsKitError, match=r"none of the 3 trials meets the criteria.*e\.g\. --trials 12"):
+        run_tour(tmp_path / "tour", seed=7, n_trials=3, echo=lambda text: None)
+    decisions = Project(tmp_path / "tour" / "churn.journal.json").decisions
+    assert [(decision.phase, decision.verdict) for decision in decisions] == [("design", "go"), ("development", "iterate")]
+    assert str(decisions[-1].return_to) == "development"
+    models = tmp_path / "tour" / "models"
+    assert not models.exists() or not any(models.rglob("*.skops")), "no model that misses the criteria is registered"
