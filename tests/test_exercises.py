@@ -181,7 +181,7 @@ SEALED = seal("q", "a")
     (lambda: MultipleChoice("q", "  ", ["a", "b"], SEALED), ValueError, "the question is non-empty text"),
     (lambda: MultipleChoice("q", "Which?", ["a", "b"], SEALED + "0"), ValueError, "never the answer itself"),
     (lambda: MultipleChoice("q", "Which?", ["a", "b"], "sha256:" + "z" * 64), ValueError, "never the answer itself"),
-    (lambda: MultipleChoice("q", "Which?", ["a", "b"], SEALED, several="yes"), TypeError, "`several` is True or False"),
+    (lambda: MultipleChoice("q", "Which?", ["a", "b"], SEALED, several="yes"), TypeError, "`several` must be True or False"),
     (lambda: MultipleChoice("q\x00", "Which?", ["a", "b"], SEALED), ValueError, "exercise id"),
     (lambda: MultipleChoice(["q"], "Which?", ["a", "b"], SEALED), TypeError, "exercise id"),
     (lambda: MultipleChoice("q", "Which?", "ab", SEALED), TypeError, "options are a list of texts"),
@@ -201,7 +201,7 @@ SEALED = seal("q", "a")
     (lambda: ThresholdSlider("q", "?", SCORES, SEALED, score_name=None), TypeError, "`score_name` is text"),
     (lambda: NumberAnswer("q", "?", SEALED, decimals=1.5), ValueError, "`decimals` is a whole number"),
     (lambda: CodeExercise("q", None), TypeError, "the question is text"),
-    (lambda: CodeExercise("q", "Write it.", hidden_checks=1), TypeError, "`hidden_checks` is True or False"),
+    (lambda: CodeExercise("q", "Write it.", hidden_checks=1), TypeError, "`hidden_checks` must be True or False"),
 ])
 def test_a_question_built_with_a_bad_argument_gets_the_kits_error(make, error, message):
     "A careless author's arguments: the kit's error (never one from ipywidgets, html or float()), naming what was wrong"

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 from ..errors import MlopsKitError, WrongTypeError
-from .._toolbox import readable, write_files_atomic
+from .._toolbox import check_flag, readable, write_files_atomic
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-007
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -271,7 +271,7 @@ def assign(solutions="solutions", # the folder of solution notebooks
            force:bool=False, # replace exercise notebooks changed since assign made them, keeping each as a backup
           )->Assignment:
     "Write the learner version of every solution notebook, all or nothing; raises GradingError, writing nothing, if it cannot"
-    if not isinstance(force, bool): raise WrongTypeError(f"`force` is True or False, got {force!r}")
+    check_flag(force, "`force`")
     solutions, exercises = _check_assign_folders(solutions, exercises)
     planned = {exercises / path.relative_to(solutions): assign_notebook(_read(path), str(path.relative_to(solutions)))
                for path in _solution_paths(solutions)}  # every notebook read and converted before anything is written
@@ -483,7 +483,7 @@ def grade(notebook, # the learner's notebook
     "Grade one notebook with nbval against its solution's checks; raises GradingError if it cannot be graded"
     notebook, solutions = _path(notebook, "notebook"), _path(solutions, "solutions")
     _check_seconds(timeout, "`timeout`")
-    if not isinstance(include_hidden, bool): raise WrongTypeError(f"`include_hidden` is True or False, got {include_hidden!r}")
+    check_flag(include_hidden, "`include_hidden`")
     if not notebook.is_file():
         raise GradingError(f"No notebook at '{notebook}'" + (": it is a folder (grade_folder grades a folder)" if notebook.is_dir() else ""))
     solution_path = _solution_for(notebook, solutions)

@@ -12,7 +12,7 @@ import contextlib, hashlib, hmac, html, json, math, numbers, random, re
 import ipywidgets as widgets
 from ..errors import MlopsKitError, WrongTypeError
 from .answer_store import AnswerStore
-from .._toolbox import readable
+from .._toolbox import check_flag, readable
 
 # %% ../../nbs/practice/02_widgets.ipynb #2690b757
 def check_exercise_id(exercise, what:str="An exercise id"):
@@ -172,12 +172,6 @@ def _check_text(value, what:str)->str:
     "`value` if it is non-empty text; raises an MlopsKitError saying `what` it is"
     if not isinstance(value, str): raise WrongTypeError(f"{what} is text, got {value!r}")
     if not value.strip(): raise MlopsKitError(f"{what} is non-empty text, got {value!r}")
-    return value
-
-# %% ../../nbs/practice/02_widgets.ipynb #54db6904
-def _check_flag(value, what:str)->bool:
-    "`value` if it is True or False; raises WrongTypeError saying `what` it is"
-    if not isinstance(value, bool): raise WrongTypeError(f"{what} is True or False, got {value!r}")
     return value
 
 # %% ../../nbs/practice/02_widgets.ipynb #15919fc8
@@ -428,7 +422,7 @@ class MultipleChoice(Question):
                  parts=None, # with several: seal_parts(exercise, {option: whether it is ticked}) for every option
                  explanation:str|None=None, # why the right answer is right: shown after a correct answer or after the last hint
                 ):
-        self.options, self.several = _text_list(options, f"Exercise {exercise!r}: options"), _check_flag(several, "`several`")
+        self.options, self.several = _text_list(options, f"Exercise {exercise!r}: options"), check_flag(several, "`several`")
         if len(self.options) < 2: raise MlopsKitError(f"Exercise {exercise!r}: a choice needs at least two options, got {self.options}")
         self.instructions = ("Tick every option that applies" if self.several else "Choose one option") + ", then press Check."
         if self.several: self.parts_said = "{right} of {total} options are right (ticked or left blank)."
@@ -724,7 +718,7 @@ class CodeExercise(widgets.VBox):
                 ):
         _check_question_arguments(exercise, task, None, store, needs_seal=False)
         self.exercise, self.task, self.store = exercise, task, store
-        self.hidden_checks = _check_flag(hidden_checks, "`hidden_checks`")
+        self.hidden_checks = check_flag(hidden_checks, "`hidden_checks`")
         self.hints = _text_list(hints, f"Exercise {exercise!r}: hints") if hints else []
         self.explanation = None if explanation is None else _check_text(explanation, f"Exercise {exercise!r}: `explanation`")
         saved = store.get(exercise) if store is not None else None
