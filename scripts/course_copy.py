@@ -8,7 +8,9 @@ copy. `make update` pulls the course's updates, then brings them into the copy w
 - a notebook the learner has not changed since it was copied is replaced by the new version;
 - a notebook the learner has changed is kept as it is, and the new version is written beside it as
   `NAME.updated.ipynb`, for the learner to compare;
-- a notebook new in the course is added; one the course removed stays in the copy.
+- a notebook new in the course is added;
+- a notebook the course no longer has (a lesson renamed or split) leaves the copy if the learner never changed it,
+  and stays, as the learner's own file, if they did.
 
 What the learner changed is told by the copy's manifest, `.course-manifest.json`: the SHA-256 of each notebook as it was
 copied. Usage:
@@ -74,8 +76,9 @@ def make_copy(source: Path, copy: Path) -> str:
 
 def update_copy(source: Path, copy: Path) -> dict:
     "Bring the course's notebooks into the copy, keeping the learner's changes; relative paths by what happened to them"
-    manifest, outcome = read_manifest(copy), dict(updated=[], added=[], kept=[], unchanged=[])
-    for relative in course_files(source):
+    manifest, outcome = read_manifest(copy), dict(updated=[], added=[], kept=[], unchanged=[], removed=[], yours_now=[])
+    files = course_files(source)
+    for relative in files:
         key, mine, new = str(relative), copy / relative, sha256(source / relative)
         copied, now = manifest.get(key), sha256(mine) if mine.exists() else None
         if now == new: manifest[key] = new  # the copy holds the course's version already
@@ -87,14 +90,27 @@ def update_copy(source: Path, copy: Path) -> dict:
         else:
             outcome["updated" if now is not None else "added"].append(key)
             manifest[key] = copy_file(source, copy, relative)
+    drop_what_the_course_removed(copy, manifest, {str(relative) for relative in files}, outcome)
     write_manifest(copy, manifest)
     return outcome
+
+
+def drop_what_the_course_removed(copy: Path, manifest: dict, course: set, outcome: dict):
+    "Notebooks of the manifest the `course` no longer has: deleted from the copy if the learner never changed them, else left as theirs"
+    for key in sorted(set(manifest) - course):
+        mine, copied = copy / key, manifest.pop(key)
+        if mine.exists() and sha256(mine) != copied: outcome["yours_now"].append(key)
+        else:
+            mine.unlink(missing_ok=True)
+            outcome["removed"].append(key)
 
 
 def update_summary(outcome: dict) -> str:
     lines = [f"{len(outcome['updated'])} file(s) updated, {len(outcome['added'])} added, {len(outcome['unchanged'])} already up to date"]
     lines += [f"kept your changes to {key}; the course's new version is beside it: {Path(key).with_name(Path(key).stem + '.updated' + Path(key).suffix)}"
               for key in outcome["kept"]]
+    if outcome["removed"]: lines.append(f"removed {len(outcome['removed'])} file(s) the course no longer has (you had not changed them)")
+    lines += [f"the course no longer has {key}; you changed it, so it stays in your copy as your own file" for key in outcome["yours_now"]]
     return "\n".join(lines)
 
 

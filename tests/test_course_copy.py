@@ -64,6 +64,25 @@ def test_an_update_keeps_the_learners_work_and_brings_the_rest(tmp_path):
     assert (copy / "exercises/01_lesson.ipynb").read_text() == "exercise v2, answered"
 
 
+def test_an_update_removes_a_renamed_lesson_the_learner_never_changed_and_keeps_one_they_did(tmp_path):
+    "A lesson split into parts: the old notebook leaves the copy unless it holds the learner's work, which is never lost"
+    source, copy = tmp_path / "kit", tmp_path / "my-course"
+    write_course(source, COURSE | {"nbs/course/02_lesson.ipynb": "lesson 2 v1"})
+    course_copy("make", copy, "--source", source)
+    (copy / "nbs/course/01_lesson.ipynb").write_text("lesson v1 with my outputs")
+    for old in ["nbs/course/01_lesson.ipynb", "nbs/course/02_lesson.ipynb"]: (source / old).unlink()
+    write_course(source, {"nbs/course/01a_lesson.ipynb": "part a", "nbs/course/02a_lesson.ipynb": "part a of 2"})
+    output = course_copy("update", copy, "--source", source).stdout
+    assert "removed 1 file(s) the course no longer has (you had not changed them)" in output, output
+    assert "the course no longer has nbs/course/01_lesson.ipynb; you changed it, so it stays in your copy" in output, output
+    mine = files_under(copy)
+    assert "nbs/course/02_lesson.ipynb" not in mine and mine["nbs/course/01_lesson.ipynb"] == "lesson v1 with my outputs"
+    assert mine["nbs/course/01a_lesson.ipynb"] == "part a" and mine["nbs/course/02a_lesson.ipynb"] == "part a of 2"
+    manifest = json.loads(mine[".course-manifest.json"])
+    assert "nbs/course/01_lesson.ipynb" not in manifest and "nbs/course/02_lesson.ipynb" not in manifest
+    assert "no longer has" not in course_copy("update", copy, "--source", source).stdout  # said once
+
+
 @pytest.mark.parametrize("case", ["a folder of other files", "inside the course", "no manifest"])
 def test_the_script_refuses_what_is_not_a_copy_and_changes_nothing(tmp_path, case):
     source = tmp_path / "kit"
