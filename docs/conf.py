@@ -123,9 +123,11 @@ def execute_only(app, config):
 # --- the widgets: drawn from the state saved when the notebook ran, by the ipywidgets HTML manager, a file of the site ----
 # The manager comes from its npm package, pinned in docs/widgets (`make html` runs `npm ci` there). Its non-AMD bundle,
 # embed.js, holds the modules of the standard widgets (@jupyter-widgets/base, controls, output) and has no loader for
-# other modules, so it never asks a CDN for one; the icon fonts its style sheet names are copied beside it.
+# other modules, so it never asks a CDN for one; the icon fonts its style sheet names are copied beside it (in the formats
+# browsers of this decade read; a browser skips a format it cannot read without asking for it: .eot and .svg were for old
+# Internet Explorer and iOS).
 WIDGET_MANAGER = REPOSITORY / "docs" / "widgets" / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist"
-WIDGET_FILES = ["embed.js", "embed.js.LICENSE.txt", "*.woff2", "*.woff", "*.ttf", "*.eot", "*.svg"]
+WIDGET_FILES = ["embed.js", "embed.js.LICENSE.txt", "*.woff2", "*.woff", "*.ttf"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 html_css_files = ["widgets/widgets.css"]   # the text form hidden once a widget is drawn; Check and Hint need a kernel
 

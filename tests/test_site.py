@@ -436,6 +436,8 @@ def test_a_widget_is_drawn_offline_from_its_saved_state(offline_page, tmp_path):
     assert views and html.count('class="widget-text-form') == views, "every widget keeps its text form"
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"could not load {request.url}")
+            if request.url.startswith("file://") else None)   # a font or a file of the manager missing from the site
     page.on("console", lambda message: errors.append(message.text)
             if message.type == "error" and "widgets/" in message.location.get("url", "") else None)
     page.goto((site / f"{WIDGET_EXERCISE}.html").as_uri())
@@ -449,5 +451,5 @@ def test_a_widget_is_drawn_offline_from_its_saved_state(offline_page, tmp_path):
     assert "need a running notebook" in note, "the page says that Check and Hint need a kernel"
     page.evaluate("() => document.querySelector('.widget-subarea').remove()")   # as if the view could not be drawn
     assert text_forms.first.is_visible(), "where a widget is not drawn, its text form shows"
-    assert not errors, f"the widgets' manager reported errors: {errors}"
+    assert not errors, f"the widgets failed on the page: {errors}"
     assert not page.refused, f"the page asked for the network: {page.refused}"
