@@ -68,7 +68,17 @@ check-sync: export
 
 # The web version: Sphinx runs every page's notebook (an error fails the build) and writes a site that opens from the file
 # system. A notebook whose code and library have not changed comes from the execution cache in build/jupyter_cache.
-html: $(STAMP)
+# The widgets are drawn by the ipywidgets HTML manager, installed by npm from docs/widgets' lock file (again only when
+# the lock changes) and copied into the site by docs/conf.py.
+WIDGETS       := docs/widgets
+WIDGETS_STAMP := $(WIDGETS)/node_modules/.installed
+
+$(WIDGETS_STAMP): $(WIDGETS)/package.json $(WIDGETS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make html needs Node.js and npm for the widgets on its pages: install Node.js (Debian: apt install nodejs npm)"; exit 1; }
+	cd $(WIDGETS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(WIDGETS_STAMP)
+
+html: $(STAMP) $(WIDGETS_STAMP)
 	MLOPS_KIT_SITE_SOLUTIONS=$(SOLUTIONS) $(BIN)/sphinx-build -b html -c docs -W --keep-going -q . \
 	  $(if $(filter-out 0,$(SOLUTIONS)),build/html-instructor,build/html)
 	@echo "The course's web version: open $(if $(filter-out 0,$(SOLUTIONS)),build/html-instructor,build/html)/index.html"

@@ -4,8 +4,10 @@ The site is built from the repository's root, so that the links between notebook
 home, `../../exercises/...` from a lesson) stay the links between pages. Only the pages named in `include_patterns`
 are read; nothing is fetched from the network, at build time or when a page is opened.
 """
-import hashlib, json, os, re
+import hashlib, json, os, re, shutil
 from pathlib import Path
+
+from docutils import nodes
 
 project = "mlops-kit"
 author = "mlops-kit maintainers"
@@ -20,7 +22,7 @@ include_patterns = ["docs/index.md", "nbs/*.ipynb", "nbs/*/*.ipynb", "exercises/
                     "solutions/README.md", "solutions/00_template.ipynb"]   # the instructors' guide and its template
 if WITH_SOLUTIONS:
     include_patterns += ["solutions/0[1-9]*.ipynb"]
-exclude_patterns = [".venv", "**/.ipynb_checkpoints", "**/.ipynb_checkpoints/*", "build", "_docs", "_proc"]
+exclude_patterns = [".venv", "**/node_modules", "**/.ipynb_checkpoints", "**/.ipynb_checkpoints/*", "build", "_docs", "_proc"]
 templates_path = []
 html_extra_path = ["extra"]     # the build folder's index.html, which opens the site's first page
 
@@ -46,9 +48,7 @@ nb_execution_raise_on_error = True    # a notebook that raises fails the build..
 nb_execution_show_tb = True           # ...with its traceback in the log
 nb_execution_in_temp = True           # each runs in a fresh folder, so a learner's saved answers never reach the site
 nb_merge_streams = True
-nb_ipywidgets_js = {}                 # no widget manager from a CDN: a widget shows its text form for now
-nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None),
-                              ("html", "application/vnd.jupyter.widget-state+json", None)]
+nb_ipywidgets_js = {"widgets/embed.js": {}}   # the widgets' manager, a file of the site (see "the widgets" below)
 myst_heading_anchors = 4              # `lesson.ipynb#a-section` links resolve to the section
 myst_enable_extensions = ["dollarmath"]
 suppress_warnings = ["myst.header",   # nbdev titles are `# Title` then `> summary`, and lessons may skip a level
@@ -120,7 +120,50 @@ def execute_only(app, config):
     config.nb_execution_excludepatterns = sorted(path.as_posix() for path in pages - executed)
 
 
+# --- the widgets: drawn from the state saved when the notebook ran, by the ipywidgets HTML manager, a file of the site ----
+# The manager comes from its npm package, pinned in docs/widgets (`make html` runs `npm ci` there). Its non-AMD bundle,
+# embed.js, holds the modules of the standard widgets (@jupyter-widgets/base, controls, output) and has no loader for
+# other modules, so it never asks a CDN for one; the icon fonts its style sheet names are copied beside it (in the formats
+# browsers of this decade read; a browser skips a format it cannot read without asking for it: .eot and .svg were for old
+# Internet Explorer and iOS).
+WIDGET_MANAGER = REPOSITORY / "docs" / "widgets" / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist"
+WIDGET_FILES = ["embed.js", "embed.js.LICENSE.txt", "*.woff2", "*.woff", "*.ttf"]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+html_css_files = ["widgets/widgets.css"]   # the text form hidden once a widget is drawn; Check and Hint need a kernel
+
+
+def require_widget_manager(app):
+    "Stop the build at its start, in one line, if the widgets' manager is not installed"
+    from sphinx.errors import ConfigError
+    if app.builder.format == "html" and not (WIDGET_MANAGER / "embed.js").is_file():
+        raise ConfigError("the widgets' manager is not installed: run `make html` (it runs `npm ci` in docs/widgets), "
+                          "which needs Node.js (Debian: apt install nodejs npm)")
+
+
+def copy_widget_manager(app, exception):
+    "Copy the widgets' manager and its fonts into the site's `_static/widgets`, where `nb_ipywidgets_js` points"
+    if exception or app.builder.format != "html": return
+    folder = Path(app.outdir) / "_static" / "widgets"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted({path for pattern in WIDGET_FILES for path in WIDGET_MANAGER.glob(pattern)}):
+        shutil.copyfile(path, folder / path.name)
+    shutil.copyfile(REPOSITORY / "docs" / "widgets" / "widgets.css", folder / "widgets.css")
+
+
+def keep_widget_text(app, doctree):
+    "Put a widget's text form before its view: the page shows it until the manager draws the widget, and where it cannot"
+    for bundle in doctree.findall(lambda node: isinstance(node, nodes.container) and node.get("nb_element") == "mime_bundle"):
+        forms = {form["mime_type"]: form for form in bundle.children}
+        if WIDGET_VIEW not in forms or "text/plain" not in forms: continue
+        text_form = nodes.container(classes=["widget-text-form"])
+        text_form.extend(child.deepcopy() for child in forms["text/plain"].children)
+        forms[WIDGET_VIEW].insert(0, text_form)   # myst-nb then keeps the view, the one form a page shows
+
+
 def setup(app):
     app.connect("config-inited", execute_only)
+    app.connect("builder-inited", require_widget_manager)
+    app.connect("build-finished", copy_widget_manager)
+    app.connect("doctree-read", keep_widget_text)      # before myst-nb keeps one form of each output
     app.connect("source-read", read_source)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -7,7 +7,7 @@ course home, the lessons and the exercises are executed; the library notebooks a
 running them, since tests/test_notebooks.py runs each of them already (docs/README.md gives the cost of each choice).
 A small project in a temporary folder shows the build's rules, and Chromium opens pages from the file system offline.
 """
-import json, os, re, subprocess, sys
+import fcntl, json, os, re, shutil, subprocess, sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -26,9 +26,23 @@ EXECUTED_IN_SUITE = ["nbs/index.ipynb", "nbs/course/*.ipynb", "exercises/*.ipynb
 
 def sphinx_build(source: Path, output: Path, cache: Path, **environment) -> subprocess.CompletedProcess:
     "Build the site of `source` with docs/conf.py into `output`, warnings as errors, as `make html` does"
+    install_widget_manager()
     env = {**os.environ, "MLOPS_KIT_SITE_CACHE": str(cache), **environment}
     command = [SPHINX_BUILD, "-b", "html", "-c", str(DOCS), "-W", "--keep-going", "-q", str(source), str(output)]
     return subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, timeout=BUILD_SECONDS)
+
+
+WIDGETS_STAMP = "docs/widgets/node_modules/.installed"
+
+
+def install_widget_manager():
+    "The widgets' manager installed as `make html` installs it: by npm, from docs/widgets' lock, once"
+    with open(DOCS / "widgets" / "package-lock.json") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # the suite's workers wait for the one that installs it
+        result = subprocess.run(["make", "-s", WIDGETS_STAMP], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        from conftest import skip_or_fail
+        skip_or_fail(f"the widgets' manager is not installed: {(result.stdout + result.stderr).strip()[-600:]}")
 
 
 # --- reading the built pages ---------------------------------------------------------------------------------------
@@ -373,3 +387,70 @@ def test_a_link_to_a_missing_section_fails_the_build(tmp_path):
     nbformat.write(exercise, project / "exercises" / "practice.ipynb")
     result = sphinx_build(project, tmp_path / "html", tmp_path / "cache", MLOPS_KIT_SITE_EXECUTION="off")
     assert result.returncode != 0 and "no-such-section" in result.stderr, result.stderr[-3000:]
+
+
+# --- the widgets, drawn on a page from their saved state by the manager, a file of the site ---------------------------
+
+WIDGET_EXERCISE = "exercises/01_the_lifecycle_practice"
+
+
+def saved_widget_state(html: str) -> dict:
+    "The widget state a built page holds, from its `application/vnd.jupyter.widget-state+json` script"
+    found = re.search(r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', html, re.S)
+    return json.loads(found[1])["state"] if found else {}
+
+
+def cached_widget_states(cache: Path) -> list:
+    "The widget states of the notebooks in the execution cache under `cache` (what a later build puts on a page)"
+    from jupyter_cache import get_cache
+    folder = next(path for path in cache.iterdir() if path.is_dir())   # the folder of this version of the library
+    cache = get_cache(folder)
+    return [cache.get_cache_bundle(record.pk).nb.metadata.get("widgets", {}) for record in cache.list_cache_records()]
+
+
+def test_without_npm_make_html_says_to_install_node(tmp_path):
+    "No npm: `make html` stops at its first step with one line that says what to install, not a stack trace"
+    make = shutil.which("make")
+    if make is None: pytest.skip("no `make` on this machine")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "id").symlink_to(shutil.which("id"))   # the Makefile asks `id`; npm is not on this PATH
+    result = subprocess.run([make, "-s", "-W", "docs/widgets/package-lock.json", WIDGETS_STAMP], cwd=REPO_ROOT,
+                            env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True, timeout=60)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode != 0 and "install Node.js (Debian: apt install nodejs npm)" in lines[0], lines
+    assert len([line for line in lines if not line.startswith("make: ")]) == 1, lines   # and make's own "Error 1"
+
+
+@pytest.mark.slow
+@pytest.mark.service("chromium")
+def test_a_widget_is_drawn_offline_from_its_saved_state(offline_page, tmp_path):
+    "An exercise's page draws its questions from the state saved when it ran, with the site's own manager, offline"
+    site, page = build_course_site(tmp_path, [f"{WIDGET_EXERCISE}.ipynb"]), offline_page
+    html = (site / f"{WIDGET_EXERCISE}.html").read_text(encoding="utf-8")
+    state = saved_widget_state(html)
+    assert any(model["model_name"] == "RadioButtonsModel" for model in state.values()), "the page holds its widgets' state"
+    assert any(widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state")
+               for widgets in cached_widget_states(tmp_path / "jupyter_cache")), "the execution cache keeps it for the next build"
+    assert (site / "_static" / "widgets" / "embed.js").is_file() and '_static/widgets/embed.js"' in html, \
+        "the manager is a file of the site"
+    views = html.count('type="application/vnd.jupyter.widget-view+json"')
+    assert views and html.count('class="widget-text-form') == views, "every widget keeps its text form"
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"could not load {request.url}")
+            if request.url.startswith("file://") else None)   # a font or a file of the manager missing from the site
+    page.on("console", lambda message: errors.append(message.text)
+            if message.type == "error" and "widgets/" in message.location.get("url", "") else None)
+    page.goto((site / f"{WIDGET_EXERCISE}.html").as_uri())
+    choices = page.locator(".widget-radio-box input[type=radio]")
+    choices.first.wait_for(state="visible", timeout=30_000)
+    assert choices.count() >= 2 and page.locator(".widget-subarea").count() == views, "every widget is drawn"
+    text_forms = page.locator(".widget-text-form")
+    assert not any(text_forms.nth(number).is_visible() for number in range(text_forms.count())), \
+        "a drawn widget hides its text form"
+    note = page.evaluate("""() => getComputedStyle(document.querySelector('.widget-hbox:has(> .mlops-kit-hint)'), '::after').content""")
+    assert "need a running notebook" in note, "the page says that Check and Hint need a kernel"
+    page.evaluate("() => document.querySelector('.widget-subarea').remove()")   # as if the view could not be drawn
+    assert text_forms.first.is_visible(), "where a widget is not drawn, its text form shows"
+    assert not errors, f"the widgets failed on the page: {errors}"
+    assert not page.refused, f"the page asked for the network: {page.refused}"
