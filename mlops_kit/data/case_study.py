@@ -104,9 +104,9 @@ _CAPSTONE = _Scenario(
     drift_magnitude={"central_region_share": [0.12, 0.41], "tenure_months_mean": [30.2, 12.8], "tenure_mean_shift_in_std": -0.8},
     drift_story="A launch in the central region (February to May 2025) brings many new customers there: the central "
                 "region's share grows and tenure drops; the reasons to churn stay the same.",
-    concept_from="2025-07-01",
+    concept_from="2025-06-01",
     effects_after={"intercept": -3.0, "paperless_billing": 0.9, "electronic_check": 0.0, "inactive_days": -0.04, "usage_hours": 0.05},
-    concept_story="From July 2025 a mobile operator bundles a rival service for free: paperless, digital-first customers and "
+    concept_story="From June 2025 a mobile operator bundles a rival service for free: paperless, digital-first customers and "
                   "heavy users now leave, inactivity no longer signals leaving, and paying by electronic check stops "
                   "mattering. The customers' attributes keep their distribution; their link with churn changes.")
 
