@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.data import (CASE_STUDY_COSTS, PROBLEM_KINDS, REAL_DATASETS, Dataset,
+from mlops_kit.data import (CASE_STUDY_COSTS, CASE_STUDY_SCENARIOS, PROBLEM_KINDS, REAL_DATASETS, Dataset,
                             case_study_ground_truth, check_by_period, find_duplicates, infer_schema,
                             load_case_study, load_real_dataset, quality_report, screen_leakage, single_feature_scores,
                             validate)
+from mlops_kit.errors import MlopsKitError
 
 SEEDS = range(10)
 CLEAN_END = "2024-09-01"  # the first planted problem that changes rows (the CRM migration)
@@ -46,6 +47,27 @@ def test_same_seed_same_data_other_seed_other_data(case):
     assert again.frame.to_csv().encode() == case.frame.to_csv().encode()
     assert again.ground_truth == case.ground_truth == case_study_ground_truth()
     assert fingerprint(load_case_study(seed=43).frame) != fingerprint(case.frame)
+
+
+def test_scenarios_plant_each_problem_elsewhere_and_the_lessons_scenario_is_the_default():
+    assert list(CASE_STUDY_SCENARIOS) == ["lessons", "practice", "capstone"]
+    assert all(isinstance(text, str) and 20 < len(text) < 200 for text in CASE_STUDY_SCENARIOS.values())
+    for seed in (0, 7):
+        default, lessons = load_case_study(seed=seed, n_rows=2_400), load_case_study(seed=seed, n_rows=2_400, scenario="lessons")
+        assert default.frame.to_csv() == lessons.frame.to_csv() and default.ground_truth == lessons.ground_truth
+    truths = {name: case_study_ground_truth(name) for name in CASE_STUDY_SCENARIOS}
+    for kind in ["missing_values", "quality_incident", "covariate_drift", "concept_drift"]:
+        columns = [frozenset(truth.columns(kind)) for truth in truths.values()]
+        starts = [truth.of_kind(kind)[0].start for truth in truths.values()]
+        assert len(set(columns)) == len(set(starts)) == 3, kind  # other columns and another month in each scenario
+    for kind in ["missing_values", "quality_incident"]:  # what the design checks flag is never shared
+        assert len(set.union(*map(set, [truth.columns(kind) for truth in truths.values()]))) == sum(len(truth.columns(kind)) for truth in truths.values())
+    practice = load_case_study(seed=42, n_rows=2_400, scenario="practice")
+    assert practice.scenario == "practice" and practice.ground_truth == truths["practice"]
+    assert practice.between(end="2024-07-01").scenario == "practice"
+    for wrong in ["exam", "Lessons", None, 1]:
+        with pytest.raises(MlopsKitError, match="unknown case-study scenario .*use one of 'lessons', 'practice', 'capstone'"):
+            load_case_study(n_rows=2_400, scenario=wrong)
 
 
 def test_case_study_shape_and_roles(case):
@@ -153,9 +175,11 @@ def test_target_is_learnable_the_leak_too_good_and_concept_drift_hurts(case):
     assert auc_before - auc_after > 0.1 and recall_before - recall_after > 0.1 and cost_after > 1.3 * cost_before
 
 
+@pytest.mark.parametrize("scenario", list(CASE_STUDY_SCENARIOS))
 @pytest.mark.parametrize("seed", [42, 7, 2024])
-def test_checks_find_exactly_the_planted_problems_of_the_case_study(seed):
-    case = load_case_study(seed=seed)
+def test_checks_find_exactly_the_planted_problems_of_the_case_study(seed, scenario):
+    "In every scenario, for any seed, the design checks find what its ground truth plants: the exercises ask for it"
+    case = load_case_study(seed=seed, scenario=scenario)
     report = quality_report(case, reference=case.between(end="2024-07-01"))
     assert findings(report.violations) == expected_violations(case)
     assert report.leakage.feature.tolist() == case.ground_truth.columns("leakage")

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['SEED_MAX', 'COLUMN_KINDS', 'PROBLEM_KINDS', 'TASKS', 'CLASS_LIMIT', 'REAL_DATASETS', 'check_frame', 'check_columns',
            'check_seed', 'real_number', 'column_kind', 'PlantedProblem', 'GroundTruth', 'infer_task', 'check_task',
-           'positive_class', 'Dataset', 'load_real_dataset', 'CASE_STUDY_COSTS', 'CASE_STUDY_MAX_ROWS',
-           'case_study_ground_truth', 'churn_rule', 'CaseStudy', 'load_case_study', 'VIOLATION_KINDS',
-           'PERIOD_FREQUENCIES', 'ColumnSchema', 'Schema', 'infer_schema', 'validate', 'check_by_period',
-           'leakage_screen_problem', 'single_feature_scores', 'screen_leakage', 'find_duplicates', 'data_fingerprint',
-           'QualityReport', 'quality_report']
+           'positive_class', 'Dataset', 'load_real_dataset', 'CASE_STUDY_COSTS', 'CASE_STUDY_SCENARIOS',
+           'CASE_STUDY_MAX_ROWS', 'case_study_ground_truth', 'churn_rule', 'CaseStudy', 'load_case_study',
+           'VIOLATION_KINDS', 'PERIOD_FREQUENCIES', 'ColumnSchema', 'Schema', 'infer_schema', 'validate',
+           'check_by_period', 'leakage_screen_problem', 'single_feature_scores', 'screen_leakage', 'find_duplicates',
+           'data_fingerprint', 'QualityReport', 'quality_report']
 
 # %% ../../nbs/data/00_data.ipynb #4464f92a
 from .datasets import (SEED_MAX, COLUMN_KINDS, PROBLEM_KINDS, TASKS, CLASS_LIMIT, REAL_DATASETS, check_frame,
@@ -17,8 +17,8 @@ from .datasets import (SEED_MAX, COLUMN_KINDS, PROBLEM_KINDS, TASKS, CLASS_LIMIT
     check_task, positive_class, Dataset, load_real_dataset)
 
 # %% ../../nbs/data/00_data.ipynb #43e4284c
-from mlops_kit.data.case_study import (CASE_STUDY_COSTS, CASE_STUDY_MAX_ROWS, case_study_ground_truth, churn_rule, CaseStudy,
-    load_case_study)
+from .case_study import (CASE_STUDY_COSTS, CASE_STUDY_SCENARIOS, CASE_STUDY_MAX_ROWS, case_study_ground_truth,
+    churn_rule, CaseStudy, load_case_study)
 
 # %% ../../nbs/data/00_data.ipynb #45e4b737
 from .quality import (VIOLATION_KINDS, PERIOD_FREQUENCIES, ColumnSchema, Schema, infer_schema, validate,
@@ -29,8 +29,8 @@ from .quality import (VIOLATION_KINDS, PERIOD_FREQUENCIES, ColumnSchema, Schema,
 _all_ = ['SEED_MAX', 'COLUMN_KINDS', 'PROBLEM_KINDS', 'TASKS', 'CLASS_LIMIT', 'REAL_DATASETS',
         'check_frame', 'check_columns', 'check_seed', 'real_number', 'column_kind',
         'PlantedProblem', 'GroundTruth', 'infer_task', 'check_task', 'positive_class', 'Dataset',
-        'load_real_dataset', 'CASE_STUDY_COSTS', 'CASE_STUDY_MAX_ROWS', 'case_study_ground_truth',
-        'churn_rule', 'CaseStudy', 'load_case_study', 'VIOLATION_KINDS', 'PERIOD_FREQUENCIES',
-        'ColumnSchema', 'Schema', 'infer_schema', 'validate', 'check_by_period',
-        'leakage_screen_problem', 'single_feature_scores', 'screen_leakage', 'find_duplicates',
-        'data_fingerprint', 'QualityReport', 'quality_report']
+        'load_real_dataset', 'CASE_STUDY_COSTS', 'CASE_STUDY_SCENARIOS', 'CASE_STUDY_MAX_ROWS',
+        'case_study_ground_truth', 'churn_rule', 'CaseStudy', 'load_case_study', 'VIOLATION_KINDS',
+        'PERIOD_FREQUENCIES', 'ColumnSchema', 'Schema', 'infer_schema', 'validate',
+        'check_by_period', 'leakage_screen_problem', 'single_feature_scores', 'screen_leakage',
+        'find_duplicates', 'data_fingerprint', 'QualityReport', 'quality_report']
