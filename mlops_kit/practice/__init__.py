@@ -11,9 +11,9 @@ __all__ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_
            'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks',
            'grade_folder', 'class_table', 'leaked_lines', 'Validation', 'validate', 'CAPSTONE_SEED', 'CAPSTONE_BRIEF',
            'CAPSTONE_MONITORING', 'CAPSTONE_FOLDER', 'CAPSTONE_JOURNAL', 'load_capstone', 'CapstoneData',
-           'capstone_data', 'start_capstone', 'CapstoneCheckFailed', 'CapstoneRecords', 'check_success_criteria',
-           'check_design_gate', 'check_experiments', 'check_champion', 'check_holdout_score', 'check_monitoring',
-           'monitoring_cases', 'capstone_loop', 'check_alerts', 'check_decisions']
+           'capstone_data', 'start_capstone', 'run_stage', 'CapstoneCheckFailed', 'CapstoneRecords',
+           'check_success_criteria', 'check_design_gate', 'check_experiments', 'check_champion', 'check_holdout_score',
+           'check_monitoring', 'monitoring_cases', 'capstone_loop', 'check_alerts', 'check_decisions']
 
 # %% ../../nbs/practice/00_practice.ipynb #fbdafac9
 from .answer_store import (ANSWERS_FORMAT, AnswerStoreError, AnswerStore)
@@ -31,7 +31,7 @@ from .grading import (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END, CO
 
 # %% ../../nbs/practice/00_practice.ipynb #b795a6e5
 from mlops_kit.practice.capstone import (CAPSTONE_SEED, CAPSTONE_BRIEF, CAPSTONE_MONITORING, CAPSTONE_FOLDER, CAPSTONE_JOURNAL,
-    load_capstone, CapstoneData, capstone_data, start_capstone, CapstoneCheckFailed,
+    load_capstone, CapstoneData, capstone_data, start_capstone, run_stage, CapstoneCheckFailed,
     CapstoneRecords, check_success_criteria, check_design_gate, check_experiments, check_champion,
     check_holdout_score, check_monitoring, monitoring_cases, capstone_loop, check_alerts,
     check_decisions)
@@ -47,6 +47,7 @@ _all_ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id
         'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'leaked_lines',
         'Validation', 'validate', 'CAPSTONE_SEED', 'CAPSTONE_BRIEF', 'CAPSTONE_MONITORING',
         'CAPSTONE_FOLDER', 'CAPSTONE_JOURNAL', 'load_capstone', 'CapstoneData', 'capstone_data',
-        'start_capstone', 'CapstoneCheckFailed', 'CapstoneRecords', 'check_success_criteria',
-        'check_design_gate', 'check_experiments', 'check_champion', 'check_holdout_score',
-        'check_monitoring', 'monitoring_cases', 'capstone_loop', 'check_alerts', 'check_decisions']
+        'start_capstone', 'run_stage', 'CapstoneCheckFailed', 'CapstoneRecords',
+        'check_success_criteria', 'check_design_gate', 'check_experiments', 'check_champion',
+        'check_holdout_score', 'check_monitoring', 'monitoring_cases', 'capstone_loop',
+        'check_alerts', 'check_decisions']

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['CAPSTONE_SEED', 'CAPSTONE_BRIEF', 'CAPSTONE_MONITORING', 'CAPSTONE_FOLDER', 'CAPSTONE_JOURNAL', 'load_capstone',
-           'CapstoneData', 'capstone_data', 'start_capstone', 'CapstoneCheckFailed', 'CapstoneRecords',
+           'CapstoneData', 'capstone_data', 'start_capstone', 'run_stage', 'CapstoneCheckFailed', 'CapstoneRecords',
            'check_success_criteria', 'check_design_gate', 'check_experiments', 'check_champion', 'check_holdout_score',
            'check_monitoring', 'monitoring_cases', 'capstone_loop', 'check_alerts', 'check_decisions']
 
@@ -67,6 +67,16 @@ def start_capstone(folder=CAPSTONE_FOLDER, # the project's folder
         print(f"The earlier run is kept in '{folder.name}.earlier-{number}'")
     folder.mkdir(parents=True)
     return folder
+
+# %% ../../nbs/practice/04_capstone.ipynb #cap-run-stage
+def run_stage(stage, # the learner's function for a stage of the capstone
+              *arguments, # what the stage works on: the project, its data, the earlier stages' results
+             ):
+    "`stage(*arguments)`; None, with a line saying what to do, while `stage` is not written yet (it raises NotImplementedError)"
+    try: return stage(*arguments)
+    except NotImplementedError:
+        print(f"{getattr(stage, '__name__', 'this stage')} is not written yet: write it in the cell above, run that cell, then this one.")
+        return None
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-failed
 class CapstoneCheckFailed(MlopsKitError):
