@@ -113,6 +113,12 @@ class CapstoneRecords:
         "The oldest of `entries`, or None"
         return entries[0] if entries else None
 
+    def criteria(self):
+        "The journal's current success criteria (a `Criteria`), or None"
+        from mlops_kit.lifecycle import Criteria
+        saved = self.of("criteria")
+        return Criteria.from_dict(saved[-1].data) if saved else None
+
 # %% ../../nbs/practice/04_capstone.ipynb #cap-brief-problems
 def _brief_problems(criteria:dict, brief:dict)->list:
     "What the saved `criteria` (as the journal holds them) miss of the `brief`"
@@ -130,10 +136,10 @@ def _brief_problems(criteria:dict, brief:dict)->list:
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-criteria
 def check_success_criteria(records:CapstoneRecords, brief:dict=CAPSTONE_BRIEF):
-    "Raise CapstoneCheckFailed unless the journal's first criteria say what `brief` asks, and come before any study or model"
+    "Raise CapstoneCheckFailed unless every version of the journal's criteria says what `brief` asks, the first before any study or model"
     criteria = records.first(records.of("criteria"))
     if criteria is None: _require("criteria", ["The journal holds no success criteria: record them with project.set_criteria(...)."])
-    problems = _brief_problems(criteria.data, brief)
+    problems = list(dict.fromkeys(problem for entry in records.of("criteria") for problem in _brief_problems(entry.data, brief)))
     tried = [entry.id for entry in records.of("study") + records.of("model")]
     if tried and min(tried) < criteria.id:
         problems.append("The criteria were recorded after the first experiment or model: define success before trying anything.")
@@ -183,25 +189,24 @@ def _measured_problems(criteria, measured:dict, what:str)->list:
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-champion
 def check_champion(records:CapstoneRecords):
     "Raise CapstoneCheckFailed unless a version was promoted to champion and the development 'go' records held-out values meeting the criteria"
-    from mlops_kit.lifecycle import Criteria
     champion, go = _champion(records), records.first(records.decisions("development", "go"))
     problems = [] if champion else ["No model was promoted to champion: registry.promote(name, version)."]
     if go is None: problems.append("The journal holds no development 'go': pass the gate with the held-out measurements (measured=...).")
-    else: problems += _measured_problems(Criteria.from_dict(records.first(records.of("criteria")).data), go.data["metrics"], "The development 'go'")
+    else: problems += _measured_problems(records.criteria(), go.data["metrics"], "The development 'go'")
     _require("champion", problems)
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-holdout
 def check_holdout_score(records:CapstoneRecords, data:CapstoneData, tolerance:float=1e-6):
-    "Raise CapstoneCheckFailed unless the champion, loaded and scored on `data.holdout`, scores what the development 'go' records and meets its criteria"
+    "Raise CapstoneCheckFailed unless the champion, loaded and scored on `data.holdout`, scores what the development 'go' records and meets the journal's criteria"
     check_champion(records)
-    (name, version), go = _champion(records), records.first(records.decisions("development", "go"))
+    (name, version), go, criteria = _champion(records), records.first(records.decisions("development", "go")), records.criteria()
     bundle = records.registry.load(name, version=version)
-    measured = bundle.criteria.compute_metrics(data.holdout.y.to_numpy(), bundle.predict(data.holdout.frame))
+    measured = criteria.compute_metrics(data.holdout.y.to_numpy(), bundle.predict(data.holdout.frame))
     recorded = go.data["metrics"]
     problems = [f"The journal records {metric} = {recorded[metric]:.6g} on the held-out months, but the champion ({name} v{version}) scores "
                 f"{value:.6g} there." for metric, value in measured.items()
                 if not math.isclose(recorded.get(metric, math.nan), value, rel_tol=tolerance, abs_tol=tolerance)]
-    _require("champion on the held-out months", problems + _measured_problems(bundle.criteria, measured, f"The champion ({name} v{version}) on the held-out months"))
+    _require("champion on the held-out months", problems + _measured_problems(criteria, measured, f"The champion ({name} v{version}) on the held-out months"))
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-monitoring
 def check_monitoring(records:CapstoneRecords):
@@ -222,11 +227,15 @@ def monitoring_cases(bundle, # a loaded model version (`ModelRegistry.load`)
                                                              label=frame[later.target].to_numpy())
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-loop
-def capstone_loop(bundle, later, policy=None):
+def capstone_loop(bundle, # the champion, loaded from the registry
+                  later, # the later months (`CapstoneData.later`)
+                  policy=None, # the `AlertPolicy`; default: the brief's cooldown, recording nowhere
+                  criteria=None, # the criteria to watch; default: the ones `bundle` was accepted on
+                 ):
     "The monitoring loop the brief asks for, run over `later` scored by `bundle`: monthly windows, labels a month late, one alert per incident"
     from mlops_kit.deployment import AlertPolicy, MonitoringLoop
     settings = CAPSTONE_MONITORING
-    return MonitoringLoop(bundle.reference[bundle.features], bundle.criteria, bundle.features, window=settings["window"], time_column=later.time_column,
+    return MonitoringLoop(bundle.reference[bundle.features], criteria or bundle.criteria, bundle.features, window=settings["window"], time_column=later.time_column,
                           label_lag=settings["label_lag"], policy=policy or AlertPolicy(settings["cooldown"])).run(monitoring_cases(bundle, later))
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-alerts
@@ -238,7 +247,8 @@ def check_alerts(records:CapstoneRecords, data:CapstoneData):
     "Raise CapstoneCheckFailed unless the journal's alerts are the ones the brief's monitoring of the champion raises on `data.later`"
     check_monitoring(records)
     name, version = _champion(records)
-    expected = _alert_keys(alert.to_dict() for alert in capstone_loop(records.registry.load(name, version=version), data.later).alerts_)
+    loop = capstone_loop(records.registry.load(name, version=version), data.later, criteria=records.criteria())
+    expected = _alert_keys(alert.to_dict() for alert in loop.alerts_)
     recorded = _alert_keys(entry.data for entry in records.of("alert"))
     said = lambda keys: "; ".join(f"{kind} in {window} ({', '.join(subject)})" for kind, window, subject in keys)
     problems = [f"Monitoring the champion raises alerts the journal lacks: {said(sorted(set(expected) - set(recorded)))}."] if set(expected) - set(recorded) else []
