@@ -53,10 +53,10 @@ SUBMISSIONS = {"solution": solution, "forged claim": forged_claim, "nothing reco
 @pytest.fixture(scope="module")
 def scorecards(tmp_path_factory):
     "Each submission graded with its hidden checks, two at a time, as `mlops-kit grade` grades a learner's notebook"
+    folders = {name: tmp_path_factory.mktemp(name.replace(" ", "-")) for name in SUBMISSIONS}  # made here: mktemp is not thread-safe
     def graded(name):
-        folder = tmp_path_factory.mktemp(name.replace(" ", "-"))
-        nbformat.write(SUBMISSIONS[name](), folder / CAPSTONE)
-        return name, grade(folder / CAPSTONE, SOLUTIONS, timeout=120)
+        nbformat.write(SUBMISSIONS[name](), folders[name] / CAPSTONE)
+        return name, grade(folders[name] / CAPSTONE, SOLUTIONS, timeout=120)
     with ThreadPoolExecutor(max_workers=2) as pool: return dict(pool.map(graded, SUBMISSIONS))
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from ..errors import MlopsKitError
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-load
-CAPSTONE_SEED = 1234 # the capstone's case study: a draw the lessons and exercises do not use
+CAPSTONE_SEED = 1234 # the capstone's case study: a draw and a scenario the lessons and exercises do not use
 
 def load_capstone():
-    "The capstone's case study (a `CaseStudy`): the same company as the lessons, another draw of its customers"
+    "The capstone's case study (a `CaseStudy`): the same company as the lessons, another draw of its customers, its problems planted in other columns and months (the 'capstone' scenario)"
     from mlops_kit.data import load_case_study
-    return load_case_study(seed=CAPSTONE_SEED)
+    return load_case_study(seed=CAPSTONE_SEED, scenario="capstone")
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-data-class
 @dataclass
