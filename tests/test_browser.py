@@ -265,3 +265,35 @@ def test_a_wrong_answer_reads_as_a_short_message_a_restored_answer_shows_its_res
         # The Hint button: the next hint, without a wrong try.
         question.locator(".mlops-kit-hint").click()
         expect(feedback_of(question)).to_contain_text("Hint 2 of", timeout=STEP_MS)
+
+
+def test_a_learner_decides_a_still_viable_review_and_reads_why_the_answer_is_right(browser_page, lab):
+    "The loop back's 'still viable?' review: a wrong decision, then the right one, whose feedback says why it is right"
+    source, exercise, wrong, right = REPO_ROOT / "exercises" / "06_the_loop_back_practice.ipynb", "loop-viable-august", "retrain", "keep"
+    page, notebook = browser_page, lab["root"] / source.name
+    shutil.copy(source, notebook)
+
+    def run_from(text: str, command: str):
+        "Select the code cell that contains `text`, then run a command of the Run menu from it"
+        page.locator(".jp-NotebookPanel .jp-CodeCell").filter(has_text=text).first.locator(".jp-InputArea-editor").click()
+        menu_command(page, "Run", command)
+
+    with diagnostics_on_failure(page, lab):
+        open_notebook(page, lab, notebook.name)
+        # The unanswered exercises above the review fail their checks, and a failing cell stops the run: run the
+        # setup cell, then the review's cells from its record down (they stop at the review's own check cell).
+        run_from("answers = AnswerStore(", "notebook:run-cell")
+        wait_for_idle_kernel(page)
+        run_from("def monitoring_record(", "notebook:run-all-below")
+        question = the_question(page, exercise)
+        question.wait_for(timeout=RUN_ALL_MS)
+        wait_for_idle_kernel(page)
+
+        choose_and_check(question, wrong)
+        expect(feedback_of(question)).to_have_text(re.compile(r"^\s*Not yet"), timeout=STEP_MS)
+        choose_and_check(question, right)
+        expect(feedback_of(question)).to_have_text(re.compile(r"^\s*Correct"), timeout=STEP_MS)
+        expect(feedback_of(question)).to_contain_text("July and August meet every criterion again", timeout=STEP_MS)
+
+    saved = AnswerStore(notebook.with_name(f"{notebook.stem}.answers.json")).get(exercise)
+    assert saved and saved["answer"] == right, f"the answer file holds {saved!r} for {exercise}"
