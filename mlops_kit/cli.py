@@ -360,7 +360,10 @@ def _add_practice_commands(subcommands):
     assign.set_defaults(run=_run_assign)
     grade = subcommands.add_parser("grade", help="grade notebooks with nbval and write scorecards",
         description="Run each notebook with the solutions' checks restored (hidden ones included) and score each exercise. "
-                    "Every output is checked before grading starts: existing scorecards are kept unless --overwrite.")
+                    "Every output is checked before grading starts: existing scorecards are kept unless --overwrite. "
+                    "In a FOLDER only the course's exercise notebooks are graded: a notebook whose name a solution notebook has, "
+                    "and does not start with 00_. The template (00_template.ipynb) and notebooks without a solution (your own "
+                    "notes) are left out, and listed; give a notebook's path to grade it anyway.")
     grade.add_argument("target", type=Path, metavar="TARGET", help="a learner's notebook, or a folder of them (one subfolder per learner)")
     grade.add_argument("--solutions", type=Path, default=Path("solutions"), help="the folder of solution notebooks (default: solutions)")
     grade.add_argument("--output", type=Path, default=Path("grades"), help="the folder to write the scorecards to (default: grades)")
@@ -422,11 +425,13 @@ def _grade_folders(args, learners:list)->dict:
 
 # %% ../nbs/90_cli.ipynb #cli-practice-code-4
 def _run_grade(args) -> int:
-    from mlops_kit.practice import class_notebooks, class_table, grade, grade_folder, write_scorecard
+    from mlops_kit.practice import class_notebooks, class_table, grade, grade_folder, left_out_notebooks, write_scorecard
     _positive_seconds("--timeout", args.timeout)
     if not args.target.exists(): raise MlopsKitError(f"No notebook or folder at {args.target}: give a learner's notebook, or a folder of them")
-    learners = class_notebooks(args.target) if args.target.is_dir() else [(args.target.stem, args.target)]
+    learners = class_notebooks(args.target, args.solutions) if args.target.is_dir() else [(args.target.stem, args.target)]
     folders = _grade_folders(args, learners)  # checked before grading, which may take long
+    left_out = left_out_notebooks(args.target, args.solutions) if args.target.is_dir() else []
+    if left_out: print(f"left out (not an exercise notebook of the course): {', '.join(str(path.relative_to(args.target)) for path in left_out)}")
     graded = grade_folder(args.target, args.solutions, args.timeout) if args.target.is_dir() else \
              [(args.target.stem, grade(args.target, args.solutions, args.timeout))]
     for learner, card in graded:

@@ -6,10 +6,11 @@
 __all__ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id', 'CheckFailed', 'seal', 'seal_parts',
            'expect', 'Question', 'check', 'MultipleChoice', 'GateDecision', 'Ordering', 'Matching', 'ThresholdSlider',
            'NumberAnswer', 'CodeExercise', 'checking', 'SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END',
-           'CODE_PROMPT', 'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'CHEATS',
-           'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'ChangedExercisesError', 'Assignment', 'assign',
-           'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks',
-           'grade_folder', 'class_table', 'leaked_lines', 'Validation', 'validate']
+           'CODE_PROMPT', 'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'TEMPLATE_PREFIX',
+           'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'ChangedExercisesError', 'Assignment',
+           'assign', 'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths', 'write_scorecard',
+           'class_notebooks', 'left_out_notebooks', 'grade_folder', 'class_table', 'leaked_lines', 'Validation',
+           'validate']
 
 # %% ../../nbs/practice/00_practice.ipynb #fbdafac9
 from .answer_store import (ANSWERS_FORMAT, AnswerStoreError, AnswerStore)
@@ -20,18 +21,18 @@ from .widgets import (check_exercise_id, CheckFailed, seal, seal_parts, expect, 
 
 # %% ../../nbs/practice/00_practice.ipynb #77d7a6e4
 from .grading import (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END, CODE_PROMPT, WIDGET_PROMPT,
-    TEXT_PROMPT, HIDDEN_NOTE, ROLES, RESTORED_ROLES, CHEATS, ENDS_BY_TIMEOUT, GradingError,
-    assign_notebook, ChangedExercisesError, Assignment, assign, assignment_differences, Scorecard,
-    grade, scorecard_paths, write_scorecard, class_notebooks, grade_folder, class_table,
-    leaked_lines, Validation, validate)
+    TEXT_PROMPT, HIDDEN_NOTE, ROLES, RESTORED_ROLES, TEMPLATE_PREFIX, CHEATS, ENDS_BY_TIMEOUT,
+    GradingError, assign_notebook, ChangedExercisesError, Assignment, assign,
+    assignment_differences, Scorecard, grade, scorecard_paths, write_scorecard, class_notebooks,
+    left_out_notebooks, grade_folder, class_table, leaked_lines, Validation, validate)
 
 # %% ../../nbs/practice/00_practice.ipynb #b795a6e5
 _all_ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id', 'CheckFailed',
         'seal', 'seal_parts', 'expect', 'Question', 'check', 'MultipleChoice', 'GateDecision',
         'Ordering', 'Matching', 'ThresholdSlider', 'NumberAnswer', 'CodeExercise', 'checking',
         'SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'CODE_PROMPT',
-        'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'CHEATS',
-        'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'ChangedExercisesError',
-        'Assignment', 'assign', 'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths',
-        'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'leaked_lines',
-        'Validation', 'validate']
+        'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES',
+        'TEMPLATE_PREFIX', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook',
+        'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard',
+        'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks', 'left_out_notebooks',
+        'grade_folder', 'class_table', 'leaked_lines', 'Validation', 'validate']

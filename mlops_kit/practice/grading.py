@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'CODE_PROMPT', 'WIDGET_PROMPT', 'TEXT_PROMPT',
-           'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook',
-           'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard', 'grade',
-           'scorecard_paths', 'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'leaked_lines',
-           'Validation', 'validate']
+           'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'TEMPLATE_PREFIX', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError',
+           'assign_notebook', 'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard',
+           'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks', 'left_out_notebooks', 'grade_folder',
+           'class_table', 'leaked_lines', 'Validation', 'validate']
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-003
 import ast, copy, hashlib, itertools, json, math, os, re, shutil, subprocess, sys, tempfile, warnings
@@ -525,6 +525,7 @@ def write_scorecard(scorecard:Scorecard, folder,
 
 # %% ../../nbs/practice/03_grading.ipynb #3da32a16
 def class_notebooks(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
+                    solutions=None, # the folder of solution notebooks: if given, only the course's exercise notebooks count
                    )->list:
     "(learner, notebook path) for every notebook under `folder`, the learner being its subfolder or its name; GradingError for no notebooks or a clash"
     folder = _path(folder, "folder")
@@ -532,6 +533,11 @@ def class_notebooks(folder, # a folder of learners' notebooks (for a class, one 
         raise GradingError(f"No folder at '{folder}'" + (": it is a file (grade grades one notebook)" if folder.exists() else ""))
     notebooks = _notebooks(folder)
     if not notebooks: raise GradingError(f"No notebooks under '{folder}'")
+    if solutions is not None:
+        left_out = left_out_notebooks(folder, solutions)
+        notebooks = [path for path in notebooks if path not in left_out]
+        if not notebooks: raise GradingError(f"No exercise notebook of the course under '{folder}' (a notebook named like one in "
+                                             f"'{solutions}', other than the template): grade one notebook by its path instead")
     learners = [(str(path.parent.relative_to(folder)) if path.parent != folder else path.stem, path) for path in notebooks]
     seen = {}
     for learner, path in learners:
@@ -539,12 +545,27 @@ def class_notebooks(folder, # a folder of learners' notebooks (for a class, one 
         if other != path: raise GradingError(f"'{other}' and '{path}' would both be graded as {learner!r}'s {path.name}: move one")
     return learners
 
+# %% ../../nbs/practice/03_grading.ipynb #3da32a16-3
+TEMPLATE_PREFIX = "00_"  # an authors' example (00_template.ipynb): a learner's copy holds it, but it is no lesson's exercise
+
+def _is_course_exercise(path:Path, solution_names:set)->bool:
+    "Whether grading a folder grades `path`: a solution notebook has its name, and the name does not start with '00_'"
+    return path.name in solution_names and not path.name.startswith(TEMPLATE_PREFIX)
+
+# %% ../../nbs/practice/03_grading.ipynb #3da32a16-4
+def left_out_notebooks(folder, # a folder of learners' notebooks
+                       solutions="solutions", # the folder of solution notebooks
+                      )->list:
+    "The notebooks under `folder` that grading the folder leaves out: the template, and any without a solution of its name"
+    names = {path.name for path in _solution_paths(_path(solutions, "solutions"))}
+    return [path for path in _notebooks(_path(folder, "folder")) if not _is_course_exercise(path, names)]
+
 # %% ../../nbs/practice/03_grading.ipynb #3da32a16-1
 def grade_folder(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
                  solutions="solutions", timeout:float=60)->list:
-    "(learner, Scorecard) for every notebook under `folder`, each solution found before any is graded; GradingError if one is missing"
+    "(learner, Scorecard) for every exercise notebook of the course under `folder` (not the template, not a notebook without a solution), each solution found before any is graded"
     _check_seconds(timeout, "`timeout`")
-    learners = class_notebooks(folder)
+    learners = class_notebooks(folder, solutions)
     for learner, path in learners: _solution_for(path, _path(solutions, "solutions"))
     return [(learner, grade(path, solutions, timeout)) for learner, path in learners]
 
