@@ -477,8 +477,27 @@ def _run_seal(args) -> int:
                                             "true/false, null, lists and objects of them, not nested hundreds deep)") from None
     return 0
 
+# %% ../nbs/90_cli.ipynb #cli-progress-code
+def _add_progress_command(subcommands):
+    "`mlops-kit progress`: points per lesson and the course total"
+    parser = subcommands.add_parser("progress", help="show your points per lesson and the course total",
+        description="Read the answer stores of the exercise notebooks in FOLDER and the latest scorecards `mlops-kit grade` "
+                    "wrote, and print per lesson the exercises answered and the points earned out of all points (visible and "
+                    "hidden checks apart), then the course total. A notebook never graded says 'not graded yet'; grade it with "
+                    "`mlops-kit grade FOLDER` for its points. The template (00_template.ipynb) is left out.")
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("exercises"), metavar="FOLDER",
+                        help="the folder of your exercise notebooks (default: exercises)")
+    parser.add_argument("--grades", type=Path, default=None,
+                        help="the folder `mlops-kit grade` wrote the scorecards to (default: grades, beside FOLDER)")
+    parser.set_defaults(run=_run_progress)
+
+def _run_progress(args) -> int:
+    from mlops_kit.practice import progress
+    print(progress(args.folder, args.grades).text(), end="")
+    return 0
+
 # %% ../nbs/90_cli.ipynb #08a4f98b
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_log_command, _add_tour_command, _add_practice_commands]
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_log_command, _add_tour_command, _add_practice_commands, _add_progress_command]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"

@@ -10,7 +10,9 @@ __all__ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_
            'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'ChangedExercisesError', 'Assignment',
            'assign', 'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths', 'write_scorecard',
            'class_notebooks', 'left_out_notebooks', 'grade_folder', 'class_table', 'leaked_lines', 'Validation',
-           'validate']
+           'validate', 'ANSWER_STATES', 'ProgressError', 'exercise_points', 'answer_state', 'latest_scorecard',
+           'read_scorecard', 'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'progress',
+           'progress_widget']
 
 # %% ../../nbs/practice/00_practice.ipynb #fbdafac9
 from .answer_store import (ANSWERS_FORMAT, AnswerStoreError, AnswerStore)
@@ -27,6 +29,10 @@ from .grading import (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END, CO
     left_out_notebooks, grade_folder, class_table, leaked_lines, Validation, validate)
 
 # %% ../../nbs/practice/00_practice.ipynb #b795a6e5
+from .progress import (ANSWER_STATES, ProgressError, exercise_points, answer_state, latest_scorecard, read_scorecard,
+    LessonProgress, lesson_progress, course_notebooks, Progress, progress, progress_widget)
+
+# %% ../../nbs/practice/00_practice.ipynb #13424045
 _all_ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id', 'CheckFailed',
         'seal', 'seal_parts', 'expect', 'Question', 'check', 'MultipleChoice', 'GateDecision',
         'Ordering', 'Matching', 'ThresholdSlider', 'NumberAnswer', 'CodeExercise', 'checking',
@@ -35,4 +41,7 @@ _all_ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id
         'TEMPLATE_PREFIX', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook',
         'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard',
         'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks', 'left_out_notebooks',
-        'grade_folder', 'class_table', 'leaked_lines', 'Validation', 'validate']
+        'grade_folder', 'class_table', 'leaked_lines', 'Validation', 'validate', 'ANSWER_STATES',
+        'ProgressError', 'exercise_points', 'answer_state', 'latest_scorecard', 'read_scorecard',
+        'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'progress',
+        'progress_widget']
