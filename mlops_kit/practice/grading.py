@@ -373,22 +373,43 @@ def _failure_message(text:str)->str:
     return (errors[-1] if errors else lines[-1] if lines else "failed")[:600]
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-014
-def _run_nbval(notebook:Path, timeout:float)->dict:
-    "Code cell number -> (passed, message, seconds), from running `notebook` with pytest --nbval-lax"
-    report = notebook.with_suffix(".xml")
-    command = [sys.executable, "-m", "pytest", "--nbval-lax", f"--nbval-cell-timeout={timeout:g}", str(notebook), "-q",
-               "-p", "no:cacheprovider", f"--junitxml={report}"]
-    try: subprocess.run(command, cwd=notebook.parent, capture_output=True, text=True, timeout=timeout * 50 + 120)
-    except subprocess.TimeoutExpired: raise GradingError(f"grading '{notebook.name}' ran longer than {timeout * 50 + 120:g} seconds in all") from None
-    if not report.exists(): raise GradingError(f"nbval produced no report for '{notebook.name}'")
+_NBVAL_ENVIRONMENT = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # pytest loads nbval alone: each other plugin installed costs its import at every start
+
+def _nbval_command(notebooks:list, timeout:float, root:Path)->list:
+    "pytest with nbval only (`-p nbval.plugin`), a timeout per cell and a JUnit report in `root`, for `notebooks` under `root`"
+    return [sys.executable, "-m", "pytest", "-p", "nbval.plugin", "--nbval-lax", f"--nbval-cell-timeout={timeout:g}",
+            *map(str, notebooks), "-q", "-p", "no:cacheprovider", f"--rootdir={root}", f"--junitxml={root / 'nbval-report.xml'}"]
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-014-1
+def _cell_results(cases:list, classname:str)->dict:
+    "Code cell number -> (passed, message, seconds) from the JUnit test cases of one notebook (`classname`: its path, dotted)"
     results = {}
-    for case in ElementTree.parse(report).iter("testcase"):
+    for case in cases:
         match = re.search(r"Cell (\d+)", case.get("name", ""))
-        if not match: continue
+        if case.get("classname") != classname or not match: continue
         problem = next((case.find(tag) for tag in ("failure", "error", "skipped") if case.find(tag) is not None), None)
         message = "" if problem is None else _failure_message(problem.get("message", "") + "\n" + (problem.text or ""))
         results[int(match[1])] = (problem is None, message, float(case.get("time", 0)))
     return results
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-014-2
+def _run_nbval_many(notebooks:list, # notebooks in folders of their own under one folder (a kernel each, started in its folder)
+                    timeout:float)->list:
+    "For each notebook, code cell number -> (passed, message, seconds), from one pytest --nbval-lax process that runs them in turn"
+    root = Path(os.path.commonpath([str(path.parent) for path in notebooks]))
+    limit = len(notebooks) * timeout * 50 + 120
+    try: subprocess.run(_nbval_command(notebooks, timeout, root), cwd=root, capture_output=True, text=True, timeout=limit,
+                        env={**os.environ, **_NBVAL_ENVIRONMENT})
+    except subprocess.TimeoutExpired: raise GradingError(f"grading {', '.join(path.name for path in notebooks)} ran longer than {limit:g} seconds in all") from None
+    report = root / "nbval-report.xml"
+    if not report.exists(): raise GradingError(f"nbval produced no report for {', '.join(path.name for path in notebooks)}")
+    cases = list(ElementTree.parse(report).iter("testcase"))
+    return [_cell_results(cases, ".".join(path.relative_to(root).parts)) for path in notebooks]
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-014-3
+def _run_nbval(notebook:Path, timeout:float)->dict:
+    "Code cell number -> (passed, message, seconds), from running `notebook` with pytest --nbval-lax"
+    return _run_nbval_many([notebook], timeout)[0]
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-015
 @dataclass
@@ -492,9 +513,13 @@ def grade(notebook, # the learner's notebook
     return _grade_loaded(_read(notebook), solution, notebook.name, _answer_file(notebook), timeout, include_hidden)
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-016-4
+def _graded_copy(learner, solution, name:str, include_hidden:bool=True):
+    "What grading runs: `learner` with the solution's question and check cells restored, and a guard before each check cell"
+    return _with_guards(_with_checks_restored(learner, solution, name, include_hidden), _question_seals(solution))
+
 def _grade_loaded(learner, solution, name:str, answers:Path|None, timeout:float, include_hidden:bool=True)->Scorecard:
     "Grade the notebook `learner` (already read) against `solution`"
-    graded = _with_guards(_with_checks_restored(learner, solution, name, include_hidden), _question_seals(solution))
+    graded = _graded_copy(learner, solution, name, include_hidden)
     return _scorecard(name, graded, _run_graded(graded, name, answers, timeout))
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-020
@@ -778,6 +803,33 @@ def _static_rows(solution, assigned, solutions:Path, exercises:Path, relative:Pa
     rows.append(dict(notebook=name, check="no solution or hidden-check text", passed=not leaks, detail=f"leaked: {leaks}" if leaks else "ok"))
     return rows
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-027-4
+def _batches(timeouts:list, # the cell timeout of each run
+             workers:int)->list:
+    "(timeout, run numbers) per batch: the runs of one timeout split evenly into at most `workers` batches, the shortest timeout (runs that end by it) first"
+    batches = []
+    for timeout in sorted(set(timeouts)):
+        numbers = [number for number, each in enumerate(timeouts) if each == timeout]
+        count = min(workers, len(numbers))
+        batches += [(timeout, numbers[start::count]) for start in range(count)]
+    return batches
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-027-5
+def _grade_many(runs:list, # (graded notebook, name, timeout) for each run, as `_graded_copy` makes them
+                workers:int)->list:
+    "The cell results of every run: each notebook in a folder of its own, run in batches of one timeout, `workers` pytest processes at a time"
+    import nbformat
+    with tempfile.TemporaryDirectory(prefix="mlops-kit-validate-") as scratch:
+        paths = [Path(scratch) / f"run-{number}" / name for number, (graded, name, timeout) in enumerate(runs)]
+        for path, (graded, name, timeout) in zip(paths, runs):
+            path.parent.mkdir()
+            nbformat.write(graded, path)
+        batches = _batches([timeout for graded, name, timeout in runs], workers)
+        def run(batch): return _run_nbval_many([paths[number] for number in batch[1]], batch[0])
+        with ThreadPoolExecutor(max_workers=workers) as pool: done = list(pool.map(run, batches))
+    results = {number: result for (timeout, numbers), batch_results in zip(batches, done) for number, result in zip(numbers, batch_results)}
+    return [results[number] for number in range(len(runs))]
+
 # %% ../../nbs/practice/03_grading.ipynb #grd-027-3
 def validate(solutions="solutions", # the folder of solution notebooks
              exercises="exercises", # the folder of exercise notebooks made from them
@@ -806,9 +858,8 @@ def validate(solutions="solutions", # the folder of solution notebooks
             continue
         rows += _static_rows(solution, exercise, solutions, exercises, relative)
         runs += [(str(relative), check, learner, solution, run_timeout, judge) for check, learner, run_timeout, judge in made]
-    def run(job):
-        name, check, learner, solution, run_timeout, judge = job
-        passed, detail = judge(_grade_loaded(learner, solution, Path(name).name, None, run_timeout))
-        return dict(notebook=name, check=check, passed=passed, detail=detail)
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool: rows += list(pool.map(run, runs))
+    copies = [(_graded_copy(learner, solution, Path(name).name), Path(name).name, run_timeout) for name, check, learner, solution, run_timeout, judge in runs]
+    for (name, check, *_, judge), (graded, short_name, _), results in zip(runs, copies, _grade_many(copies, jobs or os.cpu_count() or 1)):
+        passed, detail = judge(_scorecard(short_name, graded, results))
+        rows.append(dict(notebook=name, check=check, passed=passed, detail=detail))
     return Validation(sorted(rows, key=lambda row: row["notebook"]))
