@@ -360,7 +360,10 @@ def _add_practice_commands(subcommands):
     assign.set_defaults(run=_run_assign)
     grade = subcommands.add_parser("grade", help="grade notebooks with nbval and write scorecards",
         description="Run each notebook with the solutions' checks restored (hidden ones included) and score each exercise. "
-                    "Every output is checked before grading starts: existing scorecards are kept unless --overwrite.")
+                    "Every output is checked before grading starts: existing scorecards are kept unless --overwrite. "
+                    "In a FOLDER only the course's exercise notebooks are graded: a notebook whose name a solution notebook has, "
+                    "and does not start with 00_. The template (00_template.ipynb) and notebooks without a solution (your own "
+                    "notes) are left out, and listed; give a notebook's path to grade it anyway.")
     grade.add_argument("target", type=Path, metavar="TARGET", help="a learner's notebook, or a folder of them (one subfolder per learner)")
     grade.add_argument("--solutions", type=Path, default=Path("solutions"), help="the folder of solution notebooks (default: solutions)")
     grade.add_argument("--output", type=Path, default=Path("grades"), help="the folder to write the scorecards to (default: grades)")
@@ -422,11 +425,13 @@ def _grade_folders(args, learners:list)->dict:
 
 # %% ../nbs/90_cli.ipynb #cli-practice-code-4
 def _run_grade(args) -> int:
-    from mlops_kit.practice import class_notebooks, class_table, grade, grade_folder, write_scorecard
+    from mlops_kit.practice import class_notebooks, class_table, grade, grade_folder, left_out_notebooks, write_scorecard
     _positive_seconds("--timeout", args.timeout)
     if not args.target.exists(): raise MlopsKitError(f"No notebook or folder at {args.target}: give a learner's notebook, or a folder of them")
-    learners = class_notebooks(args.target) if args.target.is_dir() else [(args.target.stem, args.target)]
+    learners = class_notebooks(args.target, args.solutions) if args.target.is_dir() else [(args.target.stem, args.target)]
     folders = _grade_folders(args, learners)  # checked before grading, which may take long
+    left_out = left_out_notebooks(args.target, args.solutions) if args.target.is_dir() else []
+    if left_out: print(f"left out (not an exercise notebook of the course): {', '.join(str(path.relative_to(args.target)) for path in left_out)}")
     graded = grade_folder(args.target, args.solutions, args.timeout) if args.target.is_dir() else \
              [(args.target.stem, grade(args.target, args.solutions, args.timeout))]
     for learner, card in graded:
@@ -472,8 +477,27 @@ def _run_seal(args) -> int:
                                             "true/false, null, lists and objects of them, not nested hundreds deep)") from None
     return 0
 
+# %% ../nbs/90_cli.ipynb #cli-progress-code
+def _add_progress_command(subcommands):
+    "`mlops-kit progress`: points per lesson and the course total"
+    parser = subcommands.add_parser("progress", help="show your points per lesson and the course total",
+        description="Read the answer stores of the exercise notebooks in FOLDER and the latest scorecards `mlops-kit grade` "
+                    "wrote, and print per lesson the exercises answered and the points earned out of all points (visible and "
+                    "hidden checks apart), then the course total. A notebook never graded says 'not graded yet'; grade it with "
+                    "`mlops-kit grade FOLDER` for its points. The template (00_template.ipynb) is left out.")
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("exercises"), metavar="FOLDER",
+                        help="the folder of your exercise notebooks (default: exercises)")
+    parser.add_argument("--grades", type=Path, default=None,
+                        help="the folder `mlops-kit grade` wrote the scorecards to (default: grades, beside FOLDER)")
+    parser.set_defaults(run=_run_progress)
+
+def _run_progress(args) -> int:
+    from mlops_kit.practice import progress
+    print(progress(args.folder, args.grades).text(), end="")
+    return 0
+
 # %% ../nbs/90_cli.ipynb #08a4f98b
-_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_log_command, _add_tour_command, _add_practice_commands]
+_SUBCOMMANDS = [_add_case_study_command, _add_check_data_command, _add_report_command, _add_experiment_command, _add_serve_command, _add_log_command, _add_tour_command, _add_practice_commands, _add_progress_command]
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlops-kit` argument parser with every subcommand"

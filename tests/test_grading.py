@@ -39,25 +39,38 @@ def answer_with_the_widget(folder: Path, notebook: Path, option: str):
     cells = nbformat.read(notebook, as_version=4).cells
     setup = next(cell.source for cell in cells if "AnswerStore(" in cell.source)
     question = next(cell.source for cell in cells if meta(cell) == {"exercise": QUIZ, "role": "question"})
-    namespace = {}
-    exec(setup.replace('AnswerStore("00_template.answers.json")', f"AnswerStore({str(folder / '00_template.answers.json')!r})"), namespace)
+    namespace, answers = {}, f"{notebook.stem}.answers.json"
+    exec(setup.replace(f'AnswerStore("{answers}")', f"AnswerStore({str(folder / answers)!r})"), namespace)
     exec(question, namespace)
     namespace["first_phase"].input.value = option  # what clicking the radio button does
 
 
-def learner_copy(folder: Path, body: str | None = None, widget_option: str | None = None, check_edit: str | None = None) -> Path:
-    "The exercise notebook saved in `folder`: `body` as phase_of's body, `widget_option` picked, its visible check edited"
-    notebook = nbformat.read(EXERCISES / TEMPLATE, as_version=4)
+def learner_copy(folder: Path, body: str | None = None, widget_option: str | None = None, check_edit: str | None = None,
+                 exercises: Path = EXERCISES, name: str = TEMPLATE) -> Path:
+    "The exercise notebook `name` saved in `folder`: `body` as phase_of's body, `widget_option` picked, its visible check edited"
+    notebook = nbformat.read(exercises / name, as_version=4)
     if body is not None:
         answer_cell = next(cell for cell in notebook.cells if meta(cell).get("role") == "answer" and meta(cell)["exercise"] == CODE)
         answer_cell.source = "def phase_of(task):\n" + "\n".join("    " + line for line in body.splitlines())
     if check_edit is not None:
         next(cell for cell in notebook.cells if meta(cell).get("role") == "check" and meta(cell)["exercise"] == CODE).source = check_edit
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / TEMPLATE
+    path = folder / name
     nbformat.write(notebook, path)
     if widget_option is not None: answer_with_the_widget(folder, path, widget_option)
     return path
+
+
+LESSON = "01_phases_practice.ipynb"  # the template under a lesson's name: grading a folder leaves the template out
+
+
+def template_as_a_lesson(root: Path) -> tuple[Path, Path]:
+    "Solutions (the template, and the template again as the lesson exercise LESSON) and their exercises under `root`"
+    (root / "solutions").mkdir(parents=True)
+    shutil.copyfile(SOLUTIONS / TEMPLATE, root / "solutions" / TEMPLATE)
+    (root / "solutions" / LESSON).write_text((SOLUTIONS / TEMPLATE).read_text().replace(Path(TEMPLATE).stem, Path(LESSON).stem))
+    assign(root / "solutions", root / "exercises")
+    return root / "solutions", root / "exercises"
 
 
 def rows(card) -> dict:
@@ -197,20 +210,25 @@ def test_a_cell_that_never_ends_hits_the_timeout(tmp_path):
 
 
 def test_a_class_folder_is_graded_into_one_csv_and_the_exit_code_says_if_all_passed(tmp_path):
-    learner_copy(tmp_path / "class" / "ada", RIGHT_BODY, widget_option="Design")
-    learner_copy(tmp_path / "class" / "bob", VISIBLE_ONLY)
-    learner_copy(tmp_path / "class" / "cy", RIGHT_BODY, widget_option="Development")
-    graded = subprocess.run([COMMAND, "grade", str(tmp_path / "class"), "--solutions", str(SOLUTIONS), "--output", str(tmp_path / "grades"),
+    solutions, exercises = template_as_a_lesson(tmp_path / "kit")
+    learner_copy(tmp_path / "class" / "ada", RIGHT_BODY, widget_option="Design", exercises=exercises, name=LESSON)
+    learner_copy(tmp_path / "class" / "bob", VISIBLE_ONLY, exercises=exercises, name=LESSON)
+    learner_copy(tmp_path / "class" / "cy", RIGHT_BODY, widget_option="Development", exercises=exercises, name=LESSON)
+    learner_copy(tmp_path / "class" / "ada", RIGHT_BODY, widget_option="Design")  # the template: left out of a class
+    shutil.copyfile(exercises / LESSON, tmp_path / "class" / "bob" / "my notes.ipynb")  # no solution has its name: left out
+    graded = subprocess.run([COMMAND, "grade", str(tmp_path / "class"), "--solutions", str(solutions), "--output", str(tmp_path / "grades"),
                              "--timeout", "30"], capture_output=True, text=True)
     assert graded.returncode == 1, graded.stdout + graded.stderr
+    assert f"left out (not an exercise notebook of the course): ada/{TEMPLATE}, bob/my notes.ipynb" in graded.stdout, graded.stdout
+    assert sorted(path.name for path in (tmp_path / "grades").rglob("*.json")) == ["01_phases_practice.scorecard.json"] * 3
     table = list(csv.DictReader((tmp_path / "grades" / "class.csv").open()))
     points = {(row["learner"], row["exercise"]): (row["points"], row["visible"], row["hidden"]) for row in table}
     assert points == {("ada", QUIZ): ("1", "passed", "none"), ("ada", CODE): ("2", "passed", "passed"),
                       ("bob", QUIZ): ("0", "failed", "none"), ("bob", CODE): ("0", "passed", "failed"),
                       ("cy", QUIZ): ("0", "failed", "none"), ("cy", CODE): ("2", "passed", "passed")}
-    scorecard = json.loads((tmp_path / "grades" / "ada" / "00_template.scorecard.json").read_text())
+    scorecard = json.loads((tmp_path / "grades" / "ada" / "01_phases_practice.scorecard.json").read_text())
     assert scorecard["points"] == scorecard["max_points"] == 3
-    assert f"| {CODE} | 0 / 2 | passed | failed |" in (tmp_path / "grades" / "bob" / "00_template.scorecard.md").read_text()
+    assert f"| {CODE} | 0 / 2 | passed | failed |" in (tmp_path / "grades" / "bob" / "01_phases_practice.scorecard.md").read_text()
     alone = subprocess.run([COMMAND, "grade", str(tmp_path / "class" / "ada" / TEMPLATE), "--solutions", str(SOLUTIONS),
                             "--output", str(tmp_path / "ada-grades")], capture_output=True, text=True)
     assert alone.returncode == 0 and "3 / 3 points" in alone.stdout
@@ -498,30 +516,44 @@ def test_bad_paths_and_values_get_the_kits_error_and_change_nothing(course, call
     assert digests(course) == before
 
 
-def test_grade_folder_finds_every_solution_before_grading_any(course, monkeypatch):
+def test_grade_folder_grades_the_courses_exercise_notebooks_only_each_solution_found_before_any(course, monkeypatch):
     import mlops_kit.practice.grading as grading
-    monkeypatch.setattr(grading, "_run_nbval", lambda *args: pytest.fail("a notebook was graded"))
+    graded = []
+    monkeypatch.setattr(grading, "_run_nbval", lambda notebook, timeout: graded.append(notebook.name) or {})
+    lesson = "01_the_lifecycle_practice.ipynb"
     (course / "class" / "ada").mkdir(parents=True)
-    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / TEMPLATE)
-    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / "homework.ipynb")
-    with pytest.raises(GradingError, match="No solution notebook named 'homework.ipynb'"):
+    for name in (TEMPLATE, "homework.ipynb", lesson): shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / name)
+    shutil.copyfile(course / "exercises" / lesson, course / "class" / "ada" / lesson)
+    assert [path.name for path in grading.left_out_notebooks(course / "class", course / "solutions")] == [TEMPLATE, "homework.ipynb"]
+    assert [(learner, card.notebook) for learner, card in grade_folder(course / "class", course / "solutions")] == [("ada", lesson)]
+    assert graded == [lesson]
+    (course / "solutions" / "more").mkdir()
+    shutil.copyfile(course / "solutions" / lesson, course / "solutions" / "more" / lesson)
+    with pytest.raises(GradingError, match=f"Two solution notebooks are named '{lesson}'"):
         grade_folder(course / "class", course / "solutions")
-    (course / "class" / "ada" / "homework.ipynb").unlink()
-    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "00_template.ipynb")  # learner '00_template'...
-    (course / "class" / "00_template").mkdir()
-    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "00_template" / TEMPLATE)  # ... and again
-    with pytest.raises(GradingError, match="would both be graded as '00_template'"):
+    assert graded == [lesson], "refused before grading any"
+    shutil.rmtree(course / "solutions" / "more")
+    shutil.copyfile(course / "exercises" / lesson, course / "class" / lesson)  # learner '01_the_lifecycle_practice'...
+    (course / "class" / Path(lesson).stem).mkdir()
+    shutil.copyfile(course / "exercises" / lesson, course / "class" / Path(lesson).stem / lesson)  # ... and again
+    with pytest.raises(GradingError, match="would both be graded as '01_the_lifecycle_practice'"):
         grade_folder(course / "class", course / "solutions")
+    (course / "alone").mkdir()
+    shutil.copyfile(course / "exercises" / TEMPLATE, course / "alone" / TEMPLATE)
+    with pytest.raises(GradingError, match="No exercise notebook of the course"):
+        grade_folder(course / "alone", course / "solutions")
+    assert graded == [lesson]
 
 
 def test_grade_checks_its_outputs_before_grading_and_keeps_existing_scorecards(course, capsys, monkeypatch):
     import mlops_kit.practice.grading as grading
     graded = []
     monkeypatch.setattr(grading, "_run_nbval", lambda notebook, timeout: graded.append(notebook.name) or {})
+    lesson = "01_the_lifecycle_practice.ipynb"
     (course / "class" / "ada").mkdir(parents=True)
-    shutil.copyfile(course / "exercises" / TEMPLATE, course / "class" / "ada" / TEMPLATE)
+    shutil.copyfile(course / "exercises" / lesson, course / "class" / "ada" / lesson)
     (course / "grades" / "ada").mkdir(parents=True)
-    (course / "grades" / "ada" / "00_template.scorecard.json").write_text('{"points": 3}')
+    (course / "grades" / "ada" / "01_the_lifecycle_practice.scorecard.json").write_text('{"points": 3}')
     (course / "grades" / "class.csv").write_text("learner,points\nada,3\n")
     (course / "notes.txt").write_text("mine")
     before = digests(course)
@@ -532,12 +564,12 @@ def test_grade_checks_its_outputs_before_grading_and_keeps_existing_scorecards(c
     assert digests(course) == before
     code, out, err = run_main([*command[:-2], "--output", course / "notes.txt"], capsys)  # a file where a folder belongs
     assert code == 2 and "is a file" in err and graded == [] and digests(course) == before
-    code, out, err = run_main(["grade", course / "exercises" / TEMPLATE, "--solutions", course / "solutions", "--output",
+    code, out, err = run_main(["grade", course / "exercises" / lesson, "--solutions", course / "solutions", "--output",
                                course / "grades" / "ada"], capsys)
-    assert code == 2 and "00_template.scorecard.json exists already" in err and graded == []
+    assert code == 2 and "01_the_lifecycle_practice.scorecard.json exists already" in err and graded == []
     code, out, err = run_main([*command, "--overwrite"], capsys)
-    assert code == 1 and graded == [TEMPLATE], err  # the stub ran no cell: every exercise fails
-    assert json.loads((course / "grades" / "ada" / "00_template.scorecard.json").read_text())["points"] == 0
+    assert code == 1 and graded == [lesson], err  # the stub ran no cell: every exercise fails
+    assert json.loads((course / "grades" / "ada" / "01_the_lifecycle_practice.scorecard.json").read_text())["points"] == 0
     assert "ada" in (course / "grades" / "class.csv").read_text()
 
 

@@ -86,7 +86,7 @@ PHASES = {  # the library by phase, as a reader looks for it: package -> its mod
     "mlops_kit.development": "search_space storage grid analysis saving reference cards registry",
     "mlops_kit.deployment": "prediction_log protocol app server drift performance monitoring_loop",
     "mlops_kit.loop_back": "retraining",
-    "mlops_kit.practice": "answer_store widgets grading capstone",
+    "mlops_kit.practice": "answer_store widgets grading capstone progress",
 }
 SHARED_MODULES = {"mlops_kit", "mlops_kit._toolbox", "mlops_kit.errors", "mlops_kit.cli", "mlops_kit.tour"}
 

@@ -6,14 +6,17 @@
 __all__ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id', 'CheckFailed', 'seal', 'seal_parts',
            'expect', 'Question', 'check', 'MultipleChoice', 'GateDecision', 'Ordering', 'Matching', 'ThresholdSlider',
            'NumberAnswer', 'CodeExercise', 'checking', 'SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END',
-           'CODE_PROMPT', 'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'CHEATS',
-           'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'ChangedExercisesError', 'Assignment', 'assign',
-           'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks',
-           'grade_folder', 'class_table', 'leaked_lines', 'Validation', 'validate', 'CAPSTONE_SEED', 'CAPSTONE_BRIEF',
-           'CAPSTONE_MONITORING', 'CAPSTONE_FOLDER', 'CAPSTONE_JOURNAL', 'load_capstone', 'CapstoneData',
-           'capstone_data', 'start_capstone', 'run_stage', 'CapstoneCheckFailed', 'CapstoneRecords',
-           'check_success_criteria', 'check_design_gate', 'check_experiments', 'check_champion', 'check_holdout_score',
-           'check_monitoring', 'monitoring_cases', 'capstone_loop', 'check_alerts', 'check_decisions']
+           'CODE_PROMPT', 'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'TEMPLATE_PREFIX',
+           'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'ChangedExercisesError', 'Assignment',
+           'assign', 'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths', 'write_scorecard',
+           'class_notebooks', 'left_out_notebooks', 'grade_folder', 'class_table', 'leaked_lines', 'Validation',
+           'validate', 'CAPSTONE_SEED', 'CAPSTONE_BRIEF', 'CAPSTONE_MONITORING', 'CAPSTONE_FOLDER', 'CAPSTONE_JOURNAL',
+           'load_capstone', 'CapstoneData', 'capstone_data', 'start_capstone', 'run_stage', 'CapstoneCheckFailed',
+           'CapstoneRecords', 'check_success_criteria', 'check_design_gate', 'check_experiments', 'check_champion',
+           'check_holdout_score', 'check_monitoring', 'monitoring_cases', 'capstone_loop', 'check_alerts',
+           'check_decisions', 'ANSWER_STATES', 'ProgressError', 'exercise_points', 'answer_state', 'latest_scorecard',
+           'read_scorecard', 'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'progress',
+           'progress_widget']
 
 # %% ../../nbs/practice/00_practice.ipynb #fbdafac9
 from .answer_store import (ANSWERS_FORMAT, AnswerStoreError, AnswerStore)
@@ -24,10 +27,10 @@ from .widgets import (check_exercise_id, CheckFailed, seal, seal_parts, expect, 
 
 # %% ../../nbs/practice/00_practice.ipynb #77d7a6e4
 from .grading import (SOLUTION_BEGIN, SOLUTION_END, HIDDEN_BEGIN, HIDDEN_END, CODE_PROMPT, WIDGET_PROMPT,
-    TEXT_PROMPT, HIDDEN_NOTE, ROLES, RESTORED_ROLES, CHEATS, ENDS_BY_TIMEOUT, GradingError,
-    assign_notebook, ChangedExercisesError, Assignment, assign, assignment_differences, Scorecard,
-    grade, scorecard_paths, write_scorecard, class_notebooks, grade_folder, class_table,
-    leaked_lines, Validation, validate)
+    TEXT_PROMPT, HIDDEN_NOTE, ROLES, RESTORED_ROLES, TEMPLATE_PREFIX, CHEATS, ENDS_BY_TIMEOUT,
+    GradingError, assign_notebook, ChangedExercisesError, Assignment, assign,
+    assignment_differences, Scorecard, grade, scorecard_paths, write_scorecard, class_notebooks,
+    left_out_notebooks, grade_folder, class_table, leaked_lines, Validation, validate)
 
 # %% ../../nbs/practice/00_practice.ipynb #b795a6e5
 from mlops_kit.practice.capstone import (CAPSTONE_SEED, CAPSTONE_BRIEF, CAPSTONE_MONITORING, CAPSTONE_FOLDER, CAPSTONE_JOURNAL,
@@ -37,17 +40,24 @@ from mlops_kit.practice.capstone import (CAPSTONE_SEED, CAPSTONE_BRIEF, CAPSTONE
     check_decisions)
 
 # %% ../../nbs/practice/00_practice.ipynb #13424045
+from .progress import (ANSWER_STATES, ProgressError, exercise_points, answer_state, latest_scorecard, read_scorecard,
+    LessonProgress, lesson_progress, course_notebooks, Progress, progress, progress_widget)
+
+# %% ../../nbs/practice/00_practice.ipynb #5c787e87
 _all_ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id', 'CheckFailed',
         'seal', 'seal_parts', 'expect', 'Question', 'check', 'MultipleChoice', 'GateDecision',
         'Ordering', 'Matching', 'ThresholdSlider', 'NumberAnswer', 'CodeExercise', 'checking',
         'SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'CODE_PROMPT',
-        'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'CHEATS',
-        'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook', 'ChangedExercisesError',
-        'Assignment', 'assign', 'assignment_differences', 'Scorecard', 'grade', 'scorecard_paths',
-        'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'leaked_lines',
-        'Validation', 'validate', 'CAPSTONE_SEED', 'CAPSTONE_BRIEF', 'CAPSTONE_MONITORING',
-        'CAPSTONE_FOLDER', 'CAPSTONE_JOURNAL', 'load_capstone', 'CapstoneData', 'capstone_data',
-        'start_capstone', 'run_stage', 'CapstoneCheckFailed', 'CapstoneRecords',
-        'check_success_criteria', 'check_design_gate', 'check_experiments', 'check_champion',
-        'check_holdout_score', 'check_monitoring', 'monitoring_cases', 'capstone_loop',
-        'check_alerts', 'check_decisions']
+        'WIDGET_PROMPT', 'TEXT_PROMPT', 'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES',
+        'TEMPLATE_PREFIX', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook',
+        'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard',
+        'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks', 'left_out_notebooks',
+        'grade_folder', 'class_table', 'leaked_lines', 'Validation', 'validate', 'CAPSTONE_SEED',
+        'CAPSTONE_BRIEF', 'CAPSTONE_MONITORING', 'CAPSTONE_FOLDER', 'CAPSTONE_JOURNAL',
+        'load_capstone', 'CapstoneData', 'capstone_data', 'start_capstone', 'run_stage',
+        'CapstoneCheckFailed', 'CapstoneRecords', 'check_success_criteria', 'check_design_gate',
+        'check_experiments', 'check_champion', 'check_holdout_score', 'check_monitoring',
+        'monitoring_cases', 'capstone_loop', 'check_alerts', 'check_decisions', 'ANSWER_STATES',
+        'ProgressError', 'exercise_points', 'answer_state', 'latest_scorecard', 'read_scorecard',
+        'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'progress',
+        'progress_widget']

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SOLUTION_BEGIN', 'SOLUTION_END', 'HIDDEN_BEGIN', 'HIDDEN_END', 'CODE_PROMPT', 'WIDGET_PROMPT', 'TEXT_PROMPT',
-           'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError', 'assign_notebook',
-           'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard', 'grade',
-           'scorecard_paths', 'write_scorecard', 'class_notebooks', 'grade_folder', 'class_table', 'leaked_lines',
-           'Validation', 'validate']
+           'HIDDEN_NOTE', 'ROLES', 'RESTORED_ROLES', 'TEMPLATE_PREFIX', 'CHEATS', 'ENDS_BY_TIMEOUT', 'GradingError',
+           'assign_notebook', 'ChangedExercisesError', 'Assignment', 'assign', 'assignment_differences', 'Scorecard',
+           'grade', 'scorecard_paths', 'write_scorecard', 'class_notebooks', 'left_out_notebooks', 'grade_folder',
+           'class_table', 'leaked_lines', 'Validation', 'validate']
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-003
 import ast, copy, hashlib, itertools, json, math, os, re, shutil, subprocess, sys, tempfile, warnings
@@ -373,22 +373,43 @@ def _failure_message(text:str)->str:
     return (errors[-1] if errors else lines[-1] if lines else "failed")[:600]
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-014
-def _run_nbval(notebook:Path, timeout:float)->dict:
-    "Code cell number -> (passed, message, seconds), from running `notebook` with pytest --nbval-lax"
-    report = notebook.with_suffix(".xml")
-    command = [sys.executable, "-m", "pytest", "--nbval-lax", f"--nbval-cell-timeout={timeout:g}", str(notebook), "-q",
-               "-p", "no:cacheprovider", f"--junitxml={report}"]
-    try: subprocess.run(command, cwd=notebook.parent, capture_output=True, text=True, timeout=timeout * 50 + 120)
-    except subprocess.TimeoutExpired: raise GradingError(f"grading '{notebook.name}' ran longer than {timeout * 50 + 120:g} seconds in all") from None
-    if not report.exists(): raise GradingError(f"nbval produced no report for '{notebook.name}'")
+_NBVAL_ENVIRONMENT = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # pytest loads nbval alone: each other plugin installed costs its import at every start
+
+def _nbval_command(notebooks:list, timeout:float, root:Path)->list:
+    "pytest with nbval only (`-p nbval.plugin`), a timeout per cell and a JUnit report in `root`, for `notebooks` under `root`"
+    return [sys.executable, "-m", "pytest", "-p", "nbval.plugin", "--nbval-lax", f"--nbval-cell-timeout={timeout:g}",
+            *map(str, notebooks), "-q", "-p", "no:cacheprovider", f"--rootdir={root}", f"--junitxml={root / 'nbval-report.xml'}"]
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-014-1
+def _cell_results(cases:list, classname:str)->dict:
+    "Code cell number -> (passed, message, seconds) from the JUnit test cases of one notebook (`classname`: its path, dotted)"
     results = {}
-    for case in ElementTree.parse(report).iter("testcase"):
+    for case in cases:
         match = re.search(r"Cell (\d+)", case.get("name", ""))
-        if not match: continue
+        if case.get("classname") != classname or not match: continue
         problem = next((case.find(tag) for tag in ("failure", "error", "skipped") if case.find(tag) is not None), None)
         message = "" if problem is None else _failure_message(problem.get("message", "") + "\n" + (problem.text or ""))
         results[int(match[1])] = (problem is None, message, float(case.get("time", 0)))
     return results
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-014-2
+def _run_nbval_many(notebooks:list, # notebooks in folders of their own under one folder (a kernel each, started in its folder)
+                    timeout:float)->list:
+    "For each notebook, code cell number -> (passed, message, seconds), from one pytest --nbval-lax process that runs them in turn"
+    root = Path(os.path.commonpath([str(path.parent) for path in notebooks]))
+    limit = len(notebooks) * timeout * 50 + 120
+    try: subprocess.run(_nbval_command(notebooks, timeout, root), cwd=root, capture_output=True, text=True, timeout=limit,
+                        env={**os.environ, **_NBVAL_ENVIRONMENT})
+    except subprocess.TimeoutExpired: raise GradingError(f"grading {', '.join(path.name for path in notebooks)} ran longer than {limit:g} seconds in all") from None
+    report = root / "nbval-report.xml"
+    if not report.exists(): raise GradingError(f"nbval produced no report for {', '.join(path.name for path in notebooks)}")
+    cases = list(ElementTree.parse(report).iter("testcase"))
+    return [_cell_results(cases, ".".join(path.relative_to(root).parts)) for path in notebooks]
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-014-3
+def _run_nbval(notebook:Path, timeout:float)->dict:
+    "Code cell number -> (passed, message, seconds), from running `notebook` with pytest --nbval-lax"
+    return _run_nbval_many([notebook], timeout)[0]
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-015
 @dataclass
@@ -492,9 +513,13 @@ def grade(notebook, # the learner's notebook
     return _grade_loaded(_read(notebook), solution, notebook.name, _answer_file(notebook), timeout, include_hidden)
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-016-4
+def _graded_copy(learner, solution, name:str, include_hidden:bool=True):
+    "What grading runs: `learner` with the solution's question and check cells restored, and a guard before each check cell"
+    return _with_guards(_with_checks_restored(learner, solution, name, include_hidden), _question_seals(solution))
+
 def _grade_loaded(learner, solution, name:str, answers:Path|None, timeout:float, include_hidden:bool=True)->Scorecard:
     "Grade the notebook `learner` (already read) against `solution`"
-    graded = _with_guards(_with_checks_restored(learner, solution, name, include_hidden), _question_seals(solution))
+    graded = _graded_copy(learner, solution, name, include_hidden)
     return _scorecard(name, graded, _run_graded(graded, name, answers, timeout))
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-020
@@ -525,6 +550,7 @@ def write_scorecard(scorecard:Scorecard, folder,
 
 # %% ../../nbs/practice/03_grading.ipynb #3da32a16
 def class_notebooks(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
+                    solutions=None, # the folder of solution notebooks: if given, only the course's exercise notebooks count
                    )->list:
     "(learner, notebook path) for every notebook under `folder`, the learner being its subfolder or its name; GradingError for no notebooks or a clash"
     folder = _path(folder, "folder")
@@ -532,6 +558,11 @@ def class_notebooks(folder, # a folder of learners' notebooks (for a class, one 
         raise GradingError(f"No folder at '{folder}'" + (": it is a file (grade grades one notebook)" if folder.exists() else ""))
     notebooks = _notebooks(folder)
     if not notebooks: raise GradingError(f"No notebooks under '{folder}'")
+    if solutions is not None:
+        left_out = left_out_notebooks(folder, solutions)
+        notebooks = [path for path in notebooks if path not in left_out]
+        if not notebooks: raise GradingError(f"No exercise notebook of the course under '{folder}' (a notebook named like one in "
+                                             f"'{solutions}', other than the template): grade one notebook by its path instead")
     learners = [(str(path.parent.relative_to(folder)) if path.parent != folder else path.stem, path) for path in notebooks]
     seen = {}
     for learner, path in learners:
@@ -539,12 +570,27 @@ def class_notebooks(folder, # a folder of learners' notebooks (for a class, one 
         if other != path: raise GradingError(f"'{other}' and '{path}' would both be graded as {learner!r}'s {path.name}: move one")
     return learners
 
+# %% ../../nbs/practice/03_grading.ipynb #3da32a16-3
+TEMPLATE_PREFIX = "00_"  # an authors' example (00_template.ipynb): a learner's copy holds it, but it is no lesson's exercise
+
+def _is_course_exercise(path:Path, solution_names:set)->bool:
+    "Whether grading a folder grades `path`: a solution notebook has its name, and the name does not start with '00_'"
+    return path.name in solution_names and not path.name.startswith(TEMPLATE_PREFIX)
+
+# %% ../../nbs/practice/03_grading.ipynb #3da32a16-4
+def left_out_notebooks(folder, # a folder of learners' notebooks
+                       solutions="solutions", # the folder of solution notebooks
+                      )->list:
+    "The notebooks under `folder` that grading the folder leaves out: the template, and any without a solution of its name"
+    names = {path.name for path in _solution_paths(_path(solutions, "solutions"))}
+    return [path for path in _notebooks(_path(folder, "folder")) if not _is_course_exercise(path, names)]
+
 # %% ../../nbs/practice/03_grading.ipynb #3da32a16-1
 def grade_folder(folder, # a folder of learners' notebooks (for a class, one subfolder per learner)
                  solutions="solutions", timeout:float=60)->list:
-    "(learner, Scorecard) for every notebook under `folder`, each solution found before any is graded; GradingError if one is missing"
+    "(learner, Scorecard) for every exercise notebook of the course under `folder` (not the template, not a notebook without a solution), each solution found before any is graded"
     _check_seconds(timeout, "`timeout`")
-    learners = class_notebooks(folder)
+    learners = class_notebooks(folder, solutions)
     for learner, path in learners: _solution_for(path, _path(solutions, "solutions"))
     return [(learner, grade(path, solutions, timeout)) for learner, path in learners]
 
@@ -757,6 +803,33 @@ def _static_rows(solution, assigned, solutions:Path, exercises:Path, relative:Pa
     rows.append(dict(notebook=name, check="no solution or hidden-check text", passed=not leaks, detail=f"leaked: {leaks}" if leaks else "ok"))
     return rows
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-027-4
+def _batches(timeouts:list, # the cell timeout of each run
+             workers:int)->list:
+    "(timeout, run numbers) per batch: the runs of one timeout split evenly into at most `workers` batches, the shortest timeout (runs that end by it) first"
+    batches = []
+    for timeout in sorted(set(timeouts)):
+        numbers = [number for number, each in enumerate(timeouts) if each == timeout]
+        count = min(workers, len(numbers))
+        batches += [(timeout, numbers[start::count]) for start in range(count)]
+    return batches
+
+# %% ../../nbs/practice/03_grading.ipynb #grd-027-5
+def _grade_many(runs:list, # (graded notebook, name, timeout) for each run, as `_graded_copy` makes them
+                workers:int)->list:
+    "The cell results of every run: each notebook in a folder of its own, run in batches of one timeout, `workers` pytest processes at a time"
+    import nbformat
+    with tempfile.TemporaryDirectory(prefix="mlops-kit-validate-") as scratch:
+        paths = [Path(scratch) / f"run-{number}" / name for number, (graded, name, timeout) in enumerate(runs)]
+        for path, (graded, name, timeout) in zip(paths, runs):
+            path.parent.mkdir()
+            nbformat.write(graded, path)
+        batches = _batches([timeout for graded, name, timeout in runs], workers)
+        def run(batch): return _run_nbval_many([paths[number] for number in batch[1]], batch[0])
+        with ThreadPoolExecutor(max_workers=workers) as pool: done = list(pool.map(run, batches))
+    results = {number: result for (timeout, numbers), batch_results in zip(batches, done) for number, result in zip(numbers, batch_results)}
+    return [results[number] for number in range(len(runs))]
+
 # %% ../../nbs/practice/03_grading.ipynb #grd-027-3
 def validate(solutions="solutions", # the folder of solution notebooks
              exercises="exercises", # the folder of exercise notebooks made from them
@@ -785,9 +858,8 @@ def validate(solutions="solutions", # the folder of solution notebooks
             continue
         rows += _static_rows(solution, exercise, solutions, exercises, relative)
         runs += [(str(relative), check, learner, solution, run_timeout, judge) for check, learner, run_timeout, judge in made]
-    def run(job):
-        name, check, learner, solution, run_timeout, judge = job
-        passed, detail = judge(_grade_loaded(learner, solution, Path(name).name, None, run_timeout))
-        return dict(notebook=name, check=check, passed=passed, detail=detail)
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool: rows += list(pool.map(run, runs))
+    copies = [(_graded_copy(learner, solution, Path(name).name), Path(name).name, run_timeout) for name, check, learner, solution, run_timeout, judge in runs]
+    for (name, check, *_, judge), (graded, short_name, _), results in zip(runs, copies, _grade_many(copies, jobs or os.cpu_count() or 1)):
+        passed, detail = judge(_scorecard(short_name, graded, results))
+        rows.append(dict(notebook=name, check=check, passed=passed, detail=detail))
     return Validation(sorted(rows, key=lambda row: row["notebook"]))
