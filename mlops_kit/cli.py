@@ -492,8 +492,8 @@ def _add_progress_command(subcommands):
     parser.set_defaults(run=_run_progress)
 
 def _run_progress(args) -> int:
-    from mlops_kit.practice import progress
-    print(progress(args.folder, args.grades).text(), end="")
+    from mlops_kit.practice import course_progress
+    print(course_progress(args.folder, args.grades).text(), end="")
     return 0
 
 # %% ../nbs/90_cli.ipynb #08a4f98b

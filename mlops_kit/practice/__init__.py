@@ -15,7 +15,7 @@ __all__ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_
            'CapstoneRecords', 'check_success_criteria', 'check_design_gate', 'check_experiments', 'check_champion',
            'check_holdout_score', 'check_monitoring', 'monitoring_cases', 'capstone_loop', 'check_alerts',
            'check_decisions', 'ANSWER_STATES', 'ProgressError', 'exercise_points', 'answer_state', 'latest_scorecard',
-           'read_scorecard', 'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'progress',
+           'read_scorecard', 'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'course_progress',
            'progress_widget']
 
 # %% ../../nbs/practice/00_practice.ipynb #fbdafac9
@@ -41,7 +41,7 @@ from mlops_kit.practice.capstone import (CAPSTONE_SEED, CAPSTONE_BRIEF, CAPSTONE
 
 # %% ../../nbs/practice/00_practice.ipynb #13424045
 from .progress import (ANSWER_STATES, ProgressError, exercise_points, answer_state, latest_scorecard, read_scorecard,
-    LessonProgress, lesson_progress, course_notebooks, Progress, progress, progress_widget)
+    LessonProgress, lesson_progress, course_notebooks, Progress, course_progress, progress_widget)
 
 # %% ../../nbs/practice/00_practice.ipynb #5c787e87
 _all_ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id', 'CheckFailed',
@@ -59,5 +59,5 @@ _all_ = ['ANSWERS_FORMAT', 'AnswerStoreError', 'AnswerStore', 'check_exercise_id
         'check_experiments', 'check_champion', 'check_holdout_score', 'check_monitoring',
         'monitoring_cases', 'capstone_loop', 'check_alerts', 'check_decisions', 'ANSWER_STATES',
         'ProgressError', 'exercise_points', 'answer_state', 'latest_scorecard', 'read_scorecard',
-        'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'progress',
+        'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'course_progress',
         'progress_widget']

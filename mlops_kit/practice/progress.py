@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ANSWER_STATES', 'ProgressError', 'exercise_points', 'answer_state', 'latest_scorecard', 'read_scorecard',
-           'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'progress', 'progress_widget']
+           'LessonProgress', 'lesson_progress', 'course_notebooks', 'Progress', 'course_progress', 'progress_widget']
 
 # %% ../../nbs/practice/05_progress.ipynb #prg-003
 import html, json, math, os
@@ -196,7 +196,7 @@ class Progress:
     def __repr__(self): return f"Progress({len(self.lessons)} lessons: {_of(*self.points())} points)"
 
 # %% ../../nbs/practice/05_progress.ipynb #prg-030
-def progress(folder="exercises", # the folder of exercise notebooks (and their answer stores)
+def course_progress(folder="exercises", # the folder of exercise notebooks (and their answer stores)
              grades=None, # where `mlops-kit grade` wrote the scorecards (default: 'grades' beside `folder`)
             )->Progress:
     "Points per exercise notebook and for the course, visible and hidden checks apart, from answer stores and the latest scorecards"
@@ -215,12 +215,12 @@ def progress(folder="exercises", # the folder of exercise notebooks (and their a
 def progress_widget(folder="exercises", # the folder of exercise notebooks, e.g. '../exercises' from the course home
                     grades=None, # where `mlops-kit grade` wrote the scorecards (default: 'grades' beside `folder`)
                    ):
-    "The progress table of `folder` (see `progress`) with a Refresh button that reads the answer stores and scorecards again"
+    "The progress table of `folder` (see `course_progress`) with a Refresh button that reads the answer stores and scorecards again"
     import ipywidgets as widgets
     table = widgets.HTML()
     button = widgets.Button(description="Refresh", icon="refresh", tooltip="read the answer stores and scorecards again")
     def refresh(_=None):
-        try: table.value = progress(folder, grades)._repr_html_()
+        try: table.value = course_progress(folder, grades)._repr_html_()
         except MlopsKitError as error: table.value = f"<p class='mlops-kit-feedback'>{html.escape(str(error))}</p>"
     button.on_click(refresh)
     refresh()
