@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MlopsKitError
+from .._toolbox import readable
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-load
 CAPSTONE_SEED = 1234 # the capstone's case study: a draw and a scenario the lessons and exercises do not use
@@ -126,12 +127,12 @@ def _brief_problems(criteria:dict, brief:dict)->list:
     costs = {metric["name"]: (metric["false_positive_cost"], metric["false_negative_cost"]) for metric in criteria.get("cost_metrics", [])}
     if costs.get(primary["metric"]) != (brief["false_positive"], brief["false_negative"]):
         problems.append(f"The primary criterion ({primary['metric']}) is not the cost of errors with the brief's costs: make it with "
-                        f"cost_metric(name, {brief['false_positive']:g}, {brief['false_negative']:g}).")
+                        f"cost_metric(name, {readable(brief['false_positive'])}, {readable(brief['false_negative'])}).")
     elif primary["comparison"] not in ("<=", "<") or primary["threshold"] > brief["max_cost_per_1000"]:
         problems.append(f"The primary criterion must keep the cost at or under {brief['max_cost_per_1000']:,.0f}; it says {primary['comparison']} {primary['threshold']:,.0f}.")
     recall = [other for other in criteria.get("others", []) if other["metric"] == "recall"]
     if not recall or recall[0]["comparison"] not in (">=", ">") or recall[0]["threshold"] < brief["min_recall"]:
-        problems.append(f"A constraint must ask for a recall of at least {brief['min_recall']:g}.")
+        problems.append(f"A constraint must ask for a recall of at least {readable(brief['min_recall'])}.")
     return problems
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-criteria

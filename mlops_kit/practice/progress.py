@@ -89,10 +89,10 @@ def read_scorecard(path, # a scorecard JSON file that write_scorecard wrote
     return rows
 
 # %% ../../nbs/practice/05_progress.ipynb #prg-022
-def _staleness(notebook:Path, scorecard:Path|None, scored:set)->str:
-    "A note if the scorecard may be out of date: exercises it does not know, or answers saved after it"
+def _staleness(notebook:Path, exercises:set, scorecard:Path|None, scored:set)->str:
+    "A note if the scorecard may be out of date: `exercises` of the notebook it does not know, or answers saved after it"
     if scorecard is None: return ""
-    if set(exercise_points(notebook)) - scored: return "the notebook has exercises its scorecard lacks: grade it again"
+    if exercises - scored: return "the notebook has exercises its scorecard lacks: grade it again"
     answers = notebook.with_name(f"{notebook.stem}.answers.json")
     changed = max([path.stat().st_mtime for path in (notebook, answers) if path.exists()], default=0)
     return "changed since graded: grade it again" if changed > scorecard.stat().st_mtime else ""
@@ -128,10 +128,11 @@ def lesson_progress(notebook, # an exercise notebook
     saved = AnswerStore(path.with_name(f"{path.stem}.answers.json")).all()  # AnswerStoreError names an unreadable store
     scorecard = latest_scorecard(path, grades)
     scored = read_scorecard(scorecard) if scorecard else {}
-    exercises = [dict(exercise=exercise, state=answer_state(saved.get(exercise)), **points,
+    points = exercise_points(path)
+    exercises = [dict(exercise=exercise, state=answer_state(saved.get(exercise)), **most,
                       passed=bool(scored.get(exercise, {}).get("passed")) if scorecard else None)
-                 for exercise, points in exercise_points(path).items()]
-    return LessonProgress(path.name, exercises, scorecard, _staleness(path, scorecard, set(scored)))
+                 for exercise, most in points.items()]
+    return LessonProgress(path.name, exercises, scorecard, _staleness(path, set(points), scorecard, set(scored)))
 
 # %% ../../nbs/practice/05_progress.ipynb #prg-026
 def course_notebooks(folder, # a folder of exercise notebooks, e.g. a learner's exercises/
@@ -197,8 +198,8 @@ class Progress:
 
 # %% ../../nbs/practice/05_progress.ipynb #prg-030
 def course_progress(folder="exercises", # the folder of exercise notebooks (and their answer stores)
-             grades=None, # where `mlops-kit grade` wrote the scorecards (default: 'grades' beside `folder`)
-            )->Progress:
+                    grades=None, # where `mlops-kit grade` wrote the scorecards (default: 'grades' beside `folder`)
+                   )->Progress:
     "Points per exercise notebook and for the course, visible and hidden checks apart, from answer stores and the latest scorecards"
     if not isinstance(folder, (str, os.PathLike)): raise WrongTypeError(f"`folder` is a path, like 'exercises'; got {folder!r}")
     folder = Path(folder)
