@@ -364,6 +364,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m|#x1B\[[0-9;]*m")
 def _failure_message(text:str)->str:
     "The last line of a cell's failure that says what went wrong"
     lines = [line.strip() for line in _ANSI.sub("", text or "").splitlines() if line.strip()]
+    if any("waiting for output" in line for line in lines):
+        return "the kernel was too slow to send the cell's output (a busy machine?), so nbval stopped it: grade again"
     timeouts = [line.split(": ", 1)[-1] for line in lines if "Timeout of" in line]
     if timeouts: return timeouts[0] + ": the cell ran too long (an endless loop?)"
     if any("Failed to interrupt kernel" in line for line in lines):
@@ -376,8 +378,9 @@ def _failure_message(text:str)->str:
 _NBVAL_ENVIRONMENT = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # pytest loads nbval alone: each other plugin installed costs its import at every start
 
 def _nbval_command(notebooks:list, timeout:float, root:Path)->list:
-    "pytest with nbval only (`-p nbval.plugin`), a timeout per cell and a JUnit report in `root`, for `notebooks` under `root`"
-    return [sys.executable, "-m", "pytest", "-p", "nbval.plugin", "--nbval-lax", f"--nbval-cell-timeout={timeout:g}",
+    "pytest with nbval and its patience plugin only, a kernel of this Python, a timeout per cell and a JUnit report in `root`"
+    return [sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "mlops_kit.nbval_patience", "--nbval-lax",
+            "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}",
             *map(str, notebooks), "-q", "-p", "no:cacheprovider", f"--rootdir={root}", f"--junitxml={root / 'nbval-report.xml'}"]
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-014-1
@@ -392,9 +395,21 @@ def _cell_results(cases:list, classname:str)->dict:
         results[int(match[1])] = (problem is None, message, float(case.get("time", 0)))
     return results
 
+# %% ../../nbs/practice/03_grading.ipynb #grd-014-1a
+def _kernel_failure(cases:list, classname:str)->str|None:
+    "Why the kernel of one notebook (`classname`: its path, dotted) did not start, from its JUnit test cases; None if it started"
+    for case in cases:
+        error = case.find("error")
+        if case.get("classname") == classname and error is not None and error.get("message", "").startswith("failed on setup"):
+            return error.get("message").removeprefix("failed on setup with ").strip('"')
+    return None
+
+
 # %% ../../nbs/practice/03_grading.ipynb #grd-014-2
 def _run_nbval_many(notebooks:list, # notebooks in folders of their own under one folder (a kernel each, started in its folder)
-                    timeout:float)->list:
+                    timeout:float, # seconds each cell may run
+                    retries:int=1, # how many times a notebook whose kernel did not start is run again
+                   )->list:
     "For each notebook, code cell number -> (passed, message, seconds), from one pytest --nbval-lax process that runs them in turn"
     root = Path(os.path.commonpath([str(path.parent) for path in notebooks]))
     limit = len(notebooks) * timeout * 50 + 120
@@ -404,7 +419,18 @@ def _run_nbval_many(notebooks:list, # notebooks in folders of their own under on
     report = root / "nbval-report.xml"
     if not report.exists(): raise GradingError(f"nbval produced no report for {', '.join(path.name for path in notebooks)}")
     cases = list(ElementTree.parse(report).iter("testcase"))
-    return [_cell_results(cases, ".".join(path.relative_to(root).parts)) for path in notebooks]
+    classnames = [".".join(path.relative_to(root).parts) for path in notebooks]
+    results = [_cell_results(cases, classname) for classname in classnames]
+    unstarted = {number: why for number, classname in enumerate(classnames) if (why := _kernel_failure(cases, classname))}
+    if unstarted and retries <= 0:
+        number, why = next(iter(unstarted.items()))
+        raise GradingError(f"The Jupyter kernel for {notebooks[number].name} did not start ({why}), so nothing was graded: check that "
+                           f"`{Path(sys.executable).name} -m ipykernel --version` works in this environment, then grade again")
+    if unstarted:  # a kernel that did not start says nothing of the notebook: run those notebooks again
+        again = _run_nbval_many([notebooks[number] for number in unstarted], timeout, retries - 1)
+        for number, result in zip(unstarted, again): results[number] = result
+    return results
+
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-014-3
 def _run_nbval(notebook:Path, timeout:float)->dict:
@@ -757,8 +783,11 @@ class Validation:
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-026-1
 def _judge_solution(card:Scorecard)->tuple:
-    short = [row["exercise"] for row in card.exercises if not row["passed"]]
-    return (not short and bool(card.exercises), f"{readable(card.points)} / {readable(card.max_points)} points" + (f"; failing: {short}" if short else ""))
+    short = [row for row in card.exercises if not row["passed"]]
+    detail = f"{readable(card.points)} / {readable(card.max_points)} points"
+    if short: detail += f"; failing: {[row['exercise'] for row in short]}, the first with: {short[0]['message'] or 'no message'}"
+    return (not short and bool(card.exercises), detail)
+
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-026-2
 def _judge_untouched(card:Scorecard)->tuple:
