@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from ..errors import MlopsKitError, WrongTypeError
 from .._toolbox import check_flag, readable, write_files_atomic
+from ..nbval_patience import OUTPUT_PATIENCE
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-007
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -377,11 +378,16 @@ def _failure_message(text:str)->str:
 # %% ../../nbs/practice/03_grading.ipynb #grd-014
 _NBVAL_ENVIRONMENT = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # pytest loads nbval alone: each other plugin installed costs its import at every start
 
+def _output_patience(timeout:float)->float:
+    "Seconds nbval waits for each output message of a cell: half the cell's `timeout`, at least nbval's own 5, at most OUTPUT_PATIENCE"
+    return min(max(timeout / 2, 5), OUTPUT_PATIENCE)
+
 def _nbval_command(notebooks:list, timeout:float, root:Path)->list:
     "pytest with nbval and its patience plugin only, a kernel of this Python, a timeout per cell and a JUnit report in `root`"
     return [sys.executable, "-m", "pytest", "-p", "nbval.plugin", "-p", "mlops_kit.nbval_patience", "--nbval-lax",
-            "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}",
+            "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}", f"--output-patience={_output_patience(timeout):g}",
             *map(str, notebooks), "-q", "-p", "no:cacheprovider", f"--rootdir={root}", f"--junitxml={root / 'nbval-report.xml'}"]
+
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-014-1
 def _cell_results(cases:list, classname:str)->dict:
