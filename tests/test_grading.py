@@ -652,3 +652,17 @@ def test_the_guard_rebinds_every_alias_of_the_practice_modules():
     result = subprocess.run([sys.executable, "-c", learner + _guard_source("double", {}) + "\n" + after],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "rebound" in result.stdout, result.stderr[-2000:]
+
+
+def test_assign_grade_and_validate_refuse_a_solution_with_no_exercise(tmp_path, capsys):
+    "A notebook put among the solutions with no cell marked as a check: each command says so, and writes nothing"
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), solutions / "notes.ipynb")
+    code, out, err = run_main(["assign", str(solutions), str(tmp_path / "exercises")], capsys)
+    assert code == 2 and "notes.ipynb has no exercise" in err and "role 'check'" in err, err
+    assert not (tmp_path / "exercises").exists()
+    code, out, err = run_main(["grade", str(solutions / "notes.ipynb"), "--solutions", str(solutions)], capsys)
+    assert code == 2 and "notes.ipynb has no exercise" in err, err
+    problems = {row["check"]: row["detail"] for row in validate(solutions, solutions, jobs=1).problems}
+    assert "it has no exercise" in problems["cell metadata"], problems

@@ -84,6 +84,12 @@ def _check_solution(solution, name:str):
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise GradingError(f"{name}: " + "; ".join(problems[:3]) + more + ". Fix the cell metadata (its key 'mlops_kit')")
 
+def _check_has_exercises(solution, name:str):
+    "Raise GradingError if no cell of `solution` is a check cell: a notebook with no exercise has nothing to assign or grade"
+    if not any(_role(cell) == "check" for cell in solution.cells):
+        raise GradingError(f"{name} has no exercise: no cell's metadata 'mlops_kit' gives it the role 'check', so there is nothing "
+                           "to assign or grade. Mark each exercise's question, answer and check cells as solutions/00_template.ipynb does")
+
 # %% ../../nbs/practice/03_grading.ipynb #9ef60195
 def _fingerprint(notebook)->str:
     "A digest of a notebook's cells, their types and sources: what a learner's edits change, and Jupyter's saves do not"
@@ -104,6 +110,7 @@ def assign_notebook(solution, # a solution notebook (nbformat NotebookNode)
         cell.source = _replace_regions(cell.source, HIDDEN_BEGIN, HIDDEN_END, HIDDEN_NOTE if cell.cell_type == "code" else "", where)
         if cell.cell_type == "code": cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("execution", None)
+    _check_has_exercises(solution, name)
     exercise.metadata["mlops_kit"] = {"notebook": "exercise", "fingerprint": _fingerprint(exercise)}
     return exercise
 
@@ -541,7 +548,7 @@ def grade(notebook, # the learner's notebook
         raise GradingError(f"No notebook at '{notebook}'" + (": it is a folder (grade_folder grades a folder)" if notebook.is_dir() else ""))
     solution_path = _solution_for(notebook, solutions)
     solution = _read(solution_path)
-    _check_solution(solution, str(solution_path))
+    _check_solution(solution, str(solution_path)); _check_has_exercises(solution, str(solution_path))
     return _grade_loaded(_read(notebook), solution, notebook.name, _answer_file(notebook), timeout, include_hidden)
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-016-4
@@ -760,6 +767,7 @@ def _metadata_problems(solution, name:str)->list:
     readable = [_meta(cell) for cell in solution.cells if _meta(cell) and not _cell_problems(cell)]
     exercises, checked = {meta["exercise"] for meta in readable}, {meta["exercise"] for meta in readable if meta["role"] == "check"}
     problems += [f"exercise {exercise!r} has no check cell" for exercise in sorted(exercises - checked)]
+    if not checked: problems.append("it has no exercise: no cell's metadata 'mlops_kit' gives it the role 'check'")
     unsealed = sorted({meta["exercise"] for meta in readable if meta.get("kind") == "widget"} - set(_question_seals(solution)))
     problems += [f"widget exercise {exercise!r}: its question cell needs the seal as a literal, seal=\"sha256:...\"" for exercise in unsealed]
     stem = Path(name).stem
