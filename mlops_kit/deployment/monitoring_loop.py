@@ -14,9 +14,21 @@ from ..lifecycle import Criteria, Project
 from .._toolbox import as_date, did_you_mean, readable, whole_number
 from ..errors import MlopsKitError, WrongTypeError
 from .drift import DRIFT_METHODS, ColumnDrift, DriftError, DriftReport, as_column, drift_report, output_drift
-from .performance import MIN_LABELS, PerformanceReport, performance_report, read_outputs
+from .performance import _LATENCY_QUANTILES, MIN_LABELS, PerformanceReport, performance_report, read_outputs
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-034
+def _performance_alerts(window:str, at:pd.Timestamp, performance:PerformanceReport|None)->list:
+    "'performance' alerts for the failing criteria of `performance`: one for the model's quality, one for the service's speed"
+    if performance is None: return []
+    service = [metric for metric in performance.failing if metric in _LATENCY_QUANTILES]
+    model = [metric for metric in performance.failing if metric not in service]
+    evaluation = performance.evaluation.set_index("metric")
+    def alert(failing:list)->Alert:
+        evidence = f"On {performance.labelled:,} labelled cases of {window}: " + "; ".join(
+            f"{metric} = {readable(evaluation.measured[metric], 3)}, needs {evaluation.comparison[metric]} {readable(evaluation.threshold[metric], 6)}" for metric in failing)
+        return Alert("performance", window, at, "retrain", tuple(failing), evidence)
+    return [alert(failing) for failing in (model, service) if failing]
+
 def _output_alert(window:str, at:pd.Timestamp, result:ColumnDrift|None, kind:str)->list:
     "A 'prediction drift' or 'target drift' alert, if `result` (the drift of the predictions or of the labels) is drift"
     if result is None or not result.drifted: return []
@@ -27,11 +39,7 @@ def _output_alert(window:str, at:pd.Timestamp, result:ColumnDrift|None, kind:str
 def _alerts_of(window:str, at:pd.Timestamp, drift:DriftReport|None, performance:PerformanceReport|None,
                prediction_drift:ColumnDrift|None=None, target_drift:ColumnDrift|None=None)->list:
     "The alerts a window's reports call for, before any cooldown"
-    alerts = []
-    if performance is not None and performance.failing:
-        evidence = f"On {performance.labelled:,} labelled cases of {window}: " + "; ".join(
-            f"{row.metric} = {readable(row.measured, 3)}, needs {row.comparison} {readable(row.threshold, 6)}" for row in performance.evaluation.itertuples() if not row.passed)
-        alerts.append(Alert("performance", window, at, "retrain", tuple(performance.failing), evidence))
+    alerts = _performance_alerts(window, at, performance)
     if drift is not None and drift.dataset_drift:
         alerts.append(Alert("dataset drift", window, at, "rethink", tuple(drift.drifted_columns),
                             f"{len(drift.drifted_columns)} of {len(drift.tested)} columns drifted in {window}: {', '.join(drift.drifted_columns)}"))
