@@ -23,6 +23,9 @@ def _add_case_study_command(subcommands):
                                                 "checked before anything is written, and written together or not at all.")
     parser.add_argument("output", type=Path, help="CSV file to write the data to")
     parser.add_argument("--seed", type=int, default=42, help="random seed, a whole number from 0 to 4294967295 (default: 42)")
+    parser.add_argument("--scenario", default="lessons",
+                        help="where and when the problems are planted: 'lessons' (their story), 'practice' or 'capstone' "
+                             "(default: lessons)")
     parser.add_argument("--ground-truth", type=Path, help="also write the planted problems to this CSV file")
     parser.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     parser.set_defaults(run=_run_case_study)
@@ -44,12 +47,12 @@ def _run_case_study(args) -> int:
     outputs = {"OUTPUT": args.output, **({"--ground-truth": args.ground_truth} if args.ground_truth else {})}
     _refuse_same_file(outputs)
     for path in outputs.values(): _refuse_existing(path, args.overwrite)
-    case_study = load_case_study(seed=args.seed)  # checks the seed, before anything is written
+    case_study = load_case_study(seed=args.seed, scenario=args.scenario)  # checks the seed, before anything is written
     writers = {args.output: lambda path: case_study.frame.to_csv(path, index=False)}
     if args.ground_truth: writers[args.ground_truth] = lambda path: case_study.ground_truth.table().to_csv(path, index=False)
     write_files_atomic(writers)  # both files, or neither
     print(f"wrote {len(case_study.frame):,} rows x {case_study.frame.shape[1]} columns to {args.output}")
-    if args.ground_truth: print(f"wrote {len(case_study.ground_truth)} planted problems to {args.ground_truth}")
+    if args.ground_truth: print(f"wrote {len(case_study.ground_truth)} planted problems ({args.scenario} scenario) to {args.ground_truth}")
     return 0
 
 # %% ../nbs/90_cli.ipynb #144cdb40

@@ -26,18 +26,20 @@ def test_readme_command_line_examples_run(tmp_path):
     import pandas as pd
     terminal_block = re.findall(r"```sh\n(.*?)```", README, re.S)[1]
     commands = [line.split("  #")[0].split() for line in terminal_block.splitlines() if line.startswith("mlops-kit")]
-    assert [command[1] for command in commands] == ["case-study", "check-data", "report"]
+    assert [command[1] for command in commands] == ["case-study", "case-study", "check-data", "report"]
     executable = str(Path(sys.executable).parent / "mlops-kit")
     assert subprocess.run([executable, *commands[0][1:]], cwd=tmp_path).returncode == 0
-    churn = pd.read_csv(tmp_path / "churn.csv")
+    assert subprocess.run([executable, *commands[1][1:]], cwd=tmp_path).returncode == 0
+    churn, practice = pd.read_csv(tmp_path / "churn.csv"), pd.read_csv(tmp_path / "practice.csv")
+    assert churn.shape == practice.shape and not churn.equals(practice)  # the same customers, other problems
     churn[churn.month < "2024-07-01"].to_csv(tmp_path / "reference.csv", index=False)
     churn[churn.month >= "2025-12-01"].to_csv(tmp_path / "this-month.csv", index=False)
-    checked = subprocess.run([executable, *commands[1][1:]], cwd=tmp_path, capture_output=True, text=True)
+    checked = subprocess.run([executable, *commands[2][1:]], cwd=tmp_path, capture_output=True, text=True)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert "cancel_page_visits" in checked.stdout and "usage_hours" in checked.stdout
     from mlops_kit.lifecycle import Project
-    Project(tmp_path / commands[2][2], name="churn")
-    assert subprocess.run([executable, *commands[2][1:]], cwd=tmp_path).returncode == 0
+    Project(tmp_path / commands[3][2], name="churn")
+    assert subprocess.run([executable, *commands[3][1:]], cwd=tmp_path).returncode == 0
     assert "Phase report: churn" in (tmp_path / "report.html").read_text()
 
 
