@@ -9,8 +9,8 @@ __all__ = ['DEFAULT_LOG', 'ServingError', 'RequestRecord', 'check_log_location',
            'ServiceSettings', 'create_app', 'ServiceCallError', 'ServiceClient', 'BackgroundServer', 'serve',
            'DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'DriftError', 'drift_type', 'ColumnDrift',
            'column_drift', 'DriftReport', 'drift_report', 'as_column', 'output_drift', 'MIN_LABELS', 'MAX_DRAWS',
-           'ModelOutputs', 'read_outputs', 'PerformanceReport', 'performance_report', 'MAX_WINDOWS', 'ALERT_KINDS',
-           'Alert', 'AlertPolicy', 'MonitoringLoop']
+           'LATENCY_METRICS', 'ModelOutputs', 'read_outputs', 'PerformanceReport', 'performance_report', 'MAX_WINDOWS',
+           'ALERT_KINDS', 'Alert', 'AlertPolicy', 'MonitoringLoop']
 
 # %% ../../nbs/deployment/00_deployment.ipynb #733f4c13
 from mlops_kit.deployment.prediction_log import (DEFAULT_LOG, ServingError, RequestRecord, check_log_location, checked_label, Retention,
@@ -31,7 +31,8 @@ from .drift import (DRIFT_METHODS, INTEGER_CATEGORY_LIMIT, SMALL_WINDOW, DriftEr
     column_drift, DriftReport, drift_report, as_column, output_drift)
 
 # %% ../../nbs/deployment/00_deployment.ipynb #fffa2b6c
-from .performance import (MIN_LABELS, MAX_DRAWS, ModelOutputs, read_outputs, PerformanceReport, performance_report)
+from mlops_kit.deployment.performance import (MIN_LABELS, MAX_DRAWS, LATENCY_METRICS, ModelOutputs, read_outputs, PerformanceReport,
+    performance_report)
 
 # %% ../../nbs/deployment/00_deployment.ipynb #c369b0d3
 from .monitoring_loop import (MAX_WINDOWS, ALERT_KINDS, Alert, AlertPolicy, MonitoringLoop)
@@ -44,6 +45,6 @@ _all_ = ['DEFAULT_LOG', 'ServingError', 'RequestRecord', 'check_log_location', '
         'create_app', 'ServiceCallError', 'ServiceClient', 'BackgroundServer', 'serve',
         'DRIFT_METHODS', 'INTEGER_CATEGORY_LIMIT', 'SMALL_WINDOW', 'DriftError', 'drift_type',
         'ColumnDrift', 'column_drift', 'DriftReport', 'drift_report', 'as_column', 'output_drift',
-        'MIN_LABELS', 'MAX_DRAWS', 'ModelOutputs', 'read_outputs', 'PerformanceReport',
-        'performance_report', 'MAX_WINDOWS', 'ALERT_KINDS', 'Alert', 'AlertPolicy',
-        'MonitoringLoop']
+        'MIN_LABELS', 'MAX_DRAWS', 'LATENCY_METRICS', 'ModelOutputs', 'read_outputs',
+        'PerformanceReport', 'performance_report', 'MAX_WINDOWS', 'ALERT_KINDS', 'Alert',
+        'AlertPolicy', 'MonitoringLoop']

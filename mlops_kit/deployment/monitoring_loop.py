@@ -14,13 +14,13 @@ from ..lifecycle import Criteria, Project
 from .._toolbox import as_date, did_you_mean, readable, whole_number
 from ..errors import MlopsKitError, WrongTypeError
 from .drift import DRIFT_METHODS, ColumnDrift, DriftError, DriftReport, as_column, drift_report, output_drift
-from .performance import _LATENCY_QUANTILES, MIN_LABELS, PerformanceReport, performance_report, read_outputs
+from .performance import LATENCY_METRICS, MIN_LABELS, PerformanceReport, performance_report, read_outputs
 
 # %% ../../nbs/deployment/07_monitoring_loop.ipynb #mon-034
 def _performance_alerts(window:str, at:pd.Timestamp, performance:PerformanceReport|None)->list:
     "'performance' alerts for the failing criteria of `performance`: one for the model's quality, one for the service's speed"
     if performance is None: return []
-    service = [metric for metric in performance.failing if metric in _LATENCY_QUANTILES]
+    service = [metric for metric in performance.failing if metric in LATENCY_METRICS]
     model = [metric for metric in performance.failing if metric not in service]
     evaluation = performance.evaluation.set_index("metric")
     def alert(failing:list)->Alert:
