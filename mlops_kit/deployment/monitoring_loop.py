@@ -23,11 +23,13 @@ def _performance_alerts(window:str, at:pd.Timestamp, performance:PerformanceRepo
     service = [metric for metric in performance.failing if metric in LATENCY_METRICS]
     model = [metric for metric in performance.failing if metric not in service]
     evaluation = performance.evaluation.set_index("metric")
-    def alert(failing:list)->Alert:
-        evidence = f"On {performance.labelled:,} labelled cases of {window}: " + "; ".join(
-            f"{metric} = {readable(evaluation.measured[metric], 3)}, needs {evaluation.comparison[metric]} {readable(evaluation.threshold[metric], 6)}" for metric in failing)
-        return Alert("performance", window, at, "retrain", tuple(failing), evidence)
-    return [alert(failing) for failing in (model, service) if failing]
+    def measured(failing:list)->str:
+        return "; ".join(f"{metric} = {readable(evaluation.measured[metric], 3)}, needs {evaluation.comparison[metric]} "
+                         f"{readable(evaluation.threshold[metric], 6)}" for metric in failing)
+    alerts = [Alert("performance", window, at, "retrain", tuple(model), f"On {performance.labelled:,} labelled cases of {window}: {measured(model)}")] if model else []
+    if service: alerts.append(Alert("performance", window, at, "keep", tuple(service), f"The service was slow in {window}: {measured(service)}. "
+                                    "Keep the model; the service needs more processes or a faster machine"))
+    return alerts
 
 def _output_alert(window:str, at:pd.Timestamp, result:ColumnDrift|None, kind:str)->list:
     "A 'prediction drift' or 'target drift' alert, if `result` (the drift of the predictions or of the labels) is drift"
@@ -55,7 +57,7 @@ class Alert:
     kind: str # 'performance', 'dataset drift', 'column drift', 'prediction drift' or 'target drift'
     window: str # the window it was seen in
     at: pd.Timestamp # when it could be seen: the window's end (performance: the end plus the label lag)
-    recommendation: str # 'retrain' or 'rethink' (see mlops_kit.lifecycle.RECOMMENDATIONS)
+    recommendation: str # 'retrain', 'rethink', or 'keep' for a slow service (see mlops_kit.lifecycle.RECOMMENDATIONS)
     subject: tuple # the failing criteria or drifted columns
     evidence: str # in words
 
