@@ -387,6 +387,9 @@ def _add_practice_commands(subcommands):
     seal.add_argument("exercise", metavar="EXERCISE", help="the exercise id, e.g. lifecycle-first-phase")
     seal.add_argument("answer", metavar="ANSWER", help='the right answer as JSON, e.g. \'"Design"\' or \'["a", "b"]\' '
                       '(a negative number such as -1e-3: write -- before EXERCISE)')
+    seal.add_argument("--parts", action="store_true",
+                      help="ANSWER is the right answer by part (a JSON object key -> right value, or a list): print one seal per "
+                           "part, as a question's parts= needs them (matching, ordering, several answers)")
     seal.set_defaults(run=_run_seal)
 
 # %% ../nbs/90_cli.ipynb #cli-practice-code-1
@@ -472,10 +475,12 @@ def _json_answer(text:str):
 
 # %% ../nbs/90_cli.ipynb #cli-practice-code-7
 def _run_seal(args) -> int:
-    from mlops_kit.practice import CheckFailed, check_exercise_id, seal
+    from mlops_kit.practice import CheckFailed, check_exercise_id, seal, seal_parts
     check_exercise_id(args.exercise, "EXERCISE (an exercise id)")
     answer = _json_answer(args.answer)
-    try: print(seal(args.exercise, answer))
+    if args.parts and not isinstance(answer, (dict, list)):
+        raise MlopsKitError(f"with --parts, ANSWER is the right answer by part: a JSON object (key -> right value) or a list, got {args.answer!r}")
+    try: print("\n".join(seal_parts(args.exercise, answer)) if args.parts else seal(args.exercise, answer))
     except CheckFailed: raise MlopsKitError("ANSWER cannot be sealed: give plain JSON data of a usual size (text, numbers, "
                                             "true/false, null, lists and objects of them, not nested hundreds deep)") from None
     return 0
