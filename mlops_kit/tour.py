@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 from .data import check_seed
+from .deployment import LATENCY_METRICS
 from .errors import MlopsKitError, WrongTypeError
 
 # %% ../nbs/91_tour.ipynb #tour-007
@@ -98,11 +99,12 @@ def _deployment(folder:Path, registry, case)->tuple:
 
 # %% ../nbs/91_tour.ipynb #tour-retrain-alert
 def _alert_to_retrain_on(loop, ground_truth):
-    "The first performance alert of `loop` in a window starting once the planted concept drift has begun; None if there is none"
+    "The first performance alert of `loop` that recommends retraining, in a window starting once the planted concept drift has begun; None if there is none"
     drift_starts = [problem.start for problem in ground_truth.of_kind("concept_drift")]
     if not drift_starts: return None
     window_starts = dict(zip(loop.performance_.window, loop.performance_.start))
-    return next((alert for alert in loop.alerts_ if alert.kind == "performance" and window_starts[alert.window] >= min(drift_starts)), None)
+    return next((alert for alert in loop.alerts_ if alert.kind == "performance" and alert.recommendation == "retrain"
+                 and window_starts[alert.window] >= min(drift_starts)), None)
 
 # %% ../nbs/91_tour.ipynb #tour-012
 def _monitoring(project, registry, cases:pd.DataFrame, criteria)->tuple:
@@ -130,13 +132,19 @@ def _loop_back(project, registry, cases, criteria, loop, ground_truth, seed:int)
     return result, (f"on {len(recent.frame):,} logged, labelled cases from {alert.window}: "
                     + ("promoted " if result.promoted else "kept the champion, ") + f"v{registry.champion('churn').version}")
 
+# %% ../nbs/91_tour.ipynb #tour-service
+def _about_the_service(alert)->bool:
+    "Whether `alert` is only about the service's speed (latency criteria), not about the model or its data"
+    return alert.kind == "performance" and set(alert.subject) <= set(LATENCY_METRICS)
+
 # %% ../nbs/91_tour.ipynb #tour-cause
 def planted_cause(alert, # an `Alert`, or a row of `MonitoringLoop.alerts()`: its kind, window and subject
                   ground_truth, # the case study's `GroundTruth`
                   window_start:pd.Timestamp, # when the alert's window starts
                   last_met:pd.Timestamp|None=None, # performance alerts: when the last earlier window meeting the criteria started
                  ):
-    "The `PlantedProblem` of `ground_truth` that caused `alert` (the newest under way in its window that fits it), or None for a false alarm"
+    "The `PlantedProblem` of `ground_truth` that caused `alert` (the newest under way in its window that fits it), or None for a false alarm or a slow service"
+    if _about_the_service(alert): return None  # the machine's speed: the case study plants nothing there
     under_way = [problem for problem in ground_truth if problem.affects(window_start)[0]]
     if alert.kind.endswith("drift"): under_way = [problem for problem in under_way if set(problem.columns) & set(alert.subject)]
     elif last_met is not None: under_way = [problem for problem in under_way if problem.start > last_met]
@@ -154,6 +162,12 @@ def _problem_name(problem)->str:
     "A planted problem in words: its kind, columns and months, e.g. 'quality incident in monthly_charges, 2025-02'"
     return f"{problem.kind.replace('_', ' ')} in {', '.join(problem.columns)}, {_period(problem)}"
 
+# %% ../nbs/91_tour.ipynb #tour-cause-said
+def _cause_words(alert, cause)->str:
+    "What the report says caused `alert`: its planted problem's name, or that nothing planted did (a slow service, a false alarm)"
+    if cause is not None: return _problem_name(cause)
+    return "no planted problem (the service was slow)" if _about_the_service(alert) else "no planted problem (a false alarm)"
+
 # %% ../nbs/91_tour.ipynb #tour-last-met
 def _last_met(performance:pd.DataFrame, window_start:pd.Timestamp)->pd.Timestamp|None:
     "The start of the last window before `window_start` whose criteria were met, in `MonitoringLoop.performance_`; None if none was"
@@ -167,7 +181,7 @@ def _causes_section(alerts:pd.DataFrame, causes:list, ground_truth, watched:list
     for problem in list(ground_truth) + [None]:
         mine = [f"{row.kind} in {row.window}" for row, cause in zip(alerts.itertuples(), causes) if cause is problem]
         if problem is None:
-            if mine: lines.append(f"- **no planted problem** (false alarms): {'; '.join(mine)}")
+            if mine: lines.append(f"- **no planted problem** (false alarms, or a slow service): {'; '.join(mine)}")
             continue
         unwatched = not set(problem.columns) & set(watched)
         found = (f"{len(mine)} alerts, all consequences of this one problem: " if len(mine) > 1 else "") + "; ".join(mine)
@@ -186,7 +200,7 @@ def _write_report(folder:Path, result:TourResult, loop, project, ground_truth)->
     starts = dict(zip(loop.performance_.window, loop.performance_.start))
     causes = [planted_cause(row, ground_truth, starts[row.window], _last_met(loop.performance_, starts[row.window]))
               for row in result.alerts.itertuples()]
-    alerts = result.alerts.assign(cause=[_problem_name(cause) if cause else "no planted problem (a false alarm)" for cause in causes])
+    alerts = result.alerts.assign(cause=[_cause_words(row, cause) for row, cause in zip(result.alerts.itertuples(), causes)])
     lines = ["# mlops-kit tour", "", "The case study through the whole lifecycle, headless.", "", "## Steps", ""]
     lines += [f"- **{step}**: {text} ({seconds:.0f} s)" for step, text, seconds in result.steps]
     lines += ["", "## Alerts", "", _markdown_table(alerts[["window", "kind", "cause", "recommendation", "evidence"]]) if len(alerts) else "None.", ""]
