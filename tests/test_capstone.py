@@ -94,5 +94,5 @@ def test_a_journal_claiming_a_score_the_champion_does_not_reach_loses_those_poin
     card = scorecards["forged claim"]
     champion = next(row for row in card.exercises if row["exercise"] == "capstone-champion")
     assert champion["points"] == 0 and champion["visible"] == "passed" and champion["hidden"] == "failed", card.markdown()
-    assert "records cost_per_1000 = 20000 on the held-out months, but the champion" in champion["message"]
+    assert "records cost_per_1000 = 20,000 on the held-out months, but the champion" in champion["message"]
     assert points(card) == {**STAGES, "capstone-champion": 0}  # every other stage's records are true, and count

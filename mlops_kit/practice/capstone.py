@@ -129,7 +129,8 @@ def _brief_problems(criteria:dict, brief:dict)->list:
         problems.append(f"The primary criterion ({primary['metric']}) is not the cost of errors with the brief's costs: make it with "
                         f"cost_metric(name, {readable(brief['false_positive'])}, {readable(brief['false_negative'])}).")
     elif primary["comparison"] not in ("<=", "<") or primary["threshold"] > brief["max_cost_per_1000"]:
-        problems.append(f"The primary criterion must keep the cost at or under {brief['max_cost_per_1000']:,.0f}; it says {primary['comparison']} {primary['threshold']:,.0f}.")
+        problems.append(f"The primary criterion must keep the cost at or under {readable(brief['max_cost_per_1000'])}; it says "
+                        f"{primary['comparison']} {readable(primary['threshold'])}.")
     recall = [other for other in criteria.get("others", []) if other["metric"] == "recall"]
     if not recall or recall[0]["comparison"] not in (">=", ">") or recall[0]["threshold"] < brief["min_recall"]:
         problems.append(f"A constraint must ask for a recall of at least {readable(brief['min_recall'])}.")
@@ -184,28 +185,28 @@ def _measured_problems(criteria, measured:dict, what:str)->list:
         value = measured.get(criterion.metric)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             if criterion.kind != "system": problems.append(f"{what} holds no measured {criterion.metric}.")
-        elif not criterion.passes(value): problems.append(f"{what}: {criterion.metric} = {value:.4g} does not meet {criterion}.")
+        elif not criterion.passes(value): problems.append(f"{what}: {criterion.metric} = {readable(value)} does not meet {criterion}.")
     return problems
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-champion
-def check_champion(records:CapstoneRecords):
-    "Raise CapstoneCheckFailed unless a version was promoted to champion and the development 'go' records held-out values meeting the criteria"
+def check_champion(records:CapstoneRecords)->tuple:
+    "(model name, version, the development 'go'); raises CapstoneCheckFailed unless a version was promoted to champion and the go records held-out values meeting the criteria"
     champion, go = _champion(records), records.first(records.decisions("development", "go"))
     problems = [] if champion else ["No model was promoted to champion: registry.promote(name, version)."]
     if go is None: problems.append("The journal holds no development 'go': pass the gate with the held-out measurements (measured=...).")
     else: problems += _measured_problems(records.criteria(), go.data["metrics"], "The development 'go'")
     _require("champion", problems)
+    return (*champion, go)
 
 # %% ../../nbs/practice/04_capstone.ipynb #cap-check-holdout
 def check_holdout_score(records:CapstoneRecords, data:CapstoneData, tolerance:float=1e-6):
     "Raise CapstoneCheckFailed unless the champion, loaded and scored on `data.holdout`, scores what the development 'go' records and meets the journal's criteria"
-    check_champion(records)
-    (name, version), go, criteria = _champion(records), records.first(records.decisions("development", "go")), records.criteria()
+    (name, version, go), criteria = check_champion(records), records.criteria()
     bundle = records.registry.load(name, version=version)
     measured = criteria.compute_metrics(data.holdout.y.to_numpy(), bundle.predict(data.holdout.frame))
     recorded = go.data["metrics"]
-    problems = [f"The journal records {metric} = {recorded[metric]:.6g} on the held-out months, but the champion ({name} v{version}) scores "
-                f"{value:.6g} there." for metric, value in measured.items()
+    problems = [f"The journal records {metric} = {readable(recorded[metric], 6)} on the held-out months, but the champion ({name} v{version}) "
+                f"scores {readable(value, 6)} there." for metric, value in measured.items()
                 if not math.isclose(recorded.get(metric, math.nan), value, rel_tol=tolerance, abs_tol=tolerance)]
     _require("champion on the held-out months", problems + _measured_problems(criteria, measured, f"The champion ({name} v{version}) on the held-out months"))
 
@@ -261,8 +262,8 @@ def check_alerts(records:CapstoneRecords, data:CapstoneData):
 def check_decisions(records:CapstoneRecords):
     "Raise CapstoneCheckFailed unless every alert's window has a later deployment decision naming it, and every retraining decided has its outcome"
     deployment, problems = records.decisions("deployment"), []
-    for window in dict.fromkeys(entry.data["window"] for entry in records.of("alert")):
-        last_alert = max(entry.id for entry in records.of("alert") if entry.data["window"] == window)
+    last_alerts = {entry.data["window"]: entry.id for entry in records.of("alert")}  # oldest first: the last alert of each window wins
+    for window, last_alert in last_alerts.items():
         if not [decision for decision in deployment if decision.id > last_alert and decision.data["metrics"].get("window") == window]:
             problems.append(f"The alerts of {window} have no decision: record one with metrics={{'window': '{window}'}} (alert.decision() does).")
     for decision in [entry for entry in deployment if entry.data["return_to"] == "development"]:

@@ -548,7 +548,8 @@ def grade(notebook, # the learner's notebook
         raise GradingError(f"No notebook at '{notebook}'" + (": it is a folder (grade_folder grades a folder)" if notebook.is_dir() else ""))
     solution_path = _solution_for(notebook, solutions)
     solution = _read(solution_path)
-    _check_solution(solution, str(solution_path)); _check_has_exercises(solution, str(solution_path))
+    _check_solution(solution, str(solution_path))
+    _check_has_exercises(solution, str(solution_path))
     return _grade_loaded(_read(notebook), solution, notebook.name, _answer_file(notebook), timeout, include_hidden)
 
 # %% ../../nbs/practice/03_grading.ipynb #grd-016-4

@@ -165,11 +165,15 @@ def _aligned(rows:list)->str:
     lines = ["  ".join(str(row[key]).ljust(widths[key]) for key in _HEADINGS).rstrip() for row in table]
     return "\n".join(lines[:-1] + ["-" * max(map(len, lines)), lines[-1]]) + "\n"
 
+def _html_row(row:dict, bold:bool=False)->str:
+    "One row of the progress table in HTML, its cells escaped (and in bold for the total)"
+    cells = (html.escape(str(row[key])) for key in _HEADINGS)
+    return "<tr>" + "".join(f"<td><b>{cell}</b></td>" if bold else f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
 def _html_table(rows:list)->str:
-    "`rows` as an HTML table, the total in bold"
+    "`rows` as an HTML table, the total (the last row) in bold"
     head = "".join(f"<th>{html.escape(text)}</th>" for text in _HEADINGS.values())
-    body = "".join("<tr>" + "".join(f"<td>{'<b>' if row is rows[-1] else ''}{html.escape(str(row[key]))}{'</b>' if row is rows[-1] else ''}</td>"
-                                    for key in _HEADINGS) + "</tr>" for row in rows)
+    body = "".join(_html_row(row) for row in rows[:-1]) + _html_row(rows[-1], bold=True)
     return f"<table class='mlops-kit-progress'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 # %% ../../nbs/practice/05_progress.ipynb #prg-027
